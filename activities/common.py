@@ -1,0 +1,71 @@
+"""The activity boundary: one decorator that every step goes through.
+
+It does three things once, so no activity has to: applies lab faults (chaos, tests), turns
+domain errors into ``ApplicationError`` with the right ``non_retryable`` flag (a workflow
+never loops on a bug), and stamps the attempt number on the result for the evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
+from hybridops.models import ActivityResult
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=ActivityResult)
+
+
+def apply_fault(faults: dict[str, str], step: str) -> Awaitable[None]:
+    """Run the fault the lab inventory injects into ``step``, if any."""
+
+    async def _run() -> None:
+        spec = faults.get(step)
+        if not spec:
+            return
+        kind, _, arg = spec.partition(":")
+        if kind == "fail":
+            raise InjectedFault(f"fault injected into step {step}", step=step)
+        if kind == "delay":
+            await asyncio.sleep(float(arg or "1"))
+            return
+        raise ConfigError(f"faults.{step}: unknown fault {spec!r} (use 'fail' or 'delay:S')")
+
+    return _run()
+
+
+def step_activity(
+    name: str,
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """Declare a method of an activities class as the activity ``name``.
+
+    The class must have a ``faults`` attribute (``dict[str, str]``).
+    """
+
+    def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        @functools.wraps(fn)
+        async def run(self: Any, *args: Any) -> R:
+            attempt = activity.info().attempt
+            try:
+                await apply_fault(getattr(self, "faults", {}), name)
+                result = await fn(self, *args)
+            except HybridOpsError as err:
+                activity.logger.warning("%s failed on attempt %d: %s", name, attempt, err)
+                raise ApplicationError(
+                    str(err),
+                    {"attempt": attempt, **{k: str(v) for k, v in err.ids.items()}},
+                    type=type(err).__name__,
+                    non_retryable=not err.retryable,
+                ) from err
+            result.attempt = attempt
+            return result
+
+        return cast(Callable[..., Awaitable[R]], activity.defn(name=name)(run))
+
+    return wrap

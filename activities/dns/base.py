@@ -1,0 +1,78 @@
+"""The DNS driver interface and its value types.
+
+Shaped to fit Route53, Cloud DNS, Azure DNS and RFC 2136 alike: a zone, records as
+(name, type, ttl, values), and one converging write, :meth:`DnsDriver.ensure_record`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from dataclasses import dataclass
+
+from hybridops.errors import DnsRecordInvalid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record set: a fully qualified name (no trailing dot), a type, a TTL, its values."""
+
+    name: str
+    type: str
+    ttl: int
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """What :meth:`DnsDriver.ensure_record` did."""
+
+    changed: bool
+    previous: Record | None
+    current: Record
+
+
+def normalise(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+class DnsDriver(abc.ABC):
+    """One hosted zone at one provider."""
+
+    def __init__(self, zone: str) -> None:
+        self.zone = normalise(zone)
+
+    def _check_name(self, name: str) -> str:
+        name = normalise(name)
+        if name != self.zone and not name.endswith("." + self.zone):
+            raise DnsRecordInvalid(f"{name} is not in zone {self.zone}", zone=self.zone, record=name)
+        return name
+
+    async def get_record(self, name: str, type: str = "A") -> Record | None:
+        """Read-only. The record set ``name``/``type``, or None when it does not exist.
+        Raises :class:`DnsZoneNotFound` (fatal) or :class:`DnsError` (retryable)."""
+        return await self._get_record(self._check_name(name), type)
+
+    async def ensure_record(self, name: str, type: str, values: list[str], ttl: int) -> RecordChange:
+        """Make ``name``/``type`` hold exactly ``values`` with ``ttl``. Idempotent: when it
+        already does, nothing is sent (``changed`` false). Done when the provider reports
+        the change applied (Route53: INSYNC), which may take up to a minute in production."""
+        name = self._check_name(name)
+        if not values:
+            raise DnsRecordInvalid("no values given", zone=self.zone, record=name)
+        wanted = Record(name, type, ttl, tuple(sorted(values)))
+        previous = await self._get_record(name, type)
+        if previous is not None and previous.values == wanted.values and previous.ttl == ttl:
+            return RecordChange(False, previous, previous)
+        log.info("dns %s %s: %s -> %s", name, type, previous and previous.values, wanted.values)
+        await self._upsert(wanted)
+        return RecordChange(True, previous, wanted)
+
+    @abc.abstractmethod
+    async def _get_record(self, name: str, type: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def _upsert(self, record: Record) -> None:
+        """Create or replace the record set and wait until the provider applied it."""

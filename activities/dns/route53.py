@@ -1,0 +1,119 @@
+"""The Route53 driver (boto3). The lab points it at moto's Route53 server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from activities.dns.base import DnsDriver, Record, normalise
+from hybridops.errors import DnsError, DnsRecordInvalid, DnsZoneNotFound
+from hybridops.inventory import DnsSettings
+from hybridops.secrets import resolve_secret
+
+# Route53 error codes, mapped onto the shared errors.
+_FATAL = {
+    "InvalidChangeBatch": DnsRecordInvalid,
+    "InvalidInput": DnsRecordInvalid,
+    "NoSuchHostedZone": DnsZoneNotFound,
+    "AccessDenied": DnsZoneNotFound,
+}
+
+
+class Route53Driver(DnsDriver):
+    """A Route53 hosted zone, found by name."""
+
+    def __init__(self, settings: DnsSettings) -> None:
+        super().__init__(settings.zone)
+        creds: dict[str, str] = {}
+        secret = resolve_secret(settings.credentials_ref)
+        if secret:
+            key_id, _, key = secret.partition(":")
+            creds = {"aws_access_key_id": key_id, "aws_secret_access_key": key}
+        self._client: Any = boto3.client(  # type: ignore[call-overload]
+            "route53", endpoint_url=settings.endpoint_url, region_name=settings.region, **creds
+        )
+        self._zone_id: str | None = None
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, op)(**kwargs)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            fatal = _FATAL.get(code)
+            if fatal is not None:
+                raise fatal(f"route53 {op}: {code}: {err}", zone=self.zone) from None
+            raise DnsError(f"route53 {op}: {code}: {err}", zone=self.zone) from None
+        except BotoCoreError as err:
+            raise DnsError(f"route53 {op}: {err}", zone=self.zone) from None
+
+    def _zone(self) -> str:
+        if self._zone_id is None:
+            page = self._call("list_hosted_zones_by_name", DNSName=self.zone + ".")
+            for zone in page.get("HostedZones", []):
+                if normalise(zone["Name"]) == self.zone:
+                    self._zone_id = zone["Id"].split("/")[-1]
+                    break
+            else:
+                raise DnsZoneNotFound(f"no hosted zone {self.zone}", zone=self.zone)
+        return self._zone_id
+
+    def _get_sync(self, name: str, type: str) -> Record | None:
+        page = self._call(
+            "list_resource_record_sets",
+            HostedZoneId=self._zone(),
+            StartRecordName=name + ".",
+            StartRecordType=type,
+            MaxItems="1",
+        )
+        for rrset in page.get("ResourceRecordSets", []):
+            if normalise(rrset["Name"]) == name and rrset["Type"] == type:
+                values = tuple(sorted(r["Value"] for r in rrset.get("ResourceRecords", [])))
+                return Record(name, type, int(rrset.get("TTL", 0)), values)
+        return None
+
+    def _upsert_sync(self, record: Record) -> None:
+        change = self._call(
+            "change_resource_record_sets",
+            HostedZoneId=self._zone(),
+            ChangeBatch={
+                "Comment": "hybridops",
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": record.name + ".",
+                            "Type": record.type,
+                            "TTL": record.ttl,
+                            "ResourceRecords": [{"Value": v} for v in record.values],
+                        },
+                    }
+                ],
+            },
+        )
+        change_id = change["ChangeInfo"]["Id"]
+        deadline = time.monotonic() + 120
+        status = change["ChangeInfo"]["Status"]
+        while status != "INSYNC":
+            if time.monotonic() > deadline:
+                raise DnsError(f"change {change_id} not INSYNC after 120s", zone=self.zone)
+            time.sleep(0.5)
+            status = self._call("get_change", Id=change_id)["ChangeInfo"]["Status"]
+
+    async def _get_record(self, name: str, type: str) -> Record | None:
+        return await asyncio.to_thread(self._get_sync, name, type)
+
+    async def _upsert(self, record: Record) -> None:
+        await asyncio.to_thread(self._upsert_sync, record)
+
+    def create_zone_sync(self) -> str:
+        """Create the hosted zone if missing (used by the lab); returns its id."""
+        try:
+            return self._zone()
+        except DnsZoneNotFound:
+            zone = self._call("create_hosted_zone", Name=self.zone + ".", CallerReference=self.zone)
+            self._zone_id = str(zone["HostedZone"]["Id"].split("/")[-1])
+            return self._zone_id

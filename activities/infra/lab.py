@@ -1,0 +1,70 @@
+"""The ``lab`` infrastructure driver: clusters and apps as files on this machine.
+
+A target "cluster" is a state file (``clusters/<cloud>.json``) saying it is ready and which run
+prepared it; an app's database setting is ``apps/<app>.json``, what a ConfigMap or a
+Kubernetes secret reference would hold in production. Writes are atomic (rename).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from activities.infra.base import AppDatabase, InfraDriver
+from hybridops.errors import ConfigError
+from hybridops.inventory import InfraSettings
+from hybridops.models import Cloud
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> bool:
+    """Write ``data`` unless the file already holds it; returns whether it wrote."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+class LabInfraDriver(InfraDriver):
+    def __init__(self, settings: InfraSettings) -> None:
+        if settings.apps_dir is None:
+            raise ConfigError("infra.apps_dir: required by infra driver 'lab'")
+        self.root = settings.apps_dir.parent
+        self.apps_dir = settings.apps_dir
+
+    def _cluster(self, cloud: Cloud) -> Path:
+        return self.root / "clusters" / f"{cloud.value}.json"
+
+    async def _prepare(self, cloud: Cloud, run_id: str) -> bool:
+        path = self._cluster(cloud)
+        if path.exists():
+            return False  # already ready (by an earlier run, or this one before a crash)
+        return _write_json(path, {"cloud": cloud.value, "state": "ready", "prepared_by": run_id})
+
+    async def _release(self, cloud: Cloud, run_id: str) -> bool:
+        path = self._cluster(cloud)
+        if not path.exists() or json.loads(path.read_text()).get("prepared_by") != run_id:
+            return False
+        path.unlink()
+        return True
+
+    async def _repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
+        changed = False
+        for app in apps:
+            changed |= _write_json(
+                self.apps_dir / f"{app}.json",
+                {
+                    "app": app,
+                    "database": {
+                        "site": db.site,
+                        "host": db.host,
+                        "port": db.port,
+                        "dbname": db.dbname,
+                    },
+                },
+            )
+        return changed

@@ -1,0 +1,1 @@
+"""HybridOps' shared kernel: contracts, inventory, client factory, decision, CLI, lab."""

@@ -1,0 +1,382 @@
+"""The ``hybridops`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+
+from hybridops.client import connect
+from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.errors import HybridOpsError
+from hybridops.inventory import Inventory, home, load_inventory
+from hybridops.models import ApprovalInput, FailoverInput, FailoverResult, Progress, TargetChoice
+
+app = typer.Typer(
+    help="HybridOps: DR and cloud-bursting runbooks as Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+lab_app = typer.Typer(help="The embedded lab on this machine.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+console = Console()
+
+
+def _lab() -> Any:
+    from hybridops.lab import Lab
+
+    return Lab(home() / "lab")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except HybridOpsError as err:
+        _fail(str(err))
+
+
+# ---------------------------------------------------------------------- lab
+
+
+@lab_app.command("up")
+def lab_up(writer: bool = True) -> None:
+    """Start Temporal, PostgreSQL (primary + 2 standbys), DNS, a worker and the writer."""
+    lab = _lab()
+    try:
+        inv = lab.up(writer=writer)
+    except HybridOpsError as err:
+        _fail(str(err))
+    console.print(f"lab up; inventory {lab.root / 'inventory.yaml'}")
+    console.print(f"Temporal UI: {inv.temporal.ui_url}")
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Stop everything the lab started."""
+    _lab().down()
+    console.print("lab down")
+
+
+@lab_app.command("status")
+def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Each part of the lab, and the role of each database."""
+    status = _lab().status()
+    if json_out:
+        print(json.dumps(status, indent=2))
+        return
+    table = Table("part", "state")
+    for k, v in status.items():
+        if k not in ("root", "ports"):
+            table.add_row(k, str(v))
+    console.print(table)
+
+
+@lab_app.command("break")
+def lab_break(site: str) -> None:
+    """The disaster: kill SITE's database server (as if its host died)."""
+    lab = _lab()
+    if site not in ("onprem", "azure", "gcp"):
+        _fail(f"site: unknown site {site!r} (onprem, azure or gcp)")
+    at = lab.break_site(site)
+    console.print(f"{site} killed at {at.isoformat()}")
+
+
+@lab_app.command("reset")
+def lab_reset() -> None:
+    """Back to the starting topology (onprem primary, two standbys, DNS at onprem)."""
+    _lab().reset()
+    console.print("lab reset: onprem primary, azure and gcp standbys")
+
+
+@lab_app.command("writer", hidden=True)
+def lab_writer(seconds: float = 0.0) -> None:
+    """Run the workload writer in the foreground."""
+    from hybridops.workload import Writer
+
+    inv = load_inventory()
+    assert inv.workload.ledger is not None
+    Writer(inv, inv.workload.ledger).run(seconds or None)
+
+
+# ---------------------------------------------------------------------- worker
+
+
+@app.command()
+def worker(
+    queue: Annotated[list[str] | None, typer.Option(help="Task queue(s) to serve; all by default")] = None,
+) -> None:
+    """Run a worker serving the task queues."""
+    from workers.main import run_workers
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        queues = [TaskQueue(q) for q in queue] if queue else list(TaskQueue)
+    except ValueError:
+        _fail(f"queue: one of {[q.value for q in TaskQueue]}")
+    inv = _inventory()
+
+    async def main() -> None:
+        client = await connect(inv.temporal)
+        await run_workers(client, inv, queues)
+
+    _run(main())
+
+
+# ---------------------------------------------------------------------- runbooks
+
+
+def _inventory() -> Inventory:
+    try:
+        return load_inventory()
+    except HybridOpsError as err:
+        _fail(str(err))
+        raise
+
+
+def _ui_link(inv: Inventory, wf_id: str) -> str:
+    return f"{inv.temporal.ui_url}/namespaces/{inv.temporal.namespace}/workflows/{wf_id}"
+
+
+async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[str, Any]:
+    """Show the run's steps as they pass; returns the result (or failure details) as data."""
+    seen = 0
+    phase = ""
+    while True:
+        try:
+            prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
+            if not quiet:
+                if prog.phase.value != phase:
+                    phase = prog.phase.value
+                    if prog.waiting_for_approval:
+                        console.print(
+                            f"[yellow]waiting for approval:[/yellow] hybridops approve {handle.id} --by NAME"
+                        )
+                for step in prog.steps[seen:]:
+                    if step.ended_at is None:
+                        break
+                    ms = (step.ended_at - step.started_at).total_seconds() * 1000
+                    outcome = step.outcome.value if step.outcome else ""
+                    colour = "red" if outcome == "failed" else "green"
+                    console.print(
+                        f"  [{colour}]{step.name:<20}[/{colour}] {outcome:<10} {ms:7.0f} ms  {step.detail}"
+                    )
+                    seen += 1
+        except Exception:  # the query can fail while a worker restarts; keep watching
+            pass
+        desc = await handle.describe()
+        if desc.status is not None and desc.status.name != "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    try:
+        result = await handle.result()
+        data: dict[str, Any] = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+        return data
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+            failed: dict[str, Any] = cause.details[0]
+            return failed
+        return {"status": "failed", "error": str(cause or err)}
+
+
+def print_summary(data: dict[str, Any], inv: Inventory) -> None:
+    status = data.get("status")
+    colour = "green" if status == "succeeded" else "red"
+    console.print(
+        f"\n[bold {colour}]{data.get('runbook', 'failover')} {status}[/bold {colour}]"
+        f"  target: {data.get('target')}"
+    )
+    if data.get("error"):
+        console.print(f"  error: {data['error']}")
+    rpo = data.get("rpo") or {}
+    console.print(
+        f"  RTO: {data.get('rto_seconds')} s   RPO: {rpo.get('transactions_lost')} transactions,"
+        f" {rpo.get('seconds')} s ({rpo.get('method')})"
+    )
+    console.print(f"  evidence: {data.get('evidence_dir')}")
+    console.print(f"  in the UI: {_ui_link(inv, data.get('workflow_id', ''))}")
+
+
+async def start_failover(
+    client: Client, inv: Inventory, inp: FailoverInput, wf_id: str
+) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        WorkflowType.FAILOVER.value,
+        inp,
+        id=wf_id,
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        result_type=FailoverResult,
+    )
+
+
+@app.command()
+def failover(
+    target: Annotated[TargetChoice, typer.Option(help="azure, gcp or auto")] = TargetChoice.AUTO,
+    require_approval: Annotated[bool, typer.Option("--require-approval")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    incident_started_at: Annotated[str | None, typer.Option(help="ISO time the incident began")] = None,
+    workflow_id: Annotated[str | None, typer.Option("--id")] = None,
+    reason: str = "manual",
+) -> None:
+    """Start a failover, show its phases as they pass, and print RTO, RPO and the evidence."""
+    inv = _inventory()
+    incident = None
+    if incident_started_at:
+        try:
+            incident = datetime.fromisoformat(incident_started_at)
+        except ValueError:
+            _fail("incident-started-at: not an ISO 8601 time")
+    try:
+        inp = FailoverInput(
+            target=target,
+            require_approval=require_approval,
+            incident_started_at=incident,
+            reason=reason,
+            requested_by=os.environ.get("USER", "cli"),
+        )
+    except ValidationError as err:
+        _fail(str(err))
+        return
+    wf_id = workflow_id or f"failover-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+
+    async def main() -> dict[str, Any]:
+        client = await connect(inv.temporal)
+        handle = await start_failover(client, inv, inp, wf_id)
+        if not json_out:
+            console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
+        return await watch(handle, quiet=json_out)
+
+    data = _run(main())
+    if json_out:
+        print(json.dumps(data, indent=2))
+    else:
+        print_summary(data, inv)
+    if data.get("status") != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def approve(
+    workflow_id: str,
+    by: Annotated[str, typer.Option(help="Who approves")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead: the run compensates")] = False,
+    comment: str = "",
+) -> None:
+    """Approve (or reject) a run waiting at its approval gate."""
+    inv = _inventory()
+
+    async def main() -> None:
+        client = await connect(inv.temporal)
+        handle = client.get_workflow_handle(workflow_id)
+        await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by=by, approve=not reject, comment=comment))
+
+    try:
+        asyncio.run(main())
+    except Exception as err:
+        _fail(f"{workflow_id}: {getattr(err, 'message', None) or err}")
+    console.print(f"{workflow_id}: {'rejected' if reject else 'approved'} by {by}")
+
+
+@app.command()
+def status(workflow_id: str, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A run's status, phase and steps."""
+    inv = _inventory()
+
+    async def main() -> dict[str, Any]:
+        client = await connect(inv.temporal)
+        handle = client.get_workflow_handle(workflow_id)
+        desc = await handle.describe()
+        out: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "temporal_status": desc.status.name if desc.status else None,
+        }
+        try:
+            prog = await handle.query(PROGRESS_QUERY, result_type=Progress)
+            out.update(prog.model_dump(mode="json"))
+        except Exception as err:
+            out["query_error"] = str(err)
+        return out
+
+    data = _run(main())
+    if json_out:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(
+        f"{workflow_id}: {data.get('temporal_status')} phase={data.get('phase')} target={data.get('target')}"
+    )
+    for s in data.get("steps", []):
+        console.print(f"  {s['name']:<20} {s.get('outcome') or 'running':<10} {s.get('detail', '')}")
+
+
+@app.command()
+def demo(keep: bool = True) -> None:
+    """The main job on the embedded lab: up, writer running, onprem killed, failover, summary."""
+    import time
+
+    lab = _lab()
+    console.print("[bold]1. lab up[/bold] (Temporal, PostgreSQL onprem + azure + gcp, DNS, worker, writer)")
+    lab.reset() if lab.pid("temporal") else None
+    try:
+        inv = lab.up()
+    except HybridOpsError as err:
+        _fail(str(err))
+    os.environ["HYBRIDOPS_INVENTORY"] = str(lab.root / "inventory.yaml")
+    from hybridops.lab.lab import wait_until
+    from hybridops.workload import read_ledger
+
+    wait_until(
+        "the writer's first 200 writes",
+        lambda: lab.ledger.exists() and len(read_ledger(lab.ledger)) >= 200,
+        timeout=60,
+    )
+    console.print(f"   writer running: {len(read_ledger(lab.ledger))} writes acknowledged on onprem")
+    console.print("[bold]2. disaster[/bold]: hybridops lab break onprem")
+    at = lab.break_site("onprem")
+    console.print(f"   onprem killed at {at.isoformat()}")
+    console.print("[bold]3. failover[/bold] (target auto)")
+    wf_id = f"failover-demo-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+
+    async def main() -> dict[str, Any]:
+        client = await connect(inv.temporal)
+        handle = await start_failover(
+            client,
+            inv,
+            FailoverInput(incident_started_at=at, reason="demo: onprem killed", requested_by="make demo"),
+            wf_id,
+        )
+        console.print(f"   started {wf_id}")
+        return await watch(handle)
+
+    data = _run(main())
+    time.sleep(0)
+    print_summary(data, inv)
+    console.print("\nThe lab is still running: explore the run in the Temporal UI.")
+    console.print(
+        "  hybridops lab status   |   hybridops lab reset   |   hybridops lab down   (or make down)"
+    )
+    if data.get("status") != "succeeded":
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

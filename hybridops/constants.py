@@ -1,0 +1,39 @@
+"""Names shared by workflows, workers, the CLI and the lab: defined once, never repeated inline."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskQueue(StrEnum):
+    """Task queues follow capability and credentials (DESIGN.md rule 7)."""
+
+    CONTROL = "hybridops-control"
+    """Workflows and cheap activities (evidence, planning)."""
+    DB = "hybridops-db"
+    """Activities that reach the databases."""
+    INFRA = "hybridops-infra"
+    """Terraform, Packer, Ansible, the lab infra driver."""
+    DNS = "hybridops-dns"
+    """Activities that change DNS."""
+
+
+class WorkflowType(StrEnum):
+    """Workflow types are named after their runbook."""
+
+    FAILOVER = "FailoverWorkflow"
+
+
+class Runbook(StrEnum):
+    """Runbook names, used in evidence paths and workflow ids."""
+
+    FAILOVER = "failover"
+
+
+APPROVE_UPDATE = "approve"
+"""Name of the Update that approves (or rejects) a run waiting at its approval gate."""
+
+PROGRESS_QUERY = "progress"
+"""Name of the Query that returns a run's current phase and steps so far."""
+
+DEFAULT_NAMESPACE = "default"

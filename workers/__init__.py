@@ -1,0 +1,1 @@
+"""Worker entrypoints: which workflows and activities serve which task queue."""

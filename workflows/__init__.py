@@ -1,0 +1,1 @@
+"""Deterministic workflow code only: a module per runbook, the saga and step helpers."""

@@ -1,0 +1,333 @@
+"""``FailoverWorkflow``: the failover runbook.
+
+decide -> prepare target -> fence old primary -> [approval] -> promote (point of no return)
+-> repoint apps -> DNS cutover -> verify -> rejoin standbys -> evidence.
+
+Before the point of no return every world-changing step has registered its compensation,
+and a failure (or a rejection, or an approval timeout) undoes them in reverse. After it, the
+runbook only goes forward: failures are retried, then reported for a human. Every run,
+whatever its ending, writes its evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
+    from hybridops.decision import decide
+    from hybridops.errors import HybridOpsError
+    from hybridops.models import (
+        ActivityResult,
+        ApprovalInput,
+        ApprovalRecord,
+        AssessInput,
+        AssessResult,
+        DnsCutoverInput,
+        DnsResult,
+        EvidenceInput,
+        EvidenceResult,
+        FailoverInput,
+        FailoverResult,
+        FenceResult,
+        FollowInput,
+        Phase,
+        PlanInput,
+        PlanResult,
+        PrepareResult,
+        Progress,
+        PromoteInput,
+        PromoteResult,
+        RepointAppsInput,
+        RpoInput,
+        RpoMeasure,
+        RpoResult,
+        RunStatus,
+        SiteInput,
+        StepOutcome,
+        StepRecord,
+        VerifyInput,
+        VerifyResult,
+    )
+    from workflows import steps
+    from workflows.saga import Saga
+
+R = TypeVar("R", bound=ActivityResult)
+
+
+class Rejected(Exception):
+    """An approver rejected the run."""
+
+
+def _describe(err: BaseException) -> str:
+    """The innermost useful message of an error chain."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    if isinstance(err, ApplicationError) and err.type:
+        return f"{err.type}: {err.message}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _attempts(err: BaseException) -> int:
+    cause = err.cause if isinstance(err, ActivityError) else None
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
+            return int(detail["attempt"])
+    return 0
+
+
+@workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
+class FailoverWorkflow:
+    """Fail the database and its apps over from the current primary to a cloud standby."""
+
+    def __init__(self) -> None:
+        self._phase = Phase.PENDING
+        self._status = RunStatus.RUNNING
+        self._steps: list[StepRecord] = []
+        self._compensations: list[StepRecord] = []
+        self._approvals: list[ApprovalRecord] = []
+        self._waiting_for_approval = False
+        self._target: str | None = None
+        self._placement = "colocated"
+        self._queue_suffix = ""
+
+    # ------------------------------------------------------------------ handlers
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> Progress:
+        """The current phase and the steps so far."""
+        return Progress(
+            phase=self._phase,
+            status=self._status,
+            target=self._target,
+            waiting_for_approval=self._waiting_for_approval,
+            steps=self._steps,
+        )
+
+    @workflow.update(name=APPROVE_UPDATE)
+    def approve(self, inp: ApprovalInput) -> ApprovalRecord:
+        """Approve (or reject) the run waiting at its approval gate; returns the record."""
+        record = ApprovalRecord(
+            by=inp.by.strip(), approved=inp.approve, at=workflow.now(), comment=inp.comment
+        )
+        self._approvals.append(record)
+        self._waiting_for_approval = False
+        return record
+
+    @approve.validator
+    def _validate_approve(self, inp: ApprovalInput) -> None:
+        # Rejected here, an update leaves no trace in the history.
+        if not inp.by.strip():
+            raise ValueError("by: must name who approves")
+        if not self._waiting_for_approval:
+            raise ValueError(f"not waiting for approval (phase: {self._phase.value})")
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, inp: FailoverInput) -> FailoverResult:
+        info = workflow.info()
+        started = workflow.now()
+        res = FailoverResult(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            status=RunStatus.RUNNING,
+            input=inp,
+            started_at=started,
+            incident_started_at=inp.incident_started_at or started,
+        )
+        saga = Saga()
+        failure: BaseException | None = None
+        try:
+            await self._failover(inp, res, saga)
+            res.status = RunStatus.SUCCEEDED
+        except (Exception, asyncio.CancelledError) as err:
+            failure = err
+            res.error = _describe(err)
+            if saga.closed:
+                res.status = RunStatus.FAILED
+                res.error += " (past the point of no return: finish by hand, see runbooks/failover.md)"
+            else:
+                self._phase = Phase.COMPENSATE
+                try:
+                    await saga.compensate()
+                    res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
+                except Exception as comp_err:
+                    res.status = RunStatus.FAILED
+                    res.error += f"; a compensation failed: {_describe(comp_err)}"
+        self._status = res.status
+        res.steps, res.compensations, res.approvals = (
+            self._steps,
+            self._compensations,
+            self._approvals,
+        )
+        res.ended_at = workflow.now()
+        self._phase = Phase.EVIDENCE
+        evidence = await steps.run_step(
+            steps.EVIDENCE,
+            EvidenceInput(result=res),
+            EvidenceResult,
+            self._placement,
+            self._queue_suffix,
+        )
+        res.evidence_dir = evidence.path
+        self._phase = Phase.DONE
+        if isinstance(failure, asyncio.CancelledError):
+            raise failure
+        if res.status != RunStatus.SUCCEEDED:
+            raise ApplicationError(
+                f"failover {res.status.value}: {res.error}",
+                res.model_dump(mode="json"),
+                type=f"Failover{res.status.value.capitalize()}",
+                non_retryable=True,
+            )
+        return res
+
+    async def _failover(self, inp: FailoverInput, res: FailoverResult, saga: Saga) -> None:
+        run_id = workflow.info().workflow_id
+
+        # Decide: everything the choice rests on is an activity result, so it is in the
+        # history and a replay decides the same.
+        self._phase = Phase.DECIDE
+        plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+        assessed = await self._step(
+            "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
+        )
+        try:
+            decision = decide(plan.sites, assessed.states, plan.current_primary, inp.target, workflow.now())
+        except HybridOpsError as err:
+            raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from None
+        res.decision, res.target = decision, decision.target
+        self._target = target = decision.target
+        old = decision.old_primary
+
+        self._phase = Phase.PREPARE_TARGET
+        saga.register(
+            "release_target",
+            lambda: self._undo(steps.RELEASE, SiteInput(site=target, run_id=run_id)),
+        )
+        await self._step(
+            "prepare_target", steps.PREPARE, SiteInput(site=target, run_id=run_id), PrepareResult
+        )
+
+        self._phase = Phase.FENCE
+        saga.register(
+            "unfence_primary", lambda: self._undo(steps.UNFENCE, SiteInput(site=old, run_id=run_id))
+        )
+        fence = await self._step(
+            "fence_old_primary", steps.FENCE, SiteInput(site=old, run_id=run_id), FenceResult
+        )
+
+        if inp.require_approval:
+            await self._approval_gate(inp)
+
+        self._phase = Phase.PROMOTE
+        promote_in = PromoteInput(site=target, wait_for_lsn=fence.fenced_lsn, max_catchup_s=inp.max_catchup_s)
+        try:
+            await self._step("promote", steps.PROMOTE, promote_in, PromoteResult)
+        except ActivityError:
+            # Did the promotion happen before the failure? Only a primary is past the point.
+            after = await self._step("assess_target", steps.ASSESS, AssessInput(sites=[target]), AssessResult)
+            if after.states and after.states[0].reachable and after.states[0].in_recovery is False:
+                saga.close()
+                res.point_of_no_return_passed = True
+            raise
+        saga.close()
+        res.point_of_no_return_passed = True
+
+        self._phase = Phase.REPOINT_APPS
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target), ActivityResult)
+
+        self._phase = Phase.DNS_CUTOVER
+        await self._step("dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), DnsResult)
+
+        self._phase = Phase.VERIFY
+        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target), VerifyResult)
+        res.rto_seconds = round((verify.first_write_at - res.incident_started_at).total_seconds(), 3)
+        lag = next((c.lag_seconds for c in decision.candidates if c.site == target), None)
+        try:
+            rpo = await self._step(
+                "measure_rpo",
+                steps.RPO,
+                RpoInput(
+                    site=target,
+                    incident_started_at=res.incident_started_at,
+                    fallback_lag_seconds=lag,
+                ),
+                RpoResult,
+            )
+            res.rpo = rpo.rpo
+        except ActivityError:
+            res.rpo = RpoMeasure(seconds=lag, method="lag")  # recorded as a failed step
+
+        # Rejoin: the other standbys follow the new primary. Best effort: the failover itself
+        # is done; a standby that cannot follow is in the evidence for a human.
+        self._phase = Phase.REJOIN
+        others = [s.name for s in plan.sites if s.name not in (target, old) and s.cloud is not None]
+        reachable = {s.site for s in assessed.states if s.reachable and s.in_recovery}
+        others = [s for s in others if s in reachable]
+        if others:
+            try:
+                await self._step(
+                    "rejoin_standbys",
+                    steps.FOLLOW,
+                    FollowInput(sites=others, new_primary=target),
+                    ActivityResult,
+                )
+            except ActivityError:
+                pass
+
+    async def _approval_gate(self, inp: FailoverInput) -> None:
+        self._phase = Phase.APPROVAL
+        rec = StepRecord(name="approval", started_at=workflow.now())
+        self._steps.append(rec)
+        self._waiting_for_approval = True
+        try:
+            await workflow.wait_condition(
+                lambda: not self._waiting_for_approval,
+                timeout=timedelta(seconds=inp.approval_timeout_s),
+            )
+        except TimeoutError:
+            self._waiting_for_approval = False
+            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+            rec.detail = f"no approval within {inp.approval_timeout_s:.0f} s"
+            raise ApplicationError(rec.detail, type="ApprovalTimeout", non_retryable=True) from None
+        decision = self._approvals[-1]
+        rec.ended_at = workflow.now()
+        rec.detail = f"{'approved' if decision.approved else 'rejected'} by {decision.by}"
+        rec.outcome = StepOutcome.CHANGED if decision.approved else StepOutcome.FAILED
+        if not decision.approved:
+            raise Rejected(f"rejected by {decision.by}: {decision.comment}".rstrip(": "))
+
+    async def _step(
+        self,
+        name: str,
+        step: steps.Step,
+        arg: BaseModel,
+        rtype: type[R],
+        into: list[StepRecord] | None = None,
+    ) -> R:
+        """Run one step and record it (start, end, attempts, outcome) for the evidence."""
+        rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
+        (self._steps if into is None else into).append(rec)
+        try:
+            result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
+        except ActivityError as err:
+            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+            rec.attempts, rec.detail = _attempts(err), _describe(err)
+            raise
+        rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
+        rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
+        return result
+
+    async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
+        await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)

@@ -1,0 +1,99 @@
+"""How each step runs: which activity, on which task queue, with which timeouts and retries.
+
+Placement (the inventory's ``placement``, read once by the plan step and so in the history):
+
+* ``colocated``: the control worker holds every driver, so steps run as *local activities*.
+  On the dev server a local activity costs about 6 ms a step against about 45 to 100 ms for a
+  queued one (measured in bench/failover.py), and a failover's RTO is made of these steps.
+  They are safe here because every activity is idempotent: a local activity whose worker
+  dies is run again by the next worker from the last recorded result, and converges.
+* ``queues``: each step is a normal activity on the queue of its capability (DESIGN.md
+  rule 7), for deployments where database and DNS credentials live on other workers.
+
+The plan step itself always runs on the control queue as a local activity: it only reads
+the inventory and DNS, and it is what says where the rest runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from hybridops.constants import TaskQueue
+
+R = TypeVar("R", bound=BaseModel)
+
+READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=5,
+)
+"""Read-only steps: a few quick tries."""
+CHANGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=8,
+)
+"""World-changing steps: idempotent, so retried with backoff; non-retryable errors stop at once."""
+AFTER_PONR_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=30,
+)
+"""Past the point of no return there is no going back, only forward: retry for longer."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One activity as the workflow calls it."""
+
+    activity: str
+    queue: TaskQueue
+    timeout: timedelta
+    retry: RetryPolicy
+    irreversible: bool = False
+
+
+PLAN = Step("plan_failover", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
+ASSESS = Step("assess_sites", TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
+PREPARE = Step("prepare_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
+RELEASE = Step("release_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
+FENCE = Step("fence_primary", TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
+UNFENCE = Step("unfence_primary", TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
+PROMOTE = Step("promote_standby", TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True)
+REPOINT = Step("repoint_apps", TaskQueue.INFRA, timedelta(seconds=120), AFTER_PONR_RETRY)
+DNS_CUTOVER = Step("dns_cutover", TaskQueue.DNS, timedelta(seconds=180), AFTER_PONR_RETRY)
+VERIFY = Step("verify_writes", TaskQueue.DB, timedelta(seconds=90), AFTER_PONR_RETRY)
+RPO = Step("measure_rpo", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+FOLLOW = Step("follow_primary", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+EVIDENCE = Step("write_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+
+
+async def run_step(
+    step: Step, arg: BaseModel, result_type: type[R], placement: str, queue_suffix: str = ""
+) -> R:
+    """Run ``step`` as a local activity (colocated) or on its task queue (queues)."""
+    if placement == "colocated" or step is PLAN:
+        return await workflow.execute_local_activity(
+            step.activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=step.timeout,
+            retry_policy=step.retry,
+        )
+    return await workflow.execute_activity(
+        step.activity,
+        arg,
+        result_type=result_type,
+        task_queue=step.queue.value + queue_suffix,
+        start_to_close_timeout=step.timeout,
+        retry_policy=step.retry,
+        heartbeat_timeout=timedelta(seconds=30),
+    )
