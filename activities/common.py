@@ -51,7 +51,8 @@ def step_activity(
     def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         @functools.wraps(fn)
         async def run(self: Any, *args: Any) -> R:
-            attempt = activity.info().attempt
+            # Outside an activity (the bench's plain-script baseline) it is attempt 1.
+            attempt = activity.info().attempt if activity.in_activity() else 1
             try:
                 await apply_fault(getattr(self, "faults", {}), name)
                 result = await fn(self, *args)

@@ -183,7 +183,7 @@ class FailoverActivities:
                         host,
                         inp.site,
                         self.inventory.workload.probe_table,
-                        activity.info().workflow_id or "",
+                        activity.info().workflow_id or "" if activity.in_activity() else "script",
                     )
                     return VerifyResult(
                         resolved_to=host,
@@ -192,7 +192,8 @@ class FailoverActivities:
                     )
                 except HybridOpsError as err:
                     last_error = str(err)
-            activity.heartbeat(last_error)
+            if activity.in_activity():
+                activity.heartbeat(last_error)
             await asyncio.sleep(0.05)
         raise PreconditionFailed(f"no write succeeded through the DNS name: {last_error}", site=inp.site)
 
