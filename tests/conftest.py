@@ -1,0 +1,108 @@
+"""Shared fixtures: one real Temporal dev server for the session, a fresh lab per test.
+
+Every lab test gets its own loopback /24, its own DNS port, its own task queues and its own
+directory, so no test depends on another's leftovers, and none meets the demo lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from hybridops.constants import TaskQueue
+from hybridops.inventory import Inventory, write_inventory
+from hybridops.lab import Lab, LabPorts
+from workers.main import build_workers
+
+_counter = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def temporal_port() -> int:
+    return free_port()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env(temporal_port: int) -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (the venv's ``temporal``), with per-workflow time skipping."""
+    temporal = Path(sys.executable).parent / "temporal"
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=str(temporal),
+        port=temporal_port,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def client(temporal_env: WorkflowEnvironment) -> Client:
+    """A plain client (no time skipping): timers run in real time."""
+    return await temporal_env.connect_client(data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+def lab(temporal_port: int) -> Iterator[Lab]:
+    """A fresh lab: PostgreSQL onprem primary + azure and gcp standbys, DNS at onprem.
+    No worker and no writer unless the test starts them."""
+    n = next(_counter)
+    root = Path(tempfile.mkdtemp(prefix="hybridops-lab-"))
+    root.chmod(0o755)  # the PostgreSQL user must traverse it
+    ports = LabPorts(net=f"127.88.{n}", pg=15432, dns=free_port(), temporal=temporal_port, ui=0)
+    the_lab = Lab(root, ports, queue_suffix=f"-t{n}-{os.getpid()}")
+    os.environ.update(the_lab.env())
+    try:
+        the_lab.up(temporal=False, worker=False, writer=False)
+        yield the_lab
+    finally:
+        the_lab.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def lab_inventory(lab: Lab, **changes: object) -> Inventory:
+    """The lab's inventory with test changes (faults, placement), written where the lab's
+    processes read it, and with the evidence under the lab's directory."""
+    inv = lab.inventory().model_copy(update={"output_dir": lab.root / "output", **changes})
+    write_inventory(inv, lab.root / "inventory.yaml")
+    return inv
+
+
+@pytest_asyncio.fixture
+async def run_workers() -> AsyncIterator[object]:
+    """Start in-process workers for an inventory: ``await run_workers(client, inv)``."""
+    running: list[Worker] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(client: Client, inv: Inventory, queues: tuple[TaskQueue, ...] = tuple(TaskQueue)) -> None:
+        for w in build_workers(client, inv, queues):
+            running.append(w)
+            tasks.append(asyncio.create_task(w.run()))
+
+    yield start
+    for w in running:
+        await w.shutdown()
+    for t in tasks:
+        t.cancel()

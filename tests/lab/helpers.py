@@ -1,0 +1,82 @@
+"""Helpers for lab tests: read the world as an operator would, poll with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from temporalio.client import Client, WorkflowHandle
+
+from activities.dns.route53 import Route53Driver
+from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.inventory import Inventory
+from hybridops.lab import Lab
+from hybridops.models import FailoverResult
+
+T = TypeVar("T")
+
+
+def dns_points_at(lab: Lab) -> str | None:
+    """The site the lab's DNS record points at."""
+    inv = lab.inventory()
+    rec = Route53Driver(inv.dns)._get_sync(inv.dns.record, "A")
+    return inv.site_by_host(rec.values[0]) if rec and rec.values else None
+
+
+def role(lab: Lab, site: str) -> str:
+    """primary, standby or down."""
+    try:
+        with psycopg.connect(host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app",
+                             connect_timeout=2) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            return "standby" if row and row[0] else "primary"
+    except psycopg.OperationalError:
+        return "down"
+
+
+def can_write(lab: Lab, site: str) -> bool:
+    try:
+        with psycopg.connect(host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app",
+                             connect_timeout=2, autocommit=True) as conn:
+            conn.execute("INSERT INTO hybridops_probe (run_id) VALUES ('test')")
+            return True
+    except psycopg.Error:
+        return False
+
+
+def timeline(lab: Lab, site: str) -> int:
+    with psycopg.connect(host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app") as conn:
+        row = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
+        assert row is not None
+        return int(row[0][:8], 16)
+
+
+def fenced(lab: Lab, site: str) -> bool:
+    """The fence mark is in place (a restart would come up read-only)."""
+    d = lab.data_dir(site)
+    return (d / "hybridops.fence.json").exists() and (d / "standby.signal").exists()
+
+
+async def start(client: Client, inv: Inventory, arg: Any, wf_id: str | None = None) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        WorkflowType.FAILOVER.value, arg, id=wf_id or f"test-failover-{uuid.uuid4().hex[:8]}",
+        task_queue=inv.queue(TaskQueue.CONTROL), result_type=FailoverResult)
+
+
+async def eventually(what: str, check: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+            if last:
+                return last
+        except Exception as err:
+            last = err
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
