@@ -122,6 +122,9 @@ class FailoverActivities:
         if cloud is None:
             raise PreconditionFailed("the target must be a cloud site", site=inp.site)
         state = await self.pg.assess(inp.site)
+        if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id:
+            # This run got further before a worker died; converged already.
+            return PrepareResult(changed=False, detail=f"already promoted by {inp.run_id}")
         if not state.reachable or not state.in_recovery or state.fenced:
             raise PreconditionFailed(
                 f"target is not a healthy standby (reachable={state.reachable},"
@@ -149,7 +152,7 @@ class FailoverActivities:
 
     @step_activity("promote_standby")
     async def promote_standby(self, inp: PromoteInput) -> PromoteResult:
-        return await self.pg.promote(inp.site, inp.wait_for_lsn, inp.max_catchup_s)
+        return await self.pg.promote(inp.site, inp.wait_for_lsn, inp.max_catchup_s, inp.run_id)
 
     @step_activity("repoint_apps")
     async def repoint_apps(self, inp: RepointAppsInput) -> ActivityResult:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import platform
 import shutil
@@ -25,13 +26,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.failover import FailoverActivities
@@ -57,7 +60,6 @@ from hybridops.models import (
     SiteInput,
     StepOutcome,
     StepRecord,
-    TargetChoice,
     VerifyInput,
 )
 from hybridops.workload import Ack, read_ledger
@@ -95,7 +97,27 @@ class Measure:
     """RTO as the writer saw it: its first acknowledged write on the target minus the incident."""
     rpo: RpoMeasure
     steps: list[tuple[str, float]] = field(default_factory=list)
-    """Each step's name and duration in ms, in order."""
+    """Each step's name and duration in ms, in order (the evidence step is not one of them:
+    the workflow writes its evidence after its result's steps are closed)."""
+    evidence_ms: float | None = None
+    """The evidence step. Workflow: from its result's ``ended_at`` (closed just before the
+    evidence step) to the server's close time, so the evidence step and the completion."""
+    history: str = ""
+    """Workflow only: its workflow tasks (failed or timed out ones are worth a look)."""
+    gaps: list[str] = field(default_factory=list)
+    """Gaps over 5 ms between steps, as ``a -> b: N ms``."""
+    client_ms: float | None = None
+    """Workflow only: wall time minus the server's start-to-close time (start RPC, result
+    long-poll)."""
+    lead_ms: float | None = None
+    """From the incident (the kill) to the runbook's start: ``lab.break_site`` returning. It is
+    part of both RTOs but not of the wall time."""
+    head_ms: float | None = None
+    """From the start call to the first step's start."""
+    gaps_ms: float | None = None
+    """Between one step's end and the next one's start, summed."""
+    tail_ms: float | None = None
+    """From the last step's end to the result (the workflow's evidence step is in here)."""
 
     @property
     def steps_ms(self) -> float:
@@ -129,6 +151,32 @@ class Run:
 
 def _ms(start: datetime, end: datetime | None) -> float | None:
     return None if end is None else (end - start).total_seconds() * 1000
+
+
+def _durations(records: list[StepRecord]) -> list[tuple[str, float]]:
+    return [(r.name, ms) for r in records if (ms := _ms(r.started_at, r.ended_at)) is not None]
+
+
+def _breakdown(
+    m: Measure, records: list[StepRecord], at: datetime, started: datetime, ended: datetime
+) -> Measure:
+    """Where the time outside the steps went: before the first, between them, after the last."""
+    done = [r for r in records if r.ended_at is not None]
+    m.lead_ms = _ms(at, started)
+    if done:
+        m.head_ms = _ms(started, done[0].started_at)
+        m.gaps_ms = sum(
+            (b.started_at - a.ended_at).total_seconds() * 1000
+            for a, b in itertools.pairwise(done)
+            if a.ended_at is not None
+        )
+        m.gaps = [
+            f"{a.name} -> {b.name}: {gap:.0f} ms"
+            for a, b in itertools.pairwise(done)
+            if a.ended_at is not None and (gap := (b.started_at - a.ended_at).total_seconds() * 1000) > 5
+        ]
+        m.tail_ms = _ms(done[-1].ended_at or ended, ended)
+    return m
 
 
 def log(message: str) -> None:
@@ -186,6 +234,7 @@ async def run_workflow(client: Client, inv: Inventory, lab: Lab, wf_id: str) -> 
     """The runbook as a Temporal workflow on the lab's dev server and this process's workers."""
     at = await prepare_and_break(lab)
     inp = FailoverInput(incident_started_at=at, reason="bench", requested_by="bench/failover.py")
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     handle = await client.start_workflow(
         FailoverWorkflow.run,
@@ -195,17 +244,32 @@ async def run_workflow(client: Client, inv: Inventory, lab: Lab, wf_id: str) -> 
     )
     result: FailoverResult = await asyncio.wait_for(handle.result(), WORKFLOW_TIMEOUT_S)
     wall_ms = (time.perf_counter() - t0) * 1000
+    ended = datetime.now(UTC)
     if result.status != RunStatus.SUCCEEDED or result.target is None:
         raise RuntimeError(f"workflow {wf_id} ended {result.status.value}: {result.error}")
-    steps = [(s.name, ms) for s in result.steps if (ms := _ms(s.started_at, s.ended_at)) is not None]
-    return Measure(
+    desc = await handle.describe()  # after the clock stopped
+    history = await handle.fetch_history()
+    measure = Measure(
         wall_ms=wall_ms,
         target=result.target,
         rto_s=result.rto_seconds,
         writer_rto_s=await writer_rto(lab, result.target, at),
         rpo=result.rpo,
-        steps=steps,
+        steps=_durations(result.steps),
     )
+    kinds = Counter(EventType.Name(e.event_type) for e in history.events)
+    measure.history = (
+        ", ".join(
+            f"{kinds[f'EVENT_TYPE_WORKFLOW_TASK_{k.upper()}']} {k}"
+            for k in ("completed", "failed", "timed_out")
+        )
+        + f", {kinds['EVENT_TYPE_MARKER_RECORDED']} markers"
+    )
+    if desc.close_time is not None:
+        measure.client_ms = wall_ms - (desc.close_time - desc.start_time).total_seconds() * 1000
+        if result.ended_at is not None:
+            measure.evidence_ms = _ms(result.ended_at, desc.close_time)
+    return _breakdown(measure, result.steps, at, started, ended)
 
 
 async def run_script(acts: FailoverActivities, lab: Lab, run_id: str) -> Measure:
@@ -213,7 +277,6 @@ async def run_script(acts: FailoverActivities, lab: Lab, run_id: str) -> Measure
     at = await prepare_and_break(lab)
     inp = FailoverInput(incident_started_at=at, reason="bench baseline", requested_by="bench/failover.py")
     records: list[StepRecord] = []
-    AR = TypeVar("AR", bound=ActivityResult)
 
     async def step(name: str, call: Callable[[], Any]) -> Any:
         rec = StepRecord(name=name, started_at=datetime.now(UTC))
@@ -274,13 +337,264 @@ async def run_script(acts: FailoverActivities, lab: Lab, run_id: str) -> Measure
     await acts.write_evidence(EvidenceInput(result=result))
     evidence_ms = (time.perf_counter() - ev_start) * 1000
     wall_ms = (time.perf_counter() - t0) * 1000
-    steps = [(r.name, ms) for r in records if (ms := _ms(r.started_at, r.ended_at)) is not None]
-    steps.append(("evidence", evidence_ms))
-    return Measure(
+    ended = datetime.now(UTC)
+    measure = Measure(
         wall_ms=wall_ms,
         target=target,
         rto_s=rto_s,
         writer_rto_s=await writer_rto(lab, target, at),
         rpo=rpo.rpo,
-        steps=steps,
+        steps=_durations(records),
+        evidence_ms=evidence_ms,
     )
+    return _breakdown(measure, records, at, started, ended)
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, WorkflowFailureError) and err.cause is not None:
+        err = err.cause
+    return f"{type(err).__name__}: {err}"
+
+
+async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
+    """``runs`` runs of the workflow and of the script, with workers in this process."""
+    client = await connect(inv.temporal)
+    acts = build_activities(inv, client=None)
+    results: list[Run] = []
+    async with AsyncExitStack() as stack:
+        for worker in build_workers(client, inv):
+            await stack.enter_async_context(worker)
+        for n in range(1, runs + 1):
+            run = Run(n)
+            results.append(run)
+            log(f"run {n}/{runs}: workflow")
+            try:
+                run.workflow = await run_workflow(client, inv, lab, f"bench-failover-{tag}-{n}")
+            except Exception as err:
+                run.errors.append(f"workflow: {_describe(err)}")
+                log(f"run {n}: workflow failed: {_describe(err)}")
+            log(f"run {n}/{runs}: script baseline")
+            try:
+                run.script = await run_script(acts, lab, f"bench-script-{tag}-{n}")
+            except Exception as err:
+                run.errors.append(f"script: {_describe(err)}")
+                log(f"run {n}: script failed: {_describe(err)}")
+    return results
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def _f(value: float | None, fmt: str = ".1f", width: int = 0) -> str:
+    text = "-" if value is None or value != value else format(value, fmt)
+    return text.rjust(width)
+
+
+def _median(values: list[float | None]) -> float | None:
+    clean = [v for v in values if v is not None and v == v]
+    return statistics.median(clean) if clean else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _verdict(value: float | None, limit: float) -> str:
+    if value is None:
+        return "n/a"
+    return "met" if value < limit else "NOT met"
+
+
+def print_report(results: list[Run], lab: Lab) -> None:
+    ok = [r for r in results if r.workflow is not None]
+    print()
+    where = f"lab {lab.ports.net}.x, Temporal 127.0.0.1:{lab.ports.temporal}"
+    print(f"Failover bench: {len(results)} run(s); {where}")
+    print()
+    cols = (
+        f"{'run':>3}  {'workflow ms':>11}  {'script ms':>9}  {'ratio':>5}  {'RTO wf s':>8}"
+        f"  {'RTO writer s':>12}  {'RPO tx':>6}  {'RPO s':>6}  {'overhead ms':>11}  {'ms/step':>7}  target"
+    )
+    print(cols)
+    print("-" * len(cols))
+    for r in results:
+        w, sw = r.workflow, r.script
+        script_ms = _f(sw.wall_ms, ".1f", 9) if sw else "-".rjust(9)
+        if w is None:
+            print(f"{r.number:>3}  {'failed':>11}  {script_ms}")
+            continue
+        tx = str(w.rpo.transactions_lost) if w.rpo.transactions_lost is not None else "-"
+        print(
+            f"{r.number:>3}  {_f(w.wall_ms, '.1f', 11)}  {script_ms}"
+            f"  {_f(r.ratio, '.2f', 5)}  {_f(w.rto_s, '.3f', 8)}  {_f(w.writer_rto_s, '.3f', 12)}"
+            f"  {tx:>6}  {_f(w.rpo.seconds, '.3f', 6)}"
+            f"  {_f(w.overhead_ms, '.1f', 11)}  {_f(w.overhead_ms_per_step, '.1f', 7)}  {w.target}"
+        )
+    print()
+    print("Baseline script, per run (same activities, called in order, no Temporal):")
+    cols = (
+        f"{'run':>3}  {'script ms':>9}  {'RTO script s':>12}  {'RTO writer s':>12}  {'RPO tx':>6}"
+        f"  {'RPO s':>6}  {'steps ms':>8}  {'evidence ms':>11}  {'glue ms':>7}  {'lead ms':>7}  target"
+    )
+    print(cols)
+    print("-" * len(cols))
+    for r in results:
+        s = r.script
+        if s is None:
+            print(f"{r.number:>3}  failed")
+            continue
+        tx = str(s.rpo.transactions_lost) if s.rpo.transactions_lost is not None else "-"
+        print(
+            f"{r.number:>3}  {_f(s.wall_ms, '.1f', 9)}  {_f(s.rto_s, '.3f', 12)}"
+            f"  {_f(s.writer_rto_s, '.3f', 12)}  {tx:>6}  {_f(s.rpo.seconds, '.3f', 6)}"
+            f"  {_f(s.steps_ms, '.1f', 8)}  {_f(s.evidence_ms, '.1f', 11)}"
+            f"  {_f(s.overhead_ms - (s.evidence_ms or 0.0), '.1f', 7)}  {_f(s.lead_ms, '.1f', 7)}  {s.target}"
+        )
+    print()
+    print("Workflow overhead, per run: where the wall time outside the steps went")
+    cols = (
+        f"{'run':>3}  {'overhead ms':>11}  {'head ms':>7}  {'gaps ms':>7}  {'tail ms':>7}"
+        f"  {'evidence ms':>11}  {'client ms':>9}  steps  {'lead ms':>7}"
+    )
+    print(cols)
+    print("-" * len(cols))
+    for r in ok:
+        w = r.workflow
+        assert w is not None
+        print(
+            f"{r.number:>3}  {_f(w.overhead_ms, '.1f', 11)}  {_f(w.head_ms, '.1f', 7)}"
+            f"  {_f(w.gaps_ms, '.1f', 7)}  {_f(w.tail_ms, '.1f', 7)}  {_f(w.evidence_ms, '.1f', 11)}"
+            f"  {_f(w.client_ms, '.1f', 9)}  {len(w.steps):>5}"
+            f"  {_f(w.lead_ms, '.1f', 7)}"
+        )
+    for r in ok:
+        w = r.workflow
+        assert w is not None
+        print(
+            f"  run {r.number} workflow tasks: {w.history}"
+            + (f"; gaps: {'; '.join(w.gaps)}" if w.gaps else "")
+        )
+    print("  head: start call to the first step; gaps: between steps;")
+    print("  tail: last step to the result, including the workflow's evidence step (history fetch).")
+    print("  evidence: result closed to workflow closed (server time): the evidence step, completion.")
+    print("  client: wall minus the server's start-to-close time: start RPC and result long-poll.")
+    print("  lead (not in the wall time, in both RTOs): from the kill to the start call, that is")
+    print("  lab.break_site returning; the baseline table shows the same for the script.")
+    print()
+    names: list[str] = []
+    for r in results:
+        for m in (r.workflow, r.script):
+            for name, _ in m.steps if m else []:
+                if name not in names:
+                    names.append(name)
+    print("Per-phase mean durations (ms):")
+    cols = f"{'phase':<20}  {'workflow':>9}  {'script':>9}"
+    print(cols)
+    print("-" * len(cols))
+    for name in names:
+        wf = [ms for r in results if r.workflow for n, ms in r.workflow.steps if n == name]
+        sc = [ms for r in results if r.script for n, ms in r.script.steps if n == name]
+        print(f"{name:<20}  {_f(_mean(wf), '.1f', 9)}  {_f(_mean(sc), '.1f', 9)}")
+    sc_ev = [r.script.evidence_ms for r in results if r.script and r.script.evidence_ms is not None]
+    wf_ev = [r.workflow.evidence_ms for r in results if r.workflow and r.workflow.evidence_ms is not None]
+    print(f"{'evidence':<20}  {_f(_mean(wf_ev), '.1f', 9)}  {_f(_mean(sc_ev), '.1f', 9)}")
+    print("  (the workflow's evidence step is not in its result's steps: it is part of its overhead)")
+    print()
+    ws = [r.workflow for r in results if r.workflow]
+    ss = [r.script for r in results if r.script]
+    rto = _median([w.rto_s for w in ws])
+    wrto = _median([w.writer_rto_s for w in ws])
+    per_step = _median([w.overhead_ms_per_step for w in ws])
+    ratio = _median([r.ratio for r in results])
+    diff_per_step = _median(
+        [
+            (r.workflow.wall_ms - r.script.wall_ms) / len(r.workflow.steps)
+            for r in results
+            if r.workflow and r.script and r.workflow.steps
+        ]
+    )
+    rows: list[tuple[str, str, str, str]] = [
+        ("workflow wall", f"{_f(_median([w.wall_ms for w in ws]))} ms", "", ""),
+        ("script wall", f"{_f(_median([s.wall_ms for s in ss]))} ms", "", ""),
+        ("ratio workflow/script", _f(ratio, ".2f"), f"under {TARGET_RATIO}", _verdict(ratio, TARGET_RATIO)),
+        ("RTO (workflow)", f"{_f(rto, '.3f')} s", f"under {TARGET_RTO_S:g} s", _verdict(rto, TARGET_RTO_S)),
+        ("RTO (writer)", f"{_f(wrto, '.3f')} s", f"under {TARGET_RTO_S:g} s", _verdict(wrto, TARGET_RTO_S)),
+        ("RTO (script)", f"{_f(_median([s.rto_s for s in ss]), '.3f')} s", "", ""),
+        (
+            "RPO",
+            f"{_f(_median([w.rpo.transactions_lost for w in ws]), 'g')} tx,"
+            f" {_f(_median([w.rpo.seconds for w in ws]), '.3f')} s",
+            "",
+            "",
+        ),
+        ("overhead total", f"{_f(_median([w.overhead_ms for w in ws]))} ms", "", ""),
+        ("wall difference/step", f"{_f(diff_per_step)} ms", "(workflow - script) / steps", ""),
+        (
+            "overhead per step",
+            f"{_f(per_step)} ms",
+            f"under {TARGET_OVERHEAD_MS_PER_STEP:g} ms a step",
+            _verdict(per_step, TARGET_OVERHEAD_MS_PER_STEP),
+        ),
+    ]
+    print(f"Medians across {len(ws)} workflow run(s) and {len(ss)} script run(s):")
+    cols = f"{'figure':<22}  {'median':>16}  {'target':<28}  verdict"
+    print(cols)
+    print("-" * len(cols))
+    for label, value, target, verdict in rows:
+        print(f"{label:<22}  {value:>16}  {target:<28}  {verdict}")
+    print()
+    errors = [f"run {r.number}: {e}" for r in results for e in r.errors]
+    if errors:
+        print("Failures:")
+        for e in errors:
+            print(f"  {e}")
+        print()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"Machine: {os.cpu_count()} CPU(s), load average {load}, Python {platform.python_version()},"
+        f" {platform.platform()}."
+    )
+    print(
+        "Note: figures vary on shared machines (CPU contention, disk, other labs); compare runs"
+        " made on the same machine, and read medians rather than single runs."
+    )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs: at least 1")
+    tag = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-", dir="/tmp"))
+    tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
+    (tmp / "home").mkdir()
+    os.environ[HOME_ENV] = str(tmp / "home")
+    lab = Lab(tmp / "lab", PORTS, queue_suffix=f"-bench-{tag}")
+    os.environ.update(lab.env())
+    results: list[Run] = []
+    try:
+        log(f"lab up in {lab.root} (Temporal 127.0.0.1:{PORTS.temporal}, sites {PORTS.net}.1-3)")
+        inv = lab.up(temporal=True, worker=False, writer=True)
+        # Evidence goes to the temp dir, not to the repository's output/.
+        inv = inv.model_copy(update={"output_dir": tmp / "output"})
+        results = asyncio.run(bench(lab, inv, args.runs, tag))
+    finally:
+        log("lab down")
+        try:
+            lab.down()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_report(results, lab)
+    return 1 if any(r.errors for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -156,6 +156,8 @@ class SiteState(Contract):
     current_lsn: str | None = None
     last_replay_at: datetime | None = None
     fenced: bool = False
+    promoted_by: str | None = None
+    """The run that promoted this server, when HybridOps did."""
     error: str = ""
 
 
@@ -287,6 +289,7 @@ class PrepareResult(ActivityResult):
 
 class PromoteInput(Contract):
     site: str
+    run_id: str = ""
     wait_for_lsn: str | None = None
     max_catchup_s: float = 30.0
 

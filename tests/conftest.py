@@ -79,7 +79,8 @@ def lab(temporal_port: int) -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.down()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("KEEP_LAB") is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def lab_inventory(lab: Lab, **changes: object) -> Inventory:

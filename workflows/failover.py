@@ -152,6 +152,8 @@ class FailoverWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             failure = err
             res.error = _describe(err)
+            if not saga.closed and self._target is not None:
+                await self._close_if_promoted(self._target, saga, res)
             if saga.closed:
                 res.status = RunStatus.FAILED
                 res.error += " (past the point of no return: finish by hand, see runbooks/failover.md)"
@@ -209,6 +211,7 @@ class FailoverWorkflow:
         res.decision, res.target = decision, decision.target
         self._target = target = decision.target
         old = decision.old_primary
+        await steps.checkpoint()
 
         self._phase = Phase.PREPARE_TARGET
         saga.register(
@@ -231,16 +234,10 @@ class FailoverWorkflow:
             await self._approval_gate(inp)
 
         self._phase = Phase.PROMOTE
-        promote_in = PromoteInput(site=target, wait_for_lsn=fence.fenced_lsn, max_catchup_s=inp.max_catchup_s)
-        try:
-            await self._step("promote", steps.PROMOTE, promote_in, PromoteResult)
-        except ActivityError:
-            # Did the promotion happen before the failure? Only a primary is past the point.
-            after = await self._step("assess_target", steps.ASSESS, AssessInput(sites=[target]), AssessResult)
-            if after.states and after.states[0].reachable and after.states[0].in_recovery is False:
-                saga.close()
-                res.point_of_no_return_passed = True
-            raise
+        promote_in = PromoteInput(
+            site=target, run_id=run_id, wait_for_lsn=fence.fenced_lsn, max_catchup_s=inp.max_catchup_s
+        )
+        await self._step("promote", steps.PROMOTE, promote_in, PromoteResult)
         saga.close()
         res.point_of_no_return_passed = True
 
@@ -285,6 +282,20 @@ class FailoverWorkflow:
                 )
             except ActivityError:
                 pass
+
+    async def _close_if_promoted(self, target: str, saga: Saga, res: FailoverResult) -> None:
+        """Before undoing anything, look: if the target is already a primary (promotion ran,
+        whatever the failure said), the point of no return is behind us, and unfencing the
+        old primary would make two writable primaries. Unknown counts as promoted."""
+        try:
+            after = await self._step("assess_target", steps.ASSESS, AssessInput(sites=[target]), AssessResult)
+            state = after.states[0] if after.states else None
+            promoted = state is None or not state.reachable or state.in_recovery is not True
+        except ActivityError:
+            promoted = True
+        if promoted:
+            saga.close()
+            res.point_of_no_return_passed = True
 
     async def _approval_gate(self, inp: FailoverInput) -> None:
         self._phase = Phase.APPROVAL

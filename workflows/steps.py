@@ -76,6 +76,19 @@ FOLLOW = Step("follow_primary", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
 EVIDENCE = Step("write_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
 
 
+async def checkpoint() -> None:
+    """Make everything so far durable in the history before the world is changed.
+
+    A local activity's result reaches the history only when the workflow task completes, and
+    a run of local activities can share one task. If the worker died after the first change
+    to the world but before that task completed, a new worker would run the decide phase
+    again, on a world this run had begun to change (DNS may already point at the new
+    primary), and could decide differently. A 1 ms durable timer ends the task, so the
+    decision is recorded and a new worker replays it instead. Cost: one round trip.
+    """
+    await workflow.sleep(timedelta(milliseconds=1))
+
+
 async def run_step(
     step: Step, arg: BaseModel, result_type: type[R], placement: str, queue_suffix: str = ""
 ) -> R:

@@ -48,13 +48,16 @@ class PostgresDriver(abc.ABC):
         self.inventory.site(site)
         return await self._unfence(site)
 
-    async def promote(self, site: str, wait_for_lsn: str | None, max_catchup_s: float) -> PromoteResult:
+    async def promote(
+        self, site: str, wait_for_lsn: str | None, max_catchup_s: float, run_id: str = ""
+    ) -> PromoteResult:
         """Irreversible. Wait until ``site`` has replayed all WAL it received (and
         ``wait_for_lsn`` when given), at most ``max_catchup_s``, then promote it and wait for
-        it to accept writes. Already a primary: nothing to do (``changed`` false). Raises
+        it to accept writes, recording that ``run_id`` promoted it (see
+        :attr:`SiteState.promoted_by`). Already a primary: nothing to do. Raises
         :class:`PreconditionFailed` when it cannot catch up or is fenced."""
         self.inventory.site(site)
-        return await self._promote(site, wait_for_lsn, max_catchup_s)
+        return await self._promote(site, wait_for_lsn, max_catchup_s, run_id)
 
     async def follow(self, site: str, new_primary: str) -> bool:
         """Point the standby at ``site`` at ``new_primary`` (streaming, latest timeline).
@@ -81,7 +84,9 @@ class PostgresDriver(abc.ABC):
     @abc.abstractmethod
     async def _unfence(self, site: str) -> bool: ...
     @abc.abstractmethod
-    async def _promote(self, site: str, wait_for_lsn: str | None, max_catchup_s: float) -> PromoteResult: ...
+    async def _promote(
+        self, site: str, wait_for_lsn: str | None, max_catchup_s: float, run_id: str
+    ) -> PromoteResult: ...
     @abc.abstractmethod
     async def _follow(self, site: str, new_primary: str) -> bool: ...
     @abc.abstractmethod

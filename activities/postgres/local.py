@@ -27,6 +27,7 @@ from hybridops.models import FenceResult, PromoteResult, SiteState
 from hybridops.secrets import resolve_secret
 
 FENCE_MARK = "hybridops.fence.json"
+PROMOTE_MARK = "hybridops.promoted.json"
 STANDBY_SIGNAL = "standby.signal"
 
 
@@ -69,8 +70,8 @@ class LocalPostgresDriver(PostgresDriver):
             self.inventory.postgres.run_as,
         )
 
-    def _read_mark(self, site: str) -> dict[str, Any] | None:
-        path = self._data_dir(site) / FENCE_MARK
+    def _read_mark(self, site: str, name: str = FENCE_MARK) -> dict[str, Any] | None:
+        path = self._data_dir(site) / name
         try:
             data: dict[str, Any] = json.loads(path.read_text())
             return data
@@ -87,10 +88,12 @@ class LocalPostgresDriver(PostgresDriver):
 
     async def _assess(self, site: str) -> SiteState:
         fenced = self._read_mark(site) is not None
+        promoted = self._read_mark(site, PROMOTE_MARK)
+        promoted_by = promoted.get("promoted_by") if promoted else None
         try:
             conn = await self._connect(site)
         except DatabaseUnreachable as err:
-            return SiteState(site=site, reachable=False, fenced=fenced, error=str(err))
+            return SiteState(site=site, reachable=False, fenced=fenced, promoted_by=promoted_by, error=str(err))
         async with conn:
             cur = await conn.execute(
                 "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
@@ -119,6 +122,7 @@ class LocalPostgresDriver(PostgresDriver):
             current_lsn=current,
             last_replay_at=replay_at,
             fenced=fenced,
+            promoted_by=promoted_by if not in_recovery else None,
         )
 
     async def _fence(self, site: str, run_id: str) -> FenceResult:
@@ -200,7 +204,9 @@ class LocalPostgresDriver(PostgresDriver):
         (data_dir / FENCE_MARK).unlink(missing_ok=True)
         return True
 
-    async def _promote(self, site: str, wait_for_lsn: str | None, max_catchup_s: float) -> PromoteResult:
+    async def _promote(
+        self, site: str, wait_for_lsn: str | None, max_catchup_s: float, run_id: str
+    ) -> PromoteResult:
         if self._read_mark(site) is not None:
             raise PreconditionFailed("refusing to promote a fenced server", site=site)
         conn = await self._connect(site)
@@ -224,6 +230,12 @@ class LocalPostgresDriver(PostgresDriver):
                 _heartbeat({"catching_up": state.replay_lsn})
                 await asyncio.sleep(0.02)
                 state = await self._assess(site)
+            # The intent is written first, so that whoever looks later (a retry of an earlier
+            # step of this run, a second run) can tell this run's promotion from a stranger's.
+            self._write_file(
+                self._data_dir(site) / PROMOTE_MARK,
+                json.dumps({"promoted_by": run_id, "at": datetime.now(UTC).isoformat()}),
+            )
             cur = await conn.execute("SELECT pg_promote(true, 60)")
             row = await cur.fetchone()
             if not row or not row[0]:

@@ -1,0 +1,63 @@
+"""A worker killed mid-run: the run completes on a new worker, nothing is done twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from temporalio.client import Client
+
+from hybridops.lab import Lab
+from hybridops.models import FailoverInput, RunStatus
+from tests.conftest import lab_inventory
+from tests.lab.helpers import dns_points_at, eventually, start, timeline
+
+
+def dns_changes(lab: Lab) -> int:
+    """ChangeResourceRecordSets calls moto's server has answered, from its access log."""
+    return sum(1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line)
+
+
+def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hybridops.cli", "worker"],
+        env={**os.environ, **lab.env()},
+        stdout=lab.log("worker").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -> None:
+    # verify_writes is held for 4 s, so the kill lands after promotion and DNS cutover ran.
+    inv = lab_inventory(lab, faults={"verify_writes": "delay:4"})
+    before = dns_changes(lab)
+    first = spawn_worker(lab)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        lab.break_site("onprem")
+        handle = await start(client, inv, FailoverInput(target="azure"))
+
+        # Seen from outside: DNS moved, so promotion and cutover ran and verify is held.
+        # (A query would wait: local activities share the workflow task that answers it.)
+        async def dns_moved() -> bool:
+            return dns_points_at(lab) == "azure"
+
+        await eventually("the DNS cutover", dns_moved, timeout=60)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        second = spawn_worker(lab)
+        result = await handle.result()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    assert result.status == RunStatus.SUCCEEDED
+    assert dns_points_at(lab) == "azure"
+    assert timeline(lab, "azure") == 2, "promoted exactly once: one new timeline"
+    assert dns_changes(lab) - before == 1, "the DNS record was changed exactly once"
+    promote = [s for s in result.steps if s.name == "promote"]
+    dns = [s for s in result.steps if s.name == "dns_cutover"]
+    assert len(promote) == 1 and len(dns) == 1
