@@ -299,7 +299,9 @@ async def run_script(acts: FailoverActivities, lab: Lab, run_id: str) -> Measure
     await step(
         "promote",
         lambda: acts.promote_standby(
-            PromoteInput(site=target, wait_for_lsn=fence.fenced_lsn, max_catchup_s=inp.max_catchup_s)
+            PromoteInput(
+                site=target, run_id=run_id, wait_for_lsn=fence.fenced_lsn, max_catchup_s=inp.max_catchup_s
+            )
         ),
     )
     await step("repoint_apps", lambda: acts.repoint_apps(RepointAppsInput(site=target)))

@@ -93,7 +93,9 @@ class LocalPostgresDriver(PostgresDriver):
         try:
             conn = await self._connect(site)
         except DatabaseUnreachable as err:
-            return SiteState(site=site, reachable=False, fenced=fenced, promoted_by=promoted_by, error=str(err))
+            return SiteState(
+                site=site, reachable=False, fenced=fenced, promoted_by=promoted_by, error=str(err)
+            )
         async with conn:
             cur = await conn.execute(
                 "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"

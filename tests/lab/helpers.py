@@ -30,8 +30,9 @@ def dns_points_at(lab: Lab) -> str | None:
 def role(lab: Lab, site: str) -> str:
     """primary, standby or down."""
     try:
-        with psycopg.connect(host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app",
-                             connect_timeout=2) as conn:
+        with psycopg.connect(
+            host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app", connect_timeout=2
+        ) as conn:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             return "standby" if row and row[0] else "primary"
     except psycopg.OperationalError:
@@ -40,8 +41,14 @@ def role(lab: Lab, site: str) -> str:
 
 def can_write(lab: Lab, site: str) -> bool:
     try:
-        with psycopg.connect(host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app",
-                             connect_timeout=2, autocommit=True) as conn:
+        with psycopg.connect(
+            host=lab.ip(site),
+            port=lab.ports.pg,
+            user="postgres",
+            dbname="app",
+            connect_timeout=2,
+            autocommit=True,
+        ) as conn:
             conn.execute("INSERT INTO hybridops_probe (run_id) VALUES ('test')")
             return True
     except psycopg.Error:
@@ -61,10 +68,16 @@ def fenced(lab: Lab, site: str) -> bool:
     return (d / "hybridops.fence.json").exists() and (d / "standby.signal").exists()
 
 
-async def start(client: Client, inv: Inventory, arg: Any, wf_id: str | None = None) -> WorkflowHandle[Any, Any]:
+async def start(
+    client: Client, inv: Inventory, arg: Any, wf_id: str | None = None
+) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
-        WorkflowType.FAILOVER.value, arg, id=wf_id or f"test-failover-{uuid.uuid4().hex[:8]}",
-        task_queue=inv.queue(TaskQueue.CONTROL), result_type=FailoverResult)
+        WorkflowType.FAILOVER.value,
+        arg,
+        id=wf_id or f"test-failover-{uuid.uuid4().hex[:8]}",
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        result_type=FailoverResult,
+    )
 
 
 async def eventually(what: str, check: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:

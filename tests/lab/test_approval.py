@@ -50,7 +50,7 @@ async def test_gate_waits_then_proceeds_on_approval(client: Client, lab: Lab, ru
     assert gate.detail == "approved by alice"
 
     # Approving a run that is no longer waiting is refused.
-    with pytest.raises(Exception, match="not waiting|completed|not found"):
+    with pytest.raises(Exception, match=r"not waiting|completed|not found"):
         await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="bob"))
 
 

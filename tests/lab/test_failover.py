@@ -43,14 +43,21 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
 
     # Evidence: every file, a manifest that matches, and a history that replays cleanly.
     folder = Path(inv.output_dir) / "failover" / handle.id
-    assert {p.name for p in folder.iterdir()} >= {"evidence.json", "report.md", "history.json", "manifest.json"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "evidence.json",
+        "report.md",
+        "history.json",
+        "manifest.json",
+    }
     assert verify_manifest(folder) == []
     evidence = json.loads((folder / "evidence.json").read_text())
     for key in ("status", "target", "decision", "steps", "compensations", "approvals", "rto_seconds", "rpo"):
         assert key in evidence, key
     assert evidence["status"] == "succeeded" and evidence["rpo"]["method"] in ("ledger", "lag")
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
-    await Replayer(workflows=[FailoverWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[FailoverWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+        history
+    )
 
 
 async def test_empty_input_as_from_the_ui(client: Client, lab: Lab, run_workers) -> None:
@@ -67,8 +74,12 @@ async def test_empty_input_as_from_the_ui(client: Client, lab: Lab, run_workers)
 
 @pytest.mark.parametrize(
     ("arg", "field"),
-    [({"target": "aws"}, "target"), ({"require_approval": "perhaps"}, "require_approval"),
-     ({"approval_timeout_s": "soon"}, "approval_timeout_s"), ({"tagret": "azure"}, "tagret")],
+    [
+        ({"target": "aws"}, "target"),
+        ({"require_approval": "perhaps"}, "require_approval"),
+        ({"approval_timeout_s": "soon"}, "approval_timeout_s"),
+        ({"tagret": "azure"}, "tagret"),
+    ],
 )
 async def test_bad_input_fails_at_once_and_changes_nothing(
     client: Client, lab: Lab, run_workers, arg: dict[str, object], field: str
@@ -84,8 +95,11 @@ async def test_bad_input_fails_at_once_and_changes_nothing(
     # Failed as a workflow on its first task: no retry loop of failing workflow tasks.
     events = [e async for e in handle.fetch_history_events()]
     assert sum(1 for e in events if e.HasField("workflow_task_failed_event_attributes")) == 0
-    assert not any(e.HasField("activity_task_scheduled_event_attributes") or e.HasField("marker_recorded_event_attributes")
-                   for e in events)
+    assert not any(
+        e.HasField("activity_task_scheduled_event_attributes")
+        or e.HasField("marker_recorded_event_attributes")
+        for e in events
+    )
     assert dns_points_at(lab) == "onprem" and role(lab, "onprem") == "primary"
     assert not fenced(lab, "onprem")
 

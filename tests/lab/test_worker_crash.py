@@ -17,14 +17,18 @@ from tests.lab.helpers import dns_points_at, eventually, start, timeline
 
 def dns_changes(lab: Lab) -> int:
     """ChangeResourceRecordSets calls moto's server has answered, from its access log."""
-    return sum(1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line)
+    return sum(
+        1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line
+    )
 
 
 def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hybridops.cli", "worker"],
         env={**os.environ, **lab.env()},
-        stdout=lab.log("worker").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=lab.log("worker").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
