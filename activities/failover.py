@@ -28,6 +28,7 @@ from hybridops.models import (
     ActivityResult,
     AssessInput,
     AssessResult,
+    CheckpointInput,
     DnsCutoverInput,
     DnsResult,
     EvidenceInput,
@@ -85,7 +86,14 @@ class FailoverActivities:
             self.measure_rpo,
             self.follow_primary,
             self.write_evidence,
+            self.checkpoint,
         ]
+
+    @step_activity("checkpoint")
+    async def checkpoint(self, inp: CheckpointInput) -> ActivityResult:
+        """Does nothing: its scheduling is what makes the run so far durable (see
+        workflows/steps.py:checkpoint)."""
+        return ActivityResult(detail=inp.name)
 
     @step_activity("plan_failover")
     async def plan_failover(self, inp: PlanInput) -> PlanResult:

@@ -227,6 +227,12 @@ class ActivityResult(Contract):
     detail: str = ""
 
 
+class CheckpointInput(Contract):
+    """Input of ``checkpoint``: a no-op whose scheduling makes the run so far durable."""
+
+    name: str
+
+
 class PlanInput(Contract):
     """Input of ``plan_failover``."""
 

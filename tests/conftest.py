@@ -50,7 +50,10 @@ async def temporal_env(temporal_port: int) -> AsyncIterator[WorkflowEnvironment]
         dev_server_existing_path=str(temporal),
         port=temporal_port,
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+        dev_server_extra_args=[
+            "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
+            "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+        ],
     )
     try:
         yield env

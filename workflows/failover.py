@@ -211,7 +211,7 @@ class FailoverWorkflow:
         res.decision, res.target = decision, decision.target
         self._target = target = decision.target
         old = decision.old_primary
-        await steps.checkpoint()
+        await steps.checkpoint("decided")
 
         self._phase = Phase.PREPARE_TARGET
         saga.register(

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from hybridops.constants import TaskQueue
+    from hybridops.models import ActivityResult, CheckpointInput
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -73,20 +74,32 @@ DNS_CUTOVER = Step("dns_cutover", TaskQueue.DNS, timedelta(seconds=180), AFTER_P
 VERIFY = Step("verify_writes", TaskQueue.DB, timedelta(seconds=90), AFTER_PONR_RETRY)
 RPO = Step("measure_rpo", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
 FOLLOW = Step("follow_primary", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+CHECKPOINT = Step("checkpoint", TaskQueue.CONTROL, timedelta(seconds=10), READ_RETRY)
 EVIDENCE = Step("write_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
 
 
-async def checkpoint() -> None:
+async def checkpoint(name: str) -> None:
     """Make everything so far durable in the history before the world is changed.
 
     A local activity's result reaches the history only when the workflow task completes, and
     a run of local activities can share one task. If the worker died after the first change
     to the world but before that task completed, a new worker would run the decide phase
     again, on a world this run had begun to change (DNS may already point at the new
-    primary), and could decide differently. A 1 ms durable timer ends the task, so the
-    decision is recorded and a new worker replays it instead. Cost: one round trip.
+    primary), and could decide differently. Scheduling a queued activity ends the task, so
+    the decision is recorded and a new worker replays it instead.
+
+    Why an activity and not a short timer: the server fires timers at a one-second
+    granularity (a 1 ms ``workflow.sleep`` took about 1 s on the dev server), an activity on
+    the control queue takes one round trip (tens of ms; less where the server dispatches it
+    eagerly to this worker).
     """
-    await workflow.sleep(timedelta(milliseconds=1))
+    await workflow.execute_activity(
+        CHECKPOINT.activity,
+        CheckpointInput(name=name),
+        result_type=ActivityResult,
+        start_to_close_timeout=CHECKPOINT.timeout,
+        retry_policy=CHECKPOINT.retry,
+    )
 
 
 async def run_step(

@@ -451,9 +451,11 @@ class Lab:
                 victims = [proc, *proc.children(recursive=True)]
                 for p in victims:
                     p.kill()
-                psutil.wait_procs(victims, timeout=10)
             except psutil.NoSuchProcess:
                 pass
+            # Dead once SIGKILL is delivered, even before the parent reaps it (which can take
+            # seconds here): wait for "gone or zombie", not for the reaping.
+            wait_until(f"{site} to die", lambda: not self._running(site), timeout=10, interval=0.005)
         return at
 
     def start_writer(self) -> None:
