@@ -51,8 +51,10 @@ async def temporal_env(temporal_port: int) -> AsyncIterator[WorkflowEnvironment]
         port=temporal_port,
         data_converter=pydantic_data_converter,
         dev_server_extra_args=[
-            "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
-            "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+            "--dynamic-config-value",
+            "frontend.WorkflowTimeSkippingEnabled=true",
+            "--dynamic-config-value",
+            "system.enableActivityEagerExecution=true",
         ],
     )
     try:

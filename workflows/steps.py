@@ -4,7 +4,8 @@ Placement (the inventory's ``placement``, read once by the plan step and so in t
 
 * ``colocated``: the control worker holds every driver, so steps run as *local activities*.
   On the dev server a local activity costs about 6 ms a step against about 45 to 100 ms for a
-  queued one (measured in bench/failover.py), and a failover's RTO is made of these steps.
+  queued one (measured on this machine's dev server; bench/failover.py prints the overhead
+  per step of a whole run), and a failover's RTO is made of these steps.
   They are safe here because every activity is idempotent: a local activity whose worker
   dies is run again by the next worker from the last recorded result, and converges.
 * ``queues``: each step is a normal activity on the queue of its capability (DESIGN.md

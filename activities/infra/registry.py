@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 from activities.infra.base import InfraDriver
-from hybridops.errors import ConfigError
+from hybridops.drivers import load_driver
 from hybridops.inventory import InfraDriver as Kind
 from hybridops.inventory import InfraSettings
 
@@ -14,9 +12,4 @@ DRIVERS: dict[Kind, str] = {Kind.LAB: "activities.infra.lab:LabInfraDriver"}
 
 def make_infra_driver(settings: InfraSettings) -> InfraDriver:
     """The driver the inventory's ``infra.driver`` names."""
-    target = DRIVERS.get(settings.driver)
-    if target is None:
-        raise ConfigError(f"infra.driver: no driver {settings.driver!r}")
-    module, _, cls = target.partition(":")
-    driver: InfraDriver = getattr(importlib.import_module(module), cls)(settings)
-    return driver
+    return load_driver(DRIVERS, settings.driver, "infra.driver", InfraDriver, settings)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 from activities.postgres.base import PostgresDriver
-from hybridops.errors import ConfigError
+from hybridops.drivers import load_driver
 from hybridops.inventory import Inventory
 from hybridops.inventory import PostgresDriver as Kind
 
@@ -14,9 +12,4 @@ DRIVERS: dict[Kind, str] = {Kind.LOCAL: "activities.postgres.local:LocalPostgres
 
 def make_postgres_driver(inventory: Inventory) -> PostgresDriver:
     """The driver the inventory's ``postgres.driver`` names."""
-    target = DRIVERS.get(inventory.postgres.driver)
-    if target is None:
-        raise ConfigError(f"postgres.driver: no driver {inventory.postgres.driver!r}")
-    module, _, cls = target.partition(":")
-    driver: PostgresDriver = getattr(importlib.import_module(module), cls)(inventory)
-    return driver
+    return load_driver(DRIVERS, inventory.postgres.driver, "postgres.driver", PostgresDriver, inventory)

@@ -111,3 +111,16 @@ def test_evidence_files_and_manifest(tmp_path: Path) -> None:
 def test_report_says_what_happened() -> None:
     text = render_report(_result())
     assert "compensated" in text and "promote (irreversible)" in text and "InjectedFault: boom" in text
+
+
+def test_driver_tables_name_the_key() -> None:
+    from enum import StrEnum
+
+    from activities.dns.base import DnsDriver
+    from hybridops.drivers import load_driver
+
+    class Kind(StrEnum):
+        ROUTE54 = "route54"
+
+    with pytest.raises(ConfigError, match=r"dns\.driver: no driver"):
+        load_driver({}, Kind.ROUTE54, "dns.driver", DnsDriver)
