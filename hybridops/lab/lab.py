@@ -527,26 +527,24 @@ class Lab:
             return None
         return datetime.fromisoformat(json.loads(path.read_text())["at"])
 
+    def role(self, site: str) -> str:
+        """``primary``, ``standby``, or ``down`` when the server does not answer."""
+        try:
+            with psycopg.connect(
+                host=self.ip(site), port=self.ports.pg, user="postgres", dbname="postgres", connect_timeout=2
+            ) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                return "standby" if row and row[0] else "primary"
+        except psycopg.Error:
+            return "down"
+
     def status(self) -> dict[str, Any]:
         """Each part: running or not, and for databases their role."""
         out: dict[str, Any] = {"root": str(self.root), "ports": asdict(self.ports)}
         for name in ("temporal", "dns", "worker", "writer"):
             out[name] = "running" if self.pid(name) else "stopped"
         for site in SITES:
-            role = "stopped"
-            if self._running(site):
-                try:
-                    with psycopg.connect(
-                        host=self.ip(site),
-                        port=self.ports.pg,
-                        user="postgres",
-                        dbname="postgres",
-                        connect_timeout=2,
-                    ) as conn:
-                        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-                        role = "standby" if row and row[0] else "primary"
-                except psycopg.Error:
-                    role = "unreachable"
+            role = self.role(site) if self._running(site) else "stopped"
             if (self.data_dir(site) / "hybridops.fence.json").exists():
                 role += " (fenced)"
             out[f"pg:{site}"] = role

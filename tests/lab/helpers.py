@@ -29,14 +29,7 @@ def dns_points_at(lab: Lab) -> str | None:
 
 def role(lab: Lab, site: str) -> str:
     """primary, standby or down."""
-    try:
-        with psycopg.connect(
-            host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app", connect_timeout=2
-        ) as conn:
-            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-            return "standby" if row and row[0] else "primary"
-    except psycopg.OperationalError:
-        return "down"
+    return lab.role(site)
 
 
 def can_write(lab: Lab, site: str) -> bool:
