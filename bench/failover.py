@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
+from activities.decide import DecideActivities
 from activities.failover import FailoverActivities
 from hybridops.client import connect
 from hybridops.constants import TaskQueue
@@ -46,6 +47,7 @@ from hybridops.lab.lab import Lab, LabPorts
 from hybridops.models import (
     ActivityResult,
     AssessInput,
+    DecisionRequest,
     DnsCutoverInput,
     EvidenceInput,
     FailoverInput,
@@ -57,6 +59,7 @@ from hybridops.models import (
     RpoInput,
     RpoMeasure,
     RunStatus,
+    SignalsInput,
     SiteInput,
     StepOutcome,
     StepRecord,
@@ -272,7 +275,7 @@ async def run_workflow(client: Client, inv: Inventory, lab: Lab, wf_id: str) -> 
     return _breakdown(measure, result.steps, at, started, ended)
 
 
-async def run_script(acts: FailoverActivities, lab: Lab, run_id: str) -> Measure:
+async def run_script(acts: FailoverActivities, signals: DecideActivities, lab: Lab, run_id: str) -> Measure:
     """The same steps, with the same inputs as ``FailoverWorkflow`` passes, in a plain script."""
     at = await prepare_and_break(lab)
     inp = FailoverInput(incident_started_at=at, reason="bench baseline", requested_by="bench/failover.py")
@@ -292,7 +295,10 @@ async def run_script(acts: FailoverActivities, lab: Lab, run_id: str) -> Measure
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )
-    decision = decide(plan.sites, assessed.states, plan.current_primary, inp.target, datetime.now(UTC))
+    gathered = await step("gather_signals", lambda: signals.gather_signals(SignalsInput(sites=plan.sites)))
+    request = DecisionRequest(current_primary=plan.current_primary, target=inp.target.value)
+    decision, _ = decide(request, plan.sites, assessed.states, gathered)
+    assert decision.target is not None, decision.rationale
     target, old = decision.target, decision.old_primary
     await step("prepare_target", lambda: acts.prepare_target(SiteInput(site=target, run_id=run_id)))
     fence = await step("fence_old_primary", lambda: acts.fence_primary(SiteInput(site=old, run_id=run_id)))
@@ -365,6 +371,7 @@ async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
     """``runs`` runs of the workflow and of the script, with workers in this process."""
     client = await connect(inv.temporal)
     acts = build_activities(inv, client=None)
+    signals = DecideActivities(inv)
     results: list[Run] = []
     async with AsyncExitStack() as stack:
         for worker in build_workers(client, inv):
@@ -380,7 +387,7 @@ async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
                 log(f"run {n}: workflow failed: {_describe(err)}")
             log(f"run {n}/{runs}: script baseline")
             try:
-                run.script = await run_script(acts, lab, f"bench-script-{tag}-{n}")
+                run.script = await run_script(acts, signals, lab, f"bench-script-{tag}-{n}")
             except Exception as err:
                 run.errors.append(f"script: {_describe(err)}")
                 log(f"run {n}: script failed: {_describe(err)}")

@@ -21,7 +21,20 @@ from hybridops.client import connect
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory, home, load_inventory
-from hybridops.models import ApprovalInput, FailoverInput, FailoverResult, Progress, TargetChoice
+from hybridops.models import (
+    ApprovalInput,
+    AssessInput,
+    Decision,
+    DecisionRequest,
+    DecisionType,
+    FailoverInput,
+    FailoverResult,
+    PlanInput,
+    Progress,
+    SignalsInput,
+    SignalSnapshot,
+    TargetChoice,
+)
 
 app = typer.Typer(
     help="HybridOps: DR and cloud-bursting runbooks as Temporal workflows.",
@@ -30,6 +43,8 @@ app = typer.Typer(
 )
 lab_app = typer.Typer(help="The embedded lab on this machine.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
+serve_app = typer.Typer(help="Long-running services.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
 console = Console()
 
 
@@ -136,6 +151,20 @@ def worker(
         await run_workers(client, inv, queues)
 
     _run(main())
+
+
+# ---------------------------------------------------------------------- serve
+
+
+@serve_app.command("alerts")
+def serve_alerts(
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT (default: alerts.listen)")] = None,
+) -> None:
+    """The Alertmanager webhook receiver: starts runbooks from alerts (one run per incident)."""
+    from hybridops.alerts.receiver import serve_alerts as serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _run(serve(_inventory(), listen))
 
 
 # ---------------------------------------------------------------------- runbooks
@@ -268,6 +297,64 @@ def failover(
     else:
         print_summary(data, inv)
     if data.get("status") != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def decide(
+    target: Annotated[str, typer.Option(help="auto, or a site or cloud to ask for")] = "auto",
+    kind: Annotated[
+        DecisionType, typer.Option("--type", help="failover, burst or failback")
+    ] = DecisionType.FAILOVER,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the decision as JSON")] = False,
+) -> None:
+    """What the policy would decide now, on live signals: the same engine and inputs as a
+    failover's decide phase. Reads only; changes nothing."""
+    from activities.decide import DecideActivities
+    from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
+    from hybridops.decision import decide as run_decide
+    from workers.main import build_activities
+
+    if kind == DecisionType.HOLD:
+        _fail("--type: hold is an answer, not a question; use failover, burst or failback")
+    inv = _inventory()
+
+    async def main() -> tuple[Decision, SignalSnapshot]:
+        acts = build_activities(inv, client=None)
+        plan = await acts.plan_failover(PlanInput())
+        assessed = await acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
+        gathered = await DecideActivities(inv).gather_signals(SignalsInput(sites=plan.sites))
+        request = DecisionRequest(decision_type=kind, current_primary=plan.current_primary, target=target)
+        return run_decide(request, plan.sites, assessed.states, gathered)
+
+    decision, snapshot = _run(main())
+    if json_out:
+        print(
+            json.dumps(
+                {"decision": decision.model_dump(mode="json"), "signals": snapshot.model_dump(mode="json")},
+                indent=2,
+            )
+        )
+        return
+    approval = "requires approval" if decision.requires_approval else "no approval needed"
+    console.print(
+        f"[bold]{decision.decision_type.value}[/bold] -> {decision.target or '-'}"
+        f" ({decision.target_cloud.value}), mode {decision.dr_mode.value}, {approval}"
+        f", id {decision.decision_id}",
+        markup=True,
+    )
+    for reason in decision.rationale:
+        console.print(f"  - {reason}", markup=False, highlight=False)
+    table = Table(*CANDIDATE_COLUMNS, title="candidates")
+    for row in candidate_rows(decision):
+        table.add_row(*row)
+    console.print(table)
+    header, rows = signal_rows(snapshot)
+    sig = Table(*header, title=f"signals at {snapshot.taken_at:%H:%M:%S}")
+    for row in rows:
+        sig.add_row(*row)
+    console.print(sig)
+    if decision.decision_type == DecisionType.HOLD:
         raise typer.Exit(1)
 
 

@@ -37,3 +37,7 @@ PROGRESS_QUERY = "progress"
 """Name of the Query that returns a run's current phase and steps so far."""
 
 DEFAULT_NAMESPACE = "default"
+
+ALERT_SIGNAL = "alert"
+"""Name of the Signal that delivers an Alertmanager notification (``AlertNotice``) to the run
+it started, e.g. when the alert resolves."""

@@ -1,79 +1,478 @@
-"""Choosing the failover target: pure and deterministic, so a replay decides the same.
+"""The policy engine: a decision from a snapshot of signals and a policy. Pure: no I/O, no
+clock, no randomness, so a replay (and an auditor) gets the same decision from the same data.
 
-For now a simple rule (a later issue brings the policy engine): among healthy standbys,
-the one with the least replication lag, in bytes then seconds; ties go to the name.
+For each candidate it works out which DR mode the policy allows (warm promotion of a fresh
+standby within the RPO objective, else a restore from backup if that meets the objectives, else
+deny), records every constraint it failed with the numbers, scores the candidates of the best
+mode on the weighted criteria, and ranks them by the policy's strategy and tie-break.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from datetime import datetime
 
-from hybridops.errors import PreconditionFailed
 from hybridops.lsn import parse_lsn
-from hybridops.models import Candidate, Decision, SiteRef, SiteState, TargetChoice
+from hybridops.models import (
+    Candidate,
+    CandidateSignals,
+    Decision,
+    DecisionRequest,
+    DecisionType,
+    DrMode,
+    Signal,
+    SignalName,
+    SignalSnapshot,
+    SignalsResult,
+    SiteRef,
+    SiteState,
+    TargetCloud,
+    Violation,
+)
+from hybridops.policy import BudgetMode, Policy, Strategy
+
+S = SignalName
+
+# The database signals warm promotion cannot do without.
+WARM_REQUIRED = (S.STANDBY_UP, S.LAG_SECONDS)
+
+# Weighted criteria: the policy's weight name, the signal, and whether higher is better.
+CRITERIA: tuple[tuple[str, SignalName, bool], ...] = (
+    ("latency", S.LATENCY_MS, False),
+    ("error_rate", S.ERROR_RATE, False),
+    ("cost", S.HOURLY_COST, False),
+    ("replication_lag", S.LAG_BYTES, False),
+    ("slo", S.SLO_SCORE, True),
+)
 
 
-def decide(
-    sites: list[SiteRef],
-    states: list[SiteState],
-    old_primary: str,
-    choice: TargetChoice,
-    now: datetime,
-) -> Decision:
-    """The target to fail over to, with the rationale and every candidate's verdict."""
+# --------------------------------------------------------------------------- database signals
+
+
+def signals_from_states(
+    sites: list[SiteRef], states: list[SiteState], now: datetime
+) -> list[CandidateSignals]:
+    """The database's own view as signals (``source="postgres"``): standby up, and lag in
+    bytes (against the furthest position anyone knows of: the old primary's if it answers,
+    else the furthest WAL any standby received) and in seconds."""
     by_name = {s.site: s for s in states}
-    # Lag is measured against the most advanced position anyone knows of: the old primary's
-    # if it still answers, else the furthest WAL any standby received.
     positions = [parse_lsn(s.current_lsn) for s in states] + [parse_lsn(s.receive_lsn) for s in states]
     reference = max((p for p in positions if p is not None), default=0)
-    candidates: list[Candidate] = []
+    out = []
     for site in sites:
-        if site.name == old_primary or site.cloud is None:
-            continue
         st = by_name.get(site.name)
-        cand = Candidate(site=site.name, cloud=site.cloud, eligible=False)
-        if st is None or not st.reachable:
-            cand.rejected_because = "unreachable" + (f": {st.error}" if st and st.error else "")
-        elif not st.in_recovery:
-            cand.rejected_because = "not a standby (already a primary)"
-        elif st.fenced:
-            cand.rejected_because = "fenced"
-        elif choice != TargetChoice.AUTO and site.name != choice.value:
-            cand.rejected_because = f"not the requested target {choice.value}"
-        else:
-            cand.eligible = True
-        if st is not None and st.replay_lsn:
+        cand = CandidateSignals(site=site.name, cloud=site.cloud)
+        out.append(cand)
+        if st is None:
+            continue
+
+        def put(name: SignalName, value: float, cand: CandidateSignals = cand) -> None:
+            cand.values[name] = Signal(value=value, source="postgres", observed_at=now)
+
+        if not st.reachable:
+            cand.notes.append("unreachable" + (f": {st.error}" if st.error else ""))
+            put(S.STANDBY_UP, 0)
+            continue
+        if not st.in_recovery:
+            cand.notes.append("not a standby (a primary)")
+        if st.fenced:
+            cand.notes.append("fenced")
+        put(S.STANDBY_UP, 1 if st.in_recovery and not st.fenced else 0)
+        if st.replay_lsn:
             replay = parse_lsn(st.replay_lsn) or 0
-            cand.lag_bytes = max(reference - replay, 0)
+            put(S.LAG_BYTES, max(reference - replay, 0))
             received = parse_lsn(st.receive_lsn) or replay
             if received <= replay:
-                cand.lag_seconds = 0.0
+                put(S.LAG_SECONDS, 0.0)
             elif st.last_replay_at is not None:
-                cand.lag_seconds = round(max((now - st.last_replay_at).total_seconds(), 0.0), 3)
-        candidates.append(cand)
-    eligible = [c for c in candidates if c.eligible]
-    if not eligible:
-        why = "; ".join(f"{c.site}: {c.rejected_because}" for c in candidates) or "no cloud sites"
-        raise PreconditionFailed(f"no eligible failover target ({why})", target=choice.value)
-    best = min(
-        eligible,
-        key=lambda c: (
-            c.lag_bytes if c.lag_bytes is not None else 2**63,
-            c.lag_seconds if c.lag_seconds is not None else 1e18,
-            c.site,
-        ),
-    )
-    rationale = [
-        f"old primary {old_primary} (where {'DNS'} points)",
-        f"requested target: {choice.value}",
-        f"chose {best.site} ({best.cloud.value}): lag {best.lag_bytes} bytes, {best.lag_seconds} s",
+                put(S.LAG_SECONDS, round(max((now - st.last_replay_at).total_seconds(), 0.0), 3))
+    return out
+
+
+def merge_signals(first: list[CandidateSignals], then: SignalSnapshot) -> SignalSnapshot:
+    """``then`` with ``first``'s values and notes taking precedence, site by site."""
+    by_site = {c.site: c for c in first}
+    merged = []
+    for cand in then.candidates:
+        own = by_site.pop(cand.site, None)
+        if own is None:
+            merged.append(cand)
+            continue
+        values = {**cand.values, **own.values}
+        merged.append(
+            cand.model_copy(
+                update={
+                    "values": {k: values[k] for k in SignalName if k in values},
+                    "notes": own.notes + cand.notes,
+                }
+            )
+        )
+    merged += by_site.values()
+    return then.model_copy(update={"candidates": merged})
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+class _Verdict:
+    """Working state for one candidate."""
+
+    def __init__(self, cs: CandidateSignals, policy: Policy, taken_at: datetime) -> None:
+        self.cs = cs
+        self.values: dict[SignalName, float] = {}
+        self.missing: list[str] = []
+        self.common: list[Violation] = []
+        """Violations whatever the mode (budget, capacity, error rate, the requested target)."""
+        self.warm: list[Violation] = []
+        """Why warm promotion is not possible."""
+        self.warnings: list[str] = []
+        self.mode = DrMode.DENY
+        max_age = policy.constraints.max_signal_age_s
+        for name, sig in cs.values.items():
+            if not math.isfinite(sig.value):
+                self.missing.append(f"{name.value} is not a number ({sig.source})")
+                continue
+            if sig.observed_at is not None:
+                age = (taken_at - sig.observed_at).total_seconds()
+                if age > max_age:
+                    self.missing.append(
+                        f"{name.value} stale: observed {_fmt(round(age, 1))} s ago > {_fmt(max_age)} s"
+                    )
+                    continue
+            self.values[name] = sig.value
+
+    def get(self, name: SignalName) -> float | None:
+        return self.values.get(name)
+
+
+def _tie_rank(policy: Policy, cs: CandidateSignals) -> int:
+    names = [cs.site] + ([cs.cloud.value] if cs.cloud else [])
+    ranks = [policy.tie_break.index(n) for n in names if n in policy.tie_break]
+    return min(ranks, default=len(policy.tie_break))
+
+
+def _is_candidate(req: DecisionRequest, cs: CandidateSignals) -> bool:
+    if cs.site == req.current_primary:
+        return False
+    if req.decision_type == DecisionType.FAILBACK:
+        return cs.cloud is None
+    return cs.cloud is not None
+
+
+def _check_common(v: _Verdict, req: DecisionRequest, policy: Policy) -> None:
+    c, cs = policy.constraints, v.cs
+    if req.target != "auto" and req.target not in (cs.site, cs.cloud.value if cs.cloud else None):
+        v.common.append(Violation(constraint="target", detail=f"not the requested target {req.target}"))
+    budget = policy.budget.mode
+    if budget != BudgetMode.OFF:
+        checks = (
+            (S.CREDITS, c.min_credits, "constraints.min_credits", lambda x, lim: x < lim, "<"),
+            (S.HOURLY_COST, c.max_hourly_cost, "constraints.max_hourly_cost", lambda x, lim: x > lim, ">"),
+        )
+        for name, limit, key, fails, op in checks:
+            if limit is None:
+                continue
+            value = v.get(name)
+            if value is None:
+                v.warnings.append(f"{name.value} unknown: budget not checked ({key} {_fmt(limit)})")
+            elif fails(value, limit):
+                detail = f"{name.value} {_fmt(value)} {op} {_fmt(limit)}"
+                if budget == BudgetMode.ENFORCE:
+                    v.common.append(Violation(constraint=key, detail=detail))
+                else:
+                    v.warnings.append(f"budget gate (warn): {detail}")
+    if c.min_capacity is not None:
+        cap = v.get(S.CAPACITY)
+        if cap is None:
+            v.warnings.append("capacity unknown: not checked")
+        elif cap < c.min_capacity:
+            v.common.append(
+                Violation(
+                    constraint="constraints.min_capacity",
+                    detail=f"capacity {_fmt(cap)} < {_fmt(c.min_capacity)}",
+                )
+            )
+    if c.max_error_rate is not None:
+        err = v.get(S.ERROR_RATE)
+        if err is not None and err > c.max_error_rate:
+            v.common.append(
+                Violation(
+                    constraint="constraints.max_error_rate",
+                    detail=f"error_rate {_fmt(err)} > {_fmt(c.max_error_rate)}",
+                )
+            )
+
+
+def _check_warm(v: _Verdict, policy: Policy) -> None:
+    c, est = policy.constraints, policy.estimates
+    absent = [n.value for n in WARM_REQUIRED if n not in v.values]
+    if absent:
+        why = [m for m in v.missing if m.split(" ")[0] in absent]
+        why += [f"{n} missing" for n in absent if not any(m.startswith(n + " ") for m in v.missing)]
+        v.warm.append(Violation(constraint="signals", detail="; ".join(why)))
+    if v.get(S.STANDBY_UP) == 0:
+        notes = ", ".join(v.cs.notes) or "standby_up=0"
+        v.warm.append(Violation(constraint="standby", detail=f"not a streaming standby ({notes})"))
+    lag = v.get(S.LAG_SECONDS)
+    if lag is not None and lag > c.rpo_max_s:
+        v.warm.append(
+            Violation(constraint="constraints.rpo_max_s", detail=f"lag {_fmt(lag)} s > {_fmt(c.rpo_max_s)} s")
+        )
+    if est.warm_promote_rto_s > c.rto_max_s:
+        v.warm.append(
+            Violation(
+                constraint="constraints.rto_max_s",
+                detail=f"warm promotion RTO {_fmt(est.warm_promote_rto_s)} s > {_fmt(c.rto_max_s)} s",
+            )
+        )
+
+
+def _restore_violations(policy: Policy) -> list[Violation]:
+    c, est = policy.constraints, policy.estimates
+    out = []
+    if est.restore_rto_s > c.rto_max_s:
+        out.append(
+            Violation(
+                constraint="constraints.rto_max_s",
+                detail=f"restore RTO {_fmt(est.restore_rto_s)} s > {_fmt(c.rto_max_s)} s",
+            )
+        )
+    if est.restore_rpo_s > c.rpo_max_s:
+        out.append(
+            Violation(
+                constraint="constraints.rpo_max_s",
+                detail=f"restore RPO {_fmt(est.restore_rpo_s)} s > {_fmt(c.rpo_max_s)} s",
+            )
+        )
+    return out
+
+
+def _scores(pool: list[_Verdict], policy: Policy, burst: bool) -> dict[str, tuple[float, dict[str, float]]]:
+    weights = policy.weights.model_dump()
+    out: dict[str, tuple[float, dict[str, float]]] = {v.cs.site: (0.0, {}) for v in pool}
+    # A criterion no candidate has a value for cannot tell them apart: it is left out. One that
+    # some lack counts as the worst (0) for those, and the warning says so.
+    used = [
+        (w, s, hi)
+        for w, s, hi in CRITERIA
+        if weights[w] > 0 and not (burst and w == "replication_lag") and any(s in v.values for v in pool)
     ]
-    rationale += [f"{c.site} rejected: {c.rejected_because}" for c in candidates if not c.eligible]
-    rationale += [f"{c.site} eligible, lag {c.lag_bytes} bytes" for c in eligible if c is not best]
+    total = sum(weights[w] for w, _, _ in used)
+    if not used or total <= 0:
+        return out
+    for v in pool:
+        comps: dict[str, float] = {}
+        for w, sig, higher_better in used:
+            present = [x.values[sig] for x in pool if sig in x.values]
+            value = v.get(sig)
+            if value is None:
+                comps[w] = 0.0
+                v.warnings.append(f"{sig.value} unknown: scores 0 on {w}")
+            elif max(present) == min(present):
+                comps[w] = 1.0
+            elif higher_better:
+                comps[w] = (value - min(present)) / (max(present) - min(present))
+            else:
+                comps[w] = (max(present) - value) / (max(present) - min(present))
+            comps[w] = round(comps[w], 6)
+        score = round(sum(weights[w] * comps[w] for w, _, _ in used) / total, 6)
+        out[v.cs.site] = (score, comps)
+    return out
+
+
+def _rank_key(policy: Policy, score: float, v: _Verdict) -> tuple[float, float, int, str]:
+    first = {
+        Strategy.BALANCED: 0.0,
+        Strategy.COST: v.get(S.HOURLY_COST) if v.get(S.HOURLY_COST) is not None else math.inf,
+        Strategy.LATENCY: v.get(S.LATENCY_MS) if v.get(S.LATENCY_MS) is not None else math.inf,
+    }[policy.strategy]
+    return (float(first or 0.0), -score, _tie_rank(policy, v.cs), v.cs.site)
+
+
+def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> str:
+    """A digest of everything the decision rests on."""
+    canon = json.dumps(
+        {
+            "request": req.model_dump(mode="json"),
+            "snapshot": snapshot.model_dump(mode="json"),
+            "policy": policy.model_dump(mode="json"),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "dec-" + hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> Decision:
+    """Decide. Never raises for data: a request no candidate can serve gives a ``hold``."""
+    burst = req.decision_type == DecisionType.BURST
+    verdicts = [
+        _Verdict(cs, policy, snapshot.taken_at) for cs in snapshot.candidates if _is_candidate(req, cs)
+    ]
+    restore_blocked = _restore_violations(policy)
+    for v in verdicts:
+        _check_common(v, req, policy)
+        if v.common:
+            continue
+        if burst:
+            v.mode = DrMode.SCALE_OUT
+            continue
+        _check_warm(v, policy)
+        if not v.warm:
+            v.mode = DrMode.WARM_PROMOTE
+        elif not restore_blocked:
+            v.mode = DrMode.RESTORE
+
+    modes = {v.mode for v in verdicts}
+    best_mode = next(
+        (m for m in (DrMode.SCALE_OUT, DrMode.WARM_PROMOTE, DrMode.RESTORE) if m in modes), DrMode.DENY
+    )
+    pool = [v for v in verdicts if v.mode == best_mode] if best_mode != DrMode.DENY else []
+    scores = _scores(pool, policy, burst)
+    ranked = sorted(pool, key=lambda v: _rank_key(policy, scores[v.cs.site][0], v))
+    chosen = ranked[0] if ranked else None
+
+    candidates = []
+    for v in verdicts:
+        violations = list(v.common)
+        if not v.common and best_mode != DrMode.SCALE_OUT and v.mode != DrMode.WARM_PROMOTE:
+            violations += v.warm + (restore_blocked if v.mode == DrMode.DENY else [])
+        eligible = v in pool
+        rejected = ""
+        if not eligible:
+            rejected = (
+                "; ".join(f"{x.constraint}: {x.detail}" for x in violations)
+                if violations
+                else f"{v.mode.value} only, and a candidate for {best_mode.value} exists"
+            )
+        lag_b, lag_s = v.get(S.LAG_BYTES), v.get(S.LAG_SECONDS)
+        said = " ".join(x.detail for x in violations)
+        score, comps = scores.get(v.cs.site, (None, {}))
+        candidates.append(
+            Candidate(
+                site=v.cs.site,
+                cloud=v.cs.cloud,
+                eligible=eligible,
+                mode=v.mode,
+                score=score,
+                components=comps,
+                lag_bytes=int(lag_b) if lag_b is not None else None,
+                lag_seconds=lag_s,
+                violations=violations,
+                warnings=v.warnings + [m for m in v.missing if m not in said],
+                rejected_because=rejected,
+            )
+        )
+
+    rationale = [
+        f"{req.decision_type.value} requested; current primary {req.current_primary}; target {req.target}",
+        f"policy: strategy {policy.strategy.value}, RTO max {_fmt(policy.constraints.rto_max_s)} s, "
+        f"RPO max {_fmt(policy.constraints.rpo_max_s)} s, budget {policy.budget.mode.value}",
+    ]
+    rationale += [f"signals: {e}" for e in snapshot.errors]
+    for c in candidates:
+        if c.eligible:
+            line = f"{c.site}: eligible for {c.mode.value}, score {c.score:g}"
+            if c.lag_bytes is not None or c.lag_seconds is not None:
+                line += f", lag {c.lag_bytes} bytes / {c.lag_seconds} s"
+            rationale.append(line)
+        else:
+            rationale.append(f"{c.site}: rejected: {c.rejected_because}")
+        rationale += [f"{c.site}: warning: {w}" for w in c.warnings]
+
+    if chosen is None:
+        rationale.append("hold: no candidate passes the policy")
+        return Decision(
+            decision_id=decision_id(req, snapshot, policy),
+            decision_type=DecisionType.HOLD,
+            target=None,
+            target_cloud=TargetCloud.NONE,
+            dr_mode=DrMode.DENY,
+            requires_approval=False,
+            old_primary=req.current_primary,
+            strategy=policy.strategy.value,
+            rationale=rationale,
+            candidates=candidates,
+        )
+
+    approval = policy.approval
+    needs: list[str] = []
+    if getattr(approval, req.decision_type.value, False):
+        needs.append(f"policy approval.{req.decision_type.value}")
+    if best_mode == DrMode.RESTORE and approval.restore:
+        needs.append("policy approval.restore")
+    if any(w.startswith(("budget gate", "credits unknown", "hourly_cost unknown")) for w in chosen.warnings):
+        needs.append("budget warnings")
+    order = {
+        Strategy.BALANCED: "highest score",
+        Strategy.COST: "lowest hourly cost, then score",
+        Strategy.LATENCY: "lowest latency, then score",
+    }[policy.strategy]
+    rationale.append(
+        f"chose {chosen.cs.site} for {best_mode.value}: {order}, then tie-break {policy.tie_break}"
+    )
+    if needs:
+        rationale.append("requires approval: " + ", ".join(needs))
+    cloud = chosen.cs.cloud
     return Decision(
-        target=best.site,
-        cloud=best.cloud,
-        old_primary=old_primary,
+        decision_id=decision_id(req, snapshot, policy),
+        decision_type=req.decision_type,
+        target=chosen.cs.site,
+        target_cloud=TargetCloud(cloud.value) if cloud else TargetCloud.NONE,
+        dr_mode=best_mode,
+        requires_approval=bool(needs),
+        old_primary=req.current_primary,
+        strategy=policy.strategy.value,
         rationale=rationale,
         candidates=candidates,
     )
+
+
+def decide(
+    request: DecisionRequest, sites: list[SiteRef], states: list[SiteState], gathered: SignalsResult
+) -> tuple[Decision, SignalSnapshot]:
+    """The decide phase as every caller runs it (the workflow, ``hybridops decide``, the bench):
+    the database's own view of each site wins over what monitoring says of it; then the
+    engine, on the recorded policy."""
+    snapshot = merge_signals(
+        signals_from_states(sites, states, gathered.snapshot.taken_at), gathered.snapshot
+    )
+    return evaluate(request, snapshot, gathered.policy), snapshot
+
+
+CANDIDATE_COLUMNS = ("candidate", "mode", "eligible", "score", "lag bytes", "lag s", "why not / warnings")
+
+
+def candidate_rows(decision: Decision) -> list[tuple[str, ...]]:
+    """The candidates as table rows (``CANDIDATE_COLUMNS``): one shape for the CLI and the report."""
+    rows: list[tuple[str, ...]] = []
+    for c in decision.candidates:
+        mark = " (chosen)" if c.site == decision.target else ""
+        rows.append(
+            (
+                f"{c.site}{mark}",
+                c.mode.value,
+                "yes" if c.eligible else "no",
+                "-" if c.score is None else f"{c.score:.3f}",
+                "-" if c.lag_bytes is None else str(c.lag_bytes),
+                "-" if c.lag_seconds is None else f"{c.lag_seconds:g}",
+                "; ".join(([c.rejected_because] if c.rejected_because else []) + c.warnings) or "-",
+            )
+        )
+    return rows
+
+
+def signal_rows(snapshot: SignalSnapshot) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The snapshot as a table: a column per signal any site has, ``value (source)`` cells."""
+    names = [n for n in SignalName if any(n in c.values for c in snapshot.candidates)]
+    rows = []
+    for c in snapshot.candidates:
+        cells = [f"{c.values[n].value:g} ({c.values[n].source})" if n in c.values else "-" for n in names]
+        rows.append((c.site, *cells))
+    return ("site", *[n.value for n in names]), rows

@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
 from hybridops.models import FailoverResult, StepRecord
 
 MANIFEST = "manifest.json"
@@ -38,17 +39,18 @@ def render_report(r: FailoverResult) -> str:
     if r.error:
         lines += ["", f"**Error:** {r.error}"]
     if r.decision:
+        d = r.decision
         lines += ["", "## Decision", ""]
-        lines += [f"- {reason}" for reason in r.decision.rationale]
-        lines += [
-            "",
-            "| candidate | eligible | lag bytes | lag s | rejected because |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for c in r.decision.candidates:
-            lines.append(
-                f"| {c.site} | {c.eligible} | {c.lag_bytes} | {c.lag_seconds} | {c.rejected_because or '-'} |"
-            )
+        lines.append(
+            f"`{d.decision_id}`: {d.decision_type.value} to {d.target or '-'} ({d.target_cloud.value}),"
+            f" mode {d.dr_mode.value}, approval {'required' if d.requires_approval else 'not required'}"
+        )
+        lines += [""] + [f"- {reason}" for reason in d.rationale] + [""]
+        lines += _table(CANDIDATE_COLUMNS, candidate_rows(d))
+    if r.signals:
+        header, rows = signal_rows(r.signals)
+        lines += ["", f"## Signals at {r.signals.taken_at.isoformat()}", "", *_table(header, rows)]
+        lines += [f"- source error: {e}" for e in r.signals.errors]
     for title, steps in (("Steps", r.steps), ("Compensations", r.compensations)):
         if not steps:
             continue
@@ -63,12 +65,24 @@ def render_report(r: FailoverResult) -> str:
             mark = " (irreversible)" if s.irreversible else ""
             outcome = s.outcome.value if s.outcome else "-"
             lines.append(f"| {s.name}{mark} | {outcome} | {s.attempts} | {_ms(s)} | {s.detail} |")
+    if r.alerts:
+        lines += ["", "## Alerts", ""]
+        for notice in r.alerts:
+            names = ", ".join(notice.alertnames) or "-"
+            lines.append(f"- {notice.status} at {notice.received_at.isoformat()}: {names}")
     if r.approvals:
         lines += ["", "## Approvals", ""]
         for a in r.approvals:
             verdict = "approved" if a.approved else "rejected"
             lines.append(f"- {verdict} by {a.by} at {a.at.isoformat()} {a.comment}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    def cells(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+
+    return [cells(header), cells(tuple("---" for _ in header))] + [cells(r) for r in rows]
 
 
 def sha256(path: Path) -> str:

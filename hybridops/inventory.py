@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hybridops.errors import ConfigError
-from hybridops.models import Cloud
+from hybridops.models import Cloud, SignalName
 
 HOME_ENV = "HYBRIDOPS_HOME"
 INVENTORY_ENV = "HYBRIDOPS_INVENTORY"
@@ -114,6 +114,51 @@ class WorkloadSettings(Strict):
     replication lag otherwise."""
 
 
+class SignalsDriver(StrEnum):
+    """Where live signals about candidate sites come from (activities/signals/)."""
+
+    PROMETHEUS = "prometheus"
+    AZURE_MONITOR = "azure_monitor"
+    GCP_MONITORING = "gcp_monitoring"
+
+
+class SignalSource(Strict):
+    """One source of live signals. What ``queries`` and ``resources`` hold depends on the driver:
+
+    - ``prometheus``: ``url`` is the (global) Prometheus; ``queries`` maps a signal to PromQL,
+      where ``{site}`` and ``{cloud}`` are replaced by the candidate's.
+    - ``azure_monitor``: ``url`` is the ARM endpoint; ``queries`` maps a signal to a metric name;
+      ``resources`` maps a site to the Azure resource id its metrics are read from.
+    - ``gcp_monitoring``: ``url`` is the Cloud Monitoring endpoint; ``queries`` maps a signal to
+      a metric type; ``resources`` maps a site to its project id.
+    """
+
+    driver: SignalsDriver
+    url: str
+    queries: dict[SignalName, str] = {}
+    resources: dict[str, str] = {}
+    token_ref: str | None = None
+    """A secret reference for the bearer token the API wants."""
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
+class SignalsSettings(Strict):
+    sources: list[SignalSource] = []
+    static: dict[str, dict[SignalName, float]] = {}
+    """Per site, values that do not change on their own (a price per hour, a credit line)."""
+
+
+class AlertsSettings(Strict):
+    """``hybridops serve alerts``: the Alertmanager webhook receiver."""
+
+    listen: str = "127.0.0.1:9095"
+    """``host:port`` the receiver listens on."""
+    token_ref: str | None = None
+    """A secret reference for the bearer token Alertmanager must send. Required to serve."""
+    routes: Path | None = None
+    """The alert routes file; ``runbooks/alert-routes.yaml`` when absent."""
+
+
 class Inventory(Strict):
     """The whole inventory file."""
 
@@ -129,6 +174,10 @@ class Inventory(Strict):
     infra: InfraSettings = InfraSettings()
     apps: list[str] = ["netbox"]
     workload: WorkloadSettings = WorkloadSettings()
+    policy: Path | None = None
+    """The decision policy file; ``runbooks/policy.yaml`` when absent."""
+    signals: SignalsSettings = SignalsSettings()
+    alerts: AlertsSettings = AlertsSettings()
     faults: dict[str, str] = {}
     """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
 

@@ -29,6 +29,8 @@ from hybridops.lab import Lab, LabPorts
 from workers.main import build_workers
 
 _counter = itertools.count(1)
+TEST_NET = os.environ.get("HYBRIDOPS_TEST_NET", "127.88")
+"""The /16 the test labs take their /24s from; set it apart to run two test sessions at once."""
 
 
 def free_port() -> int:
@@ -69,23 +71,36 @@ async def client(temporal_env: WorkflowEnvironment) -> Client:
     return await temporal_env.connect_client(data_converter=pydantic_data_converter)
 
 
-@pytest.fixture
-def lab(temporal_port: int) -> Iterator[Lab]:
-    """A fresh lab: PostgreSQL onprem primary + azure and gcp standbys, DNS at onprem.
-    No worker and no writer unless the test starts them."""
+def _fresh_lab(temporal_port: int, monitoring: bool) -> Iterator[Lab]:
     n = next(_counter)
     root = Path(tempfile.mkdtemp(prefix="hybridops-lab-"))
     root.chmod(0o755)  # the PostgreSQL user must traverse it
-    ports = LabPorts(net=f"127.88.{n}", pg=15432, dns=free_port(), temporal=temporal_port, ui=0)
+    ports = LabPorts(net=f"{TEST_NET}.{n}", pg=15432, dns=free_port(), temporal=temporal_port, ui=0)
     the_lab = Lab(root, ports, queue_suffix=f"-t{n}-{os.getpid()}")
     os.environ.update(the_lab.env())
     try:
-        the_lab.up(temporal=False, worker=False, writer=False)
+        the_lab.up(temporal=False, worker=False, writer=False, monitoring=monitoring)
         yield the_lab
     finally:
         the_lab.down()
         if os.environ.get("KEEP_LAB") is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(temporal_port: int) -> Iterator[Lab]:
+    """A fresh lab: PostgreSQL onprem primary + azure and gcp standbys, DNS at onprem.
+    No worker, no writer and no monitoring unless the test starts them."""
+    yield from _fresh_lab(temporal_port, monitoring=False)
+
+
+@pytest.fixture
+def monitored_lab(temporal_env: WorkflowEnvironment, temporal_port: int) -> Iterator[Lab]:
+    """A fresh lab with its monitoring: exporters, a Prometheus per site, the global one,
+    Alertmanager and the alert receiver (hybridops/lab/monitoring.py), which connects to the
+    session's Temporal server. Needs the Debian packages prometheus, prometheus-alertmanager
+    and prometheus-postgres-exporter."""
+    yield from _fresh_lab(temporal_port, monitoring=True)
 
 
 def lab_inventory(lab: Lab, **changes: object) -> Inventory:

@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.decide import DecideActivities
 from activities.dns import make_dns_driver
 from activities.failover import FailoverActivities
 from activities.infra import make_infra_driver
@@ -46,7 +47,10 @@ def build_workers(
     activities: Sequence[Callable[..., Any]] | None = None,
 ) -> list[Worker]:
     """Workers for ``queues``. ``activities`` replaces the runbook's (tests do that)."""
-    acts = list(activities) if activities is not None else build_activities(inventory, client).all()
+    if activities is not None:
+        acts = list(activities)
+    else:
+        acts = build_activities(inventory, client).all() + DecideActivities(inventory).all()
     workers = []
     for queue in queues:
         workers.append(

@@ -21,17 +21,20 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
+    from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
     from hybridops.decision import decide
-    from hybridops.errors import HybridOpsError
     from hybridops.models import (
         ActivityResult,
+        AlertNotice,
         ApprovalInput,
         ApprovalRecord,
         AssessInput,
         AssessResult,
+        DecisionRequest,
+        DecisionType,
         DnsCutoverInput,
         DnsResult,
+        DrMode,
         EvidenceInput,
         EvidenceResult,
         FailoverInput,
@@ -50,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         RpoMeasure,
         RpoResult,
         RunStatus,
+        SignalsInput,
+        SignalsResult,
         SiteInput,
         StepOutcome,
         StepRecord,
@@ -98,6 +103,7 @@ class FailoverWorkflow:
         self._target: str | None = None
         self._placement = "colocated"
         self._queue_suffix = ""
+        self._alerts: list[AlertNotice] = []
 
     # ------------------------------------------------------------------ handlers
 
@@ -121,6 +127,11 @@ class FailoverWorkflow:
         self._approvals.append(record)
         self._waiting_for_approval = False
         return record
+
+    @workflow.signal(name=ALERT_SIGNAL)
+    def alert(self, notice: AlertNotice) -> None:
+        """An alert notification for this run (its alert resolved, or fired again)."""
+        self._alerts.append(notice)
 
     @approve.validator
     def _validate_approve(self, inp: ApprovalInput) -> None:
@@ -171,6 +182,7 @@ class FailoverWorkflow:
             self._compensations,
             self._approvals,
         )
+        res.alerts = self._alerts
         res.ended_at = workflow.now()
         self._phase = Phase.EVIDENCE
         evidence = await steps.run_step(
@@ -204,11 +216,26 @@ class FailoverWorkflow:
         assessed = await self._step(
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
-        try:
-            decision = decide(plan.sites, assessed.states, plan.current_primary, inp.target, workflow.now())
-        except HybridOpsError as err:
-            raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from None
-        res.decision, res.target = decision, decision.target
+        gathered = await self._step(
+            "gather_signals", steps.SIGNALS, SignalsInput(sites=plan.sites), SignalsResult
+        )
+        request = DecisionRequest(
+            decision_type=DecisionType.FAILOVER, current_primary=plan.current_primary, target=inp.target.value
+        )
+        decision, snapshot = decide(request, plan.sites, assessed.states, gathered)
+        res.decision, res.signals, res.target = decision, snapshot, decision.target
+        if decision.decision_type == DecisionType.HOLD or decision.target is None:
+            why = "; ".join(f"{c.site}: {c.rejected_because}" for c in decision.candidates) or "no candidates"
+            raise ApplicationError(
+                f"the policy holds: no eligible target ({why})", type="PolicyHold", non_retryable=True
+            )
+        if decision.dr_mode != DrMode.WARM_PROMOTE:
+            raise ApplicationError(
+                f"the policy chose {decision.target} in {decision.dr_mode.value} mode, which this runbook"
+                " does not do (it promotes a standby); restore from backup by hand (runbooks/failover.md)",
+                type="PolicyModeUnsupported",
+                non_retryable=True,
+            )
         self._target = target = decision.target
         old = decision.old_primary
         await steps.checkpoint("decided")
@@ -230,7 +257,7 @@ class FailoverWorkflow:
             "fence_old_primary", steps.FENCE, SiteInput(site=old, run_id=run_id), FenceResult
         )
 
-        if inp.require_approval:
+        if inp.require_approval or decision.requires_approval:
             await self._approval_gate(inp)
 
         self._phase = Phase.PROMOTE

@@ -65,6 +65,7 @@ class Step:
 
 PLAN = Step("plan_failover", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
 ASSESS = Step("assess_sites", TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
+SIGNALS = Step("gather_signals", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
 PREPARE = Step("prepare_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
 RELEASE = Step("release_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
 FENCE = Step("fence_primary", TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)

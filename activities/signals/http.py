@@ -1,0 +1,172 @@
+"""What the HTTP signal drivers share: one session per collection, the bearer token from a
+secret reference, and every failure turned into a one-line reason that never holds the token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+
+from hybridops.errors import ConfigError
+from hybridops.inventory import SignalSource
+from hybridops.models import SiteRef
+from hybridops.secrets import resolve_secret
+
+ONPREM = "onprem"
+"""What ``{cloud}`` becomes for the on-prem site (a site without a cloud)."""
+
+_BODY_CHARS = 200
+"""How much of an unparsable answer goes into an error line."""
+
+
+T = TypeVar("T")
+
+
+class SourceError(Exception):
+    """One reading failed; the message is the reason, ready for ``SourceReading.errors``."""
+
+
+async def guarded(reading: Awaitable[T]) -> T | SourceError:
+    """What ``reading`` returns, or the :class:`SourceError` it failed with. An answer shaped
+    otherwise than the API documents (a list where an object should be, ...) is such an error
+    too, so one odd answer spoils one signal, not the collection."""
+    try:
+        return await reading
+    except SourceError as err:
+        return err
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+        return SourceError(f"malformed answer ({type(err).__name__}: {err})")
+
+
+def substitute(template: str, target: SiteRef) -> str:
+    """``template`` with ``{site}`` and ``{cloud}`` replaced by the target's name and cloud
+    (``onprem`` for the on-prem site). Plain text replacement, not ``str.format``: PromQL and
+    Monitoring filters are full of braces."""
+    cloud = target.cloud.value if target.cloud is not None else ONPREM
+    return template.replace("{site}", target.name).replace("{cloud}", cloud)
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-11-26T03:00:00Z``: what Azure's ``timespan`` and GCP's intervals take."""
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Any, what: str) -> datetime:
+    """An RFC 3339 timestamp from an answer; :class:`SourceError` naming ``what`` otherwise."""
+    if not isinstance(text, str):
+        raise SourceError(f"{what}: timestamp {text!r} is not a string")
+    try:
+        return utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise SourceError(f"{what}: timestamp {text!r} is not RFC 3339") from None
+
+
+def finite(value: Any, what: str) -> float:
+    """A number from an answer as a finite float; NaN, infinities and junk are errors."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SourceError(f"{what}: value {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise SourceError(f"{what}: value is {value}")
+    return number
+
+
+def _api_error(body: Any) -> str | None:
+    """The error an API put in its answer, in the formats of the three APIs."""
+    if not isinstance(body, dict):
+        return None
+    if body.get("status") == "error" or "errorType" in body:  # Prometheus
+        return f"{body.get('errorType', 'error')}: {body.get('error', '')}"
+    err = body.get("error")
+    if isinstance(err, dict):  # ARM (code, message) and Google (code, message, status)
+        code = err.get("status") or err.get("code") or "error"
+        return f"{code}: {err.get('message', '')}"
+    if "code" in body and "message" in body:  # ARM, unwrapped
+        return f"{body['code']}: {body['message']}"
+    return None
+
+
+class HttpSource:
+    """An HTTP session for one collection from one source: bearer token set, every request
+    bounded by ``source.timeout_s``. Use as ``async with HttpSource(source) as http``."""
+
+    def __init__(self, source: SignalSource) -> None:
+        self.source = source
+        self._token: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HttpSource:
+        try:
+            self._token = resolve_secret(self.source.token_ref)
+        except ConfigError as err:
+            raise SourceError(f"token: {err}") from None
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        self._session = aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=self.source.timeout_s)
+        )
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def url(self, path: str) -> str:
+        """The source's ``url`` joined with ``path`` (one slash between them)."""
+        return self.source.url.rstrip("/") + "/" + path.lstrip("/")
+
+    def redact(self, text: str) -> str:
+        """``text`` without the token, should a server have echoed it back."""
+        return text.replace(self._token, "***") if self._token else text
+
+    async def get_json(self, url: str, params: Mapping[str, str]) -> Any:
+        """GET ``url`` and decode its JSON answer. Every failure (timeout, refused connection,
+        an HTTP error, an error the API reports, a body that is not JSON) raises
+        :class:`SourceError` with a one-line reason."""
+        assert self._session is not None, "use HttpSource as an async context manager"
+        try:
+            async with self._session.get(url, params=params) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            raise SourceError(f"no answer within {self.source.timeout_s:g} s") from None
+        except aiohttp.ClientConnectorError as err:
+            # os_error's own text repeats the address: its errno says it better.
+            reason = os.strerror(err.os_error.errno) if err.os_error.errno else str(err.os_error)
+            raise SourceError(self.redact(f"cannot connect to {err.host}:{err.port}: {reason}")) from None
+        except aiohttp.ClientError as err:
+            raise SourceError(self.redact(f"{type(err).__name__}: {err}")) from None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        reported = _api_error(body)
+        if status >= 400:
+            detail = reported or _excerpt(raw)
+            raise SourceError(self.redact(f"HTTP {status}: {detail}"))
+        if reported is not None:
+            raise SourceError(self.redact(reported))
+        if body is None:
+            raise SourceError(self.redact(f"answer is not JSON: {_excerpt(raw)}"))
+        return body
+
+
+def _excerpt(raw: bytes) -> str:
+    text = " ".join(raw.decode("utf-8", "replace").split())
+    return repr(text[:_BODY_CHARS] + ("..." if len(text) > _BODY_CHARS else ""))

@@ -1,0 +1,171 @@
+"""The decision policy: a YAML file (``runbooks/policy.yaml``) validated with errors that name
+the key. The policy engine (:mod:`hybridops.decision`) reads it; nothing here does I/O but
+:func:`load_policy`.
+
+The policy travels with the decision as data (it is part of the recorded signals activity's
+result), so a replay decides with the policy the run saw, not the one on disk today.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hybridops.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BudgetMode(StrEnum):
+    """What the budget gate (credits, hourly cost) does with a candidate that fails it."""
+
+    ENFORCE = "enforce"
+    """Rejects it."""
+    WARN = "warn"
+    """Keeps it, says so in the rationale, and requires approval."""
+    OFF = "off"
+    """Ignores credits and cost."""
+
+
+class Strategy(StrEnum):
+    """How eligible candidates are ranked."""
+
+    BALANCED = "balanced"
+    """By the weighted score."""
+    COST = "cost"
+    """Cheapest hourly cost first; the score breaks ties."""
+    LATENCY = "latency"
+    """Lowest latency first; the score breaks ties."""
+
+
+class Constraints(Strict):
+    """Hard constraints: a candidate that fails one is never chosen."""
+
+    rto_max_s: float = Field(default=900.0, gt=0)
+    """The recovery time objective: the mode's estimated RTO must not exceed it."""
+    rpo_max_s: float = Field(default=300.0, ge=0)
+    """The recovery point objective: a standby lagging more, or a restore losing more, fails."""
+    min_credits: float | None = Field(default=None, ge=0)
+    """Cloud credits a target must have left (budget gate)."""
+    max_hourly_cost: float | None = Field(default=None, ge=0)
+    """The most a target may cost per hour (budget gate)."""
+    min_capacity: float | None = Field(default=None, ge=0)
+    """Free nodes a target's cluster must have."""
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    """The highest error rate (0..1) a target's site may show."""
+    max_signal_age_s: float = Field(default=120.0, gt=0)
+    """A live signal older than this is stale: it counts as missing."""
+
+
+class Budget(Strict):
+    mode: BudgetMode = BudgetMode.ENFORCE
+
+
+class Weights(Strict):
+    """How much each criterion counts in the score. Each is normalised among the eligible
+    candidates to 0..1 (1 the best); the score is the weighted mean."""
+
+    latency: float = Field(default=0.2, ge=0)
+    error_rate: float = Field(default=0.2, ge=0)
+    cost: float = Field(default=0.2, ge=0)
+    replication_lag: float = Field(default=0.3, ge=0)
+    slo: float = Field(default=0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> Weights:
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one weight must be above 0")
+        return self
+
+
+class Estimates(Strict):
+    """What each DR mode is expected to achieve, checked against the constraints."""
+
+    warm_promote_rto_s: float = Field(default=60.0, ge=0)
+    """Promotion of a streaming standby, DNS and apps included."""
+    restore_rto_s: float = Field(default=1800.0, ge=0)
+    """Restore of the latest backup into the cloud, replay included."""
+    restore_rpo_s: float = Field(default=60.0, ge=0)
+    """Data a restore loses: the WAL archive's delay (``archive_timeout``)."""
+
+
+class Approval(Strict):
+    """When a decision requires a human's approval before it acts."""
+
+    failover: bool = False
+    burst: bool = False
+    failback: bool = True
+    restore: bool = True
+    """Any decision in ``restore`` mode."""
+
+
+class Policy(Strict):
+    """The whole policy file."""
+
+    version: int = 1
+    constraints: Constraints = Constraints()
+    budget: Budget = Budget()
+    weights: Weights = Weights()
+    strategy: Strategy = Strategy.BALANCED
+    tie_break: list[str] = ["azure", "gcp"]
+    """Order that settles exact ties (after the score): site or cloud names, earlier first;
+    names not listed come after, alphabetically."""
+    estimates: Estimates = Estimates()
+    approval: Approval = Approval()
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        if len(set(self.tie_break)) != len(self.tie_break):
+            raise ValueError("tie_break: names must not repeat")
+        return self
+
+    def digest(self) -> str:
+        """A short, stable digest of the policy's content (for the evidence)."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_policy(data: Any, source: str = "policy") -> Policy:
+    """Validate policy data; errors name the key that is wrong."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+def default_policy_path() -> Path:
+    """``runbooks/policy.yaml`` of this checkout (or of the current directory)."""
+    repo = Path(__file__).resolve().parents[1] / "runbooks" / "policy.yaml"
+    return repo if repo.exists() else Path("runbooks/policy.yaml").absolute()
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load and validate a policy file (the default one when ``path`` is None)."""
+    path = path or default_policy_path()
+    if not path.exists():
+        raise ConfigError(f"no policy at {path} (inventory key 'policy')")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_policy(data, str(path))

@@ -1,0 +1,794 @@
+"""The signal drivers against fakes at the HTTP boundary (aiohttp servers on loopback that check
+what they receive and answer in each API's documented format), the merge of their readings, and
+the Prometheus driver against a real Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from activities.signals import SignalsDriver, SourceReading, collect_signals, make_signal_drivers
+from activities.signals.azure_monitor import AzureMonitorDriver
+from activities.signals.gcp_monitoring import GcpMonitoringDriver
+from activities.signals.prometheus import PrometheusDriver
+from hybridops.inventory import SignalsDriver as Kind
+from hybridops.inventory import SignalSource, SignalsSettings
+from hybridops.models import Cloud, Signal, SignalName, SiteRef
+
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+TOKEN = "tok-9f8e7d-very-secret"
+TOKEN_ENV = "HYBRIDOPS_TEST_SIGNALS_TOKEN"
+ONPREM = SiteRef(name="onprem")
+AZURE = SiteRef(name="azure", cloud=Cloud.AZURE)
+GCP = SiteRef(name="gcp", cloud=Cloud.GCP)
+AZURE_RID = (
+    "/subscriptions/sub-1/resourceGroups/dr/providers/Microsoft.ContainerService/managedClusters/aks-dr"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Seen:
+    path: str
+    query: dict[str, str]
+    auth: str | None
+
+
+@dataclass
+class FakeApi:
+    """An HTTP server on loopback: records every request, answers with ``handler``."""
+
+    url: str = ""
+    seen: list[Seen] = field(default_factory=list)
+    handler: Handler | None = None
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at teardown: frees handlers that hold their answer back (timeout tests)."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(Seen(request.path, dict(request.query), request.headers.get("Authorization")))
+        assert self.handler is not None, "the test sets the fake's handler"
+        return await self.handler(request)
+
+    def answer(self, body: Any, status: int = 200) -> None:
+        """Answer every request with ``body`` (JSON unless bytes)."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if isinstance(body, bytes):
+                return web.Response(body=body, status=status, content_type="text/plain")
+            return web.json_response(body, status=status)
+
+        self.handler = handler
+
+    def hang(self) -> None:
+        """Never answer (until teardown)."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            await self.release.wait()
+            return web.json_response({})
+
+        self.handler = handler
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeApi]:
+    api = FakeApi()
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", api.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    api.url = f"http://{host}:{port}"
+    try:
+        yield api
+    finally:
+        api.release.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    return f"env:{TOKEN_ENV}"
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """An address where nothing listens: a bound socket that never listens refuses connections
+    (and keeps the port from anyone else while the test runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def errors_of(reading: SourceReading) -> list[str]:
+    """The reading's errors, after checking none of them leaks the token."""
+    for line in reading.errors:
+        assert TOKEN not in line
+    return reading.errors
+
+
+# --------------------------------------------------------------------------- prometheus
+
+
+def prom_vector(*samples: tuple[dict[str, str], float, str]) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": labels, "value": [ts, value]} for labels, ts, value in samples],
+        },
+    }
+
+
+def prometheus(url: str, token_ref: str | None = None, **queries: str) -> PrometheusDriver:
+    return PrometheusDriver(
+        SignalSource(
+            driver=Kind.PROMETHEUS,
+            url=url,
+            queries={SignalName(k): v for k, v in queries.items()},
+            token_ref=token_ref,
+            timeout_s=0.5,
+        )
+    )
+
+
+LAG_Q = 'hybridops_lag_seconds{site="{site}",cloud="{cloud}"}'
+
+
+async def test_prometheus_reads_one_sample_per_target_with_scrape_time(fake: FakeApi, token: str) -> None:
+    evaluated = NOW.timestamp()
+    scraped = evaluated - 7.25
+    values = {"onprem": "0", "azure": "1.5"}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        query = request.query["query"]
+        site = "azure" if '"azure"' in query else "onprem"
+        if query.startswith("timestamp("):
+            return web.json_response(prom_vector(({"site": site}, evaluated, str(scraped))))
+        return web.json_response(prom_vector(({"site": site}, evaluated, values[site])))
+
+    fake.handler = handler
+    driver = prometheus(fake.url, token, lag_seconds=LAG_Q)
+    reading = await driver.collect([ONPREM, AZURE], NOW)
+
+    assert errors_of(reading) == []
+    assert reading.values["azure"][SignalName.LAG_SECONDS] == Signal(
+        value=1.5, source="prometheus", observed_at=datetime.fromtimestamp(scraped, UTC)
+    )
+    assert reading.values["onprem"][SignalName.LAG_SECONDS].value == 0.0
+    assert {s.path for s in fake.seen} == {"/api/v1/query"}
+    assert {s.auth for s in fake.seen} == {f"Bearer {TOKEN}"}
+    assert {s.query["time"] for s in fake.seen} == {f"{evaluated:.3f}"}
+    onprem_q = 'hybridops_lag_seconds{site="onprem",cloud="onprem"}'
+    azure_q = 'hybridops_lag_seconds{site="azure",cloud="azure"}'
+    assert sorted(s.query["query"] for s in fake.seen) == sorted(
+        [onprem_q, azure_q, f"timestamp({onprem_q})", f"timestamp({azure_q})"]
+    )
+
+
+async def test_prometheus_without_timestamp_uses_evaluation_time(fake: FakeApi) -> None:
+    """An aggregation has no scrape time: ``timestamp()`` fails or says nothing, the evaluation
+    time stands. No token configured: no Authorization header."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.query["query"].startswith("timestamp("):
+            return web.json_response(prom_vector())
+        return web.json_response(prom_vector(({}, NOW.timestamp(), "3")))
+
+    fake.handler = handler
+    reading = await prometheus(fake.url, capacity='max(free_nodes{site="{site}"})').collect([GCP], NOW)
+    assert reading.errors == []
+    assert reading.values["gcp"][SignalName.CAPACITY].observed_at == NOW
+    assert {s.auth for s in fake.seen} == {None}
+
+
+async def test_prometheus_empty_result_leaves_signal_missing(fake: FakeApi, token: str) -> None:
+    fake.answer(prom_vector())
+    reading = await prometheus(fake.url, token, lag_seconds=LAG_Q).collect([AZURE], NOW)
+    assert reading.values == {}
+    assert errors_of(reading) == [
+        'query \'hybridops_lag_seconds{site="azure",cloud="azure"}\' (site azure, lag_seconds): '
+        "returned nothing"
+    ]
+
+
+async def test_prometheus_several_series_is_an_error_naming_the_count(fake: FakeApi) -> None:
+    fake.answer(prom_vector(({"pod": "a"}, NOW.timestamp(), "1"), ({"pod": "b"}, NOW.timestamp(), "2")))
+    reading = await prometheus(fake.url, error_rate='rate(x{site="{site}"}[1m])').collect([AZURE], NOW)
+    assert reading.values == {}
+    [line] = reading.errors
+    assert 'rate(x{site="azure"}[1m])' in line and "2 series, expected one" in line
+
+
+async def test_prometheus_nan_is_an_error(fake: FakeApi) -> None:
+    fake.answer(prom_vector(({}, NOW.timestamp(), "NaN")))
+    reading = await prometheus(fake.url, slo_score="slo").collect([AZURE], NOW)
+    assert reading.values == {}
+    assert reading.errors == ["query 'slo' (site azure, slo_score): sample: value is NaN"]
+
+
+async def test_prometheus_error_body_names_type_and_query(fake: FakeApi, token: str) -> None:
+    fake.answer(
+        {"status": "error", "errorType": "bad_data", "error": 'parse error: unexpected "}"'}, status=400
+    )
+    reading = await prometheus(fake.url, token, lag_bytes="lag{").collect([ONPREM], NOW)
+    assert reading.values == {}
+    assert errors_of(reading) == [
+        "query 'lag{' (site onprem, lag_bytes): HTTP 400: bad_data: parse error: unexpected \"}\""
+    ]
+
+
+async def test_prometheus_query_time_out_is_an_error(fake: FakeApi) -> None:
+    fake.answer({"status": "error", "errorType": "timeout", "error": "query timed out"}, status=503)
+    reading = await prometheus(fake.url, lag_bytes="lag").collect([ONPREM], NOW)
+    assert reading.errors == ["query 'lag' (site onprem, lag_bytes): HTTP 503: timeout: query timed out"]
+
+
+async def test_prometheus_matrix_result_is_an_error(fake: FakeApi) -> None:
+    fake.answer({"status": "success", "data": {"resultType": "matrix", "result": []}})
+    reading = await prometheus(fake.url, lag_bytes="lag[5m]").collect([ONPREM], NOW)
+    assert reading.values == {}
+    assert "result type 'matrix'" in reading.errors[0]
+
+
+# --------------------------------------------------------------------------- azure monitor
+
+
+def azure(url: str, token_ref: str | None = None, **queries: str) -> AzureMonitorDriver:
+    return AzureMonitorDriver(
+        SignalSource(
+            driver=Kind.AZURE_MONITOR,
+            url=url,
+            queries={SignalName(k): v for k, v in queries.items()},
+            resources={"azure": AZURE_RID},
+            token_ref=token_ref,
+            timeout_s=0.5,
+        )
+    )
+
+
+def azure_metrics(name: str, data: list[dict[str, Any]], series: int = 1) -> dict[str, Any]:
+    """A Metrics - List answer, as documented for api-version 2023-10-01."""
+    return {
+        "cost": 0,
+        "timespan": "2026-11-26T02:50:00Z/2026-11-26T03:00:00Z",
+        "interval": "PT1M",
+        "value": [
+            {
+                "id": f"{AZURE_RID}/providers/Microsoft.Insights/metrics/{name}",
+                "type": "Microsoft.Insights/metrics",
+                "name": {"value": name, "localizedValue": name},
+                "displayDescription": "",
+                "unit": "Count",
+                "timeseries": [{"metadatavalues": [], "data": data} for _ in range(series)],
+                "errorCode": "Success",
+            }
+        ],
+        "namespace": "Microsoft.ContainerService/managedClusters",
+        "resourceregion": "westeurope",
+    }
+
+
+async def test_azure_reads_newest_point_with_a_value(fake: FakeApi, token: str) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = request.query["metricnames"]
+        field_ = request.query["aggregation"].lower()
+        data: list[dict[str, Any]] = [
+            {"timeStamp": "2026-11-26T02:57:00Z", field_: 3.0},
+            {"timeStamp": "2026-11-26T02:58:00Z", field_: 5.0},
+            {"timeStamp": "2026-11-26T02:59:00Z"},  # the current minute: no data yet
+        ]
+        return web.json_response(azure_metrics(name, data))
+
+    fake.handler = handler
+    driver = azure(fake.url, token, capacity="kube_node_status_allocatable_cpu_cores:Maximum")
+    # onprem has no resource: not this source's business, no error either.
+    reading = await driver.collect([ONPREM, AZURE], NOW)
+
+    assert errors_of(reading) == []
+    assert reading.values == {
+        "azure": {
+            SignalName.CAPACITY: Signal(
+                value=5.0, source="azure_monitor", observed_at=datetime(2026, 11, 26, 2, 58, tzinfo=UTC)
+            )
+        }
+    }
+    [seen] = fake.seen
+    assert seen.path == f"{AZURE_RID}/providers/Microsoft.Insights/metrics"
+    assert seen.auth == f"Bearer {TOKEN}"
+    assert seen.query == {
+        "api-version": "2023-10-01",
+        "metricnames": "kube_node_status_allocatable_cpu_cores",
+        "timespan": "2026-11-26T02:50:00Z/2026-11-26T03:00:00Z",
+        "interval": "PT1M",
+        "aggregation": "Maximum",
+    }
+
+
+async def test_azure_default_aggregation_is_average(fake: FakeApi) -> None:
+    fake.answer(azure_metrics("Percentage CPU", [{"timeStamp": "2026-11-26T02:59:00Z", "average": 42}]))
+    reading = await azure(fake.url, error_rate="Percentage CPU").collect([AZURE], NOW)
+    assert reading.values["azure"][SignalName.ERROR_RATE].value == 42.0
+    assert fake.seen[0].query["aggregation"] == "Average"
+    assert fake.seen[0].query["metricnames"] == "Percentage CPU"
+
+
+async def test_azure_no_data_leaves_signal_missing(fake: FakeApi) -> None:
+    fake.answer(azure_metrics("m", [{"timeStamp": "2026-11-26T02:59:00Z"}]))
+    reading = await azure(fake.url, latency_ms="m").collect([AZURE], NOW)
+    assert reading.values == {}
+    assert reading.errors == ["metric 'm' (site azure, latency_ms): no data point in the last 10 min"]
+
+
+async def test_azure_several_time_series_is_an_error(fake: FakeApi) -> None:
+    fake.answer(azure_metrics("m", [], series=3))
+    reading = await azure(fake.url, latency_ms="m").collect([AZURE], NOW)
+    assert "3 time series, expected one" in reading.errors[0]
+
+
+async def test_azure_metric_error_code_is_an_error(fake: FakeApi) -> None:
+    body = azure_metrics("nope", [])
+    body["value"][0].update(errorCode="MetricNotFound", errorMessage="no metric 'nope'")
+    fake.answer(body)
+    reading = await azure(fake.url, latency_ms="nope").collect([AZURE], NOW)
+    assert reading.errors == ["metric 'nope' (site azure, latency_ms): MetricNotFound: no metric 'nope'"]
+
+
+async def test_azure_unknown_aggregation_is_an_error_without_a_request(fake: FakeApi) -> None:
+    reading = await azure(fake.url, latency_ms="m:Median").collect([AZURE], NOW)
+    assert "aggregation 'Median' is not one of" in reading.errors[0]
+    assert fake.seen == []
+
+
+# --------------------------------------------------------------------------- gcp monitoring
+
+
+def gcp(url: str, token_ref: str | None = None, **queries: str) -> GcpMonitoringDriver:
+    return GcpMonitoringDriver(
+        SignalSource(
+            driver=Kind.GCP_MONITORING,
+            url=url,
+            queries={SignalName(k): v for k, v in queries.items()},
+            resources={"gcp": "dr-project-1"},
+            token_ref=token_ref,
+            timeout_s=0.5,
+        )
+    )
+
+
+def gcp_series(*points: tuple[str, dict[str, Any]], series: int = 1) -> dict[str, Any]:
+    """A projects.timeSeries.list answer: points newest first, as the API sends them."""
+    return {
+        "timeSeries": [
+            {
+                "metric": {"type": "custom.googleapis.com/lag", "labels": {"site": "gcp"}},
+                "resource": {"type": "global", "labels": {"project_id": "dr-project-1"}},
+                "metricKind": "GAUGE",
+                "valueType": "DOUBLE",
+                "points": [
+                    {"interval": {"startTime": end, "endTime": end}, "value": value} for end, value in points
+                ],
+            }
+            for _ in range(series)
+        ],
+        "unit": "s",
+    }
+
+
+async def test_gcp_reads_newest_point(fake: FakeApi, token: str) -> None:
+    fake.answer(
+        gcp_series(
+            ("2026-11-26T02:59:30.123456789Z", {"int64Value": "12"}),
+            ("2026-11-26T02:58:30Z", {"doubleValue": 2.5}),
+        )
+    )
+    query = 'custom.googleapis.com/lag | metric.labels.site = "{site}" AND metric.labels.cloud = "{cloud}"'
+    reading = await gcp(fake.url, token, lag_seconds=query).collect([ONPREM, GCP], NOW)
+
+    assert errors_of(reading) == []
+    assert reading.values == {
+        "gcp": {
+            SignalName.LAG_SECONDS: Signal(
+                value=12.0,
+                source="gcp_monitoring",
+                observed_at=datetime(2026, 11, 26, 2, 59, 30, 123456, tzinfo=UTC),
+            )
+        }
+    }
+    [seen] = fake.seen
+    assert seen.path == "/v3/projects/dr-project-1/timeSeries"
+    assert seen.auth == f"Bearer {TOKEN}"
+    assert seen.query == {
+        "filter": 'metric.type = "custom.googleapis.com/lag" AND '
+        '(metric.labels.site = "gcp" AND metric.labels.cloud = "gcp")',
+        "interval.startTime": "2026-11-26T02:50:00Z",
+        "interval.endTime": "2026-11-26T03:00:00Z",
+    }
+
+
+async def test_gcp_bare_metric_type_and_bool_value(fake: FakeApi) -> None:
+    fake.answer(gcp_series(("2026-11-26T02:59:00Z", {"boolValue": True})))
+    reading = await gcp(fake.url, standby_up="custom.googleapis.com/up").collect([GCP], NOW)
+    assert reading.values["gcp"][SignalName.STANDBY_UP].value == 1.0
+    assert fake.seen[0].query["filter"] == 'metric.type = "custom.googleapis.com/up"'
+
+
+async def test_gcp_empty_answer_leaves_signal_missing(fake: FakeApi) -> None:
+    fake.answer({"unit": "s"})
+    reading = await gcp(fake.url, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert reading.values == {}
+    assert reading.errors == [
+        "metric 'custom.googleapis.com/lag' (site gcp, project dr-project-1, lag_seconds): "
+        "no point in the last 10 min"
+    ]
+
+
+async def test_gcp_several_series_is_an_error(fake: FakeApi) -> None:
+    fake.answer(gcp_series(("2026-11-26T02:59:00Z", {"doubleValue": 1}), series=2))
+    reading = await gcp(fake.url, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert "2 time series, expected one" in reading.errors[0]
+
+
+async def test_gcp_distribution_value_is_an_error(fake: FakeApi) -> None:
+    fake.answer(gcp_series(("2026-11-26T02:59:00Z", {"distributionValue": {"count": "3"}})))
+    reading = await gcp(fake.url, latency_ms="custom.googleapis.com/latency").collect([GCP], NOW)
+    assert "unsupported value type ['distributionValue']" in reading.errors[0]
+
+
+# --------------------------------------------------------------------------- failures, every driver
+
+DriverFactory = Callable[[str, str | None], SignalsDriver]
+DRIVERS: dict[str, tuple[DriverFactory, SiteRef, dict[str, Any]]] = {
+    "prometheus": (
+        lambda url, ref: prometheus(url, ref, lag_seconds=LAG_Q),
+        AZURE,
+        {"status": "error", "errorType": "execution", "error": "many-to-many matching not allowed"},
+    ),
+    "azure_monitor": (
+        lambda url, ref: azure(url, ref, lag_seconds="lag"),
+        AZURE,
+        {"error": {"code": "AuthorizationFailed", "message": "client has no access"}},
+    ),
+    "gcp_monitoring": (
+        lambda url, ref: gcp(url, ref, lag_seconds="custom.googleapis.com/lag"),
+        GCP,
+        {"error": {"code": 403, "message": "Permission denied", "status": "PERMISSION_DENIED"}},
+    ),
+}
+API_ERROR = {
+    "prometheus": "HTTP 422: execution: many-to-many matching not allowed",
+    "azure_monitor": "HTTP 422: AuthorizationFailed: client has no access",
+    "gcp_monitoring": "HTTP 422: PERMISSION_DENIED: Permission denied",
+}
+
+
+async def failing_reading(kind: str, url: str, token_ref: str) -> tuple[SourceReading, SiteRef]:
+    factory, target, _ = DRIVERS[kind]
+    reading = await factory(url, token_ref).collect([target], NOW)
+    assert reading.values == {}
+    errors_of(reading)
+    assert len(reading.errors) == 1, reading.errors
+    return reading, target
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_api_error_body(kind: str, fake: FakeApi, token: str) -> None:
+    fake.answer(DRIVERS[kind][2], status=422)
+    reading, target = await failing_reading(kind, fake.url, token)
+    assert reading.errors[0].endswith(API_ERROR[kind])
+    assert f"site {target.name}" in reading.errors[0]
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_http_500(kind: str, fake: FakeApi, token: str) -> None:
+    fake.answer(b"upstream exploded\n", status=500)
+    reading, _ = await failing_reading(kind, fake.url, token)
+    assert reading.errors[0].endswith("HTTP 500: 'upstream exploded'")
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_malformed_json(kind: str, fake: FakeApi, token: str) -> None:
+    fake.answer(b'{"status": "success", "data": {')
+    reading, _ = await failing_reading(kind, fake.url, token)
+    assert "answer is not JSON" in reading.errors[0]
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_json_of_the_wrong_shape(kind: str, fake: FakeApi, token: str) -> None:
+    fake.answer({"data": [1, 2], "value": {"x": 1}, "timeSeries": [{"points": [{"interval": 3}]}]})
+    reading, _ = await failing_reading(kind, fake.url, token)
+    assert reading.errors[0]
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_timeout(kind: str, fake: FakeApi, token: str) -> None:
+    fake.hang()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reading, _ = await failing_reading(kind, fake.url, token)
+    assert reading.errors[0].endswith("no answer within 0.5 s")
+    assert loop.time() - started < 3
+    assert fake.seen, "the request reached the server"
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_connection_refused(kind: str, refused_url: str, token: str) -> None:
+    reading, _ = await failing_reading(kind, refused_url, token)
+    assert reading.errors[0].endswith(
+        f"cannot connect to {refused_url.removeprefix('http://')}: Connection refused"
+    )
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_echoed_token_is_redacted(kind: str, fake: FakeApi, token: str) -> None:
+    """A server that puts the Authorization header in its error page does not leak it."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=f"bad credentials: {request.headers['Authorization']}", status=401)
+
+    fake.handler = handler
+    reading, _ = await failing_reading(kind, fake.url, token)
+    assert "HTTP 401: 'bad credentials: Bearer ***'" in reading.errors[0]
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+async def test_unresolvable_token_is_an_error_line(kind: str, fake: FakeApi) -> None:
+    reading = await DRIVERS[kind][0](fake.url, "env:HYBRIDOPS_TEST_NO_SUCH_VAR").collect(
+        [DRIVERS[kind][1]], NOW
+    )
+    assert reading.values == {}
+    assert reading.errors == [
+        "token: secret reference 'env:HYBRIDOPS_TEST_NO_SUCH_VAR': environment variable "
+        "HYBRIDOPS_TEST_NO_SUCH_VAR is not set"
+    ]
+    assert fake.seen == []
+
+
+# --------------------------------------------------------------------------- registry and merge
+
+
+class FixedDriver(SignalsDriver):
+    """An in-memory driver: returns what it is given."""
+
+    def __init__(self, name: str, reading: SourceReading | None = None, fail: bool = False) -> None:
+        super().__init__(SignalSource(driver=Kind.PROMETHEUS, url="http://unused", timeout_s=0.2))
+        self.name = name
+        self.reading = reading or SourceReading()
+        self.fail = fail
+        self.asked: list[tuple[list[SiteRef], datetime]] = []
+
+    async def collect(self, targets: list[SiteRef], now: datetime) -> SourceReading:
+        self.asked.append((targets, now))
+        if self.fail:
+            raise RuntimeError("driver bug")
+        return self.reading
+
+
+class HangingDriver(FixedDriver):
+    async def collect(self, targets: list[SiteRef], now: datetime) -> SourceReading:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def sig(value: float, source: str, age_s: float = 5) -> Signal:
+    return Signal(value=value, source=source, observed_at=NOW - timedelta(seconds=age_s))
+
+
+async def test_merge_precedence_static_and_order() -> None:
+    first = FixedDriver(
+        "prometheus",
+        SourceReading(
+            values={
+                "azure": {
+                    SignalName.SLO_SCORE: sig(0.99, "prometheus"),
+                    SignalName.LAG_SECONDS: sig(1, "prometheus"),
+                },
+                "elsewhere": {SignalName.LAG_SECONDS: sig(9, "prometheus")},
+            },
+            errors=["query 'x' (site gcp, lag_seconds): returned nothing"],
+        ),
+    )
+    second = FixedDriver(
+        "azure_monitor",
+        SourceReading(
+            values={
+                "azure": {
+                    SignalName.LAG_SECONDS: sig(2, "azure_monitor"),
+                    SignalName.CAPACITY: sig(4, "azure_monitor"),
+                }
+            },
+            errors=["metric 'm' (site azure, latency_ms): HTTP 500: 'x'"],
+        ),
+    )
+    static = {
+        "azure": {SignalName.HOURLY_COST: 3.5, SignalName.CAPACITY: 100.0},
+        "onprem": {SignalName.HOURLY_COST: 0.0},
+        "unknown-site": {SignalName.CREDITS: 1.0},
+    }
+    snapshot = await collect_signals([first, second], static, [ONPREM, AZURE, GCP], NOW)
+
+    assert first.asked == [([ONPREM, AZURE, GCP], NOW)] and len(second.asked) == 1
+    assert snapshot.taken_at == NOW
+    assert [(c.site, c.cloud) for c in snapshot.candidates] == [
+        ("onprem", None),
+        ("azure", Cloud.AZURE),
+        ("gcp", Cloud.GCP),
+    ]
+    onprem, azure_, gcp_ = snapshot.candidates
+    assert onprem.values == {SignalName.HOURLY_COST: Signal(value=0.0, source="static", observed_at=None)}
+    assert azure_.values == {
+        SignalName.LAG_SECONDS: sig(1, "prometheus"),  # the first source wins
+        SignalName.CAPACITY: sig(4, "azure_monitor"),  # live beats static
+        SignalName.HOURLY_COST: Signal(value=3.5, source="static"),
+        SignalName.SLO_SCORE: sig(0.99, "prometheus"),
+    }
+    assert list(azure_.values) == [n for n in SignalName if n in azure_.values]
+    assert gcp_.values == {}
+    assert snapshot.errors == [
+        "prometheus: query 'x' (site gcp, lag_seconds): returned nothing",
+        "azure_monitor: metric 'm' (site azure, latency_ms): HTTP 500: 'x'",
+    ]
+    # The snapshot goes into histories: it must survive a JSON round trip unchanged.
+    assert type(snapshot).model_validate(json.loads(snapshot.model_dump_json())) == snapshot
+
+
+async def test_merge_survives_a_raising_and_a_hanging_driver() -> None:
+    good = FixedDriver("gcp_monitoring", SourceReading(values={"gcp": {SignalName.CAPACITY: sig(3, "g")}}))
+    snapshot = await collect_signals(
+        [FixedDriver("prometheus", fail=True), HangingDriver("azure_monitor"), good], {}, [GCP], NOW
+    )
+    assert snapshot.candidates[0].values == {SignalName.CAPACITY: sig(3, "g")}
+    assert snapshot.errors == [
+        "prometheus: failed: RuntimeError: driver bug",
+        "azure_monitor: no reading within 1.4 s",
+    ]
+
+
+async def test_no_sources_gives_static_values_only() -> None:
+    snapshot = await collect_signals([], {"gcp": {SignalName.CREDITS: 50.0}}, [AZURE, GCP], NOW)
+    assert [c.values for c in snapshot.candidates] == [
+        {},
+        {SignalName.CREDITS: Signal(value=50.0, source="static")},
+    ]
+    assert snapshot.errors == []
+
+
+def test_make_signal_drivers_in_inventory_order() -> None:
+    settings = SignalsSettings.model_validate(
+        {
+            "sources": [
+                {"driver": "gcp_monitoring", "url": "https://monitoring.googleapis.com"},
+                {"driver": "prometheus", "url": "http://prometheus:9090"},
+                {"driver": "azure_monitor", "url": "https://management.azure.com"},
+            ]
+        }
+    )
+    drivers = make_signal_drivers(settings)
+    assert [type(d) for d in drivers] == [GcpMonitoringDriver, PrometheusDriver, AzureMonitorDriver]
+    assert [d.name for d in drivers] == ["gcp_monitoring", "prometheus", "azure_monitor"]
+    assert [d.source for d in drivers] == settings.sources
+    assert {k.value for k in Kind} == {d.name for d in drivers}, "every driver kind has a driver"
+
+
+# --------------------------------------------------------------------------- a real Prometheus
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+async def _poll(check: Callable[[], Awaitable[bool]], deadline_s: float, what: str, log: Path) -> None:
+    """Call ``check`` until it is true, or fail after ``deadline_s`` showing Prometheus' log."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    while not await check():
+        if loop.time() > deadline:
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            pytest.fail(f"{what} not within {deadline_s} s; prometheus log:\n{tail}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.skipif(not os.access(PROMETHEUS, os.X_OK), reason="prometheus is not installed")
+async def test_prometheus_driver_against_a_real_prometheus() -> None:
+    # A tiny exporter: what Prometheus scrapes.
+    async def metrics(request: web.Request) -> web.Response:
+        text = "# TYPE hybridops_test_lag_seconds gauge\nhybridops_test_lag_seconds 4.5\n"
+        return web.Response(text=text, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    exporter = "{}:{}".format(*runner.addresses[0][:2])
+
+    workdir = Path(tempfile.mkdtemp(prefix="hybridops-prom-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: hybridops-signals\n    static_configs:\n"
+        f"      - targets: ['{exporter}']\n        labels: {{site: azure, cloud: azure}}\n"
+    )
+    log = workdir / "prometheus.log"
+    proc: asyncio.subprocess.Process | None = None
+    try:
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                stdout=out,
+                stderr=out,
+            )
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+
+            async def ready() -> bool:
+                assert proc is not None and proc.returncode is None, "prometheus exited"
+                try:
+                    async with http.get(f"{url}/-/ready") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            async def scraped() -> bool:
+                params = {"query": 'hybridops_test_lag_seconds{site="azure"}'}
+                async with http.get(f"{url}/api/v1/query", params=params) as resp:
+                    return bool((await resp.json())["data"]["result"])
+
+            await _poll(ready, 30, "/-/ready", log)
+            await _poll(scraped, 30, "the exporter's series", log)
+
+        driver = PrometheusDriver(
+            SignalSource(
+                driver=Kind.PROMETHEUS,
+                url=url,
+                queries={
+                    SignalName.LAG_SECONDS: 'hybridops_test_lag_seconds{site="{site}"}',
+                    SignalName.STANDBY_UP: 'up{job="hybridops-signals",cloud="{cloud}"}',
+                },
+            )
+        )
+        now = datetime.now(UTC)
+        reading = await driver.collect([AZURE, GCP], now)
+
+        lag = reading.values["azure"][SignalName.LAG_SECONDS]
+        assert (lag.value, lag.source) == (4.5, "prometheus")
+        assert lag.observed_at is not None and now - timedelta(seconds=5) < lag.observed_at <= now
+        assert reading.values["azure"][SignalName.STANDBY_UP].value == 1.0
+        assert "gcp" not in reading.values
+        assert sorted(reading.errors) == [
+            "query 'hybridops_test_lag_seconds{site=\"gcp\"}' (site gcp, lag_seconds): returned nothing",
+            'query \'up{job="hybridops-signals",cloud="gcp"}\' (site gcp, standby_up): returned nothing',
+        ]
+
+        # Evaluated in the future, a sample still carries its scrape time, not the evaluation's:
+        # that is what makes staleness real.
+        later = datetime.now(UTC) + timedelta(seconds=30)
+        lag_later = (await driver.collect([AZURE], later)).values["azure"][SignalName.LAG_SECONDS]
+        assert lag_later.observed_at is not None and lag_later.observed_at < later - timedelta(seconds=25)
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await runner.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
