@@ -21,17 +21,23 @@ import psycopg
 from hybridops import pgbin
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import (
+    AlertsSettings,
     DnsSettings,
     InfraSettings,
     Inventory,
     PostgresSettings,
+    SignalsSettings,
     SiteConfig,
     TemporalSettings,
     WorkloadSettings,
     write_inventory,
 )
-from hybridops.models import Cloud
+from hybridops.lab.monitoring import ALERT_TOKEN_ENV, Monitoring, alert_token
+from hybridops.models import Cloud, SignalName
 from hybridops.workload import workload_ddl
+
+STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
+"""The lab's cloud signals that are known without monitoring."""
 
 PG_USER = "hybridops-pg"
 ZONE = "corp.example.com"
@@ -49,11 +55,19 @@ class LabPorts:
     """Where the lab's parts listen. Tests use their own, so they never meet the demo lab."""
 
     net: str = "127.77.0"
-    """Loopback /24 prefix; the sites take .1, .2, .3 and DNS .53."""
+    """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53 and monitoring .60 to .69
+    (see :mod:`hybridops.lab.monitoring`)."""
     pg: int = 15432
     dns: int = 15353
     temporal: int = 7233
     ui: int = 8233
+    prometheus: int = 9090
+    """Every Prometheus (global on .60, the sites' on .61-.63)."""
+    pg_exporter: int = 9187
+    cloud_exporter: int = 9188
+    alertmanager: int = 9093
+    alerts: int = 9095
+    """The alert receiver (``hybridops serve alerts``)."""
 
 
 def wait_until(what: str, check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
@@ -104,8 +118,20 @@ class Lab:
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
+    @property
+    def monitoring(self) -> Monitoring:
+        """The lab's Prometheus servers, Alertmanager and exporters."""
+        return Monitoring(self)
+
+    @property
+    def monitored(self) -> bool:
+        """Whether the last ``up`` started monitoring (kept in the state file)."""
+        return bool(self._state().get("monitoring", False))
+
     def inventory(self) -> Inventory:
-        """The inventory that describes this lab."""
+        """The inventory that describes this lab. With monitoring, the signals come from the
+        global Prometheus and alerts go to ``hybridops serve alerts``."""
+        monitored = self.monitored
         return Inventory(
             temporal=TemporalSettings(
                 address=f"127.0.0.1:{self.ports.temporal}",
@@ -133,7 +159,24 @@ class Lab:
             ),
             infra=InfraSettings(apps_dir=self.root / "apps"),
             workload=WorkloadSettings(ledger=self.ledger),
+            signals=self._signals(monitored),
+            alerts=self.monitoring.alerts_settings() if monitored else AlertsSettings(),
         )
+
+    def _signals(self, monitored: bool) -> SignalsSettings:
+        """The global Prometheus when monitored; in every case the clouds' credit lines, prices
+        and sizes as static values (what a contract or the inventory would say), so a lab
+        without monitoring still passes the policy's budget gate, and one whose Prometheus is
+        down falls back to them."""
+        from hybridops.lab.cloud_exporter import DEFAULTS
+
+        static = {
+            site: {SignalName(k): v for k, v in DEFAULTS[cloud.value].items() if k in STATIC_SIGNALS}
+            for site, cloud in SITES.items()
+            if cloud is not None
+        }
+        settings = self.monitoring.signals_settings() if monitored else SignalsSettings()
+        return settings.model_copy(update={"static": static})
 
     # ------------------------------------------------------------------ process bookkeeping
 
@@ -192,10 +235,12 @@ class Lab:
         self._save(state)
 
     def env(self) -> dict[str, str]:
-        """Environment for the lab's processes: where the inventory is, the lab's DNS keys."""
+        """Environment for the lab's processes: where the inventory is, the lab's DNS keys,
+        the alert receiver's token (made on first use, kept in a 0600 file)."""
         return {
             "HYBRIDOPS_INVENTORY": str(self.root / "inventory.yaml"),
             "HYBRIDOPS_LAB_AWS_KEYS": "lab:lab-secret",
+            ALERT_TOKEN_ENV: alert_token(self.root),
         }
 
     # ------------------------------------------------------------------ parts
@@ -468,15 +513,24 @@ class Lab:
 
     # ------------------------------------------------------------------ whole lab
 
-    def up(self, temporal: bool = True, worker: bool = True, writer: bool = True) -> Inventory:
-        """Bring every part up (idempotent); returns the inventory it wrote."""
+    def up(
+        self, temporal: bool = True, worker: bool = True, writer: bool = True, monitoring: bool | None = None
+    ) -> Inventory:
+        """Bring every part up (idempotent); returns the inventory it wrote. ``monitoring``:
+        ``None`` starts it when its binaries are installed."""
         self.root.mkdir(parents=True, exist_ok=True)
+        monitoring = Monitoring.wanted(monitoring)
+        state = self._state()
+        state["monitoring"] = monitoring
+        self._save(state)
         inv = self.inventory()
         write_inventory(inv, self.root / "inventory.yaml")
         if temporal:
             self.start_temporal()
         self.start_postgres()
         self.start_dns()
+        if monitoring:
+            self.monitoring.start()
         if worker:
             self.start_worker()
         if writer:
@@ -487,6 +541,7 @@ class Lab:
         """Stop everything; nothing is left running."""
         for name in ("writer", "worker"):
             self._stop(name)
+        self.monitoring.stop()
         self.stop_postgres()
         for name in ("dns", "temporal"):
             self._stop(name)
@@ -543,6 +598,8 @@ class Lab:
         out: dict[str, Any] = {"root": str(self.root), "ports": asdict(self.ports)}
         for name in ("temporal", "dns", "worker", "writer"):
             out[name] = "running" if self.pid(name) else "stopped"
+        if self.monitored or any(self.pid(name) for name in self.monitoring.process_names()):
+            out.update(self.monitoring.status())
         for site in SITES:
             role = self.role(site) if self._running(site) else "stopped"
             if (self.data_dir(site) / "hybridops.fence.json").exists():
