@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench down install clean
+.PHONY: demo test lint bench bench-alerts down install clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/failover.py
+
+## The alert receiver under a storm: alerts/s, latency p50/p99, runs started against incidents.
+bench-alerts: $(STAMP)
+	$(BIN)/python bench/alerts.py
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down

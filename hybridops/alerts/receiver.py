@@ -1,0 +1,531 @@
+"""``hybridops serve alerts``: the Alertmanager webhook receiver that starts runbooks safely.
+
+The HTTP contract (``POST /alerts``, Alertmanager webhook payload version "4"):
+
+====  =====================================================================================
+code  when, and the JSON body
+====  =====================================================================================
+202   a run was started: ``{"result": "started" | "drill_started", "workflow_id", "run_id",
+      "route", "runbook", "require_approval"}``
+200   nothing new was started, on purpose: ``{"result": ..., "workflow_id", "route", "detail"}``
+      with ``result`` one of ``duplicate`` (plus ``duplicate_of``: the run this incident
+      already has), ``signalled`` (a resolve delivered to its run), ``not_running`` (a
+      resolve for a run that has ended or never started), ``drill_not_started``
+401   missing or wrong bearer token: ``{"error"}`` (and ``WWW-Authenticate: Bearer``)
+400   the body is not JSON: ``{"error"}``
+422   the JSON is not a version-4 payload: ``{"error", "fields": [{"field", "error"}]}``
+404   no route matches: ``{"error", "labels": [the label sets seen]}``
+503   Temporal could not be reached: ``{"error"}``; nothing was started, Alertmanager retries
+====  =====================================================================================
+
+Every 4xx starts nothing and changes nothing. Alertmanager retries 5xx only, so a resolve
+for a run that has ended gets 200, not 404.
+
+``GET /healthz``: 200 ``{"status": "ok"}`` when the Temporal frontend answers, else 503.
+
+One run per incident: the workflow id is derived from the route, the alert group and the
+episode (:func:`~hybridops.alerts.routes.incident_workflow_id`), and the start uses
+``USE_EXISTING`` and ``REJECT_DUPLICATE``, so resends, storms, HA Alertmanager pairs and
+receiver restarts all land on the same run. A bounded in-memory cache answers known ids
+without calling Temporal, and concurrent duplicates share one start call. While a group's run
+is running, a later episode of the same group (Prometheus lost the alert's state) is answered
+as its duplicate; :meth:`AlertReceiver.recover` relearns the running runs after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import signal
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from hybridops.alerts.payload import AlertStatus, WebhookPayload
+from hybridops.alerts.routes import (
+    DRILL_WORKFLOW_ID_PREFIX,
+    WORKFLOW_ID_PREFIX,
+    Route,
+    RoutesFile,
+    group_prefix,
+    incident_workflow_id,
+    load_routes,
+    runbook_spec,
+)
+from hybridops.client import connect
+from hybridops.constants import ALERT_SIGNAL
+from hybridops.errors import ConfigError, RetryableError
+from hybridops.inventory import Inventory
+from hybridops.models import AlertNotice
+from hybridops.secrets import resolve_secret
+
+log = logging.getLogger("hybridops.alerts")
+
+ALERTS_PATH = "/alerts"
+HEALTH_PATH = "/healthz"
+DEFAULT_CACHE_SIZE = 10_000
+"""Ids remembered (started, duplicate, resolved): about 1 MB; the oldest are forgotten first,
+after which Temporal's id policies still answer."""
+HEALTH_TIMEOUT = timedelta(seconds=2)
+MAX_LABEL_SETS = 20
+"""How many distinct label sets a 404 body shows."""
+
+
+class Result(StrEnum):
+    """What a notification did (the ``result`` of a 200/202 body)."""
+
+    STARTED = "started"
+    DRILL_STARTED = "drill_started"
+    DUPLICATE = "duplicate"
+    SIGNALLED = "signalled"
+    NOT_RUNNING = "not_running"
+    DRILL_NOT_STARTED = "drill_not_started"
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the receiver already knows about an id."""
+
+    duplicate_of: str
+    run_id: str | None
+    detail: str
+
+
+class _Lru:
+    """A bounded map; the least recently used entry goes first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[str, _Known] = OrderedDict()
+
+    def get(self, key: str) -> _Known | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: _Known) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _reply(code: int, /, **body: Any) -> web.Response:
+    return web.json_response(body, status=code)
+
+
+class AlertReceiver:
+    """The webhook receiver: authenticates, validates, routes, then starts or signals.
+
+    ``queue_suffix`` is the inventory's ``task_queue_suffix`` (the tests and the bench give
+    each run their own, so no worker picks the runs up).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        routes: RoutesFile,
+        token: str,
+        *,
+        queue_suffix: str = "",
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if not token:
+            raise ConfigError("alerts.token_ref: the token it names is empty")
+        self._client = client
+        self._routes = routes
+        self._token = token.encode()
+        self._suffix = queue_suffix
+        self._known = _Lru(cache_size)
+        self._inflight: dict[str, asyncio.Task[tuple[Result, _Known]]] = {}
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        """Per group prefix, the last id started: an earlier episode still running blocks a
+        new one (one failover at a time per alert group)."""
+        self._cache_size = cache_size
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application()
+        app.router.add_post(ALERTS_PATH, self.handle_alerts)
+        app.router.add_get(HEALTH_PATH, self.handle_health)
+        return app
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        try:
+            ok = await self._client.service_client.check_health(timeout=HEALTH_TIMEOUT)
+        except Exception as err:  # any failure to reach the frontend means unhealthy
+            return _reply(503, status="unavailable", temporal=f"{type(err).__name__}: {err}")
+        if not ok:
+            return _reply(503, status="unavailable", temporal="not serving")
+        return _reply(200, status="ok", temporal="connected")
+
+    async def handle_alerts(self, request: web.Request) -> web.Response:
+        remote = request.remote or "-"
+        refused = self._check_token(request.headers.get("Authorization"))
+        if refused:
+            log.warning("alert refused status=401 reason=%r remote=%s", refused, remote)
+            return web.json_response({"error": refused}, status=401, headers={"WWW-Authenticate": "Bearer"})
+        raw = await request.read()
+        try:
+            data = json.loads(raw)
+        except ValueError as err:
+            log.warning("alert refused status=400 reason='not JSON' remote=%s", remote)
+            return _reply(400, error=f"body is not JSON: {err}")
+        try:
+            payload = WebhookPayload.model_validate(data)
+        except ValidationError as err:
+            fields = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(top level)", "error": e["msg"]}
+                for e in err.errors()
+            ]
+            log.warning(
+                "alert refused status=422 fields=%s remote=%s", ",".join(f["field"] for f in fields), remote
+            )
+            return _reply(422, error="not an Alertmanager version 4 payload", fields=fields)
+        route = self._routes.route_for([a.labels for a in payload.relevant])
+        if route is None:
+            label_sets: list[dict[str, str]] = []
+            for a in payload.relevant:
+                if a.labels not in label_sets and len(label_sets) < MAX_LABEL_SETS:
+                    label_sets.append(a.labels)
+            log.warning(
+                "alert refused status=404 reason='no route' alertnames=%s remote=%s",
+                ",".join(payload.alertnames),
+                remote,
+            )
+            return _reply(404, error="no route matches these alerts", labels=label_sets)
+        try:
+            return await self._act(route, payload)
+        except (RPCError, RuntimeError) as err:  # RuntimeError: the SDK could not (re)connect
+            message = err.message if isinstance(err, RPCError) else str(err)
+            log.error("alert failed status=503 route=%s error=%s", route.name, message)
+            return _reply(503, error=f"temporal: {message}")
+
+    def _check_token(self, header: str | None) -> str:
+        """Empty when the bearer token is right; why not otherwise."""
+        if not header:
+            return "missing bearer token"
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return "missing bearer token"
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            return "wrong bearer token"
+        return ""
+
+    # ------------------------------------------------------------------ actions
+
+    async def _act(self, route: Route, payload: WebhookPayload) -> web.Response:
+        drill = payload.is_drill
+        if drill and route.drill_runbook is None:
+            log.info(
+                "alert drill route=%s status=%s alertnames=%s: nothing started (route has no drill_runbook)",
+                route.name,
+                payload.status.value,
+                ",".join(payload.alertnames),
+            )
+            return _reply(
+                200,
+                result=Result.DRILL_NOT_STARTED,
+                route=route.name,
+                detail="drill: nothing started (the route has no drill_runbook)",
+            )
+        wf_id = incident_workflow_id(route.name, payload.group_key, payload.incident_started_at, drill=drill)
+        if payload.status == AlertStatus.RESOLVED:
+            return await self._resolve(route, payload, wf_id)
+        return await self._fire(route, payload, wf_id, drill)
+
+    async def _fire(self, route: Route, payload: WebhookPayload, wf_id: str, drill: bool) -> web.Response:
+        known = self._known.get(wf_id)
+        if known is not None:
+            log.info(
+                "alert duplicate route=%s workflow_id=%s of=%s source=cache",
+                route.name,
+                wf_id,
+                known.duplicate_of,
+            )
+            return self._duplicate(route, wf_id, known, "cache")
+        task = self._inflight.get(wf_id)
+        owner = task is None
+        if task is None:
+            task = asyncio.create_task(self._start(route, payload, wf_id, drill))
+            self._inflight[wf_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(wf_id, None))
+        result, outcome = await asyncio.shield(task)
+        if not owner:
+            log.info(
+                "alert duplicate route=%s workflow_id=%s of=%s source=in-flight",
+                route.name,
+                wf_id,
+                outcome.duplicate_of,
+            )
+            return self._duplicate(route, wf_id, outcome, "in-flight")
+        if result == Result.DUPLICATE:
+            return self._duplicate(route, wf_id, outcome, "temporal")
+        runbook = route.drill_runbook if drill else route.runbook
+        return _reply(
+            202,
+            result=result,
+            route=route.name,
+            runbook=runbook,
+            workflow_id=wf_id,
+            run_id=outcome.run_id,
+            require_approval=None if drill else not route.auto,
+        )
+
+    def _duplicate(self, route: Route, wf_id: str, known: _Known, source: str) -> web.Response:
+        return _reply(
+            200,
+            result=Result.DUPLICATE,
+            route=route.name,
+            workflow_id=wf_id,
+            duplicate_of=known.duplicate_of,
+            run_id=known.run_id,
+            source=source,
+            detail=known.detail,
+        )
+
+    async def _start(
+        self, route: Route, payload: WebhookPayload, wf_id: str, drill: bool
+    ) -> tuple[Result, _Known]:
+        """Start the incident's run, or find the run it already has. Logs one line."""
+        prefix = group_prefix(route.name, payload.group_key, drill=drill)
+        earlier = await self._running_episode(prefix, wf_id)
+        if earlier is not None:
+            # Not cached: once the earlier run ends, this episode starts its own (as it would
+            # after a restart), so every resend asks again (one describe call).
+            known = _Known(earlier, None, "an earlier episode of this alert group is still running")
+            log.info(
+                "alert duplicate route=%s workflow_id=%s of=%s source=earlier-episode",
+                route.name,
+                wf_id,
+                earlier,
+            )
+            return Result.DUPLICATE, known
+        runbook = route.drill_runbook if drill else route.runbook
+        assert runbook is not None
+        spec = runbook_spec(runbook)
+        reason = self._reason(route, payload)
+        inp = route.build_input(drill=drill, incident_started_at=payload.incident_started_at, reason=reason)
+        try:
+            handle = await self._client.start_workflow(
+                spec.workflow_type.value,
+                inp,
+                id=wf_id,
+                task_queue=spec.task_queue.value + self._suffix,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=reason[:200],
+            )
+        except WorkflowAlreadyStartedError as err:
+            # REJECT_DUPLICATE: this incident's run has already ended.
+            known = _Known(wf_id, err.run_id, "this incident's run has already ended")
+            self._known.put(wf_id, known)
+            log.info("alert duplicate route=%s workflow_id=%s source=temporal closed=true", route.name, wf_id)
+            return Result.DUPLICATE, known
+        self._remember_latest(prefix, wf_id)
+        if not _was_started(handle):
+            known = _Known(wf_id, handle.result_run_id, "this incident's run is already running")
+            self._known.put(wf_id, known)
+            log.info(
+                "alert duplicate route=%s workflow_id=%s source=temporal running=true", route.name, wf_id
+            )
+            return Result.DUPLICATE, known
+        known = _Known(wf_id, handle.result_run_id, "started by an earlier notification of this incident")
+        self._known.put(wf_id, known)
+        log.info(
+            "alert started route=%s runbook=%s workflow_id=%s run_id=%s require_approval=%s drill=%s",
+            route.name,
+            runbook,
+            wf_id,
+            handle.result_run_id,
+            not route.auto,
+            drill,
+        )
+        return (Result.DRILL_STARTED if drill else Result.STARTED), known
+
+    async def _running_episode(self, prefix: str, wf_id: str) -> str | None:
+        """Another run of the same route and alert group that is still running, if any.
+
+        A group can get a new episode without its incident being over (Prometheus restarted and
+        lost the alert's ``for`` state; an HA replica reported an earlier ``startsAt``). The
+        receiver remembers the last id per group (from its own starts, and from
+        :meth:`recover` at start-up); only that id is described, and only when it differs.
+        """
+        latest = self._latest.get(prefix)
+        if latest is None or latest == wf_id:
+            return None
+        try:
+            desc = await self._client.get_workflow_handle(latest).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return latest if desc.status == WorkflowExecutionStatus.RUNNING else None
+
+    async def recover(self) -> int:
+        """Learn the alert-started runs that are running (after a restart): one visibility
+        query at start-up instead of one per new incident. Returns how many it found.
+
+        Visibility is eventually consistent, so a run started a moment before may be missed;
+        that only weakens the earlier-episode guard: Temporal's id policies still give one run
+        per episode.
+        """
+        query = (
+            f"(WorkflowId STARTS_WITH '{WORKFLOW_ID_PREFIX}-' OR WorkflowId STARTS_WITH"
+            f" '{DRILL_WORKFLOW_ID_PREFIX}-') AND ExecutionStatus = 'Running'"
+        )
+        found = 0
+        try:
+            async for wf in self._client.list_workflows(query):
+                prefix = wf.id.rpartition("-")[0] + "-"
+                if prefix not in self._latest:
+                    self._remember_latest(prefix, wf.id)
+                self._known.put(wf.id, _Known(wf.id, wf.run_id, "started before this receiver started"))
+                found += 1
+        except RPCError as err:
+            if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise
+            log.warning(
+                "alert receiver: visibility query refused (%s): running runs not recovered", err.message
+            )
+        return found
+
+    def _remember_latest(self, prefix: str, wf_id: str) -> None:
+        self._latest[prefix] = wf_id
+        self._latest.move_to_end(prefix)
+        while len(self._latest) > self._cache_size:
+            self._latest.popitem(last=False)
+
+    @staticmethod
+    def _reason(route: Route, payload: WebhookPayload) -> str:
+        first = next((a for a in payload.relevant if route.matches(a.labels)), payload.alerts[0])
+        name = first.labels.get("alertname", route.name)
+        summary = first.annotations.get("summary") or payload.common_annotations.get("summary", "")
+        return f"alert {name}: {summary}" if summary else f"alert {name}"
+
+    async def _resolve(self, route: Route, payload: WebhookPayload, wf_id: str) -> web.Response:
+        key = wf_id + "#resolved"
+        known = self._known.get(key)
+        if known is not None:
+            log.info("alert duplicate route=%s workflow_id=%s resolved=true source=cache", route.name, wf_id)
+            return self._duplicate(route, wf_id, known, "cache")
+        notice = AlertNotice(
+            status=payload.status.value,
+            received_at=datetime.now(UTC),
+            group_key=payload.group_key,
+            alertnames=payload.alertnames,
+            ended_at=payload.ended_at,
+        )
+        try:
+            await self._client.get_workflow_handle(wf_id).signal(ALERT_SIGNAL, notice)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            log.info("alert resolved route=%s workflow_id=%s: no running run to signal", route.name, wf_id)
+            return _reply(
+                200,
+                result=Result.NOT_RUNNING,
+                route=route.name,
+                workflow_id=wf_id,
+                detail="resolved: this incident has no running run (ended, or never started)",
+            )
+        self._known.put(key, _Known(wf_id, None, "the resolve was already delivered"))
+        log.info("alert signalled route=%s workflow_id=%s signal=%s", route.name, wf_id, ALERT_SIGNAL)
+        return _reply(
+            200,
+            result=Result.SIGNALLED,
+            route=route.name,
+            workflow_id=wf_id,
+            detail=f"resolved: signal {ALERT_SIGNAL!r} delivered",
+        )
+
+
+def _was_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the start created a run (False: ``USE_EXISTING`` returned the running one).
+
+    The SDK keeps the server's StartWorkflowExecutionResponse on the handle; its ``started``
+    field is what tells the two apart.
+    """
+    resp = getattr(handle, "_start_workflow_response", None)
+    return bool(getattr(resp, "started", True))
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as a pair; a ConfigError naming the key."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"alerts.listen: {listen!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def routes_for(inv: Inventory) -> RoutesFile:
+    """The inventory's routes file, else ``runbooks/alert-routes.yaml``."""
+    return load_routes(inv.alerts.routes)
+
+
+def token_for(inv: Inventory) -> str:
+    """The bearer token Alertmanager must send; a ConfigError naming the key when absent."""
+    if inv.alerts.token_ref is None:
+        raise ConfigError(
+            "alerts.token_ref: required to serve alerts (a secret reference, env:NAME or file:PATH,"
+            " to the bearer token Alertmanager sends)"
+        )
+    token = resolve_secret(inv.alerts.token_ref)
+    if not token:
+        raise ConfigError("alerts.token_ref: the token it names is empty")
+    return token
+
+
+async def serve_alerts(inv: Inventory, listen: str | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests, exit."""
+    host, port = parse_listen(listen or inv.alerts.listen)
+    routes = routes_for(inv)
+    token = token_for(inv)
+    try:
+        client = await connect(inv.temporal)
+    except RuntimeError as err:  # the SDK's "Failed client connect"
+        raise RetryableError(f"temporal.address {inv.temporal.address}: {err}") from None
+    receiver = AlertReceiver(client, routes, token, queue_suffix=inv.task_queue_suffix)
+    log.info("alert receiver recovered %d running alert-started runs", await receiver.recover())
+    runner = web.AppRunner(receiver.app())
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info(
+            "alert receiver listening on http://%s:%d%s (%d routes: %s)",
+            host,
+            port,
+            ALERTS_PATH,
+            len(routes.routes),
+            ", ".join(r.name for r in routes.routes),
+        )
+        await stop.wait()
+        log.info("alert receiver stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
