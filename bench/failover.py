@@ -295,7 +295,10 @@ async def run_script(acts: FailoverActivities, signals: DecideActivities, lab: L
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )
-    gathered = await step("gather_signals", lambda: signals.gather_signals(SignalsInput(sites=plan.sites)))
+    gathered = await step(
+        "gather_signals",
+        lambda: signals.gather_signals(SignalsInput.around(plan.sites, plan.current_primary)),
+    )
     request = DecisionRequest(current_primary=plan.current_primary, target=inp.target.value)
     decision, _ = decide(request, plan.sites, assessed.states, gathered)
     assert decision.target is not None, decision.rationale

@@ -43,6 +43,8 @@ app = typer.Typer(
 )
 lab_app = typer.Typer(help="The embedded lab on this machine.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
+signals_app = typer.Typer(help="The lab's fake cloud signals (billing, capacity, app metrics).")
+lab_app.add_typer(signals_app, name="signals")
 serve_app = typer.Typer(help="Long-running services.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 console = Console()
@@ -70,14 +72,23 @@ def _run(coro: Any) -> Any:
 
 
 @lab_app.command("up")
-def lab_up(writer: bool = True) -> None:
-    """Start Temporal, PostgreSQL (primary + 2 standbys), DNS, a worker and the writer."""
+def lab_up(
+    writer: bool = True,
+    monitoring: Annotated[
+        bool | None,
+        typer.Option("--monitoring/--no-monitoring", help="Prometheus, Alertmanager; default: if installed"),
+    ] = None,
+) -> None:
+    """Start Temporal, PostgreSQL (primary + 2 standbys), DNS, monitoring, a worker and the writer."""
     lab = _lab()
     try:
-        inv = lab.up(writer=writer)
+        inv = lab.up(writer=writer, monitoring=monitoring)
     except HybridOpsError as err:
         _fail(str(err))
     console.print(f"lab up; inventory {lab.root / 'inventory.yaml'}")
+    if lab.monitored:
+        mon = lab.monitoring
+        console.print(f"Prometheus: {mon.prometheus_url}  Alertmanager: {mon.alertmanager_url}")
     console.print(f"Temporal UI: {inv.temporal.ui_url}")
 
 
@@ -117,6 +128,37 @@ def lab_reset() -> None:
     """Back to the starting topology (onprem primary, two standbys, DNS at onprem)."""
     _lab().reset()
     console.print("lab reset: onprem primary, azure and gcp standbys")
+
+
+@signals_app.command("set")
+def lab_signals_set(
+    cloud: str,
+    values: Annotated[list[str], typer.Argument(help="KEY=VALUE ..., e.g. credits=0 latency_ms=250")],
+) -> None:
+    """Change CLOUD's values; the lab's cloud exporter serves them from its next scrape."""
+    parsed: dict[str, float] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        try:
+            parsed[key] = float(value) if sep else float("nan")
+        except ValueError:
+            parsed[key] = float("nan")
+        if parsed[key] != parsed[key]:
+            _fail(f"{item!r}: expected KEY=NUMBER")
+    try:
+        now = _lab().monitoring.set_signals(cloud, parsed)
+    except HybridOpsError as err:
+        _fail(str(err))
+    console.print(f"{cloud}: " + ", ".join(f"{k}={v:g}" for k, v in now.items()))
+
+
+@signals_app.command("show")
+def lab_signals_show() -> None:
+    """The values the lab's cloud exporter serves."""
+    lab = _lab()
+    if not lab.monitoring.signals_file.exists():
+        _fail("no cloud signals yet: the lab has not run with monitoring (hybridops lab up --monitoring)")
+    print(json.dumps(lab.monitoring.read_signals(), indent=2))
 
 
 @lab_app.command("writer", hidden=True)
@@ -323,7 +365,9 @@ def decide(
         acts = build_activities(inv, client=None)
         plan = await acts.plan_failover(PlanInput())
         assessed = await acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
-        gathered = await DecideActivities(inv).gather_signals(SignalsInput(sites=plan.sites))
+        gathered = await DecideActivities(inv).gather_signals(
+            SignalsInput.around(plan.sites, plan.current_primary)
+        )
         request = DecisionRequest(decision_type=kind, current_primary=plan.current_primary, target=target)
         return run_decide(request, plan.sites, assessed.states, gathered)
 

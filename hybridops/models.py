@@ -53,6 +53,7 @@ class Phase(StrEnum):
     DNS_CUTOVER = "dns_cutover"
     VERIFY = "verify"
     REJOIN = "rejoin_standbys"
+    AWAIT_RESOLVE = "await_alert_resolve"
     COMPENSATE = "compensate"
     EVIDENCE = "evidence"
     DONE = "done"
@@ -100,6 +101,14 @@ class FailoverInput(Contract):
     """Why this run was started, for the evidence."""
     requested_by: str = "unknown"
     """Who or what started the run (a person, an alert route), for the evidence."""
+    await_alert_resolve_s: float = Field(default=0.0, ge=0)
+    """After a successful failover, wait up to this long for the alert that started the run
+    to resolve (monitoring sees a writable primary again), and record it. Alert-started runs
+    set it; 0 does not wait."""
+    only_if_primary_down: bool = False
+    """Stop before changing anything if the current primary still answers as a writable
+    primary. Alert-started runs set it: by the time the run starts, the alert may be stale
+    (the primary came back, or someone already failed over)."""
     max_catchup_s: float = Field(default=30.0, ge=0)
     """How long promotion waits for the target to replay all WAL it has received (and, when
     the old primary was fenced while alive, up to its last LSN) before it gives up."""
@@ -409,6 +418,12 @@ class SignalsInput(Contract):
     """Input of ``gather_signals``."""
 
     sites: list[SiteRef]
+
+    @classmethod
+    def around(cls, sites: list[SiteRef], current_primary: str) -> SignalsInput:
+        """Signals for the candidates: every site but the one serving now (the database's own
+        view of that one comes from the assess step)."""
+        return cls(sites=[s for s in sites if s.name != current_primary])
 
 
 class SignalsResult(ActivityResult):

@@ -216,8 +216,20 @@ class FailoverWorkflow:
         assessed = await self._step(
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
+        if inp.only_if_primary_down:
+            now = next((s for s in assessed.states if s.site == plan.current_primary), None)
+            if now is not None and now.reachable and now.in_recovery is False and not now.fenced:
+                raise ApplicationError(
+                    f"the current primary {plan.current_primary} answers as a writable primary:"
+                    " nothing to fail over (the alert that started this run is stale)",
+                    type="PrimaryHealthy",
+                    non_retryable=True,
+                )
         gathered = await self._step(
-            "gather_signals", steps.SIGNALS, SignalsInput(sites=plan.sites), SignalsResult
+            "gather_signals",
+            steps.SIGNALS,
+            SignalsInput.around(plan.sites, plan.current_primary),
+            SignalsResult,
         )
         request = DecisionRequest(
             decision_type=DecisionType.FAILOVER, current_primary=plan.current_primary, target=inp.target.value
@@ -309,6 +321,25 @@ class FailoverWorkflow:
                 )
             except ActivityError:
                 pass
+
+        if inp.await_alert_resolve_s > 0:
+            await self._await_resolve(inp.await_alert_resolve_s)
+
+    async def _await_resolve(self, timeout_s: float) -> None:
+        """Wait for the alert that started this run to resolve: monitoring's confirmation that
+        the incident is over. Not a failure if it does not: the evidence says so."""
+        self._phase = Phase.AWAIT_RESOLVE
+        rec = StepRecord(name="alert_resolved", started_at=workflow.now())
+        self._steps.append(rec)
+        try:
+            await workflow.wait_condition(
+                lambda: any(a.status == "resolved" for a in self._alerts),
+                timeout=timedelta(seconds=timeout_s),
+            )
+            rec.outcome, rec.detail = StepOutcome.UNCHANGED, "the alert resolved"
+        except TimeoutError:
+            rec.outcome, rec.detail = StepOutcome.SKIPPED, f"the alert still fires after {timeout_s:.0f} s"
+        rec.ended_at = workflow.now()
 
     async def _close_if_promoted(self, target: str, saga: Saga, res: FailoverResult) -> None:
         """Before undoing anything, look: if the target is already a primary (promotion ran,

@@ -37,7 +37,7 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     assert role(lab, other) == "standby"
     assert result.point_of_no_return_passed and result.rto_seconds is not None and result.rto_seconds > 0
     names = [s.name for s in result.steps]
-    assert names[:5] == ["plan", "assess", "prepare_target", "fence_old_primary", "promote"]
+    assert names[:6] == ["plan", "assess", "gather_signals", "prepare_target", "fence_old_primary", "promote"]
     assert all(s.outcome != StepOutcome.FAILED for s in result.steps)
     assert all(s.attempts >= 1 and s.ended_at is not None for s in result.steps)
 

@@ -1,0 +1,111 @@
+"""The decide phase in a real run: the policy's decision and its signals in the evidence, a
+policy that holds changes nothing, a stale alert changes nothing, and ``hybridops decide``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.client import Client, WorkflowFailureError
+
+from hybridops.lab import Lab
+from hybridops.models import DecisionType, DrMode, FailoverInput, FailoverResult, RunStatus
+from tests.conftest import lab_inventory
+from tests.lab.helpers import dns_points_at, fenced, role, start
+
+
+def untouched(lab: Lab) -> None:
+    assert dns_points_at(lab) == "onprem"
+    assert role(lab, "azure") == "standby" and role(lab, "gcp") == "standby"
+    assert not fenced(lab, "onprem")
+    assert not (lab.root / "clusters" / "azure.json").exists()
+    assert not (lab.root / "clusters" / "gcp.json").exists()
+
+
+async def failed(handle: Any) -> dict[str, Any]:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    details: dict[str, Any] = failure.value.cause.details[0]  # type: ignore[union-attr]
+    return details
+
+
+async def test_decision_and_signals_are_in_the_evidence(client: Client, lab: Lab, run_workers) -> None:
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.break_site("onprem")
+    result: FailoverResult = await (await start(client, inv, {})).result()
+    assert result.status == RunStatus.SUCCEEDED
+    d = result.decision
+    assert d is not None and result.signals is not None
+    assert d.decision_id.startswith("dec-") and d.dr_mode == DrMode.WARM_PROMOTE and not d.requires_approval
+    assert result.target == d.target and {c.site for c in d.candidates} == {"azure", "gcp"}
+    # Without monitoring, the budget comes from the inventory's static values; the database's
+    # own view (assess) gives standby_up and lag. The cheaper cloud wins on equal lag.
+    gcp = next(c for c in result.signals.candidates if c.site == "gcp")
+    assert gcp.values["credits"].source == "static" and gcp.values["standby_up"].source == "postgres"
+    assert d.target == "gcp", d.rationale
+    report = (Path(result.evidence_dir or "") / "report.md").read_text()
+    assert "## Decision" in report and d.decision_id in report and "## Signals at" in report
+
+
+async def test_a_policy_that_holds_changes_nothing(
+    client: Client, lab: Lab, run_workers, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"constraints": {"min_credits": 10_000}, "budget": {"mode": "enforce"}}))
+    inv = lab_inventory(lab, policy=policy)
+    await run_workers(client, inv)
+    lab.break_site("onprem")
+    details = await failed(await start(client, inv, {}))
+    assert "PolicyHold" in details["error"] and "credits 5000 < 10000" in details["error"]
+    assert details["decision"]["decision_type"] == DecisionType.HOLD.value
+    assert details["compensations"] == [] and not details["point_of_no_return_passed"]
+    assert [s["name"] for s in details["steps"]] == ["plan", "assess", "gather_signals"]
+    assert dns_points_at(lab) == "onprem" and role(lab, "azure") == "standby"
+    assert not (lab.root / "clusters" / "azure.json").exists()
+    evidence = json.loads(
+        (Path(inv.output_dir) / "failover" / details["workflow_id"] / "evidence.json").read_text()
+    )
+    assert evidence["decision"]["decision_type"] == "hold"
+
+
+async def test_a_stale_alert_finds_the_primary_healthy_and_changes_nothing(
+    client: Client, lab: Lab, run_workers
+) -> None:
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    details = await failed(await start(client, inv, FailoverInput(only_if_primary_down=True)))
+    assert "PrimaryHealthy" in details["error"] and "onprem" in details["error"]
+    untouched(lab)
+    assert role(lab, "onprem") == "primary"
+
+
+def test_decide_command_prints_the_decision_and_changes_nothing(lab: Lab) -> None:
+    inv = lab_inventory(lab)
+    env = {**os.environ, **lab.env(), "HYBRIDOPS_INVENTORY": str(lab.root / "inventory.yaml")}
+    hybridops = [sys.executable, "-m", "hybridops.cli"]
+    out = subprocess.run(
+        [*hybridops, "decide", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["decision"]["decision_type"] == "failover" and data["decision"]["old_primary"] == "onprem"
+    assert data["decision"]["target"] in ("azure", "gcp")
+    assert {c["site"] for c in data["signals"]["candidates"]} == set(inv.sites)
+    table = subprocess.run(
+        [*hybridops, "decide", "--target", "azure"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert table.returncode == 0, table.stderr
+    assert "failover -> azure" in table.stdout and "candidates" in table.stdout
+    bad = subprocess.run(
+        [*hybridops, "decide", "--type", "hold"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "--type" in bad.stdout
+    untouched(lab)
+    assert role(lab, "onprem") == "primary"
