@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-alerts down install clean
+.PHONY: demo test lint bench bench-alerts down install deps clean
 
 $(STAMP): pyproject.toml
+	-scripts/debian-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -14,12 +15,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Debian packages (python3-venv, Prometheus, Alertmanager, the PostgreSQL exporter).
+deps:
+	scripts/debian-deps
+
 ## The main job: lab up, writer running, onprem killed, failover, summary. Leaves the lab up.
+## Monitoring is optional for the demo: without its packages the lab runs without it.
 demo: $(STAMP)
+	-scripts/debian-deps
 	$(BIN)/hybridops demo
 
-## Unit, workflow (real dev server) and lab (real PostgreSQL, DNS) tests.
+## Unit, workflow (real dev server) and lab (real PostgreSQL, DNS, Prometheus, Alertmanager) tests.
 test: $(STAMP)
+	scripts/debian-deps
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -41,7 +41,7 @@ from activities.decide import DecideActivities
 from activities.failover import FailoverActivities
 from hybridops.client import connect
 from hybridops.constants import TaskQueue
-from hybridops.decision import decide
+from hybridops.decision import decide, signal_targets
 from hybridops.inventory import HOME_ENV, Inventory
 from hybridops.lab.lab import Lab, LabPorts
 from hybridops.models import (
@@ -59,7 +59,6 @@ from hybridops.models import (
     RpoInput,
     RpoMeasure,
     RunStatus,
-    SignalsInput,
     SiteInput,
     StepOutcome,
     StepRecord,
@@ -295,11 +294,10 @@ async def run_script(acts: FailoverActivities, signals: DecideActivities, lab: L
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )
-    gathered = await step(
-        "gather_signals",
-        lambda: signals.gather_signals(SignalsInput.around(plan.sites, plan.current_primary)),
-    )
     request = DecisionRequest(current_primary=plan.current_primary, target=inp.target.value)
+    gathered = await step(
+        "gather_signals", lambda: signals.gather_signals(signal_targets(request, plan.sites))
+    )
     decision, _ = decide(request, plan.sites, assessed.states, gathered)
     assert decision.target is not None, decision.rationale
     target, old = decision.target, decision.old_primary
@@ -594,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Run] = []
     try:
         log(f"lab up in {lab.root} (Temporal 127.0.0.1:{PORTS.temporal}, sites {PORTS.net}.1-3)")
-        inv = lab.up(temporal=True, worker=False, writer=True)
+        # No monitoring: the bench measures failovers, and an alert must not start runs of its own.
+        inv = lab.up(temporal=True, worker=False, writer=True, monitoring=False)
         # Evidence goes to the temp dir, not to the repository's output/.
         inv = inv.model_copy(update={"output_dir": tmp / "output"})
         results = asyncio.run(bench(lab, inv, args.runs, tag))

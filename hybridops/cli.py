@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from hybridops.client import connect
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.errors import HybridOpsError
-from hybridops.inventory import Inventory, home, load_inventory
+from hybridops.inventory import Inventory, home, inventory_path, load_inventory
 from hybridops.models import (
     ApprovalInput,
     AssessInput,
@@ -31,7 +31,6 @@ from hybridops.models import (
     FailoverResult,
     PlanInput,
     Progress,
-    SignalsInput,
     SignalSnapshot,
     TargetChoice,
 )
@@ -213,6 +212,12 @@ def serve_alerts(
 
 
 def _inventory() -> Inventory:
+    """The inventory; when it is the lab's, the lab's environment too (its DNS keys and alert
+    token are references to environment variables the lab's own processes get)."""
+    lab = _lab()
+    if inventory_path() == lab.root / "inventory.yaml" and lab.root.exists():
+        for key, value in lab.env().items():
+            os.environ.setdefault(key, value)
     try:
         return load_inventory()
     except HybridOpsError as err:
@@ -353,7 +358,7 @@ def decide(
     """What the policy would decide now, on live signals: the same engine and inputs as a
     failover's decide phase. Reads only; changes nothing."""
     from activities.decide import DecideActivities
-    from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
+    from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows, signal_targets
     from hybridops.decision import decide as run_decide
     from workers.main import build_activities
 
@@ -365,10 +370,8 @@ def decide(
         acts = build_activities(inv, client=None)
         plan = await acts.plan_failover(PlanInput())
         assessed = await acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
-        gathered = await DecideActivities(inv).gather_signals(
-            SignalsInput.around(plan.sites, plan.current_primary)
-        )
         request = DecisionRequest(decision_type=kind, current_primary=plan.current_primary, target=target)
+        gathered = await DecideActivities(inv).gather_signals(signal_targets(request, plan.sites))
         return run_decide(request, plan.sites, assessed.states, gathered)
 
     decision, snapshot = _run(main())
@@ -462,7 +465,9 @@ def demo(keep: bool = True) -> None:
 
     lab = _lab()
     console.print("[bold]1. lab up[/bold] (Temporal, PostgreSQL onprem + azure + gcp, DNS, worker, writer)")
-    lab.reset() if lab.pid("temporal") else None
+    if (lab.root / "pg").exists():  # a lab from an earlier run: back to the starting topology,
+        lab.stop_code()  # with this checkout's code
+        lab.reset()
     try:
         inv = lab.up()
     except HybridOpsError as err:

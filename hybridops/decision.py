@@ -18,12 +18,14 @@ from hybridops.lsn import parse_lsn
 from hybridops.models import (
     Candidate,
     CandidateSignals,
+    Cloud,
     Decision,
     DecisionRequest,
     DecisionType,
     DrMode,
     Signal,
     SignalName,
+    SignalsInput,
     SignalSnapshot,
     SignalsResult,
     SiteRef,
@@ -157,12 +159,20 @@ def _tie_rank(policy: Policy, cs: CandidateSignals) -> int:
     return min(ranks, default=len(policy.tie_break))
 
 
-def _is_candidate(req: DecisionRequest, cs: CandidateSignals) -> bool:
-    if cs.site == req.current_primary:
+def is_candidate(req: DecisionRequest, site: str, cloud: Cloud | None) -> bool:
+    """Whether a site is considered at all: never the one serving now; for a failback only
+    on-prem sites, else only cloud sites."""
+    if site == req.current_primary:
         return False
     if req.decision_type == DecisionType.FAILBACK:
-        return cs.cloud is None
-    return cs.cloud is not None
+        return cloud is None
+    return cloud is not None
+
+
+def signal_targets(req: DecisionRequest, sites: list[SiteRef]) -> SignalsInput:
+    """What to gather signals for: the candidates (the database's own view of the rest comes
+    from the assess step)."""
+    return SignalsInput(sites=[s for s in sites if is_candidate(req, s.name, s.cloud)])
 
 
 def _check_common(v: _Verdict, req: DecisionRequest, policy: Policy) -> None:
@@ -313,7 +323,9 @@ def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> 
     """Decide. Never raises for data: a request no candidate can serve gives a ``hold``."""
     burst = req.decision_type == DecisionType.BURST
     verdicts = [
-        _Verdict(cs, policy, snapshot.taken_at) for cs in snapshot.candidates if _is_candidate(req, cs)
+        _Verdict(cs, policy, snapshot.taken_at)
+        for cs in snapshot.candidates
+        if is_candidate(req, cs.site, cs.cloud)
     ]
     restore_blocked = _restore_violations(policy)
     for v in verdicts:

@@ -105,6 +105,10 @@ class FailoverInput(Contract):
     """After a successful failover, wait up to this long for the alert that started the run
     to resolve (monitoring sees a writable primary again), and record it. Alert-started runs
     set it; 0 does not wait."""
+    max_start_delay_s: float = Field(default=300.0, ge=0)
+    """A run whose decide phase begins more than this long after the run was started (no
+    worker was polling, a worker kept failing on it) stops there, changing nothing: the world
+    it was started for may be gone. Start a new run. 0 turns the guard off."""
     only_if_primary_down: bool = False
     """Stop before changing anything if the current primary still answers as a writable
     primary. Alert-started runs set it: by the time the run starts, the alert may be stale
@@ -418,12 +422,6 @@ class SignalsInput(Contract):
     """Input of ``gather_signals``."""
 
     sites: list[SiteRef]
-
-    @classmethod
-    def around(cls, sites: list[SiteRef], current_primary: str) -> SignalsInput:
-        """Signals for the candidates: every site but the one serving now (the database's own
-        view of that one comes from the assess step)."""
-        return cls(sites=[s for s in sites if s.name != current_primary])
 
 
 class SignalsResult(ActivityResult):

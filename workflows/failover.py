@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
-    from hybridops.decision import decide
+    from hybridops.decision import decide, signal_targets
     from hybridops.models import (
         ActivityResult,
         AlertNotice,
@@ -53,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         RpoMeasure,
         RpoResult,
         RunStatus,
-        SignalsInput,
         SignalsResult,
         SiteInput,
         StepOutcome,
@@ -211,6 +210,14 @@ class FailoverWorkflow:
         # Decide: everything the choice rests on is an activity result, so it is in the
         # history and a replay decides the same.
         self._phase = Phase.DECIDE
+        late = (workflow.now() - workflow.info().workflow_start_time).total_seconds()
+        if inp.max_start_delay_s and late > inp.max_start_delay_s:
+            raise ApplicationError(
+                f"the run began deciding {late:.0f} s after it was started (more than max_start_delay_s"
+                f" {inp.max_start_delay_s:.0f} s): the world it was started for may be gone; start a new run",
+                type="StartedTooLate",
+                non_retryable=True,
+            )
         plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target), PlanResult)
         self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
         assessed = await self._step(
@@ -225,14 +232,11 @@ class FailoverWorkflow:
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
-        gathered = await self._step(
-            "gather_signals",
-            steps.SIGNALS,
-            SignalsInput.around(plan.sites, plan.current_primary),
-            SignalsResult,
-        )
         request = DecisionRequest(
             decision_type=DecisionType.FAILOVER, current_primary=plan.current_primary, target=inp.target.value
+        )
+        gathered = await self._step(
+            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
         )
         decision, snapshot = decide(request, plan.sites, assessed.states, gathered)
         res.decision, res.signals, res.target = decision, snapshot, decision.target

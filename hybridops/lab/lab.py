@@ -403,18 +403,25 @@ class Lab:
             dbname="postgres",
             autocommit=True,
         ) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone():
+            # After a failover onprem is fenced (read-only): bring it up as it is, and leave
+            # the schema to the primary of the day. `lab reset` makes the starting topology.
+            fenced = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
+            if (
+                not fenced
+                and not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
+            ):
                 conn.execute(f"CREATE DATABASE {DBNAME}")
         wl = self.inventory().workload
-        with psycopg.connect(
-            host=self.ip("onprem"),
-            port=self.ports.pg,
-            user="postgres",
-            dbname=DBNAME,
-            autocommit=True,
-        ) as conn:
-            for stmt in workload_ddl(wl.table, wl.probe_table):
-                conn.execute(stmt)
+        if not fenced:
+            with psycopg.connect(
+                host=self.ip("onprem"),
+                port=self.ports.pg,
+                user="postgres",
+                dbname=DBNAME,
+                autocommit=True,
+            ) as conn:
+                for stmt in workload_ddl(wl.table, wl.probe_table):
+                    conn.execute(stmt)
         for site in ("azure", "gcp"):
             d = self.data_dir(site)
             if not (d / "PG_VERSION").exists():
@@ -442,7 +449,8 @@ class Lab:
                 self._owned_dir(d / "log")
             if not self._running(site):
                 self.pg_start(site)
-        wait_until("both standbys streaming", lambda: self._streaming() >= 2)
+        if not fenced:  # the starting topology: both standbys stream from onprem
+            wait_until("both standbys streaming", lambda: self._streaming() >= 2)
 
     def _running(self, site: str) -> bool:
         pid_file = self.data_dir(site) / "postmaster.pid"
@@ -506,6 +514,13 @@ class Lab:
     def start_writer(self) -> None:
         if not self.pid("writer"):
             self._spawn("writer", [sys.executable, "-m", "hybridops.cli", "lab", "writer"], self.env())
+
+    def stop_code(self) -> None:
+        """Stop the processes that run HybridOps code (writer, worker, alert receiver), so the
+        next ``up`` starts them on the code as it is now. A long-lived worker that re-imports
+        workflow code changed on disk, next to drivers it imported before, is a mismatch."""
+        for name in ("writer", "worker", "alert-receiver"):
+            self._stop(name)
 
     def start_worker(self) -> None:
         if not self.pid("worker"):

@@ -29,6 +29,7 @@ import os
 import secrets
 import shutil
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from string import Template
@@ -372,6 +373,21 @@ class Monitoring:
                 wait_until(f"{name} at {url}", lambda url=url: _answers(url), timeout=30)
             except LabError as err:
                 raise LabError(f"{err} (log: {self.lab.log(name)})") from None
+        # Ready is not yet useful: wait until the global Prometheus holds every site's
+        # database and cloud series through federation, so a decision taken right after
+        # `lab up` reads live signals, not gaps.
+        complete = urllib.parse.urlencode(
+            {"query": "count(pg_up) + count(hybridops_cloud_credits_available)"}
+        )
+        want = len(self.sites()) + sum(1 for c in self.sites().values() if c)
+        try:
+            wait_until(
+                f"{want} federated series in the global Prometheus",
+                lambda: _scalar(f"{self.prometheus_url}/api/v1/query?{complete}") == want,
+                timeout=30,
+            )
+        except LabError as err:
+            raise LabError(f"{err} (logs: {self.lab.log('prometheus-global')})") from None
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         if not self.lab.pid(name):
@@ -384,6 +400,13 @@ class Monitoring:
 
     def status(self) -> dict[str, str]:
         return {name: "running" if self.lab.pid(name) else "stopped" for name in self.process_names()}
+
+
+def _scalar(url: str) -> float | None:
+    """The single value of an instant query's answer, or None."""
+    with urllib.request.urlopen(url, timeout=1) as resp:
+        result = json.loads(resp.read())["data"]["result"]
+    return float(result[0]["value"][1]) if len(result) == 1 else None
 
 
 def _answers(url: str) -> bool:

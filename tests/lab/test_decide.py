@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import yaml
 from temporalio.client import Client, WorkflowFailureError
 
+from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.lab import Lab
 from hybridops.models import DecisionType, DrMode, FailoverInput, FailoverResult, RunStatus
 from tests.conftest import lab_inventory
@@ -109,3 +112,23 @@ def test_decide_command_prints_the_decision_and_changes_nothing(lab: Lab) -> Non
     assert bad.returncode == 2 and "--type" in bad.stdout
     untouched(lab)
     assert role(lab, "onprem") == "primary"
+
+
+async def test_a_run_that_begins_late_changes_nothing(client: Client, lab: Lab, run_workers) -> None:
+    """A run whose first task comes long after its start (no worker, a crash loop) must not
+    act on a world that has moved on: here the start is delayed past max_start_delay_s."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.break_site("onprem")
+    handle = await client.start_workflow(
+        WorkflowType.FAILOVER.value,
+        FailoverInput(max_start_delay_s=1),
+        id=f"test-late-{uuid.uuid4().hex[:8]}",
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        start_delay=timedelta(seconds=2),
+    )
+    details = await failed(handle)
+    assert "StartedTooLate" in details["error"] and details["steps"] == []
+    assert (
+        dns_points_at(lab) == "onprem" and role(lab, "azure") == "standby" and role(lab, "gcp") == "standby"
+    )
