@@ -261,21 +261,17 @@ class AlertReceiver:
                 known.duplicate_of,
             )
             return self._duplicate(route, wf_id, known, "cache")
-        task = self._inflight.get(wf_id)
-        owner = task is None
-        if task is None:
-            task = asyncio.create_task(self._start(route, payload, wf_id, drill))
-            self._inflight[wf_id] = task
-            task.add_done_callback(lambda _: self._inflight.pop(wf_id, None))
-        result, outcome = await asyncio.shield(task)
-        if not owner:
+        if wf_id in self._inflight:
+            # Another request is starting this run right now. Answer at once: if that start
+            # fails, its own request gets the 503 and Alertmanager retries the group.
             log.info(
-                "alert duplicate route=%s workflow_id=%s of=%s source=in-flight",
-                route.name,
-                wf_id,
-                outcome.duplicate_of,
+                "alert duplicate route=%s workflow_id=%s of=%s source=in-flight", route.name, wf_id, wf_id
             )
-            return self._duplicate(route, wf_id, outcome, "in-flight")
+            return self._duplicate(route, wf_id, _Known(wf_id, None, "start in flight"), "in-flight")
+        task = asyncio.create_task(self._start(route, payload, wf_id, drill))
+        self._inflight[wf_id] = task
+        task.add_done_callback(lambda _: self._inflight.pop(wf_id, None))
+        result, outcome = await asyncio.shield(task)
         if result == Result.DUPLICATE:
             return self._duplicate(route, wf_id, outcome, "temporal")
         runbook = route.drill_runbook if drill else route.runbook
