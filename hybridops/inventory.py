@@ -148,6 +148,42 @@ class SignalsSettings(Strict):
     """Per site, values that do not change on their own (a price per hour, a credit line)."""
 
 
+class BackupDriver(StrEnum):
+    """How base backups are taken and restored (activities/backup/)."""
+
+    WALG = "walg"
+    """Production: the ``wal-g`` CLI against object storage."""
+    BASEBACKUP = "basebackup"
+    """The lab: ``pg_basebackup`` into a local repository, plus the WAL archive."""
+
+
+class BackupSettings(Strict):
+    driver: BackupDriver = BackupDriver.BASEBACKUP
+    repository: Path | None = None
+    """``basebackup``: the directory that keeps the base backups."""
+    wal_archive: Path | None = None
+    """``basebackup``: the WAL archive the servers' ``archive_command`` fills."""
+    walg_path: str = "wal-g"
+    """``walg``: the executable."""
+    walg_env: dict[str, str] = {}
+    """``walg``: environment for wal-g, name to secret reference (``WALG_S3_PREFIX``,
+    ``AWS_SECRET_ACCESS_KEY``, ...): resolved when wal-g runs, never recorded."""
+    scratch_dir: Path | None = None
+    """Where drills restore into (a fresh directory per drill under it)."""
+    scratch_host: str = "127.0.0.1"
+    """Where a drill's scratch server listens: never a production address."""
+    scratch_port: int = Field(default=15499, ge=1, le=65535)
+
+
+class DrillSettings(Strict):
+    """The objectives a DR drill is checked against, and how old the last good one may be."""
+
+    rto_objective_s: float = Field(default=900.0, gt=0)
+    rpo_objective_s: float = Field(default=300.0, ge=0)
+    max_age_h: float = Field(default=192.0, gt=0)
+    """``hybridops drill status`` flags the drills as overdue past this (8 days: weekly + 1)."""
+
+
 class AlertsSettings(Strict):
     """``hybridops serve alerts``: the Alertmanager webhook receiver."""
 
@@ -178,6 +214,8 @@ class Inventory(Strict):
     """The decision policy file; ``runbooks/policy.yaml`` when absent."""
     signals: SignalsSettings = SignalsSettings()
     alerts: AlertsSettings = AlertsSettings()
+    backup: BackupSettings = BackupSettings()
+    drill: DrillSettings = DrillSettings()
     faults: dict[str, str] = {}
     """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
 
