@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hybridops.models import ActivityResult, Contract, RunStatus, StepRecord
+from hybridops.models import Contract, RunStatus, StepRecord
 
 
 class BackupInfo(Contract):

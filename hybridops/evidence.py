@@ -10,6 +10,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
 from hybridops.models import FailoverResult, StepRecord
 
@@ -89,14 +91,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_evidence(folder: Path, result: FailoverResult, history_json: str | None) -> dict[str, str]:
-    """Write the folder; returns file name to SHA-256 (what manifest.json holds)."""
+def write_folder(folder: Path, result: BaseModel, report: str, history_json: str | None) -> dict[str, str]:
+    """Write any runbook's evidence folder: ``result`` as evidence.json (its ``evidence_dir``
+    set), ``report`` as report.md, the history, and the manifest. Returns name to SHA-256."""
     folder.mkdir(parents=True, exist_ok=True)
-    result = result.model_copy(update={"evidence_dir": str(folder)})
-    files = {
-        "evidence.json": result.model_dump_json(indent=2),
-        "report.md": render_report(result),
-    }
+    if "evidence_dir" in type(result).model_fields:
+        result = result.model_copy(update={"evidence_dir": str(folder)})
+    files = {"evidence.json": result.model_dump_json(indent=2), "report.md": report}
     if history_json is not None:
         files["history.json"] = history_json
     for name, text in files.items():
@@ -104,6 +105,11 @@ def write_evidence(folder: Path, result: FailoverResult, history_json: str | Non
     digests = {name: sha256(folder / name) for name in files}
     (folder / MANIFEST).write_text(json.dumps({"files": digests}, indent=2, sort_keys=True) + "\n")
     return digests
+
+
+def write_evidence(folder: Path, result: FailoverResult, history_json: str | None) -> dict[str, str]:
+    """A failover's evidence folder (see :func:`write_folder`)."""
+    return write_folder(folder, result, render_report(result), history_json)
 
 
 def verify_manifest(folder: Path) -> list[str]:
