@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hybridops.models import Contract, RunStatus, StepRecord
+from hybridops.models import ActivityResult, Contract, RunStatus, StepRecord
 
 
 class BackupInfo(Contract):
@@ -21,6 +21,13 @@ class BackupInfo(Contract):
     size_bytes: int | None = None
     site: str | None = None
     """The server it was taken from, when known."""
+    timeline: int | None = None
+    """The timeline the backup started on."""
+    wal_segment: str | None = None
+    """The WAL file the backup starts in (wal-g's ``wal_file_name``): restoring it needs every
+    archived segment from this one on."""
+    uncompressed_bytes: int | None = None
+    """Size of the data it holds (``size_bytes`` is what the repository stores)."""
 
 
 class RestoreResult(Contract):
@@ -32,11 +39,21 @@ class RestoreResult(Contract):
     target_time: datetime | None = None
     """Recovery stops at this time; ``None``: replays all archived WAL (``latest``)."""
     fetch_seconds: float = 0.0
+    settings: dict[str, str] = {}
+    """The recovery settings written (``postgresql.auto.conf``), as configuration values."""
 
 
 class WalVerifyResult(Contract):
     ok: bool
+    """No segment is lost between the oldest backup's start and the newest archived one
+    (and, for ``walg``, the timeline check did not fail)."""
     detail: str = ""
+    first_segment: str | None = None
+    last_segment: str | None = None
+    segments: int = 0
+    """Segments found in that range."""
+    missing: list[str] = []
+    """Missing segments (or, for ``walg``, ranges with their status)."""
 
 
 # --------------------------------------------------------------------------- DR drills
@@ -94,3 +111,72 @@ class DrillResult(Contract):
     ended_at: datetime | None = None
     error: str | None = None
     evidence_dir: str | None = None
+
+
+# --------------------------------------------------------------------------- drill activities
+
+
+class DrillPlanInput(Contract):
+    workflow_id: str
+
+
+class DrillPlan(ActivityResult):
+    """What the inventory says a drill needs: read once, so it is in the history."""
+
+    placement: str
+    queue_suffix: str = ""
+    scratch_dir: str
+    """This drill's own directory under the inventory's ``backup.scratch_dir``."""
+    scratch_address: str
+    """``host:port`` the scratch server listens on: never a production address."""
+    primary: str
+    """Where DNS points: the server a fresh backup is taken from (only if asked)."""
+    table: str
+    """The writer's table, whose newest row gives the RPO."""
+    rto_objective_s: float
+    rpo_objective_s: float
+
+
+class TakeBackupInput(Contract):
+    site: str
+
+
+class BackupStepResult(ActivityResult):
+    backup: BackupInfo
+
+
+class RestoreInput(Contract):
+    backup: str
+    target_time: datetime | None = None
+    scratch_dir: str
+
+
+class RestoreStepResult(ActivityResult):
+    restore: RestoreResult
+    backup: BackupInfo
+    started_at: datetime
+    """When this attempt began fetching: the drill's RTO counts from here."""
+
+
+class ScratchInput(Contract):
+    scratch_dir: str
+
+
+class ScratchResult(ActivityResult):
+    usable_at: datetime | None = None
+    """When the restored server first answered as a writable primary (recovery done)."""
+
+
+class VerifyRestoreInput(Contract):
+    scratch_dir: str
+    table: str
+
+
+class VerifyRestoreResult(ActivityResult):
+    table_present: bool
+    rows: int = 0
+    newest_row_at: datetime | None = None
+
+
+class DrillEvidenceInput(Contract):
+    result: DrillResult

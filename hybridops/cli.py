@@ -237,8 +237,8 @@ async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[s
         try:
             prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
             if not quiet:
-                if prog.phase.value != phase:
-                    phase = prog.phase.value
+                if str(prog.phase) != phase:
+                    phase = str(prog.phase)
                     if prog.waiting_for_approval:
                         console.print(
                             f"[yellow]waiting for approval:[/yellow] hybridops approve {handle.id} --by NAME"
@@ -515,4 +515,20 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(app())
+    # `python -m hybridops.cli` (the lab's writer, worker and receiver) runs this file as
+    # __main__, a second copy of the module. The sub-command modules below import the helpers
+    # from `hybridops.cli`, so run that importable module instead of registering them here.
+    from hybridops.cli import main as _main
+
+    _main()
+    sys.exit(0)
+
+# Sub-commands that live in their own modules (they use the helpers above).
+from hybridops.audit.cli import audit_app  # noqa: E402
+from hybridops.cli_drill import backup_app, drill_app  # noqa: E402
+from hybridops.cli_failback import failback  # noqa: E402
+
+app.add_typer(drill_app, name="drill")
+app.add_typer(backup_app, name="backup")
+app.add_typer(audit_app, name="audit")
+app.command()(failback)

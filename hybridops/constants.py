@@ -22,12 +22,16 @@ class WorkflowType(StrEnum):
     """Workflow types are named after their runbook."""
 
     FAILOVER = "FailoverWorkflow"
+    FAILBACK = "FailbackWorkflow"
+    DRILL = "DrillWorkflow"
 
 
 class Runbook(StrEnum):
     """Runbook names, used in evidence paths and workflow ids."""
 
     FAILOVER = "failover"
+    FAILBACK = "failback"
+    DRILL = "drill"
 
 
 APPROVE_UPDATE = "approve"

@@ -357,9 +357,9 @@ class FailoverResult(Contract):
 
 
 class Progress(Contract):
-    """Answer of the ``progress`` Query."""
+    """Answer of the ``progress`` Query (every runbook's: the phase names are the runbook's)."""
 
-    phase: Phase
+    phase: str
     status: RunStatus
     target: str | None = None
     waiting_for_approval: bool = False

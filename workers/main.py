@@ -17,16 +17,20 @@ from temporalio.worker import Worker
 
 from activities.decide import DecideActivities
 from activities.dns import make_dns_driver
+from activities.drill import DrillActivities
+from activities.failback import FailbackActivities
 from activities.failover import FailoverActivities
 from activities.infra import make_infra_driver
 from activities.postgres import make_postgres_driver
 from hybridops.constants import TaskQueue
 from hybridops.inventory import Inventory
+from workflows.drill import DrillWorkflow
+from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [FailoverWorkflow]
+WORKFLOWS = [FailoverWorkflow, FailbackWorkflow, DrillWorkflow]
 
 
 def build_activities(inventory: Inventory, client: Client | None) -> FailoverActivities:
@@ -51,6 +55,8 @@ def build_workers(
         acts = list(activities)
     else:
         acts = build_activities(inventory, client).all() + DecideActivities(inventory).all()
+        acts += FailbackActivities(inventory, make_postgres_driver(inventory), client).all()
+        acts += DrillActivities.build(inventory, client).all()
     workers = []
     for queue in queues:
         workers.append(

@@ -70,7 +70,7 @@ class Rejected(Exception):
     """An approver rejected the run."""
 
 
-def _describe(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
     """The innermost useful message of an error chain."""
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
@@ -79,13 +79,16 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _attempts(err: BaseException) -> int:
+def failed_attempts(err: BaseException) -> int:
     cause = err.cause if isinstance(err, ActivityError) else None
     if isinstance(cause, ApplicationError) and cause.details:
         detail = cause.details[0]
         if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
             return int(detail["attempt"])
     return 0
+
+
+_describe, _attempts = describe_error, failed_attempts  # the names they had
 
 
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
@@ -161,7 +164,7 @@ class FailoverWorkflow:
             res.status = RunStatus.SUCCEEDED
         except (Exception, asyncio.CancelledError) as err:
             failure = err
-            res.error = _describe(err)
+            res.error = describe_error(err)
             if not saga.closed and self._target is not None:
                 await self._close_if_promoted(self._target, saga, res)
             if saga.closed:
@@ -174,7 +177,7 @@ class FailoverWorkflow:
                     res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
                 except Exception as comp_err:
                     res.status = RunStatus.FAILED
-                    res.error += f"; a compensation failed: {_describe(comp_err)}"
+                    res.error += f"; a compensation failed: {describe_error(comp_err)}"
         self._status = res.status
         res.steps, res.compensations, res.approvals = (
             self._steps,
@@ -396,7 +399,7 @@ class FailoverWorkflow:
             result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
         except ActivityError as err:
             rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
-            rec.attempts, rec.detail = _attempts(err), _describe(err)
+            rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
             raise
         rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
         rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED

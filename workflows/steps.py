@@ -61,9 +61,11 @@ class Step:
     timeout: timedelta
     retry: RetryPolicy
     irreversible: bool = False
+    local_only: bool = False
+    """Always a local activity: a plan step, which reads the placement the rest follows."""
 
 
-PLAN = Step("plan_failover", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
+PLAN = Step("plan_failover", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
 ASSESS = Step("assess_sites", TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
 SIGNALS = Step("gather_signals", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
 PREPARE = Step("prepare_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
@@ -78,6 +80,27 @@ RPO = Step("measure_rpo", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
 FOLLOW = Step("follow_primary", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
 CHECKPOINT = Step("checkpoint", TaskQueue.CONTROL, timedelta(seconds=10), READ_RETRY)
 EVIDENCE = Step("write_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+
+# DrillWorkflow: restores take as long as the backup is big; the rest is quick.
+DRILL_PLAN = Step("plan_drill", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
+DRILL_BACKUP = Step("take_backup", TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
+DRILL_RESTORE = Step("restore_backup", TaskQueue.DB, timedelta(hours=4), CHANGE_RETRY)
+DRILL_START = Step("start_scratch", TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
+DRILL_VERIFY = Step("verify_restore", TaskQueue.DB, timedelta(minutes=5), READ_RETRY)
+DRILL_TEARDOWN = Step("teardown_scratch", TaskQueue.DB, timedelta(minutes=10), AFTER_PONR_RETRY)
+DRILL_EVIDENCE = Step("write_drill_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+
+# FailbackWorkflow: a rejoin may be a base backup (hours); catch_up enforces its own deadline
+# (the input's), so its timeout is only a backstop.
+FAILBACK_REJOIN = Step("rejoin_standby", TaskQueue.DB, timedelta(hours=6), CHANGE_RETRY)
+FAILBACK_CATCH_UP = Step("catch_up", TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
+FAILBACK_PAUSE = Step("pause_writes", TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
+FAILBACK_RESUME = Step("resume_writes", TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
+FAILBACK_PROMOTE = Step("promote_home", TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True)
+FAILBACK_RETIRE_FENCE = Step("retire_fence", TaskQueue.DB, timedelta(seconds=60), AFTER_PONR_RETRY)
+FAILBACK_EVIDENCE = Step(
+    "write_failback_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+)
 
 
 async def checkpoint(name: str) -> None:
@@ -108,7 +131,7 @@ async def run_step(
     step: Step, arg: BaseModel, result_type: type[R], placement: str, queue_suffix: str = ""
 ) -> R:
     """Run ``step`` as a local activity (colocated) or on its task queue (queues)."""
-    if placement == "colocated" or step is PLAN:
+    if placement == "colocated" or step.local_only:
         return await workflow.execute_local_activity(
             step.activity,
             arg,

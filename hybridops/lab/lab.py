@@ -22,6 +22,7 @@ from hybridops import pgbin
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import (
     AlertsSettings,
+    BackupSettings,
     DnsSettings,
     InfraSettings,
     Inventory,
@@ -55,7 +56,8 @@ class LabPorts:
     """Where the lab's parts listen. Tests use their own, so they never meet the demo lab."""
 
     net: str = "127.77.0"
-    """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53 and monitoring .60 to .69
+    """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53, monitoring .60 to .69 and a
+    drill's scratch server .70
     (see :mod:`hybridops.lab.monitoring`)."""
     pg: int = 15432
     dns: int = 15353
@@ -161,6 +163,13 @@ class Lab:
             workload=WorkloadSettings(ledger=self.ledger),
             signals=self._signals(monitored),
             alerts=self.monitoring.alerts_settings() if monitored else AlertsSettings(),
+            backup=BackupSettings(
+                repository=self.root / "backups",
+                wal_archive=self.archive,
+                scratch_dir=self.root / "scratch",
+                scratch_host=f"{self.ports.net}.70",
+                scratch_port=self.ports.pg,
+            ),
         )
 
     def _signals(self, monitored: bool) -> SignalsSettings:
@@ -352,6 +361,9 @@ class Lab:
                 "hot_standby = on",
                 "wal_keep_size = '256MB'",
                 "archive_mode = on",
+                # A restore from the archive loses at most this much; 5 s keeps the RPO of a
+                # drill small and measurable without a segment file per second.
+                "archive_timeout = '5s'",
                 f"archive_command = 'test ! -f {self.archive}/%f && cp %p {self.archive}/%f'",
                 f"restore_command = 'cp {self.archive}/%f %p'",
                 "shared_buffers = '32MB'",
@@ -387,6 +399,7 @@ class Lab:
                 "UTF8",
                 "--locale=C",
                 "--no-sync",
+                "--wal-segsize=1",  # 1 MB segments: archive_timeout switches cost 1 MB, not 16
             )
             with (primary / "postgresql.conf").open("a") as f:
                 f.write(self._conf("onprem"))
@@ -558,8 +571,17 @@ class Lab:
             self._stop(name)
         self.monitoring.stop()
         self.stop_postgres()
+        self.stop_scratch()
         for name in ("dns", "temporal"):
             self._stop(name)
+
+    def stop_scratch(self) -> None:
+        """Stop the scratch servers of drills whose teardown did not run (their files stay)."""
+        for pid_file in (self.root / "scratch").glob("*/data/postmaster.pid"):
+            try:
+                self._pg("pg_ctl", "-D", str(pid_file.parent), "-m", "immediate", "-w", "-t", "30", "stop")
+            except HybridOpsError:
+                pass
 
     def reset(self) -> None:
         """Back to the starting topology: onprem primary, two standbys, DNS at onprem.
@@ -570,6 +592,7 @@ class Lab:
         for path in (
             self.root / "pg",
             self.archive,
+            self.root / "backups",  # backups of the old databases: their WAL is gone
             self.root / "apps",
             self.root / "clusters",
             self.ledger.parent,

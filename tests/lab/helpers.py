@@ -86,3 +86,10 @@ async def eventually(what: str, check: Callable[[], Awaitable[T]], timeout: floa
             last = err
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def dns_changes(lab: Lab) -> int:
+    """ChangeResourceRecordSets calls moto's server has answered, from its access log."""
+    return sum(
+        1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line
+    )

@@ -12,14 +12,7 @@ from temporalio.client import Client
 from hybridops.lab import Lab
 from hybridops.models import FailoverInput, RunStatus
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_points_at, eventually, start, timeline
-
-
-def dns_changes(lab: Lab) -> int:
-    """ChangeResourceRecordSets calls moto's server has answered, from its access log."""
-    return sum(
-        1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line
-    )
+from tests.lab.helpers import dns_changes, dns_points_at, eventually, start, timeline
 
 
 def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:

@@ -1,0 +1,130 @@
+"""Running a backup tool (``pg_basebackup``, ``wal-g``) as a child process, safely.
+
+One place does what every call needs: secrets only ever in the child's environment (a secret
+found in the command line is refused before anything runs), the command in its own process
+group so a timeout or a cancellation kills all of it, heartbeats while it runs, and errors
+that carry the command and the last lines of its stderr with every secret redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import activity
+
+from activities.backup.errors import BackupToolFailed, BackupToolTimeout
+from hybridops import pgbin
+from hybridops.errors import ConfigError, HybridOpsError
+
+REDACTED = "[REDACTED]"
+STDERR_LINES = 20
+"""How many of the last stderr lines an error carries."""
+HEARTBEAT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    stdout: str
+    stderr: str
+    """Redacted."""
+    seconds: float
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced (longest first, so none is left half-shown)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def describe(argv: list[str]) -> str:
+    """The command as a shell would show it (it never holds a secret: :func:`run_tool` checks)."""
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def tail(text: str, lines: int = STDERR_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _demote(run_as: str | None) -> dict[str, Any]:
+    ids = pgbin.user_ids(run_as)
+    if ids is None or os.geteuid() != 0:
+        return {}
+    return {"user": ids[0], "group": ids[1], "extra_groups": []}
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run_tool(
+    argv: list[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+    run_as: str | None = None,
+    classify: Callable[[str], HybridOpsError | None] | None = None,
+    ids: Mapping[str, object] | None = None,
+) -> ToolOutput:
+    """Run ``argv`` to completion within ``timeout`` seconds and return its output.
+
+    ``env`` is the child's whole environment; ``secrets`` are values that must never show
+    (in argv, which is refused, or in errors and output, which are redacted). ``classify``
+    may turn a failure's (redacted) stderr into a more precise error, e.g. "backup not found".
+    Raises :class:`BackupToolFailed` (non-zero exit), :class:`BackupToolTimeout`.
+    """
+    secrets = [s for s in secrets if s]
+    if any(secret in arg for secret in secrets for arg in argv):
+        raise ConfigError(f"refusing to run {argv[0]}: a secret would be in its command line")
+    command = describe(argv)
+    ids = dict(ids or {})
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            cwd="/",
+            start_new_session=True,  # its own process group: a timeout kills all of it
+            **_demote(run_as),
+        )
+    except OSError as err:
+        raise ConfigError(f"cannot run {argv[0]}: {err.strerror}", **ids) from None
+    communicate = asyncio.ensure_future(proc.communicate())
+    deadline = started + timeout
+    try:
+        while not communicate.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_group(proc)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(communicate, 10)
+                raise BackupToolTimeout(f"{command} timed out after {timeout:g}s; killed", **ids)
+            await asyncio.wait({communicate}, timeout=min(remaining, HEARTBEAT_S))
+            if activity.in_activity() and not communicate.done():
+                activity.heartbeat({"running": argv[0], "seconds": round(time.monotonic() - started)})
+    except asyncio.CancelledError:
+        _kill_group(proc)
+        communicate.cancel()
+        raise
+    out_bytes, err_bytes = communicate.result()
+    stdout = redact(out_bytes.decode(errors="replace"), secrets)
+    stderr = redact(err_bytes.decode(errors="replace"), secrets)
+    if proc.returncode != 0:
+        precise = classify(stderr) if classify else None
+        if precise is not None:
+            raise precise
+        raise BackupToolFailed(f"{command} exited {proc.returncode}: {tail(stderr) or '(no stderr)'}", **ids)
+    return ToolOutput(stdout=stdout, stderr=stderr, seconds=time.monotonic() - started)

@@ -1,0 +1,230 @@
+"""The DR drill's activities. They read backups and the WAL archive and act only inside the
+drill's own scratch directory, on the scratch address; DNS is only read (by the plan)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.backup import BackupDriver, make_backup_driver
+from activities.backup.scratch import DATA, ScratchServer
+from activities.common import step_activity
+from activities.dns import DnsDriver, make_dns_driver
+from hybridops import evidence
+from hybridops.backup_models import (
+    BackupInfo,
+    BackupStepResult,
+    DrillEvidenceInput,
+    DrillPlan,
+    DrillPlanInput,
+    DrillResult,
+    RestoreInput,
+    RestoreStepResult,
+    ScratchInput,
+    ScratchResult,
+    TakeBackupInput,
+    VerifyRestoreInput,
+    VerifyRestoreResult,
+)
+from hybridops.errors import ConfigError, PreconditionFailed
+from hybridops.inventory import Inventory
+from hybridops.models import ActivityResult, EvidenceResult
+
+
+def render_drill_report(r: DrillResult) -> str:
+    """The drill as a short markdown report."""
+    verdict = "passed" if r.passed else "FAILED"
+    lines = [
+        f"# Drill `{r.workflow_id}`: {verdict}",
+        "",
+        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+        f"- Backup: {r.backup.name if r.backup else '-'}"
+        + (f" (taken {r.backup.finished_at.isoformat()})" if r.backup and r.backup.finished_at else ""),
+        f"- Restore target: {r.input.target_time.isoformat() if r.input.target_time else 'latest'}",
+        f"- RTO: {r.rto_seconds if r.rto_seconds is not None else '-'} s"
+        " (time to a usable restored database)",
+        f"- RPO: {r.rpo_seconds if r.rpo_seconds is not None else '-'} s (age of the newest restored row,"
+        f" {r.rows_restored if r.rows_restored is not None else '-'} rows restored)",
+    ]
+    if r.error:
+        lines += ["", f"**Error:** {r.error}"]
+    if r.slo:
+        lines += [
+            "",
+            "## Objectives",
+            "",
+            "| check | measured | objective | passed |",
+            "| --- | --- | --- | --- |",
+        ]
+        for c in r.slo:
+            measured = "-" if c.measured_s is None else f"{c.measured_s:g} s"
+            lines.append(f"| {c.name} | {measured} | {c.objective_s:g} s | {'yes' if c.passed else 'no'} |")
+    if r.steps:
+        lines += [
+            "",
+            "## Steps",
+            "",
+            "| step | outcome | attempts | time | detail |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for s in r.steps:
+            ms = f"{(s.ended_at - s.started_at).total_seconds() * 1000:.0f} ms" if s.ended_at else "-"
+            lines.append(
+                f"| {s.name} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {ms} | {s.detail} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+class DrillActivities:
+    """Activities of ``DrillWorkflow``, with the backup and DNS drivers the inventory names."""
+
+    def __init__(
+        self, inventory: Inventory, backup: BackupDriver, dns: DnsDriver, client: Client | None
+    ) -> None:
+        self.inventory = inventory
+        self.backups = backup
+        self.dns = dns
+        self.client = client
+        self.faults = inventory.faults
+
+    @classmethod
+    def build(cls, inventory: Inventory, client: Client | None) -> DrillActivities:
+        return cls(inventory, make_backup_driver(inventory), make_dns_driver(inventory.dns), client)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.plan_drill,
+            self.take_backup,
+            self.restore_backup,
+            self.start_scratch,
+            self.verify_restore,
+            self.teardown_scratch,
+            self.write_drill_evidence,
+        ]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _scratch_root(self) -> Path:
+        root = self.inventory.backup.scratch_dir
+        if root is None:
+            raise ConfigError("backup.scratch_dir: required to run drills")
+        return Path(root)
+
+    def _scratch(self, scratch_dir: str) -> Path:
+        """The drill's directory, which must be inside ``backup.scratch_dir``: a drill acts
+        nowhere else."""
+        path = Path(scratch_dir).resolve()
+        root = self._scratch_root().resolve()
+        if root not in path.parents:
+            raise ConfigError(f"scratch directory {path} is not under backup.scratch_dir {root}")
+        return path
+
+    async def _primary(self) -> str:
+        inv = self.inventory
+        record = await self.dns.get_record(inv.dns.record, "A")
+        site = inv.site_by_host(record.values[0]) if record and record.values else None
+        if site is None:
+            raise PreconditionFailed(f"DNS record {inv.dns.record} names no site of the inventory")
+        return site
+
+    async def push_backup(self, site: str | None) -> BackupInfo:
+        """A base backup of ``site`` (where DNS points when None): ``hybridops backup push``."""
+        return await self.backups.backup(site or await self._primary())
+
+    # ------------------------------------------------------------------ activities
+
+    @step_activity("plan_drill")
+    async def plan_drill(self, inp: DrillPlanInput) -> DrillPlan:
+        """Read-only: where the drill restores, the objectives, and that the scratch address is
+        no production server's."""
+        inv = self.inventory
+        b = inv.backup
+        address = f"{b.scratch_host}:{b.scratch_port}"
+        for name, site in inv.sites.items():
+            if site.host == b.scratch_host and site.port == b.scratch_port:
+                raise ConfigError(f"backup.scratch_host/scratch_port: {address} is site {name}'s server")
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", inp.workflow_id)
+        return DrillPlan(
+            placement=inv.placement.value,
+            queue_suffix=inv.task_queue_suffix,
+            scratch_dir=str(self._scratch_root() / safe),
+            scratch_address=address,
+            primary=await self._primary(),
+            table=inv.workload.table,
+            rto_objective_s=inv.drill.rto_objective_s,
+            rpo_objective_s=inv.drill.rpo_objective_s,
+            detail=f"scratch {address}",
+        )
+
+    @step_activity("take_backup")
+    async def take_backup(self, inp: TakeBackupInput) -> BackupStepResult:
+        info = await self.backups.backup(inp.site)
+        return BackupStepResult(backup=info, changed=True, detail=f"backup {info.name} of {inp.site}")
+
+    @step_activity("restore_backup")
+    async def restore_backup(self, inp: RestoreInput) -> RestoreStepResult:
+        """Fetch the backup into the drill's scratch directory (emptied first: a retry starts
+        over) and configure recovery. The RTO counts from here."""
+        started = datetime.now(UTC)
+        scratch = self._scratch(inp.scratch_dir)
+        backups = await self.backups.list()
+        if not backups:
+            raise PreconditionFailed("no backups to restore: take one first (hybridops backup push)")
+        await ScratchServer(self.inventory, scratch).teardown()  # a failed earlier attempt's leftovers
+        # The driver resolves LATEST (with a target time: the newest backup finished before it).
+        restored = await self.backups.restore(inp.backup, scratch / DATA, inp.target_time)
+        info = next((b for b in backups if b.name == restored.backup), BackupInfo(name=restored.backup))
+        return RestoreStepResult(
+            restore=restored,
+            backup=info,
+            started_at=started,
+            changed=True,
+            detail=f"{info.name} restored ({restored.fetch_seconds:.2f} s fetch)",
+        )
+
+    @step_activity("start_scratch")
+    async def start_scratch(self, inp: ScratchInput) -> ScratchResult:
+        """Start the restored server on the scratch address; done when recovery has finished
+        and it answers as a primary."""
+        usable_at = await ScratchServer(self.inventory, self._scratch(inp.scratch_dir)).start()
+        return ScratchResult(usable_at=usable_at, changed=True, detail=f"usable at {usable_at:%H:%M:%S.%f}")
+
+    @step_activity("verify_restore")
+    async def verify_restore(self, inp: VerifyRestoreInput) -> VerifyRestoreResult:
+        """Read-only, on the scratch server: the writer's table, its rows, its newest row."""
+        present, rows, newest = await ScratchServer(
+            self.inventory, self._scratch(inp.scratch_dir)
+        ).newest_row(inp.table)
+        detail = (
+            f"{rows} rows, newest {newest.isoformat()}" if newest else f"table {inp.table} missing or empty"
+        )
+        return VerifyRestoreResult(table_present=present, rows=rows or 0, newest_row_at=newest, detail=detail)
+
+    @step_activity("teardown_scratch")
+    async def teardown_scratch(self, inp: ScratchInput) -> ActivityResult:
+        """Stop the scratch server and remove its directory; idempotent."""
+        scratch = self._scratch(inp.scratch_dir)
+        existed = scratch.exists()
+        await ScratchServer(self.inventory, scratch).teardown()
+        if scratch.exists():
+            await asyncio.to_thread(shutil.rmtree, scratch)
+        return ActivityResult(changed=existed, detail="removed" if existed else "nothing to remove")
+
+    @step_activity("write_drill_evidence")
+    async def write_drill_evidence(self, inp: DrillEvidenceInput) -> EvidenceResult:
+        history_json: str | None = None
+        if self.client is not None:
+            handle = self.client.get_workflow_handle(inp.result.workflow_id, run_id=inp.result.run_id)
+            history_json = (await handle.fetch_history()).to_json()
+        folder = Path(self.inventory.output_dir) / inp.result.runbook / inp.result.workflow_id
+        files = await asyncio.to_thread(
+            evidence.write_folder, folder, inp.result, render_drill_report(inp.result), history_json
+        )
+        return EvidenceResult(path=str(folder), files=files, changed=True)

@@ -1,0 +1,156 @@
+"""The failback runbook's own activities: methods of one class, handed its drivers.
+
+``FailbackWorkflow`` also uses activities of the failover runbook by name (plan_failover,
+assess_sites, fence_primary, repoint_apps, dns_cutover, verify_writes, checkpoint): they do
+the same thing in both directions. Each activity here reads the world and converges it
+(DESIGN.md rule 2), declared with :func:`activities.common.step_activity`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.common import step_activity
+from activities.postgres import PostgresDriver
+from hybridops import evidence
+from hybridops.failback_models import (
+    CatchUpInput,
+    CatchUpResult,
+    FailbackEvidenceInput,
+    FailbackResult,
+    PauseResult,
+    RejoinInput,
+    RejoinResult,
+    RetireFenceInput,
+)
+from hybridops.inventory import Inventory
+from hybridops.models import (
+    ActivityResult,
+    EvidenceResult,
+    PromoteInput,
+    PromoteResult,
+    SiteInput,
+    StepRecord,
+)
+
+
+def render_failback_report(r: FailbackResult) -> str:
+    """The run as a short markdown report for people."""
+
+    def fmt(value: float | None, unit: str = " s") -> str:
+        return f"{value:.3f}{unit}" if value is not None else "-"
+
+    lines = [
+        f"# Failback `{r.workflow_id}`: {r.status.value}",
+        "",
+        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+        f"- Home (new primary): {r.home or '-'}; cloud primary before: {r.old_primary or '-'}",
+        f"- Home rejoined by: {r.rejoin.value if r.rejoin else '-'}"
+        + (f" (old data directory moved to {r.moved_aside})" if r.moved_aside else ""),
+        f"- Writes paused at: {r.paused_at.isoformat() if r.paused_at else '-'},"
+        f" final LSN {r.final_lsn or '-'}",
+        f"- Write pause: {fmt(r.write_pause_seconds)} (until a write through DNS landed on home)",
+        f"- Rejoin {fmt(r.rejoin_seconds)}, catch-up {fmt(r.catch_up_seconds)},"
+        f" switchover {fmt(r.switchover_seconds)}",
+        f"- Old primary rejoined by: {r.old_primary_rejoin.value if r.old_primary_rejoin else '-'}",
+        f"- Point of no return (promotion of home) passed: {'yes' if r.point_of_no_return_passed else 'no'}",
+    ]
+    if r.error:
+        lines += ["", f"**Error:** {r.error}"]
+    lines += [f"- warning: {w}" for w in r.warnings]
+    for title, steps in (("Steps", r.steps), ("Compensations", r.compensations)):
+        if steps:
+            lines += ["", f"## {title}", "", *_step_table(steps)]
+    if r.approvals:
+        lines += ["", "## Approvals", ""]
+        for a in r.approvals:
+            verdict = "approved" if a.approved else "rejected"
+            lines.append(f"- {verdict} by {a.by} at {a.at.isoformat()} {a.comment}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _step_table(steps: list[StepRecord]) -> list[str]:
+    rows = ["| step | outcome | attempts | time | detail |", "| --- | --- | --- | --- | --- |"]
+    for s in steps:
+        ms = f"{(s.ended_at - s.started_at).total_seconds() * 1000:.0f} ms" if s.ended_at else "-"
+        mark = " (irreversible)" if s.irreversible else ""
+        outcome = s.outcome.value if s.outcome else "-"
+        rows.append(f"| {s.name}{mark} | {outcome} | {s.attempts} | {ms} | {s.detail.replace('|', '/')} |")
+    return rows
+
+
+class FailbackActivities:
+    """Activities of ``FailbackWorkflow``. Built once per worker with its drivers."""
+
+    def __init__(self, inventory: Inventory, postgres: PostgresDriver, client: Client | None = None) -> None:
+        self.inventory = inventory
+        self.pg = postgres
+        self.client = client
+        self.faults = inventory.faults
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity of the runbook's own, for worker registration."""
+        return [
+            self.rejoin_standby,
+            self.catch_up,
+            self.pause_writes,
+            self.resume_writes,
+            self.promote_home,
+            self.retire_fence,
+            self.write_failback_evidence,
+        ]
+
+    @step_activity("rejoin_standby")
+    async def rejoin_standby(self, inp: RejoinInput) -> RejoinResult:
+        """Make a site a streaming standby of the primary: follow, pg_rewind, or re-clone."""
+        return await self.pg.rewind(inp.site, inp.source, inp.run_id, inp.method)
+
+    @step_activity("catch_up")
+    async def catch_up(self, inp: CatchUpInput) -> CatchUpResult:
+        """Read-only: wait until a standby has replayed close enough (or exactly up to an LSN)."""
+        return await self.pg.catch_up(inp.site, inp.source, inp.max_lag_bytes, inp.timeout_s, inp.target_lsn)
+
+    @step_activity("pause_writes")
+    async def pause_writes(self, inp: SiteInput) -> PauseResult:
+        """The switchover's start: the primary read-only, its sessions ended, its final LSN."""
+        return await self.pg.pause_writes(inp.site, inp.run_id)
+
+    @step_activity("resume_writes")
+    async def resume_writes(self, inp: SiteInput) -> ActivityResult:
+        """Compensation of ``pause_writes``."""
+        changed = await self.pg.resume_writes(inp.site)
+        return ActivityResult(changed=changed, detail=f"{inp.site} writable" if changed else "not paused")
+
+    @step_activity("promote_home")
+    async def promote_home(self, inp: PromoteInput) -> PromoteResult:
+        """Irreversible: promote home once it replayed the paused primary's final LSN. Home still
+        carries the fence mark of the failover that left it; it is a rewound standby now, so
+        the mark does not forbid this (it is retired once home serves)."""
+        return await self.pg.promote(
+            inp.site, inp.wait_for_lsn, inp.max_catchup_s, inp.run_id, allow_fenced=True
+        )
+
+    @step_activity("retire_fence")
+    async def retire_fence(self, inp: RetireFenceInput) -> ActivityResult:
+        """Remove the fence marks of sites that have their role back (primary, or streaming)."""
+        retired = [site for site in inp.sites if await self.pg.retire_fence(site)]
+        return ActivityResult(changed=bool(retired), detail=f"retired: {retired or 'none'}")
+
+    @step_activity("write_failback_evidence")
+    async def write_failback_evidence(self, inp: FailbackEvidenceInput) -> EvidenceResult:
+        """Write the run's evidence folder; the history is fetched from the server."""
+        r = inp.result
+        history_json: str | None = None
+        if self.client is not None:
+            handle = self.client.get_workflow_handle(r.workflow_id, run_id=r.run_id)
+            history_json = (await handle.fetch_history()).to_json()
+        folder = Path(self.inventory.output_dir) / r.runbook / r.workflow_id
+        files = await asyncio.to_thread(
+            evidence.write_folder, folder, r, render_failback_report(r), history_json
+        )
+        return EvidenceResult(path=str(folder), files=files, changed=True)

@@ -1,0 +1,200 @@
+"""``hybridops audit``: replay histories against today's code; a run's audit report.
+
+Exit codes: 0 all is well; 1 the audit found something (a history that does not replay
+cleanly, nothing to replay, evidence changed after the run); 2 the command could not run
+(bad arguments, no server, no such run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from hybridops.audit.histories import (
+    HistorySource,
+    fetch_closed_runs,
+    fetch_history,
+    find_history_files,
+    load_history_file,
+    load_history_files,
+)
+from hybridops.audit.replay import (
+    ReplayOutcome,
+    ReplayReport,
+    all_clean,
+    current_workflows,
+    replay,
+    workflow_names,
+)
+from hybridops.audit.report import write_report
+from hybridops.client import connect
+from hybridops.errors import HybridOpsError
+from hybridops.inventory import Inventory, load_inventory
+
+audit_app = typer.Typer(help="Audit past runs: replay histories, report a run.", no_args_is_help=True)
+console = Console()
+
+EXIT_FOUND = 1
+"""The audit found a problem."""
+EXIT_CANNOT = 2
+"""The audit could not run."""
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(EXIT_CANNOT)
+
+
+def _inventory(required: bool) -> Inventory | None:
+    try:
+        return load_inventory()
+    except HybridOpsError as err:
+        if required:
+            _fail(str(err))
+        return None
+
+
+async def _gather(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[HistorySource]:
+    sources: list[HistorySource] = []
+    for d in dirs:
+        if not d.exists():
+            sources.append(HistorySource(str(d), d.name, error="no such file or directory"))
+            continue
+        sources += load_history_files(find_history_files(d))
+    if ids or all_runs:
+        inv = _inventory(required=True)
+        assert inv is not None
+        client = await connect(inv.temporal)
+        for wf_id in ids:
+            sources.append(await fetch_history(client, wf_id))
+        if all_runs:
+            sources += await fetch_closed_runs(client, workflow_names(current_workflows()))
+    return sources
+
+
+def _print_replay(reports: list[ReplayReport]) -> None:
+    marks = {ReplayOutcome.CLEAN: "[green]ok[/green]", ReplayOutcome.NONDETERMINISTIC: "[red]!![/red]"}
+    for r in reports:
+        mark = marks.get(r.outcome, "[yellow]??[/yellow]")
+        line = f"{mark} {r.outcome.label:<17} {escape(r.workflow_id)} ({escape(r.workflow_type or '?')})"
+        console.print(line, highlight=False)
+        console.print(f"     [dim]{escape(r.source)}[/dim]", highlight=False)
+        if r.reason:
+            console.print(f"     {escape(r.reason)}", highlight=False)
+
+
+@audit_app.command("replay")
+def audit_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Workflow ids to fetch from the server")] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every closed run of the known workflow types (visibility)")
+    ] = False,
+    from_dir: Annotated[
+        list[Path] | None,
+        typer.Option("--from-dir", help="A directory of history.json / *.history.json files (repeatable)"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
+) -> None:
+    """Replay histories against the current workflow code; exit 0 only if all replay cleanly."""
+    ids, dirs = list(ids or []), list(from_dir or [])
+    if not (ids or all_runs or dirs):
+        _fail("name workflow ids, --all, or --from-dir DIR")
+    try:
+        reports = asyncio.run(_replay(ids, all_runs, dirs))
+    except HybridOpsError as err:
+        _fail(str(err))
+        return
+    except RuntimeError as err:  # cannot reach the server
+        _fail(f"cannot reach Temporal: {err}")
+        return
+    ok = bool(reports) and all_clean(reports)
+    if json_out:
+        counts = {o.value: sum(1 for r in reports if r.outcome == o) for o in ReplayOutcome}
+        print(
+            json.dumps(
+                {"ok": ok, "counts": counts, "results": [r.model_dump(mode="json") for r in reports]},
+                indent=2,
+            )
+        )
+    else:
+        _print_replay(reports)
+        clean = sum(1 for r in reports if r.outcome == ReplayOutcome.CLEAN)
+        console.print(f"{clean} of {len(reports)} replayed cleanly" if reports else "no histories found")
+    if not ok:
+        raise typer.Exit(EXIT_FOUND)
+
+
+async def _replay(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[ReplayReport]:
+    return await replay(await _gather(ids, all_runs, dirs))
+
+
+@audit_app.command("report")
+def audit_report(
+    workflow_id: Annotated[str, typer.Argument(help="The run's workflow id")],
+    history: Annotated[
+        Path | None, typer.Option("--history", help="Read the history from this file, not the server")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write report.md and report.html (default: <evidence>/audit/)"),
+    ] = None,
+    evidence: Annotated[
+        Path | None, typer.Option("--evidence", help="The run's evidence folder (default: found)")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="A run other than the latest")] = None,
+) -> None:
+    """A run's timeline from its history (who started and approved it, each step, the end),
+    as report.md and report.html, with its evidence checked against the manifest. Exit 1
+    when the evidence was changed after the run."""
+    inv = _inventory(required=history is None)
+    if history is not None:
+        src = load_history_file(history)
+        if src.history is not None and src.workflow_id != workflow_id:
+            console.print(
+                f"[yellow]note:[/yellow] {escape(str(history))} is the history of {escape(src.workflow_id)}"
+            )
+    else:
+        assert inv is not None
+
+        async def fetch() -> HistorySource:
+            client = await connect(inv.temporal)
+            return await fetch_history(client, workflow_id, run_id)
+
+        try:
+            src = asyncio.run(fetch())
+        except RuntimeError as err:
+            _fail(f"cannot reach Temporal: {err}")
+            return
+    if src.history is None:
+        _fail(f"{src.label}: {src.error}")
+        return
+    output_dir = inv.output_dir if inv is not None else Path("output")
+    try:
+        done = write_report(src.history, output_dir, out=out, evidence=evidence, history_file=history)
+    except ValueError as err:
+        _fail(f"{src.label}: {err}")
+        return
+    tl, check = done.timeline, done.evidence
+    console.print(
+        f"{escape(tl.workflow_id)}: {escape(tl.status)}, {len(tl.steps)} steps, "
+        f"{len(tl.approvals)} approvals, {len(tl.signals)} signals",
+        highlight=False,
+    )
+    if check.tampered:
+        console.print(f"[bold red]EVIDENCE CHANGED AFTER THE RUN[/bold red] in {escape(str(check.folder))}:")
+        for problem in check.problems:
+            console.print(f"  - {escape(problem)}", highlight=False)
+    elif check.folder is None:
+        console.print(f"[yellow]evidence not checked:[/yellow] {escape(check.note)}")
+    else:
+        console.print(f"evidence intact: {escape(check.folder)}", highlight=False)
+    for path in done.files:
+        console.print(f"wrote {escape(str(path))}", highlight=False)
+    if check.tampered:
+        raise typer.Exit(EXIT_FOUND)

@@ -1,0 +1,70 @@
+"""``hybridops audit report``: a run's audit report from its history, and its evidence checked.
+
+The history comes from the server or from an exported file; the timeline is built from its
+events alone (:mod:`hybridops.audit.timeline`). The run's evidence folder is checked against
+its manifest (:mod:`hybridops.audit.evidence_check`). The report is written as ``report.md``
+and ``report.html`` into the output folder: by default ``<evidence folder>/audit/`` (beside
+the run's own files, never over them), else ``<output_dir>/audit/<workflow id>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+
+from hybridops.audit.evidence_check import AUDIT_DIR, EvidenceCheck, check_evidence
+from hybridops.audit.render import render_html, render_markdown
+from hybridops.audit.timeline import Timeline, build_timeline
+from hybridops.evidence import MANIFEST
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+
+@dataclass
+class AuditReport:
+    """What ``audit report`` produced."""
+
+    timeline: Timeline
+    evidence: EvidenceCheck
+    out_dir: Path
+    files: list[Path]
+
+
+def find_evidence(tl: Timeline, output_dir: Path, history_file: Path | None = None) -> Path | None:
+    """The run's evidence folder: beside the history file when that is an evidence folder's
+    ``history.json``, else ``<output_dir>/<runbook>/<workflow id>``, else where the run said
+    it wrote it (the result's ``evidence_dir``), when that exists on this machine."""
+    candidates: list[Path] = []
+    if history_file is not None and (history_file.parent / MANIFEST).exists():
+        candidates.append(history_file.parent)
+    candidates.append(output_dir / tl.runbook / tl.workflow_id)
+    if tl.evidence_dir:
+        candidates.append(Path(tl.evidence_dir))
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def write_report(
+    history: WorkflowHistory,
+    output_dir: Path,
+    out: Path | None = None,
+    evidence: Path | None = None,
+    history_file: Path | None = None,
+) -> AuditReport:
+    """Build the timeline, check the evidence, write both reports; returns what was done.
+
+    ``output_dir`` is the inventory's; ``out`` overrides where the reports go; ``evidence``
+    names the evidence folder instead of looking for it."""
+    tl = build_timeline(history)
+    folder = evidence or find_evidence(tl, output_dir, history_file)
+    check = check_evidence(folder, history)
+    if evidence is not None and not evidence.is_dir():
+        check.note = f"the evidence folder {evidence} does not exist"
+    target = out or (folder / AUDIT_DIR if folder is not None else output_dir / AUDIT_DIR / tl.workflow_id)
+    target.mkdir(parents=True, exist_ok=True)
+    md, page = target / REPORT_MD, target / REPORT_HTML
+    md.write_text(render_markdown(tl, check))
+    page.write_text(render_html(tl, check))
+    return AuditReport(tl, check, target, [md, page])

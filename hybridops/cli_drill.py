@@ -1,0 +1,252 @@
+"""``hybridops drill ...`` and ``hybridops backup ...``: DR drills, their schedules, backups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from hybridops.backup_models import DrillInput, DrillResult
+from hybridops.cli import _fail, _inventory, _run, _ui_link, console, watch
+from hybridops.client import connect
+from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.drills import Overlap, create_schedule, drill_status, list_schedules, schedule_id
+from hybridops.errors import HybridOpsError
+
+drill_app = typer.Typer(
+    help="DR drills: restore the latest backup into a scratch server.", no_args_is_help=True
+)
+schedule_app = typer.Typer(help="Drill schedules (Temporal Schedules).", no_args_is_help=True)
+drill_app.add_typer(schedule_app, name="schedule")
+backup_app = typer.Typer(help="Base backups (the inventory's backup driver).", no_args_is_help=True)
+
+
+def _drill_input(raw: str | None, **fields: Any) -> DrillInput:
+    try:
+        data = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as err:
+        _fail(f"--input: not JSON: {err}")
+    if not isinstance(data, dict):
+        _fail("--input: expected a JSON object")
+    try:
+        return DrillInput.model_validate({**data, **{k: v for k, v in fields.items() if v is not None}})
+    except ValidationError as err:
+        e = err.errors()[0]
+        _fail(f"--input: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
+        raise
+
+
+@drill_app.command("run")
+def drill_run(
+    backup: Annotated[str, typer.Option(help="A backup name, or LATEST")] = "LATEST",
+    target_time: Annotated[str | None, typer.Option(help="Point-in-time restore: ISO time")] = None,
+    take_backup_first: Annotated[bool, typer.Option("--take-backup-first")] = False,
+    input_json: Annotated[str | None, typer.Option("--input", help="DrillInput as JSON")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run a drill now and show it; exit 1 if it did not pass."""
+    inv = _inventory()
+    when = None
+    if target_time:
+        try:
+            when = datetime.fromisoformat(target_time)
+        except ValueError:
+            _fail("--target-time: not an ISO 8601 time")
+    inp = _drill_input(
+        input_json,
+        backup=backup,
+        target_time=when,
+        take_backup_first=take_backup_first or None,
+        requested_by=os.environ.get("USER", "cli"),
+        reason="manual drill",
+    )
+    wf_id = f"drill-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+
+    async def main() -> dict[str, Any]:
+        client = await connect(inv.temporal)
+        handle = await client.start_workflow(
+            WorkflowType.DRILL.value,
+            inp,
+            id=wf_id,
+            task_queue=inv.queue(TaskQueue.CONTROL),
+            result_type=DrillResult,
+        )
+        if not json_out:
+            console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
+        return await watch(handle, quiet=json_out)
+
+    data = _run(main())
+    if json_out:
+        print(json.dumps(data, indent=2))
+    else:
+        verdict = "[green]passed[/green]" if data.get("passed") else "[red]failed[/red]"
+        console.print(f"\ndrill {verdict}: RTO {data.get('rto_seconds')} s, RPO {data.get('rpo_seconds')} s")
+        for check in data.get("slo", []):
+            console.print(f"  {check['name']}: {check['detail']}")
+        if data.get("error"):
+            console.print(f"  error: {data['error']}")
+        console.print(f"  evidence: {data.get('evidence_dir')}")
+    if not data.get("passed"):
+        raise typer.Exit(1)
+
+
+@drill_app.command("status")
+def drill_status_cmd(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """When the last drill passed; exit 1 when drills are overdue (``drill.max_age_h``)."""
+    inv = _inventory()
+
+    async def main() -> Any:
+        return await drill_status(await connect(inv.temporal), inv)
+
+    st = _run(main())
+    if json_out:
+        print(json.dumps({**st.__dict__, "summary": st.summary()}, indent=2, default=str))
+    else:
+        console.print(st.summary(), markup=False)
+        table = Table("drill", "status", "started", "closed")
+        for r in st.runs[:10]:
+            table.add_row(
+                r["id"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}", f"{r['closed_at'] or '-'}"
+            )
+        console.print(table)
+    if st.overdue:
+        raise typer.Exit(1)
+
+
+def _schedule_call(what: str, call: Any) -> None:
+    inv = _inventory()
+
+    async def main() -> Any:
+        client: Client = await connect(inv.temporal)
+        return await call(client, inv)
+
+    try:
+        asyncio.run(main())
+    except HybridOpsError as err:
+        _fail(str(err))
+    except RPCError as err:
+        _fail(f"{what}: {err.message}")
+
+
+@schedule_app.command("create")
+def schedule_create(
+    cron: Annotated[str, typer.Option(help='Cron, e.g. "0 3 * * 6" (Saturdays 03:00)')],
+    name: Annotated[str, typer.Option("--id", help="Schedule id (drill- is prepended)")] = "weekly",
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the cron")] = "UTC",
+    overlap: Annotated[Overlap, typer.Option(help="When a drill still runs at the next time")] = Overlap.SKIP,
+    input_json: Annotated[str | None, typer.Option("--input", help="DrillInput as JSON")] = None,
+    paused: Annotated[bool, typer.Option("--paused")] = False,
+) -> None:
+    """Create a schedule that starts a drill; it shows in the Temporal UI under Schedules."""
+    inp = _drill_input(input_json)
+
+    async def call(client: Client, inv: Any) -> None:
+        sid = await create_schedule(client, inv, name, cron, tz, overlap, inp, paused)
+        console.print(f"created schedule {sid}: {cron} ({tz}), overlap {overlap.value}")
+
+    _schedule_call("create", call)
+
+
+@schedule_app.command("list")
+def schedule_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The drill schedules, their next runs and last drills."""
+
+    async def call(client: Client, inv: Any) -> None:
+        rows = await list_schedules(client)
+        if json_out:
+            print(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
+            return
+        table = Table("id", "cron", "tz", "state", "next runs", "recent drills")
+        for r in rows:
+            nxt = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in r.next_runs) or "-"
+            table.add_row(
+                r.id, r.cron, r.time_zone, "paused" if r.paused else "active", nxt, ", ".join(r.recent) or "-"
+            )
+        console.print(table)
+
+    _schedule_call("list", call)
+
+
+def _on_schedule(action: str, sid: str, note: str = "") -> None:
+    async def call(client: Client, inv: Any) -> None:
+        handle = client.get_schedule_handle(schedule_id(sid))
+        if action == "pause":
+            await handle.pause(note=note or "paused with hybridops")
+        elif action == "unpause":
+            await handle.unpause(note=note or "unpaused with hybridops")
+        elif action == "trigger":
+            await handle.trigger()
+        elif action == "delete":
+            await handle.delete()
+        done = {"pause": "paused", "unpause": "unpaused", "trigger": "triggered", "delete": "deleted"}[action]
+        console.print(f"{schedule_id(sid)}: {done}")
+
+    _schedule_call(action, call)
+
+
+@schedule_app.command("pause")
+def schedule_pause(sid: str, note: str = "") -> None:
+    """Stop a schedule from starting drills (it is kept)."""
+    _on_schedule("pause", sid, note)
+
+
+@schedule_app.command("unpause")
+def schedule_unpause(sid: str, note: str = "") -> None:
+    _on_schedule("unpause", sid, note)
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(sid: str) -> None:
+    """Start a drill from the schedule now (its overlap policy applies)."""
+    _on_schedule("trigger", sid)
+
+
+@schedule_app.command("delete")
+def schedule_delete(sid: str) -> None:
+    _on_schedule("delete", sid)
+
+
+@backup_app.command("push")
+def backup_push(site: Annotated[str | None, typer.Option(help="Default: where DNS points")] = None) -> None:
+    """Take a base backup now."""
+    from activities.drill import DrillActivities
+
+    inv = _inventory()
+
+    async def main() -> Any:
+        acts = DrillActivities.build(inv, client=None)
+        return await acts.push_backup(site)
+
+    info = _run(main())
+    console.print(f"backup {info.name} of {info.site}: {info.end_lsn or ''} {info.size_bytes or ''} bytes")
+
+
+@backup_app.command("list")
+def backup_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The base backups, oldest first."""
+    from activities.backup import make_backup_driver
+
+    inv = _inventory()
+    backups = _run(make_backup_driver(inv).list())
+    if json_out:
+        print(json.dumps([b.model_dump(mode="json") for b in backups], indent=2))
+        return
+    table = Table("name", "site", "finished", "start LSN", "end LSN", "bytes")
+    for b in backups:
+        table.add_row(
+            b.name,
+            b.site or "-",
+            f"{b.finished_at or '-'}",
+            b.start_lsn or "-",
+            b.end_lsn or "-",
+            str(b.size_bytes or "-"),
+        )
+    console.print(table)

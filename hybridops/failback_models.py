@@ -1,0 +1,210 @@
+"""Contracts of the failback runbook (``FailbackWorkflow``) and its activities.
+
+Failback brings the site that failed (the *home* site, on-prem by default) back as the
+primary after a failover: rejoin it as a standby of the cloud primary (pg_rewind, else a fresh
+base backup), let it catch up, then a planned switchover with zero data loss. Like every
+contract (see :mod:`hybridops.models`), none of these may carry a secret.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from hybridops.models import (
+    ActivityResult,
+    ApprovalRecord,
+    Contract,
+    RunStatus,
+    StepRecord,
+)
+
+
+class FailbackPhase(StrEnum):
+    """The failback runbook's phases, in order."""
+
+    PENDING = "pending"
+    PLAN = "plan"
+    REJOIN_HOME = "rejoin_home"
+    CATCH_UP = "catch_up"
+    APPROVAL = "approval"
+    PAUSE_WRITES = "pause_writes"
+    PROMOTE = "promote"
+    REPOINT_APPS = "repoint_apps"
+    DNS_CUTOVER = "dns_cutover"
+    VERIFY = "verify"
+    REJOIN_STANDBYS = "rejoin_standbys"
+    FENCE_OLD_PRIMARY = "fence_old_primary"
+    REJOIN_OLD_PRIMARY = "rejoin_old_primary"
+    RETIRE_FENCES = "retire_fences"
+    COMPENSATE = "compensate"
+    EVIDENCE = "evidence"
+    DONE = "done"
+
+
+class RejoinMethod(StrEnum):
+    """How a site may be made a standby of a new primary."""
+
+    AUTO = "auto"
+    """The cheapest that works: follow (a running standby that has not diverged), else
+    pg_rewind, else a fresh base backup."""
+    REWIND = "rewind"
+    """pg_rewind only; fail when it cannot."""
+    RECLONE = "reclone"
+    """A fresh base backup (the old data directory is moved aside, never deleted)."""
+
+
+class RejoinOutcome(StrEnum):
+    """What rejoining did."""
+
+    UNCHANGED = "unchanged"
+    """The site already streamed from the source."""
+    FOLLOWED = "followed"
+    """A running standby pointed at the source (``primary_conninfo`` reloaded)."""
+    REWOUND = "rewound"
+    """Stopped, pg_rewind from the source, started as its standby."""
+    RECLONED = "recloned"
+    """A fresh base backup from the source into a new data directory."""
+
+
+# --------------------------------------------------------------------------- workflow I/O
+
+
+class FailbackInput(Contract):
+    """Input of ``FailbackWorkflow``. Every field is defaulted: ``{}`` starts a valid run."""
+
+    home: str | None = None
+    """The site to bring back as the primary; the inventory's on-prem site when absent."""
+    require_approval: bool = True
+    """Wait at the approval gate (after catch-up, before writes are paused) for
+    ``hybridops approve``."""
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
+    """How long the gate waits; on timeout the run stops, leaving home a standby."""
+    rejoin_method: RejoinMethod = RejoinMethod.AUTO
+    """How home is made a standby of the cloud primary (``reclone`` forces a base backup)."""
+    max_catchup_s: float = Field(default=300.0, gt=0)
+    """How long home may take, once rejoined, to come within ``max_lag_bytes`` of the cloud
+    primary (before the approval gate; writes still flow)."""
+    max_lag_bytes: int = Field(default=1024 * 1024, ge=0)
+    """How close home must be before the switchover pauses writes."""
+    max_pause_s: float = Field(default=30.0, gt=0)
+    """With writes paused, how long home may take to replay the paused primary's final LSN;
+    beyond it, writes resume on the cloud primary and the run stops (compensated)."""
+    max_start_delay_s: float = Field(default=300.0, ge=0)
+    """A run that begins planning more than this long after it was started stops there,
+    changing nothing (the world it was started for may be gone). 0 turns the guard off."""
+    reason: str = "manual"
+    """Why this run was started, for the evidence."""
+    requested_by: str = "unknown"
+    """Who or what started the run, for the evidence."""
+
+
+class FailbackResult(Contract):
+    """Result of ``FailbackWorkflow`` (also stored as evidence.json)."""
+
+    workflow_id: str
+    run_id: str
+    status: RunStatus
+    runbook: str = "failback"
+    input: FailbackInput
+    home: str | None = None
+    """The site brought back as the primary."""
+    old_primary: str | None = None
+    """The cloud site that was the primary when the run began (where DNS pointed)."""
+    other_standbys: list[str] = []
+    rejoin: RejoinOutcome | None = None
+    """How home was made a standby of the cloud primary."""
+    moved_aside: str | None = None
+    """Where home's old data directory was moved when it had to be recloned (never deleted)."""
+    old_primary_rejoin: RejoinOutcome | None = None
+    paused_at: datetime | None = None
+    """When the cloud primary stopped accepting writes (its server clock)."""
+    final_lsn: str | None = None
+    """The paused primary's last WAL position, which home replayed before promotion."""
+    first_write_at: datetime | None = None
+    """The first write through the DNS name that landed on home (its server clock)."""
+    write_pause_seconds: float | None = None
+    """The switchover's write pause: from ``paused_at`` until DNS pointed home and a write
+    through it succeeded (``first_write_at``)."""
+    rejoin_seconds: float | None = None
+    catch_up_seconds: float | None = None
+    switchover_seconds: float | None = None
+    """From pausing writes to the verified write on home (workflow clock)."""
+    timeline: int | None = None
+    """Home's timeline after promotion."""
+    steps: list[StepRecord] = []
+    compensations: list[StepRecord] = []
+    approvals: list[ApprovalRecord] = []
+    warnings: list[str] = []
+    """Best-effort steps that failed after the point of no return (a standby that did not
+    rejoin): the failback is done, a human finishes these."""
+    started_at: datetime
+    ended_at: datetime | None = None
+    point_of_no_return_passed: bool = False
+    error: str | None = None
+    evidence_dir: str | None = None
+
+
+# --------------------------------------------------------------------------- activity I/O
+
+
+class RejoinInput(Contract):
+    """Input of ``rejoin_standby``: make ``site`` a streaming standby of ``source``."""
+
+    site: str
+    source: str
+    run_id: str = ""
+    method: RejoinMethod = RejoinMethod.AUTO
+
+
+class RejoinResult(ActivityResult):
+    outcome: RejoinOutcome
+    moved_aside: str | None = None
+    """The old data directory's new name, when it was recloned."""
+    saved_config: str | None = None
+    """Where the site's configuration, logs and marks were saved before a rewind or reclone."""
+    fallback_reason: str = ""
+    """Why a cheaper method was not enough (follow did not stream, pg_rewind failed)."""
+    seconds: float = 0.0
+
+
+class CatchUpInput(Contract):
+    """Input of ``catch_up``: wait until ``site`` has replayed close enough to ``source``."""
+
+    site: str
+    source: str
+    max_lag_bytes: int = 0
+    target_lsn: str | None = None
+    """Replay at least this far (the paused primary's final LSN); the source's current LSN
+    when absent."""
+    timeout_s: float = 60.0
+
+
+class CatchUpResult(ActivityResult):
+    replay_lsn: str | None = None
+    target_lsn: str | None = None
+    lag_bytes: int = 0
+    waited_s: float = 0.0
+
+
+class PauseResult(ActivityResult):
+    """Result of ``pause_writes``."""
+
+    paused_at: datetime
+    """Server time when every new session became read-only."""
+    final_lsn: str
+    """The last WAL position once client sessions were ended and the segment switched."""
+    was_read_only: bool = False
+    sessions_ended: int = 0
+
+
+class RetireFenceInput(Contract):
+    """Input of ``retire_fence``: remove the fence marks of sites that have their role back."""
+
+    sites: list[str]
+
+
+class FailbackEvidenceInput(Contract):
+    result: FailbackResult

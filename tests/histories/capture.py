@@ -1,0 +1,223 @@
+"""Capture the stored histories of ``tests/histories/`` from real runs on the lab.
+
+Not collected by a normal ``pytest`` run (the file name does not match ``test_*.py``); run it
+by name to refresh the histories after a deliberate workflow change (see README.md here)::
+
+    HYBRIDOPS_TEST_NET=127.102 .venv/bin/pytest tests/histories/capture.py
+    HYBRIDOPS_TEST_NET=127.102 .venv/bin/pytest tests/histories/capture.py -k approved
+
+Each scenario is one test: it runs the runbook on a fresh lab with the session's dev server
+and in-process workers, then writes ``<scenario>.history.json`` (the history as the server
+exports it, the same JSON as an evidence folder's ``history.json`` or the UI's download).
+The workflow id of each run is the file's stem, so a replay report names it.
+``HYBRIDOPS_CAPTURE_DIR`` writes them elsewhere (to compare before replacing).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.client import Client, WorkflowHandle
+
+from hybridops.backup_models import DrillInput
+from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.failback_models import FailbackInput
+from hybridops.inventory import Placement
+from hybridops.lab import Lab
+from hybridops.models import (
+    AlertNotice,
+    ApprovalInput,
+    FailoverInput,
+    Phase,
+    Progress,
+    TargetChoice,
+)
+from hybridops.workload import read_ledger
+from tests.conftest import lab_inventory
+from tests.lab.helpers import eventually, start
+
+HERE = Path(__file__).parent
+REPO = HERE.parents[1]
+SUFFIX = ".history.json"
+REQUESTED_BY = "history-capture"
+
+
+def capture_dir() -> Path:
+    return Path(os.environ.get("HYBRIDOPS_CAPTURE_DIR", HERE))
+
+
+def scrub(text: str, lab: Lab) -> str:
+    """The history with the paths of the machine that captured it replaced: the lab's
+    directory (evidence paths in activity results) by ``$LAB``, the virtualenv and the
+    checkout (stack traces of failures) by ``$VENV`` and ``$REPO``. Payloads are base64 in
+    the JSON, so those are rewritten decoded; replay never compares them."""
+    paths = [(str(lab.root), "$LAB"), (sys.prefix, "$VENV"), (str(REPO), "$REPO")]
+
+    def fix(raw: str) -> str:
+        for path, name in paths:
+            raw = raw.replace(path, name)
+        return raw
+
+    def payload(match: re.Match[str]) -> str:
+        raw = base64.b64decode(match.group(1)).decode("utf-8", errors="surrogateescape")
+        fixed = fix(raw)
+        if fixed == raw:
+            return match.group(0)
+        return f'"data": "{base64.b64encode(fixed.encode("utf-8", errors="surrogateescape")).decode()}"'
+
+    return fix(re.sub(r'"data": "([A-Za-z0-9+/=]+)"', payload, text))
+
+
+async def save(handle: WorkflowHandle[Any, Any], lab: Lab) -> Path:
+    """Wait for the run to close, then store its history as ``<workflow id>.history.json``."""
+    try:
+        await handle.result()
+    except Exception:  # compensated, rejected and held runs fail by design
+        pass
+    history = await handle.fetch_history()
+    out = capture_dir() / f"{handle.id}{SUFFIX}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(scrub(history.to_json(), lab) + "\n")
+    return out
+
+
+async def _waiting(handle: WorkflowHandle[Any, Any]) -> bool:
+    prog = await handle.query(PROGRESS_QUERY, result_type=Progress)
+    return prog.waiting_for_approval
+
+
+def _input(**fields: Any) -> FailoverInput:
+    return FailoverInput(requested_by=REQUESTED_BY, reason="history capture", **fields)
+
+
+async def test_failover_succeeded(client: Client, lab: Lab, run_workers: Any) -> None:
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(
+        client, inv, _input(target=TargetChoice.AZURE, incident_started_at=at), "failover-succeeded"
+    )
+    await save(handle, lab)
+
+
+async def test_failover_succeeded_on_queues(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Placement ``queues``: every step a queued activity (scheduled/started/completed)."""
+    inv = lab_inventory(lab, placement=Placement.QUEUES)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(
+        client, inv, _input(target=TargetChoice.GCP, incident_started_at=at), "failover-succeeded-queues"
+    )
+    await save(handle, lab)
+
+
+async def test_failover_compensated(client: Client, lab: Lab, run_workers: Any) -> None:
+    inv = lab_inventory(lab, faults={"promote_standby": "fail"})
+    await run_workers(client, inv)
+    handle = await start(client, inv, _input(target=TargetChoice.AZURE), "failover-compensated")
+    await save(handle, lab)
+
+
+async def test_failover_approved(client: Client, lab: Lab, run_workers: Any) -> None:
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(
+        client, inv, _input(require_approval=True, incident_started_at=at), "failover-approved"
+    )
+    await eventually("the approval gate", lambda: _waiting(handle))
+    await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="alice", comment="go"))
+    await save(handle, lab)
+
+
+async def test_failover_rejected(client: Client, lab: Lab, run_workers: Any) -> None:
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    handle = await start(client, inv, _input(require_approval=True), "failover-rejected")
+    await eventually("the approval gate", lambda: _waiting(handle))
+    await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="carol", approve=False, comment="not now"))
+    await save(handle, lab)
+
+
+async def test_failover_policy_hold(client: Client, lab: Lab, run_workers: Any, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"constraints": {"min_credits": 10_000}, "budget": {"mode": "enforce"}}))
+    inv = lab_inventory(lab, policy=policy)
+    await run_workers(client, inv)
+    lab.break_site("onprem")
+    handle = await start(client, inv, _input(), "failover-policy-hold")
+    await save(handle, lab)
+
+
+async def test_failover_alert_resolved(client: Client, lab: Lab, run_workers: Any) -> None:
+    """As the alert receiver starts it, and the ``alert`` signal when the alert resolves."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    inp = FailoverInput(
+        requested_by="alert:postgres-primary-down",
+        reason="alert PostgresPrimaryDown",
+        incident_started_at=at,
+        only_if_primary_down=True,
+        await_alert_resolve_s=120,
+    )
+    handle = await start(client, inv, inp, "failover-alert-resolved")
+
+    async def resolving() -> bool:
+        prog = await handle.query(PROGRESS_QUERY, result_type=Progress)
+        return prog.phase == Phase.AWAIT_RESOLVE
+
+    await eventually("the wait for the alert to resolve", resolving, timeout=60)
+    notice = AlertNotice(status="resolved", received_at=datetime.now(UTC), alertnames=["PostgresPrimaryDown"])
+    await handle.signal(ALERT_SIGNAL, notice)
+    await save(handle, lab)
+
+
+async def _run(client: Client, inv: Any, workflow: str, arg: Any, wf_id: str) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(workflow, arg, id=wf_id, task_queue=inv.queue(TaskQueue.CONTROL))
+
+
+async def test_drill_passed(client: Client, lab: Lab, run_workers: Any) -> None:
+    """A drill that takes its backup first, restores it, and passes."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.start_writer()
+    await eventually("the writer's rows", lambda: _acked(lab, 100))
+    inp = DrillInput(take_backup_first=True, requested_by=REQUESTED_BY, reason="history capture")
+    await save(await _run(client, inv, WorkflowType.DRILL.value, inp, "drill-passed"), lab)
+    lab.stop_code()
+
+
+async def test_drill_failed_slo(client: Client, lab: Lab, run_workers: Any) -> None:
+    """A drill whose RPO objective is too tight: it fails, and still tears down."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.start_writer()
+    await eventually("the writer's rows", lambda: _acked(lab, 100))
+    inp = DrillInput(take_backup_first=True, rpo_objective_s=0, requested_by=REQUESTED_BY)
+    await save(await _run(client, inv, WorkflowType.DRILL.value, inp, "drill-failed-slo"), lab)
+    lab.stop_code()
+
+
+async def test_failback_approved(client: Client, lab: Lab, run_workers: Any) -> None:
+    """A failover to azure, then the failback home, approved."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    await (await start(client, inv, _input(target=TargetChoice.AZURE, incident_started_at=at))).result()
+    inp = FailbackInput(requested_by=REQUESTED_BY, reason="history capture")
+    handle = await _run(client, inv, WorkflowType.FAILBACK.value, inp, "failback-approved")
+    await eventually("the approval gate", lambda: _waiting(handle), timeout=120)
+    await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="alice", comment="home"))
+    await save(handle, lab)
+
+
+async def _acked(lab: Lab, n: int) -> bool:
+    return lab.ledger.exists() and len(read_ledger(lab.ledger)) >= n

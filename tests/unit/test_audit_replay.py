@@ -1,0 +1,132 @@
+"""Every stored history replays cleanly with today's workflow code.
+
+This is what makes a breaking workflow change fail CI: a change that makes a runbook issue
+other commands than its stored histories recorded must be versioned with
+``workflow.patched`` (or, when no run of the old code can exist, the histories recaptured:
+tests/histories/README.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from hybridops.audit.cli import audit_app
+from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files, load_history_files
+from hybridops.audit.replay import ReplayOutcome, current_workflows, replay, workflow_names
+from hybridops.constants import WorkflowType
+from tests.unit.audit_changed_workflow import FailoverWithoutSignals
+
+HISTORIES = Path(__file__).parents[1] / "histories"
+SCENARIOS = {"succeeded", "succeeded-queues", "compensated", "approved", "rejected", "policy-hold"}
+
+
+def stored() -> list[Path]:
+    return find_history_files(HISTORIES)
+
+
+def test_the_stored_histories_cover_the_failover_scenarios() -> None:
+    names = {p.name.removesuffix(HISTORY_SUFFIX) for p in stored()}
+    assert {f"failover-{s}" for s in SCENARIOS} <= names, names
+
+
+async def test_every_stored_history_replays_cleanly() -> None:
+    reports = await replay(load_history_files(stored()))
+    assert len(reports) == len(stored()) > 0
+    bad = [f"{r.source}: {r.outcome.value}: {r.reason}" for r in reports if r.outcome != ReplayOutcome.CLEAN]
+    assert not bad, "stored histories no longer replay (see tests/histories/README.md):\n" + "\n".join(bad)
+
+
+def test_the_replayer_takes_the_workers_workflows() -> None:
+    assert set(workflow_names(current_workflows())) >= {WorkflowType.FAILOVER.value}
+
+
+# ------------------------------------------------------------------ a breaking change
+
+
+async def test_a_removed_step_is_reported_as_nondeterministic_with_a_reason() -> None:
+    path = HISTORIES / f"failover-succeeded{HISTORY_SUFFIX}"
+    [report] = await replay(load_history_files([path]), workflows=[FailoverWithoutSignals])
+    assert report.outcome == ReplayOutcome.NONDETERMINISTIC, report
+    assert report.workflow_id == "failover-succeeded" and report.workflow_type == "FailoverWorkflow"
+    # The reason is the SDK's: which command or marker did not match.
+    assert "Nondeterminism" in report.reason and "gather_signals" in report.reason, report.reason
+
+
+async def test_every_history_is_reported_never_stopping_at_the_first_failure(tmp_path: Path) -> None:
+    good = (HISTORIES / f"failover-approved{HISTORY_SUFFIX}").read_text()
+    (tmp_path / f"a-garbage{HISTORY_SUFFIX}").write_text("{not json")
+    renamed = good.replace('"name": "FailoverWorkflow"', '"name": "NoSuchWorkflow"')
+    assert renamed != good
+    (tmp_path / f"b-unknown-type{HISTORY_SUFFIX}").write_text(renamed)
+    (tmp_path / "run-1").mkdir()
+    (tmp_path / "run-1" / "history.json").write_text(good)  # an evidence folder's export
+    (tmp_path / "run-1" / "evidence.json").write_text("{}")  # not a history: not picked up
+    (tmp_path / f"c-changed{HISTORY_SUFFIX}").write_text(
+        (HISTORIES / f"failover-succeeded{HISTORY_SUFFIX}").read_text()
+    )
+
+    reports = await replay(
+        load_history_files(find_history_files(tmp_path)), workflows=[FailoverWithoutSignals]
+    )
+    by_source = {
+        Path(r.source).name if r.source.endswith(HISTORY_SUFFIX) else Path(r.source).parent.name: r
+        for r in reports
+    }
+    assert len(reports) == 4
+    assert by_source[f"a-garbage{HISTORY_SUFFIX}"].outcome == ReplayOutcome.ERROR
+    assert "unreadable" in by_source[f"a-garbage{HISTORY_SUFFIX}"].reason
+    unknown = by_source[f"b-unknown-type{HISTORY_SUFFIX}"]
+    assert unknown.outcome == ReplayOutcome.ERROR and "NoSuchWorkflow" in unknown.reason
+    assert by_source[f"c-changed{HISTORY_SUFFIX}"].outcome == ReplayOutcome.NONDETERMINISTIC
+    # An evidence folder's export: the step is gone from every failover, so this one diverges
+    # too; its id comes from the start event, not from the folder's name.
+    assert by_source["run-1"].workflow_id == "failover-approved"
+    assert by_source["run-1"].outcome == ReplayOutcome.NONDETERMINISTIC
+
+
+def test_cli_replay_exit_code_and_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(audit_app, ["replay", "--from-dir", str(HISTORIES), "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.output)
+    assert data["ok"] and data["counts"]["clean"] == len(stored())
+    assert all(r["outcome"] == "clean" for r in data["results"])
+
+    (tmp_path / f"x{HISTORY_SUFFIX}").write_text("[]")
+    bad = runner.invoke(audit_app, ["replay", "--from-dir", str(HISTORIES), "--from-dir", str(tmp_path)])
+    assert bad.exit_code == 1, bad.output
+    assert "replayed cleanly" in bad.output and "error" in bad.output
+    assert f"{len(stored())} of {len(stored()) + 1} replayed cleanly" in bad.output
+
+    nothing = runner.invoke(audit_app, ["replay"])
+    assert nothing.exit_code == 2 and "--from-dir" in nothing.output
+
+
+def _texts(node: Any) -> list[str]:
+    """Every string of a history's JSON, payloads (base64) decoded."""
+    if isinstance(node, dict):
+        return [t for k, v in node.items() for t in (_decoded(v) if k == "data" else _texts(v))]
+    if isinstance(node, list):
+        return [t for v in node for t in _texts(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def _decoded(value: Any) -> list[str]:
+    return [base64.b64decode(value).decode(errors="replace")] if isinstance(value, str) else _texts(value)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_stored_histories_carry_no_machine_paths(scenario: str) -> None:
+    """capture.py replaces the lab's directory, the checkout and the virtualenv."""
+    data = json.loads((HISTORIES / f"failover-{scenario}{HISTORY_SUFFIX}").read_text())
+    repo = str(Path(__file__).parents[2])
+    for text in _texts(data):
+        for fragment in (repo, sys.prefix, "/tmp/", "/home/"):
+            assert fragment not in text, (fragment, text[:200])

@@ -1,0 +1,220 @@
+"""``DrillWorkflow``: a DR drill that never touches production.
+
+plan -> [take a backup] -> checkpoint -> restore the backup into a scratch directory -> start
+it on the scratch address -> verify (it answers, the writer's table is there, its newest row)
+-> RTO and RPO against the objectives -> tear the scratch server down (whatever happened) ->
+evidence.
+
+The drill reads backups and the WAL archive; it never connects to the primary or the standbys
+(unless asked to take a fresh backup first) and never changes DNS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from hybridops.backup_models import (
+        BackupStepResult,
+        DrillEvidenceInput,
+        DrillInput,
+        DrillPlan,
+        DrillPlanInput,
+        DrillResult,
+        RestoreInput,
+        RestoreStepResult,
+        ScratchInput,
+        ScratchResult,
+        SloCheck,
+        TakeBackupInput,
+        VerifyRestoreInput,
+        VerifyRestoreResult,
+    )
+    from hybridops.constants import PROGRESS_QUERY, WorkflowType
+    from hybridops.models import (
+        ActivityResult,
+        EvidenceResult,
+        Progress,
+        RunStatus,
+        StepOutcome,
+        StepRecord,
+    )
+    from workflows import steps
+    from workflows.failover import describe_error, failed_attempts
+
+R = TypeVar("R", bound=ActivityResult)
+
+
+@workflow.defn(name=WorkflowType.DRILL.value, failure_exception_types=[ValidationError])
+class DrillWorkflow:
+    """Restore the latest backup into an isolated scratch server, measure, tear down."""
+
+    def __init__(self) -> None:
+        self._phase = "pending"
+        self._status = RunStatus.RUNNING
+        self._steps: list[StepRecord] = []
+        self._placement = "colocated"
+        self._queue_suffix = ""
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> Progress:
+        return Progress(
+            phase=self._phase, status=self._status, target=None, waiting_for_approval=False, steps=self._steps
+        )
+
+    @workflow.run
+    async def run(self, inp: DrillInput) -> DrillResult:
+        info = workflow.info()
+        res = DrillResult(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            status=RunStatus.RUNNING,
+            input=inp,
+            started_at=workflow.now(),
+        )
+        plan: DrillPlan | None = None
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            plan = await self._step(
+                "plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id), DrillPlan
+            )
+            self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+            await self._drill(inp, plan, res)
+        except asyncio.CancelledError as err:
+            cancelled, res.error = err, "cancelled"
+        except Exception as err:
+            res.error = describe_error(err)
+        if plan is not None:
+            # Whatever happened, the scratch server goes (shielded from cancellation).
+            self._phase = "teardown"
+            try:
+                await asyncio.shield(
+                    asyncio.ensure_future(
+                        self._step(
+                            "teardown_scratch",
+                            steps.DRILL_TEARDOWN,
+                            ScratchInput(scratch_dir=plan.scratch_dir),
+                            ActivityResult,
+                        )
+                    )
+                )
+            except Exception as err:
+                res.error = (res.error + "; " if res.error else "") + (
+                    f"teardown failed, the scratch server may still run in {plan.scratch_dir}:"
+                    f" {describe_error(err)}"
+                )
+        res.passed = res.error is None and bool(res.slo) and all(c.passed for c in res.slo)
+        res.status = RunStatus.SUCCEEDED if res.passed else RunStatus.FAILED
+        if res.error is None and not res.passed:
+            res.error = (
+                "; ".join(f"{c.name}: {c.detail}" for c in res.slo if not c.passed) or "no SLO checked"
+            )
+        self._status = res.status
+        res.steps, res.ended_at = self._steps, workflow.now()
+        self._phase = "evidence"
+        evidence = await steps.run_step(
+            steps.DRILL_EVIDENCE,
+            DrillEvidenceInput(result=res),
+            EvidenceResult,
+            self._placement,
+            self._queue_suffix,
+        )
+        res.evidence_dir = evidence.path
+        self._phase = "done"
+        if cancelled is not None:
+            raise cancelled
+        if not res.passed:
+            raise ApplicationError(
+                f"drill failed: {res.error}",
+                res.model_dump(mode="json"),
+                type="DrillFailed",
+                non_retryable=True,
+            )
+        return res
+
+    async def _drill(self, inp: DrillInput, plan: DrillPlan, res: DrillResult) -> None:
+        backup = inp.backup
+        if inp.take_backup_first:
+            self._phase = "backup"
+            taken = await self._step(
+                "take_backup", steps.DRILL_BACKUP, TakeBackupInput(site=plan.primary), BackupStepResult
+            )
+            res.backup, backup = taken.backup, taken.backup.name
+        await steps.checkpoint("drill planned")
+
+        self._phase = "restore"
+        restore = await self._step(
+            "restore_backup",
+            steps.DRILL_RESTORE,
+            RestoreInput(backup=backup, target_time=inp.target_time, scratch_dir=plan.scratch_dir),
+            RestoreStepResult,
+        )
+        res.backup, res.restore = restore.backup, restore.restore
+
+        self._phase = "start_scratch"
+        scratch = await self._step(
+            "start_scratch", steps.DRILL_START, ScratchInput(scratch_dir=plan.scratch_dir), ScratchResult
+        )
+        if scratch.usable_at is not None:
+            res.rto_seconds = round((scratch.usable_at - restore.started_at).total_seconds(), 3)
+
+        self._phase = "verify"
+        verify = await self._step(
+            "verify_restore",
+            steps.DRILL_VERIFY,
+            VerifyRestoreInput(scratch_dir=plan.scratch_dir, table=plan.table),
+            VerifyRestoreResult,
+        )
+        res.rows_restored, res.newest_row_at = verify.rows, verify.newest_row_at
+        # RPO: how old the newest restored row was when the restore began (or at the target
+        # time of a point-in-time restore): what a real restore at that moment would have lost.
+        reference = inp.target_time or restore.started_at
+        if verify.newest_row_at is not None:
+            res.rpo_seconds = round(max((reference - verify.newest_row_at).total_seconds(), 0.0), 3)
+
+        rto_obj = inp.rto_objective_s or plan.rto_objective_s
+        rpo_obj = inp.rpo_objective_s if inp.rpo_objective_s is not None else plan.rpo_objective_s
+        res.slo = [
+            _check("rto", res.rto_seconds, rto_obj, "time to a usable restored database"),
+            _check(
+                "rpo",
+                res.rpo_seconds,
+                rpo_obj,
+                "age of the newest restored row"
+                + ("" if verify.table_present else f" (table {plan.table} is missing from the backup)"),
+            ),
+        ]
+
+    async def _step(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
+        rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
+        self._steps.append(rec)
+        try:
+            result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
+        except ActivityError as err:
+            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+            rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
+            raise
+        rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
+        rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
+        return result
+
+
+def _check(name: str, measured: float | None, objective: float, what: str) -> SloCheck:
+    if measured is None:
+        return SloCheck(
+            name=name, measured_s=None, objective_s=objective, passed=False, detail=f"{what}: not measured"
+        )
+    ok = measured <= objective
+    return SloCheck(
+        name=name,
+        measured_s=measured,
+        objective_s=objective,
+        passed=ok,
+        detail=f"{what} {measured:g} s {'<=' if ok else '>'} objective {objective:g} s",
+    )

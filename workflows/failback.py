@@ -1,0 +1,392 @@
+"""``FailbackWorkflow``: the failback runbook. After a failover, bring the home site (on-prem)
+back as the primary with zero data loss.
+
+plan -> checkpoint -> rejoin home as a standby of the cloud primary (follow, pg_rewind, or a
+fresh base backup) -> catch up -> [approval] -> pause writes on the cloud primary -> home
+replays the paused primary's final LSN -> promote home (point of no return) -> repoint apps ->
+DNS back home -> verify a write lands at home -> the other standbys follow home -> fence the
+old cloud primary and rejoin it as a standby of home -> retire the fence marks -> evidence.
+
+At no moment are there two writable primaries: the cloud primary is read-only (paused) before
+home is promoted, and it stays read-only until it is fenced and rejoined. Before the point of
+no return a failure resumes writes on the cloud primary (the only compensation: rejoining home
+is not undone; it is a standby either way). After it, the runbook only goes forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
+    from hybridops.failback_models import (
+        CatchUpInput,
+        CatchUpResult,
+        FailbackEvidenceInput,
+        FailbackInput,
+        FailbackPhase,
+        FailbackResult,
+        PauseResult,
+        RejoinInput,
+        RejoinMethod,
+        RejoinResult,
+        RetireFenceInput,
+    )
+    from hybridops.models import (
+        ActivityResult,
+        ApprovalInput,
+        ApprovalRecord,
+        AssessInput,
+        AssessResult,
+        DnsCutoverInput,
+        DnsResult,
+        EvidenceResult,
+        FenceResult,
+        PlanInput,
+        PlanResult,
+        Progress,
+        PromoteInput,
+        PromoteResult,
+        RepointAppsInput,
+        RunStatus,
+        SiteInput,
+        StepOutcome,
+        StepRecord,
+        VerifyInput,
+        VerifyResult,
+    )
+    from workflows import steps
+    from workflows.failover import Rejected, describe_error, failed_attempts
+    from workflows.saga import Saga
+
+R = TypeVar("R", bound=ActivityResult)
+
+
+def _refuse(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+@workflow.defn(name=WorkflowType.FAILBACK.value, failure_exception_types=[ValidationError])
+class FailbackWorkflow:
+    """Bring the home site back as the primary after a failover, with zero data loss."""
+
+    def __init__(self) -> None:
+        self._phase = FailbackPhase.PENDING
+        self._status = RunStatus.RUNNING
+        self._steps: list[StepRecord] = []
+        self._compensations: list[StepRecord] = []
+        self._approvals: list[ApprovalRecord] = []
+        self._waiting_for_approval = False
+        self._home: str | None = None
+        self._promoting = False
+        self._placement = "colocated"
+        self._queue_suffix = ""
+
+    # ------------------------------------------------------------------ handlers
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> Progress:
+        """The current phase and the steps so far."""
+        return Progress(
+            phase=self._phase.value,
+            status=self._status,
+            target=self._home,
+            waiting_for_approval=self._waiting_for_approval,
+            steps=self._steps,
+        )
+
+    @workflow.update(name=APPROVE_UPDATE)
+    def approve(self, inp: ApprovalInput) -> ApprovalRecord:
+        """Approve (or reject) the switchover waiting at the approval gate; returns the record."""
+        record = ApprovalRecord(
+            by=inp.by.strip(), approved=inp.approve, at=workflow.now(), comment=inp.comment
+        )
+        self._approvals.append(record)
+        self._waiting_for_approval = False
+        return record
+
+    @approve.validator
+    def _validate_approve(self, inp: ApprovalInput) -> None:
+        if not inp.by.strip():
+            raise ValueError("by: must name who approves")
+        if not self._waiting_for_approval:
+            raise ValueError(f"not waiting for approval (phase: {self._phase.value})")
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, inp: FailbackInput) -> FailbackResult:
+        info = workflow.info()
+        res = FailbackResult(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            status=RunStatus.RUNNING,
+            input=inp,
+            started_at=workflow.now(),
+        )
+        saga = Saga()
+        failure: BaseException | None = None
+        try:
+            await self._failback(inp, res, saga)
+            res.status = RunStatus.SUCCEEDED
+        except (Exception, asyncio.CancelledError) as err:
+            failure = err
+            res.error = describe_error(err)
+            if not saga.closed and self._promoting and self._home is not None:
+                await self._close_if_promoted(self._home, saga, res)
+            if saga.closed:
+                res.status = RunStatus.FAILED
+                res.error += " (past the point of no return: finish by hand, see runbooks/failback.md)"
+            else:
+                self._phase = FailbackPhase.COMPENSATE
+                try:
+                    await saga.compensate()
+                    res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
+                except Exception as comp_err:
+                    res.status = RunStatus.FAILED
+                    res.error += f"; a compensation failed: {describe_error(comp_err)}"
+        self._status = res.status
+        res.steps, res.compensations, res.approvals = self._steps, self._compensations, self._approvals
+        res.ended_at = workflow.now()
+        self._phase = FailbackPhase.EVIDENCE
+        evidence = await steps.run_step(
+            steps.FAILBACK_EVIDENCE,
+            FailbackEvidenceInput(result=res),
+            EvidenceResult,
+            self._placement,
+            self._queue_suffix,
+        )
+        res.evidence_dir = evidence.path
+        self._phase = FailbackPhase.DONE
+        if isinstance(failure, asyncio.CancelledError):
+            raise failure
+        if res.status != RunStatus.SUCCEEDED:
+            raise ApplicationError(
+                f"failback {res.status.value}: {res.error}",
+                res.model_dump(mode="json"),
+                type=f"Failback{res.status.value.capitalize()}",
+                non_retryable=True,
+            )
+        return res
+
+    async def _failback(self, inp: FailbackInput, res: FailbackResult, saga: Saga) -> None:
+        run_id = workflow.info().workflow_id
+
+        # Plan: who serves now (DNS), and what each server is. Nothing changes before the
+        # checkpoint, so a new worker replays this instead of planning on a changed world.
+        self._phase = FailbackPhase.PLAN
+        late = (workflow.now() - workflow.info().workflow_start_time).total_seconds()
+        if inp.max_start_delay_s and late > inp.max_start_delay_s:
+            raise _refuse(
+                f"the run began planning {late:.0f} s after it was started (more than max_start_delay_s"
+                f" {inp.max_start_delay_s:.0f} s): the world it was started for may be gone; start a new run",
+                "StartedTooLate",
+            )
+        plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
+        self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+        sites = {s.name: s for s in plan.sites}
+        home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
+        if home not in sites:
+            raise _refuse(f"home: no site {home!r} in the inventory ({sorted(sites)})", "InputError")
+        primary = plan.current_primary
+        if primary == home or sites[primary].cloud is None:
+            raise _refuse(
+                f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
+            )
+        self._home, res.home, res.old_primary = home, home, primary
+        assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
+        states = {s.site: s for s in assessed.states}
+        now = states[primary]
+        if not now.reachable or now.in_recovery is not False or now.fenced:
+            raise _refuse(
+                f"the cloud primary {primary} is not a healthy primary (reachable={now.reachable},"
+                f" in_recovery={now.in_recovery}, fenced={now.fenced}): nothing to switch over from",
+                "PrimaryNotHealthy",
+            )
+        was = states[home]
+        if was.reachable and was.in_recovery is False:
+            raise _refuse(
+                f"home {home} answers as a primary while {primary} is the primary that DNS points at:"
+                " two primaries; a human must decide which data wins (runbooks/failback.md)",
+                "HomeIsPrimary",
+            )
+        others = [n for n in sites if n not in (home, primary)]
+        res.other_standbys = others
+        await steps.checkpoint("planned")
+
+        # Rejoin and catch up: home becomes a standby of the cloud primary while writes flow.
+        # Not compensated: a standby is a fine state to stop in, and the next run starts there.
+        self._phase = FailbackPhase.REJOIN_HOME
+        rejoin = await self._step(
+            "rejoin_home",
+            steps.FAILBACK_REJOIN,
+            RejoinInput(site=home, source=primary, run_id=run_id, method=inp.rejoin_method),
+            RejoinResult,
+        )
+        res.rejoin, res.moved_aside, res.rejoin_seconds = rejoin.outcome, rejoin.moved_aside, rejoin.seconds
+        self._phase = FailbackPhase.CATCH_UP
+        caught = await self._step(
+            "catch_up",
+            steps.FAILBACK_CATCH_UP,
+            CatchUpInput(
+                site=home, source=primary, max_lag_bytes=inp.max_lag_bytes, timeout_s=inp.max_catchup_s
+            ),
+            CatchUpResult,
+        )
+        res.catch_up_seconds = caught.waited_s
+
+        if inp.require_approval:
+            await self._approval_gate(inp)
+
+        # The switchover. Writes pause on the cloud primary (undone by resuming them), home
+        # replays everything the primary wrote, then home is promoted: the point of no return.
+        self._phase = FailbackPhase.PAUSE_WRITES
+        switch_started = workflow.now()
+        saga.register(
+            "resume_writes",
+            lambda: self._undo(steps.FAILBACK_RESUME, SiteInput(site=primary, run_id=run_id)),
+        )
+        pause = await self._step(
+            "pause_writes", steps.FAILBACK_PAUSE, SiteInput(site=primary, run_id=run_id), PauseResult
+        )
+        res.paused_at, res.final_lsn = pause.paused_at, pause.final_lsn
+        await self._step(
+            "wait_replayed",
+            steps.FAILBACK_CATCH_UP,
+            CatchUpInput(site=home, source=primary, target_lsn=pause.final_lsn, timeout_s=inp.max_pause_s),
+            CatchUpResult,
+        )
+
+        self._phase = FailbackPhase.PROMOTE
+        self._promoting = True
+        promoted = await self._step(
+            "promote_home",
+            steps.FAILBACK_PROMOTE,
+            PromoteInput(
+                site=home, run_id=run_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
+            ),
+            PromoteResult,
+        )
+        saga.close()
+        res.point_of_no_return_passed = True
+        res.timeline = promoted.timeline
+
+        self._phase = FailbackPhase.REPOINT_APPS
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), ActivityResult)
+        self._phase = FailbackPhase.DNS_CUTOVER
+        await self._step("dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=home), DnsResult)
+        self._phase = FailbackPhase.VERIFY
+        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=home), VerifyResult)
+        res.first_write_at = verify.first_write_at
+        res.write_pause_seconds = round((verify.first_write_at - pause.paused_at).total_seconds(), 3)
+        res.switchover_seconds = round((workflow.now() - switch_started).total_seconds(), 3)
+
+        # Home serves. The other standbys follow it (first, before the old primary writes its
+        # shutdown checkpoint, so they do not get WAL home never had); best effort.
+        self._phase = FailbackPhase.REJOIN_STANDBYS
+        for site in others:
+            state = states.get(site)
+            if state is None or not state.reachable or not state.in_recovery:
+                res.warnings.append(f"{site} was not a running standby at the start: not rejoined")
+                continue
+            try:
+                await self._step(
+                    f"rejoin_{site}",
+                    steps.FAILBACK_REJOIN,
+                    RejoinInput(site=site, source=home, run_id=run_id),
+                    RejoinResult,
+                )
+            except ActivityError as err:
+                res.warnings.append(f"{site} did not rejoin {home}: {describe_error(err)}")
+
+        # The old primary: read-only since the pause; now stopped and marked, then rewound
+        # onto home's timeline (it diverged by little more than its shutdown checkpoint).
+        self._phase = FailbackPhase.FENCE_OLD_PRIMARY
+        await self._step(
+            "fence_old_primary", steps.FENCE, SiteInput(site=primary, run_id=run_id), FenceResult
+        )
+        self._phase = FailbackPhase.REJOIN_OLD_PRIMARY
+        retire = [home]
+        try:
+            old = await self._step(
+                "rejoin_old_primary",
+                steps.FAILBACK_REJOIN,
+                RejoinInput(site=primary, source=home, run_id=run_id, method=RejoinMethod.AUTO),
+                RejoinResult,
+            )
+            res.old_primary_rejoin = old.outcome
+            retire.append(primary)
+        except ActivityError as err:
+            res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
+
+        self._phase = FailbackPhase.RETIRE_FENCES
+        await self._step(
+            "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), ActivityResult
+        )
+
+    async def _close_if_promoted(self, home: str, saga: Saga, res: FailbackResult) -> None:
+        """Before resuming writes on the cloud primary, look: if home is already a primary
+        (promotion ran, whatever the failure said), resuming would make two writable
+        primaries. Unknown counts as promoted: the cloud primary then stays read-only."""
+        try:
+            after = await self._step("assess_home", steps.ASSESS, AssessInput(sites=[home]), AssessResult)
+            state = after.states[0] if after.states else None
+            promoted = state is None or not state.reachable or state.in_recovery is not True
+        except ActivityError:
+            promoted = True
+        if promoted:
+            saga.close()
+            res.point_of_no_return_passed = True
+
+    async def _approval_gate(self, inp: FailbackInput) -> None:
+        self._phase = FailbackPhase.APPROVAL
+        rec = StepRecord(name="approval", started_at=workflow.now())
+        self._steps.append(rec)
+        self._waiting_for_approval = True
+        try:
+            await workflow.wait_condition(
+                lambda: not self._waiting_for_approval,
+                timeout=timedelta(seconds=inp.approval_timeout_s),
+            )
+        except TimeoutError:
+            self._waiting_for_approval = False
+            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+            rec.detail = f"no approval within {inp.approval_timeout_s:.0f} s"
+            raise _refuse(rec.detail, "ApprovalTimeout") from None
+        decision = self._approvals[-1]
+        rec.ended_at = workflow.now()
+        rec.detail = f"{'approved' if decision.approved else 'rejected'} by {decision.by}"
+        rec.outcome = StepOutcome.CHANGED if decision.approved else StepOutcome.FAILED
+        if not decision.approved:
+            raise Rejected(f"rejected by {decision.by}: {decision.comment}".rstrip(": "))
+
+    async def _step(
+        self,
+        name: str,
+        step: steps.Step,
+        arg: BaseModel,
+        rtype: type[R],
+        into: list[StepRecord] | None = None,
+    ) -> R:
+        """Run one step and record it (start, end, attempts, outcome) for the evidence."""
+        rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
+        (self._steps if into is None else into).append(rec)
+        try:
+            result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
+        except ActivityError as err:
+            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+            rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
+            raise
+        rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
+        rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
+        return result
+
+    async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
+        await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)
