@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-alerts down install deps clean
+.PHONY: demo test lint bench bench-alerts bench-drill down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -41,6 +41,10 @@ bench: $(STAMP)
 ## The alert receiver under a storm: alerts/s, latency p50/p99, runs started against incidents.
 bench-alerts: $(STAMP)
 	$(BIN)/python bench/alerts.py
+
+## Drills and failback: restore time against database size, the switchover's write pause.
+bench-drill: $(STAMP)
+	$(BIN)/python bench/drill.py
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down
