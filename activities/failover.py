@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -215,19 +214,22 @@ class FailoverActivities:
         ledger = self.inventory.workload.ledger
         if ledger is None or not Path(ledger).exists():
             return RpoResult(rpo=RpoMeasure(seconds=inp.fallback_lag_seconds, method="lag"))
-        acked = [a for a in read_ledger(Path(ledger)) if a.acked_at < inp.incident_started_at]
+        # Every write another server acknowledged must be on the new primary, whenever it was
+        # acknowledged: a write acknowledged in the instant between the incident's timestamp
+        # and the host's death counts too (a time filter here once hid such a loss).
+        acked = [a for a in read_ledger(Path(ledger)) if a.site != inp.site]
         if not acked:
             return RpoResult(rpo=RpoMeasure(transactions_lost=0, seconds=0.0, method="ledger"))
         # Writes are sequential; only the recent tail can be missing. Look at the last 10 000.
         tail = acked[-10000:]
         present = await self.pg.surviving(inp.site, self.inventory.workload.table, [a.seq for a in tail])
         lost = [a for a in tail if a.seq not in present]
-        surviving = [a for a in tail if a.seq in present]
         seconds = 0.0
         if lost:
-            last_acked = tail[-1].acked_at
-            last_kept: datetime | None = surviving[-1].acked_at if surviving else None
-            seconds = (last_acked - last_kept).total_seconds() if last_kept else float("nan")
+            # The window of acknowledged writes lost: from the last one kept before the first
+            # loss to the last one lost.
+            kept_before = [a.acked_at for a in tail if a.seq in present and a.acked_at <= lost[0].acked_at]
+            seconds = (lost[-1].acked_at - kept_before[-1]).total_seconds() if kept_before else float("nan")
         return RpoResult(
             rpo=RpoMeasure(transactions_lost=len(lost), seconds=round(seconds, 3), method="ledger")
         )

@@ -15,7 +15,7 @@ import asyncio
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -42,11 +42,9 @@ with workflow.unsafe.imports_passed_through():
         EvidenceResult,
         Progress,
         RunStatus,
-        StepOutcome,
         StepRecord,
     )
     from workflows import steps
-    from workflows.failover import describe_error, failed_attempts
 
 R = TypeVar("R", bound=ActivityResult)
 
@@ -89,7 +87,7 @@ class DrillWorkflow:
         except asyncio.CancelledError as err:
             cancelled, res.error = err, "cancelled"
         except Exception as err:
-            res.error = describe_error(err)
+            res.error = steps.describe_error(err)
         if plan is not None:
             # Whatever happened, the scratch server goes (shielded from cancellation).
             self._phase = "teardown"
@@ -107,7 +105,7 @@ class DrillWorkflow:
             except Exception as err:
                 res.error = (res.error + "; " if res.error else "") + (
                     f"teardown failed, the scratch server may still run in {plan.scratch_dir}:"
-                    f" {describe_error(err)}"
+                    f" {steps.describe_error(err)}"
                 )
         res.passed = res.error is None and bool(res.slo) and all(c.passed for c in res.slo)
         res.status = RunStatus.SUCCEEDED if res.passed else RunStatus.FAILED
@@ -192,17 +190,9 @@ class DrillWorkflow:
         ]
 
     async def _step(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
-        rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
-        self._steps.append(rec)
-        try:
-            result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
-        except ActivityError as err:
-            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
-            rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
-            raise
-        rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
-        rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
-        return result
+        return await steps.record_step(
+            self._steps, name, step, arg, rtype, self._placement, self._queue_suffix
+        )
 
 
 def _check(name: str, measured: float | None, objective: float, what: str) -> SloCheck:

@@ -63,8 +63,9 @@ with workflow.unsafe.imports_passed_through():
         VerifyResult,
     )
     from workflows import steps
-    from workflows.failover import Rejected, describe_error, failed_attempts
+    from workflows.failover import Rejected
     from workflows.saga import Saga
+    from workflows.steps import describe_error
 
 R = TypeVar("R", bound=ActivityResult)
 
@@ -375,18 +376,9 @@ class FailbackWorkflow:
         rtype: type[R],
         into: list[StepRecord] | None = None,
     ) -> R:
-        """Run one step and record it (start, end, attempts, outcome) for the evidence."""
-        rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
-        (self._steps if into is None else into).append(rec)
-        try:
-            result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
-        except ActivityError as err:
-            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
-            rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
-            raise
-        rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
-        rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
-        return result
+        """Run one step and record it for the evidence (see :func:`steps.record_step`)."""
+        records = self._steps if into is None else into
+        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
 
     async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
         await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)

@@ -70,24 +70,7 @@ class Rejected(Exception):
     """An approver rejected the run."""
 
 
-def describe_error(err: BaseException) -> str:
-    """The innermost useful message of an error chain."""
-    while isinstance(err, ActivityError) and err.cause is not None:
-        err = err.cause
-    if isinstance(err, ApplicationError) and err.type:
-        return f"{err.type}: {err.message}"
-    return f"{type(err).__name__}: {err}"
-
-
-def failed_attempts(err: BaseException) -> int:
-    cause = err.cause if isinstance(err, ActivityError) else None
-    if isinstance(cause, ApplicationError) and cause.details:
-        detail = cause.details[0]
-        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
-            return int(detail["attempt"])
-    return 0
-
-
+describe_error, failed_attempts = steps.describe_error, steps.failed_attempts
 _describe, _attempts = describe_error, failed_attempts  # the names they had
 
 
@@ -392,18 +375,9 @@ class FailoverWorkflow:
         rtype: type[R],
         into: list[StepRecord] | None = None,
     ) -> R:
-        """Run one step and record it (start, end, attempts, outcome) for the evidence."""
-        rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
-        (self._steps if into is None else into).append(rec)
-        try:
-            result = await steps.run_step(step, arg, rtype, self._placement, self._queue_suffix)
-        except ActivityError as err:
-            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
-            rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
-            raise
-        rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
-        rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
-        return result
+        """Run one step and record it for the evidence (see :func:`steps.record_step`)."""
+        records = self._steps if into is None else into
+        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
 
     async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
         await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)

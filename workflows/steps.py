@@ -23,14 +23,16 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from hybridops.constants import TaskQueue
-    from hybridops.models import ActivityResult, CheckpointInput
+    from hybridops.models import ActivityResult, CheckpointInput, StepOutcome, StepRecord
 
 R = TypeVar("R", bound=BaseModel)
+A = TypeVar("A", bound=ActivityResult)
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -148,3 +150,46 @@ async def run_step(
         retry_policy=step.retry,
         heartbeat_timeout=timedelta(seconds=30),
     )
+
+
+def describe_error(err: BaseException) -> str:
+    """The innermost useful message of an error chain."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    if isinstance(err, ApplicationError) and err.type:
+        return f"{err.type}: {err.message}"
+    return f"{type(err).__name__}: {err}"
+
+
+def failed_attempts(err: BaseException) -> int:
+    """The attempt a failed step ended on (the activity boundary puts it in the details)."""
+    cause = err.cause if isinstance(err, ActivityError) else None
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
+            return int(detail["attempt"])
+    return 0
+
+
+async def record_step(
+    records: list[StepRecord],
+    name: str,
+    step: Step,
+    arg: BaseModel,
+    result_type: type[A],
+    placement: str,
+    queue_suffix: str = "",
+) -> A:
+    """Run one step and record it in ``records`` (start, end, attempts, outcome, detail) for
+    the evidence: every runbook records its steps this one way."""
+    rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
+    records.append(rec)
+    try:
+        result = await run_step(step, arg, result_type, placement, queue_suffix)
+    except ActivityError as err:
+        rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+        rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
+        raise
+    rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
+    rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
+    return result
