@@ -81,7 +81,7 @@ def lab_up(
     """Start Temporal, PostgreSQL (primary + 2 standbys), DNS, monitoring, a worker and the writer."""
     lab = _lab()
     try:
-        inv = lab.up(writer=writer, monitoring=monitoring)
+        inv = lab.up(writer=writer, monitoring=monitoring, first_backup=True)
     except HybridOpsError as err:
         _fail(str(err))
     console.print(f"lab up; inventory {lab.root / 'inventory.yaml'}")
@@ -469,7 +469,7 @@ def demo(keep: bool = True) -> None:
         lab.stop_code()  # with this checkout's code
         lab.reset()
     try:
-        inv = lab.up()
+        inv = lab.up(first_backup=True)
     except HybridOpsError as err:
         _fail(str(err))
     os.environ["HYBRIDOPS_INVENTORY"] = str(lab.root / "inventory.yaml")

@@ -542,10 +542,16 @@ class Lab:
     # ------------------------------------------------------------------ whole lab
 
     def up(
-        self, temporal: bool = True, worker: bool = True, writer: bool = True, monitoring: bool | None = None
+        self,
+        temporal: bool = True,
+        worker: bool = True,
+        writer: bool = True,
+        monitoring: bool | None = None,
+        first_backup: bool = False,
     ) -> Inventory:
         """Bring every part up (idempotent); returns the inventory it wrote. ``monitoring``:
-        ``None`` starts it when its binaries are installed."""
+        ``None`` starts it when its binaries are installed. ``first_backup``: take a base
+        backup when there is none, so a drill started with ``{}`` has one to restore."""
         self.root.mkdir(parents=True, exist_ok=True)
         monitoring = Monitoring.wanted(monitoring)
         state = self._state()
@@ -557,6 +563,8 @@ class Lab:
             self.start_temporal()
         self.start_postgres()
         self.start_dns()
+        if first_backup:
+            self.ensure_backup()
         if monitoring:
             self.monitoring.start()
         if worker:
@@ -564,6 +572,26 @@ class Lab:
         if writer:
             self.start_writer()
         return inv
+
+    def ensure_backup(self) -> None:
+        """A base backup of the primary (where DNS points), unless there is one already."""
+        import asyncio
+
+        from activities.drill import DrillActivities
+
+        acts = DrillActivities.build(self.inventory(), client=None)
+
+        async def take() -> None:
+            if not await acts.backups.list():
+                await acts.push_backup(None)
+
+        env = {k: v for k, v in self.env().items() if k not in os.environ}
+        os.environ.update(env)  # the DNS keys the plan reads with
+        try:
+            asyncio.run(take())
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
 
     def down(self) -> None:
         """Stop everything; nothing is left running."""
