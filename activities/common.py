@@ -22,6 +22,10 @@ P = ParamSpec("P")
 R = TypeVar("R", bound=ActivityResult)
 
 
+_calls: dict[tuple[int, str], int] = {}
+"""Calls per (faults table, step), for ``fail:N``."""
+
+
 def apply_fault(faults: dict[str, str], step: str) -> Awaitable[None]:
     """Run the fault the lab inventory injects into ``step``, if any."""
 
@@ -31,11 +35,16 @@ def apply_fault(faults: dict[str, str], step: str) -> Awaitable[None]:
             return
         kind, _, arg = spec.partition(":")
         if kind == "fail":
-            raise InjectedFault(f"fault injected into step {step}", step=step)
+            # fail:N fails the first N calls of the step in this process (a compensation that
+            # calls the same activity then succeeds); fail alone fails every call.
+            calls = _calls[(id(faults), step)] = _calls.get((id(faults), step), 0) + 1
+            if not arg or calls <= int(arg):
+                raise InjectedFault(f"fault injected into step {step}", step=step)
+            return
         if kind == "delay":
             await asyncio.sleep(float(arg or "1"))
             return
-        raise ConfigError(f"faults.{step}: unknown fault {spec!r} (use 'fail' or 'delay:S')")
+        raise ConfigError(f"faults.{step}: unknown fault {spec!r} (use 'fail', 'fail:N' or 'delay:S')")
 
     return _run()
 

@@ -122,6 +122,16 @@ def lab_break(site: str) -> None:
     console.print(f"{site} killed at {at.isoformat()}")
 
 
+@lab_app.command("load")
+def lab_load(load: Annotated[float, typer.Argument(help="The on-prem load a burst reads, 0..1")]) -> None:
+    """Set the lab's on-prem load (what a burst's hold loop reads)."""
+    try:
+        _lab().set_load(load)
+    except HybridOpsError as err:
+        _fail(str(err))
+    console.print(f"on-prem load: {load:g}")
+
+
 @lab_app.command("reset")
 def lab_reset() -> None:
     """Back to the starting topology (onprem primary, two standbys, DNS at onprem)."""
@@ -525,10 +535,12 @@ if __name__ == "__main__":
 
 # Sub-commands that live in their own modules (they use the helpers above).
 from hybridops.audit.cli import audit_app  # noqa: E402
+from hybridops.cli_burst import burst_app  # noqa: E402
 from hybridops.cli_drill import backup_app, drill_app  # noqa: E402
 from hybridops.cli_failback import failback  # noqa: E402
 
 app.add_typer(drill_app, name="drill")
 app.add_typer(backup_app, name="backup")
 app.add_typer(audit_app, name="audit")
+app.add_typer(burst_app, name="burst")
 app.command()(failback)

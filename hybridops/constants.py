@@ -24,6 +24,7 @@ class WorkflowType(StrEnum):
     FAILOVER = "FailoverWorkflow"
     FAILBACK = "FailbackWorkflow"
     DRILL = "DrillWorkflow"
+    BURST = "BurstWorkflow"
 
 
 class Runbook(StrEnum):
@@ -32,6 +33,7 @@ class Runbook(StrEnum):
     FAILOVER = "failover"
     FAILBACK = "failback"
     DRILL = "drill"
+    BURST = "burst"
 
 
 APPROVE_UPDATE = "approve"
@@ -45,3 +47,6 @@ DEFAULT_NAMESPACE = "default"
 ALERT_SIGNAL = "alert"
 """Name of the Signal that delivers an Alertmanager notification (``AlertNotice``) to the run
 it started, e.g. when the alert resolves."""
+
+STOP_SIGNAL = "stop"
+"""Name of the Signal that ends a burst cleanly (it scales in)."""

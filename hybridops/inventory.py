@@ -184,6 +184,89 @@ class DrillSettings(Strict):
     """``hybridops drill status`` flags the drills as overdue past this (8 days: weekly + 1)."""
 
 
+class BurstSettings(Strict):
+    """Cloud bursting: what moves, where traffic goes, what it may cost."""
+
+    apps: list[str] = ["web"]
+    """The burst workloads (GitOps applications)."""
+    record: str | None = None
+    """The weighted DNS record that shares traffic; ``app.<dns zone>`` when absent."""
+    ttl: int = Field(default=30, ge=1)
+    endpoints: dict[str, str] = {}
+    """Site to the address its apps answer on (the record's values); the site's host when absent."""
+    price_per_node_hour: dict[str, float] = {"azure": 0.50, "gcp": 0.45}
+    """Per cloud, in the inventory's currency: the budget cap's estimate."""
+    budget_cap: float = Field(default=100.0, ge=0)
+    """Scale in when the estimated cost of a burst reaches this."""
+    load_file: Path | None = None
+    """Lab: a file holding the on-prem load (0..1); ``hybridops lab load`` writes it."""
+    load_query: str | None = None
+    """PromQL for the on-prem load (0..1), asked of the first Prometheus signal source."""
+
+
+class GitOpsDriver(StrEnum):
+    """How burst workloads are put on (and taken off) a cloud's cluster (activities/gitops/)."""
+
+    ARGOCD = "argocd"
+    FLUX = "flux"
+    GIT = "git"
+    """Commit the desired state to the GitOps repository; the cluster's own agent applies it."""
+
+
+class ArgoCdSettings(Strict):
+    """``argocd``: the Argo CD API. ``{app}`` and ``{cloud}`` are replaced in the templates."""
+
+    url: str | None = None
+    """The Argo CD server (``https://argocd.example.net``); required by the driver."""
+    token_ref: str | None = None
+    """A secret reference for the API's bearer token."""
+    app_template: str = "burst-{app}-{cloud}"
+    """The Argo CD Application that runs an app on a cloud's cluster."""
+    app_spec: dict[str, Any] = {}
+    """The Application ``spec`` deploy creates a missing Application with (undeploy deletes it);
+    empty: the Applications must exist already."""
+    revision: str | None = None
+    """The revision syncs ask for; the Application's target revision when absent."""
+    verify_tls: bool = True
+
+
+class FluxSettings(Strict):
+    """``flux``: Flux ``Kustomization`` objects through the Kubernetes API."""
+
+    kubeconfig_ref: str | None = None
+    """A secret reference holding a kubeconfig; in-cluster credentials when absent."""
+    context_template: str | None = None
+    """The kubeconfig context for a cloud (``{cloud}`` replaced); its current context when absent."""
+    namespace: str = "flux-system"
+    kustomization_template: str = "burst-{app}-{cloud}"
+    kustomization_spec: dict[str, Any] = {}
+    """The ``spec`` deploy creates a missing Kustomization with (undeploy deletes it); empty: the
+    Kustomizations must exist already (deploy then only resumes a suspended one)."""
+
+
+class GitSettings(Strict):
+    """``git``: the desired state committed to the GitOps repository with the git CLI."""
+
+    repo: str | None = None
+    """The repository's path or URL; ``None``: not configured."""
+    branch: str = "main"
+    path_template: str = "clusters/{cloud}/burst.yaml"
+    """The desired-state file of a cloud (``{cloud}`` replaced): the burst apps it runs."""
+    author: str = "HybridOps <hybridops@localhost>"
+    credentials_ref: str | None = None
+    """A secret reference holding ``USER:TOKEN`` (or a token) for an HTTPS remote."""
+
+
+class GitOpsSettings(Strict):
+    driver: GitOpsDriver = GitOpsDriver.GIT
+    timeout_s: float = Field(default=600.0, gt=0)
+    """How long deploy and undeploy wait for the apps to be applied and healthy (or gone)."""
+    poll_s: float = Field(default=2.0, gt=0)
+    argocd: ArgoCdSettings = ArgoCdSettings()
+    flux: FluxSettings = FluxSettings()
+    git: GitSettings = GitSettings()
+
+
 class AlertsSettings(Strict):
     """``hybridops serve alerts``: the Alertmanager webhook receiver."""
 
@@ -215,7 +298,9 @@ class Inventory(Strict):
     signals: SignalsSettings = SignalsSettings()
     alerts: AlertsSettings = AlertsSettings()
     backup: BackupSettings = BackupSettings()
+    burst: BurstSettings = BurstSettings()
     drill: DrillSettings = DrillSettings()
+    gitops: GitOpsSettings = GitOpsSettings()
     faults: dict[str, str] = {}
     """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
 

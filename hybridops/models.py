@@ -226,6 +226,8 @@ class SignalName(StrEnum):
     """What running there costs per hour, in the inventory's currency."""
     SLO_SCORE = "slo_score"
     """How well the site has met its SLOs lately, 0..1 (1 is best)."""
+    LOAD = "load"
+    """How busy the site is, 0..1 (a burst's scale-in signal)."""
 
 
 class Signal(Contract):

@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.burst import BurstActivities
 from activities.decide import DecideActivities
 from activities.dns import make_dns_driver
 from activities.drill import DrillActivities
@@ -24,13 +25,14 @@ from activities.infra import make_infra_driver
 from activities.postgres import make_postgres_driver
 from hybridops.constants import TaskQueue
 from hybridops.inventory import Inventory
+from workflows.burst import BurstWorkflow
 from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [FailoverWorkflow, FailbackWorkflow, DrillWorkflow]
+WORKFLOWS = [FailoverWorkflow, FailbackWorkflow, DrillWorkflow, BurstWorkflow]
 
 
 def build_activities(inventory: Inventory, client: Client | None) -> FailoverActivities:
@@ -57,6 +59,9 @@ def build_workers(
         acts = build_activities(inventory, client).all() + DecideActivities(inventory).all()
         acts += FailbackActivities(inventory, make_postgres_driver(inventory), client).all()
         acts += DrillActivities.build(inventory, client).all()
+        acts += BurstActivities(
+            inventory, make_infra_driver(inventory.infra), make_dns_driver(inventory.dns), client
+        ).all()
     workers = []
     for queue in queues:
         workers.append(

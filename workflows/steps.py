@@ -104,6 +104,15 @@ FAILBACK_EVIDENCE = Step(
     "write_failback_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
 )
 
+# BurstWorkflow: a node pool may take many minutes (Terraform); the load check is quick.
+BURST_PLAN = Step("plan_burst", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
+BURST_POOL = Step("scale_pool", TaskQueue.INFRA, timedelta(minutes=45), CHANGE_RETRY)
+BURST_DEPLOY = Step("deploy_workloads", TaskQueue.INFRA, timedelta(minutes=20), CHANGE_RETRY)
+BURST_REMOVE = Step("remove_workloads", TaskQueue.INFRA, timedelta(minutes=20), AFTER_PONR_RETRY)
+BURST_TRAFFIC = Step("set_traffic", TaskQueue.DNS, timedelta(minutes=5), CHANGE_RETRY)
+BURST_LOAD = Step("read_load", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
+BURST_EVIDENCE = Step("write_burst_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+
 
 async def checkpoint(name: str) -> None:
     """Make everything so far durable in the history before the world is changed.

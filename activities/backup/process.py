@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
-import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,13 +19,19 @@ from typing import Any
 from temporalio import activity
 
 from activities.backup.errors import BackupToolFailed, BackupToolTimeout
+from activities.process import (  # shared with every CLI driver; re-exported for this package
+    HEARTBEAT_S,
+    REDACTED,
+    STDERR_LINES,
+    describe,
+    kill_group,
+    redact,
+    tail,
+)
 from hybridops import pgbin
 from hybridops.errors import ConfigError, HybridOpsError
 
-REDACTED = "[REDACTED]"
-STDERR_LINES = 20
-"""How many of the last stderr lines an error carries."""
-HEARTBEAT_S = 5.0
+__all__ = ["HEARTBEAT_S", "REDACTED", "STDERR_LINES", "ToolOutput", "describe", "redact", "run_tool", "tail"]
 
 
 @dataclass(frozen=True)
@@ -38,22 +42,6 @@ class ToolOutput:
     seconds: float
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced (longest first, so none is left half-shown)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def describe(argv: list[str]) -> str:
-    """The command as a shell would show it (it never holds a secret: :func:`run_tool` checks)."""
-    return " ".join(shlex.quote(a) for a in argv)
-
-
-def tail(text: str, lines: int = STDERR_LINES) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def _demote(run_as: str | None) -> dict[str, Any]:
     ids = pgbin.user_ids(run_as)
     if ids is None or os.geteuid() != 0:
@@ -61,9 +49,7 @@ def _demote(run_as: str | None) -> dict[str, Any]:
     return {"user": ids[0], "group": ids[1], "extra_groups": []}
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+_kill_group = kill_group
 
 
 async def run_tool(

@@ -70,6 +70,40 @@ class DnsDriver(abc.ABC):
         await self._upsert(wanted)
         return RecordChange(True, previous, wanted)
 
+    async def get_weights(self, name: str, type: str = "A") -> dict[str, tuple[str, int]]:
+        """Read-only. The weighted record sets of ``name``/``type``: set identifier to
+        (value, weight). Empty when there are none."""
+        return await self._get_weights(self._check_name(name), type)
+
+    async def ensure_weights(
+        self, name: str, type: str, weights: dict[str, tuple[str, int]], ttl: int
+    ) -> bool:
+        """Make the weighted record sets of ``name``/``type`` exactly ``weights`` (set
+        identifier to (value, weight)), in one atomic change; identifiers not listed are
+        removed. Idempotent: returns whether anything changed."""
+        name = self._check_name(name)
+        if not weights:
+            raise DnsRecordInvalid("no weighted records given", zone=self.zone, record=name)
+        current = await self._get_weights(name, type)
+        if current == weights:
+            return False
+        log.info("dns %s %s weights: %s -> %s", name, type, current, weights)
+        await self._set_weights(name, type, current, weights, ttl)
+        return True
+
+    async def _get_weights(self, name: str, type: str) -> dict[str, tuple[str, int]]:
+        raise NotImplementedError(f"{self.__class__.__name__}: weighted records")
+
+    async def _set_weights(
+        self,
+        name: str,
+        type: str,
+        current: dict[str, tuple[str, int]],
+        wanted: dict[str, tuple[str, int]],
+        ttl: int,
+    ) -> None:
+        raise NotImplementedError(f"{self.__class__.__name__}: weighted records")
+
     @abc.abstractmethod
     async def _get_record(self, name: str, type: str) -> Record | None: ...
 

@@ -94,6 +94,9 @@ class Route53Driver(DnsDriver):
                 ],
             },
         )
+        self._wait_insync(change)
+
+    def _wait_insync(self, change: Any) -> None:
         change_id = change["ChangeInfo"]["Id"]
         deadline = time.monotonic() + 120
         status = change["ChangeInfo"]["Status"]
@@ -105,6 +108,60 @@ class Route53Driver(DnsDriver):
 
     async def _get_record(self, name: str, type: str) -> Record | None:
         return await asyncio.to_thread(self._get_sync, name, type)
+
+    def _weighted_sync(self, name: str, type: str) -> dict[str, Any]:
+        page = self._call(
+            "list_resource_record_sets",
+            HostedZoneId=self._zone(),
+            StartRecordName=name + ".",
+            StartRecordType=type,
+            MaxItems="100",
+        )
+        return {
+            rrset["SetIdentifier"]: rrset
+            for rrset in page.get("ResourceRecordSets", [])
+            if normalise(rrset["Name"]) == name and rrset["Type"] == type and "SetIdentifier" in rrset
+        }
+
+    async def _get_weights(self, name: str, type: str) -> dict[str, tuple[str, int]]:
+        sets = await asyncio.to_thread(self._weighted_sync, name, type)
+        return {
+            k: (v["ResourceRecords"][0]["Value"], int(v.get("Weight", 0))) for k, v in sorted(sets.items())
+        }
+
+    def _set_weights_sync(self, name: str, type: str, wanted: dict[str, tuple[str, int]], ttl: int) -> None:
+        existing = self._weighted_sync(name, type)
+        changes: list[dict[str, Any]] = [
+            {"Action": "DELETE", "ResourceRecordSet": rrset}
+            for sid, rrset in existing.items()
+            if sid not in wanted
+        ]
+        for sid, (value, weight) in wanted.items():
+            rrset = {
+                "Name": name + ".",
+                "Type": type,
+                "SetIdentifier": sid,
+                "Weight": weight,
+                "TTL": ttl,
+                "ResourceRecords": [{"Value": value}],
+            }
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": rrset})
+        change = self._call(
+            "change_resource_record_sets",
+            HostedZoneId=self._zone(),
+            ChangeBatch={"Comment": "hybridops weights", "Changes": changes},
+        )
+        self._wait_insync(change)
+
+    async def _set_weights(
+        self,
+        name: str,
+        type: str,
+        current: dict[str, tuple[str, int]],
+        wanted: dict[str, tuple[str, int]],
+        ttl: int,
+    ) -> None:
+        await asyncio.to_thread(self._set_weights_sync, name, type, wanted, ttl)
 
     async def _upsert(self, record: Record) -> None:
         await asyncio.to_thread(self._upsert_sync, record)

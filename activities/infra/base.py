@@ -36,6 +36,23 @@ class InfraDriver(abc.ABC):
         """Make every app in ``apps`` use ``db``. Idempotent: returns whether any changed."""
         return await self._repoint_apps(apps, db)
 
+    async def pool_nodes(self, cloud: Cloud) -> int:
+        """Read-only: how many nodes the burst node pool of ``cloud``'s cluster has."""
+        return await self._pool_nodes(cloud)
+
+    async def scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
+        """Make the burst node pool of ``cloud`` have ``nodes`` nodes (Terraform in
+        production). Idempotent: returns whether anything changed."""
+        if nodes < 0:
+            raise ValueError(f"nodes: {nodes} < 0")
+        return await self._scale_pool(cloud, nodes, run_id)
+
+    async def _pool_nodes(self, cloud: Cloud) -> int:
+        raise NotImplementedError(f"{self.__class__.__name__}: node pools")
+
+    async def _scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
+        raise NotImplementedError(f"{self.__class__.__name__}: node pools")
+
     @abc.abstractmethod
     async def _prepare(self, cloud: Cloud, run_id: str) -> bool: ...
     @abc.abstractmethod

@@ -39,6 +39,18 @@ class LabInfraDriver(InfraDriver):
     def _cluster(self, cloud: Cloud) -> Path:
         return self.root / "clusters" / f"{cloud.value}.json"
 
+    def _pool(self, cloud: Cloud) -> Path:
+        return self.root / "clusters" / f"{cloud.value}-burst-pool.json"
+
+    async def _pool_nodes(self, cloud: Cloud) -> int:
+        path = self._pool(cloud)
+        return int(json.loads(path.read_text())["nodes"]) if path.exists() else 0
+
+    async def _scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
+        if await self._pool_nodes(cloud) == nodes:
+            return False
+        return _write_json(self._pool(cloud), {"cloud": cloud.value, "nodes": nodes, "scaled_by": run_id})
+
     async def _prepare(self, cloud: Cloud, run_id: str) -> bool:
         path = self._cluster(cloud)
         if path.exists():

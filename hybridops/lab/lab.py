@@ -23,7 +23,10 @@ from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import (
     AlertsSettings,
     BackupSettings,
+    BurstSettings,
     DnsSettings,
+    GitOpsSettings,
+    GitSettings,
     InfraSettings,
     Inventory,
     PostgresSettings,
@@ -170,7 +173,34 @@ class Lab:
                 scratch_host=f"{self.ports.net}.70",
                 scratch_port=self.ports.pg,
             ),
+            burst=BurstSettings(load_file=self.load_file),
+            gitops=GitOpsSettings(git=GitSettings(repo=str(self.gitops_repo))),
         )
+
+    @property
+    def load_file(self) -> Path:
+        """The on-prem load a burst reads (``hybridops lab load``)."""
+        return self.root / "burst-load.json"
+
+    def set_load(self, load: float) -> None:
+        if not 0 <= load <= 1:
+            raise ConfigError(f"load: {load} is not between 0 and 1")
+        tmp = self.load_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"load": load}) + "\n")
+        tmp.replace(self.load_file)
+
+    @property
+    def gitops_repo(self) -> Path:
+        """The lab's GitOps repository (bare): the burst's desired state is committed there."""
+        return self.root / "gitops.git"
+
+    def ensure_gitops_repo(self) -> None:
+        if not (self.gitops_repo / "HEAD").exists():
+            subprocess.run(
+                ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(self.gitops_repo)],
+                check=True,
+                capture_output=True,
+            )
 
     def _signals(self, monitored: bool) -> SignalsSettings:
         """The global Prometheus when monitored; in every case the clouds' credit lines, prices
@@ -563,6 +593,7 @@ class Lab:
             self.start_temporal()
         self.start_postgres()
         self.start_dns()
+        self.ensure_gitops_repo()
         if first_backup:
             self.ensure_backup()
         if monitoring:
@@ -625,6 +656,8 @@ class Lab:
             self.root / "clusters",
             self.ledger.parent,
             self.root / "incident.json",
+            self.load_file,
+            self.gitops_repo,
         ):
             if path.is_dir():
                 shutil.rmtree(path)
@@ -632,6 +665,7 @@ class Lab:
                 path.unlink(missing_ok=True)
         self.start_postgres()
         self.start_dns()
+        self.ensure_gitops_repo()
         self.point_dns("onprem")
         if writer:
             self.start_writer()

@@ -37,6 +37,7 @@ RANGES: dict[SignalName, st.SearchStrategy[float]] = {
     S.CREDITS: st.floats(0, 1000, allow_nan=False),
     S.HOURLY_COST: st.floats(0, 100, allow_nan=False),
     S.SLO_SCORE: st.floats(0, 1, allow_nan=False),
+    S.LOAD: st.floats(0, 1, allow_nan=False),
 }
 
 

@@ -1,0 +1,199 @@
+"""The burst runbook's activities: the node pool (infra driver), the workloads (GitOps), the
+traffic share (weighted DNS), the on-prem load, the evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.common import step_activity
+from activities.dns import DnsDriver
+from activities.infra import InfraDriver
+from hybridops import evidence
+from hybridops.burst_models import (
+    BurstEvidenceInput,
+    BurstPlan,
+    BurstPlanInput,
+    BurstResult,
+    LoadInput,
+    LoadResult,
+    PoolInput,
+    PoolResult,
+    WeightsInput,
+    WeightsResult,
+    WorkloadsInput,
+)
+from hybridops.errors import ConfigError
+from hybridops.inventory import Inventory
+from hybridops.models import ActivityResult, EvidenceResult, SiteRef
+
+
+def render_burst_report(r: BurstResult) -> str:
+    lines = [
+        f"# Burst `{r.workflow_id}`: {r.status.value}",
+        "",
+        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+        f"- Target: {r.target or '-'}; +{r.input.extra_nodes} nodes, {r.input.traffic_share}% of the traffic",
+        f"- Ended because: {r.ended_because or '-'}",
+        f"- Estimated cost: {r.cost_estimate:.2f} ({r.node_hours:.3f} node-hours)",
+        f"- Load checks: {r.checks} over {r.runs} run(s) (continue-as-new); peak load {r.peak_load}",
+    ]
+    if r.error:
+        lines += ["", f"**Error:** {r.error}"]
+    if r.decision:
+        lines += ["", "## Decision", ""] + [f"- {x}" for x in r.decision.rationale]
+    for title, steps in (("Steps", r.steps), ("Scale-in", r.compensations)):
+        if steps:
+            lines += [
+                "",
+                f"## {title}",
+                "",
+                "| step | outcome | attempts | detail |",
+                "| --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| {s.name} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {s.detail} |"
+                for s in steps
+            ]
+    return "\n".join(lines) + "\n"
+
+
+class BurstActivities:
+    def __init__(
+        self,
+        inventory: Inventory,
+        infra: InfraDriver,
+        dns: DnsDriver,
+        client: Client | None,
+        gitops: Any = None,
+    ) -> None:
+        self.inventory = inventory
+        self.infra = infra
+        self.dns = dns
+        self.gitops = gitops
+        """The GitOps driver (activities/gitops); ``None`` when the inventory names none."""
+        self.client = client
+        self.faults = inventory.faults
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.plan_burst,
+            self.scale_pool,
+            self.deploy_workloads,
+            self.remove_workloads,
+            self.set_traffic,
+            self.read_load,
+            self.write_burst_evidence,
+        ]
+
+    @step_activity("plan_burst")
+    async def plan_burst(self, inp: BurstPlanInput) -> BurstPlan:
+        inv, b = self.inventory, self.inventory.burst
+        home = next(n for n, s in inv.sites.items() if s.cloud is None)
+        return BurstPlan(
+            placement=inv.placement.value,
+            queue_suffix=inv.task_queue_suffix,
+            sites=[SiteRef(name=n, cloud=s.cloud) for n, s in inv.sites.items()],
+            home=home,
+            apps=b.apps,
+            record=b.record or f"app.{inv.dns.zone}",
+            ttl=b.ttl,
+            endpoints={n: b.endpoints.get(n, s.host) for n, s in inv.sites.items()},
+            price_per_node_hour=b.price_per_node_hour,
+            budget_cap=b.budget_cap,
+        )
+
+    @step_activity("scale_pool")
+    async def scale_pool(self, inp: PoolInput) -> PoolResult:
+        """Set the cloud's burst pool to ``nodes`` (reads only when None)."""
+        before = await self.infra.pool_nodes(inp.cloud)
+        if inp.nodes is None:
+            return PoolResult(nodes_before=before, nodes=before, detail=f"{before} nodes")
+        changed = await self.infra.scale_pool(inp.cloud, inp.nodes, inp.run_id)
+        return PoolResult(
+            nodes_before=before,
+            nodes=inp.nodes,
+            changed=changed,
+            detail=f"{inp.cloud.value} pool {before} -> {inp.nodes}",
+        )
+
+    def _gitops(self) -> Any:
+        """The GitOps driver, built on first use: a worker that never bursts needs none."""
+        if self.gitops is None:
+            settings = getattr(self.inventory, "gitops", None)
+            if settings is None:
+                raise ConfigError("gitops: no GitOps driver configured (inventory key 'gitops')")
+            from activities.gitops import make_gitops_driver
+
+            self.gitops = make_gitops_driver(settings)
+        return self.gitops
+
+    @step_activity("deploy_workloads")
+    async def deploy_workloads(self, inp: WorkloadsInput) -> ActivityResult:
+        res = await self._gitops().deploy(inp.apps, inp.cloud.value, inp.run_id)
+        return ActivityResult(
+            changed=res.changed, detail=f"{inp.apps} on {inp.cloud.value} at {res.revision}"
+        )
+
+    @step_activity("remove_workloads")
+    async def remove_workloads(self, inp: WorkloadsInput) -> ActivityResult:
+        res = await self._gitops().undeploy(inp.apps, inp.cloud.value, inp.run_id)
+        return ActivityResult(
+            changed=res.changed, detail=f"{inp.apps} off {inp.cloud.value} at {res.revision}"
+        )
+
+    @step_activity("set_traffic")
+    async def set_traffic(self, inp: WeightsInput) -> WeightsResult:
+        before = await self.dns.get_weights(inp.record)
+        changed = await self.dns.ensure_weights(inp.record, "A", inp.weights, inp.ttl)
+        shares = ", ".join(f"{k} {w}" for k, (_, w) in sorted(inp.weights.items()))
+        return WeightsResult(before=before, changed=changed, detail=f"{inp.record}: {shares}")
+
+    @step_activity("read_load")
+    async def read_load(self, inp: LoadInput) -> LoadResult:
+        """The on-prem load (0..1): the lab's file, or the inventory's PromQL."""
+        b = self.inventory.burst
+        if b.load_file is not None:
+            path = Path(b.load_file)
+            if not path.exists():
+                return LoadResult(load=None, detail=f"{path} does not exist")
+            data = json.loads(await asyncio.to_thread(path.read_text))
+            return LoadResult(load=float(data["load"]), detail="lab load file")
+        if b.load_query:
+            from activities.signals import make_signal_drivers
+            from hybridops.inventory import SignalsDriver
+
+            source = next(
+                (s for s in self.inventory.signals.sources if s.driver == SignalsDriver.PROMETHEUS), None
+            )
+            if source is None:
+                raise ConfigError("burst.load_query: needs a prometheus source in signals.sources")
+            from datetime import UTC, datetime
+
+            from hybridops.models import SignalName
+
+            driver = make_signal_drivers(self.inventory.signals.model_copy(update={"sources": [source]}))[0]
+            driver.source = source.model_copy(update={"queries": {SignalName.LOAD: b.load_query}})
+            reading = await driver.collect([SiteRef(name="load")], datetime.now(UTC))
+            sig = reading.values.get("load", {}).get(SignalName.LOAD)
+            return LoadResult(
+                load=None if sig is None else sig.value, detail="; ".join(reading.errors) or "prometheus"
+            )
+        raise ConfigError("burst.load_file or burst.load_query: one is needed to read the load")
+
+    @step_activity("write_burst_evidence")
+    async def write_burst_evidence(self, inp: BurstEvidenceInput) -> EvidenceResult:
+        history_json: str | None = None
+        if self.client is not None:
+            handle = self.client.get_workflow_handle(inp.result.workflow_id, run_id=inp.result.run_id)
+            history_json = (await handle.fetch_history()).to_json()
+        folder = Path(self.inventory.output_dir) / inp.result.runbook / inp.result.workflow_id
+        files = await asyncio.to_thread(
+            evidence.write_folder, folder, inp.result, render_burst_report(inp.result), history_json
+        )
+        return EvidenceResult(path=str(folder), files=files, changed=True)

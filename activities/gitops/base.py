@@ -1,0 +1,138 @@
+"""The GitOps interface: put burst apps on a cloud's cluster, take them off, say how they are.
+
+Drivers: ``argocd`` (the Argo CD API), ``flux`` (Flux Kustomizations through the Kubernetes API)
+and ``git`` (the desired state committed to the GitOps repository). Each is configured by the
+inventory's ``gitops`` section; workflows never know which one runs (DESIGN.md rule 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import activity
+
+from activities.gitops.errors import GitOpsNotReady
+from hybridops.errors import InputError
+from hybridops.gitops_models import AppState, GitOpsResult
+from hybridops.inventory import GitOpsSettings
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
+"""An app or cloud name: it goes into object names and file paths, so DNS-label characters only."""
+
+
+def heartbeat(*details: Any) -> None:
+    """Heartbeat when running in a (non-local) activity; a no-op elsewhere."""
+    # A local activity has no heartbeat (the SDK warns on each): its worker keeps the task alive.
+    if activity.in_activity() and not activity.info().is_local:
+        activity.heartbeat(*details)
+
+
+def fill(template: str, app: str, cloud: str) -> str:
+    """``template`` with ``{app}`` and ``{cloud}`` replaced (plain text, not ``str.format``)."""
+    return template.replace("{app}", app).replace("{cloud}", cloud)
+
+
+def fill_all(value: Any, app: str, cloud: str) -> Any:
+    """``value`` (a spec from the inventory) with :func:`fill` applied to every string in it."""
+    if isinstance(value, str):
+        return fill(value, app, cloud)
+    if isinstance(value, dict):
+        return {k: fill_all(v, app, cloud) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_all(v, app, cloud) for v in value]
+    return value
+
+
+def result_of(cloud: str, states: list[AppState], changed: bool, revision: str | None) -> GitOpsResult:
+    """A result whose ``not_ready`` lists every app that is not synced and healthy."""
+    not_ready = [f"{s.name}: {s.detail or 'not ready'}" for s in states if not (s.synced and s.healthy)]
+    return GitOpsResult(cloud=cloud, changed=changed, apps=states, revision=revision, not_ready=not_ready)
+
+
+class GitOpsDriver(ABC):
+    """One GitOps system. Every method takes app names (``netbox``) and a cloud (``azure``); the
+    driver maps them to its own objects through the inventory's templates.
+
+    Errors: :class:`~activities.gitops.errors.GitOpsAuthFailed`,
+    :class:`~activities.gitops.errors.GitOpsRejected` and
+    :class:`~activities.gitops.errors.GitOpsAppNotFound` are fatal;
+    :class:`~activities.gitops.errors.GitOpsError` (transient failures) and
+    :class:`~activities.gitops.errors.GitOpsNotReady` (the deadline passed) are retryable.
+    No error message holds a credential.
+    """
+
+    def __init__(self, settings: GitOpsSettings) -> None:
+        self.settings = settings
+
+    async def deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
+        """Make ``apps`` run on ``cloud``'s cluster and wait (up to ``gitops.timeout_s``,
+        heartbeating) until they are applied and healthy. Idempotent: when they already are,
+        nothing is changed (``changed`` false). ``run_id`` is recorded where the system keeps
+        such notes (a commit message, an annotation). Raises :class:`GitOpsNotReady` listing
+        what is not healthy when the deadline passes."""
+        apps = self._check(apps, cloud)
+        log.info("gitops deploy %s on %s (run %s)", apps, cloud, run_id)
+        result = await self._deploy(apps, cloud, run_id)
+        log.info(
+            "gitops deploy %s on %s: changed=%s revision=%s", apps, cloud, result.changed, result.revision
+        )
+        return result
+
+    async def undeploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
+        """Remove ``apps`` from ``cloud``'s cluster (the burst's scale-in and the compensation of
+        :meth:`deploy`) and wait until they are gone. Idempotent: apps already gone are not
+        touched (``changed`` false when none was there)."""
+        apps = self._check(apps, cloud)
+        log.info("gitops undeploy %s from %s (run %s)", apps, cloud, run_id)
+        result = await self._undeploy(apps, cloud, run_id)
+        log.info("gitops undeploy %s from %s: changed=%s", apps, cloud, result.changed)
+        return result
+
+    async def status(self, apps: list[str], cloud: str) -> GitOpsResult:
+        """Read-only: how ``apps`` are on ``cloud``'s cluster (``changed`` is always false)."""
+        return await self._status(self._check(apps, cloud), cloud)
+
+    @staticmethod
+    def _check(apps: list[str], cloud: str) -> list[str]:
+        if not apps:
+            raise InputError("apps: no app given")
+        for name in [*apps, cloud]:
+            if not NAME.match(name):
+                raise InputError(f"{name!r} is not a valid app or cloud name (a-z, 0-9, '-')")
+        return sorted(set(apps))
+
+    async def _wait(
+        self, what: str, cloud: str, check: Callable[[], Awaitable[GitOpsResult]]
+    ) -> GitOpsResult:
+        """Poll ``check`` every ``gitops.poll_s`` until it reports nothing not ready; raise
+        :class:`GitOpsNotReady` with what was still not ready when ``gitops.timeout_s`` passes."""
+        deadline = time.monotonic() + self.settings.timeout_s
+        while True:
+            result = await check()
+            if not result.not_ready:
+                return result
+            if time.monotonic() >= deadline:
+                raise GitOpsNotReady(
+                    f"{what} on {cloud}: not done after {self.settings.timeout_s:g} s",
+                    result.not_ready,
+                    cloud=cloud,
+                )
+            heartbeat({"waiting": what, "cloud": cloud, "not_ready": result.not_ready})
+            await asyncio.sleep(min(self.settings.poll_s, max(0.0, deadline - time.monotonic())))
+
+    @abstractmethod
+    async def _deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult: ...
+
+    @abstractmethod
+    async def _undeploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult: ...
+
+    @abstractmethod
+    async def _status(self, apps: list[str], cloud: str) -> GitOpsResult: ...

@@ -1,0 +1,19 @@
+"""The explicit table of GitOps drivers, imported lazily."""
+
+from __future__ import annotations
+
+from activities.gitops.base import GitOpsDriver
+from hybridops.drivers import load_driver
+from hybridops.inventory import GitOpsDriver as Kind
+from hybridops.inventory import GitOpsSettings
+
+DRIVERS: dict[Kind, str] = {
+    Kind.ARGOCD: "activities.gitops.argocd:ArgoCdDriver",
+    Kind.FLUX: "activities.gitops.flux:FluxDriver",
+    Kind.GIT: "activities.gitops.git:GitDriver",
+}
+
+
+def make_gitops_driver(settings: GitOpsSettings) -> GitOpsDriver:
+    """The driver the inventory's ``gitops.driver`` names."""
+    return load_driver(DRIVERS, settings.driver, "gitops.driver", GitOpsDriver, settings)

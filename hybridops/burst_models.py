@@ -1,0 +1,149 @@
+"""Contracts of ``BurstWorkflow`` (see hybridops/models.py for the rules: no secrets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from hybridops.models import (
+    ActivityResult,
+    Cloud,
+    Contract,
+    Decision,
+    RunStatus,
+    SiteRef,
+    StepRecord,
+    TargetChoice,
+)
+
+
+class BurstState(Contract):
+    """What a burst has done so far: carried across continue-as-new, and what scale-in undoes.
+    Set by the workflow itself; never give it in a start."""
+
+    started_at: datetime
+    target: str
+    cloud: Cloud
+    decision: Decision | None = None
+    pool_before: int | None = None
+    """Nodes in the burst pool before scale-out; set once scale-out was attempted."""
+    pool_after: int | None = None
+    deployed: list[str] = []
+    """Apps a deploy was attempted for (undeploy is idempotent)."""
+    weights_before: dict[str, tuple[str, int]] | None = None
+    """The weighted record before the shift; set once a shift was attempted."""
+    checks: int = 0
+    runs: int = 1
+    """How many runs (continue-as-new) this burst has taken."""
+    peak_load: float | None = None
+    last_load: float | None = None
+    steps: list[StepRecord] = []
+
+
+class BurstInput(Contract):
+    """Input of ``BurstWorkflow``. Every field is defaulted: ``{}`` starts a valid burst."""
+
+    target: TargetChoice = TargetChoice.AUTO
+    extra_nodes: int = Field(default=3, ge=1, le=500)
+    """Nodes added to the cloud's burst pool."""
+    traffic_share: int = Field(default=30, ge=1, le=100)
+    """Percent of the traffic (DNS weight) sent to the cloud while bursting."""
+    scale_in_below: float = Field(default=0.6, ge=0, le=1)
+    """Scale in once the on-prem load falls below this (0..1)."""
+    check_interval_s: float = Field(default=60.0, ge=1)
+    budget_cap: float | None = Field(default=None, ge=0)
+    """Scale in when the estimated cost reaches this; the inventory's ``burst.budget_cap`` if absent."""
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0)
+    """The teardown deadline: scale in after this long, whatever the load."""
+    checks_per_run: int = Field(default=100, ge=1)
+    """Continue as new after this many load checks, so the history stays bounded."""
+    reason: str = "manual"
+    requested_by: str = "unknown"
+    state: BurstState | None = None
+
+
+class BurstResult(Contract):
+    """Result of ``BurstWorkflow`` (also its evidence.json)."""
+
+    workflow_id: str
+    run_id: str
+    status: RunStatus
+    runbook: str = "burst"
+    input: BurstInput
+    target: str | None = None
+    decision: Decision | None = None
+    ended_because: str = ""
+    """``load``, ``stopped``, ``budget``, ``deadline``, or the error."""
+    node_hours: float = 0.0
+    cost_estimate: float = 0.0
+    checks: int = 0
+    runs: int = 1
+    peak_load: float | None = None
+    steps: list[StepRecord] = []
+    compensations: list[StepRecord] = []
+    """The scale-in: traffic back, workloads removed, node pool back."""
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+    evidence_dir: str | None = None
+
+
+class BurstPlan(ActivityResult):
+    placement: str
+    queue_suffix: str = ""
+    sites: list[SiteRef]
+    home: str
+    """The on-prem site: it keeps its share of the traffic."""
+    apps: list[str]
+    record: str
+    ttl: int
+    endpoints: dict[str, str]
+    price_per_node_hour: dict[str, float]
+    budget_cap: float
+
+
+class BurstPlanInput(Contract):
+    pass
+
+
+class PoolInput(Contract):
+    cloud: Cloud
+    nodes: int | None = None
+    """The node count wanted; ``None`` only reads."""
+    run_id: str
+
+
+class PoolResult(ActivityResult):
+    nodes_before: int
+    nodes: int
+
+
+class WorkloadsInput(Contract):
+    apps: list[str]
+    cloud: Cloud
+    run_id: str
+
+
+class WeightsInput(Contract):
+    record: str
+    weights: dict[str, tuple[str, int]]
+    """Set identifier (a site) to (address, weight)."""
+    ttl: int
+
+
+class WeightsResult(ActivityResult):
+    before: dict[str, tuple[str, int]]
+
+
+class LoadResult(ActivityResult):
+    load: float | None = None
+    """The on-prem load, 0..1; ``None`` when it could not be read."""
+
+
+class LoadInput(Contract):
+    pass
+
+
+class BurstEvidenceInput(Contract):
+    result: BurstResult

@@ -1,0 +1,74 @@
+variable "node_pool_name" {
+  description = "Name of the burst node pool (the driver passes it)."
+  type        = string
+  default     = "burst"
+}
+
+variable "node_count" {
+  description = "Nodes in the pool (the driver passes it; 0 keeps the pool empty)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.node_count >= 0 && floor(var.node_count) == var.node_count
+    error_message = "node_count must be a whole number, 0 or more."
+  }
+}
+
+variable "run_id" {
+  description = "The workflow run that asked for the pool (the driver passes it; recorded as a label)."
+  type        = string
+  default     = ""
+}
+
+variable "subscription_id" {
+  description = "Azure subscription (null: ARM_SUBSCRIPTION_ID)."
+  type        = string
+  default     = null
+}
+
+variable "resource_group_name" {
+  description = "Resource group of the AKS cluster."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "Name of the AKS cluster the pool joins."
+  type        = string
+}
+
+variable "vm_size" {
+  description = "VM size of the burst nodes."
+  type        = string
+  default     = "Standard_D4s_v5"
+}
+
+variable "create_network" {
+  description = "Give the pool a subnet of its own (in the cluster's VNet, vnet_name)."
+  type        = bool
+  default     = false
+}
+
+variable "vnet_name" {
+  description = "The cluster's VNet (used when create_network)."
+  type        = string
+  default     = ""
+}
+
+variable "subnet_cidr" {
+  description = "CIDR of the burst subnet (used when create_network)."
+  type        = string
+  default     = "10.42.8.0/22"
+}
+
+variable "labels" {
+  description = "Extra Kubernetes labels of the burst nodes."
+  type        = map(string)
+  default     = {}
+}
+
+variable "taints" {
+  description = "Kubernetes taints of the burst nodes."
+  type        = list(string)
+  default     = ["hybridops.io/burst=true:NoSchedule"]
+}

@@ -1,0 +1,72 @@
+variable "node_pool_name" {
+  description = "Name of the burst node pool (the driver passes it)."
+  type        = string
+  default     = "burst"
+}
+
+variable "node_count" {
+  description = "Nodes in the pool (the driver passes it; 0 keeps the pool empty)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.node_count >= 0 && floor(var.node_count) == var.node_count
+    error_message = "node_count must be a whole number, 0 or more."
+  }
+}
+
+variable "run_id" {
+  description = "The workflow run that asked for the pool (the driver passes it; recorded as a label)."
+  type        = string
+  default     = ""
+}
+
+variable "project" {
+  description = "GCP project of the GKE cluster."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the cluster."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "Name of the GKE cluster the pool joins."
+  type        = string
+}
+
+variable "cluster_location" {
+  description = "Location of the cluster (region, or zone of a zonal cluster)."
+  type        = string
+}
+
+variable "machine_type" {
+  description = "Machine type of the burst nodes."
+  type        = string
+  default     = "e2-standard-4"
+}
+
+variable "spot" {
+  description = "Spot VMs for the burst nodes."
+  type        = bool
+  default     = false
+}
+
+variable "create_network" {
+  description = "Give the pool a subnetwork of its own (in network_name)."
+  type        = bool
+  default     = false
+}
+
+variable "network_name" {
+  description = "The cluster's VPC (used when create_network)."
+  type        = string
+  default     = "default"
+}
+
+variable "labels" {
+  description = "Extra Kubernetes labels of the burst nodes."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,434 @@
+"""The Terraform runner against a fake ``terraform`` (tests/fakes/terraform) at the process
+boundary: the real runner builds the command lines and environments, reads the ``-json`` UI
+stream and the ``show -json`` plan, heartbeats, maps failures and stops the tool on
+cancellation; the fake checks what it is given and records it. Then the HCL under
+``infra/terraform/`` is parsed and checked against what the runner passes and reads, and, where a
+real ``terraform`` is installed, the runner drives it through the ``lab`` root."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import psutil
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.process import REDACTED
+from activities.terraform import (
+    TerraformAuthError,
+    TerraformFailed,
+    TerraformRunner,
+    TerraformStateLocked,
+    TerraformTimeout,
+    UnexpectedDeletion,
+    address_allowed,
+)
+from hybridops.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = ROOT / "tests" / "fakes" / "terraform"
+TF = ROOT / "infra" / "terraform"
+SECRET = "azure-client-secret-Zq8~d0NotShowMe"
+CANARY = "worker-credential-that-must-not-leak"
+POOL = "module.nodepool.azurerm_kubernetes_cluster_node_pool.this"
+SUBNET = "module.network.azurerm_subnet.burst"
+DRIVER_VARIABLES = {"node_count", "node_pool_name", "run_id"}
+"""What the infra driver passes to every root configuration."""
+DRIVER_OUTPUTS = {"node_pool_name", "node_count", "cluster_endpoint"}
+"""What the infra driver reads from every root configuration."""
+
+
+def wait_for(condition: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+async def wait_for_async(condition: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "fake-terraform"
+    d.mkdir()
+    monkeypatch.setenv("TEST_TF_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("ARM_ACCESS_KEY", CANARY)  # the worker's own: must not reach terraform
+    return d
+
+
+def runner(state: Path, tmp_path: Path, workspace: str = "burst-1", **kwargs: Any) -> TerraformRunner:
+    fake_env = kwargs.pop("fake_env", {})
+    return TerraformRunner.for_target(
+        TF,
+        "azure",
+        tmp_path / "work",
+        workspace=workspace,
+        binary=str(FAKE),
+        secret_env={"ARM_CLIENT_SECRET": "env:TEST_TF_CLIENT_SECRET"},
+        env={
+            "ARM_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
+            "FAKE_TF_DIR": str(state),
+            "FAKE_TF_EXPECT_ENV": "ARM_CLIENT_SECRET,ARM_SUBSCRIPTION_ID",
+            "FAKE_TF_SECRET_ENV": "ARM_CLIENT_SECRET",
+            **fake_env,
+        },
+        backend_config={"container_name": "tfstate", "key": "burst.tfstate"},
+        **kwargs,
+    )
+
+
+def calls(state: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+
+
+async def test_plan_apply_output_with_heartbeats(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path)
+    await tf.prepare()
+    plan = await tf.plan({"node_count": 3, "node_pool_name": "burst", "run_id": "wf-1"})
+    assert plan.create == [SUBNET, POOL] and plan.update == plan.delete == plan.replace == []
+    assert plan.counts == {"create": 2, "update": 0, "delete": 0, "replace": 0}
+    assert Path(plan.plan_file).stat().st_mode & 0o077 == 0
+
+    beats: list[dict[str, Any]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    result = await env.run(tf.apply, plan)
+    assert (result.added, result.changed, result.removed) == (2, 0, 0)
+    assert result.completed == [SUBNET, POOL]
+    assert [b["done"] for b in beats if b["phase"] == "apply"][-1] == 2
+    assert all(b["total"] == 2 for b in beats)
+    assert not Path(plan.plan_file).exists()  # applied once
+
+    outputs = await tf.output()
+    assert outputs["node_count"] == 3 and outputs["node_pool_name"] == "burst"
+    assert outputs["cluster_endpoint"].startswith("https://")
+    assert "kube_config" not in outputs  # sensitive: never in a result
+
+    scaled = await tf.plan({"node_count": 5, "node_pool_name": "burst", "run_id": "wf-1"})
+    assert scaled.update == [POOL] and scaled.changes == 1
+
+    recorded = calls(state)
+    assert [c["argv"][1] for c in recorded] == [
+        "init",
+        "workspace",
+        "plan",
+        "show",
+        "apply",
+        "output",
+        "plan",
+        "show",
+    ]
+    assert all(c["argv"][0] == f"-chdir={TF / 'azure'}" for c in recorded)
+    for call in recorded:
+        assert not any(SECRET in arg or CANARY in arg for arg in call["argv"])
+        assert call["present"] == ["ARM_CLIENT_SECRET", "ARM_SUBSCRIPTION_ID"]
+        assert "ARM_ACCESS_KEY" not in call["env_keys"]  # the worker's environment is not inherited
+        assert call["tf"]["TF_IN_AUTOMATION"] == "1"
+        assert call["tf"]["TF_DATA_DIR"] == str(tmp_path / "work" / "azure" / "burst-1" / ".terraform")
+    plan_argv = next(c["argv"] for c in recorded if c["argv"][1] == "plan")
+    assert "-json" in plan_argv and "-input=false" in plan_argv
+    assert any(a.startswith("-out=") for a in plan_argv) and any(
+        a.startswith("-var-file=") for a in plan_argv
+    )
+    assert not any(a.startswith("-var=") for a in plan_argv)
+    init_argv = recorded[0]["argv"]
+    assert "-backend-config=container_name=tfstate" in init_argv
+    assert recorded[-1]["workspace"] == "burst-1"
+
+
+async def test_destroy_removes_everything(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path)
+    await tf.prepare()
+    await tf.apply(await tf.plan({"node_count": 2}))
+    beats: list[dict[str, Any]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    result = await env.run(tf.destroy, {"node_count": 2})
+    assert result.removed == 2 and sorted(result.completed) == sorted([SUBNET, POOL])
+    assert beats[-1]["phase"] == "destroy" and beats[-1]["done"] == beats[-1]["total"] == 2
+    assert await tf.output() == {}
+    again = await tf.destroy({"node_count": 2})  # idempotent
+    assert again.removed == 0
+
+
+async def test_state_locked_names_the_lock(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path)
+    await tf.prepare()
+    lock = {
+        "ID": "9d4c2b1a-0e8f-4a6b-b7c5-3e2d1f0a9b8c",
+        "Path": "tfstate/burst-1.tfstate",
+        "Operation": "OperationTypeApply",
+        "Who": "jenkins@ctrl-01",
+        "Version": "1.11.4",
+        "Created": "2025-03-02 09:41:07.123456 +0000 UTC",
+    }
+    (state / "lock-burst-1.json").write_text(json.dumps(lock))
+    with pytest.raises(TerraformStateLocked) as caught:
+        await tf.plan({"node_count": 1})
+    err = caught.value
+    assert err.retryable
+    assert (err.lock_id, err.who, err.created) == (lock["ID"], lock["Who"], lock["Created"])
+    assert err.operation == "OperationTypeApply"
+    assert "jenkins@ctrl-01" in str(err) and lock["ID"] in str(err)
+
+
+@pytest.mark.parametrize(
+    ("fail", "provider"),
+    [("plan=auth-azurerm", "azurerm"), ("plan=auth-google", "google"), ("init=auth-azurerm", "azurerm")],
+)
+async def test_auth_errors_are_fatal(state: Path, tmp_path: Path, fail: str, provider: str) -> None:
+    tf = runner(state, tmp_path, fake_env={"FAKE_TF_FAIL": fail})
+    with pytest.raises(TerraformAuthError) as caught:
+        await tf.prepare()
+        await tf.plan({"node_count": 1})
+    assert not caught.value.retryable
+    assert caught.value.ids["provider"] == provider
+    assert caught.value.ids["command"] == fail.partition("=")[0]
+
+
+async def test_unexpected_deletion_refused_unless_allowed(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tf = runner(state, tmp_path)
+    await tf.prepare()
+    await tf.apply(await tf.plan({"node_count": 2}))
+    tf.env["FAKE_TF_PLAN"] = "deletions"
+    with pytest.raises(UnexpectedDeletion) as caught:
+        await tf.plan({"node_count": 2})
+    assert not caught.value.retryable
+    assert caught.value.addresses == [SUBNET, POOL]
+    assert SUBNET in str(caught.value) and POOL in str(caught.value)
+    assert not list((tmp_path / "work" / "azure" / "burst-1").glob("*.tfplan"))  # discarded
+
+    partly = runner(
+        state, tmp_path, allow_delete=["module.network.*"], fake_env={"FAKE_TF_PLAN": "deletions"}
+    )
+    with pytest.raises(UnexpectedDeletion) as caught:
+        await partly.plan({"node_count": 2})
+    assert caught.value.addresses == [POOL]
+
+    plan = await tf.plan({"node_count": 2}, allow_delete=["module.network.*", POOL])
+    assert plan.delete == [SUBNET] and plan.replace == [POOL]
+
+
+def test_address_patterns() -> None:
+    assert address_allowed("terraform_data.node[3]", ["terraform_data.node[*]"])
+    assert not address_allowed("terraform_data.nodes", ["terraform_data.node[*]"])
+    assert address_allowed('module.x["a"].r.y', ["module.x[*].*"])
+    assert not address_allowed("module.network.azurerm_subnet.burst", [])
+
+
+async def test_other_failures_carry_diagnostics_without_secrets(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path, fake_env={"FAKE_TF_FAIL": "plan=error"})
+    await tf.prepare()
+    with pytest.raises(TerraformFailed) as caught:
+        await tf.plan({"node_count": 1})
+    err = caught.value
+    assert err.retryable
+    assert SECRET not in str(err) and REDACTED in str(err)
+    assert "unexpected status 400" in str(err) and POOL in str(err)
+    assert err.diagnostics and all(SECRET not in d for d in err.diagnostics)
+
+
+async def test_apply_errored(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path, fake_env={"FAKE_TF_FAIL": "apply=errored"})
+    await tf.prepare()
+    plan = await tf.plan({"node_count": 40})
+    beats: list[dict[str, Any]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    with pytest.raises(TerraformFailed, match="QuotaExceeded"):
+        await env.run(tf.apply, plan)
+    assert beats[-1]["resource"] == POOL and beats[-1]["done"] == 1
+
+
+async def test_secret_in_argv_refused(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path)
+    tf.backend_config["access_key"] = SECRET
+    with pytest.raises(ConfigError, match="secret would be in its command line"):
+        await tf.init()
+    assert not (state / "calls.jsonl").exists()
+
+
+async def test_missing_binary(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path)
+    tf.binary = str(tmp_path / "no-terraform-here")
+    with pytest.raises(ConfigError, match="not found"):
+        await tf.init()
+
+
+async def test_cancel_interrupts_and_waits_for_the_lock_release(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path, fake_env={"FAKE_TF_SLOW_APPLY": "60"}, interrupt_grace=20)
+    await tf.prepare()
+    plan = await tf.plan({"node_count": 2})
+    task = asyncio.create_task(tf.apply(plan))
+    await wait_for_async(lambda: (state / "apply-started").exists(), what="the apply to start")
+    assert (state / "lock-burst-1.json").exists()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # cancellation returned only after terraform released its lock and exited
+    assert (state / "lock-released").exists()
+    assert not (state / "lock-burst-1.json").exists()
+
+
+async def test_cancel_kills_terraform_that_ignores_sigint(state: Path, tmp_path: Path) -> None:
+    tf = runner(
+        state,
+        tmp_path,
+        fake_env={"FAKE_TF_SLOW_APPLY": "60", "FAKE_TF_IGNORE_SIGINT": "1"},
+        interrupt_grace=0.5,
+    )
+    await tf.prepare()
+    plan = await tf.plan({"node_count": 2})
+    task = asyncio.create_task(tf.apply(plan))
+    await wait_for_async(lambda: (state / "apply-started").exists(), what="the apply to start")
+    pid = json.loads((state / "lock-burst-1.json").read_text())["fake_pid"]
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 10
+    assert (state / "sigint-ignored").exists()
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    await wait_for_async(gone, what="the killed terraform to be gone")
+
+
+async def test_timeout_interrupts_then_raises(state: Path, tmp_path: Path) -> None:
+    tf = runner(state, tmp_path, fake_env={"FAKE_TF_SLOW_APPLY": "60"}, timeout=1.0, interrupt_grace=20)
+    await tf.prepare()
+    plan = await tf.plan({"node_count": 2})
+    with pytest.raises(TerraformTimeout) as caught:
+        await tf.apply(plan)
+    assert caught.value.retryable
+    assert (state / "lock-released").exists()
+
+
+# -- the HCL --------------------------------------------------------------------------------
+
+
+def _name(label: str) -> str:
+    return label.strip('"')
+
+
+def _body(body: dict[str, Any]) -> dict[str, Any]:
+    """A block's attributes (python-hcl2 adds ``__is_block__`` and keeps string quotes)."""
+    return {k: v.strip('"') if isinstance(v, str) else v for k, v in body.items() if not k.startswith("__")}
+
+
+def parse_dir(directory: Path) -> dict[str, dict[str, Any]]:
+    """Every block of the ``.tf`` files in ``directory``: kind -> name -> body."""
+    blocks: dict[str, dict[str, Any]] = {"variable": {}, "output": {}, "module": {}, "resource": {}}
+    for path in sorted(directory.glob("*.tf")):
+        with path.open() as f:
+            parsed = hcl2.load(f)
+        for kind in ("variable", "output", "module"):
+            for item in parsed.get(kind, []):
+                blocks[kind].update({_name(k): _body(v) for k, v in item.items()})
+        for item in parsed.get("resource", []):
+            for rtype, named in item.items():
+                for name, body in named.items():
+                    blocks["resource"][f"{_name(rtype)}.{_name(name)}"] = _body(body)
+    return blocks
+
+
+def test_every_tf_file_parses() -> None:
+    files = sorted(TF.rglob("*.tf"))
+    assert len(files) >= 20
+    for path in files:
+        with path.open() as f:
+            hcl2.load(f)
+
+
+@pytest.mark.parametrize("root", ["azure", "gcp", "lab"])
+def test_roots_take_what_the_driver_passes_and_give_what_it_reads(root: str) -> None:
+    blocks = parse_dir(TF / root)
+    assert set(blocks["variable"]) >= DRIVER_VARIABLES, f"{root}: variables"
+    assert set(blocks["output"]) >= DRIVER_OUTPUTS, f"{root}: outputs"
+    for name, body in blocks["module"].items():
+        source = str(body["source"])
+        assert (TF / root / source).resolve().is_dir(), f"{root}: module {name} source {source}"
+        module_vars = parse_dir((TF / root / source).resolve())["variable"]
+        required = {n for n, v in module_vars.items() if "default" not in v}
+        given = set(body) - {"source", "count", "for_each", "providers", "depends_on"}
+        assert required <= given, f"{root}: module {name} misses {required - given}"
+        assert given <= set(module_vars), f"{root}: module {name} has unknown {given - set(module_vars)}"
+
+
+def test_node_pool_modules() -> None:
+    aks = parse_dir(TF / "modules" / "aks-nodepool")["resource"]
+    assert "azurerm_kubernetes_cluster_node_pool.this" in aks
+    gke = parse_dir(TF / "modules" / "gke-nodepool")["resource"]
+    assert "google_container_node_pool.this" in gke
+    lab = parse_dir(TF / "lab")["resource"]
+    assert set(lab) == {"terraform_data.pool", "terraform_data.node"}  # built in: no provider
+
+
+# -- the real terraform ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+async def test_real_terraform_drives_the_lab_root(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "lab"
+    shutil.copytree(TF / "lab", config)  # the lab keeps local state next to its configuration
+    cli_config = tmp_path / "terraformrc"
+    cli_config.write_text("")
+    tf = TerraformRunner.for_target(
+        config.parent,
+        "lab",
+        tmp_path / "work",
+        workspace="burst-real",
+        env={"TF_CLI_CONFIG_FILE": str(cli_config)},
+        timeout=120,
+        interrupt_grace=10,
+    )
+    await tf.prepare()
+    await tf.prepare()  # idempotent
+
+    plan = await tf.plan({"node_count": 2, "run_id": "wf-real"})
+    assert sorted(plan.create) == ["terraform_data.node[0]", "terraform_data.node[1]", "terraform_data.pool"]
+    beats: list[dict[str, Any]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    applied = await env.run(tf.apply, plan)
+    assert applied.added == 3 and len(applied.completed) == 3
+    assert beats[-1]["done"] == beats[-1]["total"] == 3
+    outputs = await tf.output()
+    assert outputs["node_count"] == 2 and outputs["node_pool_name"] == "burst"
+
+    assert (await tf.plan({"node_count": 2, "run_id": "wf-real"})).changes == 0
+    with pytest.raises(UnexpectedDeletion) as caught:
+        await tf.plan({"node_count": 1, "run_id": "wf-real"})
+    assert caught.value.addresses == ["terraform_data.node[1]"]
+    scale_in = await tf.plan({"node_count": 1, "run_id": "wf-real"}, allow_delete=["terraform_data.node[*]"])
+    assert scale_in.delete == ["terraform_data.node[1]"]
+    await tf.apply(scale_in)
+    assert (await tf.output())["node_count"] == 1
+
+    with pytest.raises(TerraformFailed, match="node_count"):
+        await tf.plan({"node_count": -1})
+
+    destroyed = await tf.destroy({"node_count": 1, "run_id": "wf-real"})
+    assert destroyed.removed == 2
+    assert await tf.output() == {}
+    assert (config / "terraform.tfstate.d" / "burst-real").is_dir()
+    assert not Path(plan.plan_file).exists() and not Path(scale_in.plan_file).exists()  # applied once

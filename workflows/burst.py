@@ -1,0 +1,318 @@
+"""``BurstWorkflow``: add capacity in a cloud while the on-prem site is busy, then give it back.
+
+decide (the policy, decision type burst) -> node pool +N -> workloads (GitOps) -> a share of
+the traffic (weighted DNS) -> hold: every ``check_interval_s`` read the load and the cost so
+far, continuing as new every ``checks_per_run`` checks so the history stays bounded -> scale
+in when the load falls, on the ``stop`` signal, at the budget cap or at the teardown deadline:
+traffic back, workloads removed, node pool back -> evidence.
+
+Scale-in undoes exactly what :class:`BurstState` records as done, so it is the same code for a
+clean end and for a failure anywhere (the compensation), and it survives continue-as-new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from hybridops.burst_models import (
+        BurstEvidenceInput,
+        BurstInput,
+        BurstPlan,
+        BurstPlanInput,
+        BurstResult,
+        BurstState,
+        LoadInput,
+        LoadResult,
+        PoolInput,
+        PoolResult,
+        WeightsInput,
+        WeightsResult,
+        WorkloadsInput,
+    )
+    from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
+    from hybridops.decision import evaluate, signal_targets
+    from hybridops.models import (
+        ActivityResult,
+        Cloud,
+        DecisionRequest,
+        DecisionType,
+        EvidenceResult,
+        Progress,
+        RunStatus,
+        SignalsResult,
+        StepRecord,
+    )
+    from workflows import steps
+
+R = TypeVar("R", bound=ActivityResult)
+
+
+@workflow.defn(name=WorkflowType.BURST.value, failure_exception_types=[ValidationError])
+class BurstWorkflow:
+    """Burst into a cloud and back."""
+
+    def __init__(self) -> None:
+        self._phase = "pending"
+        self._status = RunStatus.RUNNING
+        self._stop_requested: str | None = None
+        self._state: BurstState | None = None
+        self._placement = "colocated"
+        self._queue_suffix = ""
+        self._compensations: list[StepRecord] = []
+
+    @workflow.signal(name=STOP_SIGNAL)
+    def stop(self, reason: str = "stopped") -> None:
+        """Scale in now, cleanly."""
+        self._stop_requested = reason or "stopped"
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> Progress:
+        st = self._state
+        return Progress(
+            phase=self._phase,
+            status=self._status,
+            target=st.target if st else None,
+            steps=(st.steps if st else []) + self._compensations,
+        )
+
+    @workflow.query(name="burst_state")
+    def burst_state(self) -> BurstState | None:
+        return self._state
+
+    @workflow.run
+    async def run(self, inp: BurstInput) -> BurstResult:
+        info = workflow.info()
+        res = BurstResult(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            status=RunStatus.RUNNING,
+            input=inp.model_copy(update={"state": None}),
+            started_at=inp.state.started_at if inp.state else workflow.now(),
+        )
+        self._phase = "plan"
+        plan = await steps.run_step(steps.BURST_PLAN, BurstPlanInput(), BurstPlan, "colocated")
+        self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+        cap = inp.budget_cap if inp.budget_cap is not None else plan.budget_cap
+        failure: BaseException | None = None
+        try:
+            if inp.state is None:
+                await self._scale_out(inp, plan, res)
+            else:
+                self._state = inp.state
+            state = self._state
+            assert state is not None
+            res.ended_because = await self._hold(inp, plan, state, cap)
+        except (Exception, asyncio.CancelledError) as err:
+            failure = err
+            res.error = steps.describe_error(err)
+            res.ended_because = res.error
+        state = self._state
+        if state is not None:
+            self._phase = "scale_in"
+            try:
+                await asyncio.shield(asyncio.ensure_future(self._scale_in(plan, state)))
+            except Exception as err:
+                res.error = (
+                    res.error + "; " if res.error else ""
+                ) + f"scale-in failed: {steps.describe_error(err)}"
+                res.status = RunStatus.FAILED
+            res.target, res.decision = state.target, state.decision
+            res.checks, res.runs, res.peak_load = state.checks, state.runs, state.peak_load
+            res.steps = state.steps
+            res.node_hours, res.cost_estimate = self._cost(state, plan)
+        if res.status != RunStatus.FAILED:
+            res.status = RunStatus.SUCCEEDED if failure is None else RunStatus.COMPENSATED
+        res.compensations = self._compensations
+        res.ended_at = workflow.now()
+        self._status = res.status
+        self._phase = "evidence"
+        ev = await steps.run_step(
+            steps.BURST_EVIDENCE,
+            BurstEvidenceInput(result=res),
+            EvidenceResult,
+            self._placement,
+            self._queue_suffix,
+        )
+        res.evidence_dir = ev.path
+        self._phase = "done"
+        if isinstance(failure, asyncio.CancelledError):
+            raise failure
+        if res.status != RunStatus.SUCCEEDED:
+            raise ApplicationError(
+                f"burst {res.status.value}: {res.error}",
+                res.model_dump(mode="json"),
+                type=f"Burst{res.status.value.capitalize()}",
+                non_retryable=True,
+            )
+        return res
+
+    # ------------------------------------------------------------------ phases
+
+    async def _scale_out(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> None:
+        run_id = workflow.info().workflow_id
+        self._phase = "decide"
+        request = DecisionRequest(
+            decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target.value
+        )
+        records: list[StepRecord] = []
+        gathered = await steps.record_step(
+            records,
+            "gather_signals",
+            steps.SIGNALS,
+            signal_targets(request, plan.sites),
+            SignalsResult,
+            self._placement,
+            self._queue_suffix,
+        )
+        decision = evaluate(request, gathered.snapshot, gathered.policy)
+        res.decision = decision
+        if decision.target is None or decision.cloud is None:
+            why = "; ".join(f"{c.site}: {c.rejected_because}" for c in decision.candidates) or "no candidates"
+            raise ApplicationError(
+                f"the policy holds: no cloud to burst into ({why})", type="PolicyHold", non_retryable=True
+            )
+        self._state = state = BurstState(
+            started_at=res.started_at,
+            target=decision.target,
+            cloud=decision.cloud,
+            decision=decision,
+            steps=records,
+        )
+        await steps.checkpoint("burst decided")
+
+        self._phase = "scale_out"
+        current = await self._step(
+            "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=run_id), PoolResult
+        )
+        state.pool_before = current.nodes
+        state.pool_after = current.nodes + inp.extra_nodes
+        await self._step(
+            "scale_out",
+            steps.BURST_POOL,
+            PoolInput(cloud=state.cloud, nodes=state.pool_after, run_id=run_id),
+            PoolResult,
+        )
+
+        self._phase = "deploy"
+        state.deployed = list(plan.apps)
+        await self._step(
+            "deploy_workloads",
+            steps.BURST_DEPLOY,
+            WorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=run_id),
+            ActivityResult,
+        )
+
+        self._phase = "shift_traffic"
+        home, target = plan.home, state.target
+        weights = {
+            home: (plan.endpoints[home], 100 - inp.traffic_share),
+            target: (plan.endpoints[target], inp.traffic_share),
+        }
+        state.weights_before = {}  # attempted: scale-in puts back what the step found
+        shifted = await self._step(
+            "shift_traffic",
+            steps.BURST_TRAFFIC,
+            WeightsInput(record=plan.record, weights=weights, ttl=plan.ttl),
+            WeightsResult,
+        )
+        state.weights_before = shifted.before
+
+    async def _hold(self, inp: BurstInput, plan: BurstPlan, state: BurstState, cap: float) -> str:
+        """Check the load every interval until a reason to scale in; continue as new when
+        this run has made ``checks_per_run`` checks."""
+        self._phase = "hold"
+        checks_here = 0
+        while True:
+            if self._stop_requested:
+                return f"stopped: {self._stop_requested}"
+            load = await steps.run_step(
+                steps.BURST_LOAD, LoadInput(), LoadResult, self._placement, self._queue_suffix
+            )
+            state.checks += 1
+            checks_here += 1
+            state.last_load = load.load
+            if load.load is not None:
+                state.peak_load = max(state.peak_load or 0.0, load.load)
+            _, cost = self._cost(state, plan)
+            elapsed = (workflow.now() - state.started_at).total_seconds()
+            if load.load is not None and load.load < inp.scale_in_below:
+                return f"load: {load.load:g} < {inp.scale_in_below:g}"
+            if cost >= cap:
+                return f"budget: estimated cost {cost:.2f} >= cap {cap:g}"
+            if elapsed >= inp.max_duration_s:
+                return f"deadline: {elapsed:.0f} s >= {inp.max_duration_s:g} s"
+            if checks_here >= inp.checks_per_run:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._stop_requested:
+                    return f"stopped: {self._stop_requested}"
+                state.runs += 1
+                workflow.continue_as_new(inp.model_copy(update={"state": state}))
+            try:
+                await workflow.wait_condition(
+                    lambda: self._stop_requested is not None, timeout=timedelta(seconds=inp.check_interval_s)
+                )
+            except TimeoutError:
+                pass
+
+    async def _scale_in(self, plan: BurstPlan, state: BurstState) -> None:
+        """Undo what the state says was done, in reverse: traffic, workloads, node pool. Each
+        undo is tried even when an earlier one failed (nothing half-done is left that could be
+        undone); the first failure is raised at the end."""
+        run_id = workflow.info().workflow_id
+        undo: list[tuple[str, steps.Step, BaseModel, type[ActivityResult]]] = []
+        if state.weights_before is not None:
+            before = state.weights_before or {plan.home: (plan.endpoints[plan.home], 100)}
+            undo.append(
+                (
+                    "traffic_back",
+                    steps.BURST_TRAFFIC,
+                    WeightsInput(record=plan.record, weights=before, ttl=plan.ttl),
+                    WeightsResult,
+                )
+            )
+        if state.deployed:
+            workloads = WorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=run_id)
+            undo.append(("remove_workloads", steps.BURST_REMOVE, workloads, ActivityResult))
+        if state.pool_before is not None:
+            pool = PoolInput(cloud=state.cloud, nodes=state.pool_before, run_id=run_id)
+            undo.append(("pool_back", steps.BURST_POOL, pool, PoolResult))
+        first: BaseException | None = None
+        for name, step, arg, rtype in undo:
+            try:
+                await steps.record_step(
+                    self._compensations, name, step, arg, rtype, self._placement, self._queue_suffix
+                )
+            except Exception as err:
+                first = first or err
+        if first is not None:
+            raise first
+
+    # ------------------------------------------------------------------ helpers
+
+    def _cost(self, state: BurstState, plan: BurstPlan) -> tuple[float, float]:
+        """Node-hours so far and their estimated cost (extra nodes x hours x price)."""
+        if state.pool_before is None or state.pool_after is None:
+            return 0.0, 0.0
+        hours = (workflow.now() - state.started_at).total_seconds() / 3600
+        node_hours = round((state.pool_after - state.pool_before) * hours, 6)
+        price = plan.price_per_node_hour.get(Cloud(state.cloud).value, 0.0)
+        return node_hours, round(node_hours * price, 4)
+
+    async def _step(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
+        assert self._state is not None
+        return await steps.record_step(
+            self._state.steps, name, step, arg, rtype, self._placement, self._queue_suffix
+        )
+
+    async def _undo(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
+        return await steps.record_step(
+            self._compensations, name, step, arg, rtype, self._placement, self._queue_suffix
+        )
