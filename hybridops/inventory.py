@@ -44,6 +44,7 @@ class DnsDriver(StrEnum):
 
 class InfraDriver(StrEnum):
     LAB = "lab"
+    TERRAFORM = "terraform"
 
 
 class Placement(StrEnum):
@@ -100,8 +101,30 @@ class DnsSettings(Strict):
     credential chain when absent."""
 
 
+class TerraformSettings(Strict):
+    """``terraform`` infra driver: the root configurations of ``infra/terraform/`` per cloud."""
+
+    binary: str = "terraform"
+    """``terraform``, ``tofu`` or a path."""
+    config_root: Path | None = None
+    """The directory holding one root configuration per target; ``infra/terraform`` when absent."""
+    work_root: Path | None = None
+    """Where plans, variable files and ``TF_DATA_DIR`` live (one directory per target and workspace)."""
+    targets: dict[str, str] = {"azure": "azure", "gcp": "gcp"}
+    """Cloud to the root configuration that holds its burst node pool."""
+    workspace: str = "burst"
+    secret_env: dict[str, str] = {}
+    """Environment variable to secret reference (``ARM_CLIENT_SECRET``, ``GOOGLE_CREDENTIALS``)."""
+    env: dict[str, str] = {}
+    """Plain environment (``ARM_SUBSCRIPTION_ID``, ``GOOGLE_PROJECT``, ``TF_CLI_CONFIG_FILE``)."""
+    backend_config: dict[str, str] = {}
+    variables: dict[str, str] = {}
+    """Extra variables every plan gets (``cluster_id``, ``vm_size``)."""
+
+
 class InfraSettings(Strict):
     driver: InfraDriver = InfraDriver.LAB
+    terraform: TerraformSettings = TerraformSettings()
     apps_dir: Path | None = None
     """Lab driver: where the apps' database settings are written."""
 

@@ -7,7 +7,10 @@ from hybridops.drivers import load_driver
 from hybridops.inventory import InfraDriver as Kind
 from hybridops.inventory import InfraSettings
 
-DRIVERS: dict[Kind, str] = {Kind.LAB: "activities.infra.lab:LabInfraDriver"}
+DRIVERS: dict[Kind, str] = {
+    Kind.LAB: "activities.infra.lab:LabInfraDriver",
+    Kind.TERRAFORM: "activities.infra.terraform:TerraformInfraDriver",
+}
 
 
 def make_infra_driver(settings: InfraSettings) -> InfraDriver:

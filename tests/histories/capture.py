@@ -27,6 +27,7 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 
 from hybridops.backup_models import DrillInput
+from hybridops.burst_models import BurstInput, BurstState
 from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.failback_models import FailbackInput
 from hybridops.inventory import Placement
@@ -221,3 +222,20 @@ async def test_failback_approved(client: Client, lab: Lab, run_workers: Any) -> 
 
 async def _acked(lab: Lab, n: int) -> bool:
     return lab.ledger.exists() and len(read_ledger(lab.ledger)) >= n
+
+
+async def test_burst_scaled_in(client: Client, lab: Lab, run_workers: Any) -> None:
+    """A burst that holds for a check while the load is high, then scales in."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.set_load(0.9)
+    inp = BurstInput(target=TargetChoice.AZURE, check_interval_s=1, requested_by=REQUESTED_BY)
+    handle = await _run(client, inv, WorkflowType.BURST.value, inp, "burst-scaled-in")
+
+    async def held() -> bool:
+        st = await handle.query("burst_state", result_type=BurstState)
+        return st is not None and st.checks >= 2
+
+    await eventually("two load checks", held)
+    lab.set_load(0.1)
+    await save(handle, lab)

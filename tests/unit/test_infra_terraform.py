@@ -1,0 +1,53 @@
+"""The ``terraform`` infra driver: a burst node pool as the ``node_count`` of a root
+configuration. Against the real Terraform CLI on ``infra/terraform/lab`` (no provider to
+download) where one is installed, and its configuration errors everywhere."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from activities.infra import make_infra_driver
+from hybridops.errors import ConfigError
+from hybridops.inventory import InfraDriver, InfraSettings, TerraformSettings
+from hybridops.models import Cloud
+
+TF = Path(__file__).resolve().parents[2] / "infra" / "terraform"
+
+
+def settings(tmp_path: Path, **tf: object) -> InfraSettings:
+    return InfraSettings(driver=InfraDriver.TERRAFORM, terraform=TerraformSettings(**tf))  # type: ignore[arg-type]
+
+
+def test_configuration_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"infra\.terraform\.work_root"):
+        make_infra_driver(settings(tmp_path))
+    with pytest.raises(ConfigError, match=r"infra\.terraform\.config_root"):
+        make_infra_driver(settings(tmp_path, config_root=tmp_path / "missing", work_root=tmp_path))
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform CLI on this machine")
+async def test_scale_a_pool_with_the_real_terraform(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(TF / "lab", config / "lab")  # local state lives next to the configuration
+    rc = tmp_path / "terraformrc"
+    rc.write_text("")
+    infra = make_infra_driver(
+        settings(
+            tmp_path,
+            config_root=config,
+            work_root=tmp_path / "work",
+            targets={"azure": "lab"},
+            env={"TF_CLI_CONFIG_FILE": str(rc)},
+        )
+    )
+    assert await infra.pool_nodes(Cloud.AZURE) == 0
+    assert await infra.scale_pool(Cloud.AZURE, 3, "wf-1")
+    assert await infra.pool_nodes(Cloud.AZURE) == 3
+    assert not await infra.scale_pool(Cloud.AZURE, 3, "wf-1")  # converged: nothing to apply
+    assert await infra.scale_pool(Cloud.AZURE, 0, "wf-1")  # scale-in deletes only pool nodes
+    assert await infra.pool_nodes(Cloud.AZURE) == 0
+    with pytest.raises(ConfigError, match="no root configuration for gcp"):
+        await infra.pool_nodes(Cloud.GCP)
