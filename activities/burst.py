@@ -11,10 +11,9 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import step_activity
+from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver
 from activities.infra import InfraDriver
-from hybridops import evidence
 from hybridops.burst_models import (
     BurstEvidenceInput,
     BurstPlan,
@@ -188,12 +187,6 @@ class BurstActivities:
 
     @step_activity("write_burst_evidence")
     async def write_burst_evidence(self, inp: BurstEvidenceInput) -> EvidenceResult:
-        history_json: str | None = None
-        if self.client is not None:
-            handle = self.client.get_workflow_handle(inp.result.workflow_id, run_id=inp.result.run_id)
-            history_json = (await handle.fetch_history()).to_json()
-        folder = Path(self.inventory.output_dir) / inp.result.runbook / inp.result.workflow_id
-        files = await asyncio.to_thread(
-            evidence.write_folder, folder, inp.result, render_burst_report(inp.result), history_json
+        return await write_run_evidence(
+            self.client, Path(self.inventory.output_dir), inp.result, render_burst_report(inp.result)
         )
-        return EvidenceResult(path=str(folder), files=files, changed=True)

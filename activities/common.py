@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from hybridops import evidence
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
-from hybridops.models import ActivityResult
+from hybridops.models import ActivityResult, EvidenceResult
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=ActivityResult)
@@ -79,3 +82,17 @@ def step_activity(
         return cast(Callable[..., Awaitable[R]], activity.defn(name=name)(run))
 
     return wrap
+
+
+async def write_run_evidence(
+    client: Client | None, output_dir: Path, result: Any, report: str
+) -> EvidenceResult:
+    """Every runbook's evidence step: ``output_dir/<runbook>/<workflow id>/`` with the result,
+    its report, the run's history (fetched from the server) and the manifest."""
+    history_json: str | None = None
+    if client is not None:
+        handle = client.get_workflow_handle(result.workflow_id, run_id=result.run_id)
+        history_json = (await handle.fetch_history()).to_json()
+    folder = Path(output_dir) / result.runbook / result.workflow_id
+    files = await asyncio.to_thread(evidence.write_folder, folder, result, report, history_json)
+    return EvidenceResult(path=str(folder), files=files, changed=True)

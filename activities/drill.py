@@ -15,9 +15,8 @@ from temporalio.client import Client
 
 from activities.backup import BackupDriver, make_backup_driver
 from activities.backup.scratch import DATA, ScratchServer
-from activities.common import step_activity
+from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver, make_dns_driver
-from hybridops import evidence
 from hybridops.backup_models import (
     BackupInfo,
     BackupStepResult,
@@ -219,12 +218,6 @@ class DrillActivities:
 
     @step_activity("write_drill_evidence")
     async def write_drill_evidence(self, inp: DrillEvidenceInput) -> EvidenceResult:
-        history_json: str | None = None
-        if self.client is not None:
-            handle = self.client.get_workflow_handle(inp.result.workflow_id, run_id=inp.result.run_id)
-            history_json = (await handle.fetch_history()).to_json()
-        folder = Path(self.inventory.output_dir) / inp.result.runbook / inp.result.workflow_id
-        files = await asyncio.to_thread(
-            evidence.write_folder, folder, inp.result, render_drill_report(inp.result), history_json
+        return await write_run_evidence(
+            self.client, Path(self.inventory.output_dir), inp.result, render_drill_report(inp.result)
         )
-        return EvidenceResult(path=str(folder), files=files, changed=True)

@@ -8,16 +8,14 @@ the same thing in both directions. Each activity here reads the world and conver
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import step_activity
+from activities.common import step_activity, write_run_evidence
 from activities.postgres import PostgresDriver
-from hybridops import evidence
 from hybridops.failback_models import (
     CatchUpInput,
     CatchUpResult,
@@ -144,13 +142,6 @@ class FailbackActivities:
     @step_activity("write_failback_evidence")
     async def write_failback_evidence(self, inp: FailbackEvidenceInput) -> EvidenceResult:
         """Write the run's evidence folder; the history is fetched from the server."""
-        r = inp.result
-        history_json: str | None = None
-        if self.client is not None:
-            handle = self.client.get_workflow_handle(r.workflow_id, run_id=r.run_id)
-            history_json = (await handle.fetch_history()).to_json()
-        folder = Path(self.inventory.output_dir) / r.runbook / r.workflow_id
-        files = await asyncio.to_thread(
-            evidence.write_folder, folder, r, render_failback_report(r), history_json
+        return await write_run_evidence(
+            self.client, Path(self.inventory.output_dir), inp.result, render_failback_report(inp.result)
         )
-        return EvidenceResult(path=str(folder), files=files, changed=True)

@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.common import step_activity
+from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver
 from activities.infra import AppDatabase, InfraDriver
 from activities.postgres import PostgresDriver
@@ -245,10 +245,6 @@ class FailoverActivities:
     @step_activity("write_evidence")
     async def write_evidence(self, inp: EvidenceInput) -> EvidenceResult:
         """Write the run's evidence folder; the history is fetched from the server."""
-        history_json: str | None = None
-        if self.client is not None:
-            handle = self.client.get_workflow_handle(inp.result.workflow_id, run_id=inp.result.run_id)
-            history_json = (await handle.fetch_history()).to_json()
-        folder = Path(self.inventory.output_dir) / inp.result.runbook / inp.result.workflow_id
-        files = await asyncio.to_thread(evidence.write_evidence, folder, inp.result, history_json)
-        return EvidenceResult(path=str(folder), files=files, changed=True)
+        return await write_run_evidence(
+            self.client, Path(self.inventory.output_dir), inp.result, evidence.render_report(inp.result)
+        )
