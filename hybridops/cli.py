@@ -535,6 +535,7 @@ if __name__ == "__main__":
 
 # Sub-commands that live in their own modules (they use the helpers above).
 from hybridops.audit.cli import audit_app  # noqa: E402
+from hybridops.cli_bootstrap import bootstrap  # noqa: E402
 from hybridops.cli_burst import burst_app  # noqa: E402
 from hybridops.cli_drill import backup_app, drill_app  # noqa: E402
 from hybridops.cli_failback import failback  # noqa: E402
@@ -544,3 +545,4 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(audit_app, name="audit")
 app.add_typer(burst_app, name="burst")
 app.command()(failback)
+app.command()(bootstrap)

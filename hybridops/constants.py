@@ -25,6 +25,7 @@ class WorkflowType(StrEnum):
     FAILBACK = "FailbackWorkflow"
     DRILL = "DrillWorkflow"
     BURST = "BurstWorkflow"
+    BOOTSTRAP = "BootstrapWorkflow"
 
 
 class Runbook(StrEnum):
@@ -34,6 +35,7 @@ class Runbook(StrEnum):
     FAILBACK = "failback"
     DRILL = "drill"
     BURST = "burst"
+    BOOTSTRAP = "bootstrap"
 
 
 APPROVE_UPDATE = "approve"

@@ -290,6 +290,25 @@ class GitOpsSettings(Strict):
     git: GitSettings = GitSettings()
 
 
+class BootstrapSettings(Strict):
+    """Zero-touch bootstrap of the control node (ctrl-01): the playbooks and their hosts."""
+
+    playbook_dir: Path | None = None
+    """The playbooks (``infra/ansible`` when absent)."""
+    hosts: dict[str, Any] = {"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}
+    """The Ansible inventory of the control node(s)."""
+    endpoints: list[dict[str, Any]] = []
+    """``{name, host, port}`` the network validation must reach; every site's database when empty."""
+    extravars: dict[str, Any] = {}
+    """Plain variables every playbook gets (no secrets)."""
+    secret_extravars: dict[str, str] = {}
+    """Variable to secret reference (a Jenkins admin password, a registry token)."""
+    packer_template: Path | None = None
+    """The base image template; no image is built when absent."""
+    packer_binary: str = "packer"
+    packer_vars: dict[str, Any] = {}
+
+
 class AlertsSettings(Strict):
     """``hybridops serve alerts``: the Alertmanager webhook receiver."""
 
@@ -322,6 +341,7 @@ class Inventory(Strict):
     alerts: AlertsSettings = AlertsSettings()
     backup: BackupSettings = BackupSettings()
     burst: BurstSettings = BurstSettings()
+    bootstrap: BootstrapSettings = BootstrapSettings()
     drill: DrillSettings = DrillSettings()
     gitops: GitOpsSettings = GitOpsSettings()
     faults: dict[str, str] = {}

@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.bootstrap import BootstrapActivities
 from activities.burst import BurstActivities
 from activities.decide import DecideActivities
 from activities.dns import make_dns_driver
@@ -25,6 +26,7 @@ from activities.infra import make_infra_driver
 from activities.postgres import make_postgres_driver
 from hybridops.constants import TaskQueue
 from hybridops.inventory import Inventory
+from workflows.bootstrap import BootstrapWorkflow
 from workflows.burst import BurstWorkflow
 from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
@@ -32,7 +34,7 @@ from workflows.failover import FailoverWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [FailoverWorkflow, FailbackWorkflow, DrillWorkflow, BurstWorkflow]
+WORKFLOWS = [FailoverWorkflow, FailbackWorkflow, DrillWorkflow, BurstWorkflow, BootstrapWorkflow]
 
 
 def build_activities(inventory: Inventory, client: Client | None) -> FailoverActivities:
@@ -62,6 +64,7 @@ def build_workers(
         acts += BurstActivities(
             inventory, make_infra_driver(inventory.infra), make_dns_driver(inventory.dns), client
         ).all()
+        acts += BootstrapActivities(inventory, client).all()
     workers = []
     for queue in queues:
         workers.append(

@@ -113,6 +113,12 @@ BURST_TRAFFIC = Step("set_traffic", TaskQueue.DNS, timedelta(minutes=5), CHANGE_
 BURST_LOAD = Step("read_load", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
 BURST_EVIDENCE = Step("write_burst_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
 
+# BootstrapWorkflow: each step converges a host (RKE2 and Packer take many minutes).
+BOOTSTRAP_STEP = Step("bootstrap_step", TaskQueue.INFRA, timedelta(hours=2), CHANGE_RETRY)
+BOOTSTRAP_EVIDENCE = Step(
+    "write_bootstrap_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+)
+
 
 async def checkpoint(name: str) -> None:
     """Make everything so far durable in the history before the world is changed.
@@ -172,7 +178,7 @@ def describe_error(err: BaseException) -> str:
 
 def failed_attempts(err: BaseException) -> int:
     """The attempt a failed step ended on (the activity boundary puts it in the details)."""
-    cause = err.cause if isinstance(err, ActivityError) else None
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.details:
         detail = cause.details[0]
         if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
@@ -195,7 +201,7 @@ async def record_step(
     records.append(rec)
     try:
         result = await run_step(step, arg, result_type, placement, queue_suffix)
-    except ActivityError as err:
+    except Exception as err:  # ActivityError; a local activity's can arrive as its cause alone
         rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
         rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
         raise

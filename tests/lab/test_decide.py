@@ -132,3 +132,14 @@ async def test_a_run_that_begins_late_changes_nothing(client: Client, lab: Lab, 
     assert (
         dns_points_at(lab) == "onprem" and role(lab, "azure") == "standby" and role(lab, "gcp") == "standby"
     )
+
+
+async def test_a_failed_step_is_recorded_as_failed(client: Client, lab: Lab, run_workers) -> None:
+    """A step that fails is in the evidence as failed, with its attempt and the error."""
+    inv = lab_inventory(lab, faults={"prepare_target": "fail"})
+    await run_workers(client, inv)
+    lab.break_site("onprem")
+    details = await failed(await start(client, inv, {}))
+    step = next(s for s in details["steps"] if s["name"] == "prepare_target")
+    assert step["outcome"] == "failed" and step["attempts"] == 1 and step["ended_at"] is not None
+    assert "InjectedFault" in step["detail"]

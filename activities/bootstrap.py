@@ -1,0 +1,114 @@
+"""The bootstrap's activity: one converging step of the control node's bring-up, through
+Ansible (network validation, RKE2, Jenkins, GitOps enrollment) or Packer (base images)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.ansible import AnsibleRunner
+from activities.common import apply_fault, step_activity, write_run_evidence
+from hybridops.bootstrap_models import (
+    BootstrapEvidenceInput,
+    BootstrapResult,
+    BootstrapStep,
+    BootstrapStepInput,
+    BootstrapStepResult,
+)
+from hybridops.inventory import Inventory
+from hybridops.models import EvidenceResult
+
+PLAYBOOKS = {
+    BootstrapStep.VALIDATE_NETWORK: "network-validation.yml",
+    BootstrapStep.RKE2: "rke2-server.yml",
+    BootstrapStep.JENKINS: "jenkins.yml",
+    BootstrapStep.GITOPS_ENROLL: "gitops-enroll.yml",
+}
+
+
+def render_bootstrap_report(r: BootstrapResult) -> str:
+    lines = [
+        f"# Bootstrap `{r.workflow_id}`: {r.status.value}" + (" (dry run)" if r.input.dry_run else ""),
+        "",
+        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+    ]
+    if r.error:
+        lines += ["", f"**Error:** {r.error}"]
+    lines += ["", "| step | outcome | attempts | detail |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {s.name} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {s.detail} |" for s in r.steps
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class BootstrapActivities:
+    def __init__(self, inventory: Inventory, client: Client | None) -> None:
+        self.inventory = inventory
+        self.client = client
+        self.faults = inventory.faults
+        b = inventory.bootstrap
+        self.playbook_dir = b.playbook_dir or Path(__file__).resolve().parents[1] / "infra" / "ansible"
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.bootstrap_step, self.write_bootstrap_evidence]
+
+    def _endpoints(self) -> list[dict[str, Any]]:
+        b = self.inventory.bootstrap
+        if b.endpoints:
+            return b.endpoints
+        return [{"name": n, "host": s.host, "port": s.port} for n, s in self.inventory.sites.items()]
+
+    @step_activity("bootstrap_step")
+    async def bootstrap_step(self, inp: BootstrapStepInput) -> BootstrapStepResult:
+        """Converge one step (dry run: say what would change)."""
+        await apply_fault(self.faults, f"bootstrap_{inp.step.value}")
+        b = self.inventory.bootstrap
+        if inp.step == BootstrapStep.BUILD_IMAGES:
+            return await self._images(inp)
+        extravars = {**b.extravars}
+        if inp.step == BootstrapStep.VALIDATE_NETWORK:
+            extravars["endpoints"] = self._endpoints()
+        runner = AnsibleRunner(self.playbook_dir, secret_extravars=b.secret_extravars)
+        result = await runner.run_playbook(PLAYBOOKS[inp.step], b.hosts, extravars, check=inp.dry_run)
+        hosts = {
+            h: r.model_dump(include={"ok", "changed", "failed", "unreachable", "skipped"})
+            for h, r in result.hosts.items()
+        }
+        verb = (
+            "would change"
+            if inp.dry_run and result.changed
+            else ("changed" if result.changed else "unchanged")
+        )
+        return BootstrapStepResult(
+            hosts=hosts, changed=result.changed and not inp.dry_run, detail=f"{PLAYBOOKS[inp.step]}: {verb}"
+        )
+
+    async def _images(self, inp: BootstrapStepInput) -> BootstrapStepResult:
+        from activities.packer import PackerRunner
+
+        b = self.inventory.bootstrap
+        if b.packer_template is None:
+            return BootstrapStepResult(
+                detail="no image template configured (bootstrap.packer_template): skipped"
+            )
+        with tempfile.TemporaryDirectory(prefix="hybridops-packer-") as work:
+            packer = PackerRunner(Path(b.packer_template), Path(work), binary=b.packer_binary)
+            await packer.init()
+            if inp.dry_run:
+                await packer.validate(b.packer_vars)
+                return BootstrapStepResult(detail="template valid (dry run: nothing built)")
+            built = await packer.build(b.packer_vars)
+        ids = [i for ids in built.artifact_ids.values() for i in ids]
+        return BootstrapStepResult(
+            artifacts=ids, changed=bool(ids), detail=f"images: {', '.join(ids) or 'none'}"
+        )
+
+    @step_activity("write_bootstrap_evidence")
+    async def write_bootstrap_evidence(self, inp: BootstrapEvidenceInput) -> EvidenceResult:
+        return await write_run_evidence(
+            self.client, Path(self.inventory.output_dir), inp.result, render_bootstrap_report(inp.result)
+        )

@@ -1,0 +1,56 @@
+"""Contracts of ``BootstrapWorkflow`` (see hybridops/models.py for the rules: no secrets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from hybridops.models import ActivityResult, Contract, RunStatus, StepRecord
+
+
+class BootstrapStep(StrEnum):
+    """The steps, in order. Each converges: run again, it changes nothing that is right."""
+
+    VALIDATE_NETWORK = "validate_network"
+    BUILD_IMAGES = "build_images"
+    RKE2 = "rke2"
+    JENKINS = "jenkins"
+    GITOPS_ENROLL = "gitops_enroll"
+
+
+class BootstrapInput(Contract):
+    """Input of ``BootstrapWorkflow``. Every field is defaulted: ``{}`` starts a valid run."""
+
+    dry_run: bool = False
+    """Ansible in check mode, Packer validate only: what would change, changing nothing."""
+    steps: list[BootstrapStep] = list(BootstrapStep)
+    reason: str = "bootstrap"
+    requested_by: str = "unknown"
+
+
+class BootstrapStepInput(Contract):
+    step: BootstrapStep
+    dry_run: bool = False
+
+
+class BootstrapStepResult(ActivityResult):
+    hosts: dict[str, dict[str, int]] = {}
+    """Per host: ok, changed, failed, unreachable, skipped (the Ansible recap)."""
+    artifacts: list[str] = []
+
+
+class BootstrapResult(Contract):
+    workflow_id: str
+    run_id: str
+    status: RunStatus
+    runbook: str = "bootstrap"
+    input: BootstrapInput
+    steps: list[StepRecord] = []
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+    evidence_dir: str | None = None
+
+
+class BootstrapEvidenceInput(Contract):
+    result: BootstrapResult
