@@ -27,6 +27,7 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 
 from hybridops.backup_models import DrillInput
+from hybridops.bootstrap_models import BootstrapInput
 from hybridops.burst_models import BurstInput, BurstState
 from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.failback_models import FailbackInput
@@ -239,3 +240,13 @@ async def test_burst_scaled_in(client: Client, lab: Lab, run_workers: Any) -> No
     await eventually("two load checks", held)
     lab.set_load(0.1)
     await save(handle, lab)
+
+
+async def test_bootstrap_resumed(client: Client, lab: Lab, run_workers: Any, tmp_path: Path) -> None:
+    """A bootstrap (lab stand-ins for the roles) that converges every step."""
+    from tests.lab.test_bootstrap import settings
+
+    inv = lab_inventory(lab, bootstrap=settings(tmp_path))
+    await run_workers(client, inv)
+    inp = BootstrapInput(requested_by=REQUESTED_BY, reason="history capture")
+    await save(await _run(client, inv, WorkflowType.BOOTSTRAP.value, inp, "bootstrap-converged"), lab)
