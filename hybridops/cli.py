@@ -299,6 +299,27 @@ def print_summary(data: dict[str, Any], inv: Inventory) -> None:
     console.print(f"  in the UI: {_ui_link(inv, data.get('workflow_id', ''))}")
 
 
+def run_and_watch(
+    inv: Inventory, workflow: WorkflowType, inp: Any, wf_id: str, result_type: type[Any], json_out: bool
+) -> dict[str, Any]:
+    """Start a runbook on the control queue, show its steps as they pass (unless ``json_out``),
+    and return its result (or its failure's details) as data; ``--json`` prints it."""
+
+    async def main() -> dict[str, Any]:
+        client = await connect(inv.temporal)
+        handle = await client.start_workflow(
+            workflow.value, inp, id=wf_id, task_queue=inv.queue(TaskQueue.CONTROL), result_type=result_type
+        )
+        if not json_out:
+            console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
+        return await watch(handle, quiet=json_out)
+
+    data: dict[str, Any] = _run(main())
+    if json_out:
+        print(json.dumps(data, indent=2))
+    return data
+
+
 async def start_failover(
     client: Client, inv: Inventory, inp: FailoverInput, wf_id: str
 ) -> WorkflowHandle[Any, Any]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from hybridops.bootstrap_models import BootstrapInput, BootstrapResult, BootstrapStep
-from hybridops.cli import _inventory, _run, _ui_link, console, watch
-from hybridops.client import connect
-from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.cli import _inventory, console, run_and_watch
+from hybridops.constants import WorkflowType
 
 
 def bootstrap(
@@ -28,23 +26,8 @@ def bootstrap(
     )
     wf_id = f"bootstrap-{datetime.now(UTC):%Y%m%dT%H%M%S}"
 
-    async def main() -> dict[str, Any]:
-        client = await connect(inv.temporal)
-        handle = await client.start_workflow(
-            WorkflowType.BOOTSTRAP.value,
-            inp,
-            id=wf_id,
-            task_queue=inv.queue(TaskQueue.CONTROL),
-            result_type=BootstrapResult,
-        )
-        if not json_out:
-            console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
-        return await watch(handle, quiet=json_out)
-
-    data = _run(main())
-    if json_out:
-        print(json.dumps(data, indent=2))
-    else:
+    data = run_and_watch(inv, WorkflowType.BOOTSTRAP, inp, wf_id, BootstrapResult, json_out)
+    if not json_out:
         console.print(f"\nbootstrap {data.get('status')}: evidence {data.get('evidence_dir')}")
         if data.get("error"):
             console.print(f"  error: {data['error']}")

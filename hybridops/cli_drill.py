@@ -15,9 +15,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from hybridops.backup_models import DrillInput, DrillResult
-from hybridops.cli import _fail, _inventory, _run, _ui_link, console, watch
+from hybridops.cli import _fail, _inventory, _run, console, run_and_watch
 from hybridops.client import connect
-from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.constants import WorkflowType
 from hybridops.drills import Overlap, create_schedule, drill_status, list_schedules, schedule_id
 from hybridops.errors import HybridOpsError
 
@@ -70,23 +70,8 @@ def drill_run(
     )
     wf_id = f"drill-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
-    async def main() -> dict[str, Any]:
-        client = await connect(inv.temporal)
-        handle = await client.start_workflow(
-            WorkflowType.DRILL.value,
-            inp,
-            id=wf_id,
-            task_queue=inv.queue(TaskQueue.CONTROL),
-            result_type=DrillResult,
-        )
-        if not json_out:
-            console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
-        return await watch(handle, quiet=json_out)
-
-    data = _run(main())
-    if json_out:
-        print(json.dumps(data, indent=2))
-    else:
+    data = run_and_watch(inv, WorkflowType.DRILL, inp, wf_id, DrillResult, json_out)
+    if not json_out:
         verdict = "[green]passed[/green]" if data.get("passed") else "[red]failed[/red]"
         console.print(f"\ndrill {verdict}: RTO {data.get('rto_seconds')} s, RPO {data.get('rpo_seconds')} s")
         for check in data.get("slo", []):

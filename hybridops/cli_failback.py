@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -10,9 +9,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from hybridops.cli import _fail, _inventory, _run, _ui_link, console, watch
-from hybridops.client import connect
-from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.cli import _fail, _inventory, _ui_link, console, run_and_watch
+from hybridops.constants import WorkflowType
 from hybridops.failback_models import FailbackInput, FailbackResult, RejoinMethod
 from hybridops.inventory import Inventory
 
@@ -69,23 +67,8 @@ def failback(
         return
     wf_id = workflow_id or f"failback-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
-    async def main() -> dict[str, Any]:
-        client = await connect(inv.temporal)
-        handle = await client.start_workflow(
-            WorkflowType.FAILBACK.value,
-            inp,
-            id=wf_id,
-            task_queue=inv.queue(TaskQueue.CONTROL),
-            result_type=FailbackResult,
-        )
-        if not json_out:
-            console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
-        return await watch(handle, quiet=json_out)
-
-    data = _run(main())
-    if json_out:
-        print(json.dumps(data, indent=2))
-    else:
+    data = run_and_watch(inv, WorkflowType.FAILBACK, inp, wf_id, FailbackResult, json_out)
+    if not json_out:
         print_failback_summary(data, inv)
     if data.get("status") != "succeeded":
         raise typer.Exit(1)
