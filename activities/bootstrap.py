@@ -14,6 +14,8 @@ from activities.ansible import AnsibleRunner
 from activities.common import apply_fault, step_activity, write_run_evidence
 from hybridops.bootstrap_models import (
     BootstrapEvidenceInput,
+    BootstrapPlan,
+    BootstrapPlanInput,
     BootstrapResult,
     BootstrapStep,
     BootstrapStepInput,
@@ -54,7 +56,13 @@ class BootstrapActivities:
         self.playbook_dir = b.playbook_dir or Path(__file__).resolve().parents[1] / "infra" / "ansible"
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.bootstrap_step, self.write_bootstrap_evidence]
+        return [self.plan_bootstrap, self.bootstrap_step, self.write_bootstrap_evidence]
+
+    @step_activity("plan_bootstrap")
+    async def plan_bootstrap(self, inp: BootstrapPlanInput) -> BootstrapPlan:
+        """Read-only: where the steps run (the infra queue's workers hold the tools)."""
+        inv = self.inventory
+        return BootstrapPlan(placement=inv.placement.value, queue_suffix=inv.task_queue_suffix)
 
     def _endpoints(self) -> list[dict[str, Any]]:
         b = self.inventory.bootstrap

@@ -39,6 +39,15 @@ class BootstrapStepResult(ActivityResult):
     artifacts: list[str] = []
 
 
+class BootstrapPlanInput(Contract):
+    pass
+
+
+class BootstrapPlan(ActivityResult):
+    placement: str
+    queue_suffix: str = ""
+
+
 class BootstrapResult(Contract):
     workflow_id: str
     run_id: str

@@ -18,6 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.bootstrap_models import (
         BootstrapEvidenceInput,
         BootstrapInput,
+        BootstrapPlan,
+        BootstrapPlanInput,
         BootstrapResult,
         BootstrapStepInput,
         BootstrapStepResult,
@@ -48,6 +50,8 @@ class BootstrapWorkflow:
             input=inp,
             started_at=workflow.now(),
         )
+        plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), BootstrapPlan, "colocated")
+        placement, suffix = plan.placement, plan.queue_suffix
         try:
             for step in inp.steps:
                 self._phase = step.value
@@ -57,7 +61,8 @@ class BootstrapWorkflow:
                     steps.BOOTSTRAP_STEP,
                     BootstrapStepInput(step=step, dry_run=inp.dry_run),
                     BootstrapStepResult,
-                    "colocated",
+                    placement,
+                    suffix,
                 )
             res.status = RunStatus.SUCCEEDED
         except Exception as err:
@@ -66,7 +71,7 @@ class BootstrapWorkflow:
         res.steps, res.ended_at = self._steps, workflow.now()
         self._phase = "evidence"
         ev = await steps.run_step(
-            steps.BOOTSTRAP_EVIDENCE, BootstrapEvidenceInput(result=res), EvidenceResult, "colocated"
+            steps.BOOTSTRAP_EVIDENCE, BootstrapEvidenceInput(result=res), EvidenceResult, placement, suffix
         )
         res.evidence_dir = ev.path
         self._phase = "done"

@@ -114,6 +114,7 @@ BURST_LOAD = Step("read_load", TaskQueue.CONTROL, timedelta(seconds=30), READ_RE
 BURST_EVIDENCE = Step("write_burst_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
 
 # BootstrapWorkflow: each step converges a host (RKE2 and Packer take many minutes).
+BOOTSTRAP_PLAN = Step("plan_bootstrap", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
 BOOTSTRAP_STEP = Step("bootstrap_step", TaskQueue.INFRA, timedelta(hours=2), CHANGE_RETRY)
 BOOTSTRAP_EVIDENCE = Step(
     "write_bootstrap_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
