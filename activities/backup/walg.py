@@ -32,6 +32,7 @@ from activities.backup.base import LATEST, BackupDriver
 from activities.backup.basebackup import format_lsn
 from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
+from activities.process import MIN_SECRET_LEN
 from hybridops import pgbin
 from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import ConfigError, FatalError, HybridOpsError
@@ -43,7 +44,6 @@ ENV_FILE = "hybridops-walg.env"
 ``restore_command``."""
 USER_DATA_SITE = "hybridops_site"
 """Key of the site name in the backup's user data (``WALG_SENTINEL_USER_DATA``)."""
-MIN_SECRET_LEN = 4
 """Shorter values (``lz4``, ``1``) are settings, not secrets: redacting them would mangle
 every message, and refusing them in argv would refuse ordinary paths."""
 

@@ -47,33 +47,16 @@ from activities.packer.errors import (
     PackerTimeout,
 )
 from activities.packer.types import PackerArtifact, PackerBuildResult, PackerValidation
-from activities.process import redact, stream_tool, tail
+from activities.process import redact, stream_tool, tail, tool_environment
 from hybridops.errors import ConfigError, HybridOpsError
-from hybridops.secrets import resolve_secret
 
-MIN_SECRET_LEN = 4
-"""Shorter values are settings, not secrets: redacting them would mangle every message."""
 MESSAGE_LIMIT = 300
 """Longest progress message in a heartbeat."""
 INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
     "PACKER_PLUGIN_PATH",
     "PACKER_CACHE_DIR",
 )
-"""The only variables of the worker's environment Packer sees: none is a credential."""
+"""What Packer sees of the worker's environment beyond :data:`activities.process.SAFE_ENV`."""
 _BUILD = re.compile(r"[A-Za-z0-9_.*-]+")
 _AUTH = re.compile(
     r"NoCredentialProviders|No valid credential sources|could not find default credentials"
@@ -349,17 +332,9 @@ class PackerRunner:
 
     def _environment(self) -> tuple[dict[str, str], list[str]]:
         """Packer's whole environment, and the secret values in it (resolved now)."""
-        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        env.update(self.env)
-        resolved: dict[str, str] = {}
-        for name, ref in self.secret_env.items():
-            value = resolve_secret(ref)
-            if value is not None:
-                resolved[name] = value
-        env.update(resolved)
+        env, secrets = tool_environment(INHERITED_ENV, self.env, self.secret_env)
         env["PACKER_NO_COLOR"] = "1"
         env["CHECKPOINT_DISABLE"] = "1"  # no version check call home from a worker
-        secrets = [v for v in resolved.values() if len(v) >= MIN_SECRET_LEN]
         return env, secrets
 
     def _binary_path(self) -> str:

@@ -44,7 +44,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.process import StreamedOutput, redact, stream_tool, tail
+from activities.process import StreamedOutput, redact, stream_tool, tail, tool_environment
 from activities.terraform.errors import (
     TerraformAuthError,
     TerraformFailed,
@@ -54,29 +54,12 @@ from activities.terraform.errors import (
 )
 from activities.terraform.types import ApplyResult, PlanSummary
 from hybridops.errors import ConfigError, HybridOpsError, PreconditionFailed
-from hybridops.secrets import resolve_secret
 
-MIN_SECRET_LEN = 4
-"""Shorter values are settings, not secrets: redacting them would mangle every message."""
 INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
     "TF_CLI_CONFIG_FILE",
     "TF_PLUGIN_CACHE_DIR",
 )
-"""The only variables of the worker's environment Terraform sees: none is a credential."""
+"""What Terraform sees of the worker's environment beyond :data:`activities.process.SAFE_ENV`."""
 DIAGNOSTICS_SHOWN = 10
 """How many error diagnostics an error's message carries."""
 _WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,89}")
@@ -511,14 +494,7 @@ class TerraformRunner:
 
     def _environment(self) -> tuple[dict[str, str], list[str]]:
         """Terraform's whole environment, and the secret values in it (resolved now)."""
-        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        env.update(self.env)
-        resolved: dict[str, str] = {}
-        for name, ref in self.secret_env.items():
-            value = resolve_secret(ref)
-            if value is not None:
-                resolved[name] = value
-        env.update(resolved)
+        env, secrets = tool_environment(INHERITED_ENV, self.env, self.secret_env)
         env.update(
             {
                 "TF_IN_AUTOMATION": "1",
@@ -527,7 +503,6 @@ class TerraformRunner:
             }
         )
         env.pop("TF_WORKSPACE", None)  # the runner selects the workspace itself
-        secrets = [v for v in resolved.values() if len(v) >= MIN_SECRET_LEN]
         return env, secrets
 
     def _binary_path(self) -> str:
