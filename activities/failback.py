@@ -15,7 +15,9 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.common import step_activity, write_run_evidence
+from activities.failover import promote_checked
 from activities.postgres import PostgresDriver
+from activities.topology import TopologyReader, refuse
 from hybridops.failback_models import (
     CatchUpInput,
     CatchUpResult,
@@ -32,9 +34,11 @@ from hybridops.models import (
     EvidenceResult,
     PromoteInput,
     PromoteResult,
+    RuleViolation,
     SiteInput,
     StepRecord,
 )
+from hybridops.topology import Rule
 
 
 def render_failback_report(r: FailbackResult) -> str:
@@ -90,6 +94,7 @@ class FailbackActivities:
         self.pg = postgres
         self.client = client
         self.faults = inventory.faults
+        self.topology = TopologyReader(inventory, postgres, None)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of the runbook's own, for worker registration."""
@@ -120,18 +125,30 @@ class FailbackActivities:
 
     @step_activity("resume_writes")
     async def resume_writes(self, inp: SiteInput) -> ActivityResult:
-        """Compensation of ``pause_writes``."""
+        """Compensation of ``pause_writes``: never while another server accepts writes (home
+        promoted after all): the paused primary then stays read-only, for a human."""
+        others = [w for w in (await self.topology.read()).writable if w != inp.site]
+        if others:
+            raise refuse(
+                [
+                    RuleViolation(
+                        rule=Rule.SINGLE_WRITER, site=w, detail=f"{w} accepts writes: {inp.site} stays paused"
+                    )
+                    for w in others
+                ],
+                f"resume writes on {inp.site}",
+            )
         changed = await self.pg.resume_writes(inp.site)
         return ActivityResult(changed=changed, detail=f"{inp.site} writable" if changed else "not paused")
 
     @step_activity("promote_home")
     async def promote_home(self, inp: PromoteInput) -> PromoteResult:
-        """Irreversible: promote home once it replayed the paused primary's final LSN. Home still
-        carries the fence mark of the failover that left it; it is a rewound standby now, so
-        the mark does not forbid this (it is retired once home serves)."""
-        return await self.pg.promote(
-            inp.site, inp.wait_for_lsn, inp.max_catchup_s, inp.run_id, allow_fenced=True
-        )
+        """Irreversible: promote home once it replayed the paused primary's final LSN, after
+        the same safety rules as a failover's promotion (the paused primary is read-only, so
+        home will be the one writer). Home still carries the fence mark of the failover that
+        left it; it is a rewound standby now, so the mark does not forbid this (it is retired
+        once home serves)."""
+        return await promote_checked(self.pg, self.topology, inp.model_copy(update={"allow_fenced": True}))
 
     @step_activity("retire_fence")
     async def retire_fence(self, inp: RetireFenceInput) -> ActivityResult:

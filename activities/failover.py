@@ -18,11 +18,13 @@ from temporalio.client import Client
 
 from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver
-from activities.infra import AppDatabase, InfraDriver
+from activities.infra import AppDatabase, InfraDriver, IsolateTarget
 from activities.postgres import PostgresDriver
+from activities.topology import TopologyReader, refuse
 from hybridops import evidence
-from hybridops.errors import HybridOpsError, PreconditionFailed
+from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
 from hybridops.inventory import Inventory
+from hybridops.lsn import format_lsn, parse_lsn
 from hybridops.models import (
     ActivityResult,
     AssessInput,
@@ -43,12 +45,34 @@ from hybridops.models import (
     RpoInput,
     RpoMeasure,
     RpoResult,
+    RuleViolation,
     SiteInput,
     SiteRef,
     VerifyInput,
     VerifyResult,
 )
+from hybridops.topology import Rule, check_dns, check_promotion
 from hybridops.workload import read_ledger
+
+
+async def promote_checked(pg: PostgresDriver, topology: TopologyReader, inp: PromoteInput) -> PromoteResult:
+    """Every promotion (failover's, failback's) goes through here: converged already (this
+    run promoted it before a crash), else the safety rules, else promote, waiting strictly
+    past the fencing proof's LSN when there is one."""
+    state = await pg.assess(inp.site)
+    if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
+        return PromoteResult(
+            changed=False, timeline=state.timeline or 0, detail=f"already promoted by {inp.run_id}"
+        )
+    violations = check_promotion(await topology.read(), inp.site, inp.fence, inp.overrides)
+    if violations:
+        raise refuse(violations, f"promotion of {inp.site}")
+    wait_for = inp.wait_for_lsn
+    if inp.fence is not None:
+        # The replay position is the end of the last record replayed: past the shutdown
+        # checkpoint means one byte beyond its start.
+        wait_for = format_lsn((parse_lsn(inp.fence.lsn) or 0) + 1)
+    return await pg.promote(inp.site, wait_for, inp.max_catchup_s, inp.run_id, allow_fenced=inp.allow_fenced)
 
 
 class FailoverActivities:
@@ -68,6 +92,7 @@ class FailoverActivities:
         self.infra = infra
         self.client = client
         self.faults = inventory.faults
+        self.topology = TopologyReader(inventory, postgres, dns)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of the runbook, for worker registration."""
@@ -96,22 +121,18 @@ class FailoverActivities:
 
     @step_activity("plan_failover")
     async def plan_failover(self, inp: PlanInput) -> PlanResult:
-        """Read-only: the sites, and which one clients use now (where DNS points)."""
+        """Read-only: the sites, and where clients go now (where DNS points). Who the primary
+        is, the servers say (the assess step): a DNS record that is missing or points at no
+        site is a finding there, not a reason to refuse a failover."""
         inv = self.inventory
         record = await self.dns.get_record(inv.dns.record, "A")
-        if record is None or not record.values:
-            raise PreconditionFailed(f"DNS record {inv.dns.record} does not exist", record=inv.dns.record)
-        current = inv.site_by_host(record.values[0])
-        if current is None:
-            raise PreconditionFailed(
-                f"DNS record {inv.dns.record} points at {record.values[0]}, which is no site"
-                " of the inventory",
-                record=inv.dns.record,
-            )
+        value = record.values[0] if record and record.values else None
+        current = inv.site_by_host(value) if value else None
         return PlanResult(
             sites=[SiteRef(name=n, cloud=s.cloud) for n, s in inv.sites.items()],
             dns_record=inv.dns.record,
-            current_primary=current,
+            current_primary=current or "",
+            dns_value=value,
             placement=inv.placement.value,
             queue_suffix=inv.task_queue_suffix,
         )
@@ -150,16 +171,44 @@ class FailoverActivities:
 
     @step_activity("fence_primary")
     async def fence_primary(self, inp: SiteInput) -> FenceResult:
-        return await self.pg.fence(inp.site, inp.run_id)
+        """Fence the server; when it did not answer, the fence is unverified (only its data
+        directory is marked) and the infra driver is asked to isolate it for good."""
+        result = await self.pg.fence(inp.site, inp.run_id)
+        if result.token is None:
+            site = self.inventory.site(inp.site)
+            result.isolated = await self.infra.isolate(
+                IsolateTarget(site=inp.site, host=site.host, data_dir=site.data_dir), inp.run_id
+            )
+            result.detail += f"; {result.isolated}"
+        return result
 
     @step_activity("unfence_primary")
     async def unfence_primary(self, inp: SiteInput) -> ActivityResult:
-        """Compensation of ``fence_primary``."""
+        """Compensation of ``fence_primary``: never while another server accepts writes
+        (unfencing would make two writers; the fence then stays, for a human)."""
+        topology = await self.topology.read()
+        others = [w for w in topology.writable if w != inp.site]
+        state = topology.state(inp.site)
+        if others and state is not None and state.fenced:
+            raise refuse(
+                [
+                    RuleViolation(
+                        rule=Rule.SINGLE_WRITER,
+                        site=w,
+                        detail=f"{w} accepts writes: {inp.site} stays fenced",
+                    )
+                    for w in others
+                ],
+                f"unfence {inp.site}",
+            )
         return ActivityResult(changed=await self.pg.unfence(inp.site))
 
     @step_activity("promote_standby")
     async def promote_standby(self, inp: PromoteInput) -> PromoteResult:
-        return await self.pg.promote(inp.site, inp.wait_for_lsn, inp.max_catchup_s, inp.run_id)
+        """Irreversible. Checked right before: the safety rules (one writer after it, every
+        role known, the same cluster, not forked), unless an approver overrode one; then the
+        target waits to replay past the old primary's fencing proof."""
+        return await promote_checked(self.pg, self.topology, inp)
 
     @step_activity("repoint_apps")
     async def repoint_apps(self, inp: RepointAppsInput) -> ActivityResult:
@@ -170,8 +219,15 @@ class FailoverActivities:
 
     @step_activity("dns_cutover")
     async def dns_cutover(self, inp: DnsCutoverInput) -> DnsResult:
+        """Point the record at the site, once the servers confirm it is the one writer."""
         dns = self.inventory.dns
         host = self.inventory.site(inp.site).host
+        violations = check_dns(await self.topology.read(), inp.site, inp.overrides)
+        if violations:
+            if all(v.rule == Rule.TARGET_WRITABLE for v in violations):
+                # The new primary may be restarting (a host reboot): worth retrying.
+                raise DatabaseUnreachable(violations[0].detail, site=inp.site)
+            raise refuse(violations, f"DNS cutover to {inp.site}")
         change = await self.dns.ensure_record(dns.record, "A", [host], dns.ttl)
         previous = change.previous.values[0] if change.previous and change.previous.values else None
         return DnsResult(changed=change.changed, record=dns.record, value=host, previous=previous)

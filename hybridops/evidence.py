@@ -13,7 +13,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
-from hybridops.models import FailoverResult, StepRecord
+from hybridops.models import (
+    DivergedWrites,
+    FailoverResult,
+    FenceResult,
+    Finding,
+    RuleViolation,
+    StepRecord,
+    Topology,
+)
 
 MANIFEST = "manifest.json"
 
@@ -40,6 +48,7 @@ def render_report(r: FailoverResult) -> str:
     ]
     if r.error:
         lines += ["", f"**Error:** {r.error}"]
+    lines += safety_section(r.topology, r.findings, r.diverged, r.fenced, r.fence, r.blocked_by)
     if r.decision:
         d = r.decision
         lines += ["", "## Decision", ""]
@@ -78,6 +87,53 @@ def render_report(r: FailoverResult) -> str:
             verdict = "approved" if a.approved else "rejected"
             lines.append(f"- {verdict} by {a.by} at {a.at.isoformat()} {a.comment}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+def safety_section(
+    topology: Topology | None,
+    findings: list[Finding],
+    diverged: list[DivergedWrites],
+    fenced: list[str],
+    fence: FenceResult | None,
+    blocked_by: list[RuleViolation],
+) -> list[str]:
+    """What the servers said at the start, what the run found and how it fenced: one shape
+    for every runbook that changes the topology."""
+    if topology is None:
+        return []
+    rows: list[tuple[str, ...]] = [
+        (
+            s.site,
+            "down" if not s.reachable else ("standby" if s.in_recovery else "primary"),
+            "yes" if s.writable else "no",
+            str(s.timeline) if s.timeline is not None else "-",
+            s.current_lsn or s.replay_lsn or "-",
+            s.upstream or "-",
+            ", ".join(
+                m for m, on in (("fenced", s.fenced), (f"promoted by {s.promoted_by}", s.promoted_by)) if on
+            )
+            or "-",
+        )
+        for s in topology.servers
+    ]
+    lines = ["", "## Topology at the start (from the servers)", ""]
+    lines += _table(("server", "role", "writable", "timeline", "LSN", "upstream", "marks"), rows)
+    lines += ["", f"- DNS {topology.dns_record} -> {topology.dns_site or topology.dns_value or 'nothing'}"]
+    lines += [f"- finding `{f.kind.value}`: {f.detail}" for f in findings]
+    lines += [
+        f"- diverged writes on {d.site}: timeline {d.timeline}, {d.from_lsn or '?'} .. {d.to_lsn or '?'}"
+        for d in diverged
+    ]
+    lines += [f"- fenced as a second writer: {site}" for site in fenced]
+    if fence is not None:
+        proof = (
+            f"verified: timeline {fence.token.timeline}, checkpoint {fence.token.lsn}"
+            if fence.token
+            else f"unverified (did not answer; {fence.isolated or 'not isolated'})"
+        )
+        lines.append(f"- old primary's fence: {proof}")
+    lines += [f"- blocked by `{b.rule}` ({b.site}): {b.detail}" for b in blocked_by]
+    return lines
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

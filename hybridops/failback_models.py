@@ -17,8 +17,11 @@ from hybridops.models import (
     ActivityResult,
     ApprovalRecord,
     Contract,
+    Finding,
+    RuleViolation,
     RunStatus,
     StepRecord,
+    Topology,
 )
 
 
@@ -145,6 +148,11 @@ class FailbackResult(Contract):
     point_of_no_return_passed: bool = False
     error: str | None = None
     evidence_dir: str | None = None
+    topology: Topology | None = None
+    """The topology the run started from, established from the servers."""
+    findings: list[Finding] = []
+    blocked_by: list[RuleViolation] = []
+    """Safety rules that blocked a step (overridden or not)."""
 
 
 # --------------------------------------------------------------------------- activity I/O

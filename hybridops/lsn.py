@@ -9,3 +9,8 @@ def parse_lsn(lsn: str | None) -> int | None:
         return None
     hi, _, lo = lsn.partition("/")
     return (int(hi, 16) << 32) + int(lo, 16)
+
+
+def format_lsn(pos: int) -> str:
+    """A byte position as PostgreSQL writes an LSN: ``'16/B374D848'``."""
+    return f"{pos >> 32:X}/{pos & 0xFFFFFFFF:X}"

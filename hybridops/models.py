@@ -138,6 +138,9 @@ class ApprovalInput(Contract):
     approve: bool = True
     """False rejects the run: it compensates and ends as ``rejected``."""
     comment: str = ""
+    override: str | None = None
+    """Break glass: the safety rule this approval overrides (the run names the rule that
+    blocks it); the comment must say why."""
 
 
 class ApprovalRecord(Contract):
@@ -147,6 +150,8 @@ class ApprovalRecord(Contract):
     approved: bool
     at: datetime
     comment: str = ""
+    override: str | None = None
+    """The safety rule overridden (break glass), when this approval was one."""
 
 
 class RpoMeasure(Contract):
@@ -160,7 +165,8 @@ class RpoMeasure(Contract):
 
 
 class SiteState(Contract):
-    """What one PostgreSQL server looked like when it was assessed."""
+    """What one PostgreSQL server looked like when it was assessed: read from the server
+    itself (and its data directory's marks), never from DNS."""
 
     site: str
     reachable: bool
@@ -174,6 +180,120 @@ class SiteState(Contract):
     promoted_by: str | None = None
     """The run that promoted this server, when HybridOps did."""
     error: str = ""
+    read_only: bool | None = None
+    """``default_transaction_read_only`` as a new session gets it (a fenced or paused primary
+    is read-only); None when unreachable."""
+    system_identifier: str | None = None
+    """The cluster's system identifier (``pg_control_system()``): every server of one cluster
+    shares it; a server with another one is not a copy of this database."""
+    upstream: str | None = None
+    """The site a standby replicates from (its ``primary_conninfo`` host), when it is a site."""
+    streaming: bool | None = None
+    """A standby whose WAL receiver is streaming now."""
+    timeline_switch_lsn: str | None = None
+    """Where the server's current timeline began (its timeline history), when it can be read:
+    the start of the writes it made on its own branch."""
+    fenced_by: str | None = None
+    """The run whose fence mark the data directory carries."""
+
+    @property
+    def writable(self) -> bool:
+        """It answers and accepts writes: not in recovery and not read-only."""
+        return self.reachable and self.in_recovery is False and self.read_only is not True
+
+
+class FindingKind(StrEnum):
+    """Something the topology shows that a runbook must not act on blindly."""
+
+    SPLIT_BRAIN = "split_brain"
+    """More than one server accepts writes."""
+    DNS_DISAGREES = "dns_disagrees"
+    """DNS points at another server than the one that accepts writes."""
+    DNS_NOT_A_SITE = "dns_not_a_site"
+    """The DNS record is missing or points at no server of the inventory."""
+    NO_WRITABLE_SERVER = "no_writable_server"
+    """No server accepts writes (the primary died, or was fenced)."""
+    ROLE_UNKNOWN = "role_unknown"
+    """A server does not answer and carries no fence mark: it may be a writer nobody sees."""
+    SYSTEM_MISMATCH = "system_identifier_mismatch"
+    """A server's system identifier differs from the cluster's: not a copy of this database."""
+    UPSTREAM_DISAGREES = "upstream_disagrees"
+    """The standbys follow different servers."""
+    FENCE_UNVERIFIED = "fence_unverified"
+    """The old primary did not answer when it was fenced: only its data directory is marked."""
+
+
+class Finding(Contract):
+    """One named disagreement or danger in a topology, for the evidence."""
+
+    kind: FindingKind
+    sites: list[str] = []
+    detail: str
+
+
+class DivergedWrites(Contract):
+    """Writes a server made on its own branch of history, which another writer does not have:
+    the LSN range from where its timeline began to its position when it was read."""
+
+    site: str
+    timeline: int | None = None
+    from_lsn: str | None = None
+    """Where its timeline began (None when the history could not be read)."""
+    to_lsn: str | None = None
+
+
+class Topology(Contract):
+    """Who is who, established from the servers (DESIGN.md rule 11); DNS only says where
+    clients go, and a disagreement is a finding, never a fact to act on."""
+
+    servers: list[SiteState]
+    dns_record: str = ""
+    dns_value: str | None = None
+    """The address the record holds now."""
+    dns_site: str | None = None
+    """The site whose address that is; None when it is no site's."""
+    writable: list[str] = []
+    """Every server that accepts writes now."""
+    primary: str | None = None
+    """The one writable server, when there is exactly one."""
+    last_primary: str | None = None
+    """When no server is writable: the server the standbys replicate from (else the one DNS
+    points at), the primary that was; a failover's old primary."""
+    system_identifier: str | None = None
+    """The cluster's system identifier (the one most servers have)."""
+    findings: list[Finding] = []
+
+    def state(self, site: str) -> SiteState | None:
+        return next((s for s in self.servers if s.site == site), None)
+
+    @property
+    def acting_primary(self) -> str | None:
+        """The primary a runbook moves away from: the writable one, else the one that was."""
+        return self.primary or self.last_primary
+
+    def has(self, kind: FindingKind) -> bool:
+        return any(f.kind == kind for f in self.findings)
+
+
+class FenceToken(Contract):
+    """Proof that a primary was fenced while it answered (as CloudNativePG's demotion token):
+    a standby that replayed past ``lsn`` on ``timeline`` of ``system_identifier`` has every
+    write the old primary ever acknowledged, so promoting it loses nothing."""
+
+    system_identifier: str
+    timeline: int
+    lsn: str
+    """The shutdown checkpoint's LSN (``pg_controldata``: Latest checkpoint location), else the
+    last WAL position read before the stop."""
+
+
+class RuleViolation(Contract):
+    """A safety rule that blocks a step (DESIGN.md rule 12)."""
+
+    rule: str
+    """``single_writer``, ``roles_known``, ``same_system``, ``not_forked``, ``target_writable``."""
+    site: str
+    detail: str
 
 
 class DecisionType(StrEnum):
@@ -356,6 +476,18 @@ class FailoverResult(Contract):
     point_of_no_return_passed: bool = False
     error: str | None = None
     evidence_dir: str | None = None
+    topology: Topology | None = None
+    """The topology the run started from, established from the servers."""
+    findings: list[Finding] = []
+    """What the run found and did not act on blindly (DNS disagreeing, a split brain, ...)."""
+    diverged: list[DivergedWrites] = []
+    """When the run found several writers: the writes each made on its own branch."""
+    fenced: list[str] = []
+    """Writers the run fenced because they were not the one primary it kept (split brain)."""
+    fence: FenceResult | None = None
+    """How the old primary was fenced: verified (a token) or not."""
+    blocked_by: list[RuleViolation] = []
+    """Safety rules that blocked a step (overridden or not)."""
 
 
 class Progress(Contract):
@@ -366,6 +498,8 @@ class Progress(Contract):
     target: str | None = None
     waiting_for_approval: bool = False
     steps: list[StepRecord] = []
+    blocked_by: RuleViolation | None = None
+    """The safety rule the run waits on an override for (break glass), if any."""
 
 
 # --------------------------------------------------------------------------- activity I/O
@@ -405,7 +539,10 @@ class PlanResult(ActivityResult):
     sites: list[SiteRef]
     dns_record: str
     current_primary: str
-    """The site the DNS record points at: the primary clients use."""
+    """The site the DNS record points at ("" when it points at no site): where clients go,
+    which is not always the primary (the servers say who is: the assess step)."""
+    dns_value: str | None = None
+    """The address the DNS record holds (None: no record)."""
     placement: str
     """``colocated`` or ``queues``: where steps run (see workflows/steps.py)."""
     queue_suffix: str = ""
@@ -418,6 +555,9 @@ class AssessInput(Contract):
 
 class AssessResult(ActivityResult):
     states: list[SiteState]
+    topology: Topology | None = None
+    """The topology established from these states and DNS (absent in histories of runs
+    before it existed, which decided on DNS)."""
 
 
 class SignalsInput(Contract):
@@ -446,6 +586,16 @@ class FenceResult(ActivityResult):
     was_read_only: bool = False
     fenced_lsn: str | None = None
     """The old primary's last WAL position when it was fenced while alive."""
+    token: FenceToken | None = None
+    """The fencing proof, when the server answered; None: the fence is unverified (the
+    server was unreachable: only its data directory is marked)."""
+    isolated: str | None = None
+    """What the infra driver did to cut an unreachable server off for good (its isolate
+    capability), or why nothing was done."""
+
+    @property
+    def verified(self) -> bool:
+        return self.token is not None
 
 
 class UnfenceInput(Contract):
@@ -464,6 +614,13 @@ class PromoteInput(Contract):
     run_id: str = ""
     wait_for_lsn: str | None = None
     max_catchup_s: float = 30.0
+    fence: FenceToken | None = None
+    """The old primary's fencing proof: promote only once the target replayed past it."""
+    overrides: list[str] = []
+    """Safety rules an approver overrode for this step (break glass, recorded)."""
+    allow_fenced: bool = False
+    """Promote even though the target carries a fence mark: failback's home, a fenced old
+    primary that was rejoined as a standby."""
 
 
 class PromoteResult(ActivityResult):
@@ -476,6 +633,8 @@ class PromoteResult(ActivityResult):
 class DnsCutoverInput(Contract):
     site: str
     """Point the runbook's DNS record at this site."""
+    overrides: list[str] = []
+    """Safety rules an approver overrode for this step (break glass, recorded)."""
 
 
 class DnsResult(ActivityResult):

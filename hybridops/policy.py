@@ -107,6 +107,32 @@ class Approval(Strict):
     """Any decision in ``restore`` mode."""
 
 
+class SplitBrainAction(StrEnum):
+    """What a runbook does when it finds more than one writable server."""
+
+    FENCE = "fence"
+    """Keep the writer DNS points at (clients write there), fence every other one, record
+    the writes each made on its own branch, and go on."""
+    HOLD = "hold"
+    """Change nothing and stop, naming the writers and their diverged writes: a human decides
+    which data wins."""
+
+
+class Safety(Strict):
+    """The rules that guard every irreversible step and every DNS change (DESIGN.md rule 12)."""
+
+    split_brain: SplitBrainAction = SplitBrainAction.FENCE
+    unverified_fence_requires_approval: bool = False
+    """An old primary that was unreachable when it was fenced is only marked (and isolated
+    where the infra driver can): the fence is unverified. True makes such a run wait for a
+    human before promoting."""
+    break_glass: bool = True
+    """A step blocked by a safety rule waits for an approval that overrides that rule by name
+    (with who and why); False fails the step at once."""
+    break_glass_timeout_s: float = Field(default=3600.0, gt=0, le=86400.0)
+    """How long a blocked step waits for an override."""
+
+
 class Policy(Strict):
     """The whole policy file."""
 
@@ -120,6 +146,7 @@ class Policy(Strict):
     names not listed come after, alphabetically."""
     estimates: Estimates = Estimates()
     approval: Approval = Approval()
+    safety: Safety = Safety()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         PromoteInput,
         PromoteResult,
         RepointAppsInput,
+        RuleViolation,
         RunStatus,
         SiteInput,
         StepOutcome,
@@ -62,12 +63,16 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyResult,
     )
+    from hybridops.policy import Policy
+    from hybridops.topology import establish
     from workflows import steps
-    from workflows.failover import Rejected
+    from workflows.guard import Rejected, SafetyGuard, validate_override
     from workflows.saga import Saga
     from workflows.steps import describe_error
 
 R = TypeVar("R", bound=ActivityResult)
+TOPOLOGY_PATCH = "topology-from-servers"
+"""Runs from this patch on take the cloud primary from the servers, not from DNS (issue 9)."""
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -75,7 +80,7 @@ def _refuse(message: str, kind: str) -> ApplicationError:
 
 
 @workflow.defn(name=WorkflowType.FAILBACK.value, failure_exception_types=[ValidationError])
-class FailbackWorkflow:
+class FailbackWorkflow(SafetyGuard):
     """Bring the home site back as the primary after a failover, with zero data loss."""
 
     def __init__(self) -> None:
@@ -89,6 +94,7 @@ class FailbackWorkflow:
         self._promoting = False
         self._placement = "colocated"
         self._queue_suffix = ""
+        self._blocked: list[RuleViolation] = []
 
     # ------------------------------------------------------------------ handlers
 
@@ -101,13 +107,18 @@ class FailbackWorkflow:
             target=self._home,
             waiting_for_approval=self._waiting_for_approval,
             steps=self._steps,
+            blocked_by=self._blocked[0] if self._blocked else None,
         )
 
     @workflow.update(name=APPROVE_UPDATE)
     def approve(self, inp: ApprovalInput) -> ApprovalRecord:
         """Approve (or reject) the switchover waiting at the approval gate; returns the record."""
         record = ApprovalRecord(
-            by=inp.by.strip(), approved=inp.approve, at=workflow.now(), comment=inp.comment
+            by=inp.by.strip(),
+            approved=inp.approve,
+            at=workflow.now(),
+            comment=inp.comment,
+            override=inp.override,
         )
         self._approvals.append(record)
         self._waiting_for_approval = False
@@ -119,6 +130,7 @@ class FailbackWorkflow:
             raise ValueError("by: must name who approves")
         if not self._waiting_for_approval:
             raise ValueError(f"not waiting for approval (phase: {self._phase.value})")
+        validate_override(inp, self._blocked)
 
     # ------------------------------------------------------------------ run
 
@@ -196,13 +208,41 @@ class FailbackWorkflow:
         home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
         if home not in sites:
             raise _refuse(f"home: no site {home!r} in the inventory ({sorted(sites)})", "InputError")
-        primary = plan.current_primary
-        if primary == home or sites[primary].cloud is None:
-            raise _refuse(
-                f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
+        if workflow.patched(TOPOLOGY_PATCH):
+            # The servers say who the primary is; DNS only where clients go.
+            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
+            topology = establish(
+                assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
             )
-        self._home, res.home, res.old_primary = home, home, primary
-        assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
+            res.topology, res.findings = topology, topology.findings
+            if len(topology.writable) > 1:
+                raise _refuse(
+                    f"split brain: {', '.join(topology.writable)} accept writes; a failback needs"
+                    " exactly one primary to switch over from (a failover run settles a split brain;"
+                    " runbooks/failover.md)",
+                    "SplitBrain",
+                )
+            if topology.primary is None:
+                raise _refuse(
+                    "no server accepts writes: there is no primary to fail back from; "
+                    + "; ".join(f.detail for f in topology.findings),
+                    "NoPrimary",
+                )
+            primary = topology.primary
+            if primary == home or sites[primary].cloud is None:
+                raise _refuse(
+                    f"{primary} is the writable primary, not a cloud site: nothing to fail back",
+                    "NothingToFailBack",
+                )
+            self._home, res.home, res.old_primary = home, home, primary
+        else:
+            primary = plan.current_primary
+            if primary == home or sites[primary].cloud is None:
+                raise _refuse(
+                    f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
+                )
+            self._home, res.home, res.old_primary = home, home, primary
+            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
         states = {s.site: s for s in assessed.states}
         now = states[primary]
         if not now.reachable or now.in_recovery is not False or now.fenced:
@@ -267,13 +307,15 @@ class FailbackWorkflow:
 
         self._phase = FailbackPhase.PROMOTE
         self._promoting = True
-        promoted = await self._step(
+        promoted = await self._guarded(
             "promote_home",
             steps.FAILBACK_PROMOTE,
             PromoteInput(
                 site=home, run_id=run_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
             PromoteResult,
+            self._policy(inp),
+            res.blocked_by,
         )
         saga.close()
         res.point_of_no_return_passed = True
@@ -282,7 +324,14 @@ class FailbackWorkflow:
         self._phase = FailbackPhase.REPOINT_APPS
         await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), ActivityResult)
         self._phase = FailbackPhase.DNS_CUTOVER
-        await self._step("dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=home), DnsResult)
+        await self._guarded(
+            "dns_cutover",
+            steps.DNS_CUTOVER,
+            DnsCutoverInput(site=home),
+            DnsResult,
+            self._policy(inp),
+            res.blocked_by,
+        )
         self._phase = FailbackPhase.VERIFY
         verify = await self._step("verify", steps.VERIFY, VerifyInput(site=home), VerifyResult)
         res.first_write_at = verify.first_write_at
@@ -331,6 +380,14 @@ class FailbackWorkflow:
         await self._step(
             "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), ActivityResult
         )
+
+    @staticmethod
+    def _policy(inp: FailbackInput) -> Policy:
+        """Failback reads no policy file (it gathers no signals): break glass is on, and a
+        blocked step waits as long as the approval gate does."""
+        policy = Policy()
+        policy.safety.break_glass_timeout_s = min(inp.approval_timeout_s, 86400.0)
+        return policy
 
     async def _close_if_promoted(self, home: str, saga: Saga, res: FailbackResult) -> None:
         """Before resuming writes on the cloud primary, look: if home is already a primary

@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         FailoverInput,
         FailoverResult,
         FenceResult,
+        Finding,
+        FindingKind,
         FollowInput,
         Phase,
         PlanInput,
@@ -52,22 +54,27 @@ with workflow.unsafe.imports_passed_through():
         RpoInput,
         RpoMeasure,
         RpoResult,
+        RuleViolation,
         RunStatus,
         SignalsResult,
         SiteInput,
         StepOutcome,
         StepRecord,
+        Topology,
         VerifyInput,
         VerifyResult,
     )
+    from hybridops.policy import Policy, SplitBrainAction
+    from hybridops.topology import diverged, establish, keep_writer
     from workflows import steps
+    from workflows.guard import Rejected, SafetyGuard, validate_override
     from workflows.saga import Saga
 
 R = TypeVar("R", bound=ActivityResult)
 
-
-class Rejected(Exception):
-    """An approver rejected the run."""
+TOPOLOGY_PATCH = "topology-from-servers"
+"""Runs from this patch on take the primary from the servers, not from DNS (issue 9); the
+histories of earlier runs replay on the old path."""
 
 
 describe_error, failed_attempts = steps.describe_error, steps.failed_attempts
@@ -75,7 +82,7 @@ _describe, _attempts = describe_error, failed_attempts  # the names they had
 
 
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
-class FailoverWorkflow:
+class FailoverWorkflow(SafetyGuard):
     """Fail the database and its apps over from the current primary to a cloud standby."""
 
     def __init__(self) -> None:
@@ -89,6 +96,8 @@ class FailoverWorkflow:
         self._placement = "colocated"
         self._queue_suffix = ""
         self._alerts: list[AlertNotice] = []
+        self._blocked: list[RuleViolation] = []
+        """The safety rules a step waits on an override for (break glass)."""
 
     # ------------------------------------------------------------------ handlers
 
@@ -101,13 +110,18 @@ class FailoverWorkflow:
             target=self._target,
             waiting_for_approval=self._waiting_for_approval,
             steps=self._steps,
+            blocked_by=self._blocked[0] if self._blocked else None,
         )
 
     @workflow.update(name=APPROVE_UPDATE)
     def approve(self, inp: ApprovalInput) -> ApprovalRecord:
         """Approve (or reject) the run waiting at its approval gate; returns the record."""
         record = ApprovalRecord(
-            by=inp.by.strip(), approved=inp.approve, at=workflow.now(), comment=inp.comment
+            by=inp.by.strip(),
+            approved=inp.approve,
+            at=workflow.now(),
+            comment=inp.comment,
+            override=inp.override,
         )
         self._approvals.append(record)
         self._waiting_for_approval = False
@@ -125,6 +139,7 @@ class FailoverWorkflow:
             raise ValueError("by: must name who approves")
         if not self._waiting_for_approval:
             raise ValueError(f"not waiting for approval (phase: {self._phase.value})")
+        validate_override(inp, self._blocked)
 
     # ------------------------------------------------------------------ run
 
@@ -209,21 +224,51 @@ class FailoverWorkflow:
         assessed = await self._step(
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
-        if inp.only_if_primary_down:
-            now = next((s for s in assessed.states if s.site == plan.current_primary), None)
+        topology: Topology | None = None
+        current = plan.current_primary  # histories before the patch: the primary from DNS
+        if workflow.patched(TOPOLOGY_PATCH):
+            topology = establish(
+                assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
+            )
+            res.topology, res.findings = topology, topology.findings
+            if topology.has(FindingKind.SPLIT_BRAIN):
+                current = ""  # settled below, once the policy is known
+            elif topology.acting_primary is None:
+                raise ApplicationError(
+                    "cannot establish the current primary: no server accepts writes, no standby names"
+                    " its upstream and DNS points at no site; "
+                    + "; ".join(f.detail for f in topology.findings),
+                    type="TopologyUnknown",
+                    non_retryable=True,
+                )
+            else:
+                current = topology.acting_primary
+        if inp.only_if_primary_down and current:
+            now = next((s for s in assessed.states if s.site == current), None)
             if now is not None and now.reachable and now.in_recovery is False and not now.fenced:
                 raise ApplicationError(
-                    f"the current primary {plan.current_primary} answers as a writable primary:"
+                    f"the current primary {current} answers as a writable primary:"
                     " nothing to fail over (the alert that started this run is stale)",
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
         request = DecisionRequest(
-            decision_type=DecisionType.FAILOVER, current_primary=plan.current_primary, target=inp.target.value
+            decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target.value
         )
         gathered = await self._step(
             "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
         )
+        policy = gathered.policy
+        if topology is not None and topology.has(FindingKind.SPLIT_BRAIN):
+            assessed, current = await self._settle_split_brain(topology, policy, res, run_id)
+            request = request.model_copy(update={"current_primary": current})
+            if inp.only_if_primary_down:
+                raise ApplicationError(
+                    f"split brain settled: {current} is the one writable primary now (fenced:"
+                    f" {', '.join(res.fenced)}); nothing to fail over",
+                    type="PrimaryHealthy",
+                    non_retryable=True,
+                )
         decision, snapshot = decide(request, plan.sites, assessed.states, gathered)
         res.decision, res.signals, res.target = decision, snapshot, decision.target
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
@@ -258,15 +303,34 @@ class FailoverWorkflow:
         fence = await self._step(
             "fence_old_primary", steps.FENCE, SiteInput(site=old, run_id=run_id), FenceResult
         )
+        res.fence = fence
+        unverified = topology is not None and fence.token is None
+        if unverified:
+            res.findings.append(
+                Finding(
+                    kind=FindingKind.FENCE_UNVERIFIED,
+                    sites=[old],
+                    detail=f"{old} did not answer when it was fenced: only its data directory is marked"
+                    f" ({fence.isolated or 'not isolated'})",
+                )
+            )
 
-        if inp.require_approval or decision.requires_approval:
+        if (
+            inp.require_approval
+            or decision.requires_approval
+            or (unverified and policy.safety.unverified_fence_requires_approval)
+        ):
             await self._approval_gate(inp)
 
         self._phase = Phase.PROMOTE
         promote_in = PromoteInput(
-            site=target, run_id=run_id, wait_for_lsn=fence.fenced_lsn, max_catchup_s=inp.max_catchup_s
+            site=target,
+            run_id=run_id,
+            wait_for_lsn=fence.fenced_lsn,
+            max_catchup_s=inp.max_catchup_s,
+            fence=fence.token,
         )
-        await self._step("promote", steps.PROMOTE, promote_in, PromoteResult)
+        await self._guarded("promote", steps.PROMOTE, promote_in, PromoteResult, policy, res.blocked_by)
         saga.close()
         res.point_of_no_return_passed = True
 
@@ -274,7 +338,9 @@ class FailoverWorkflow:
         await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target), ActivityResult)
 
         self._phase = Phase.DNS_CUTOVER
-        await self._step("dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), DnsResult)
+        await self._guarded(
+            "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), DnsResult, policy, res.blocked_by
+        )
 
         self._phase = Phase.VERIFY
         verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target), VerifyResult)
@@ -314,6 +380,48 @@ class FailoverWorkflow:
 
         if inp.await_alert_resolve_s > 0:
             await self._await_resolve(inp.await_alert_resolve_s)
+
+    async def _settle_split_brain(
+        self, topology: Topology, policy: Policy, res: FailoverResult, run_id: str
+    ) -> tuple[AssessResult, str]:
+        """Several servers accept writes. Record what each wrote on its own branch; then, as
+        the policy says, hold (a human decides which data wins), or keep the writer DNS
+        points at (clients write there) and fence every other one. Not compensated: undoing
+        it would make the split brain again. Returns the servers as they are afterwards, and
+        the primary kept."""
+        res.diverged = diverged(topology)
+        keep = keep_writer(topology)
+        ranges = "; ".join(
+            f"{d.site}: timeline {d.timeline}, {d.from_lsn or '?'} .. {d.to_lsn or '?'}" for d in res.diverged
+        )
+        if policy.safety.split_brain == SplitBrainAction.HOLD or keep is None:
+            why = (
+                "DNS points at none of them, so there is no writer to keep"
+                if keep is None
+                else "the policy holds (safety.split_brain: hold)"
+            )
+            raise ApplicationError(
+                f"split brain: {', '.join(topology.writable)} accept writes ({why});"
+                f" diverged writes: {ranges}. A human decides which data wins"
+                " (runbooks/failover.md, Split brain)",
+                type="SplitBrain",
+                non_retryable=True,
+            )
+        await steps.checkpoint("split brain found")
+        self._phase = Phase.FENCE
+        for site in topology.writable:
+            if site != keep:
+                await self._step(
+                    f"fence_writer_{site}", steps.FENCE, SiteInput(site=site, run_id=run_id), FenceResult
+                )
+                res.fenced.append(site)
+        after = await self._step(
+            "assess_after_fence",
+            steps.ASSESS,
+            AssessInput(sites=[s.site for s in topology.servers]),
+            AssessResult,
+        )
+        return after, keep
 
     async def _await_resolve(self, timeout_s: float) -> None:
         """Wait for the alert that started this run to resolve: monitoring's confirmation that

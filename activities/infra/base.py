@@ -4,8 +4,27 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 
 from hybridops.models import Cloud
+
+
+class InfraCapability(StrEnum):
+    """What a driver can do beyond the interface's core (STYLE.md: declare, do not raise)."""
+
+    NODE_POOLS = "node_pools"
+    ISOLATE = "isolate"
+    """Cut an unreachable server off for good (power off its host, detach its network)."""
+
+
+@dataclass(frozen=True)
+class IsolateTarget:
+    """The server an isolation is about: its site, address and (local servers) data directory."""
+
+    site: str
+    host: str
+    data_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -21,6 +40,21 @@ class AppDatabase:
 
 class InfraDriver(abc.ABC):
     """Brings target clusters up and down, and tells apps where their database is."""
+
+    capabilities: frozenset[InfraCapability] = frozenset()
+    """What this driver can do beyond prepare, release and repoint_apps."""
+
+    async def isolate(self, target: IsolateTarget, run_id: str) -> str:
+        """Make sure the unreachable server ``target`` can never serve again, even if its host
+        comes back (the fence mark only holds while its disk does). Idempotent; returns what
+        was done, or why nothing could be (no :attr:`InfraCapability.ISOLATE`). Never raises
+        for a missing capability: a fence is then left unverified, and the evidence says so."""
+        if InfraCapability.ISOLATE not in self.capabilities:
+            return f"infra driver {type(self).__name__} cannot isolate a server (no 'isolate' capability)"
+        return await self._isolate(target, run_id)
+
+    async def _isolate(self, target: IsolateTarget, run_id: str) -> str:
+        return "not isolated"
 
     async def prepare(self, cloud: Cloud, run_id: str) -> bool:
         """Make the target cluster in ``cloud`` ready to take the apps. Idempotent: returns

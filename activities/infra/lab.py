@@ -8,10 +8,14 @@ Kubernetes secret reference would hold in production. Writes are atomic (rename)
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
-from activities.infra.base import AppDatabase, InfraDriver
+import psutil
+
+from activities.infra.base import AppDatabase, InfraCapability, InfraDriver, IsolateTarget
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraSettings
 from hybridops.models import Cloud
@@ -30,6 +34,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> bool:
 
 
 class LabInfraDriver(InfraDriver):
+    capabilities = frozenset({InfraCapability.NODE_POOLS, InfraCapability.ISOLATE})
+
     def __init__(self, settings: InfraSettings) -> None:
         if settings.apps_dir is None:
             raise ConfigError("infra.apps_dir: required by infra driver 'lab'")
@@ -80,3 +86,23 @@ class LabInfraDriver(InfraDriver):
                 },
             )
         return changed
+
+    async def _isolate(self, target: IsolateTarget, run_id: str) -> str:
+        """The lab's "host" of a server is its process: a server that does not answer but
+        still runs (hung, partitioned) is killed, so it cannot wake up and write; the record
+        says the site is isolated. Its data directory carries the fence mark already."""
+        killed = ""
+        pid_file = target.data_dir / "postmaster.pid" if target.data_dir else None
+        if pid_file is not None and pid_file.exists():
+            try:
+                pid = int(pid_file.read_text().split("\n", 1)[0])
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = f"killed its hung server (pid {pid}); "
+            except (ValueError, psutil.Error, ProcessLookupError):
+                pass
+        _write_json(
+            self.root / "clusters" / f"{target.site}-isolated.json",
+            {"site": target.site, "host": target.host, "isolated_by": run_id},
+        )
+        return f"{killed}{target.site} isolated (lab)"

@@ -30,7 +30,7 @@ from hybridops import pgbin
 from hybridops.errors import DatabaseError, DatabaseUnreachable, HybridOpsError, PreconditionFailed
 from hybridops.failback_models import CatchUpResult, PauseResult, RejoinMethod, RejoinOutcome, RejoinResult
 from hybridops.lsn import parse_lsn
-from hybridops.models import FenceResult, PromoteResult, SiteState
+from hybridops.models import FenceResult, FenceToken, PromoteResult, SiteState
 from hybridops.secrets import resolve_secret
 
 FENCE_MARK = "hybridops.fence.json"
@@ -47,6 +47,15 @@ REWIND_TIMEOUT_S = 3600.0
 RECLONE_TIMEOUT_S = 6 * 3600.0
 
 T = TypeVar("T")
+
+
+def _conninfo_host(conninfo: str | None) -> str | None:
+    """The ``host`` of a libpq keyword/value connection string (``primary_conninfo``)."""
+    for word in (conninfo or "").split():
+        key, _, value = word.partition("=")
+        if key == "host":
+            return value.strip("'")
+    return None
 
 
 def _heartbeat(*details: Any) -> None:
@@ -106,24 +115,39 @@ class LocalPostgresDriver(PostgresDriver):
     # ------------------------------------------------------------------ hooks
 
     async def _assess(self, site: str) -> SiteState:
-        fenced = self._read_mark(site) is not None
+        mark = self._read_mark(site)
+        fenced = mark is not None
+        fenced_by = mark.get("fenced_by") if mark else None
         promoted = self._read_mark(site, PROMOTE_MARK)
         promoted_by = promoted.get("promoted_by") if promoted else None
         try:
             conn = await self._connect(site)
         except DatabaseUnreachable as err:
             return SiteState(
-                site=site, reachable=False, fenced=fenced, promoted_by=promoted_by, error=str(err)
+                site=site,
+                reachable=False,
+                fenced=fenced,
+                fenced_by=fenced_by,
+                promoted_by=promoted_by,
+                error=str(err),
             )
         async with conn:
             cur = await conn.execute(
                 "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
                 " pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(),"
-                " (SELECT timeline_id FROM pg_control_checkpoint())"
+                " (SELECT timeline_id FROM pg_control_checkpoint()),"
+                " (SELECT system_identifier::text FROM pg_control_system()),"
+                " current_setting('default_transaction_read_only') = 'on',"
+                " current_setting('primary_conninfo'),"
+                " (SELECT status FROM pg_stat_wal_receiver),"
+                " (SELECT received_tli FROM pg_stat_wal_receiver)"
             )
             row = await cur.fetchone()
             assert row is not None
-            in_recovery, receive, replay, replay_at, timeline = row
+            in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver, rtli = row
+            # A standby's last restartpoint lags behind a timeline it followed: the timeline
+            # of the WAL it receives is the newer one.
+            timeline = max(t for t in (timeline, rtli, 0) if t is not None) or None
             current = None
             if not in_recovery:
                 cur = await conn.execute(
@@ -133,6 +157,8 @@ class LocalPostgresDriver(PostgresDriver):
                 assert row is not None
                 current, walfile = row
                 timeline = int(walfile[:8], 16)
+            switch = await self._timeline_start(conn, timeline)
+        upstream = _conninfo_host(conninfo) if in_recovery else None
         return SiteState(
             site=site,
             reachable=True,
@@ -143,8 +169,27 @@ class LocalPostgresDriver(PostgresDriver):
             current_lsn=current,
             last_replay_at=replay_at,
             fenced=fenced,
+            fenced_by=fenced_by,
             promoted_by=promoted_by if not in_recovery else None,
+            read_only=bool(read_only),
+            system_identifier=ident,
+            upstream=self.inventory.site_by_host(upstream) if upstream else None,
+            streaming=(receiver == "streaming") if in_recovery else None,
+            timeline_switch_lsn=switch,
         )
+
+    async def _timeline_start(self, conn: psycopg.AsyncConnection[Any], timeline: int | None) -> str | None:
+        """Where ``timeline`` began: the switch point on the last line of its history file.
+        Best effort: reading pg_wal needs a superuser (or pg_read_server_files)."""
+        if not timeline or timeline <= 1:
+            return None
+        try:
+            cur = await conn.execute("SELECT pg_read_file(%s)", (f"pg_wal/{timeline:08X}.history",))
+            row = await cur.fetchone()
+        except psycopg.Error:
+            return None
+        lines = [ln.split() for ln in (row[0] if row else "").splitlines() if ln.strip() and ln[0] != "#"]
+        return lines[-1][1] if lines and len(lines[-1]) > 1 else None
 
     async def _fence(self, site: str, run_id: str) -> FenceResult:
         data_dir = self._data_dir(site)
@@ -195,12 +240,27 @@ class LocalPostgresDriver(PostgresDriver):
             # A fast shutdown writes a shutdown checkpoint that the standbys receive.
             await self._pg_ctl(site, "stop", "-m", "fast", "-w", "-t", "60")
             changed = True
+            # The proof: the shutdown checkpoint, as the stopped server's control file has it.
+            # A standby that replayed past it has every write this server acknowledged.
+            control = await self._controldata(site)
+            mark["token"] = {
+                "system_identifier": control.get("Database system identifier", ""),
+                "timeline": int(control.get("Latest checkpoint's TimeLineID", "0") or 0),
+                "lsn": control.get("Latest checkpoint location") or fenced_lsn or "0/0",
+            }
+            self._write_file(data_dir / FENCE_MARK, json.dumps(mark))
+        token = FenceToken.model_validate(mark["token"]) if mark.get("token") else None
         return FenceResult(
             changed=changed,
             was_running=bool(mark["was_running"]),
             was_read_only=bool(mark["was_read_only"]),
             fenced_lsn=fenced_lsn,
-            detail="stopped and marked" if mark["was_running"] else "unreachable; marked",
+            token=token,
+            detail=(
+                f"stopped and marked; fencing proof: timeline {token.timeline}, checkpoint {token.lsn}"
+                if token
+                else "unreachable; marked (unverified fence)"
+            ),
         )
 
     async def _unfence(self, site: str) -> bool:

@@ -287,7 +287,8 @@ def test_input_from_the_ui() -> None:
 
 
 async def test_nothing_to_fail_back_changes_nothing(client: Client, lab: Lab, run_workers) -> None:
-    """DNS still points at onprem: the run refuses at the plan, before touching anything."""
+    """onprem is still the writable primary: the run refuses once it has read the servers,
+    before touching anything."""
     inv = lab_inventory(lab)
     await run_workers(client, inv)
     handle = await _start_failback(client, inv, {})
@@ -295,7 +296,7 @@ async def test_nothing_to_fail_back_changes_nothing(client: Client, lab: Lab, ru
         await handle.result()
     details = failure.value.cause.details[0]  # type: ignore[union-attr]
     assert "NothingToFailBack" in details["error"] and details["compensations"] == []
-    assert [s["name"] for s in details["steps"]] == ["plan"]
+    assert [s["name"] for s in details["steps"]] == ["plan", "assess"]
     assert role(lab, "onprem") == "primary" and can_write(lab, "onprem") and dns_points_at(lab) == "onprem"
     assert _replicas(lab, "onprem") == {"azure": "streaming", "gcp": "streaming"}
 
