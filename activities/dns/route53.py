@@ -50,6 +50,18 @@ class Route53Driver(DnsDriver):
         except BotoCoreError as err:
             raise DnsError(f"route53 {op}: {err}", zone=self.zone) from None
 
+    def _in_zone(self, op: str, **kwargs: Any) -> Any:
+        """``op`` on the zone. A zone deleted and created again (a restored zone, the lab's
+        restarted server) has a new id: the cached one is dropped and looked up once more."""
+        cached = self._zone_id is not None
+        try:
+            return self._call(op, HostedZoneId=self._zone(), **kwargs)
+        except DnsZoneNotFound:
+            if not cached:
+                raise
+            self._zone_id = None
+            return self._call(op, HostedZoneId=self._zone(), **kwargs)
+
     def _zone(self) -> str:
         if self._zone_id is None:
             page = self._call("list_hosted_zones_by_name", DNSName=self.zone + ".")
@@ -62,9 +74,8 @@ class Route53Driver(DnsDriver):
         return self._zone_id
 
     def _get_sync(self, name: str, type: str) -> Record | None:
-        page = self._call(
+        page = self._in_zone(
             "list_resource_record_sets",
-            HostedZoneId=self._zone(),
             StartRecordName=name + ".",
             StartRecordType=type,
             MaxItems="1",
@@ -76,9 +87,8 @@ class Route53Driver(DnsDriver):
         return None
 
     def _upsert_sync(self, record: Record) -> None:
-        change = self._call(
+        change = self._in_zone(
             "change_resource_record_sets",
-            HostedZoneId=self._zone(),
             ChangeBatch={
                 "Comment": "hybridops",
                 "Changes": [
@@ -110,9 +120,8 @@ class Route53Driver(DnsDriver):
         return await asyncio.to_thread(self._get_sync, name, type)
 
     def _weighted_sync(self, name: str, type: str) -> dict[str, Any]:
-        page = self._call(
+        page = self._in_zone(
             "list_resource_record_sets",
-            HostedZoneId=self._zone(),
             StartRecordName=name + ".",
             StartRecordType=type,
             MaxItems="100",
@@ -146,9 +155,8 @@ class Route53Driver(DnsDriver):
                 "ResourceRecords": [{"Value": value}],
             }
             changes.append({"Action": "UPSERT", "ResourceRecordSet": rrset})
-        change = self._call(
+        change = self._in_zone(
             "change_resource_record_sets",
-            HostedZoneId=self._zone(),
             ChangeBatch={"Comment": "hybridops weights", "Changes": changes},
         )
         self._wait_insync(change)

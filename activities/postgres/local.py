@@ -144,7 +144,9 @@ class LocalPostgresDriver(PostgresDriver):
             )
             row = await cur.fetchone()
             assert row is not None
-            in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver, rtli = row
+            in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver, rtli = (
+                row
+            )
             # A standby's last restartpoint lags behind a timeline it followed: the timeline
             # of the WAL it receives is the newer one.
             timeline = max(t for t in (timeline, rtli, 0) if t is not None) or None

@@ -93,3 +93,24 @@ def dns_changes(lab: Lab) -> int:
     return sum(
         1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line
     )
+
+
+def writable_sites(lab: Lab) -> list[str]:
+    """The servers that accept a write now, read from each server (never from DNS)."""
+    return [site for site in lab.inventory().sites if can_write(lab, site)]
+
+
+def assert_one_writer(lab: Lab) -> str:
+    """The end state every runbook test asserts: exactly one writable server, and DNS at it."""
+    writers = writable_sites(lab)
+    assert len(writers) == 1, f"writable servers: {writers}"
+    assert dns_points_at(lab) == writers[0], f"DNS points at {dns_points_at(lab)}, the writer is {writers[0]}"
+    return writers[0]
+
+
+def promote_by_hand(lab: Lab, site: str) -> None:
+    """A stranger promotes ``site`` (a split brain in the making): ``pg_promote()`` by SQL."""
+    with psycopg.connect(
+        host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute("SELECT pg_promote(true, 60)")
