@@ -16,6 +16,9 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 
+from hybridops.codec import decode_history
+from hybridops.errors import HybridOpsError
+
 HISTORY_FILE = "history.json"
 """An evidence folder's export of the run's history."""
 HISTORY_SUFFIX = ".history.json"
@@ -95,6 +98,12 @@ async def fetch_history(client: Client, workflow_id: str, run_id: str | None = N
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     except Exception as err:  # not found, no permission: reported per id
         return HistorySource(label, workflow_id, error=f"cannot fetch history: {err}")
+    codec = client.data_converter.payload_codec
+    if codec is not None:
+        try:
+            history = await decode_history(history, codec)
+        except HybridOpsError as err:  # a key no longer configured: reported per id
+            return HistorySource(label, workflow_id, error=f"cannot decrypt history: {err}")
     return HistorySource(label, workflow_id, history)
 
 
