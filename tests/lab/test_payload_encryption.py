@@ -10,15 +10,19 @@ fetched through the codec (what ``hybridops audit`` does) decodes and replays.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -137,6 +141,29 @@ async def test_history_on_the_server_has_no_clear_text(
     await Replayer(workflows=[FailoverWorkflow], data_converter=pydantic_data_converter).replay_workflow(
         decoded.history
     )
+
+    # The evidence's history.json is the sealed history; the audit opens it with the
+    # inventory's key: the report names the approver, the evidence checks out, it replays.
+    folder = Path(inv.output_dir) / "failover" / handle.id
+    exported = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
+    assert reason.encode() not in _wire(exported.events) and comment.encode() not in _wire(exported.events)
+    env = {**os.environ, **lab.env(), "HYBRIDOPS_INVENTORY": str(lab.root / "inventory.yaml")}
+    hybridops = str(Path(sys.executable).parent / "hybridops")
+    report = [hybridops, "audit", "report", handle.id]
+    for cmd in ([*report, "--history", str(folder / "history.json")], report):  # the file, the server
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "evidence intact" in out.stdout, out.stdout + out.stderr
+    assert "succeeded" in out.stdout and "1 approvals" in out.stdout, out.stdout
+    assert f"approved by **{approver}**" in (folder / "audit" / "report.md").read_text()
+    replayed = subprocess.run(
+        [hybridops, "audit", "replay", handle.id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert [r["outcome"] for r in json.loads(replayed.stdout)["results"]] == ["clean"]
 
 
 async def test_a_rejection_message_is_not_in_clear_either(
