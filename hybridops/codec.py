@@ -31,7 +31,7 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -187,16 +187,27 @@ def new_key() -> str:
 async def decode_history(history: WorkflowHistory, codec: PayloadCodec) -> WorkflowHistory:
     """A copy of ``history`` with every payload decoded and every encoded failure message
     restored, so the audit (replay, timeline) reads it as if it had never been encrypted."""
+    return await map_history_payloads(history, codec.decode, restore_failures=True)
+
+
+async def map_history_payloads(
+    history: WorkflowHistory,
+    convert: Callable[[Sequence[Payload]], Awaitable[list[Payload]]],
+    restore_failures: bool = False,
+) -> WorkflowHistory:
+    """A copy of ``history`` with every payload replaced by ``convert``'s answer for it."""
     events = []
     for event in history.events:
         copy = type(event)()
         copy.CopyFrom(event)
-        await _decode_in(copy, codec)
+        await _convert_in(copy, convert, restore_failures)
         events.append(copy)
     return WorkflowHistory(history.workflow_id, events)
 
 
-async def _decode_in(message: Message, codec: PayloadCodec) -> None:
+async def _convert_in(
+    message: Message, convert: Callable[[Sequence[Payload]], Awaitable[list[Payload]]], restore_failures: bool
+) -> None:
     # Every Payload field, wherever it sits (inputs, results, headers, memo, failure
     # details), repeated or in a map: the history's schema grows, a walk keeps up.
     for field, value in message.ListFields():
@@ -210,11 +221,11 @@ async def _decode_in(message: Message, codec: PayloadCodec) -> None:
             items = list(value)
         for item in items:
             if isinstance(item, Payload):
-                (decoded,) = await codec.decode([item])
-                item.CopyFrom(decoded)
+                (converted,) = await convert([item])
+                item.CopyFrom(converted)
             elif isinstance(item, Message):
-                await _decode_in(item, codec)
-    if isinstance(message, Failure) and message.HasField("encoded_attributes"):
+                await _convert_in(item, convert, restore_failures)
+    if restore_failures and isinstance(message, Failure) and message.HasField("encoded_attributes"):
         _restore_failure_text(message)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
 
+from hybridops.audit.histories import HistorySource, decrypted
 from hybridops.client import DATA_CONVERTER, data_converter
 from hybridops.codec import (
     CIPHER_KEY,
@@ -15,7 +18,9 @@ from hybridops.codec import (
     EncryptionCodec,
     PayloadDecryptError,
     codec_for,
+    decode_history,
     key_id_of,
+    map_history_payloads,
     new_key,
 )
 from hybridops.errors import ConfigError
@@ -134,3 +139,29 @@ def test_settings_refuse_an_active_key_that_is_not_listed() -> None:
     with pytest.raises(ValueError, match=r"ui_origins"):
         CodecSettings.model_validate({"ui_origins": ["127.0.0.1:8233"]})
     assert codec_for(CodecSettings()) is None
+
+
+def _stored_history() -> WorkflowHistory:
+    path = Path(__file__).parents[1] / "histories" / "failover-approved.history.json"
+    return WorkflowHistory.from_json("failover-approved", path.read_text())
+
+
+async def test_a_sealed_history_decodes_back_to_the_original() -> None:
+    original = _stored_history()
+    codec = EncryptionCodec({"a": KEY_A}, "a")
+    sealed = await map_history_payloads(original, codec.encode)
+    wire = b"".join(e.SerializeToString() for e in sealed.events)
+    assert b"json/plain" not in wire and b"alice" in b"".join(e.SerializeToString() for e in original.events)
+    assert b"alice" not in wire
+    assert (await decode_history(sealed, codec)).events == original.events
+
+
+async def test_the_audit_names_a_history_whose_key_is_gone() -> None:
+    """How an operator finds out a retired key is still needed (runbooks/security.md)."""
+    sealed = await map_history_payloads(_stored_history(), EncryptionCodec({"a": KEY_A}, "a").encode)
+    src = HistorySource("file", "failover-approved", sealed)
+    opened = await decrypted(src, EncryptionCodec({"a": KEY_A, "b": KEY_B}, "b"))
+    assert opened.history is not None and opened.sealed is sealed and not opened.error
+    lost = await decrypted(src, EncryptionCodec({"b": KEY_B}, "b"))
+    assert lost.history is None and "key 'a' is not configured" in lost.error
+    assert await decrypted(src, None) is src
