@@ -151,7 +151,10 @@ def _aad(key_id: str) -> bytes:
 
 def load_key(ref: str, key_id: str) -> bytes:
     """The 32 key bytes a secret reference names (base64 text); errors name the key id only."""
-    text = resolve_secret(ref) or ""
+    try:
+        text = resolve_secret(ref) or ""
+    except ConfigError as err:
+        raise ConfigError(f"temporal.codec.keys: key {key_id!r}: {err}", key_id=key_id) from None
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):

@@ -123,6 +123,11 @@ def test_key_material_errors_name_the_key_never_the_material(monkeypatch: pytest
     monkeypatch.setenv("HYBRIDOPS_TEST_SHORT", "not base64 at all!")
     with pytest.raises(ConfigError, match=r"key 'short'.*not base64"):
         codec_for(settings)
+    monkeypatch.delenv("HYBRIDOPS_TEST_SHORT")
+    with pytest.raises(
+        ConfigError, match=r"temporal.codec.keys: key 'short'.*HYBRIDOPS_TEST_SHORT is not set"
+    ):
+        codec_for(settings)
     monkeypatch.setenv("HYBRIDOPS_TEST_SHORT", new_key())
     codec = codec_for(settings)
     assert codec is not None and "short" in repr(codec)
