@@ -218,6 +218,17 @@ def serve_alerts(
     _run(serve(_inventory(), listen))
 
 
+@serve_app.command("codec")
+def serve_codec(
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT (default: temporal.codec.listen)")] = None,
+) -> None:
+    """The codec server for the Temporal UI and CLI: decrypts payloads for bearer-token holders."""
+    from hybridops.codec_server import serve_codec as serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _run(serve(_inventory(), listen))
+
+
 # ---------------------------------------------------------------------- runbooks
 
 

@@ -56,6 +56,55 @@ class Placement(StrEnum):
     """Each step runs on the task queue of its capability (separate credentials)."""
 
 
+class CodecKey(Strict):
+    """One payload encryption key: an id recorded in each payload, and where its material is."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    """Written into every payload it encrypts (``encryption-key-id``), so it must never change."""
+    key_ref: str
+    """A secret reference (``env:NAME`` or ``file:PATH``) to 32 random bytes, base64-encoded."""
+
+
+class CodecSettings(Strict):
+    """Payload encryption (DESIGN.md rule 5) and ``hybridops serve codec``.
+
+    No keys: no encryption, payloads are plain JSON as before. With keys, new payloads are
+    encrypted with the active key and any listed key decrypts, so a key rotates by adding
+    the new one, making it active, and keeping the old one while a history needs it.
+    """
+
+    keys: list[CodecKey] = []
+    active_key_id: str | None = None
+    """The key new payloads are encrypted with; required when there are keys."""
+    listen: str = "127.0.0.1:8081"
+    """``host:port`` the codec server listens on."""
+    ui_origins: list[str] = ["http://127.0.0.1:8233"]
+    """Origins (``scheme://host:port``) of the Temporal UI that may call the codec server."""
+    token_ref: str | None = None
+    """A secret reference for the bearer token callers of the codec server must send.
+    Required to serve."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CodecSettings:
+        ids = [k.id for k in self.keys]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"keys: duplicate id {dupes[0]!r}")
+        if self.keys and self.active_key_id is None:
+            raise ValueError("active_key_id: required when keys are listed")
+        if self.active_key_id is not None and self.active_key_id not in ids:
+            raise ValueError(f"active_key_id: {self.active_key_id!r} is not one of the keys {ids}")
+        for origin in self.ui_origins:
+            if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+                raise ValueError(f"ui_origins: {origin!r} is not scheme://host[:port]")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether payloads are encrypted."""
+        return bool(self.keys)
+
+
 class TemporalSettings(Strict):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
@@ -63,6 +112,8 @@ class TemporalSettings(Strict):
     api_key_ref: str | None = None
     """A secret reference (``env:NAME`` or ``file:PATH``) for Temporal Cloud's API key."""
     tls: bool = False
+    codec: CodecSettings = CodecSettings()
+    """Payload encryption; none unless keys are listed."""
 
 
 class SiteConfig(Strict):

@@ -15,9 +15,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from temporalio.converter import PayloadCodec
 
 from hybridops.audit.histories import (
     HistorySource,
+    decrypted,
     fetch_closed_runs,
     fetch_history,
     find_history_files,
@@ -34,6 +36,7 @@ from hybridops.audit.replay import (
 )
 from hybridops.audit.report import write_report
 from hybridops.client import connect
+from hybridops.codec import codec_for
 from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory, load_inventory
 
@@ -51,6 +54,17 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_CANNOT)
 
 
+def _codec(inv: Inventory | None) -> PayloadCodec | None:
+    """The inventory's payload codec, to read encrypted history files; None without one."""
+    if inv is None:
+        return None
+    try:
+        return codec_for(inv.temporal.codec)
+    except HybridOpsError as err:
+        _fail(str(err))
+        return None
+
+
 def _inventory(required: bool) -> Inventory | None:
     try:
         return load_inventory()
@@ -62,11 +76,12 @@ def _inventory(required: bool) -> Inventory | None:
 
 async def _gather(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[HistorySource]:
     sources: list[HistorySource] = []
+    codec = _codec(_inventory(required=False)) if dirs else None
     for d in dirs:
         if not d.exists():
             sources.append(HistorySource(str(d), d.name, error="no such file or directory"))
             continue
-        sources += load_history_files(find_history_files(d))
+        sources += [await decrypted(src, codec) for src in load_history_files(find_history_files(d))]
     if ids or all_runs:
         inv = _inventory(required=True)
         assert inv is not None
@@ -154,7 +169,7 @@ def audit_report(
     when the evidence was changed after the run."""
     inv = _inventory(required=history is None)
     if history is not None:
-        src = load_history_file(history)
+        src = asyncio.run(decrypted(load_history_file(history), _codec(inv)))
         if src.history is not None and src.workflow_id != workflow_id:
             console.print(
                 f"[yellow]note:[/yellow] {escape(str(history))} is the history of {escape(src.workflow_id)}"
@@ -176,7 +191,9 @@ def audit_report(
         return
     output_dir = inv.output_dir if inv is not None else Path("output")
     try:
-        done = write_report(src.history, output_dir, out=out, evidence=evidence, history_file=history)
+        done = write_report(
+            src.history, output_dir, out=out, evidence=evidence, history_file=history, sealed=src.sealed
+        )
     except ValueError as err:
         _fail(f"{src.label}: {err}")
         return

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import PayloadCodec
+
+from hybridops.codec import decode_history
+from hybridops.errors import HybridOpsError
 
 HISTORY_FILE = "history.json"
 """An evidence folder's export of the run's history."""
@@ -31,6 +35,8 @@ class HistorySource:
     workflow_id: str
     history: WorkflowHistory | None = None
     error: str = ""
+    sealed: WorkflowHistory | None = None
+    """The history as stored, when ``history`` is its decryption (:func:`decrypted`)."""
 
     @property
     def workflow_type(self) -> str:
@@ -95,7 +101,20 @@ async def fetch_history(client: Client, workflow_id: str, run_id: str | None = N
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     except Exception as err:  # not found, no permission: reported per id
         return HistorySource(label, workflow_id, error=f"cannot fetch history: {err}")
-    return HistorySource(label, workflow_id, history)
+    return await decrypted(HistorySource(label, workflow_id, history), client.data_converter.payload_codec)
+
+
+async def decrypted(src: HistorySource, codec: PayloadCodec | None) -> HistorySource:
+    """``src`` with its payloads decrypted by the inventory's codec (:mod:`hybridops.codec`),
+    so the audit reads it as plain JSON; as it is without a codec or a history. A payload
+    sealed by a key no longer configured makes it unreadable, with the key id."""
+    if codec is None or src.history is None:
+        return src
+    try:
+        history = await decode_history(src.history, codec)
+    except HybridOpsError as err:
+        return HistorySource(src.label, src.workflow_id, error=f"cannot decrypt history: {err}")
+    return HistorySource(src.label, src.workflow_id, history, sealed=src.history)
 
 
 def closed_runs_query(workflow_types: Iterable[str]) -> str:

@@ -52,14 +52,17 @@ def write_report(
     out: Path | None = None,
     evidence: Path | None = None,
     history_file: Path | None = None,
+    sealed: WorkflowHistory | None = None,
 ) -> AuditReport:
     """Build the timeline, check the evidence, write both reports; returns what was done.
 
     ``output_dir`` is the inventory's; ``out`` overrides where the reports go; ``evidence``
-    names the evidence folder instead of looking for it."""
+    names the evidence folder instead of looking for it. ``sealed`` is the history as the
+    server stores it when ``history`` was decrypted from it: the evidence's history.json is
+    that form, so it is compared with that."""
     tl = build_timeline(history)
     folder = evidence or find_evidence(tl, output_dir, history_file)
-    check = check_evidence(folder, history)
+    check = check_evidence(folder, sealed or history)
     if evidence is not None and not evidence.is_dir():
         check.note = f"the evidence folder {evidence} does not exist"
     target = out or (folder / AUDIT_DIR if folder is not None else output_dir / AUDIT_DIR / tl.workflow_id)
