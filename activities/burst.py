@@ -27,9 +27,9 @@ from hybridops.burst_models import (
     WeightsResult,
     WorkloadsInput,
 )
-from hybridops.errors import ConfigError
+from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import Inventory
-from hybridops.models import ActivityResult, EvidenceResult, SiteRef
+from hybridops.models import ActivityResult, EvidenceResult, SiteRef, Topology
 
 
 def render_burst_report(r: BurstResult) -> str:
@@ -105,7 +105,20 @@ class BurstActivities:
             endpoints={n: b.endpoints.get(n, s.host) for n, s in inv.sites.items()},
             price_per_node_hour=b.price_per_node_hour,
             budget_cap=b.budget_cap,
+            topology=await self._topology(),
         )
+
+    async def _topology(self) -> Topology | None:
+        """The database's topology, from the servers; None when this worker cannot read
+        them (no database driver configured)."""
+        from activities.postgres import make_postgres_driver
+        from activities.topology import TopologyReader
+
+        try:
+            pg = make_postgres_driver(self.inventory)
+        except HybridOpsError:
+            return None
+        return await TopologyReader(self.inventory, pg, self.dns).read()
 
     @step_activity("scale_pool")
     async def scale_pool(self, inp: PoolInput) -> PoolResult:

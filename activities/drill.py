@@ -125,13 +125,27 @@ class DrillActivities:
             raise ConfigError(f"scratch directory {path} is not under backup.scratch_dir {root}")
         return path
 
+    async def _source(self) -> str:
+        """The plan's backup source; "" when there is no single writable primary (a drill
+        restores existing backups without one; only ``take_backup_first`` needs it)."""
+        try:
+            return await self._primary()
+        except PreconditionFailed:
+            return ""
+
     async def _primary(self) -> str:
-        inv = self.inventory
-        record = await self.dns.get_record(inv.dns.record, "A")
-        site = inv.site_by_host(record.values[0]) if record and record.values else None
-        if site is None:
-            raise PreconditionFailed(f"DNS record {inv.dns.record} names no site of the inventory")
-        return site
+        """The backup source: the one writable server, established from the servers (DNS
+        may be stale). A split brain, or no writable server, is refused with the findings."""
+        from activities.postgres import make_postgres_driver
+        from activities.topology import TopologyReader
+
+        topology = await TopologyReader(self.inventory, make_postgres_driver(self.inventory), self.dns).read()
+        if topology.primary is None:
+            raise PreconditionFailed(
+                "no single writable primary to take a backup from: "
+                + "; ".join(f.detail for f in topology.findings)
+            )
+        return topology.primary
 
     async def push_backup(self, site: str | None) -> BackupInfo:
         """A base backup of ``site`` (where DNS points when None): ``hybridops backup push``."""
@@ -155,7 +169,7 @@ class DrillActivities:
             queue_suffix=inv.task_queue_suffix,
             scratch_dir=str(self._scratch_root() / safe),
             scratch_address=address,
-            primary=await self._primary(),
+            primary=await self._source(),
             table=inv.workload.table,
             rto_objective_s=inv.drill.rto_objective_s,
             rpo_objective_s=inv.drill.rpo_objective_s,
@@ -164,7 +178,7 @@ class DrillActivities:
 
     @step_activity("take_backup")
     async def take_backup(self, inp: TakeBackupInput) -> BackupStepResult:
-        info = await self.backups.backup(inp.site)
+        info = await self.backups.backup(inp.site or await self._primary())
         return BackupStepResult(backup=info, changed=True, detail=f"backup {info.name} of {inp.site}")
 
     @step_activity("restore_backup")

@@ -15,6 +15,7 @@ from hybridops.models import (
     SiteRef,
     StepRecord,
     TargetChoice,
+    Topology,
 )
 
 
@@ -101,6 +102,9 @@ class BurstPlan(ActivityResult):
     endpoints: dict[str, str]
     price_per_node_hour: dict[str, float]
     budget_cap: float
+    topology: Topology | None = None
+    """The database's topology when the burst was planned (from the servers): a burst adds
+    load to the primary, and holds when there is not exactly one."""
 
 
 class BurstPlanInput(Contract):

@@ -23,16 +23,17 @@ from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory, home, inventory_path, load_inventory
 from hybridops.models import (
     ApprovalInput,
-    AssessInput,
     Decision,
     DecisionRequest,
     DecisionType,
     FailoverInput,
     FailoverResult,
+    FindingKind,
     PlanInput,
     Progress,
     SignalSnapshot,
     TargetChoice,
+    Topology,
 )
 
 app = typer.Typer(
@@ -254,10 +255,19 @@ async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[s
     """Show the run's steps as they pass; returns the result (or failure details) as data."""
     seen = 0
     phase = ""
+    blocked = ""
     while True:
         try:
             prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
             if not quiet:
+                if prog.blocked_by is not None and prog.blocked_by.rule != blocked:
+                    blocked = prog.blocked_by.rule
+                    console.print(
+                        f"[bold red]blocked by safety rule {blocked}[/bold red]: {prog.blocked_by.detail}\n"
+                        f"  to override (break glass, recorded): hybridops approve {handle.id} --by NAME"
+                        f" --override {blocked} --comment WHY   (or --reject)",
+                        highlight=False,
+                    )
                 if str(prog.phase) != phase:
                     phase = str(prog.phase)
                     if prog.waiting_for_approval:
@@ -408,23 +418,30 @@ def decide(
         _fail("--type: hold is an answer, not a question; use failover, burst or failback")
     inv = _inventory()
 
-    async def main() -> tuple[Decision, SignalSnapshot]:
+    async def main() -> tuple[Decision, SignalSnapshot, Topology]:
         acts = build_activities(inv, client=None)
         plan = await acts.plan_failover(PlanInput())
-        assessed = await acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
-        request = DecisionRequest(decision_type=kind, current_primary=plan.current_primary, target=target)
+        # The same reading a run makes: the servers say who the primary is, DNS where clients go.
+        topology = await acts.topology.read([s.name for s in plan.sites])
+        current = topology.acting_primary or plan.current_primary
+        request = DecisionRequest(decision_type=kind, current_primary=current, target=target)
         gathered = await DecideActivities(inv).gather_signals(signal_targets(request, plan.sites))
-        return run_decide(request, plan.sites, assessed.states, gathered)
+        return (*run_decide(request, plan.sites, topology.servers, gathered), topology)
 
-    decision, snapshot = _run(main())
+    decision, snapshot, topology = _run(main())
     if json_out:
         print(
             json.dumps(
-                {"decision": decision.model_dump(mode="json"), "signals": snapshot.model_dump(mode="json")},
+                {
+                    "decision": decision.model_dump(mode="json"),
+                    "signals": snapshot.model_dump(mode="json"),
+                    "topology": topology.model_dump(mode="json"),
+                },
                 indent=2,
             )
         )
         return
+    print_topology(topology)
     approval = "requires approval" if decision.requires_approval else "no approval needed"
     console.print(
         f"[bold]{decision.decision_type.value}[/bold] -> {decision.target or '-'}"
@@ -447,20 +464,50 @@ def decide(
         raise typer.Exit(1)
 
 
+def print_topology(topology: Topology) -> None:
+    """The servers as they said they are, where DNS points, and every finding, loudly."""
+    table = Table("server", "role", "writable", "timeline", "LSN", "upstream", "marks", title="topology")
+    for s in topology.servers:
+        role = "down" if not s.reachable else ("standby" if s.in_recovery else "primary")
+        marks = ", ".join(m for m, on in (("fenced", s.fenced), ("read-only", s.read_only)) if on) or "-"
+        table.add_row(
+            s.site,
+            role,
+            "[bold green]yes[/bold green]" if s.writable else "no",
+            str(s.timeline or "-"),
+            s.current_lsn or s.replay_lsn or "-",
+            s.upstream or "-",
+            marks,
+        )
+    console.print(table)
+    console.print(f"DNS {topology.dns_record} -> {topology.dns_site or topology.dns_value or 'nothing'}")
+    for f in topology.findings:
+        loud = f.kind in (FindingKind.SPLIT_BRAIN, FindingKind.DNS_DISAGREES, FindingKind.SYSTEM_MISMATCH)
+        style = "bold red" if loud else "yellow"
+        console.print(f"[{style}]{f.kind.value}[/{style}]: {f.detail}", highlight=False)
+
+
 @app.command()
 def approve(
     workflow_id: str,
     by: Annotated[str, typer.Option(help="Who approves")],
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead: the run compensates")] = False,
     comment: str = "",
+    override: Annotated[
+        str | None,
+        typer.Option(help="Break glass: the safety rule to override (the run names it); --comment says why"),
+    ] = None,
 ) -> None:
-    """Approve (or reject) a run waiting at its approval gate."""
+    """Approve (or reject) a run waiting at its approval gate, or override the safety rule
+    that blocks it (break glass: recorded with who and why)."""
     inv = _inventory()
 
     async def main() -> None:
         client = await connect(inv.temporal)
         handle = client.get_workflow_handle(workflow_id)
-        await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by=by, approve=not reject, comment=comment))
+        await handle.execute_update(
+            APPROVE_UPDATE, ApprovalInput(by=by, approve=not reject, comment=comment, override=override)
+        )
 
     try:
         asyncio.run(main())

@@ -159,6 +159,14 @@ class BurstWorkflow:
     async def _scale_out(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> None:
         run_id = workflow.info().workflow_id
         self._phase = "decide"
+        if plan.topology is not None and len(plan.topology.writable) != 1:
+            raise ApplicationError(
+                "the database has no single writable primary ("
+                + "; ".join(f.detail for f in plan.topology.findings)
+                + "): a burst adds load to it; settle it first (runbooks/failover.md)",
+                type="TopologyUnsafe",
+                non_retryable=True,
+            )
         request = DecisionRequest(
             decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target.value
         )
