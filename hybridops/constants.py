@@ -26,6 +26,8 @@ class WorkflowType(StrEnum):
     DRILL = "DrillWorkflow"
     BURST = "BurstWorkflow"
     BOOTSTRAP = "BootstrapWorkflow"
+    LEASE = "TopologyLeaseWorkflow"
+    """Not a runbook: the one lease on a database's topology (workflows/lease.py)."""
 
 
 class Runbook(StrEnum):
@@ -49,6 +51,15 @@ DEFAULT_NAMESPACE = "default"
 ALERT_SIGNAL = "alert"
 """Name of the Signal that delivers an Alertmanager notification (``AlertNotice``) to the run
 it started, e.g. when the alert resolves."""
+
+ACQUIRE_UPDATE = "acquire"
+"""Name of the lease workflow's Update that grants (or refuses) the lease to a run."""
+
+RELEASE_SIGNAL = "release"
+"""Name of the lease workflow's Signal that gives the lease back."""
+
+LEASE_QUERY = "holder"
+"""Name of the lease workflow's Query: who holds the lease now."""
 
 STOP_SIGNAL = "stop"
 """Name of the Signal that ends a burst cleanly (it scales in)."""

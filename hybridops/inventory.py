@@ -371,6 +371,17 @@ class AlertsSettings(Strict):
     """The alert routes file; ``runbooks/alert-routes.yaml`` when absent."""
 
 
+class LeaseSettings(Strict):
+    """The one lease on the database's topology (DESIGN.md rule 13): failover and failback
+    hold it from their first read to their evidence."""
+
+    key: str = ""
+    """What the lease is on; the DNS record's name when empty (one database, one record)."""
+    check_s: float = Field(default=30.0, gt=0, le=3600)
+    """How often the lease asks Temporal whether its holder still runs: a holder that was
+    terminated (or timed out) without releasing it loses it at the next check."""
+
+
 class Inventory(Strict):
     """The whole inventory file."""
 
@@ -397,6 +408,7 @@ class Inventory(Strict):
     gitops: GitOpsSettings = GitOpsSettings()
     faults: dict[str, str] = {}
     """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
+    lease: LeaseSettings = LeaseSettings()
 
     @model_validator(mode="after")
     def _check(self) -> Inventory:
@@ -409,6 +421,11 @@ class Inventory(Strict):
                 if site.data_dir is None:
                     raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'local'")
         return self
+
+    def lease_id(self) -> str:
+        """The workflow id of the lease workflow on this inventory's database."""
+        key = self.lease.key or self.dns.record
+        return f"hybridops-lease-{key}{self.task_queue_suffix}"
 
     def queue(self, queue: StrEnum) -> str:
         """The real name of a task queue for this inventory."""

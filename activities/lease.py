@@ -1,0 +1,84 @@
+"""The lease's activities: ask the lease workflow for the lease (starting it when it does not
+run), and tell it whether its holder's run is still open. See workflows/lease.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.common import step_activity
+from hybridops.constants import ACQUIRE_UPDATE, TaskQueue, WorkflowType
+from hybridops.errors import ConfigError
+from hybridops.inventory import Inventory
+from hybridops.models import HolderInput, HolderResult, LeaseGrant, LeaseRequest, LeaseState
+
+
+class LeaseActivities:
+    """Activities of the topology lease. Built once per worker with its client."""
+
+    def __init__(self, inventory: Inventory, client: Client | None) -> None:
+        self.inventory = inventory
+        self.client = client
+        self.faults = inventory.faults
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.acquire_lease, self.lease_holder_open]
+
+    def _client(self) -> Client:
+        if self.client is None:
+            raise ConfigError("the lease needs a Temporal client (a worker's)")
+        return self.client
+
+    @step_activity("acquire_lease")
+    async def acquire_lease(self, inp: LeaseRequest) -> LeaseGrant:
+        """The lease for ``inp``'s run: granted, or refused naming the holder after waiting up to
+        ``inp.wait_s``. Idempotent: asked again by the run that holds it, granted again. Starts
+        the lease workflow when it does not run (USE_EXISTING: one per database)."""
+        inv = self.inventory
+        handle = await self._client().start_workflow(
+            WorkflowType.LEASE.value,
+            LeaseState(key=inv.lease.key or inv.dns.record, check_s=inv.lease.check_s),
+            id=inv.lease_id(),
+            task_queue=inv.queue(TaskQueue.CONTROL),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        update = asyncio.ensure_future(handle.execute_update(ACQUIRE_UPDATE, inp, result_type=LeaseGrant))
+        try:
+            while True:
+                done, _ = await asyncio.wait({update}, timeout=5)
+                if done:
+                    grant = update.result()
+                    break
+                if activity.in_activity() and not activity.info().is_local:
+                    activity.heartbeat({"waiting_for_lease": inv.lease_id()})
+        finally:
+            if not update.done():
+                update.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await update
+        holder = grant.holder.workflow_id if grant.holder else "nobody"
+        grant.detail = f"lease {grant.lease_id}: " + ("granted" if grant.granted else f"held by {holder}")
+        grant.changed = grant.granted
+        return grant
+
+    @step_activity("lease_holder_open")
+    async def lease_holder_open(self, inp: HolderInput) -> HolderResult:
+        """Read-only: whether the holder's run is still open (running). A run that is gone
+        from the namespace counts as closed."""
+        handle = self._client().get_workflow_handle(inp.workflow_id, run_id=inp.run_id or None)
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return HolderResult(open=False, status="not found")
+            raise
+        status = desc.status.name if desc.status else "UNKNOWN"
+        return HolderResult(open=desc.status == WorkflowExecutionStatus.RUNNING, status=status)
