@@ -283,7 +283,14 @@ class LocalPostgresDriver(PostgresDriver):
         archive = self.inventory.backup.wal_archive
         if archive is None:
             return None
-        cur = await conn.execute("SHOW restore_command")
+        try:
+            cur = await conn.execute("SHOW restore_command")
+        except psycopg.errors.InsufficientPrivilege:
+            raise PreconditionFailed(
+                "cannot read restore_command (grant pg_read_all_settings): not promoting blind to"
+                f" the timelines of the WAL archive {archive}",
+                site=site,
+            ) from None
         row = await cur.fetchone()
         if not row or not str(row[0]).strip():
             raise PreconditionFailed(
