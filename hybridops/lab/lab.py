@@ -805,8 +805,8 @@ class Lab:
             out.append(
                 f"{len(writable)} writable servers: {names}. Clients writing to more than one make"
                 " the databases diverge. Stop the writers (lab writer, apps), keep the one DNS points"
-                " at or the one with the data you trust, fence the others and bring them back as"
-                " standbys with `hybridops failback`: runbooks/failover.md, 'Two writable servers'."
+                " at or the one with the data you trust, fence the others and rejoin them as its"
+                " standbys: runbooks/failover.md, 'Two writable servers'."
             )
         at = self.dns_site()
         if at is not None and [w.site for w in writable] != [at]:
