@@ -48,6 +48,7 @@ lab_app.add_typer(signals_app, name="signals")
 serve_app = typer.Typer(help="Long-running services.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _lab() -> Any:
@@ -90,6 +91,17 @@ def lab_up(
         mon = lab.monitoring
         console.print(f"Prometheus: {mon.prometheus_url}  Alertmanager: {mon.alertmanager_url}")
     console.print(f"Temporal UI: {inv.temporal.ui_url}")
+    if lab.dns_stale:
+        err_console.print(f"[yellow]{lab.dns_note}[/yellow]")
+    else:
+        console.print(lab.dns_note)
+    # The lab is up (exit 0), but a split brain must be impossible to miss.
+    _print_lab_warnings(lab.warnings())
+
+
+def _print_lab_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        err_console.print(f"[bold red]WARNING:[/bold red] [red]{warning}[/red]")
 
 
 @lab_app.command("down")
@@ -108,9 +120,10 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
         return
     table = Table("part", "state")
     for k, v in status.items():
-        if k not in ("root", "ports"):
+        if k not in ("root", "ports", "warnings"):
             table.add_row(k, str(v))
     console.print(table)
+    _print_lab_warnings(status["warnings"])
 
 
 @lab_app.command("break")

@@ -46,6 +46,10 @@ class DatabaseError(FatalError):
     """A PostgreSQL server answered, but not as the step requires."""
 
 
+class TimelineCollision(DatabaseError):
+    """A promotion took a timeline the WAL archive already holds from another server."""
+
+
 class PreconditionFailed(FatalError):
     """The world is not in a state the step can safely act on."""
 

@@ -62,7 +62,10 @@ class PostgresDriver(abc.ABC):
         it to accept writes, recording that ``run_id`` promoted it (see
         :attr:`SiteState.promoted_by`). Already a primary: nothing to do. Raises
         :class:`PreconditionFailed` when it cannot catch up or is fenced (unless
-        ``allow_fenced``: a fenced old primary that failback rejoined as a standby)."""
+        ``allow_fenced``: a fenced old primary that failback rejoined as a standby), or, with
+        a WAL archive in the inventory, when the standby cannot see it (no ``restore_command``).
+        Raises :class:`TimelineCollision` (fatal, after the promotion) when the new timeline is
+        one the archive held, or its archived history file is another server's."""
         self.inventory.site(site)
         return await self._promote(site, wait_for_lsn, max_catchup_s, run_id, allow_fenced)
 

@@ -26,6 +26,7 @@ from psycopg import sql
 from temporalio import activity
 
 from activities.postgres.base import PostgresDriver
+from activities.postgres.timelines import archived_timelines, confirm_new_timeline
 from hybridops import pgbin
 from hybridops.errors import DatabaseError, DatabaseUnreachable, HybridOpsError, PreconditionFailed
 from hybridops.failback_models import CatchUpResult, PauseResult, RejoinMethod, RejoinOutcome, RejoinResult
@@ -313,6 +314,7 @@ class LocalPostgresDriver(PostgresDriver):
                 _heartbeat({"catching_up": state.replay_lsn})
                 await asyncio.sleep(0.02)
                 state = await self._assess(site)
+            archived = await self._timelines_before_promote(site, conn)
             # The intent is written first, so that whoever looks later (a retry of an earlier
             # step of this run, a second run) can tell this run's promotion from a stranger's.
             self._write_file(
@@ -324,14 +326,51 @@ class LocalPostgresDriver(PostgresDriver):
             if not row or not row[0]:
                 raise DatabaseError("pg_promote did not finish within 60s", site=site)
         after = await self._assess(site)
+        archive_note = await self._timeline_after_promote(site, archived, after.timeline or 0)
         return PromoteResult(
             changed=True,
             timeline=after.timeline or 0,
             promoted_at=datetime.now(UTC),
             replay_lsn=state.replay_lsn,
             last_replay_at=state.last_replay_at,
-            detail=f"promoted at {state.replay_lsn}; timeline {after.timeline}",
+            detail=f"promoted at {state.replay_lsn}; timeline {after.timeline}{archive_note}",
         )
+
+    async def _timelines_before_promote(
+        self, site: str, conn: psycopg.AsyncConnection[Any]
+    ) -> dict[int, bytes] | None:
+        """The WAL archive's timelines before ``site`` promotes (None: no archive configured).
+        Refuses a standby without ``restore_command``: blind to the archive's timelines, it
+        could take one that another server already holds."""
+        archive = self.inventory.backup.wal_archive
+        if archive is None:
+            return None
+        try:
+            cur = await conn.execute("SHOW restore_command")
+        except psycopg.errors.InsufficientPrivilege:
+            raise PreconditionFailed(
+                "cannot read restore_command (grant pg_read_all_settings): not promoting blind to"
+                f" the timelines of the WAL archive {archive}",
+                site=site,
+            ) from None
+        row = await cur.fetchone()
+        if not row or not str(row[0]).strip():
+            raise PreconditionFailed(
+                f"no restore_command: the standby cannot see the timelines of the WAL archive {archive}"
+                " and could promote onto one another server holds; set restore_command, then promote",
+                site=site,
+            )
+        return await asyncio.to_thread(archived_timelines, archive)
+
+    async def _timeline_after_promote(
+        self, site: str, archived: dict[int, bytes] | None, timeline: int
+    ) -> str:
+        """Raises :class:`TimelineCollision` when ``timeline`` is another server's; a note else."""
+        archive = self.inventory.backup.wal_archive
+        if archived is None or archive is None:
+            return ""
+        pg_wal = self._data_dir(site) / "pg_wal"
+        return "; " + await confirm_new_timeline(site, timeline, archived, archive, pg_wal)
 
     async def _follow(self, site: str, new_primary: str) -> bool:
         conninfo = self._conninfo(site, new_primary)

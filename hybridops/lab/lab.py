@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import psycopg
@@ -36,9 +36,14 @@ from hybridops.inventory import (
     WorkloadSettings,
     write_inventory,
 )
+from hybridops.lab import dns_state
+from hybridops.lab.dns_state import run_sync
 from hybridops.lab.monitoring import ALERT_TOKEN_ENV, Monitoring, alert_token
 from hybridops.models import Cloud, SignalName
 from hybridops.workload import workload_ddl
+
+if TYPE_CHECKING:
+    from activities.dns.route53 import Route53Driver
 
 STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
 """The lab's cloud signals that are known without monitoring."""
@@ -75,6 +80,14 @@ class LabPorts:
     """The alert receiver (``hybridops serve alerts``)."""
 
 
+@dataclass(frozen=True)
+class WritableSite:
+    """A server that accepts writes (see :meth:`Lab.writable_sites`)."""
+
+    site: str
+    timeline: int
+
+
 def wait_until(what: str, check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
     """Poll ``check()`` until it returns something truthy; :class:`LabError` at the deadline."""
     deadline = time.monotonic() + timeout
@@ -99,6 +112,10 @@ class Lab:
         self.queue_suffix = queue_suffix
         self.run_as = PG_USER if os.geteuid() == 0 else None
         self.bins = pgbin.bin_dir()
+        self.dns_note = ""
+        """What the last :meth:`start_dns` did with the records (kept, re-applied, first start)."""
+        self.dns_stale = False
+        """Whether it re-applied a snapshot older than the DNS server's end (killed, not stopped)."""
 
     # ------------------------------------------------------------------ layout
 
@@ -333,23 +350,75 @@ class Lab:
                     == 200
                 ),
             )
-        from activities.dns.route53 import Route53Driver
-
-        os.environ.update(self.env())
-        dns = Route53Driver(self.inventory().dns)
+        dns = self._dns()
         dns.create_zone_sync()
-        if dns._get_sync(RECORD, "A") is None:
-            import asyncio
-
-            asyncio.run(dns.ensure_record(RECORD, "A", [self.ip("onprem")], 1))
+        kept = dns_state.DnsSnapshot.load(self.dns_file)
+        self.dns_stale = False
+        if run_sync(dns.get_record(RECORD, "A")) is not None:
+            self.dns_note = f"DNS kept: {RECORD} -> {self.dns_site()} (the server was running)"
+        elif kept is None or not kept.values:
+            # Only a lab that never had a record (first up, or after reset) starts at onprem.
+            run_sync(dns.ensure_record(RECORD, "A", [self.ip("onprem")], 1))
+            self.dns_note = f"DNS first start: {RECORD} -> onprem"
+        else:
+            run_sync(dns_state.reapply(dns, kept))
+            self.dns_stale = kept.taken_by != "down"
+            weights = "".join(
+                f", {kept.weighted_record} {k} {w}" for k, (_, w) in sorted(kept.weights.items())
+            )
+            self.dns_note = (
+                f"DNS re-applied the snapshot of {kept.taken_at:%Y-%m-%d %H:%M:%S} UTC (lab {kept.taken_by}):"
+                f" {RECORD} -> {self.dns_site()}{weights}"
+            )
+            if self.dns_stale:
+                self.dns_note += (
+                    ". The DNS server had stopped without `lab down`: changes made after the snapshot"
+                    " (a failover's cutover) are lost; check `hybridops lab status`."
+                )
+        self.snapshot_dns("up")
 
     def point_dns(self, site: str) -> None:
-        import asyncio
+        run_sync(self._dns().ensure_record(RECORD, "A", [self.ip(site)], 1))
+        self.snapshot_dns("point_dns")
 
+    @property
+    def dns_file(self) -> Path:
+        """The last snapshot of the lab's DNS records (:mod:`hybridops.lab.dns_state`)."""
+        return self.root / "dns.json"
+
+    def _dns(self) -> Route53Driver:
         from activities.dns.route53 import Route53Driver
 
         os.environ.update(self.env())
-        asyncio.run(Route53Driver(self.inventory().dns).ensure_record(RECORD, "A", [self.ip(site)], 1))
+        return Route53Driver(self.inventory().dns)
+
+    def snapshot_dns(self, taken_by: str) -> dns_state.DnsSnapshot:
+        """Keep what the DNS server holds now in :attr:`dns_file`; raises when it does not answer
+        (the last snapshot stays)."""
+        inv = self.inventory()
+        snap = run_sync(
+            dns_state.take(
+                self._dns(),
+                RECORD,
+                1,
+                inv.burst.record or f"app.{inv.dns.zone}",
+                inv.burst.ttl,
+                taken_by,
+            )
+        )
+        snap.save(self.dns_file)
+        return snap
+
+    def dns_site(self) -> str | None:
+        """The site the A record points at (its value when no site listens there); None when
+        there is no record or the DNS server does not answer."""
+        try:
+            rec = run_sync(self._dns().get_record(RECORD, "A"))
+        except HybridOpsError:
+            return None
+        if rec is None or not rec.values:
+            return None
+        return self.inventory().site_by_host(rec.values[0]) or rec.values[0]
 
     def _pg(self, tool: str, *args: str, timeout: float = 120) -> str:
         return pgbin.run(self.bins, tool, list(args), self.run_as, timeout=timeout)
@@ -492,8 +561,8 @@ class Lab:
                 self._owned_dir(d / "log")
             if not self._running(site):
                 self.pg_start(site)
-        if not fenced:  # the starting topology: both standbys stream from onprem
-            wait_until("both standbys streaming", lambda: self._streaming() >= 2)
+        if not fenced:  # the starting topology: the standbys stream (a promoted one, not)
+            wait_until("the standbys streaming", self._standbys_streaming)
 
     def _running(self, site: str) -> bool:
         pid_file = self.data_dir(site) / "postmaster.pid"
@@ -505,18 +574,18 @@ class Lab:
             return False
         return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
-    def _streaming(self) -> int:
-        with psycopg.connect(
-            host=self.ip("onprem"),
-            port=self.ports.pg,
-            user="postgres",
-            dbname="postgres",
-            connect_timeout=2,
-        ) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-            ).fetchone()
-            return int(row[0]) if row else 0
+    def _standbys_streaming(self) -> bool:
+        """Every cloud server that is in recovery has a streaming WAL receiver."""
+        for site in ("azure", "gcp"):
+            with psycopg.connect(
+                host=self.ip(site), port=self.ports.pg, user="postgres", dbname="postgres", connect_timeout=2
+            ) as conn:
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver)"
+                ).fetchone()
+            if row is None or (row[0] and row[1] != "streaming"):
+                return False
+        return True
 
     def stop_postgres(self, mode: str = "fast") -> None:
         for site in SITES:
@@ -631,6 +700,11 @@ class Lab:
         self.monitoring.stop()
         self.stop_postgres()
         self.stop_scratch()
+        if self.pid("dns"):
+            try:
+                self.snapshot_dns("down")
+            except HybridOpsError:
+                pass  # it does not answer: the last snapshot stays
         for name in ("dns", "temporal"):
             self._stop(name)
 
@@ -663,10 +737,12 @@ class Lab:
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+        self.dns_file.unlink(missing_ok=True)  # the new databases' lab starts at onprem
         self.start_postgres()
         self.start_dns()
         self.ensure_gitops_repo()
         self.point_dns("onprem")
+        self.snapshot_dns("reset")
         if writer:
             self.start_writer()
 
@@ -693,8 +769,55 @@ class Lab:
         except psycopg.Error:
             return "down"
 
+    def writable_sites(self) -> list[WritableSite]:
+        """Read-only. The servers that accept writes now: running, answering, not in recovery,
+        ``default_transaction_read_only`` off. More than one is a split brain."""
+        found = []
+        for site in SITES:
+            if not self._running(site):
+                continue
+            try:
+                with psycopg.connect(
+                    host=self.ip(site),
+                    port=self.ports.pg,
+                    user="postgres",
+                    dbname="postgres",
+                    connect_timeout=2,
+                ) as conn:
+                    row = conn.execute(
+                        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
+                        " CASE WHEN NOT pg_is_in_recovery() THEN pg_walfile_name(pg_current_wal_lsn()) END"
+                    ).fetchone()
+            except psycopg.Error:
+                continue
+            if row is not None and not row[0] and row[1] == "off":
+                found.append(WritableSite(site=site, timeline=int(row[2][:8], 16)))
+        return found
+
+    def warnings(self) -> list[str]:
+        """Read-only. What an operator must not miss about the lab's topology: two or more
+        writable servers (named, with their timelines), and DNS pointing elsewhere than at the
+        single writable server. Empty when all is well."""
+        writable = self.writable_sites()
+        names = ", ".join(f"{w.site} (timeline {w.timeline})" for w in writable) or "none"
+        out = []
+        if len(writable) > 1:
+            out.append(
+                f"{len(writable)} writable servers: {names}. Clients writing to more than one make"
+                " the databases diverge. Stop the writers (lab writer, apps), keep the one DNS points"
+                " at or the one with the data you trust, fence the others and rejoin them as its"
+                " standbys: runbooks/failover.md, 'Two writable servers'."
+            )
+        at = self.dns_site()
+        if at is not None and [w.site for w in writable] != [at]:
+            out.append(
+                f"DNS ({RECORD}) points at {at}, which is not the single writable server (writable: {names})."
+            )
+        return out
+
     def status(self) -> dict[str, Any]:
-        """Each part: running or not, and for databases their role."""
+        """Each part: running or not, and for databases their role; where DNS points, and the
+        :meth:`warnings`."""
         out: dict[str, Any] = {"root": str(self.root), "ports": asdict(self.ports)}
         for name in ("temporal", "dns", "worker", "writer"):
             out[name] = "running" if self.pid(name) else "stopped"
@@ -705,6 +828,8 @@ class Lab:
             if (self.data_dir(site) / "hybridops.fence.json").exists():
                 role += " (fenced)"
             out[f"pg:{site}"] = role
+        out["dns record"] = (self.dns_site() or "?") if self.pid("dns") else "stopped"
+        out["warnings"] = self.warnings()
         return out
 
 

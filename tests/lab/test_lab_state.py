@@ -1,0 +1,95 @@
+"""The lab keeps its DNS across `lab down` / `lab up` and a killed DNS server, and says so
+loudly when two servers are writable (hybridops/lab/lab.py, hybridops/lab/dns_state.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from activities.dns.route53 import Route53Driver
+from hybridops import cli
+from hybridops.lab import Lab
+from hybridops.lab.dns_state import run_sync
+from hybridops.lab.lab import WritableSite, wait_until
+from tests.lab.helpers import dns_points_at
+
+QUIET = {"temporal": False, "worker": False, "writer": False, "monitoring": False}
+
+
+def _weights(lab: Lab) -> dict[str, tuple[str, int]]:
+    inv = lab.inventory()
+    return run_sync(Route53Driver(inv.dns).get_weights(f"app.{inv.dns.zone}"))
+
+
+def test_dns_comes_back_where_it_was_after_down_and_up(lab: Lab) -> None:
+    assert lab.dns_note.startswith("DNS first start") and dns_points_at(lab) == "onprem"
+    lab.point_dns("azure")
+    inv = lab.inventory()
+    burst = {"onprem": (lab.ip("onprem"), 70), "azure": (lab.ip("azure"), 30)}
+    run_sync(Route53Driver(inv.dns).ensure_weights(f"app.{inv.dns.zone}", "A", burst, inv.burst.ttl))
+
+    lab.down()
+    assert lab.pid("dns") is None
+    lab.up(**QUIET)
+
+    assert dns_points_at(lab) == "azure"
+    assert _weights(lab) == burst
+    assert "re-applied" in lab.dns_note and "(lab down)" in lab.dns_note and not lab.dns_stale
+
+
+def test_a_killed_dns_server_comes_back_with_the_last_snapshot(lab: Lab) -> None:
+    lab.point_dns("gcp")
+    pid = lab.pid("dns")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_until("the DNS server to die", lambda: lab.pid("dns") is None)
+
+    lab.up(**QUIET)
+
+    assert lab.pid("dns") not in (None, pid)
+    assert dns_points_at(lab) == "gcp"
+    assert lab.dns_stale and "(lab point_dns)" in lab.dns_note and "without `lab down`" in lab.dns_note
+
+
+def test_two_writable_servers_are_named_loudly(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lab.warnings() == []
+    # A stranger promotes azure by hand while onprem still runs.
+    with psycopg.connect(host=lab.ip("azure"), port=lab.ports.pg, user="postgres", autocommit=True) as conn:
+        conn.execute("SELECT pg_promote(true, 60)")
+
+    lab.up(**QUIET)  # must not hang on azure, which no longer streams
+
+    assert lab.writable_sites() == [WritableSite("onprem", 1), WritableSite("azure", 2)]
+    warnings = lab.warnings()
+    assert len(warnings) == 2, warnings
+    split, dns = warnings
+    assert "2 writable servers: onprem (timeline 1), azure (timeline 2)" in split
+    assert "runbooks/failover.md" in split
+    assert "points at onprem, which is not the single writable server" in dns
+    assert lab.status()["warnings"] == warnings
+
+    # `hybridops lab status`: the table on stdout, the warnings on stderr, exit 0.
+    monkeypatch.setattr(cli, "_lab", lambda: lab)
+    result = CliRunner().invoke(cli.app, ["lab", "status"])
+    assert result.exit_code == 0, result.output
+    stderr = " ".join(result.stderr.split())
+    assert "WARNING: 2 writable servers: onprem (timeline 1), azure (timeline 2)" in stderr
+    assert "WARNING" not in result.stdout
+
+
+def test_lab_reset_starts_the_snapshots_anew_at_onprem(lab: Lab) -> None:
+    lab.point_dns("azure")
+    lab.reset()
+    pid = lab.pid("dns")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_until("the DNS server to die", lambda: lab.pid("dns") is None)
+
+    lab.up(**QUIET)
+
+    assert dns_points_at(lab) == "onprem"
+    assert "(lab reset)" in lab.dns_note

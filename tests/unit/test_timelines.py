@@ -1,0 +1,90 @@
+"""The WAL archive's timelines and the check after a promotion (activities/postgres/timelines.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from activities.postgres import timelines
+from activities.postgres.timelines import archived_timelines, confirm_new_timeline
+from hybridops.errors import TimelineCollision
+
+OURS = b"1\t0/5000000\tno recovery target specified\n"
+THEIRS = b"1\t0/4000000\tno recovery target specified\n"
+
+
+def _dirs(tmp_path: Path, archived_by_us: bool = True) -> tuple[Path, Path]:
+    archive, pg_wal = tmp_path / "archive", tmp_path / "pg_wal"
+    archive.mkdir()
+    (pg_wal / "archive_status").mkdir(parents=True)
+    (pg_wal / "00000002.history").write_bytes(OURS)
+    status = "done" if archived_by_us else "ready"
+    (pg_wal / "archive_status" / f"00000002.history.{status}").touch()
+    return archive, pg_wal
+
+
+def test_archived_timelines_reads_only_history_files(tmp_path: Path) -> None:
+    assert archived_timelines(tmp_path / "missing") == {}
+    (tmp_path / "00000002.history").write_bytes(OURS)
+    (tmp_path / "0000000A.history").write_bytes(THEIRS)
+    (tmp_path / "000000010000000000000003").write_bytes(b"wal")
+    (tmp_path / "00000003.history.tmp").write_bytes(b"partial")
+    assert archived_timelines(tmp_path) == {2: OURS, 10: THEIRS}
+
+
+async def test_new_timeline_and_our_history_file_pass(tmp_path: Path) -> None:
+    archive, own = _dirs(tmp_path)
+    (archive / "00000002.history").write_bytes(OURS)
+    note = await confirm_new_timeline("gcp", 2, {}, archive, own)
+    assert "timeline 2 is new" in note
+
+
+async def test_a_timeline_the_archive_held_is_a_collision(tmp_path: Path) -> None:
+    archive, own = _dirs(tmp_path)
+    with pytest.raises(TimelineCollision) as err:
+        await confirm_new_timeline("gcp", 2, {2: THEIRS}, archive, own)
+    assert err.value.ids == {"site": "gcp", "timeline": 2} and not err.value.retryable
+
+
+async def test_another_servers_history_file_is_a_collision(tmp_path: Path) -> None:
+    archive, own = _dirs(tmp_path)
+    (archive / "00000002.history").write_bytes(THEIRS)  # archived between our look and our promotion
+    with pytest.raises(TimelineCollision, match="another server's") as err:
+        await confirm_new_timeline("gcp", 2, {}, archive, own)
+    assert err.value.ids == {"site": "gcp", "timeline": 2}
+
+
+async def test_our_copy_being_written_is_waited_for(tmp_path: Path) -> None:
+    archive, own = _dirs(tmp_path)
+    path = archive / "00000002.history"
+    path.write_bytes(OURS[:5])
+
+    async def finish() -> None:
+        await asyncio.sleep(0.2)
+        path.write_bytes(OURS)
+
+    task = asyncio.create_task(finish())
+    note = await confirm_new_timeline("gcp", 2, {1: b""}, archive, own)
+    await task
+    assert "is new" in note
+
+
+async def test_an_identical_file_we_did_not_archive_is_a_collision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers promoted at the same LSN: the same content; ours stays .ready (refused)."""
+    archive, own = _dirs(tmp_path, archived_by_us=False)
+    (archive / "00000002.history").write_bytes(OURS)
+    monkeypatch.setattr(timelines, "ARCHIVE_WAIT_S", 0.1)
+    with pytest.raises(TimelineCollision, match="did not put there") as err:
+        await confirm_new_timeline("gcp", 2, {}, archive, own)
+    assert err.value.ids == {"site": "gcp", "timeline": 2}
+
+
+async def test_not_archived_in_time_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive, own = _dirs(tmp_path)
+    monkeypatch.setattr(timelines, "ARCHIVE_WAIT_S", 0.1)
+    note = await confirm_new_timeline("gcp", 2, {}, archive, own)
+    assert "not archived" in note and "not checked" in note
