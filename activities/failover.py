@@ -51,6 +51,7 @@ from hybridops.models import (
     VerifyInput,
     VerifyResult,
 )
+from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
 from hybridops.workload import read_ledger
 
@@ -135,6 +136,7 @@ class FailoverActivities:
             dns_value=value,
             placement=inv.placement.value,
             queue_suffix=inv.task_queue_suffix,
+            policy=load_policy(inv.policy),
         )
 
     @step_activity("assess_sites")

@@ -123,6 +123,12 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
         if k not in ("root", "ports", "warnings"):
             table.add_row(k, str(v))
     console.print(table)
+    if status.get("dns") == "running":
+        # The same reading the runbooks make: every server asked, DNS asked, findings named.
+        from workers.main import build_activities
+
+        os.environ.update(_lab().env())
+        print_topology(_run(build_activities(_lab().inventory(), client=None).topology.read()))
     _print_lab_warnings(status["warnings"])
 
 

@@ -73,7 +73,3 @@ class InjectedFault(FatalError):
 class SafetyRuleViolated(FatalError):
     """A safety rule blocks the step (DESIGN.md rule 12): ids name the rules and the sites.
     Only an approval that overrides the rule by name lets the step through."""
-
-
-class TimelineCollision(FatalError):
-    """A promotion would write (or wrote) a timeline the WAL archive holds from another server."""

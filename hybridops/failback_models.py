@@ -18,6 +18,7 @@ from hybridops.models import (
     ApprovalRecord,
     Contract,
     Finding,
+    LeaseGrant,
     RuleViolation,
     RunStatus,
     StepRecord,
@@ -102,6 +103,9 @@ class FailbackInput(Contract):
     """Why this run was started, for the evidence."""
     requested_by: str = "unknown"
     """Who or what started the run, for the evidence."""
+    lease_wait_s: float = Field(default=0.0, ge=0, le=86400)
+    """How long to wait for another runbook holding the database's topology lease; 0 refuses
+    at once, naming the holder."""
 
 
 class FailbackResult(Contract):
@@ -153,6 +157,8 @@ class FailbackResult(Contract):
     findings: list[Finding] = []
     blocked_by: list[RuleViolation] = []
     """Safety rules that blocked a step (overridden or not)."""
+    lease: LeaseGrant | None = None
+    """The topology lease this run held (or was refused)."""
 
 
 # --------------------------------------------------------------------------- activity I/O

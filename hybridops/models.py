@@ -116,6 +116,9 @@ class FailoverInput(Contract):
     max_catchup_s: float = Field(default=30.0, ge=0)
     """How long promotion waits for the target to replay all WAL it has received (and, when
     the old primary was fenced while alive, up to its last LSN) before it gives up."""
+    lease_wait_s: float = Field(default=0.0, ge=0, le=86400)
+    """How long to wait for another runbook that holds the database's topology lease (a
+    failover or failback in progress); 0 refuses at once, naming the holder."""
 
 
 class StepRecord(Contract):
@@ -488,6 +491,8 @@ class FailoverResult(Contract):
     """How the old primary was fenced: verified (a token) or not."""
     blocked_by: list[RuleViolation] = []
     """Safety rules that blocked a step (overridden or not)."""
+    lease: LeaseGrant | None = None
+    """The topology lease this run held (or was refused)."""
 
 
 class Progress(Contract):
@@ -547,6 +552,9 @@ class PlanResult(ActivityResult):
     """``colocated`` or ``queues``: where steps run (see workflows/steps.py)."""
     queue_suffix: str = ""
     """The inventory's ``task_queue_suffix``, appended to the queue of every queued step."""
+    policy: Policy | None = None
+    """The policy in force (its approvals and safety rules), for runbooks that gather no
+    signals (failback); None in histories of runs before it was recorded here."""
 
 
 class AssessInput(Contract):

@@ -23,6 +23,7 @@ from activities.drill import DrillActivities
 from activities.failback import FailbackActivities
 from activities.failover import FailoverActivities
 from activities.infra import make_infra_driver
+from activities.lease import LeaseActivities
 from activities.postgres import make_postgres_driver
 from hybridops.constants import TaskQueue
 from hybridops.inventory import Inventory
@@ -31,10 +32,18 @@ from workflows.burst import BurstWorkflow
 from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
+from workflows.lease import TopologyLeaseWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [FailoverWorkflow, FailbackWorkflow, DrillWorkflow, BurstWorkflow, BootstrapWorkflow]
+WORKFLOWS = [
+    FailoverWorkflow,
+    FailbackWorkflow,
+    DrillWorkflow,
+    BurstWorkflow,
+    BootstrapWorkflow,
+    TopologyLeaseWorkflow,
+]
 
 
 def build_activities(inventory: Inventory, client: Client | None) -> FailoverActivities:
@@ -65,6 +74,7 @@ def build_workers(
             inventory, make_infra_driver(inventory.infra), make_dns_driver(inventory.dns), client
         ).all()
         acts += BootstrapActivities(inventory, client).all()
+        acts += LeaseActivities(inventory, client).all()
     workers = []
     for queue in queues:
         workers.append(

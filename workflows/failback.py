@@ -66,13 +66,12 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy
     from hybridops.topology import establish
     from workflows import steps
-    from workflows.guard import Rejected, SafetyGuard, validate_override
+    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard, validate_override
+    from workflows.lease import acquire_lease, lease_refused, release_lease
     from workflows.saga import Saga
     from workflows.steps import describe_error
 
 R = TypeVar("R", bound=ActivityResult)
-TOPOLOGY_PATCH = "topology-from-servers"
-"""Runs from this patch on take the cloud primary from the servers, not from DNS (issue 9)."""
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -95,6 +94,9 @@ class FailbackWorkflow(SafetyGuard):
         self._placement = "colocated"
         self._queue_suffix = ""
         self._blocked: list[RuleViolation] = []
+        self._v2 = False
+        """This run follows SAFETY_PATCH (decided once, at the start of ``run``)."""
+        self._policy_in_force: Policy | None = None
 
     # ------------------------------------------------------------------ handlers
 
@@ -146,7 +148,12 @@ class FailbackWorkflow(SafetyGuard):
         )
         saga = Saga()
         failure: BaseException | None = None
+        self._v2 = workflow.patched(SAFETY_PATCH)
         try:
+            if self._v2:
+                res.lease = await acquire_lease("failback", inp.lease_wait_s)
+                if not res.lease.granted:
+                    raise lease_refused(res.lease)
             await self._failback(inp, res, saga)
             res.status = RunStatus.SUCCEEDED
         except (Exception, asyncio.CancelledError) as err:
@@ -165,6 +172,8 @@ class FailbackWorkflow(SafetyGuard):
                 except Exception as comp_err:
                     res.status = RunStatus.FAILED
                     res.error += f"; a compensation failed: {describe_error(comp_err)}"
+        if res.lease is not None and res.lease.granted:
+            await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
         self._status = res.status
         res.steps, res.compensations, res.approvals = self._steps, self._compensations, self._approvals
         res.ended_at = workflow.now()
@@ -208,7 +217,7 @@ class FailbackWorkflow(SafetyGuard):
         home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
         if home not in sites:
             raise _refuse(f"home: no site {home!r} in the inventory ({sorted(sites)})", "InputError")
-        if workflow.patched(TOPOLOGY_PATCH):
+        if self._v2:
             # The servers say who the primary is; DNS only where clients go.
             assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
             topology = establish(
@@ -283,8 +292,13 @@ class FailbackWorkflow(SafetyGuard):
         )
         res.catch_up_seconds = caught.waited_s
 
-        if inp.require_approval:
+        policy = plan.policy if self._v2 else None
+        self._policy_in_force = policy
+        if inp.require_approval or (policy is not None and policy.approval.failback):
             await self._approval_gate(inp)
+        if self._v2:
+            # After the waits (catch-up, the gate): look again before pausing anything.
+            await self._look_again(plan, home, primary)
 
         # The switchover. Writes pause on the cloud primary (undone by resuming them), home
         # replays everything the primary wrote, then home is promoted: the point of no return.
@@ -381,13 +395,43 @@ class FailbackWorkflow(SafetyGuard):
             "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), ActivityResult
         )
 
-    @staticmethod
-    def _policy(inp: FailbackInput) -> Policy:
-        """Failback reads no policy file (it gathers no signals): break glass is on, and a
-        blocked step waits as long as the approval gate does."""
+    def _policy(self, inp: FailbackInput) -> Policy:
+        """The policy the plan recorded; histories before it: break glass on, waiting as long
+        as the approval gate does."""
+        if self._policy_in_force is not None:
+            return self._policy_in_force
         policy = Policy()
         policy.safety.break_glass_timeout_s = min(inp.approval_timeout_s, 86400.0)
         return policy
+
+    async def _look_again(self, plan: PlanResult, home: str, primary: str) -> None:
+        """DNS, the servers: still the cloud primary writable alone, home still its streaming
+        standby? Else stop before pausing writes, saying what changed."""
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(), PlanResult)
+        now = await self._step(
+            "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
+        )
+        topology = establish(
+            now.states, plan_now.dns_record, plan_now.dns_value, plan_now.current_primary or None
+        )
+        changes = []
+        if plan_now.current_primary != plan.current_primary:
+            changes.append(
+                f"DNS pointed at {plan.current_primary or 'nothing'},"
+                f" now at {plan_now.current_primary or 'nothing'}"
+            )
+        if topology.writable != [primary]:
+            changes.append(f"writable servers are {topology.writable or 'none'}, not [{primary}]")
+        h = topology.state(home)
+        if h is None or not h.reachable or not h.in_recovery or h.upstream != primary:
+            changes.append(f"{home} is no longer a standby of {primary}")
+        if changes:
+            raise _refuse(
+                "the world changed while the run waited: "
+                + "; ".join(changes)
+                + ". Writes were not paused; start a new run on the world as it is",
+                "WorldChanged",
+            )
 
     async def _close_if_promoted(self, home: str, saga: Saga, res: FailbackResult) -> None:
         """Before resuming writes on the cloud primary, look: if home is already a primary

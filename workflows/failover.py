@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRecord,
         AssessInput,
         AssessResult,
+        Decision,
         DecisionRequest,
         DecisionType,
         DnsCutoverInput,
@@ -67,18 +68,52 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, establish, keep_writer
     from workflows import steps
-    from workflows.guard import Rejected, SafetyGuard, validate_override
+    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard, validate_override
+    from workflows.lease import acquire_lease, lease_refused, release_lease
     from workflows.saga import Saga
 
 R = TypeVar("R", bound=ActivityResult)
 
-TOPOLOGY_PATCH = "topology-from-servers"
-"""Runs from this patch on take the primary from the servers, not from DNS (issue 9); the
-histories of earlier runs replay on the old path."""
-
 
 describe_error, failed_attempts = steps.describe_error, steps.failed_attempts
 _describe, _attempts = describe_error, failed_attempts  # the names they had
+
+
+def world_changes(
+    plan: PlanResult,
+    before: AssessResult,
+    decision: Decision,
+    plan_now: PlanResult,
+    now: AssessResult,
+    again: Decision,
+) -> list[str]:
+    """What moved between two looks at the world, in words (empty: nothing that matters)."""
+    out = []
+    if plan_now.current_primary != plan.current_primary:
+        out.append(
+            f"DNS pointed at {plan.current_primary or 'nothing'},"
+            f" now at {plan_now.current_primary or 'nothing'}"
+        )
+    was = {s.site: s for s in before.states}
+    for s in now.states:
+        w = was.get(s.site)
+        if w is None:
+            continue
+        if s.writable != w.writable:
+            out.append(f"{s.site} {'accepts' if s.writable else 'no longer accepts'} writes")
+        elif s.reachable != w.reachable or s.in_recovery != w.in_recovery:
+            role = lambda x: "down" if not x.reachable else ("standby" if x.in_recovery else "primary")  # noqa: E731
+            out.append(f"{s.site} was {role(w)}, is {role(s)}")
+        elif s.timeline != w.timeline:
+            out.append(f"{s.site} moved from timeline {w.timeline} to {s.timeline}")
+        if s.fenced != w.fenced:
+            out.append(f"{s.site} {'was fenced' if s.fenced else 'lost its fence mark'} meanwhile")
+    if again.target != decision.target or again.dr_mode != decision.dr_mode:
+        out.append(
+            f"the policy now decides {again.decision_type.value} to {again.target or '-'}"
+            f" ({again.dr_mode.value}), not to {decision.target} ({decision.dr_mode.value})"
+        )
+    return out
 
 
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
@@ -98,6 +133,8 @@ class FailoverWorkflow(SafetyGuard):
         self._alerts: list[AlertNotice] = []
         self._blocked: list[RuleViolation] = []
         """The safety rules a step waits on an override for (break glass)."""
+        self._v2 = False
+        """This run follows :data:`SAFETY_PATCH` (decided once, at the start of ``run``)."""
 
     # ------------------------------------------------------------------ handlers
 
@@ -157,7 +194,12 @@ class FailoverWorkflow(SafetyGuard):
         )
         saga = Saga()
         failure: BaseException | None = None
+        self._v2 = workflow.patched(SAFETY_PATCH)
         try:
+            if self._v2:
+                res.lease = await acquire_lease("failover", inp.lease_wait_s)
+                if not res.lease.granted:
+                    raise lease_refused(res.lease)
             await self._failover(inp, res, saga)
             res.status = RunStatus.SUCCEEDED
         except (Exception, asyncio.CancelledError) as err:
@@ -176,6 +218,9 @@ class FailoverWorkflow(SafetyGuard):
                 except Exception as comp_err:
                     res.status = RunStatus.FAILED
                     res.error += f"; a compensation failed: {describe_error(comp_err)}"
+        if res.lease is not None and res.lease.granted:
+            # Every ending gives the lease back: success, compensation, failure, cancellation.
+            await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
         self._status = res.status
         res.steps, res.compensations, res.approvals = (
             self._steps,
@@ -226,7 +271,7 @@ class FailoverWorkflow(SafetyGuard):
         )
         topology: Topology | None = None
         current = plan.current_primary  # histories before the patch: the primary from DNS
-        if workflow.patched(TOPOLOGY_PATCH):
+        if self._v2:
             topology = establish(
                 assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
             )
@@ -287,6 +332,20 @@ class FailoverWorkflow(SafetyGuard):
         old = decision.old_primary
         await steps.checkpoint("decided")
 
+        if self._v2:
+            # The gate comes before anything that hurts a live primary (a run waiting an hour
+            # must not keep a healthy primary fenced for that hour), and the run looks again
+            # after it: the world may have moved while it waited.
+            old_state = next((s for s in assessed.states if s.site == old), None)
+            unreachable = old_state is None or not old_state.reachable
+            if (
+                inp.require_approval
+                or decision.requires_approval
+                or (unreachable and policy.safety.unverified_fence_requires_approval)
+            ):
+                await self._approval_gate(inp)
+                await self._look_again(inp, plan, assessed, decision, request)
+
         self._phase = Phase.PREPARE_TARGET
         saga.register(
             "release_target",
@@ -315,11 +374,7 @@ class FailoverWorkflow(SafetyGuard):
                 )
             )
 
-        if (
-            inp.require_approval
-            or decision.requires_approval
-            or (unverified and policy.safety.unverified_fence_requires_approval)
-        ):
+        if not self._v2 and (inp.require_approval or decision.requires_approval):
             await self._approval_gate(inp)
 
         self._phase = Phase.PROMOTE
@@ -380,6 +435,35 @@ class FailoverWorkflow(SafetyGuard):
 
         if inp.await_alert_resolve_s > 0:
             await self._await_resolve(inp.await_alert_resolve_s)
+
+    async def _look_again(
+        self,
+        inp: FailoverInput,
+        plan: PlanResult,
+        before: AssessResult,
+        decision: Decision,
+        request: DecisionRequest,
+    ) -> None:
+        """After a wait, read DNS, the servers and the signals again, and decide again on
+        them: when the world moved (DNS, who is writable, the target's role or timeline, the
+        decision), stop before acting, saying what changed."""
+        self._phase = Phase.DECIDE
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        now = await self._step(
+            "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
+        )
+        gathered = await self._step(
+            "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
+        )
+        again, _ = decide(request, plan.sites, now.states, gathered)
+        changes = world_changes(plan, before, decision, plan_now, now, again)
+        if changes:
+            raise ApplicationError(
+                "the world changed while the run waited: " + "; ".join(changes) + ". Nothing was fenced"
+                " or promoted; start a new run on the world as it is",
+                type="WorldChanged",
+                non_retryable=True,
+            )
 
     async def _settle_split_brain(
         self, topology: Topology, policy: Policy, res: FailoverResult, run_id: str

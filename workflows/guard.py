@@ -33,6 +33,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import steps
 
 A = TypeVar("A", bound=ActivityResult)
+SAFETY_PATCH = "never-two-writers"
+"""Runs from this patch on hold the topology lease, take the primary from the servers (not
+from DNS), wait for approval before fencing and look again after it; the histories of earlier
+runs replay on the old path."""
 SAFETY_RULE_ERROR = "SafetyRuleViolated"
 """The ``ApplicationError`` type of a step a safety rule blocked (hybridops.errors)."""
 

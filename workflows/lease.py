@@ -19,11 +19,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from hybridops.constants import ACQUIRE_UPDATE, LEASE_QUERY, RELEASE_SIGNAL, WorkflowType
     from hybridops.models import HolderInput, HolderResult, LeaseGrant, LeaseHolder, LeaseRequest, LeaseState
 
+ACQUIRE_LEASE = "acquire_lease"
 HOLDER_OPEN = "lease_holder_open"
 """The activity that asks Temporal whether the holder's run is still open."""
 
@@ -32,17 +34,10 @@ HOLDER_OPEN = "lease_holder_open"
 class TopologyLeaseWorkflow:
     """Holds the one lease on a database's topology; runs until nobody needs it."""
 
-    def __init__(self) -> None:
-        self._state: LeaseState | None = None
-
-    @property
-    def state(self) -> LeaseState:
-        assert self._state is not None
-        return self._state
-
     @workflow.init
-    def _init(self, state: LeaseState) -> None:
-        self._state = state
+    def __init__(self, state: LeaseState) -> None:
+        # Handlers may run before ``run`` starts (an acquire that started the workflow).
+        self.state = state
 
     @workflow.query(name=LEASE_QUERY)
     def holder(self) -> LeaseHolder | None:
@@ -126,3 +121,48 @@ class TopologyLeaseWorkflow:
                 self.state.holder = None
             if workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished():
                 workflow.continue_as_new(self.state)
+
+
+# ---------------------------------------------------------------------- used by the runbooks
+
+
+async def acquire_lease(runbook: str, wait_s: float) -> LeaseGrant:
+    """Ask for the lease for the calling run (a queued activity on the run's own task queue:
+    it may wait, and only the control worker needs the client it takes)."""
+    info = workflow.info()
+    return await workflow.execute_activity(
+        ACQUIRE_LEASE,
+        LeaseRequest(workflow_id=info.workflow_id, run_id=info.run_id, runbook=runbook, wait_s=wait_s),
+        result_type=LeaseGrant,
+        task_queue=info.task_queue,
+        start_to_close_timeout=timedelta(seconds=wait_s + 60),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5), maximum_attempts=10),
+    )
+
+
+async def release_lease(grant: LeaseGrant) -> None:
+    """Give the lease back (a Signal: no activity, so it works in every ending, even while
+    the run is being cancelled). A lease workflow that is gone has nothing to release."""
+    try:
+        await workflow.get_external_workflow_handle(grant.lease_id).signal(
+            RELEASE_SIGNAL, workflow.info().workflow_id
+        )
+    except Exception as err:  # not found: it ended, and the lease with it
+        workflow.logger.warning("releasing lease %s: %s", grant.lease_id, err)
+
+
+def lease_refused(grant: LeaseGrant) -> ApplicationError:
+    """The error of a run that did not get the lease: who holds it, since when."""
+    h = grant.holder
+    who = (
+        f"{h.workflow_id} ({h.runbook or 'a runbook'}, since {h.since:%Y-%m-%dT%H:%M:%SZ})"
+        if h and h.since
+        else "?"
+    )
+    return ApplicationError(
+        f"another runbook changes this database's topology: {who}; wait for it to end, or start"
+        " this run with lease_wait_s to wait (lease " + grant.lease_id + ")",
+        type="LeaseHeld",
+        non_retryable=True,
+    )

@@ -14,7 +14,7 @@ from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
 from hybridops.lab import Lab
 from hybridops.models import ApprovalInput, ApprovalRecord, FailoverInput, Progress
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_points_at, eventually, fenced, role, start
+from tests.lab.helpers import can_write, dns_points_at, eventually, fenced, role, start
 
 
 async def _waiting(handle) -> bool:  # type: ignore[no-untyped-def]
@@ -29,8 +29,8 @@ async def test_gate_waits_then_proceeds_on_approval(client: Client, lab: Lab, ru
     handle = await start(client, inv, FailoverInput(require_approval=True))
     await eventually("the approval gate", lambda: _waiting(handle))
 
-    # Waiting: fenced, not promoted, DNS not moved.
-    assert fenced(lab, "onprem")
+    # Waiting: nothing touched yet (the gate comes before fencing), not promoted, DNS not moved.
+    assert not fenced(lab, "onprem")
     assert role(lab, "azure") == "standby" and role(lab, "gcp") == "standby"
     assert dns_points_at(lab) == "onprem"
 
@@ -59,7 +59,8 @@ async def test_rejection_compensates(client: Client, lab: Lab, run_workers) -> N
     await run_workers(client, inv)
     handle = await start(client, inv, FailoverInput(require_approval=True))
     await eventually("the approval gate", lambda: _waiting(handle))
-    assert role(lab, "onprem") == "down"  # fenced while alive: stopped
+    # The gate comes before fencing: a healthy primary keeps serving while the run waits.
+    assert role(lab, "onprem") == "primary" and not fenced(lab, "onprem") and can_write(lab, "onprem")
     await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="carol", approve=False, comment="not now"))
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
