@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
+from hybridops.markup import md, md_code
 from hybridops.models import FailoverResult, StepRecord
 
 MANIFEST = "manifest.json"
@@ -28,31 +29,32 @@ def render_report(r: FailoverResult) -> str:
     """The run as a short markdown report for people."""
     rto = f"{r.rto_seconds:.3f} s" if r.rto_seconds is not None else "not reached"
     lines = [
-        f"# {r.runbook.capitalize()} `{r.workflow_id}`: {r.status.value}",
+        f"# {r.runbook.capitalize()} `{md_code(r.workflow_id)}`: {r.status.value}",
         "",
-        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
         f"- Incident started: {r.incident_started_at.isoformat()}",
-        f"- Target: {r.target or '-'}",
+        f"- Target: {md(r.target or '-')}",
         f"- RTO: {rto}",
         f"- RPO: {r.rpo.transactions_lost if r.rpo.transactions_lost is not None else '?'}"
         f" transactions, {r.rpo.seconds if r.rpo.seconds is not None else '?'} s ({r.rpo.method})",
         f"- Point of no return passed: {'yes' if r.point_of_no_return_passed else 'no'}",
     ]
     if r.error:
-        lines += ["", f"**Error:** {r.error}"]
+        lines += ["", f"**Error:** {md(r.error)}"]
     if r.decision:
         d = r.decision
         lines += ["", "## Decision", ""]
         lines.append(
-            f"`{d.decision_id}`: {d.decision_type.value} to {d.target or '-'} ({d.target_cloud.value}),"
+            f"`{md_code(d.decision_id)}`: {d.decision_type.value} to {md(d.target or '-')}"
+            f" ({d.target_cloud.value}),"
             f" mode {d.dr_mode.value}, approval {'required' if d.requires_approval else 'not required'}"
         )
-        lines += [""] + [f"- {reason}" for reason in d.rationale] + [""]
+        lines += [""] + [f"- {md(reason)}" for reason in d.rationale] + [""]
         lines += _table(CANDIDATE_COLUMNS, candidate_rows(d))
     if r.signals:
         header, rows = signal_rows(r.signals)
         lines += ["", f"## Signals at {r.signals.taken_at.isoformat()}", "", *_table(header, rows)]
-        lines += [f"- source error: {e}" for e in r.signals.errors]
+        lines += [f"- source error: {md(e)}" for e in r.signals.errors]
     for title, steps in (("Steps", r.steps), ("Compensations", r.compensations)):
         if not steps:
             continue
@@ -66,25 +68,26 @@ def render_report(r: FailoverResult) -> str:
         for s in steps:
             mark = " (irreversible)" if s.irreversible else ""
             outcome = s.outcome.value if s.outcome else "-"
-            lines.append(f"| {s.name}{mark} | {outcome} | {s.attempts} | {_ms(s)} | {s.detail} |")
+            lines.append(f"| {md(s.name)}{mark} | {outcome} | {s.attempts} | {_ms(s)} | {md(s.detail)} |")
     if r.alerts:
         lines += ["", "## Alerts", ""]
         for notice in r.alerts:
-            names = ", ".join(notice.alertnames) or "-"
-            lines.append(f"- {notice.status} at {notice.received_at.isoformat()}: {names}")
+            names = md(", ".join(notice.alertnames) or "-")
+            lines.append(f"- {md(notice.status)} at {notice.received_at.isoformat()}: {names}")
     if r.approvals:
         lines += ["", "## Approvals", ""]
         for a in r.approvals:
             verdict = "approved" if a.approved else "rejected"
-            lines.append(f"- {verdict} by {a.by} at {a.at.isoformat()} {a.comment}".rstrip())
+            lines.append(f"- {verdict} by {md(a.by)} at {a.at.isoformat()} {md(a.comment)}".rstrip())
     return "\n".join(lines) + "\n"
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     def cells(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+        return "| " + " | ".join(md(c) for c in row) + " |"
 
-    return [cells(header), cells(tuple("---" for _ in header))] + [cells(r) for r in rows]
+    rule = "| " + " | ".join("---" for _ in header) + " |"
+    return [cells(header), rule] + [cells(r) for r in rows]
 
 
 def sha256(path: Path) -> str:
