@@ -8,15 +8,45 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
+from hybridops.errors import InputError
 from hybridops.markup import md, md_code
 from hybridops.models import FailoverResult, StepRecord
 
 MANIFEST = "manifest.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:@+=-]")
+_NAME_CHARS = 120
+"""Longest folder name kept from an id (a file name may have 255 bytes; the digest follows)."""
+
+
+def path_safe(name: str) -> str:
+    """``name`` as one folder name: itself when it is made of letters, digits and ``._:@+=-``
+    only (the ids HybridOps and Temporal's schedules make are); otherwise every other character
+    becomes ``_`` and a digest of the original follows, so two different ids never share a
+    folder. Never empty, never ``.`` or ``..``, never hidden, never a path."""
+    safe = _UNSAFE.sub("_", name)[:_NAME_CHARS]
+    if safe == name and safe.strip(".") and not safe.startswith("."):
+        return safe
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{safe.lstrip('.') or '_'}-{digest}"
+
+
+def evidence_folder(output_dir: Path, runbook: str, workflow_id: str) -> Path:
+    """``output_dir/<runbook>/<workflow id>``, both made path-safe (:func:`path_safe`), and
+    checked to be inside ``output_dir`` once resolved (a symlink in the way must not lead the
+    evidence elsewhere): an id ``../../x`` or ``/etc`` writes nowhere but there."""
+    root = Path(output_dir).resolve()
+    folder = root / path_safe(runbook) / path_safe(workflow_id)
+    if not folder.resolve().is_relative_to(root):
+        raise InputError(
+            f"workflow_id: its evidence folder {folder} leads outside {root}", workflow_id=workflow_id
+        )
+    return folder
 
 
 def _ms(step: StepRecord) -> str:

@@ -282,7 +282,7 @@ class BaseBackupDriver(BackupDriver):
                 return info
         raise BackupNotFound(f"backup {backup!r} does not exist in {self.repository}", backup=backup)
 
-    async def restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+    async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
         """Extract ``backup`` into ``data_dir`` (empty or absent; never a site's) and configure
         recovery from the archive (see :mod:`activities.backup.recovery`). Idempotent: a retry
         after a finished restore returns its result; after an interrupted one, starts over.

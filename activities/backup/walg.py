@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from activities.backup import recovery
-from activities.backup.base import LATEST, BackupDriver
+from activities.backup.base import LATEST, BackupDriver, check_backup_name
 from activities.backup.basebackup import format_lsn
 from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
@@ -186,7 +186,7 @@ class WalgBackupDriver(BackupDriver):
         if "WALG_SENTINEL_USER_DATA" not in self.inventory.backup.walg_env:
             extra["WALG_SENTINEL_USER_DATA"] = json.dumps({USER_DATA_SITE: site})
         _, stderr = await self._walg(
-            ["backup-push", str(data_dir)], self.push_timeout_s, site=site, extra=extra, as_pg_user=True
+            ["backup-push", "--", str(data_dir)], self.push_timeout_s, site=site, extra=extra, as_pg_user=True
         )
         backups = await self.list()
         if not backups:
@@ -220,7 +220,7 @@ class WalgBackupDriver(BackupDriver):
             raise BackupNotFound(f"no backup{when} in wal-g's storage", backup=backup)
         return backups[-1].name
 
-    async def restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+    async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
         """``wal-g backup-fetch`` into ``data_dir`` (as the PostgreSQL user), then recovery
         with ``restore_command`` running ``wal-g wal-fetch``. Idempotent like the interface
         says. Raises :class:`BackupNotFound` naming the backup."""
@@ -235,7 +235,10 @@ class WalgBackupDriver(BackupDriver):
         target = recovery.prepare_target(self.inventory, data_dir)
         try:
             await self._walg(
-                ["backup-fetch", str(target), name], self.fetch_timeout_s, as_pg_user=True, backup=name
+                ["backup-fetch", "--", str(target), check_backup_name(name)],
+                self.fetch_timeout_s,
+                as_pg_user=True,
+                backup=name,
             )
         except BackupNotFound:
             if not any(target.iterdir()):  # nothing fetched: leave nothing behind

@@ -21,7 +21,7 @@ from activities.backup import LATEST, BackupNotFound, make_backup_driver
 from activities.backup.basebackup import BaseBackupDriver
 from activities.backup.errors import BackupToolFailed, BackupToolTimeout
 from activities.backup.walg import ENV_FILE, WalgBackupDriver, backup_info
-from hybridops.errors import ConfigError, FatalError
+from hybridops.errors import ConfigError, FatalError, InputError
 from hybridops.inventory import BackupDriver as Kind
 from hybridops.inventory import BackupSettings, DnsSettings, Inventory, SiteConfig, parse_inventory
 
@@ -104,7 +104,7 @@ async def test_backup_push_then_list(driver: WalgBackupDriver, state: Path, tmp_
     assert [b.name for b in await driver.list()] == [info.name, second.name]
 
     push = next(c for c in calls(state) if c["argv"][0] == "backup-push")
-    assert push["argv"] == ["backup-push", str(tmp_path / "pg" / "onprem")]
+    assert push["argv"] == ["backup-push", "--", str(tmp_path / "pg" / "onprem")]
     assert push["env"]["PGHOST"] == "127.0.0.1" and push["env"]["PGPORT"] == "1"
     assert push["env"]["PGUSER"] == "backup"
     assert json.loads(push["env"]["WALG_SENTINEL_USER_DATA"]) == {"hybridops_site": "onprem"}
@@ -153,7 +153,7 @@ async def test_restore_latest_configures_recovery_without_secrets(
     result = await driver.restore(LATEST, data, None)
     assert result.backup == newest.name and result.target_time is None
     fetch = [c for c in calls(state) if c["argv"][0] == "backup-fetch"]
-    assert [c["argv"] for c in fetch] == [["backup-fetch", str(data), newest.name]]
+    assert [c["argv"] for c in fetch] == [["backup-fetch", "--", str(data), newest.name]]
 
     # Nothing of the source's production settings survives.
     assert (data / "recovery.signal").exists()
@@ -239,6 +239,19 @@ async def test_unknown_backup_is_a_fatal_error_naming_it(driver: WalgBackupDrive
     assert not data.exists()
 
 
+@pytest.mark.parametrize("name", ["--config=/etc/evil.yaml", "-h", "../other/backup", "a/b", "", "x\ny"])
+async def test_a_backup_name_that_is_no_name_is_refused_before_wal_g_runs(
+    driver: WalgBackupDriver, state: Path, tmp_path: Path, name: str
+) -> None:
+    """A name that wal-g would read as an option (``--config=...``) or a path is an input error
+    naming the field; wal-g is not run and nothing is written."""
+    data = tmp_path / "scratch" / "d" / "data"
+    with pytest.raises(InputError, match=r"^backup: ") as caught:
+        await driver.restore(name, data, None)
+    assert not caught.value.retryable
+    assert not (state / "calls.jsonl").exists() and not data.exists()
+
+
 async def test_no_backup_at_all(driver: WalgBackupDriver, tmp_path: Path) -> None:
     with pytest.raises(BackupNotFound, match="LATEST"):
         await driver.restore(LATEST, tmp_path / "scratch" / "d" / "data", None)
@@ -259,7 +272,8 @@ async def test_a_failure_carries_the_command_and_stderr_never_the_secret(
 async def test_a_secret_is_never_put_in_argv(driver: WalgBackupDriver, state: Path, tmp_path: Path) -> None:
     await driver.backup("onprem")
     before = len(calls(state))
-    with pytest.raises(ConfigError, match="secret") as caught:
+    # Refused as a backup name (it holds '/') before wal-g's argv is even built.
+    with pytest.raises(InputError, match="backup") as caught:
         await driver.restore(SECRET, tmp_path / "scratch" / "d" / "data", None)
     assert SECRET not in str(caught.value)
     assert len(calls(state)) == before  # refused before wal-g ran
