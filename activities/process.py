@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybridops.errors import ConfigError, HybridOpsError
+from hybridops.secrets import MIN_SECRET_LEN, redaction_list
 
-MIN_SECRET_LEN = 4
-"""Shorter values are settings, not secrets: redacting them would mangle every message."""
 SAFE_ENV = (
     "PATH",
     "HOME",
@@ -80,9 +79,11 @@ def tool_environment(
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced (longest first, so none is left half-shown)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    """``text`` with every secret replaced, in every form it may show (whole, JSON-escaped,
+    and line by line for a PEM block or JSON credentials: :func:`hybridops.secrets.secret_forms`),
+    longest first, so none is left half-shown."""
+    for form in redaction_list(secrets):
+        text = text.replace(form, REDACTED)
     return text
 
 
@@ -98,7 +99,8 @@ def tail(text: str, lines: int = STDERR_LINES) -> str:
 
 def refuse_secrets(argv: list[str], secrets: Iterable[str]) -> None:
     """Raise :class:`ConfigError` when a secret is in ``argv`` (where ``ps`` shows it)."""
-    if any(secret in arg for secret in secrets if secret for arg in argv):
+    forms = redaction_list(secrets)
+    if any(form in arg for form in forms for arg in argv):
         raise ConfigError(f"refusing to run {argv[0]}: a secret would be in its command line")
 
 

@@ -41,10 +41,10 @@ from ansible_runner import Runner, RunnerConfig  # type: ignore[import-untyped]
 from temporalio import activity
 
 from activities.ansible.errors import HostsUnreachable, PlaybookError, PlaybookFailed, PlaybookTimeout
-from activities.process import HEARTBEAT_S, MIN_SECRET_LEN, redact, refuse_secrets, tail
+from activities.process import HEARTBEAT_S, redact, refuse_secrets, tail
 from hybridops.ansible_models import FailedTask, HostRecap, PlaybookResult
 from hybridops.errors import ConfigError
-from hybridops.secrets import resolve_secret
+from hybridops.secrets import MIN_SECRET_LEN, resolve_secret
 
 MESSAGE_LIMIT = 500
 """Longest task message kept (a module's stderr can be long)."""

@@ -32,20 +32,17 @@ from activities.backup.base import LATEST, BackupDriver, check_backup_name
 from activities.backup.basebackup import format_lsn
 from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
-from activities.process import MIN_SECRET_LEN
 from hybridops import pgbin
 from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import ConfigError, FatalError, HybridOpsError
 from hybridops.lsn import parse_lsn
-from hybridops.secrets import resolve_secret
+from hybridops.secrets import MIN_SECRET_LEN, resolve_reference, resolve_secret
 
 ENV_FILE = "hybridops-walg.env"
 """In a restored data directory: the variables ``wal-g wal-fetch`` needs, sourced by
 ``restore_command``."""
 USER_DATA_SITE = "hybridops_site"
 """Key of the site name in the backup's user data (``WALG_SENTINEL_USER_DATA``)."""
-"""Shorter values (``lz4``, ``1``) are settings, not secrets: redacting them would mangle
-every message, and refusing them in argv would refuse ordinary paths."""
 
 _NOT_FOUND = re.compile(r"Backup '([^']*)' does not exist|No backups found")
 _WROTE = re.compile(r"Wrote backup with name (\S+)")
@@ -117,7 +114,9 @@ class WalgBackupDriver(BackupDriver):
         resolved = {}
         for name, ref in self.inventory.backup.walg_env.items():
             try:
-                value = resolve_secret(ref)
+                # wal-g's variables mix secrets and settings (WALG_COMPRESSION_METHOD=lz4): no
+                # length floor here; only values of a secret's length are redacted.
+                value = resolve_reference(ref)
             except ConfigError as err:
                 raise ConfigError(f"backup.walg_env.{name}: {err}") from None
             resolved[name] = value or ""
