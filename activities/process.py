@@ -23,28 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.secrets import MIN_SECRET_LEN, redaction_list
 
-SAFE_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-)
-"""Variables of the worker's environment every tool may see: none is a credential. A tool adds
-its own (``TF_CLI_CONFIG_FILE``, ``PACKER_CACHE_DIR``); nothing else is inherited, so the
-worker's own credentials never reach a tool by accident."""
 REDACTED = "[REDACTED]"
 STDERR_LINES = 20
 """How many of the last stderr lines an error carries."""
@@ -67,14 +49,13 @@ class StreamedOutput:
 def tool_environment(
     inherited: Iterable[str], plain: Mapping[str, str], secret_refs: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
-    """A tool's whole environment: :data:`SAFE_ENV` and ``inherited`` from the worker's, then
-    ``plain``, then the secret references resolved now; and the secret values, to redact."""
+    """A tool's whole environment (:func:`hybridops.childenv.child_environment`: ``SAFE_ENV``
+    and ``inherited`` from the worker's, then ``plain``), then the secret references resolved
+    now; and the secret values, to redact."""
     from hybridops.secrets import resolve_secret
 
-    env = {k: os.environ[k] for k in (*SAFE_ENV, *inherited) if k in os.environ}
-    env.update(plain)
     resolved = {name: v for name, ref in secret_refs.items() if (v := resolve_secret(ref)) is not None}
-    env.update(resolved)
+    env = child_environment({**plain, **resolved}, inherited)
     return env, [v for v in resolved.values() if len(v) >= MIN_SECRET_LEN]
 
 

@@ -16,7 +16,6 @@ the directory. ``postgresql.auto.conf`` only names the file (see :func:`wal_fetc
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import time
@@ -34,6 +33,7 @@ from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
 from hybridops import pgbin
 from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
+from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError, FatalError, HybridOpsError
 from hybridops.lsn import parse_lsn
 from hybridops.secrets import MIN_SECRET_LEN, resolve_reference, resolve_secret
@@ -147,9 +147,9 @@ class WalgBackupDriver(BackupDriver):
         backup: str | None = None,
     ) -> tuple[str, str]:
         walg_env = self._walg_env()
-        env = {**os.environ, **walg_env, **(extra or {})}
-        if site is not None:
-            env.update(self._pg_env(site))
+        # Only what wal-g is configured with: the worker's own credentials stay with the worker
+        # (AWS_* from an instance role too: map them in backup.walg_env when wal-g needs them).
+        env = child_environment({**walg_env, **(extra or {}), **(self._pg_env(site) if site else {})})
         secrets = [v for v in walg_env.values() if len(v) >= MIN_SECRET_LEN]
         if env.get("PGPASSWORD"):
             secrets.append(env["PGPASSWORD"])

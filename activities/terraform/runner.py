@@ -59,7 +59,7 @@ INHERITED_ENV = (
     "TF_CLI_CONFIG_FILE",
     "TF_PLUGIN_CACHE_DIR",
 )
-"""What Terraform sees of the worker's environment beyond :data:`activities.process.SAFE_ENV`."""
+"""What Terraform sees of the worker's environment beyond :data:`hybridops.childenv.SAFE_ENV`."""
 DIAGNOSTICS_SHOWN = 10
 """How many error diagnostics an error's message carries."""
 _WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,89}")

@@ -688,16 +688,21 @@ async def test_git_credentials_go_through_the_environment(
     record = tmp_path / "record"
     (bin_dir / "git").write_text(
         f'#!/bin/sh\necho "ARGV $*" >> {record}\n'
-        f'echo "ENV $GIT_CONFIG_VALUE_0" >> {record}\nexec {real} "$@"\n'
+        f'echo "ENV $GIT_CONFIG_VALUE_0" >> {record}\nenv | sed "s/^/CHILD /" >> {record}\n'
+        f'exec {real} "$@"\n'
     )
     (bin_dir / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(real).parent}")
     monkeypatch.setenv(TOKEN_ENV, f"bot:{TOKEN}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-own-key-never-for-git")  # the worker's own
     await git_driver(bare, credentials_ref=f"env:{TOKEN_ENV}").deploy(["netbox"], "azure", RUN)
     lines = record.read_text().splitlines()
     header = "Authorization: Basic " + base64.b64encode(f"bot:{TOKEN}".encode()).decode()
     assert all(TOKEN not in line for line in lines if line.startswith("ARGV"))
     assert f"ENV {header}" in lines
+    child = [line.removeprefix("CHILD ") for line in lines if line.startswith("CHILD ")]
+    assert child and not [v for v in child if v.startswith(("HYBRIDOPS_", "AWS_"))]  # only the allow-list
+    assert not [v for v in child if TOKEN in v or "never-for-git" in v]  # the token only as the header
 
 
 # --------------------------------------------------------------------------- interface and config

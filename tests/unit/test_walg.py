@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,19 +32,48 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PREFIX = "s3://backups-bucket/hybridops/onprem"
 
 
+WORKER_CANARY = "worker-own-credential-never-for-wal-g"
+
+
 @pytest.fixture
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The fake's state directory; the secrets the inventory references, in the environment."""
+    """The fake's state directory, with its wrapper ``wal-g`` (the inventory's ``walg_path``);
+    the secrets the inventory references in the worker's environment, beside credentials of
+    the worker's own that wal-g must never see."""
     d = tmp_path / "fake-walg"
     d.mkdir()
-    monkeypatch.setenv("FAKE_WALG_DIR", str(d))
-    monkeypatch.setenv("FAKE_WALG_EXPECT_ENV", "WALG_S3_PREFIX,AWS_SECRET_ACCESS_KEY")
-    monkeypatch.setenv("FAKE_WALG_SECRET_ENV", "AWS_SECRET_ACCESS_KEY")
+    # wal-g gets the allow-listed environment, not the test's: the wrapper tells the fake
+    # where its state is, and control.env (see control) how to behave.
+    wrapper = d / "wal-g"
+    wrapper.write_text(
+        f"#!/bin/sh\nexport FAKE_WALG_DIR={shlex.quote(str(d))}\n"
+        f'[ -f "$FAKE_WALG_DIR/control.env" ] && . "$FAKE_WALG_DIR/control.env"\n'
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    control(
+        d,
+        FAKE_WALG_EXPECT_ENV="WALG_S3_PREFIX,AWS_SECRET_ACCESS_KEY",
+        FAKE_WALG_SECRET_ENV="AWS_SECRET_ACCESS_KEY",
+    )
     monkeypatch.setenv("TEST_WALG_PREFIX", PREFIX)
     monkeypatch.setenv("TEST_WALG_SECRET", SECRET)
-    for var in ("FAKE_WALG_FAIL", "FAKE_WALG_VERIFY", "WALG_SENTINEL_USER_DATA"):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HYBRIDOPS_TEST_WORKER_TOKEN", WORKER_CANARY)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", WORKER_CANARY)
+    monkeypatch.delenv("WALG_SENTINEL_USER_DATA", raising=False)
     return d
+
+
+def control(state: Path, **settings: str) -> None:
+    """Set the fake's behaviour (``FAKE_WALG_FAIL``, ``FAKE_WALG_VERIFY``, ...) for its next calls."""
+    path = state / "control.env"
+    current = (
+        dict(line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines())
+        if path.exists()
+        else {}
+    )
+    current.update({k: shlex.quote(v) for k, v in settings.items()})
+    path.write_text("".join(f"export {k}={v}\n" for k, v in current.items()))
 
 
 def inventory(tmp_path: Path, **backup: Any) -> Inventory:
@@ -50,7 +81,7 @@ def inventory(tmp_path: Path, **backup: Any) -> Inventory:
         (tmp_path / "pg" / site).mkdir(parents=True, exist_ok=True)
     settings = {
         "driver": Kind.WALG,
-        "walg_path": str(FAKE),
+        "walg_path": str(tmp_path / "fake-walg" / "wal-g"),
         "walg_env": {
             "WALG_S3_PREFIX": "env:TEST_WALG_PREFIX",
             "AWS_SECRET_ACCESS_KEY": "env:TEST_WALG_SECRET",
@@ -116,6 +147,9 @@ async def test_backup_push_then_list(driver: WalgBackupDriver, state: Path, tmp_
     ]
     assert not any("refused" in c for c in calls(state))
     assert SECRET not in (state / "calls.jsonl").read_text()
+    for call in calls(state):  # the worker's own environment stays with the worker
+        assert not [k for k in call["env_keys"] if k.startswith("HYBRIDOPS_")]
+        assert "AWS_SESSION_TOKEN" not in call["env_keys"] and not call["canary"]
 
 
 def test_backup_info_reads_the_documented_fields() -> None:
@@ -168,7 +202,7 @@ async def test_restore_latest_configures_recovery_without_secrets(
     assert "default_transaction_read_only = off" in auto
     assert "recovery_target_action = 'promote'" in auto and "recovery_target_timeline = 'latest'" in auto
     command = result.settings["restore_command"]
-    assert command.startswith(f'\'. {data / ENV_FILE} && {{ {FAKE} wal-fetch "%f" "%p"; rc=$?;')
+    assert command.startswith(f'\'. {data / ENV_FILE} && {{ {state / "wal-g"} wal-fetch "%f" "%p"; rc=$?;')
     assert "0|74) exit $rc;; esac; exit 255;" in command
 
     # The secret is only in the env file restore_command sources, which only its owner reads.
@@ -194,11 +228,7 @@ async def test_restore_command_sources_the_env_file_and_stops_on_errors(
     (state / "wal").mkdir()
     segment = "000000010000000000000003"
     (state / "wal" / segment).write_bytes(b"wal" * 100)
-    env = {
-        k: os.environ[k]
-        for k in ("PATH", "HOME", "FAKE_WALG_DIR", "FAKE_WALG_EXPECT_ENV", "FAKE_WALG_SECRET_ENV")
-        if k in os.environ
-    }
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
 
     def restore_command(name: str, **extra: str) -> int:
         line = command.replace("%f", name).replace("%p", "pg_wal/RECOVERYXLOG")
@@ -260,7 +290,7 @@ async def test_no_backup_at_all(driver: WalgBackupDriver, tmp_path: Path) -> Non
 async def test_a_failure_carries_the_command_and_stderr_never_the_secret(
     driver: WalgBackupDriver, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_WALG_FAIL", "backup-push=error")
+    control(state, FAKE_WALG_FAIL="backup-push=error")
     with pytest.raises(BackupToolFailed) as caught:
         await driver.backup("onprem")
     message = str(caught.value)
@@ -285,9 +315,9 @@ async def test_a_missing_secret_reference_names_its_key(tmp_path: Path, state: P
         await make_backup_driver(inv).list()
 
 
-async def test_unexpected_output_is_fatal(driver: WalgBackupDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_output_is_fatal(driver: WalgBackupDriver, state: Path) -> None:
     await driver.backup("onprem")
-    monkeypatch.setenv("FAKE_WALG_FAIL", "backup-list=garbage")
+    control(state, FAKE_WALG_FAIL="backup-list=garbage")
     with pytest.raises(FatalError, match="unexpected output"):
         await driver.list()
 
@@ -295,7 +325,7 @@ async def test_unexpected_output_is_fatal(driver: WalgBackupDriver, monkeypatch:
 async def test_a_timeout_kills_the_whole_process_group(
     driver: WalgBackupDriver, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_WALG_FAIL", "backup-list=hang")
+    control(state, FAKE_WALG_FAIL="backup-list=hang")
     driver.list_timeout_s = 1.0
     started = time.monotonic()
     with pytest.raises(BackupToolTimeout, match="backup-list"):
@@ -331,7 +361,7 @@ async def test_verify_wal(
     ok: bool,
     missing: list[str],
 ) -> None:
-    monkeypatch.setenv("FAKE_WALG_VERIFY", answer)
+    control(state, FAKE_WALG_VERIFY=answer)
     result = await driver.verify_wal()
     assert result.ok is ok and result.missing == missing
     assert result.first_segment is not None and result.last_segment is not None
