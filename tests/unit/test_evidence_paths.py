@@ -30,7 +30,7 @@ def files_under(root: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize(
-    "workflow_id", ["../../escaped", "/tmp/absolute", "a/b/../../../c", "..", ".", ".hidden"]
+    "workflow_id", ["../../escaped", "/etc/cron.d/absolute", "a/b/../../../c", "..", ".", ".hidden"]
 )
 async def test_evidence_of_a_hostile_id_stays_under_output(tmp_path: Path, workflow_id: str) -> None:
     out = tmp_path / "deep" / "output"
