@@ -22,6 +22,7 @@ from hybridops.bootstrap_models import (
     BootstrapStepResult,
 )
 from hybridops.inventory import Inventory
+from hybridops.markup import md, md_code
 from hybridops.models import EvidenceResult
 
 PLAYBOOKS = {
@@ -34,15 +35,17 @@ PLAYBOOKS = {
 
 def render_bootstrap_report(r: BootstrapResult) -> str:
     lines = [
-        f"# Bootstrap `{r.workflow_id}`: {r.status.value}" + (" (dry run)" if r.input.dry_run else ""),
+        f"# Bootstrap `{md_code(r.workflow_id)}`: {r.status.value}"
+        + (" (dry run)" if r.input.dry_run else ""),
         "",
-        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
     ]
     if r.error:
-        lines += ["", f"**Error:** {r.error}"]
+        lines += ["", f"**Error:** {md(r.error)}"]
     lines += ["", "| step | outcome | attempts | detail |", "| --- | --- | --- | --- |"]
     lines += [
-        f"| {s.name} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {s.detail} |" for s in r.steps
+        f"| {md(s.name)} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {md(s.detail)} |"
+        for s in r.steps
     ]
     return "\n".join(lines) + "\n"
 

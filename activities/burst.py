@@ -29,23 +29,25 @@ from hybridops.burst_models import (
 )
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import Inventory
+from hybridops.markup import md, md_code
 from hybridops.models import ActivityResult, EvidenceResult, SiteRef, Topology
 
 
 def render_burst_report(r: BurstResult) -> str:
     lines = [
-        f"# Burst `{r.workflow_id}`: {r.status.value}",
+        f"# Burst `{md_code(r.workflow_id)}`: {r.status.value}",
         "",
-        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
-        f"- Target: {r.target or '-'}; +{r.input.extra_nodes} nodes, {r.input.traffic_share}% of the traffic",
-        f"- Ended because: {r.ended_because or '-'}",
+        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
+        f"- Target: {md(r.target or '-')}; +{r.input.extra_nodes} nodes,"
+        f" {r.input.traffic_share}% of the traffic",
+        f"- Ended because: {md(r.ended_because or '-')}",
         f"- Estimated cost: {r.cost_estimate:.2f} ({r.node_hours:.3f} node-hours)",
         f"- Load checks: {r.checks} over {r.runs} run(s) (continue-as-new); peak load {r.peak_load}",
     ]
     if r.error:
-        lines += ["", f"**Error:** {r.error}"]
+        lines += ["", f"**Error:** {md(r.error)}"]
     if r.decision:
-        lines += ["", "## Decision", ""] + [f"- {x}" for x in r.decision.rationale]
+        lines += ["", "## Decision", ""] + [f"- {md(x)}" for x in r.decision.rationale]
     for title, steps in (("Steps", r.steps), ("Scale-in", r.compensations)):
         if steps:
             lines += [
@@ -56,7 +58,7 @@ def render_burst_report(r: BurstResult) -> str:
                 "| --- | --- | --- | --- |",
             ]
             lines += [
-                f"| {s.name} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {s.detail} |"
+                f"| {md(s.name)} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {md(s.detail)} |"
                 for s in steps
             ]
     return "\n".join(lines) + "\n"

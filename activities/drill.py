@@ -34,6 +34,7 @@ from hybridops.backup_models import (
 )
 from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import Inventory
+from hybridops.markup import md, md_code
 from hybridops.models import ActivityResult, EvidenceResult
 
 
@@ -41,10 +42,10 @@ def render_drill_report(r: DrillResult) -> str:
     """The drill as a short markdown report."""
     verdict = "passed" if r.passed else "FAILED"
     lines = [
-        f"# Drill `{r.workflow_id}`: {verdict}",
+        f"# Drill `{md_code(r.workflow_id)}`: {verdict}",
         "",
-        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
-        f"- Backup: {r.backup.name if r.backup else '-'}"
+        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
+        f"- Backup: {md(r.backup.name) if r.backup else '-'}"
         + (f" (taken {r.backup.finished_at.isoformat()})" if r.backup and r.backup.finished_at else ""),
         f"- Restore target: {r.input.target_time.isoformat() if r.input.target_time else 'latest'}",
         f"- RTO: {r.rto_seconds if r.rto_seconds is not None else '-'} s"
@@ -53,7 +54,7 @@ def render_drill_report(r: DrillResult) -> str:
         f" {r.rows_restored if r.rows_restored is not None else '-'} rows restored)",
     ]
     if r.error:
-        lines += ["", f"**Error:** {r.error}"]
+        lines += ["", f"**Error:** {md(r.error)}"]
     if r.slo:
         lines += [
             "",
@@ -64,7 +65,9 @@ def render_drill_report(r: DrillResult) -> str:
         ]
         for c in r.slo:
             measured = "-" if c.measured_s is None else f"{c.measured_s:g} s"
-            lines.append(f"| {c.name} | {measured} | {c.objective_s:g} s | {'yes' if c.passed else 'no'} |")
+            lines.append(
+                f"| {md(c.name)} | {measured} | {c.objective_s:g} s | {'yes' if c.passed else 'no'} |"
+            )
     if r.steps:
         lines += [
             "",
@@ -75,9 +78,8 @@ def render_drill_report(r: DrillResult) -> str:
         ]
         for s in r.steps:
             ms = f"{(s.ended_at - s.started_at).total_seconds() * 1000:.0f} ms" if s.ended_at else "-"
-            lines.append(
-                f"| {s.name} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {ms} | {s.detail} |"
-            )
+            outcome = s.outcome.value if s.outcome else "-"
+            lines.append(f"| {md(s.name)} | {outcome} | {s.attempts} | {ms} | {md(s.detail)} |")
     return "\n".join(lines) + "\n"
 
 

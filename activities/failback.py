@@ -29,6 +29,7 @@ from hybridops.failback_models import (
     RetireFenceInput,
 )
 from hybridops.inventory import Inventory
+from hybridops.markup import md, md_code
 from hybridops.models import (
     ActivityResult,
     EvidenceResult,
@@ -48,12 +49,12 @@ def render_failback_report(r: FailbackResult) -> str:
         return f"{value:.3f}{unit}" if value is not None else "-"
 
     lines = [
-        f"# Failback `{r.workflow_id}`: {r.status.value}",
+        f"# Failback `{md_code(r.workflow_id)}`: {r.status.value}",
         "",
-        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
-        f"- Home (new primary): {r.home or '-'}; cloud primary before: {r.old_primary or '-'}",
+        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
+        f"- Home (new primary): {md(r.home or '-')}; cloud primary before: {md(r.old_primary or '-')}",
         f"- Home rejoined by: {r.rejoin.value if r.rejoin else '-'}"
-        + (f" (old data directory moved to {r.moved_aside})" if r.moved_aside else ""),
+        + (f" (old data directory moved to {md(r.moved_aside)})" if r.moved_aside else ""),
         f"- Writes paused at: {r.paused_at.isoformat() if r.paused_at else '-'},"
         f" final LSN {r.final_lsn or '-'}",
         f"- Write pause: {fmt(r.write_pause_seconds)} (until a write through DNS landed on home)",
@@ -63,8 +64,8 @@ def render_failback_report(r: FailbackResult) -> str:
         f"- Point of no return (promotion of home) passed: {'yes' if r.point_of_no_return_passed else 'no'}",
     ]
     if r.error:
-        lines += ["", f"**Error:** {r.error}"]
-    lines += [f"- warning: {w}" for w in r.warnings]
+        lines += ["", f"**Error:** {md(r.error)}"]
+    lines += [f"- warning: {md(w)}" for w in r.warnings]
     for title, steps in (("Steps", r.steps), ("Compensations", r.compensations)):
         if steps:
             lines += ["", f"## {title}", "", *_step_table(steps)]
@@ -72,7 +73,7 @@ def render_failback_report(r: FailbackResult) -> str:
         lines += ["", "## Approvals", ""]
         for a in r.approvals:
             verdict = "approved" if a.approved else "rejected"
-            lines.append(f"- {verdict} by {a.by} at {a.at.isoformat()} {a.comment}".rstrip())
+            lines.append(f"- {verdict} by {md(a.by)} at {a.at.isoformat()} {md(a.comment)}".rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -82,7 +83,7 @@ def _step_table(steps: list[StepRecord]) -> list[str]:
         ms = f"{(s.ended_at - s.started_at).total_seconds() * 1000:.0f} ms" if s.ended_at else "-"
         mark = " (irreversible)" if s.irreversible else ""
         outcome = s.outcome.value if s.outcome else "-"
-        rows.append(f"| {s.name}{mark} | {outcome} | {s.attempts} | {ms} | {s.detail.replace('|', '/')} |")
+        rows.append(f"| {md(s.name)}{mark} | {outcome} | {s.attempts} | {ms} | {md(s.detail)} |")
     return rows
 
 

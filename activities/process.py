@@ -23,29 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError, HybridOpsError
+from hybridops.secrets import MIN_SECRET_LEN, redaction_list
 
-MIN_SECRET_LEN = 4
-"""Shorter values are settings, not secrets: redacting them would mangle every message."""
-SAFE_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-)
-"""Variables of the worker's environment every tool may see: none is a credential. A tool adds
-its own (``TF_CLI_CONFIG_FILE``, ``PACKER_CACHE_DIR``); nothing else is inherited, so the
-worker's own credentials never reach a tool by accident."""
 REDACTED = "[REDACTED]"
 STDERR_LINES = 20
 """How many of the last stderr lines an error carries."""
@@ -68,21 +49,22 @@ class StreamedOutput:
 def tool_environment(
     inherited: Iterable[str], plain: Mapping[str, str], secret_refs: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
-    """A tool's whole environment: :data:`SAFE_ENV` and ``inherited`` from the worker's, then
-    ``plain``, then the secret references resolved now; and the secret values, to redact."""
+    """A tool's whole environment (:func:`hybridops.childenv.child_environment`: ``SAFE_ENV``
+    and ``inherited`` from the worker's, then ``plain``), then the secret references resolved
+    now; and the secret values, to redact."""
     from hybridops.secrets import resolve_secret
 
-    env = {k: os.environ[k] for k in (*SAFE_ENV, *inherited) if k in os.environ}
-    env.update(plain)
     resolved = {name: v for name, ref in secret_refs.items() if (v := resolve_secret(ref)) is not None}
-    env.update(resolved)
+    env = child_environment({**plain, **resolved}, inherited)
     return env, [v for v in resolved.values() if len(v) >= MIN_SECRET_LEN]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced (longest first, so none is left half-shown)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    """``text`` with every secret replaced, in every form it may show (whole, JSON-escaped,
+    and line by line for a PEM block or JSON credentials: :func:`hybridops.secrets.secret_forms`),
+    longest first, so none is left half-shown."""
+    for form in redaction_list(secrets):
+        text = text.replace(form, REDACTED)
     return text
 
 
@@ -98,7 +80,8 @@ def tail(text: str, lines: int = STDERR_LINES) -> str:
 
 def refuse_secrets(argv: list[str], secrets: Iterable[str]) -> None:
     """Raise :class:`ConfigError` when a secret is in ``argv`` (where ``ps`` shows it)."""
-    if any(secret in arg for secret in secrets if secret for arg in argv):
+    forms = redaction_list(secrets)
+    if any(form in arg for form in forms for arg in argv):
         raise ConfigError(f"refusing to run {argv[0]}: a secret would be in its command line")
 
 

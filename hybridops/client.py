@@ -1,4 +1,5 @@
-"""The Temporal client factory: the one place the data converter is built.
+"""The Temporal client factory: the one place the data converter is built, and the one place
+the connection's TLS and API key are built (:func:`connect_options`).
 
 Every payload passes through the pydantic data converter, and through the encryption codec
 when the inventory configures a key (DESIGN.md rule 5; :mod:`hybridops.codec`).
@@ -7,14 +8,17 @@ when the inventory configures a key (DESIGN.md rule 5; :mod:`hybridops.codec`).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.service import TLSConfig
 
 from hybridops.codec import codec_for
+from hybridops.errors import ConfigError
 from hybridops.inventory import TemporalSettings
-from hybridops.secrets import resolve_secret
+from hybridops.secrets import resolve_reference, resolve_secret
 
 DATA_CONVERTER = pydantic_data_converter
 """The converter without encryption: for plain histories (the stored ones) and for payloads
@@ -38,12 +42,36 @@ def data_converter(settings: TemporalSettings) -> DataConverter:
     )
 
 
+def connect_options(settings: TemporalSettings) -> dict[str, Any]:
+    """The TLS and API-key arguments of ``Client.connect`` for ``settings``, references
+    resolved now: ``tls`` (False, or a :class:`TLSConfig` with the CA, the client certificate
+    and key, the server name) and ``api_key``. The inventory already refused an API key or a
+    certificate without TLS; this checks it again, so no caller can send a key in clear text."""
+    if not settings.tls:
+        if settings.api_key_ref is not None:
+            raise ConfigError("temporal.api_key_ref: requires temporal.tls: true")
+        return {"tls": False, "api_key": None}
+    ca = resolve_reference(settings.ca_cert_ref)
+    cert = resolve_reference(settings.client_cert_ref)
+    key = resolve_secret(settings.client_key_ref)
+    tls = TLSConfig(
+        server_root_ca_cert=_pem(ca),
+        client_cert=_pem(cert),
+        client_private_key=_pem(key),
+        domain=settings.server_name,
+    )
+    return {"tls": tls, "api_key": resolve_secret(settings.api_key_ref)}
+
+
+def _pem(text: str | None) -> bytes | None:
+    return None if text is None else (text.strip() + "\n").encode()
+
+
 async def connect(settings: TemporalSettings) -> Client:
     """A client for the inventory's Temporal, with HybridOps' data converter."""
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         data_converter=data_converter(settings),
-        api_key=resolve_secret(settings.api_key_ref),
-        tls=settings.tls,
+        **connect_options(settings),
     )

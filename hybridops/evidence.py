@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
+from hybridops.errors import InputError
+from hybridops.markup import md, md_code
 from hybridops.models import (
     DivergedWrites,
     FailoverResult,
@@ -24,6 +27,34 @@ from hybridops.models import (
 )
 
 MANIFEST = "manifest.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:@+=-]")
+_NAME_CHARS = 120
+"""Longest folder name kept from an id (a file name may have 255 bytes; the digest follows)."""
+
+
+def path_safe(name: str) -> str:
+    """``name`` as one folder name: itself when it is made of letters, digits and ``._:@+=-``
+    only (the ids HybridOps and Temporal's schedules make are); otherwise every other character
+    becomes ``_`` and a digest of the original follows, so two different ids never share a
+    folder. Never empty, never ``.`` or ``..``, never hidden, never a path."""
+    safe = _UNSAFE.sub("_", name)[:_NAME_CHARS]
+    if safe == name and safe.strip(".") and not safe.startswith("."):
+        return safe
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{safe.lstrip('.') or '_'}-{digest}"
+
+
+def evidence_folder(output_dir: Path, runbook: str, workflow_id: str) -> Path:
+    """``output_dir/<runbook>/<workflow id>``, both made path-safe (:func:`path_safe`), and
+    checked to be inside ``output_dir`` once resolved (a symlink in the way must not lead the
+    evidence elsewhere): an id ``../../x`` or ``/etc`` writes nowhere but there."""
+    root = Path(output_dir).resolve()
+    folder = root / path_safe(runbook) / path_safe(workflow_id)
+    if not folder.resolve().is_relative_to(root):
+        raise InputError(
+            f"workflow_id: its evidence folder {folder} leads outside {root}", workflow_id=workflow_id
+        )
+    return folder
 
 
 def _ms(step: StepRecord) -> str:
@@ -36,32 +67,33 @@ def render_report(r: FailoverResult) -> str:
     """The run as a short markdown report for people."""
     rto = f"{r.rto_seconds:.3f} s" if r.rto_seconds is not None else "not reached"
     lines = [
-        f"# {r.runbook.capitalize()} `{r.workflow_id}`: {r.status.value}",
+        f"# {r.runbook.capitalize()} `{md_code(r.workflow_id)}`: {r.status.value}",
         "",
-        f"- Started: {r.started_at.isoformat()} by {r.input.requested_by} ({r.input.reason})",
+        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
         f"- Incident started: {r.incident_started_at.isoformat()}",
-        f"- Target: {r.target or '-'}",
+        f"- Target: {md(r.target or '-')}",
         f"- RTO: {rto}",
         f"- RPO: {r.rpo.transactions_lost if r.rpo.transactions_lost is not None else '?'}"
         f" transactions, {r.rpo.seconds if r.rpo.seconds is not None else '?'} s ({r.rpo.method})",
         f"- Point of no return passed: {'yes' if r.point_of_no_return_passed else 'no'}",
     ]
     if r.error:
-        lines += ["", f"**Error:** {r.error}"]
+        lines += ["", f"**Error:** {md(r.error)}"]
     lines += safety_section(r.topology, r.findings, r.diverged, r.fenced, r.fence, r.blocked_by)
     if r.decision:
         d = r.decision
         lines += ["", "## Decision", ""]
         lines.append(
-            f"`{d.decision_id}`: {d.decision_type.value} to {d.target or '-'} ({d.target_cloud.value}),"
+            f"`{md_code(d.decision_id)}`: {d.decision_type.value} to {md(d.target or '-')}"
+            f" ({d.target_cloud.value}),"
             f" mode {d.dr_mode.value}, approval {'required' if d.requires_approval else 'not required'}"
         )
-        lines += [""] + [f"- {reason}" for reason in d.rationale] + [""]
+        lines += [""] + [f"- {md(reason)}" for reason in d.rationale] + [""]
         lines += _table(CANDIDATE_COLUMNS, candidate_rows(d))
     if r.signals:
         header, rows = signal_rows(r.signals)
         lines += ["", f"## Signals at {r.signals.taken_at.isoformat()}", "", *_table(header, rows)]
-        lines += [f"- source error: {e}" for e in r.signals.errors]
+        lines += [f"- source error: {md(e)}" for e in r.signals.errors]
     for title, steps in (("Steps", r.steps), ("Compensations", r.compensations)):
         if not steps:
             continue
@@ -75,17 +107,17 @@ def render_report(r: FailoverResult) -> str:
         for s in steps:
             mark = " (irreversible)" if s.irreversible else ""
             outcome = s.outcome.value if s.outcome else "-"
-            lines.append(f"| {s.name}{mark} | {outcome} | {s.attempts} | {_ms(s)} | {s.detail} |")
+            lines.append(f"| {md(s.name)}{mark} | {outcome} | {s.attempts} | {_ms(s)} | {md(s.detail)} |")
     if r.alerts:
         lines += ["", "## Alerts", ""]
         for notice in r.alerts:
-            names = ", ".join(notice.alertnames) or "-"
-            lines.append(f"- {notice.status} at {notice.received_at.isoformat()}: {names}")
+            names = md(", ".join(notice.alertnames) or "-")
+            lines.append(f"- {md(notice.status)} at {notice.received_at.isoformat()}: {names}")
     if r.approvals:
         lines += ["", "## Approvals", ""]
         for a in r.approvals:
             verdict = "approved" if a.approved else "rejected"
-            lines.append(f"- {verdict} by {a.by} at {a.at.isoformat()} {a.comment}".rstrip())
+            lines.append(f"- {verdict} by {md(a.by)} at {a.at.isoformat()} {md(a.comment)}".rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +151,7 @@ def safety_section(
     lines = ["", "## Topology at the start (from the servers)", ""]
     lines += _table(("server", "role", "writable", "timeline", "LSN", "upstream", "marks"), rows)
     lines += ["", f"- DNS {topology.dns_record} -> {topology.dns_site or topology.dns_value or 'nothing'}"]
-    lines += [f"- finding `{f.kind.value}`: {f.detail}" for f in findings]
+    lines += [f"- finding `{f.kind.value}`: {md(f.detail)}" for f in findings]
     lines += [
         f"- diverged writes on {d.site}: timeline {d.timeline}, {d.from_lsn or '?'} .. {d.to_lsn or '?'}"
         for d in diverged
@@ -132,15 +164,16 @@ def safety_section(
             else f"unverified (did not answer; {fence.isolated or 'not isolated'})"
         )
         lines.append(f"- old primary's fence: {proof}")
-    lines += [f"- blocked by `{b.rule}` ({b.site}): {b.detail}" for b in blocked_by]
+    lines += [f"- blocked by `{md(b.rule)}` ({md(b.site)}): {md(b.detail)}" for b in blocked_by]
     return lines
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     def cells(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+        return "| " + " | ".join(md(c) for c in row) + " |"
 
-    return [cells(header), cells(tuple("---" for _ in header))] + [cells(r) for r in rows]
+    rule = "| " + " | ".join("---" for _ in header) + " |"
+    return [cells(header), rule] + [cells(r) for r in rows]
 
 
 def sha256(path: Path) -> str:

@@ -106,14 +106,40 @@ class CodecSettings(Strict):
 
 
 class TemporalSettings(Strict):
+    """How to reach Temporal. The lab's dev server is plain TCP on loopback; anything else is
+    TLS: server-authenticated (``tls``, optionally a private CA), with a client certificate
+    (mTLS, self-hosted clusters and Temporal Cloud), or with an API key (Temporal Cloud).
+    Every file is given as a reference (``env:NAME`` or ``file:PATH``), resolved when the
+    client connects (:func:`hybridops.client.connect_options`)."""
+
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     ui_url: str = "http://127.0.0.1:8233"
     api_key_ref: str | None = None
-    """A secret reference (``env:NAME`` or ``file:PATH``) for Temporal Cloud's API key."""
+    """A secret reference for Temporal Cloud's API key. Requires ``tls``: a key sent in clear
+    text is a key given away."""
     tls: bool = False
     codec: CodecSettings = CodecSettings()
     """Payload encryption; none unless keys are listed."""
+    ca_cert_ref: str | None = None
+    """The CA certificate (PEM) that signed the server's, when it is not a public one."""
+    client_cert_ref: str | None = None
+    """The client certificate (PEM) for mTLS; ``client_key_ref`` with it."""
+    client_key_ref: str | None = None
+    """The client certificate's private key (PEM), a secret."""
+    server_name: str | None = None
+    """The name the server's certificate must carry, when it is not the address's host."""
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> TemporalSettings:
+        if not self.tls:
+            for key in ("api_key_ref", "ca_cert_ref", "client_cert_ref", "client_key_ref", "server_name"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"temporal.{key}: requires temporal.tls: true")
+        if (self.client_cert_ref is None) != (self.client_key_ref is None):
+            missing = "client_key_ref" if self.client_key_ref is None else "client_cert_ref"
+            raise ValueError(f"temporal.{missing}: mTLS needs both client_cert_ref and client_key_ref")
+        return self
 
 
 class SiteConfig(Strict):

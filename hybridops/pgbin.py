@@ -11,10 +11,17 @@ import importlib.util
 import os
 import pwd
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hybridops.childenv import PG_CLIENT_ENV, child_environment
 from hybridops.errors import ConfigError, DatabaseError
+
+CLIENT_TOOLS = frozenset({"pg_basebackup", "pg_rewind", "psql", "pg_dump", "pg_isready"})
+"""Tools that connect to a server as libpq clients: they may take libpq's settings
+(:data:`hybridops.childenv.PG_CLIENT_ENV`) from the worker. The others (``pg_ctl``, which
+starts the server and hands it its environment; ``initdb``; ``pg_controldata``) get none."""
 
 
 def bin_dir(configured: Path | None = None) -> Path:
@@ -46,8 +53,24 @@ def _demote_kwargs(run_as: str | None) -> dict[str, Any]:
     return {"user": ids[0], "group": ids[1], "extra_groups": []}
 
 
-def run(bins: Path, tool: str, args: list[str], run_as: str | None, timeout: float = 120) -> str:
-    """Run a PostgreSQL tool synchronously; :class:`DatabaseError` with its stderr on failure."""
+def tool_env(tool: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of PostgreSQL tool ``tool``: the allow-list
+    (:func:`hybridops.childenv.child_environment`), libpq's settings for a client tool, and
+    ``env`` (``PGPASSWORD`` for this call). Never the worker's: a server started by ``pg_ctl``
+    keeps its environment for its lifetime, readable by any superuser in ``/proc``."""
+    return child_environment(env, PG_CLIENT_ENV if tool in CLIENT_TOOLS else ())
+
+
+def run(
+    bins: Path,
+    tool: str,
+    args: list[str],
+    run_as: str | None,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run a PostgreSQL tool synchronously, in :func:`tool_env`; :class:`DatabaseError` with
+    its stderr on failure."""
     proc = subprocess.run(
         [str(bins / tool), *args],
         capture_output=True,
@@ -55,6 +78,7 @@ def run(bins: Path, tool: str, args: list[str], run_as: str | None, timeout: flo
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         cwd="/",
+        env=tool_env(tool, env),
         **_demote_kwargs(run_as),
     )
     if proc.returncode != 0:
@@ -62,7 +86,14 @@ def run(bins: Path, tool: str, args: list[str], run_as: str | None, timeout: flo
     return proc.stdout
 
 
-async def arun(bins: Path, tool: str, args: list[str], run_as: str | None, timeout: float = 120) -> str:
+async def arun(
+    bins: Path,
+    tool: str,
+    args: list[str],
+    run_as: str | None,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """As :func:`run`, without blocking the event loop (activities are async)."""
     proc = await asyncio.create_subprocess_exec(
         str(bins / tool),
@@ -71,6 +102,7 @@ async def arun(bins: Path, tool: str, args: list[str], run_as: str | None, timeo
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd="/",
+        env=tool_env(tool, env),
         **_demote_kwargs(run_as),
     )
     try:

@@ -41,10 +41,11 @@ from ansible_runner import Runner, RunnerConfig  # type: ignore[import-untyped]
 from temporalio import activity
 
 from activities.ansible.errors import HostsUnreachable, PlaybookError, PlaybookFailed, PlaybookTimeout
-from activities.process import HEARTBEAT_S, MIN_SECRET_LEN, redact, refuse_secrets, tail
+from activities.process import HEARTBEAT_S, redact, refuse_secrets, tail
 from hybridops.ansible_models import FailedTask, HostRecap, PlaybookResult
+from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError
-from hybridops.secrets import resolve_secret
+from hybridops.secrets import MIN_SECRET_LEN, resolve_secret
 
 MESSAGE_LIMIT = 500
 """Longest task message kept (a module's stderr can be long)."""
@@ -420,14 +421,11 @@ class AnsibleRunner:
     def _environment(self, prepared: Mapping[str, Any]) -> dict[str, str]:
         """ansible-runner's environment for the child (the worker's whole one, plus its own
         settings), cut down to what Ansible needs: what the runner added or changed,
-        ``ANSIBLE_*``, :data:`INHERITED_ENV` and :attr:`envvars`."""
-        env: dict[str, str] = {}
-        for key, value in prepared.items():
-            inherited = key in os.environ and os.environ[key] == str(value)
-            if not inherited or key in INHERITED_ENV or key.startswith("ANSIBLE_"):
-                env[key] = str(value)
-        env.update(self.envvars)
-        return env
+        ``ANSIBLE_*``, :data:`INHERITED_ENV` and :attr:`envvars`, through the one allow-list
+        (:func:`hybridops.childenv.child_environment`)."""
+        added = {k: str(v) for k, v in prepared.items() if not (k in os.environ and os.environ[k] == str(v))}
+        ansible = [k for k in prepared if k.startswith("ANSIBLE_")]
+        return child_environment({**added, **self.envvars}, (*INHERITED_ENV, *ansible))
 
 
 def _write_private(path: Path, data: Mapping[str, Any]) -> None:

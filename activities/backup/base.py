@@ -6,15 +6,33 @@ fresh data directory, verify the WAL archive. Drivers: ``walg`` (production) and
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 
 from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
+from hybridops.errors import InputError
 from hybridops.inventory import Inventory
 
 LATEST = "LATEST"
 """The name that means the newest backup (as wal-g spells it)."""
+BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+"""A backup's name (``base_000000010000000000000002``, ``20261126T030000Z``): it goes into a
+tool's argv and into paths, so no leading ``-`` (an option), no ``/`` and no ``..``."""
+
+
+def check_backup_name(backup: str, field: str = "backup") -> str:
+    """``backup`` when it is :data:`LATEST` or a plain name; :class:`InputError` naming
+    ``field`` otherwise (``--config=/x`` would be an option to wal-g, ``../x`` a path)."""
+    if backup != LATEST and (not BACKUP_NAME.match(backup) or ".." in backup):
+        # The value is not repeated: whatever was passed (a secret by mistake) stays out of
+        # errors and histories.
+        raise InputError(
+            f"{field}: not a backup name (letters, digits, '_', '.', ':', '-', not starting"
+            " with '-'), nor LATEST"
+        )
+    return backup
 
 
 class BackupDriver(ABC):
@@ -31,11 +49,16 @@ class BackupDriver(ABC):
     async def list(self) -> list[BackupInfo]:
         """Every backup, oldest first."""
 
-    @abstractmethod
     async def restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
         """Fetch ``backup`` (a name, or :data:`LATEST`) into the empty ``data_dir`` and configure
         recovery: WAL from the archive, up to ``target_time`` (``None``: all of it, ``latest``),
-        then promote. Raises a domain error naming the backup if it does not exist."""
+        then promote. Raises :class:`InputError` naming ``backup`` when it is not a backup name
+        (before anything runs), a domain error naming the backup if it does not exist."""
+        return await self._restore(check_backup_name(backup), data_dir, target_time)
+
+    @abstractmethod
+    async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+        """:meth:`restore`, with ``backup`` checked."""
 
     @abstractmethod
     async def verify_wal(self) -> WalVerifyResult:

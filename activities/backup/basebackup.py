@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shlex
 import shutil
@@ -160,13 +159,13 @@ class BaseBackupDriver(BackupDriver):
         partial = repo / f".partial-{uuid.uuid4().hex[:12]}"
         bins = pgbin.bin_dir(self.inventory.postgres.bin_dir)
         password = resolve_secret(cfg.password_ref)
-        env = {
-            **os.environ,
+        plain = {
             "PGAPPNAME": "hybridops-backup",
             "PGCONNECT_TIMEOUT": str(self.inventory.postgres.connect_timeout_s),
         }
         if password:
-            env["PGPASSWORD"] = password
+            plain["PGPASSWORD"] = password
+        env = pgbin.tool_env("pg_basebackup", plain)
         started_at = datetime.now(UTC)
         t0 = time.monotonic()
         try:
@@ -282,7 +281,7 @@ class BaseBackupDriver(BackupDriver):
                 return info
         raise BackupNotFound(f"backup {backup!r} does not exist in {self.repository}", backup=backup)
 
-    async def restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+    async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
         """Extract ``backup`` into ``data_dir`` (empty or absent; never a site's) and configure
         recovery from the archive (see :mod:`activities.backup.recovery`). Idempotent: a retry
         after a finished restore returns its result; after an interrupted one, starts over.

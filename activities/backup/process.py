@@ -26,6 +26,7 @@ from activities.process import (  # shared with every CLI driver; re-exported fo
     describe,
     kill_group,
     redact,
+    refuse_secrets,
     tail,
 )
 from hybridops import pgbin
@@ -70,8 +71,7 @@ async def run_tool(
     Raises :class:`BackupToolFailed` (non-zero exit), :class:`BackupToolTimeout`.
     """
     secrets = [s for s in secrets if s]
-    if any(secret in arg for secret in secrets for arg in argv):
-        raise ConfigError(f"refusing to run {argv[0]}: a secret would be in its command line")
+    refuse_secrets(argv, secrets)
     command = describe(argv)
     ids = dict(ids or {})
     started = time.monotonic()

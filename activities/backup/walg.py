@@ -16,7 +16,6 @@ the directory. ``postgresql.auto.conf`` only names the file (see :func:`wal_fetc
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import time
@@ -28,24 +27,22 @@ from typing import Any
 import psycopg
 
 from activities.backup import recovery
-from activities.backup.base import LATEST, BackupDriver
+from activities.backup.base import LATEST, BackupDriver, check_backup_name
 from activities.backup.basebackup import format_lsn
 from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
-from activities.process import MIN_SECRET_LEN
 from hybridops import pgbin
 from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
+from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError, FatalError, HybridOpsError
 from hybridops.lsn import parse_lsn
-from hybridops.secrets import resolve_secret
+from hybridops.secrets import MIN_SECRET_LEN, resolve_reference, resolve_secret
 
 ENV_FILE = "hybridops-walg.env"
 """In a restored data directory: the variables ``wal-g wal-fetch`` needs, sourced by
 ``restore_command``."""
 USER_DATA_SITE = "hybridops_site"
 """Key of the site name in the backup's user data (``WALG_SENTINEL_USER_DATA``)."""
-"""Shorter values (``lz4``, ``1``) are settings, not secrets: redacting them would mangle
-every message, and refusing them in argv would refuse ordinary paths."""
 
 _NOT_FOUND = re.compile(r"Backup '([^']*)' does not exist|No backups found")
 _WROTE = re.compile(r"Wrote backup with name (\S+)")
@@ -117,7 +114,9 @@ class WalgBackupDriver(BackupDriver):
         resolved = {}
         for name, ref in self.inventory.backup.walg_env.items():
             try:
-                value = resolve_secret(ref)
+                # wal-g's variables mix secrets and settings (WALG_COMPRESSION_METHOD=lz4): no
+                # length floor here; only values of a secret's length are redacted.
+                value = resolve_reference(ref)
             except ConfigError as err:
                 raise ConfigError(f"backup.walg_env.{name}: {err}") from None
             resolved[name] = value or ""
@@ -148,9 +147,9 @@ class WalgBackupDriver(BackupDriver):
         backup: str | None = None,
     ) -> tuple[str, str]:
         walg_env = self._walg_env()
-        env = {**os.environ, **walg_env, **(extra or {})}
-        if site is not None:
-            env.update(self._pg_env(site))
+        # Only what wal-g is configured with: the worker's own credentials stay with the worker
+        # (AWS_* from an instance role too: map them in backup.walg_env when wal-g needs them).
+        env = child_environment({**walg_env, **(extra or {}), **(self._pg_env(site) if site else {})})
         secrets = [v for v in walg_env.values() if len(v) >= MIN_SECRET_LEN]
         if env.get("PGPASSWORD"):
             secrets.append(env["PGPASSWORD"])
@@ -186,7 +185,7 @@ class WalgBackupDriver(BackupDriver):
         if "WALG_SENTINEL_USER_DATA" not in self.inventory.backup.walg_env:
             extra["WALG_SENTINEL_USER_DATA"] = json.dumps({USER_DATA_SITE: site})
         _, stderr = await self._walg(
-            ["backup-push", str(data_dir)], self.push_timeout_s, site=site, extra=extra, as_pg_user=True
+            ["backup-push", "--", str(data_dir)], self.push_timeout_s, site=site, extra=extra, as_pg_user=True
         )
         backups = await self.list()
         if not backups:
@@ -220,7 +219,7 @@ class WalgBackupDriver(BackupDriver):
             raise BackupNotFound(f"no backup{when} in wal-g's storage", backup=backup)
         return backups[-1].name
 
-    async def restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+    async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
         """``wal-g backup-fetch`` into ``data_dir`` (as the PostgreSQL user), then recovery
         with ``restore_command`` running ``wal-g wal-fetch``. Idempotent like the interface
         says. Raises :class:`BackupNotFound` naming the backup."""
@@ -235,7 +234,10 @@ class WalgBackupDriver(BackupDriver):
         target = recovery.prepare_target(self.inventory, data_dir)
         try:
             await self._walg(
-                ["backup-fetch", str(target), name], self.fetch_timeout_s, as_pg_user=True, backup=name
+                ["backup-fetch", "--", str(target), check_backup_name(name)],
+                self.fetch_timeout_s,
+                as_pg_user=True,
+                backup=name,
             )
         except BackupNotFound:
             if not any(target.iterdir()):  # nothing fetched: leave nothing behind

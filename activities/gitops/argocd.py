@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
-from activities.gitops.base import GitOpsDriver, fill, fill_all, result_of
+from activities.gitops.base import GitOpsDriver, fill_all, object_name, result_of
 from activities.gitops.errors import GitOpsAppNotFound, GitOpsAuthFailed, GitOpsError, GitOpsRejected
 from hybridops.errors import ConfigError
 from hybridops.gitops_models import AppState, GitOpsResult
@@ -33,6 +34,13 @@ RUN_ANNOTATION = "hybridops.io/run-id"
 REQUEST_TIMEOUT_S = 30.0
 RUNNING_PHASES = frozenset({"Running", "Terminating"})
 _BODY_CHARS = 200
+APPLICATIONS = "/api/v1/applications"
+
+
+def app_path(name: str, *rest: str) -> str:
+    """The API path of Application ``name`` (and a sub-resource): each segment quoted, so no
+    name can climb to another path (``x/../../projects/prod``)."""
+    return "/".join([APPLICATIONS, *(quote(part, safe="") for part in (name, *rest))])
 
 
 class ArgoCdDriver(GitOpsDriver):
@@ -51,7 +59,7 @@ class ArgoCdDriver(GitOpsDriver):
         async with _Api(self) as api:
             changed = False
             for app in apps:
-                name = fill(self.argo.app_template, app, cloud)
+                name = self._name(app, cloud)
                 body = await api.get_app(name)
                 if body is None:
                     await self._create(api, name, app, cloud, run_id)
@@ -67,11 +75,10 @@ class ArgoCdDriver(GitOpsDriver):
         async with _Api(self) as api:
             changed = False
             for app in apps:
-                name = fill(self.argo.app_template, app, cloud)
+                name = self._name(app, cloud)
                 if await api.get_app(name) is None:
                     continue
-                path = f"/api/v1/applications/{name}"
-                status, _ = await api.call("DELETE", path, params={"cascade": "true"})
+                status, _ = await api.call("DELETE", app_path(name), params={"cascade": "true"})
                 changed = changed or status != 404
             result = await self._wait("undeploy", cloud, lambda: self._read(api, apps, cloud, gone=True))
         return result.model_copy(update={"changed": changed})
@@ -81,6 +88,9 @@ class ArgoCdDriver(GitOpsDriver):
             return await self._read(api, apps, cloud, gone=False)
 
     # ------------------------------------------------------------------ helpers
+
+    def _name(self, app: str, cloud: str) -> str:
+        return object_name(self.argo.app_template, app, cloud, "gitops.argocd.app_template")
 
     async def _create(self, api: _Api, name: str, app: str, cloud: str, run_id: str) -> None:
         if not self.argo.app_spec:
@@ -93,13 +103,13 @@ class ArgoCdDriver(GitOpsDriver):
             "metadata": {"name": name, "annotations": {RUN_ANNOTATION: run_id}},
             "spec": fill_all(self.argo.app_spec, app, cloud),
         }
-        await api.call("POST", "/api/v1/applications", body=body)
+        await api.call("POST", APPLICATIONS, body=body)
 
     async def _sync(self, api: _Api, name: str) -> None:
         body: dict[str, Any] = {"prune": True}
         if self.argo.revision:
             body["revision"] = self.argo.revision
-        status, answer = await api.call("POST", f"/api/v1/applications/{name}/sync", body=body, ok=(400,))
+        status, answer = await api.call("POST", app_path(name, "sync"), body=body, ok=(400,))
         if status == 404:
             raise GitOpsAppNotFound(f"Argo CD has no Application {name} to sync", app=name)
         # An automated sync may have started first: Argo CD refuses a second operation with a
@@ -111,7 +121,7 @@ class ArgoCdDriver(GitOpsDriver):
         states: list[AppState] = []
         revisions: set[str] = set()
         for app in apps:
-            name = fill(self.argo.app_template, app, cloud)
+            name = self._name(app, cloud)
             body = await api.get_app(name)
             if body is None:
                 states.append(AppState(name=app, synced=gone, healthy=gone, detail=f"no Application {name}"))
@@ -201,7 +211,7 @@ class _Api:
 
     async def get_app(self, name: str) -> dict[str, Any] | None:
         """The Application ``name``, or None when Argo CD says it does not exist."""
-        status, body = await self.call("GET", f"/api/v1/applications/{name}")
+        status, body = await self.call("GET", app_path(name))
         if status == 404:
             return None
         if not isinstance(body, dict):

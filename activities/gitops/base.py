@@ -18,7 +18,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.gitops.errors import GitOpsNotReady
-from hybridops.errors import InputError
+from hybridops.errors import ConfigError, InputError
 from hybridops.gitops_models import AppState, GitOpsResult
 from hybridops.inventory import GitOpsSettings
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 """An app or cloud name: it goes into object names and file paths, so DNS-label characters only."""
+OBJECT_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+"""A GitOps object's name once its template is filled (a Kubernetes object name, RFC 1123
+subdomain): it goes into API paths, so no ``/``, and no ``..`` either."""
 
 
 def heartbeat(*details: Any) -> None:
@@ -38,6 +41,18 @@ def heartbeat(*details: Any) -> None:
 def fill(template: str, app: str, cloud: str) -> str:
     """``template`` with ``{app}`` and ``{cloud}`` replaced (plain text, not ``str.format``)."""
     return template.replace("{app}", app).replace("{cloud}", cloud)
+
+
+def object_name(template: str, app: str, cloud: str, key: str) -> str:
+    """The object ``template`` names for ``app`` on ``cloud``; :class:`ConfigError` naming the
+    inventory ``key`` when that is not a Kubernetes object name (a template such as
+    ``{app}/../x`` would reach another API path)."""
+    name = fill(template, app, cloud)
+    if not OBJECT_NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"{key}: {template!r} gives {name!r}, not an object name (a-z, 0-9, '-', '.'; at most 253)"
+        )
+    return name
 
 
 def fill_all(value: Any, app: str, cloud: str) -> Any:
@@ -102,11 +117,14 @@ class GitOpsDriver(ABC):
 
     @staticmethod
     def _check(apps: list[str], cloud: str) -> list[str]:
+        """The apps, sorted and unique; :class:`InputError` naming the field when a name is not
+        a DNS label (an app ``x/../../projects/prod`` must never reach a URL or a path)."""
         if not apps:
             raise InputError("apps: no app given")
-        for name in [*apps, cloud]:
-            if not NAME.match(name):
-                raise InputError(f"{name!r} is not a valid app or cloud name (a-z, 0-9, '-')")
+        fields = [(f"apps[{i}]", app) for i, app in enumerate(apps)] + [("cloud", cloud)]
+        for field, name in fields:
+            if not isinstance(name, str) or not NAME.match(name):
+                raise InputError(f"{field}: {name!r} is not a valid app or cloud name (a-z, 0-9, '-')")
         return sorted(set(apps))
 
     async def _wait(

@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client, config  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
-from activities.gitops.base import GitOpsDriver, fill, fill_all, result_of
+from activities.gitops.base import GitOpsDriver, fill, fill_all, object_name, result_of
 from activities.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
 from hybridops.errors import ConfigError
 from hybridops.gitops_models import AppState, GitOpsResult
@@ -64,7 +64,7 @@ class FluxDriver(GitOpsDriver):
             requested = datetime.now(UTC).isoformat()
             changed = False
             for app in apps:
-                name = fill(self.flux.kustomization_template, app, cloud)
+                name = self._name(app, cloud)
                 spec = {"prune": True, **fill_all(self.flux.kustomization_spec, app, cloud), "suspend": False}
                 annotations = {REQUESTED_AT: requested, RUN_ANNOTATION: run_id}
                 current = await kube.get(name)
@@ -95,7 +95,7 @@ class FluxDriver(GitOpsDriver):
         with await asyncio.to_thread(_Kube, self, cloud) as kube:
             changed = False
             for app in apps:
-                name = fill(self.flux.kustomization_template, app, cloud)
+                name = self._name(app, cloud)
                 current = await kube.get(name)
                 if current is None:
                     continue
@@ -113,13 +113,16 @@ class FluxDriver(GitOpsDriver):
 
     # ------------------------------------------------------------------ helpers
 
+    def _name(self, app: str, cloud: str) -> str:
+        return object_name(self.flux.kustomization_template, app, cloud, "gitops.flux.kustomization_template")
+
     async def _read(
         self, kube: _Kube, apps: list[str], cloud: str, gone: bool, requested: str | None = None
     ) -> GitOpsResult:
         states: list[AppState] = []
         revisions: set[str] = set()
         for app in apps:
-            name = fill(self.flux.kustomization_template, app, cloud)
+            name = self._name(app, cloud)
             obj = await kube.get(name)
             if obj is None:
                 detail = f"no Kustomization {self.flux.namespace}/{name}"

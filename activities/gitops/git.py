@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -29,11 +28,15 @@ import yaml
 
 from activities.gitops.base import GitOpsDriver, fill, heartbeat, result_of
 from activities.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
+from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError
 from hybridops.gitops_models import AppState, GitOpsResult
 from hybridops.inventory import GitOpsSettings
 from hybridops.secrets import resolve_secret
 
+GIT_INHERITED_ENV = ("SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH")
+"""What git takes from the worker's environment beyond the allow-list: how to reach the remote
+(ssh's agent socket, not a key; the CA for an HTTPS remote)."""
 PUSH_ATTEMPTS = 3
 """How often a push rejected because the branch moved is redone on the new head."""
 HEADER = "# Managed by HybridOps: the burst apps that run on this cloud's cluster.\n"
@@ -142,10 +145,10 @@ class GitDriver(GitOpsDriver):
         return (await self._git(work, env, "rev-parse", "HEAD")).strip()
 
     def _env(self) -> dict[str, str]:
-        """git's environment: no prompts, the author, and the credentials (as config)."""
+        """git's environment: the allow-list (:func:`hybridops.childenv.child_environment`) and
+        ssh's agent, no prompts, the author, and the credentials (as config)."""
         name, email = self.author
-        env = {
-            **os.environ,
+        env = child_environment(inherited=GIT_INHERITED_ENV) | {
             "GIT_TERMINAL_PROMPT": "0",
             "LC_ALL": "C",
             "GIT_AUTHOR_NAME": name,

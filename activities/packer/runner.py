@@ -56,7 +56,7 @@ INHERITED_ENV = (
     "PACKER_PLUGIN_PATH",
     "PACKER_CACHE_DIR",
 )
-"""What Packer sees of the worker's environment beyond :data:`activities.process.SAFE_ENV`."""
+"""What Packer sees of the worker's environment beyond :data:`hybridops.childenv.SAFE_ENV`."""
 _BUILD = re.compile(r"[A-Za-z0-9_.*-]+")
 _AUTH = re.compile(
     r"NoCredentialProviders|No valid credential sources|could not find default credentials"

@@ -91,6 +91,12 @@ class LocalPostgresDriver(PostgresDriver):
         except psycopg.OperationalError as err:
             raise DatabaseUnreachable(f"cannot connect: {str(err).strip()}", site=site) from None
 
+    def _password_env(self, site: str) -> dict[str, str]:
+        """``PGPASSWORD`` for a client tool connecting to ``site`` (its own environment only:
+        no tool inherits the worker's)."""
+        password = resolve_secret(self.inventory.site(site).password_ref)
+        return {"PGPASSWORD": password} if password else {}
+
     async def _pg_ctl(self, site: str, *args: str) -> str:
         return await pgbin.arun(
             pgbin.bin_dir(self.inventory.postgres.bin_dir),
@@ -614,6 +620,7 @@ class LocalPostgresDriver(PostgresDriver):
                 [f"--target-pgdata={data_dir}", f"--source-server={conninfo}", "--restore-target-wal"],
                 self.inventory.postgres.run_as,
                 timeout=REWIND_TIMEOUT_S,
+                env=self._password_env(source),
             ),
         )
 
@@ -640,6 +647,7 @@ class LocalPostgresDriver(PostgresDriver):
                 ],
                 self.inventory.postgres.run_as,
                 timeout=RECLONE_TIMEOUT_S,
+                env=self._password_env(source),
             ),
         )
         return moved

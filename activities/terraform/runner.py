@@ -1,7 +1,7 @@
 """The Terraform runner: the ``terraform`` (or ``tofu``) CLI driven through its machine-readable
 interfaces, for the infra driver and any activity that changes cloud resources.
 
-Commands, as Terraform documents them: ``init -input=false -no-color``,
+Commands, as Terraform documents them: ``init -input=false -no-color [-backend-config=FILE]``,
 ``workspace select -or-create=true NAME``, ``plan -out=FILE -json -input=false -var-file=FILE``
 (its ``-json`` UI stream is read line by line: ``planned_change``, ``change_summary``,
 ``diagnostic``), ``show -json FILE`` (the plan representation: ``resource_changes[].change.actions``),
@@ -59,10 +59,11 @@ INHERITED_ENV = (
     "TF_CLI_CONFIG_FILE",
     "TF_PLUGIN_CACHE_DIR",
 )
-"""What Terraform sees of the worker's environment beyond :data:`activities.process.SAFE_ENV`."""
+"""What Terraform sees of the worker's environment beyond :data:`hybridops.childenv.SAFE_ENV`."""
 DIAGNOSTICS_SHOWN = 10
 """How many error diagnostics an error's message carries."""
 _WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,89}")
+_BACKEND_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 _LOCK = re.compile(r"Error acquiring the state lock|Error locking state", re.IGNORECASE)
 _LOCK_FIELD = re.compile(r"^[\s│]*(ID|Path|Operation|Who|Version|Created|Info):[ \t]*(.*?)\s*$", re.MULTILINE)
@@ -180,9 +181,9 @@ class TerraformRunner:
         directory (see :meth:`for_target`). ``binary``: ``terraform``, ``tofu`` or a path.
         ``secret_env``: variable name -> secret reference (``env:NAME``, ``file:PATH``).
         ``env``: plain, non-secret variables (``ARM_SUBSCRIPTION_ID``, ``GOOGLE_PROJECT``).
-        ``backend_config``: ``-backend-config`` settings for ``init`` (never secrets: those go in
-        ``secret_env``, e.g. ``ARM_ACCESS_KEY``). ``allow_delete``: addresses (``*`` wildcards)
-        a plan may delete or replace. ``timeout``: for plan, apply and destroy;
+        ``backend_config``: backend settings for ``init``, passed in a 0600 file, never in argv
+        (secrets still belong in ``secret_env``, e.g. ``ARM_ACCESS_KEY``). ``allow_delete``:
+        addresses (``*`` wildcards) a plan may delete or replace. ``timeout``: for plan, apply and destroy;
         ``command_timeout``: for the others. ``interrupt_grace``: how long Terraform has to stop
         after SIGINT (cancellation, timeout) before it is killed."""
         if not _WORKSPACE.fullmatch(workspace):
@@ -219,10 +220,21 @@ class TerraformRunner:
     # -- the commands ---------------------------------------------------------------------
 
     async def init(self) -> None:
-        """``terraform init``: backend and providers ready. Idempotent."""
+        """``terraform init``: backend and providers ready. Idempotent.
+
+        The backend settings go to Terraform in a generated file (``-backend-config=FILE``,
+        mode 0600, removed afterwards), never as ``-backend-config=KEY=VALUE``: argv is
+        readable by every user of the host (``ps``), and a storage account name or access key
+        there is one more place for it to leak."""
         args = ["init", "-input=false", "-no-color"]
-        args += [f"-backend-config={k}={v}" for k, v in sorted(self.backend_config.items())]
-        await self._checked(args, timeout=self.command_timeout)
+        backend = self._write_backend() if self.backend_config else None
+        if backend is not None:
+            args.append(f"-backend-config={backend}")
+        try:
+            await self._checked(args, timeout=self.command_timeout)
+        finally:
+            if backend is not None:
+                backend.unlink(missing_ok=True)
 
     async def workspace(self, name: str | None = None) -> str:
         """Select workspace ``name`` (default: the runner's), creating it when new. Idempotent."""
@@ -522,6 +534,19 @@ class TerraformRunner:
             json.dump(dict(variables), f, indent=2, sort_keys=True, default=str)
         return path
 
+    def _write_backend(self) -> Path:
+        """The backend settings as a backend configuration file (HCL attributes), 0600."""
+        lines = []
+        for key, value in sorted(self.backend_config.items()):
+            if not _BACKEND_KEY.fullmatch(key):
+                raise ConfigError(f"terraform backend_config key {key!r}: not an HCL attribute name")
+            lines.append(f"{key} = {hcl_string(value)}\n")
+        path = self._workdir() / f"backend-{uuid.uuid4().hex[:12]}.tfbackend"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(lines))
+        return path
+
     def _garbled(self, command: str) -> TerraformFailed:
         return TerraformFailed(
             f"terraform {command} -json printed no JSON",
@@ -532,6 +557,12 @@ class TerraformRunner:
 
     def _ids(self, command: str) -> dict[str, object]:
         return {"target": self.target, "workspace": self.workspace_name, "command": command}
+
+
+def hcl_string(value: str) -> str:
+    """``value`` as an HCL quoted string: JSON's escapes (which HCL shares), and template
+    sequences (``${``, ``%{``) doubled so they stay literal text."""
+    return json.dumps(str(value)).replace("${", "$${").replace("%{", "%%{")
 
 
 def _address(obj: Any) -> str | None:

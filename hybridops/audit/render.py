@@ -6,12 +6,12 @@ Pure rendering of a :class:`~hybridops.audit.timeline.Timeline` and an
 
 from __future__ import annotations
 
-import html
 import math
 from datetime import datetime
 
 from hybridops.audit.evidence_check import EvidenceCheck
 from hybridops.audit.timeline import Step, StepKind, StepStatus, Timeline
+from hybridops.markup import html_text, md, md_code
 
 COLOURS = {
     "changed": "#2e7d32",
@@ -53,23 +53,25 @@ def _secs(value: float | None) -> str:
 def _origin(tl: Timeline) -> str:
     how = tl.origin.value
     if tl.scheduled_by:
-        how += f" `{tl.scheduled_by}`"
+        how += f" `{md_code(tl.scheduled_by)}`"
     return how
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def _evidence_lines(check: EvidenceCheck) -> list[str]:
     if check.tampered:
-        lines = [f"> **EVIDENCE CHANGED AFTER THE RUN** in `{check.folder}`:", ">"]
-        lines += [f"> - {p}" for p in check.problems]
+        lines = [f"> **EVIDENCE CHANGED AFTER THE RUN** in `{md_code(check.folder)}`:", ">"]
+        lines += [f"> - {md(p)}" for p in check.problems]
         return [*lines, ""]
     if check.folder is None:
-        return [f"> Evidence not checked: {check.note}", ""]
-    lines = [f"Evidence `{check.folder}`: every file matches its manifest ({len(check.files)} files)."]
-    lines += [f"- {p}" for p in check.problems]  # files added after the run, if any
+        return [f"> Evidence not checked: {md(check.note)}", ""]
+    lines = [
+        f"Evidence `{md_code(check.folder)}`: every file matches its manifest ({len(check.files)} files)."
+    ]
+    lines += [f"- {md(p)}" for p in check.problems]  # files added after the run, if any
     return [*lines, ""]
 
 
@@ -89,14 +91,14 @@ def _step_rows(tl: Timeline, steps: list[Step]) -> list[str]:
 
 def render_markdown(tl: Timeline, check: EvidenceCheck) -> str:
     """The audit report for people, in markdown."""
-    lines = [f"# Audit: {tl.workflow_type} `{tl.workflow_id}`: {tl.status}", ""]
+    lines = [f"# Audit: {md(tl.workflow_type)} `{md_code(tl.workflow_id)}`: {md(tl.status)}", ""]
     lines += _evidence_lines(check)
     lines += [
         "## Start",
         "",
-        f"- Started: {tl.started_at.isoformat()} by client `{tl.identity}` ({_origin(tl)})",
-        f"- Requested by: {tl.requested_by or '-'}; reason: {tl.reason or '-'}",
-        f"- Run: `{tl.run_id}` on task queue `{tl.task_queue}`",
+        f"- Started: {tl.started_at.isoformat()} by client `{md_code(tl.identity)}` ({_origin(tl)})",
+        f"- Requested by: {md(tl.requested_by or '-')}; reason: {md(tl.reason or '-')}",
+        f"- Run: `{md_code(tl.run_id)}` on task queue `{md_code(tl.task_queue)}`",
         "",
         "## Steps",
         "",
@@ -105,32 +107,39 @@ def render_markdown(tl: Timeline, check: EvidenceCheck) -> str:
     comps = [s for s in tl.steps if s.compensation]
     if comps or tl.compensations:
         lines += ["", "## Compensations", ""]
-        lines += _step_rows(tl, comps) if comps else [f"- named by the result: {', '.join(tl.compensations)}"]
+        lines += (
+            _step_rows(tl, comps) if comps else [f"- named by the result: {md(', '.join(tl.compensations))}"]
+        )
     lines += ["", "## Approvals", ""]
     if not tl.approvals:
         lines.append("- none")
     for a in tl.approvals:
-        verdict = "approved" if a.approved else "rejected" if a.approved is False else f"failed ({a.failure})"
+        verdict = (
+            "approved" if a.approved else "rejected" if a.approved is False else f"failed ({md(a.failure)})"
+        )
         lines.append(
-            f"- {verdict} by **{a.by or '?'}** at {a.received_at.isoformat()} ({_offset(tl, a.received_at)}),"
-            f" update `{a.update}` from client `{a.identity}`" + (f": {a.comment}" if a.comment else "")
+            f"- {verdict} by **{md(a.by or '?')}** at {a.received_at.isoformat()}"
+            f" ({_offset(tl, a.received_at)}),"
+            f" update `{md_code(a.update)}` from client `{md_code(a.identity)}`"
+            + (f": {md(a.comment)}" if a.comment else "")
         )
     lines += ["", "## Signals", ""]
     if not tl.signals:
         lines.append("- none")
     lines += [
-        f"- `{g.name}` at {g.at.isoformat()} ({_offset(tl, g.at)}) from `{g.identity}`: {g.summary}"
+        f"- `{md_code(g.name)}` at {g.at.isoformat()} ({_offset(tl, g.at)})"
+        f" from `{md_code(g.identity)}`: {md(g.summary)}"
         for g in tl.signals
     ]
     lines += [
         "",
         "## End",
         "",
-        f"- Closed as: {tl.closed_as} at {tl.ended_at.isoformat() if tl.ended_at else '-'}",
-        f"- Runbook status: {tl.status}",
+        f"- Closed as: {md(tl.closed_as)} at {tl.ended_at.isoformat() if tl.ended_at else '-'}",
+        f"- Runbook status: {md(tl.status)}",
     ]
     if tl.message:
-        lines.append(f"- Failure: {tl.message}")
+        lines.append(f"- Failure: {md(tl.message)}")
     lines += ["", "## Durations", ""]
     lines += [f"- {name}: {_secs(value)}" for name, value in tl.durations().items()]
     lines += ["", "Derived from the run's Temporal history alone (`hybridops audit report`)."]
@@ -173,7 +182,7 @@ def render_svg(tl: Timeline) -> str:
     height = top + rows * row_h + 30
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + chart_w + 20}" height="{height}"'
-        f' role="img" aria-label="timeline of {html.escape(tl.workflow_id)}" font-size="11"'
+        f' role="img" aria-label="timeline of {html_text(tl.workflow_id)}" font-size="11"'
         ' font-family="system-ui,sans-serif">'
     ]
     step = _nice_step(span)
@@ -191,8 +200,8 @@ def render_svg(tl: Timeline) -> str:
         end = s.ended_at or tl.ended_at or s.started_at
         x1, x2 = x(s.started_at), x(end)
         colour = COLOURS[outcome(s)]
-        name = html.escape(s.name + (" (undo)" if s.compensation else ""))
-        tip = html.escape(
+        name = html_text(s.name + (" (undo)" if s.compensation else ""))
+        tip = html_text(
             f"{s.name}: {s.status.value}, attempt {s.attempts}, {_secs(s.seconds)}"
             + (f", {s.failure}" if s.failure else f", {s.detail}" if s.detail else "")
         )
@@ -211,14 +220,14 @@ def render_svg(tl: Timeline) -> str:
         px, cy = x(a.received_at), y + row_h / 2
         verdict = "approved" if a.approved else "rejected"
         colour = "#6a1b9a" if a.approved else "#c62828"
-        tip = html.escape(f"{verdict} by {a.by} at {a.received_at.isoformat()}")
+        tip = html_text(f"{verdict} by {a.by} at {a.received_at.isoformat()}")
         out.append(
             f'<path d="M{px:.1f},{cy - 7} L{px + 7:.1f},{cy} L{px:.1f},{cy + 7} L{px - 7:.1f},{cy} Z"'
             f' fill="{colour}"><title>{tip}</title></path>'
         )
     for g in tl.signals:
         px, cy = x(g.at), y + row_h / 2
-        tip = html.escape(f"signal {g.name} at {g.at.isoformat()}: {g.summary}")
+        tip = html_text(f"signal {g.name} at {g.at.isoformat()}: {g.summary}")
         out.append(
             f'<path d="M{px - 6:.1f},{cy + 6} L{px + 6:.1f},{cy + 6} L{px:.1f},{cy - 6} Z" fill="#1565c0">'
             f"<title>{tip}</title></path>"
@@ -227,15 +236,15 @@ def render_svg(tl: Timeline) -> str:
         px = x(tl.ended_at)
         out.append(
             f'<line x1="{px:.1f}" y1="{top - 5}" x2="{px:.1f}" y2="{top + rows * row_h}" stroke="#212121"'
-            f' stroke-dasharray="3,3"><title>closed: {html.escape(tl.closed_as)}</title></line>'
+            f' stroke-dasharray="3,3"><title>closed: {html_text(tl.closed_as)}</title></line>'
         )
     out.append("</svg>")
     return "\n".join(out)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -260,7 +269,7 @@ def _html_steps(tl: Timeline, steps: list[Step]) -> str:
 
 def render_html(tl: Timeline, check: EvidenceCheck) -> str:
     """The audit report as one HTML page: no scripts, no external assets."""
-    e = html.escape
+    e = html_text
     if check.tampered:
         items = "".join(f"<li>{e(p)}</li>" for p in check.problems)
         evidence = (

@@ -9,6 +9,7 @@ the run's own files, never over them), else ``<output_dir>/audit/<workflow id>/`
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from temporalio.client import WorkflowHistory
 from hybridops.audit.evidence_check import AUDIT_DIR, EvidenceCheck, check_evidence
 from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.timeline import Timeline, build_timeline
-from hybridops.evidence import MANIFEST
+from hybridops.errors import InputError
+from hybridops.evidence import MANIFEST, evidence_folder
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -40,7 +42,8 @@ def find_evidence(tl: Timeline, output_dir: Path, history_file: Path | None = No
     candidates: list[Path] = []
     if history_file is not None and (history_file.parent / MANIFEST).exists():
         candidates.append(history_file.parent)
-    candidates.append(output_dir / tl.runbook / tl.workflow_id)
+    with contextlib.suppress(InputError):  # an id that leads outside output_dir has no folder there
+        candidates.append(evidence_folder(output_dir, tl.runbook, tl.workflow_id))
     if tl.evidence_dir:
         candidates.append(Path(tl.evidence_dir))
     return next((c for c in candidates if c.is_dir()), None)
@@ -65,7 +68,9 @@ def write_report(
     check = check_evidence(folder, sealed or history)
     if evidence is not None and not evidence.is_dir():
         check.note = f"the evidence folder {evidence} does not exist"
-    target = out or (folder / AUDIT_DIR if folder is not None else output_dir / AUDIT_DIR / tl.workflow_id)
+    target = out or (
+        folder / AUDIT_DIR if folder is not None else evidence_folder(output_dir, AUDIT_DIR, tl.workflow_id)
+    )
     target.mkdir(parents=True, exist_ok=True)
     md, page = target / REPORT_MD, target / REPORT_HTML
     md.write_text(render_markdown(tl, check))

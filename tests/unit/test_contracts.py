@@ -64,10 +64,10 @@ def test_failover_input_defaults_and_errors() -> None:
 
 
 def test_secrets_resolve_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HYBRIDOPS_TEST_SECRET", "s3cret")
-    assert resolve_secret("env:HYBRIDOPS_TEST_SECRET") == "s3cret"
-    (tmp_path / "key").write_text("k3y\n")
-    assert resolve_secret(f"file:{tmp_path / 'key'}") == "k3y"
+    monkeypatch.setenv("HYBRIDOPS_TEST_SECRET", "s3cret-v4lue")
+    assert resolve_secret("env:HYBRIDOPS_TEST_SECRET") == "s3cret-v4lue"
+    (tmp_path / "key").write_text("k3y-k3y-k3y\n")
+    assert resolve_secret(f"file:{tmp_path / 'key'}") == "k3y-k3y-k3y"
     assert resolve_secret(None) is None
     with pytest.raises(ConfigError, match="HYBRIDOPS_NOT_SET"):
         resolve_secret("env:HYBRIDOPS_NOT_SET")

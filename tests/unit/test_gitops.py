@@ -688,16 +688,21 @@ async def test_git_credentials_go_through_the_environment(
     record = tmp_path / "record"
     (bin_dir / "git").write_text(
         f'#!/bin/sh\necho "ARGV $*" >> {record}\n'
-        f'echo "ENV $GIT_CONFIG_VALUE_0" >> {record}\nexec {real} "$@"\n'
+        f'echo "ENV $GIT_CONFIG_VALUE_0" >> {record}\nenv | sed "s/^/CHILD /" >> {record}\n'
+        f'exec {real} "$@"\n'
     )
     (bin_dir / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(real).parent}")
     monkeypatch.setenv(TOKEN_ENV, f"bot:{TOKEN}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-own-key-never-for-git")  # the worker's own
     await git_driver(bare, credentials_ref=f"env:{TOKEN_ENV}").deploy(["netbox"], "azure", RUN)
     lines = record.read_text().splitlines()
     header = "Authorization: Basic " + base64.b64encode(f"bot:{TOKEN}".encode()).decode()
     assert all(TOKEN not in line for line in lines if line.startswith("ARGV"))
     assert f"ENV {header}" in lines
+    child = [line.removeprefix("CHILD ") for line in lines if line.startswith("CHILD ")]
+    assert child and not [v for v in child if v.startswith(("HYBRIDOPS_", "AWS_"))]  # only the allow-list
+    assert not [v for v in child if TOKEN in v or "never-for-git" in v]  # the token only as the header
 
 
 # --------------------------------------------------------------------------- interface and config
@@ -736,3 +741,46 @@ async def test_git_first_commit_into_an_empty_repository(tmp_path: Path) -> None
     result = await git_driver(repo).deploy(["netbox"], "azure", RUN)
     assert result.changed and result.revision == run_git(repo, "rev-parse", "main").strip()
     assert show(repo, "clusters/azure/burst.yaml")["apps"] == ["netbox"]
+
+
+@pytest.mark.parametrize(
+    ("apps", "cloud", "field"),
+    [
+        (["x/../../projects/prod"], "azure", r"apps\[0\]"),
+        (["netbox", "a b"], "azure", r"apps\[1\]"),
+        (["netbox"], "../gcp", "cloud"),
+    ],
+)
+async def test_argocd_refuses_names_that_would_reach_another_api_path(
+    server: FakeServer, argo: FakeArgo, token: str, apps: list[str], cloud: str, field: str
+) -> None:
+    driver = argocd(server.url, token)
+    for call in (driver.deploy(apps, cloud, RUN), driver.undeploy(apps, cloud, RUN)):
+        with pytest.raises(InputError, match=f"^{field}: "):
+            await call
+    assert server.seen == []  # refused before any request
+
+
+async def test_argocd_template_that_climbs_paths_is_a_config_error(
+    server: FakeServer, argo: FakeArgo, token: str
+) -> None:
+    driver = argocd(server.url, token)
+    driver.argo.app_template = "{app}/../../projects/{cloud}"
+    with pytest.raises(ConfigError, match=r"^gitops\.argocd\.app_template: "):
+        await driver.undeploy(["netbox"], "prod", RUN)
+    assert server.seen == []
+
+
+def test_argocd_paths_quote_every_segment() -> None:
+    from activities.gitops.argocd import app_path
+
+    assert app_path("burst-netbox-azure", "sync") == "/api/v1/applications/burst-netbox-azure/sync"
+    assert app_path("x/../../projects/prod") == "/api/v1/applications/x%2F..%2F..%2Fprojects%2Fprod"
+
+
+def test_flux_template_that_is_no_object_name_is_a_config_error() -> None:
+    from activities.gitops.base import object_name
+
+    with pytest.raises(ConfigError, match=r"^gitops\.flux\.kustomization_template: "):
+        object_name("{app}/{cloud}", "netbox", "azure", "gitops.flux.kustomization_template")
+    assert object_name("burst-{app}-{cloud}", "netbox", "azure", "k") == "burst-netbox-azure"

@@ -145,7 +145,13 @@ async def test_plan_apply_output_with_heartbeats(state: Path, tmp_path: Path) ->
     )
     assert not any(a.startswith("-var=") for a in plan_argv)
     init_argv = recorded[0]["argv"]
-    assert "-backend-config=container_name=tfstate" in init_argv
+    backend = [a for a in init_argv if a.startswith("-backend-config=")]
+    assert len(backend) == 1 and not any("tfstate" in a for a in init_argv)  # no value in argv
+    assert json.loads((state / "backend.json").read_text()) == {
+        "container_name": "tfstate",
+        "key": "burst.tfstate",
+    }
+    assert not Path(backend[0].removeprefix("-backend-config=")).exists()  # removed after init
     assert recorded[-1]["workspace"] == "burst-1"
 
 
@@ -257,10 +263,28 @@ async def test_apply_errored(state: Path, tmp_path: Path) -> None:
 
 async def test_secret_in_argv_refused(state: Path, tmp_path: Path) -> None:
     tf = runner(state, tmp_path)
-    tf.backend_config["access_key"] = SECRET
     with pytest.raises(ConfigError, match="secret would be in its command line"):
-        await tf.init()
+        await tf._checked(
+            ["init", "-input=false", "-no-color", f"-backend-config=access_key={SECRET}"], timeout=10
+        )
     assert not (state / "calls.jsonl").exists()
+
+
+async def test_backend_values_never_reach_argv(state: Path, tmp_path: Path) -> None:
+    """Even a value that should not be there (a key with template characters and quotes)
+    travels in the 0600 file, read back exactly."""
+    tf = runner(state, tmp_path)
+    odd = 'acc"ount ${not.a.template} %{if} \\ end'
+    tf.backend_config.update({"storage_account_name": odd, "access_key": SECRET})
+    await tf.init()
+    init = calls(state)[0]
+    assert not any(SECRET in a or "ount" in a for a in init["argv"])
+    read = json.loads((state / "backend.json").read_text())
+    assert read["storage_account_name"].replace("$${", "${").replace("%%{", "%{") == odd
+    assert read["access_key"] == SECRET
+    with pytest.raises(ConfigError, match="backend_config key"):
+        tf.backend_config["bad key"] = "x"
+        await tf.init()
 
 
 async def test_missing_binary(state: Path, tmp_path: Path) -> None:

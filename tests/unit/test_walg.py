@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +23,7 @@ from activities.backup import LATEST, BackupNotFound, make_backup_driver
 from activities.backup.basebackup import BaseBackupDriver
 from activities.backup.errors import BackupToolFailed, BackupToolTimeout
 from activities.backup.walg import ENV_FILE, WalgBackupDriver, backup_info
-from hybridops.errors import ConfigError, FatalError
+from hybridops.errors import ConfigError, FatalError, InputError
 from hybridops.inventory import BackupDriver as Kind
 from hybridops.inventory import BackupSettings, DnsSettings, Inventory, SiteConfig, parse_inventory
 
@@ -30,19 +32,48 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PREFIX = "s3://backups-bucket/hybridops/onprem"
 
 
+WORKER_CANARY = "worker-own-credential-never-for-wal-g"
+
+
 @pytest.fixture
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The fake's state directory; the secrets the inventory references, in the environment."""
+    """The fake's state directory, with its wrapper ``wal-g`` (the inventory's ``walg_path``);
+    the secrets the inventory references in the worker's environment, beside credentials of
+    the worker's own that wal-g must never see."""
     d = tmp_path / "fake-walg"
     d.mkdir()
-    monkeypatch.setenv("FAKE_WALG_DIR", str(d))
-    monkeypatch.setenv("FAKE_WALG_EXPECT_ENV", "WALG_S3_PREFIX,AWS_SECRET_ACCESS_KEY")
-    monkeypatch.setenv("FAKE_WALG_SECRET_ENV", "AWS_SECRET_ACCESS_KEY")
+    # wal-g gets the allow-listed environment, not the test's: the wrapper tells the fake
+    # where its state is, and control.env (see control) how to behave.
+    wrapper = d / "wal-g"
+    wrapper.write_text(
+        f"#!/bin/sh\nexport FAKE_WALG_DIR={shlex.quote(str(d))}\n"
+        f'[ -f "$FAKE_WALG_DIR/control.env" ] && . "$FAKE_WALG_DIR/control.env"\n'
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    control(
+        d,
+        FAKE_WALG_EXPECT_ENV="WALG_S3_PREFIX,AWS_SECRET_ACCESS_KEY",
+        FAKE_WALG_SECRET_ENV="AWS_SECRET_ACCESS_KEY",
+    )
     monkeypatch.setenv("TEST_WALG_PREFIX", PREFIX)
     monkeypatch.setenv("TEST_WALG_SECRET", SECRET)
-    for var in ("FAKE_WALG_FAIL", "FAKE_WALG_VERIFY", "WALG_SENTINEL_USER_DATA"):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HYBRIDOPS_TEST_WORKER_TOKEN", WORKER_CANARY)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", WORKER_CANARY)
+    monkeypatch.delenv("WALG_SENTINEL_USER_DATA", raising=False)
     return d
+
+
+def control(state: Path, **settings: str) -> None:
+    """Set the fake's behaviour (``FAKE_WALG_FAIL``, ``FAKE_WALG_VERIFY``, ...) for its next calls."""
+    path = state / "control.env"
+    current = (
+        dict(line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines())
+        if path.exists()
+        else {}
+    )
+    current.update({k: shlex.quote(v) for k, v in settings.items()})
+    path.write_text("".join(f"export {k}={v}\n" for k, v in current.items()))
 
 
 def inventory(tmp_path: Path, **backup: Any) -> Inventory:
@@ -50,7 +81,7 @@ def inventory(tmp_path: Path, **backup: Any) -> Inventory:
         (tmp_path / "pg" / site).mkdir(parents=True, exist_ok=True)
     settings = {
         "driver": Kind.WALG,
-        "walg_path": str(FAKE),
+        "walg_path": str(tmp_path / "fake-walg" / "wal-g"),
         "walg_env": {
             "WALG_S3_PREFIX": "env:TEST_WALG_PREFIX",
             "AWS_SECRET_ACCESS_KEY": "env:TEST_WALG_SECRET",
@@ -104,7 +135,7 @@ async def test_backup_push_then_list(driver: WalgBackupDriver, state: Path, tmp_
     assert [b.name for b in await driver.list()] == [info.name, second.name]
 
     push = next(c for c in calls(state) if c["argv"][0] == "backup-push")
-    assert push["argv"] == ["backup-push", str(tmp_path / "pg" / "onprem")]
+    assert push["argv"] == ["backup-push", "--", str(tmp_path / "pg" / "onprem")]
     assert push["env"]["PGHOST"] == "127.0.0.1" and push["env"]["PGPORT"] == "1"
     assert push["env"]["PGUSER"] == "backup"
     assert json.loads(push["env"]["WALG_SENTINEL_USER_DATA"]) == {"hybridops_site": "onprem"}
@@ -116,6 +147,9 @@ async def test_backup_push_then_list(driver: WalgBackupDriver, state: Path, tmp_
     ]
     assert not any("refused" in c for c in calls(state))
     assert SECRET not in (state / "calls.jsonl").read_text()
+    for call in calls(state):  # the worker's own environment stays with the worker
+        assert not [k for k in call["env_keys"] if k.startswith("HYBRIDOPS_")]
+        assert "AWS_SESSION_TOKEN" not in call["env_keys"] and not call["canary"]
 
 
 def test_backup_info_reads_the_documented_fields() -> None:
@@ -153,7 +187,7 @@ async def test_restore_latest_configures_recovery_without_secrets(
     result = await driver.restore(LATEST, data, None)
     assert result.backup == newest.name and result.target_time is None
     fetch = [c for c in calls(state) if c["argv"][0] == "backup-fetch"]
-    assert [c["argv"] for c in fetch] == [["backup-fetch", str(data), newest.name]]
+    assert [c["argv"] for c in fetch] == [["backup-fetch", "--", str(data), newest.name]]
 
     # Nothing of the source's production settings survives.
     assert (data / "recovery.signal").exists()
@@ -168,7 +202,7 @@ async def test_restore_latest_configures_recovery_without_secrets(
     assert "default_transaction_read_only = off" in auto
     assert "recovery_target_action = 'promote'" in auto and "recovery_target_timeline = 'latest'" in auto
     command = result.settings["restore_command"]
-    assert command.startswith(f'\'. {data / ENV_FILE} && {{ {FAKE} wal-fetch "%f" "%p"; rc=$?;')
+    assert command.startswith(f'\'. {data / ENV_FILE} && {{ {state / "wal-g"} wal-fetch "%f" "%p"; rc=$?;')
     assert "0|74) exit $rc;; esac; exit 255;" in command
 
     # The secret is only in the env file restore_command sources, which only its owner reads.
@@ -194,11 +228,7 @@ async def test_restore_command_sources_the_env_file_and_stops_on_errors(
     (state / "wal").mkdir()
     segment = "000000010000000000000003"
     (state / "wal" / segment).write_bytes(b"wal" * 100)
-    env = {
-        k: os.environ[k]
-        for k in ("PATH", "HOME", "FAKE_WALG_DIR", "FAKE_WALG_EXPECT_ENV", "FAKE_WALG_SECRET_ENV")
-        if k in os.environ
-    }
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
 
     def restore_command(name: str, **extra: str) -> int:
         line = command.replace("%f", name).replace("%p", "pg_wal/RECOVERYXLOG")
@@ -239,6 +269,19 @@ async def test_unknown_backup_is_a_fatal_error_naming_it(driver: WalgBackupDrive
     assert not data.exists()
 
 
+@pytest.mark.parametrize("name", ["--config=/etc/evil.yaml", "-h", "../other/backup", "a/b", "", "x\ny"])
+async def test_a_backup_name_that_is_no_name_is_refused_before_wal_g_runs(
+    driver: WalgBackupDriver, state: Path, tmp_path: Path, name: str
+) -> None:
+    """A name that wal-g would read as an option (``--config=...``) or a path is an input error
+    naming the field; wal-g is not run and nothing is written."""
+    data = tmp_path / "scratch" / "d" / "data"
+    with pytest.raises(InputError, match=r"^backup: ") as caught:
+        await driver.restore(name, data, None)
+    assert not caught.value.retryable
+    assert not (state / "calls.jsonl").exists() and not data.exists()
+
+
 async def test_no_backup_at_all(driver: WalgBackupDriver, tmp_path: Path) -> None:
     with pytest.raises(BackupNotFound, match="LATEST"):
         await driver.restore(LATEST, tmp_path / "scratch" / "d" / "data", None)
@@ -247,7 +290,7 @@ async def test_no_backup_at_all(driver: WalgBackupDriver, tmp_path: Path) -> Non
 async def test_a_failure_carries_the_command_and_stderr_never_the_secret(
     driver: WalgBackupDriver, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_WALG_FAIL", "backup-push=error")
+    control(state, FAKE_WALG_FAIL="backup-push=error")
     with pytest.raises(BackupToolFailed) as caught:
         await driver.backup("onprem")
     message = str(caught.value)
@@ -259,7 +302,8 @@ async def test_a_failure_carries_the_command_and_stderr_never_the_secret(
 async def test_a_secret_is_never_put_in_argv(driver: WalgBackupDriver, state: Path, tmp_path: Path) -> None:
     await driver.backup("onprem")
     before = len(calls(state))
-    with pytest.raises(ConfigError, match="secret") as caught:
+    # Refused as a backup name (it holds '/') before wal-g's argv is even built.
+    with pytest.raises(InputError, match="backup") as caught:
         await driver.restore(SECRET, tmp_path / "scratch" / "d" / "data", None)
     assert SECRET not in str(caught.value)
     assert len(calls(state)) == before  # refused before wal-g ran
@@ -271,9 +315,9 @@ async def test_a_missing_secret_reference_names_its_key(tmp_path: Path, state: P
         await make_backup_driver(inv).list()
 
 
-async def test_unexpected_output_is_fatal(driver: WalgBackupDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_output_is_fatal(driver: WalgBackupDriver, state: Path) -> None:
     await driver.backup("onprem")
-    monkeypatch.setenv("FAKE_WALG_FAIL", "backup-list=garbage")
+    control(state, FAKE_WALG_FAIL="backup-list=garbage")
     with pytest.raises(FatalError, match="unexpected output"):
         await driver.list()
 
@@ -281,7 +325,7 @@ async def test_unexpected_output_is_fatal(driver: WalgBackupDriver, monkeypatch:
 async def test_a_timeout_kills_the_whole_process_group(
     driver: WalgBackupDriver, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_WALG_FAIL", "backup-list=hang")
+    control(state, FAKE_WALG_FAIL="backup-list=hang")
     driver.list_timeout_s = 1.0
     started = time.monotonic()
     with pytest.raises(BackupToolTimeout, match="backup-list"):
@@ -317,7 +361,7 @@ async def test_verify_wal(
     ok: bool,
     missing: list[str],
 ) -> None:
-    monkeypatch.setenv("FAKE_WALG_VERIFY", answer)
+    control(state, FAKE_WALG_VERIFY=answer)
     result = await driver.verify_wal()
     assert result.ok is ok and result.missing == missing
     assert result.first_segment is not None and result.last_segment is not None

@@ -1,0 +1,139 @@
+"""What users typed (reason, requester, approver, comment) cannot forge a line of a report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from activities.bootstrap import render_bootstrap_report
+from activities.burst import render_burst_report
+from activities.drill import render_drill_report
+from activities.failback import render_failback_report
+from hybridops.audit.evidence_check import EvidenceCheck
+from hybridops.audit.render import render_html, render_markdown
+from hybridops.audit.timeline import Approval, Step, StepKind, StepStatus, Timeline
+from hybridops.backup_models import DrillInput, DrillResult
+from hybridops.bootstrap_models import BootstrapInput, BootstrapResult
+from hybridops.burst_models import BurstInput, BurstResult
+from hybridops.evidence import render_report
+from hybridops.failback_models import FailbackInput, FailbackResult
+from hybridops.markup import md, md_code
+from hybridops.models import ApprovalRecord, FailoverInput, FailoverResult, RunStatus, StepOutcome, StepRecord
+
+FORGED = "# Approved by CEO"
+EVIL = f"routine\n{FORGED}\n- approved by security\n| fake | row |\r\n<script>alert(1)</script>"
+T = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+
+
+def typed(model_input: object) -> object:
+    """The input with hostile free text, as a client could send it (validation bypassed:
+    whatever the input models accept, the report must still hold)."""
+    return model_input.model_copy(update={"reason": EVIL, "requested_by": EVIL})  # type: ignore[attr-defined]
+
+
+def step() -> StepRecord:
+    return StepRecord(
+        name="promote", started_at=T, ended_at=T, attempts=1, outcome=StepOutcome.FAILED, detail=EVIL
+    )
+
+
+def approval() -> ApprovalRecord:
+    return ApprovalRecord(by=EVIL, approved=True, at=T, comment=EVIL)
+
+
+def reports() -> dict[str, str]:
+    common = {
+        "workflow_id": "wf-1",
+        "run_id": "r-1",
+        "status": RunStatus.FAILED,
+        "started_at": T,
+        "error": EVIL,
+    }
+    return {
+        "failover": render_report(
+            FailoverResult(
+                **common,
+                input=typed(FailoverInput()),
+                incident_started_at=T,
+                steps=[step()],
+                approvals=[approval()],
+            )
+        ),
+        "failback": render_failback_report(
+            FailbackResult(
+                **common,
+                input=typed(FailbackInput()),
+                steps=[step()],
+                approvals=[approval()],
+                warnings=[EVIL],
+            )
+        ),
+        "drill": render_drill_report(DrillResult(**common, input=typed(DrillInput()), steps=[step()])),
+        "burst": render_burst_report(
+            BurstResult(**common, input=typed(BurstInput()), steps=[step()], ended_because=EVIL)
+        ),
+        "bootstrap": render_bootstrap_report(
+            BootstrapResult(**common, input=typed(BootstrapInput()), steps=[step()])
+        ),
+    }
+
+
+def timeline() -> Timeline:
+    return Timeline(
+        workflow_id="wf-1",
+        run_id="r-1",
+        workflow_type="FailoverWorkflow",
+        task_queue="hybridops-control",
+        started_at=T,
+        identity="1@host",
+        requested_by=EVIL,
+        reason=EVIL,
+        steps=[
+            Step(name="promote", kind=StepKind.QUEUED, status=StepStatus.FAILED, started_at=T, failure=EVIL)
+        ],
+        approvals=[
+            Approval(
+                update="approve",
+                update_id="u",
+                identity="1@host",
+                by=EVIL,
+                comment=EVIL,
+                approved=True,
+                received_at=T,
+                accepted_at=T,
+            )
+        ],
+        message=EVIL,
+    )
+
+
+def assert_no_forged_line(text: str) -> None:
+    lines = text.splitlines()
+    assert not any(line.lstrip().startswith(FORGED) for line in lines), text
+    assert not any(line.startswith("- approved by security") for line in lines), text
+    assert not any(line.startswith("| fake |") for line in lines), text
+    assert "<script>" not in text
+
+
+@pytest.mark.parametrize("runbook", ["failover", "failback", "drill", "burst", "bootstrap"])
+def test_run_reports_keep_typed_text_on_its_line(runbook: str) -> None:
+    text = reports()[runbook]
+    assert_no_forged_line(text)
+    assert "Approved by CEO" in text  # shown, not dropped
+
+
+def test_audit_reports_escape_markdown_and_html() -> None:
+    tl = timeline()
+    assert_no_forged_line(render_markdown(tl, EvidenceCheck()))
+    page = render_html(tl, EvidenceCheck())
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_md_neutralises_what_starts_a_block() -> None:
+    assert md("# title") == "\\# title"
+    assert md("- item") == "\\- item"
+    assert md("1. first") == "1\\. first"
+    assert md("a | b `c` [x](y) <b>") == "a \\| b \\`c\\` \\[x\\](y) \\<b\\>"
+    assert md("one\ntwo\r\nthree") == "one two three"
+    assert md_code("wf`\n1") == "wf' 1"
