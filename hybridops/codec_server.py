@@ -196,7 +196,10 @@ def codec_server_for(inv: Inventory) -> CodecServer:
             "temporal.codec.token_ref: required to serve the codec (a secret reference, env:NAME or"
             " file:PATH, to the bearer token its callers send)"
         )
-    token = resolve_secret(settings.token_ref) or ""
+    try:
+        token = resolve_secret(settings.token_ref) or ""
+    except ConfigError as err:
+        raise ConfigError(f"temporal.codec.token_ref: {err}") from None
     return CodecServer(codec, token, settings.ui_origins, inv.temporal.namespace)
 
 

@@ -138,7 +138,7 @@ def test_config_errors_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match=r"temporal.codec.token_ref: required"):
         codec_server_for(inv(keyed))
     monkeypatch.setenv("HYBRIDOPS_TEST_T", "")
-    with pytest.raises(ConfigError, match=r"token_ref: the token it names is empty"):
+    with pytest.raises(ConfigError, match=r"temporal.codec.token_ref: .*(empty|at least 8)"):
         codec_server_for(inv(keyed | {"token_ref": "env:HYBRIDOPS_TEST_T"}))
     with pytest.raises(ConfigError, match=r"temporal.codec.listen"):
         parse_listen("8081")
