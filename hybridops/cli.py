@@ -380,8 +380,15 @@ def failover(
     incident_started_at: Annotated[str | None, typer.Option(help="ISO time the incident began")] = None,
     workflow_id: Annotated[str | None, typer.Option("--id")] = None,
     reason: str = "manual",
+    planned: Annotated[
+        bool, typer.Option("--planned", help="Fail over even though the primary is healthy (a planned move)")
+    ] = False,
+    lease_wait_s: Annotated[
+        float, typer.Option(help="Wait this long for another runbook holding the lease (0: refuse)")
+    ] = 0.0,
 ) -> None:
-    """Start a failover, show its phases as they pass, and print RTO, RPO and the evidence."""
+    """Start a failover, show its phases as they pass, and print RTO, RPO and the evidence.
+    The policy's approval section may still make it wait for `hybridops approve`."""
     inv = _inventory()
     incident = None
     if incident_started_at:
@@ -396,6 +403,8 @@ def failover(
             incident_started_at=incident,
             reason=reason,
             requested_by=os.environ.get("USER", "cli"),
+            only_if_primary_down=not planned,
+            lease_wait_s=lease_wait_s,
         )
     except ValidationError as err:
         _fail(str(err))

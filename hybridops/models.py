@@ -109,10 +109,12 @@ class FailoverInput(Contract):
     """A run whose decide phase begins more than this long after the run was started (no
     worker was polling, a worker kept failing on it) stops there, changing nothing: the world
     it was started for may be gone. Start a new run. 0 turns the guard off."""
-    only_if_primary_down: bool = False
+    only_if_primary_down: bool = True
     """Stop before changing anything if the current primary still answers as a writable
-    primary. Alert-started runs set it: by the time the run starts, the alert may be stale
-    (the primary came back, or someone already failed over)."""
+    primary: by the time a run starts, the alert (or the page) that prompted it may be stale
+    (the primary came back, or someone already failed over). On by default, so ``{}`` from the
+    UI cannot fail over a healthy primary; a planned failover sets it false
+    (``hybridops failover --planned``)."""
     max_catchup_s: float = Field(default=30.0, ge=0)
     """How long promotion waits for the target to replay all WAL it has received (and, when
     the old primary was fenced while alive, up to its last LSN) before it gives up."""
@@ -493,6 +495,8 @@ class FailoverResult(Contract):
     """Safety rules that blocked a step (overridden or not)."""
     lease: LeaseGrant | None = None
     """The topology lease this run held (or was refused)."""
+    dns_repaired: bool = False
+    """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
 
 
 class Progress(Contract):

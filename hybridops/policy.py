@@ -100,7 +100,9 @@ class Estimates(Strict):
 class Approval(Strict):
     """When a decision requires a human's approval before it acts."""
 
-    failover: bool = False
+    failover: bool = True
+    """A failover waits for a human unless the policy says otherwise: a run started with
+    ``{}`` from the UI (or by any alert) never promotes unattended by default."""
     burst: bool = False
     failback: bool = True
     restore: bool = True

@@ -290,6 +290,19 @@ class FailoverWorkflow(SafetyGuard):
                 current = topology.acting_primary
         if inp.only_if_primary_down and current:
             now = next((s for s in assessed.states if s.site == current), None)
+            if topology is not None and topology.primary == current:
+                await self._repair_dns(topology, plan, res)
+                raise ApplicationError(
+                    f"the current primary {current} accepts writes: nothing to fail over (the alert or page"
+                    " that started this run is stale; a planned failover sets only_if_primary_down false)"
+                    + (
+                        f"; DNS pointed at {topology.dns_site or 'nothing'} and was repaired"
+                        if res.dns_repaired
+                        else ""
+                    ),
+                    type="PrimaryHealthy",
+                    non_retryable=True,
+                )
             if now is not None and now.reachable and now.in_recovery is False and not now.fenced:
                 raise ApplicationError(
                     f"the current primary {current} answers as a writable primary:"
@@ -435,6 +448,25 @@ class FailoverWorkflow(SafetyGuard):
 
         if inp.await_alert_resolve_s > 0:
             await self._await_resolve(inp.await_alert_resolve_s)
+
+    async def _repair_dns(self, topology: Topology, plan: PlanResult, res: FailoverResult) -> None:
+        """The primary is healthy but DNS sends clients elsewhere (a restored zone, a record
+        edited by hand): point it at the one writable server, under the same safety rules as
+        a cutover. Clients get their primary back; nothing else changes."""
+        if topology.primary is None or topology.dns_site == topology.primary:
+            return
+        await steps.checkpoint("dns repair")
+        self._phase = Phase.DNS_CUTOVER
+        policy = plan.policy or Policy()
+        await self._guarded(
+            "dns_repair",
+            steps.DNS_CUTOVER,
+            DnsCutoverInput(site=topology.primary),
+            DnsResult,
+            policy,
+            res.blocked_by,
+        )
+        res.dns_repaired = True
 
     async def _look_again(
         self,

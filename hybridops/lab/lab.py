@@ -191,8 +191,30 @@ class Lab:
                 scratch_port=self.ports.pg,
             ),
             burst=BurstSettings(load_file=self.load_file),
+            policy=self.policy_file,
             gitops=GitOpsSettings(git=GitSettings(repo=str(self.gitops_repo))),
         )
+
+    @property
+    def policy_file(self) -> Path:
+        """The lab's policy: ``runbooks/policy.yaml`` with its approvals off (the lab and its
+        tests run unattended; production's policy asks a human before a failover)."""
+        return self.root / "policy.yaml"
+
+    def write_policy(self) -> None:
+        import yaml
+
+        from hybridops.policy import load_policy
+
+        policy = load_policy()
+        policy.approval.failover = policy.approval.failback = False
+        text = yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False)
+        header = (
+            "# The lab's policy, written by `hybridops lab up` from runbooks/policy.yaml with the\n"
+            "# failover and failback approvals off: the lab runs unattended. Edit it to try others.\n"
+        )
+        if not self.policy_file.exists():
+            self.policy_file.write_text(header + text)
 
     @property
     def load_file(self) -> Path:
@@ -475,7 +497,20 @@ class Lab:
 
     def pg_start(self, site: str) -> None:
         d = self.data_dir(site)
+        # A killed server lingers as a zombie until it is reaped (seconds, here), and
+        # PostgreSQL will not start while the process of its lock file exists.
+        wait_until(
+            f"{site}'s killed server to be reaped", lambda: not self._lock_holder_exists(site), timeout=60
+        )
         self._pg("pg_ctl", "-D", str(d), "-l", str(d / "log" / "server.log"), "-w", "-t", "60", "start")
+
+    def _lock_holder_exists(self, site: str) -> bool:
+        try:
+            pid = int((self.data_dir(site) / "postmaster.pid").read_text().split("\n", 1)[0])
+            proc = psutil.Process(pid)
+            return proc.status() == psutil.STATUS_ZOMBIE or "postgres" in proc.name()
+        except (FileNotFoundError, ValueError, psutil.Error):
+            return False
 
     def start_postgres(self) -> None:
         """Create (first time) and start the primary and both standbys."""
@@ -658,6 +693,7 @@ class Lab:
         self._save(state)
         inv = self.inventory()
         write_inventory(inv, self.root / "inventory.yaml")
+        self.write_policy()
         if temporal:
             self.start_temporal()
         self.start_postgres()

@@ -57,7 +57,7 @@ async def test_gate_waits_then_proceeds_on_approval(client: Client, lab: Lab, ru
 async def test_rejection_compensates(client: Client, lab: Lab, run_workers) -> None:
     inv = lab_inventory(lab)
     await run_workers(client, inv)
-    handle = await start(client, inv, FailoverInput(require_approval=True))
+    handle = await start(client, inv, FailoverInput(require_approval=True, only_if_primary_down=False))
     await eventually("the approval gate", lambda: _waiting(handle))
     # The gate comes before fencing: a healthy primary keeps serving while the run waits.
     assert role(lab, "onprem") == "primary" and not fenced(lab, "onprem") and can_write(lab, "onprem")

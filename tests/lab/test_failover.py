@@ -108,7 +108,7 @@ async def test_failure_before_promotion_compensates(client: Client, lab: Lab, ru
     """Planned failover from a live primary; promotion fails: everything is undone."""
     inv = lab_inventory(lab, faults={"promote_standby": "fail"})
     await run_workers(client, inv)
-    handle = await start(client, inv, FailoverInput(target=TargetChoice.AZURE))
+    handle = await start(client, inv, FailoverInput(target=TargetChoice.AZURE, only_if_primary_down=False))
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     details = failure.value.cause.details[0]  # type: ignore[union-attr]

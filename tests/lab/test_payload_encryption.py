@@ -80,7 +80,14 @@ async def _encrypted_setup(
 
 async def _at_gate(client: Client, inv: Inventory, reason: str):  # type: ignore[no-untyped-def]
     handle = await start(
-        client, inv, FailoverInput(require_approval=True, reason=reason, requested_by="codec-test-starter")
+        client,
+        inv,
+        FailoverInput(
+            require_approval=True,
+            reason=reason,
+            requested_by="codec-test-starter",
+            only_if_primary_down=False,  # the rejection test fails over a healthy primary
+        ),
     )
 
     async def waiting() -> bool:

@@ -16,6 +16,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.models import (
     ApprovalInput,
@@ -47,24 +48,45 @@ def _evidence(result: FailoverResult) -> dict[str, Any]:
     return data
 
 
-async def test_stale_dns_after_a_restart_does_not_make_a_second_primary(
-    client: Client, lab: Lab, run_workers: Any
-) -> None:
-    """The scenario of issue 9: a failover to azure, the lab restarted, DNS back at onprem
-    (a restored zone, a record edited by hand), then a failover started with ``{}``."""
+async def _failed_over_restarted_stale(client: Client, lab: Lab, run_workers: Any) -> Inventory:
+    """A failover to azure, the lab restarted, DNS back at onprem (a restored zone, a record
+    edited by hand): the state issue 9 was found in."""
     inv = lab_inventory(lab)
     await run_workers(client, inv)
     lab.break_site("onprem")
     first = await (await start(client, inv, FailoverInput(target=TargetChoice.AZURE))).result()
     assert first.status == RunStatus.SUCCEEDED and assert_one_writer(lab) == "azure"
-
     # Outside the event loop: the lab's own calls run their own (asyncio.run).
     await asyncio.to_thread(lab.down)
     await asyncio.to_thread(lab.up, temporal=False, worker=False, writer=False, monitoring=False)
     await asyncio.to_thread(lab.point_dns, "onprem")  # stale: DNS says onprem, azure is the primary
     assert writable_sites(lab) == ["azure"] and dns_points_at(lab) == "onprem"
+    return inv
 
-    handle = await start(client, inv, {})
+
+async def test_stale_dns_with_a_healthy_primary_is_repaired_not_failed_over(
+    client: Client, lab: Lab, run_workers: Any
+) -> None:
+    """``{}`` from the UI on that lab: azure is healthy, so nothing fails over; DNS, which
+    sent clients to a fenced read-only server, is pointed back at azure."""
+    inv = await _failed_over_restarted_stale(client, lab, run_workers)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await (await start(client, inv, {})).result()
+    details = failure.value.cause.details[0]  # type: ignore[union-attr]
+    assert "PrimaryHealthy" in details["error"] and "repaired" in details["error"]
+    assert details["dns_repaired"] is True
+    assert any(f["kind"] == "dns_disagrees" for f in details["findings"])
+    assert [s["name"] for s in details["steps"]] == ["plan", "assess", "dns_repair"]
+    assert assert_one_writer(lab) == "azure" and timeline(lab, "azure") == 2
+
+
+async def test_stale_dns_after_a_restart_does_not_make_a_second_primary(
+    client: Client, lab: Lab, run_workers: Any
+) -> None:
+    """The scenario of issue 9, as a planned failover: the run fails over from azure (the
+    writable server), not from onprem (where DNS pointed)."""
+    inv = await _failed_over_restarted_stale(client, lab, run_workers)
+    handle = await start(client, inv, FailoverInput(only_if_primary_down=False))
     result: FailoverResult = await handle.result()
 
     assert result.status == RunStatus.SUCCEEDED
@@ -93,7 +115,9 @@ async def test_a_split_brain_at_the_start_is_fenced_and_its_writes_recorded(
     promote_by_hand(lab, "azure")
     await eventually("azure writable", lambda: _async(writable_sites(lab) == ["onprem", "azure"]))
 
-    result: FailoverResult = await (await start(client, inv, {})).result()
+    result: FailoverResult = await (
+        await start(client, inv, FailoverInput(only_if_primary_down=False))
+    ).result()
 
     assert result.status == RunStatus.SUCCEEDED
     assert result.fenced == ["azure"] and fenced(lab, "azure") and role(lab, "azure") == "down"
