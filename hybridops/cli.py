@@ -23,6 +23,7 @@ from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory, home, inventory_path, load_inventory
 from hybridops.models import (
     ApprovalInput,
+    ApprovalRecord,
     Decision,
     DecisionRequest,
     DecisionType,
@@ -530,18 +531,29 @@ def approve(
     that blocks it (break glass: recorded with who and why)."""
     inv = _inventory()
 
-    async def main() -> None:
+    async def main() -> ApprovalRecord:
         client = await connect(inv.temporal)
         handle = client.get_workflow_handle(workflow_id)
-        await handle.execute_update(
-            APPROVE_UPDATE, ApprovalInput(by=by, approve=not reject, comment=comment, override=override)
+        # The approval names the decision it approves: the one shown here, now.
+        prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
+        if prog.decision_id:
+            console.print(f"{workflow_id}: decision {prog.decision_id}, target {prog.target or '-'}")
+        record: ApprovalRecord = await handle.execute_update(
+            APPROVE_UPDATE,
+            ApprovalInput(
+                by=by, approve=not reject, comment=comment, override=override, decision_id=prog.decision_id
+            ),
+            result_type=ApprovalRecord,
         )
+        return record
 
     try:
-        asyncio.run(main())
+        record = asyncio.run(main())
     except Exception as err:
         _fail(f"{workflow_id}: {getattr(err, 'message', None) or err}")
-    console.print(f"{workflow_id}: {'rejected' if reject else 'approved'} by {by}")
+    if record.refused:
+        _fail(f"{workflow_id}: refused ({record.identity}): {record.refused}")
+    console.print(f"{workflow_id}: {'rejected' if reject else 'approved'} by {by} ({record.identity})")
 
 
 @app.command()

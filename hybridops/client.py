@@ -68,10 +68,16 @@ def _pem(text: str | None) -> bytes | None:
 
 
 async def connect(settings: TemporalSettings) -> Client:
-    """A client for the inventory's Temporal, with HybridOps' data converter."""
+    """A client for the inventory's Temporal, with HybridOps' data converter, and its identity
+    (what its connection proves: :mod:`hybridops.identity`) on everything it starts or sends."""
+    from hybridops.identity import IdentityClientInterceptor, local_identity
+
+    identity = local_identity(settings)
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         data_converter=data_converter(settings),
+        identity=identity,
+        interceptors=[IdentityClientInterceptor(identity)],
         **connect_options(settings),
     )

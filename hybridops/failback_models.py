@@ -159,6 +159,8 @@ class FailbackResult(Contract):
     """Safety rules that blocked a step (overridden or not)."""
     lease: LeaseGrant | None = None
     """The topology lease this run held (or was refused)."""
+    refused_approvals: list[ApprovalRecord] = []
+    """Approval attempts the run refused, with who, when and why."""
 
 
 # --------------------------------------------------------------------------- activity I/O

@@ -146,6 +146,8 @@ class ApprovalInput(Contract):
     override: str | None = None
     """Break glass: the safety rule this approval overrides (the run names the rule that
     blocks it); the comment must say why."""
+    decision_id: str | None = None
+    """The decision approved (``progress.decision_id``); a run whose decision differs refuses it."""
 
 
 class ApprovalRecord(Contract):
@@ -157,6 +159,11 @@ class ApprovalRecord(Contract):
     comment: str = ""
     override: str | None = None
     """The safety rule overridden (break glass), when this approval was one."""
+    identity: str | None = None
+    """Who it was, as their client's identity says (hybridops.identity), not as typed."""
+    decision_id: str | None = None
+    refused: str | None = None
+    """Why the run refused this attempt (not an approver, four eyes, wrong decision, ...)."""
 
 
 class RpoMeasure(Contract):
@@ -497,6 +504,8 @@ class FailoverResult(Contract):
     """The topology lease this run held (or was refused)."""
     dns_repaired: bool = False
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
+    refused_approvals: list[ApprovalRecord] = []
+    """Approval attempts the run refused, with who, when and why (they are in the history too)."""
 
 
 class Progress(Contract):
@@ -509,6 +518,8 @@ class Progress(Contract):
     steps: list[StepRecord] = []
     blocked_by: RuleViolation | None = None
     """The safety rule the run waits on an override for (break glass), if any."""
+    decision_id: str | None = None
+    """The decision an approval at the gate approves."""
 
 
 # --------------------------------------------------------------------------- activity I/O

@@ -135,6 +135,48 @@ class Safety(Strict):
     """How long a blocked step waits for an override."""
 
 
+class Approvers(Strict):
+    """Who may approve a run (DESIGN.md rule 15): authorization, not a typed name.
+
+    Each list holds identities as :mod:`hybridops.identity` makes them (``cert:CN=alice,...``,
+    ``api-key:...``, ``os:alice@host``) or ``group:NAME`` (a list under ``groups``); empty: any
+    identity. Break glass (a safety rule's override) needs one of ``override`` (the runbook's
+    own approvers when empty)."""
+
+    failover: list[str] = []
+    failback: list[str] = []
+    burst: list[str] = []
+    override: list[str] = []
+    groups: dict[str, list[str]] = {}
+    allow_self_approval: bool = False
+    """Four eyes: the identity that started a run may not approve it, unless this is true."""
+    accept_unauthenticated: bool = False
+    """Accept ``os:`` identities (a client without a certificate or an API key: nothing
+    proves who it is). The lab's policy does; production's should not."""
+    require_decision_id: bool = True
+    """An approval must name the decision it approves (``hybridops approve`` sends the one it
+    shows); a decision that changed meanwhile is not approved by it."""
+
+    def refusal(self, runbook: str, who: str | None, starter: str | None, override: bool) -> str | None:
+        """Why ``who`` may not approve ``runbook``'s run started by ``starter`` (None: may)."""
+        if not who:
+            return "no identity: approve with `hybridops approve` (it sends the client's identity)"
+        if who.startswith("os:") and not self.accept_unauthenticated:
+            return f"{who} is not authenticated (no client certificate or API key); the policy requires one"
+        if who == starter and not self.allow_self_approval:
+            return f"{who} started this run and may not approve it (four eyes: approvers.allow_self_approval)"
+        allowed = (self.override or getattr(self, runbook, [])) if override else getattr(self, runbook, [])
+        if not allowed:
+            return None
+        members = {
+            m for entry in allowed for m in self.groups.get(entry[6:], []) if entry.startswith("group:")
+        }
+        if who in allowed or who in members or "*" in allowed:
+            return None
+        what = "override a safety rule" if override else f"approve a {runbook}"
+        return f"{who} may not {what} (approvers.{'override' if override else runbook}: {', '.join(allowed)})"
+
+
 class Policy(Strict):
     """The whole policy file."""
 
@@ -149,6 +191,7 @@ class Policy(Strict):
     estimates: Estimates = Estimates()
     approval: Approval = Approval()
     safety: Safety = Safety()
+    approvers: Approvers = Approvers()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

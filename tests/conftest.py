@@ -24,7 +24,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from hybridops.constants import TaskQueue
-from hybridops.inventory import Inventory, write_inventory
+from hybridops.identity import IdentityClientInterceptor, local_identity
+from hybridops.inventory import Inventory, TemporalSettings, write_inventory
 from hybridops.lab import Lab, LabPorts
 from workers.main import build_workers
 
@@ -67,8 +68,18 @@ async def temporal_env(temporal_port: int) -> AsyncIterator[WorkflowEnvironment]
 
 @pytest_asyncio.fixture
 async def client(temporal_env: WorkflowEnvironment) -> Client:
-    """A plain client (no time skipping): timers run in real time."""
-    return await temporal_env.connect_client(data_converter=pydantic_data_converter)
+    """A plain client (no time skipping): timers run in real time. It carries its identity
+    as every HybridOps client does (``os:user@host``: the lab's policy accepts it)."""
+    return await identified_client(temporal_env, local_identity(TemporalSettings()))
+
+
+async def identified_client(temporal_env: WorkflowEnvironment, identity: str) -> Client:
+    """A client that says it is ``identity`` (an approver, a starter) on what it sends."""
+    return await temporal_env.connect_client(
+        data_converter=pydantic_data_converter,
+        identity=identity,
+        interceptors=[IdentityClientInterceptor(identity)],
+    )
 
 
 def _fresh_lab(temporal_port: int, monitoring: bool) -> Iterator[Lab]:

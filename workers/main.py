@@ -32,6 +32,7 @@ from workflows.burst import BurstWorkflow
 from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
+from workflows.identity import IdentityInterceptor
 from workflows.lease import TopologyLeaseWorkflow
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ def build_workers(
                 task_queue=inventory.queue(queue),
                 workflows=WORKFLOWS if queue == TaskQueue.CONTROL else [],
                 activities=acts,
+                # Hands the caller's identity (a start's, an approval's) to the workflow.
+                interceptors=[IdentityInterceptor()],
             )
         )
     return workers

@@ -66,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy
     from hybridops.topology import establish
     from workflows import steps
-    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard, validate_override
+    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard
     from workflows.lease import acquire_lease, lease_refused, release_lease
     from workflows.saga import Saga
     from workflows.steps import describe_error
@@ -97,6 +97,7 @@ class FailbackWorkflow(SafetyGuard):
         self._v2 = False
         """This run follows SAFETY_PATCH (decided once, at the start of ``run``)."""
         self._policy_in_force: Policy | None = None
+        self._refused: list[ApprovalRecord] = []
 
     # ------------------------------------------------------------------ handlers
 
@@ -114,25 +115,13 @@ class FailbackWorkflow(SafetyGuard):
 
     @workflow.update(name=APPROVE_UPDATE)
     def approve(self, inp: ApprovalInput) -> ApprovalRecord:
-        """Approve (or reject) the switchover waiting at the approval gate; returns the record."""
-        record = ApprovalRecord(
-            by=inp.by.strip(),
-            approved=inp.approve,
-            at=workflow.now(),
-            comment=inp.comment,
-            override=inp.override,
-        )
-        self._approvals.append(record)
-        self._waiting_for_approval = False
-        return record
+        """Approve (or reject) the switchover waiting at the approval gate; returns the record,
+        with ``refused`` saying why when the caller may not (the attempt is recorded)."""
+        return self._record_approval(inp, "failback", self._policy_in_force, None)
 
     @approve.validator
     def _validate_approve(self, inp: ApprovalInput) -> None:
-        if not inp.by.strip():
-            raise ValueError("by: must name who approves")
-        if not self._waiting_for_approval:
-            raise ValueError(f"not waiting for approval (phase: {self._phase.value})")
-        validate_override(inp, self._blocked)
+        self._validate_approval(inp, self._phase.value)
 
     # ------------------------------------------------------------------ run
 
@@ -176,6 +165,7 @@ class FailbackWorkflow(SafetyGuard):
             await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
         self._status = res.status
         res.steps, res.compensations, res.approvals = self._steps, self._compensations, self._approvals
+        res.refused_approvals = self._refused
         res.ended_at = workflow.now()
         self._phase = FailbackPhase.EVIDENCE
         evidence = await steps.run_step(

@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, establish, keep_writer
     from workflows import steps
-    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard, validate_override
+    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard
     from workflows.lease import acquire_lease, lease_refused, release_lease
     from workflows.saga import Saga
 
@@ -135,6 +135,10 @@ class FailoverWorkflow(SafetyGuard):
         """The safety rules a step waits on an override for (break glass)."""
         self._v2 = False
         """This run follows :data:`SAFETY_PATCH` (decided once, at the start of ``run``)."""
+        self._refused: list[ApprovalRecord] = []
+        self._policy: Policy | None = None
+        """The policy in force once decided (None before, and for runs before SAFETY_PATCH)."""
+        self._decision_id: str | None = None
 
     # ------------------------------------------------------------------ handlers
 
@@ -148,21 +152,14 @@ class FailoverWorkflow(SafetyGuard):
             waiting_for_approval=self._waiting_for_approval,
             steps=self._steps,
             blocked_by=self._blocked[0] if self._blocked else None,
+            decision_id=self._decision_id,
         )
 
     @workflow.update(name=APPROVE_UPDATE)
     def approve(self, inp: ApprovalInput) -> ApprovalRecord:
-        """Approve (or reject) the run waiting at its approval gate; returns the record."""
-        record = ApprovalRecord(
-            by=inp.by.strip(),
-            approved=inp.approve,
-            at=workflow.now(),
-            comment=inp.comment,
-            override=inp.override,
-        )
-        self._approvals.append(record)
-        self._waiting_for_approval = False
-        return record
+        """Approve (or reject) the run waiting at its approval gate; returns the record, with
+        ``refused`` saying why when the caller may not (the attempt is recorded)."""
+        return self._record_approval(inp, "failover", self._policy, self._decision_id)
 
     @workflow.signal(name=ALERT_SIGNAL)
     def alert(self, notice: AlertNotice) -> None:
@@ -171,12 +168,7 @@ class FailoverWorkflow(SafetyGuard):
 
     @approve.validator
     def _validate_approve(self, inp: ApprovalInput) -> None:
-        # Rejected here, an update leaves no trace in the history.
-        if not inp.by.strip():
-            raise ValueError("by: must name who approves")
-        if not self._waiting_for_approval:
-            raise ValueError(f"not waiting for approval (phase: {self._phase.value})")
-        validate_override(inp, self._blocked)
+        self._validate_approval(inp, self._phase.value)
 
     # ------------------------------------------------------------------ run
 
@@ -227,6 +219,7 @@ class FailoverWorkflow(SafetyGuard):
             self._compensations,
             self._approvals,
         )
+        res.refused_approvals = self._refused
         res.alerts = self._alerts
         res.ended_at = workflow.now()
         self._phase = Phase.EVIDENCE
@@ -343,6 +336,8 @@ class FailoverWorkflow(SafetyGuard):
             )
         self._target = target = decision.target
         old = decision.old_primary
+        if self._v2:
+            self._policy, self._decision_id = policy, decision.decision_id
         await steps.checkpoint("decided")
 
         if self._v2:

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
     )
     from hybridops.policy import Policy
-    from workflows import steps
+    from workflows import identity, steps
 
 A = TypeVar("A", bound=ActivityResult)
 SAFETY_PATCH = "never-two-writers"
@@ -72,6 +72,30 @@ def validate_override(inp: ApprovalInput, blocked: list[RuleViolation]) -> None:
             raise ValueError("comment: an override must say why (it is recorded)")
 
 
+MAX_REFUSED = 20
+"""Refused approval attempts a run records (each is in its history); beyond, they are turned
+away by the validator, leaving no trace, so nobody can grow a run's history without bound."""
+
+
+def approval_refusal(
+    inp: ApprovalInput, runbook: str, policy: Policy | None, decision_id: str | None
+) -> str | None:
+    """Why the run refuses this approval (None: it counts): the caller's identity (from its
+    client, never typed) against the policy's approvers, four eyes, and the decision it names.
+    ``policy`` None: a run from before approvals were authorization (its history replays)."""
+    if policy is None:
+        return None
+    who = identity.caller()
+    reason = policy.approvers.refusal(runbook, who, identity.starter(), inp.override is not None)
+    if reason:
+        return reason
+    if inp.decision_id is not None and decision_id is not None and inp.decision_id != decision_id:
+        return f"decision_id: the approval names {inp.decision_id}, the run waits on decision {decision_id}"
+    if policy.approvers.require_decision_id and decision_id is not None and inp.decision_id is None:
+        return "decision_id: name the decision you approve (hybridops approve shows and sends it)"
+    return None
+
+
 class SafetyGuard:
     """Mixin of a runbook workflow with ``_steps``, ``_approvals``, ``_waiting_for_approval``,
     ``_blocked`` and a ``_step`` method (its approve update appends to ``_approvals`` and
@@ -79,8 +103,43 @@ class SafetyGuard:
 
     _steps: list[StepRecord]
     _approvals: list[ApprovalRecord]
+    _refused: list[ApprovalRecord]
     _waiting_for_approval: bool
     _blocked: list[RuleViolation]
+
+    def _record_approval(
+        self, inp: ApprovalInput, runbook: str, policy: Policy | None, decision_id: str | None
+    ) -> ApprovalRecord:
+        """The approve Update's handler, for every runbook: authorize, then record (a refused
+        attempt is kept, with who and why; it does not open the gate)."""
+        refusal = approval_refusal(inp, runbook, policy, decision_id)
+        record = ApprovalRecord(
+            by=inp.by.strip(),
+            approved=inp.approve and refusal is None,
+            at=workflow.now(),
+            comment=inp.comment,
+            override=inp.override,
+            identity=identity.caller(),
+            decision_id=inp.decision_id,
+            refused=refusal,
+        )
+        if refusal is not None:
+            self._refused.append(record)
+            return record
+        self._approvals.append(record)
+        self._waiting_for_approval = False
+        return record
+
+    def _validate_approval(self, inp: ApprovalInput, phase: str) -> None:
+        """The approve Update's validator, for every runbook: what is malformed (refused with no
+        trace: nothing is recorded) as opposed to unauthorized (recorded by the handler)."""
+        if not inp.by.strip():
+            raise ValueError("by: must name who approves")
+        if not self._waiting_for_approval:
+            raise ValueError(f"not waiting for approval (phase: {phase})")
+        if len(self._refused) >= MAX_REFUSED:
+            raise ValueError(f"{MAX_REFUSED} approval attempts were refused already; start a new run")
+        validate_override(inp, self._blocked)
 
     async def _step(
         self,
