@@ -15,6 +15,7 @@ The workflow id of each run is the file's stem, so a replay report names it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -43,7 +44,7 @@ from hybridops.models import (
 )
 from hybridops.workload import read_ledger
 from tests.conftest import lab_inventory
-from tests.lab.helpers import eventually, start
+from tests.lab.helpers import can_write, eventually, promote_by_hand, start
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -123,7 +124,9 @@ async def test_failover_succeeded_on_queues(client: Client, lab: Lab, run_worker
 async def test_failover_compensated(client: Client, lab: Lab, run_workers: Any) -> None:
     inv = lab_inventory(lab, faults={"promote_standby": "fail"})
     await run_workers(client, inv)
-    handle = await start(client, inv, _input(target=TargetChoice.AZURE), "failover-compensated")
+    handle = await start(
+        client, inv, _input(target=TargetChoice.AZURE, only_if_primary_down=False), "failover-compensated"
+    )
     await save(handle, lab)
 
 
@@ -142,7 +145,9 @@ async def test_failover_approved(client: Client, lab: Lab, run_workers: Any) -> 
 async def test_failover_rejected(client: Client, lab: Lab, run_workers: Any) -> None:
     inv = lab_inventory(lab)
     await run_workers(client, inv)
-    handle = await start(client, inv, _input(require_approval=True), "failover-rejected")
+    handle = await start(
+        client, inv, _input(require_approval=True, only_if_primary_down=False), "failover-rejected"
+    )
     await eventually("the approval gate", lambda: _waiting(handle))
     await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="carol", approve=False, comment="not now"))
     await save(handle, lab)
@@ -180,6 +185,49 @@ async def test_failover_alert_resolved(client: Client, lab: Lab, run_workers: An
     notice = AlertNotice(status="resolved", received_at=datetime.now(UTC), alertnames=["PostgresPrimaryDown"])
     await handle.signal(ALERT_SIGNAL, notice)
     await save(handle, lab)
+
+
+async def test_failover_split_brain_fenced(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Two writable servers at the start: the one DNS points at is kept, the other fenced."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    promote_by_hand(lab, "azure")
+    await eventually("azure writable", lambda: _true(can_write(lab, "azure")))
+    handle = await start(client, inv, _input(only_if_primary_down=False), "failover-split-brain-fenced")
+    await save(handle, lab)
+
+
+async def test_failover_break_glass(client: Client, lab: Lab, run_workers: Any) -> None:
+    """gcp unreachable and unfenced blocks the promotion (roles_known) until overridden."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.kill_site("gcp")
+    at = lab.break_site("onprem")
+    handle = await start(
+        client, inv, _input(target=TargetChoice.AZURE, incident_started_at=at), "failover-break-glass"
+    )
+
+    async def blocked() -> bool:
+        return (await handle.query(PROGRESS_QUERY, result_type=Progress)).blocked_by is not None
+
+    await eventually("the blocked promotion", blocked)
+    await handle.execute_update(
+        APPROVE_UPDATE, ApprovalInput(by="alice", override="roles_known", comment="gcp's host is off")
+    )
+    await save(handle, lab)
+
+
+async def test_failover_dns_repaired(client: Client, lab: Lab, run_workers: Any) -> None:
+    """A healthy primary and DNS pointing elsewhere: DNS repaired, nothing failed over."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    await asyncio.to_thread(lab.point_dns, "gcp")
+    handle = await start(client, inv, _input(), "failover-dns-repaired")
+    await save(handle, lab)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _run(client: Client, inv: Any, workflow: str, arg: Any, wf_id: str) -> WorkflowHandle[Any, Any]:

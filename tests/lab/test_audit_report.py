@@ -60,10 +60,10 @@ async def test_audit_report_of_an_approved_failover_and_tampered_evidence(
     for activity in ("plan_failover", "fence_primary", "promote_standby", "dns_cutover", "verify_writes"):
         assert activity in names
     assert all(s.attempts >= 1 for s in tl.steps)
-    # The approval came between fencing and promotion.
+    # The approval came before fencing (nothing hurts a live primary while a run waits).
     fence = next(s for s in tl.steps if s.name == "fence_primary")
     promote = next(s for s in tl.steps if s.name == "promote_standby")
-    assert fence.ended_at is not None and fence.ended_at <= approval.received_at <= promote.started_at
+    assert fence.started_at is not None and approval.received_at <= fence.started_at <= promote.started_at
 
     md = (evidence / "audit" / "report.md").read_text()
     assert "approved by **alice** at " + approval.received_at.isoformat() in md
