@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -92,4 +95,15 @@ def dns_changes(lab: Lab) -> int:
     """ChangeResourceRecordSets calls moto's server has answered, from its access log."""
     return sum(
         1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line
+    )
+
+
+def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
+    """A worker process on the lab's inventory file, in a session of its own (to kill it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hybridops.cli", "worker"],
+        env={**os.environ, **lab.env()},
+        stdout=lab.log("worker").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
