@@ -131,7 +131,7 @@ def _inventory(lab: Lab, out: Path) -> Inventory:
 
 
 async def one_run(client: Client, lab: Lab, out: Path, res: Result, base: str) -> None:
-    lab.reset()
+    await asyncio.to_thread(lab.reset)  # it runs asyncio itself (the DNS record)
     lab.queue_suffix = f"{base}-r{res.n}"  # a run a previous one left behind never meets this one
     inv = _inventory(lab, out)
     workers = WorkerKeeper(lab)

@@ -112,6 +112,13 @@ def _one_lab_per_module(temporal_port: int) -> Iterator[Lab]:
     yield from _fresh_lab(temporal_port, monitoring=False)
 
 
+@pytest.fixture(scope="module")
+def persistent_lab(temporal_port: int) -> Iterator[Lab]:
+    """A lab with its own Temporal dev server, which keeps its state in SQLite
+    (``<root>/temporal.db``), for a test that kills the server and starts it again."""
+    yield from _fresh_lab(temporal_port, monitoring=False, own_temporal=True)
+
+
 _module_cases = itertools.count(1)
 
 

@@ -656,6 +656,14 @@ class Lab:
         cleanly), so later resets copy instead of running initdb and two base backups."""
         return self.root / "pg.pristine"
 
+    def _pristine_current(self) -> bool:
+        try:
+            return all(
+                self._conf(site) in (self._pristine / site / "postgresql.conf").read_text() for site in SITES
+            )
+        except OSError:
+            return False
+
     def reset(self) -> None:
         """Back to the starting topology: onprem primary, two standbys, DNS at onprem.
         The databases are created anew (the first time; later resets copy that first one, a
@@ -680,6 +688,8 @@ class Lab:
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+        if self._pristine.is_dir() and not self._pristine_current():
+            shutil.rmtree(self._pristine)  # made by other code (another configuration): remake it
         if self._pristine.is_dir():
             # cp -a keeps the owner (the servers' user when the lab runs as root) and modes.
             subprocess.run(["cp", "-a", str(self._pristine), str(self.root / "pg")], check=True)

@@ -91,8 +91,7 @@ def writable_now(lab: Lab) -> tuple[str, ...]:
     try:
         return sampler.sample()
     finally:
-        for site in list(sampler._conns):
-            sampler._drop(site)
+        sampler.close()
 
 
 def _replicas(lab: Lab, site: str) -> dict[str, str]:
@@ -201,11 +200,6 @@ class WorkerKeeper:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-
-    def restart(self) -> None:
-        """A new worker on the inventory file as it is now (not counted as a death)."""
-        self.stop()
-        self.start()
 
 
 @contextlib.asynccontextmanager

@@ -107,6 +107,10 @@ class WritableSampler:
             # Behind (a slow connect)? Start the next instant now rather than bunching them.
             next_at = max(next_at, time.monotonic())
             self._stop.wait(max(0.0, next_at - time.monotonic()))
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections (the thread does it when it stops)."""
         for site in list(self._conns):
             self._drop(site)
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 
-import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from hybridops.constants import Runbook
 from hybridops.lab import Lab
 from hybridops.models import FailoverInput, FailoverResult, TargetChoice
-from tests.conftest import _fresh_lab, lab_inventory
+from tests.conftest import lab_inventory
 from tests.lab.chaos import (
     assert_case,
     assert_starting_topology,
@@ -31,12 +29,6 @@ from tests.lab.chaos import (
 )
 from tests.lab.helpers import dns_points_at, eventually
 from tests.lab.sampler import WritableSampler
-
-
-@pytest.fixture(scope="module")
-def persistent_lab(temporal_port: int) -> Iterator[Lab]:
-    """A lab with its own Temporal dev server on SQLite (``<root>/temporal.db``)."""
-    yield from _fresh_lab(temporal_port, monitoring=False, own_temporal=True)
 
 
 async def _connect(lab: Lab) -> Client:
