@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-alerts bench-drill down install deps clean
+.PHONY: demo test lint bench bench-alerts bench-drill bench-chaos down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -45,6 +45,11 @@ bench-alerts: $(STAMP)
 ## Drills and failback: restore time against database size, the switchover's write pause.
 bench-drill: $(STAMP)
 	$(BIN)/python bench/drill.py
+
+## Chaos: N randomized kills (worker, database server, DNS API) across failover and failback;
+## runs, completed, writable-primary violations (must be 0), lost writes against counted.
+bench-chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down

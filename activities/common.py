@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
@@ -18,6 +20,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from hybridops import evidence
+from hybridops.constants import FAULTS_DIR_ENV
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
 from hybridops.models import ActivityResult, EvidenceResult
 
@@ -29,8 +32,56 @@ _calls: dict[tuple[int, str], int] = {}
 """Calls per (faults table, step), for ``fail:N``."""
 
 
+CRASH_POINTS = ("after", "before")
+"""Where a ``crash`` fault kills the worker: ``after`` the step did its work and before its
+result is reported (done but not recorded, the nastiest boundary; ``crash`` alone), or
+``before`` it starts."""
+
+
+def _crash_point(step: str, spec: str) -> str:
+    _, _, arg = spec.partition(":")
+    point = arg or "after"
+    if point not in CRASH_POINTS:
+        raise ConfigError(
+            f"faults.{step}: unknown crash point {spec!r} (use 'crash', 'crash:after' or 'crash:before')"
+        )
+    return point
+
+
+def _faults_dir(step: str) -> Path:
+    folder = os.environ.get(FAULTS_DIR_ENV)
+    if not folder:
+        raise ConfigError(f"faults.{step}: a crash fault needs {FAULTS_DIR_ENV} (the lab sets it)", step=step)
+    return Path(folder)
+
+
+def crash_mark(folder: Path, step: str) -> Path:
+    """The file whose existence means ``step``'s crash fault has fired (or is disarmed)."""
+    return folder / f"crash-{step}"
+
+
+def crash_once(step: str) -> None:
+    """SIGKILL this process, the first time only: a mark in ``$HYBRIDOPS_FAULTS_DIR`` (made
+    before the kill, durably) keeps the restarted worker alive when it runs the step again.
+
+    Raises :class:`ConfigError` naming the step when the directory is not configured: without
+    the mark a crash fault would kill every worker that ever runs the step."""
+    folder = _faults_dir(step)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(crash_mark(folder, step), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return  # fired already, in this worker or a previous one
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def apply_fault(faults: dict[str, str], step: str) -> Awaitable[None]:
-    """Run the fault the lab inventory injects into ``step``, if any."""
+    """Run the fault the lab inventory injects into ``step`` before it runs, if any."""
 
     async def _run() -> None:
         spec = faults.get(step)
@@ -47,9 +98,22 @@ def apply_fault(faults: dict[str, str], step: str) -> Awaitable[None]:
         if kind == "delay":
             await asyncio.sleep(float(arg or "1"))
             return
-        raise ConfigError(f"faults.{step}: unknown fault {spec!r} (use 'fail', 'fail:N' or 'delay:S')")
+        if kind == "crash":
+            _faults_dir(step)  # a missing directory fails the step before it does anything
+            if _crash_point(step, spec) == "before":
+                crash_once(step)
+            return
+        kinds = "'fail', 'fail:N', 'delay:S', 'crash' or 'crash:before'"
+        raise ConfigError(f"faults.{step}: unknown fault {spec!r} (use {kinds})")
 
     return _run()
+
+
+def apply_fault_after(faults: dict[str, str], step: str) -> None:
+    """The fault that strikes once ``step`` did its work (``crash``, ``crash:after``)."""
+    spec = faults.get(step, "")
+    if spec.partition(":")[0] == "crash" and _crash_point(step, spec) == "after":
+        crash_once(step)
 
 
 def step_activity(
@@ -68,6 +132,7 @@ def step_activity(
             try:
                 await apply_fault(getattr(self, "faults", {}), name)
                 result = await fn(self, *args)
+                apply_fault_after(getattr(self, "faults", {}), name)
             except HybridOpsError as err:
                 activity.logger.warning("%s failed on attempt %d: %s", name, attempt, err)
                 raise ApplicationError(

@@ -63,3 +63,7 @@ LEASE_QUERY = "holder"
 
 STOP_SIGNAL = "stop"
 """Name of the Signal that ends a burst cleanly (it scales in)."""
+
+FAULTS_DIR_ENV = "HYBRIDOPS_FAULTS_DIR"
+"""Where the lab's ``crash`` faults leave their marks, so each fires once across worker
+restarts (the lab sets it to ``<lab root>/faults``)."""

@@ -82,15 +82,19 @@ async def identified_client(temporal_env: WorkflowEnvironment, identity: str) ->
     )
 
 
-def _fresh_lab(temporal_port: int, monitoring: bool) -> Iterator[Lab]:
+def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False) -> Iterator[Lab]:
+    """A lab on its own /24 and directory. ``own_temporal``: the lab's own dev server (SQLite
+    file under the lab's root, on a port of its own) instead of the session's in-memory one."""
     n = next(_counter)
     root = Path(tempfile.mkdtemp(prefix="hybridops-lab-"))
     root.chmod(0o755)  # the PostgreSQL user must traverse it
-    ports = LabPorts(net=f"{TEST_NET}.{n}", pg=15432, dns=free_port(), temporal=temporal_port, ui=0)
+    port = free_port() if own_temporal else temporal_port
+    ui = free_port() if own_temporal else 0
+    ports = LabPorts(net=f"{TEST_NET}.{n}", pg=15432, dns=free_port(), temporal=port, ui=ui)
     the_lab = Lab(root, ports, queue_suffix=f"-t{n}-{os.getpid()}")
     os.environ.update(the_lab.env())
     try:
-        the_lab.up(temporal=False, worker=False, writer=False, monitoring=monitoring)
+        the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring)
         yield the_lab
     finally:
         the_lab.down()
@@ -112,6 +116,39 @@ def monitored_lab(temporal_env: WorkflowEnvironment, temporal_port: int) -> Iter
     session's Temporal server. Needs the Debian packages prometheus, prometheus-alertmanager
     and prometheus-postgres-exporter."""
     yield from _fresh_lab(temporal_port, monitoring=True)
+
+
+@pytest.fixture(scope="module")
+def _one_lab_per_module(temporal_port: int) -> Iterator[Lab]:
+    yield from _fresh_lab(temporal_port, monitoring=False)
+
+
+@pytest.fixture(scope="module")
+def persistent_lab(temporal_port: int) -> Iterator[Lab]:
+    """A lab with its own Temporal dev server, which keeps its state in SQLite
+    (``<root>/temporal.db``), for a test that kills the server and starts it again."""
+    yield from _fresh_lab(temporal_port, monitoring=False, own_temporal=True)
+
+
+_module_cases = itertools.count(1)
+
+
+@pytest.fixture
+def module_lab(_one_lab_per_module: Lab) -> Iterator[Lab]:
+    """The module's one lab, reset to the starting topology before each case (onprem primary,
+    azure and gcp streaming from it, DNS at onprem, no writer, no fault marks), with task
+    queues of the case's own, so a run a failed case left behind never meets the next case.
+    Cheaper than ``lab`` for a matrix: a reset costs a few seconds, a lab up more."""
+    the_lab = _one_lab_per_module
+    base = the_lab.queue_suffix.split("-c", 1)[0]
+    if the_lab.queue_suffix != base:  # not the module's first case
+        the_lab.reset()
+    the_lab.queue_suffix = f"{base}-c{next(_module_cases)}"
+    os.environ.update(the_lab.env())
+    try:
+        yield the_lab
+    finally:
+        the_lab.stop_code()
 
 
 def lab_inventory(lab: Lab, **changes: object) -> Inventory:

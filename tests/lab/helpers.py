@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -114,3 +117,14 @@ def promote_by_hand(lab: Lab, site: str) -> None:
         host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="postgres", autocommit=True
     ) as conn:
         conn.execute("SELECT pg_promote(true, 60)")
+
+
+def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
+    """A worker process on the lab's inventory file, in a session of its own (to kill it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hybridops.cli", "worker"],
+        env={**os.environ, **lab.env()},
+        stdout=lab.log("worker").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

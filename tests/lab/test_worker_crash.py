@@ -5,24 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 from temporalio.client import Client
 
 from hybridops.lab import Lab
 from hybridops.models import FailoverInput, RunStatus
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_changes, dns_points_at, eventually, start, timeline
-
-
-def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hybridops.cli", "worker"],
-        env={**os.environ, **lab.env()},
-        stdout=lab.log("worker").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+from tests.lab.helpers import dns_changes, dns_points_at, eventually, spawn_worker, start, timeline
 
 
 async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -> None:

@@ -1,0 +1,356 @@
+"""The chaos matrix's parts: a worker kept alive through kills, the kills themselves (a DNS API
+frozen, a server killed and rebooted), and the one assertion every case ends with.
+
+Used by tests/lab/test_chaos_*.py and bench/chaos.py. Every case ends in
+:func:`assert_one_writer`: exactly one writable server (read from the servers), DNS points at
+it, at most one promotion (one new timeline), every acknowledged write of a server other than
+the new primary present on it or counted by the evidence, and the evidence folders in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from hybridops.constants import Runbook, TaskQueue, WorkflowType
+from hybridops.evidence import MANIFEST, verify_manifest
+from hybridops.failback_models import FailbackResult
+from hybridops.inventory import Inventory
+from hybridops.lab import Lab
+from hybridops.lab.lab import SITES
+from hybridops.models import FailoverResult
+from hybridops.workload import read_ledger
+from tests.lab.helpers import dns_points_at, eventually, spawn_worker, timeline
+from tests.lab.sampler import WritableSampler
+
+FAILOVER_STEPS = (
+    "plan_failover",
+    "assess_sites",
+    "gather_signals",
+    "checkpoint",
+    "prepare_target",
+    "fence_primary",
+    "promote_standby",
+    "repoint_apps",
+    "dns_cutover",
+    "verify_writes",
+    "measure_rpo",
+    "follow_primary",
+    "write_evidence",
+)
+"""Every activity a failover with a reachable second standby runs, in order."""
+FAILBACK_STEPS = (
+    "plan_failover",
+    "assess_sites",
+    "checkpoint",
+    "rejoin_standby",
+    "catch_up",
+    "pause_writes",
+    "promote_home",
+    "repoint_apps",
+    "dns_cutover",
+    "verify_writes",
+    "fence_primary",
+    "retire_fence",
+    "write_failback_evidence",
+)
+"""Every activity a failback runs (a crash fault fires on the first call of each)."""
+
+TASK_TIMEOUT = timedelta(seconds=2)
+"""The runs' workflow task timeout. A worker killed inside a workflow task (local activities
+run inside one) is noticed by the server when the task times out; Temporal's default 10 s
+would make the matrix wait 10 s a case for nothing but the clock. Same path, shorter wait."""
+RUN_TIMEOUT_S = 180.0
+"""A run of the matrix that has not ended by then is stuck: the case fails saying so."""
+WARM_WRITES = 50
+"""Acknowledged writes on the primary before the disaster, so there are writes to lose."""
+
+
+# ---------------------------------------------------------------------- the world
+
+
+def writable_now(lab: Lab) -> tuple[str, ...]:
+    """The sites a new client could write to now, read from the servers."""
+    sampler = WritableSampler(lab)
+    try:
+        return sampler.sample()
+    finally:
+        sampler.close()
+
+
+def _replicas(lab: Lab, site: str) -> dict[str, str]:
+    with psycopg.connect(
+        host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="postgres", connect_timeout=2
+    ) as conn:
+        rows = conn.execute("SELECT application_name, state FROM pg_stat_replication").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+
+def assert_starting_topology(lab: Lab) -> None:
+    """What ``lab.reset()`` promises: onprem the one writable primary, azure and gcp
+    streaming from it, DNS at onprem, no fence, pause, promotion or crash marks."""
+    assert writable_now(lab) == ("onprem",), writable_now(lab)
+    assert [lab.role(s) for s in SITES] == ["primary", "standby", "standby"]
+    assert _replicas(lab, "onprem") == {"azure": "streaming", "gcp": "streaming"}
+    assert dns_points_at(lab) == "onprem"
+    marks = ("hybridops.fence.json", "hybridops.pause.json", "hybridops.promoted.json")
+    left = [f"{s}/{m}" for s in SITES for m in marks if (lab.data_dir(s) / m).exists()]
+    assert left == [], left
+    assert not lab.faults_dir.exists() or list(lab.faults_dir.iterdir()) == []
+    assert timeline(lab, "onprem") == 1
+
+
+def highest_timeline(lab: Lab) -> int:
+    """The highest timeline of the writable servers (the current primary's)."""
+    return max(timeline(lab, s) for s in writable_now(lab))
+
+
+async def writes_on(lab: Lab, site: str, at_least: int = WARM_WRITES, timeout: float = 60) -> None:
+    async def enough() -> bool:
+        acks = read_ledger(lab.ledger) if lab.ledger.exists() else []
+        return sum(1 for a in acks if a.site == site) >= at_least
+
+    await eventually(f"{at_least} acknowledged writes on {site}", enough, timeout=timeout)
+
+
+def freeze_dns(lab: Lab) -> None:
+    """The DNS API unreachable: moto's process stopped (SIGSTOP), its zone kept in memory.
+    Connections are accepted by the kernel and never answered, as behind a dead route."""
+    pid = lab.pid("dns")
+    assert pid is not None, "the lab's DNS API is not running"
+    os.killpg(pid, signal.SIGSTOP)
+
+
+def thaw_dns(lab: Lab) -> None:
+    pid = lab.pid("dns")
+    assert pid is not None, "the lab's DNS API is gone"
+    os.killpg(pid, signal.SIGCONT)
+
+
+def reboot_site(lab: Lab, site: str, timeout: float = 30) -> None:
+    """Start ``site``'s server again once its killed postmaster is gone (as a host reboots)."""
+    pid_file = lab.data_dir(site) / "postmaster.pid"
+
+    def reaped() -> bool:
+        # A zombie still holds its pid, and pg_ctl would take it for a running server.
+        try:
+            return not psutil.pid_exists(int(pid_file.read_text().split("\n", 1)[0]))
+        except (FileNotFoundError, ValueError):
+            return True
+
+    deadline = time.monotonic() + timeout
+    while not reaped():
+        assert time.monotonic() < deadline, f"{site}'s killed server was never reaped"
+        time.sleep(0.02)
+    lab.pg_start(site)
+
+
+# ---------------------------------------------------------------------- workers
+
+
+@dataclass
+class WorkerKeeper:
+    """A worker process (``hybridops worker``) that is restarted whenever it dies, as a
+    supervisor would: a crash fault SIGKILLs it, :meth:`kill` does it from outside. Each death
+    is recorded with its return code (``-9`` for SIGKILL)."""
+
+    lab: Lab
+    deaths: list[int] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.proc = spawn_worker(self.lab)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                self.deaths.append(self.proc.returncode)
+                self.proc = spawn_worker(self.lab)
+            await asyncio.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the worker (the keeper restarts it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@contextlib.asynccontextmanager
+async def kept_worker(lab: Lab) -> AsyncIterator[WorkerKeeper]:
+    keeper = WorkerKeeper(lab)
+    keeper.start()
+    try:
+        yield keeper
+    finally:
+        keeper.stop()
+
+
+# ---------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    """One run of the case and how it ended."""
+
+    runbook: Runbook
+    workflow_id: str
+    status: str
+    error: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+_TYPES: dict[Runbook, tuple[WorkflowType, type[BaseModel]]] = {
+    Runbook.FAILOVER: (WorkflowType.FAILOVER, FailoverResult),
+    Runbook.FAILBACK: (WorkflowType.FAILBACK, FailbackResult),
+}
+
+
+async def start_run(client: Client, inv: Inventory, runbook: Runbook, arg: Any) -> WorkflowHandle[Any, Any]:
+    wf_type, result_type = _TYPES[runbook]
+    return await client.start_workflow(
+        wf_type.value,
+        arg,
+        id=f"chaos-{runbook.value}-{uuid.uuid4().hex[:8]}",
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        result_type=result_type,
+        task_timeout=TASK_TIMEOUT,
+    )
+
+
+async def finish(handle: WorkflowHandle[Any, Any], runbook: Runbook, timeout: float = RUN_TIMEOUT_S) -> Run:
+    """Wait for the run's end (bounded): its status, error and result as the workflow gave them."""
+    try:
+        result = await asyncio.wait_for(handle.result(), timeout)
+    except WorkflowFailureError as err:
+        details = getattr(err.cause, "details", None) or [{}]
+        data = details[0] if isinstance(details[0], dict) else {}
+        return Run(runbook, handle.id, str(data.get("status", "failed")), str(data.get("error", err)), data)
+    except TimeoutError:
+        raise AssertionError(f"{runbook.value} run {handle.id} did not end within {timeout:.0f} s") from None
+    data = result.model_dump(mode="json")
+    return Run(runbook, handle.id, str(data["status"]), str(data.get("error") or ""), data)
+
+
+# ---------------------------------------------------------------------- the one assertion
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`assert_one_writer` found, for a case's or the bench's report."""
+
+    writer: str
+    timeline: int
+    lost: int
+    counted: int
+
+
+def _present(lab: Lab, site: str, seqs: list[int]) -> set[int]:
+    with psycopg.connect(host=lab.ip(site), port=lab.ports.pg, user="postgres", dbname="app") as conn:
+        rows = conn.execute("SELECT seq FROM hybridops_workload WHERE seq = ANY(%s)", (seqs,)).fetchall()
+        return {r[0] for r in rows}
+
+
+def evidence_of(inv: Inventory, run: Run) -> dict[str, Any]:
+    """The run's evidence.json, after checking the folder holds it and a manifest that matches."""
+    folder = Path(inv.output_dir) / run.runbook.value / run.workflow_id
+    assert folder.is_dir(), f"no evidence folder for {run.workflow_id} ({folder.name})"
+    names = {p.name for p in folder.iterdir()}
+    assert {"evidence.json", MANIFEST} <= names, f"{run.workflow_id}: evidence folder holds {sorted(names)}"
+    assert verify_manifest(folder) == [], f"{run.workflow_id}: files differ from the manifest"
+    data: dict[str, Any] = json.loads((folder / "evidence.json").read_text())
+    return data
+
+
+def assert_one_writer(
+    lab: Lab, inv: Inventory, runs: list[Run], start_timeline: int, promoted: bool | None = True
+) -> Outcome:
+    """The issue's end-of-case assertion. ``start_timeline``: the primary's timeline when the
+    case began; ``promoted``: True when the case must promote exactly once, None for at most
+    once (a case whose right ending may be to promote nobody)."""
+    lab.stop_code()  # the writer: the ledger stops growing
+    writable = writable_now(lab)
+    assert len(writable) == 1, f"exactly one writable server at the end, found {list(writable) or 'none'}"
+    writer = writable[0]
+    points = dns_points_at(lab)
+    assert points == writer, f"DNS points at {points}, the writable server is {writer}"
+    tl = timeline(lab, writer)
+    if promoted:
+        assert tl == start_timeline + 1, (
+            f"{writer} is on timeline {tl}: not promoted exactly once from {start_timeline}"
+        )
+    else:
+        assert tl <= start_timeline + 1, (
+            f"{writer} is on timeline {tl}: promoted more than once from {start_timeline}"
+        )
+
+    counted = 0
+    for run in runs:
+        rpo = evidence_of(inv, run).get("rpo") or {}
+        counted += int(rpo.get("transactions_lost") or 0)
+    acks = read_ledger(lab.ledger) if lab.ledger.exists() else []
+    elsewhere = [a.seq for a in acks if a.site != writer]
+    missing = set(elsewhere) - _present(lab, writer, elsewhere) if elsewhere else set()
+    assert len(missing) <= counted, (
+        f"{len(missing)} acknowledged writes missing on {writer}, the evidence counts {counted}"
+        f" (first missing: {sorted(missing)[:10]})"
+    )
+    return Outcome(writer, tl, len(missing), counted)
+
+
+def assert_case(
+    lab: Lab,
+    inv: Inventory,
+    runs: list[Run],
+    start_timeline: int,
+    sampler: WritableSampler,
+    promoted: bool | None = True,
+    succeeded: bool = True,
+    premise: frozenset[str] = frozenset(),
+    until: datetime | None = None,
+) -> Outcome | None:
+    """Every check of a case, each reported even when another failed: the sampler (no instant
+    with two writers, see :meth:`WritableSampler.check` for ``premise``), the end state
+    (:func:`assert_one_writer`) and, with ``succeeded``, the last run's status."""
+    failures: list[str] = []
+    out: Outcome | None = None
+    try:
+        sampler.check(premise, until)
+    except AssertionError as err:
+        failures.append(f"sampler: {err}")
+    try:
+        out = assert_one_writer(lab, inv, runs, start_timeline, promoted)
+    except AssertionError as err:
+        failures.append(f"end state: {err}")
+    last = runs[-1]
+    if succeeded and last.status != "succeeded":
+        failures.append(f"{last.runbook.value} {last.workflow_id} {last.status}: {last.error}")
+    if failures:
+        raise AssertionError("\n".join(failures))
+    return out

@@ -1,0 +1,192 @@
+"""The chaos matrix of failover (issue 9, "Never two writers"), on the real lab.
+
+One lab for the module, reset before each case. Each case runs the writer, a worker process
+(restarted whenever it dies) and the 20 ms sampler, and ends in ``assert_one_writer``: exactly
+one writable server, DNS at it, one promotion at most, no acknowledged write lost that the
+evidence does not count, the evidence folder in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from temporalio.client import Client
+
+from hybridops.constants import Runbook
+from hybridops.lab import Lab
+from hybridops.models import FailoverInput, RunStatus, TargetChoice
+from tests.conftest import lab_inventory
+from tests.lab.chaos import (
+    FAILOVER_STEPS,
+    assert_case,
+    assert_starting_topology,
+    finish,
+    freeze_dns,
+    highest_timeline,
+    kept_worker,
+    reboot_site,
+    start_run,
+    thaw_dns,
+    writable_now,
+    writes_on,
+)
+from tests.lab.helpers import eventually
+from tests.lab.sampler import WritableSampler
+
+PROMOTE_MARK = "hybridops.promoted.json"
+
+
+async def _mark(lab: Lab, site: str) -> bool:
+    return (lab.data_dir(site) / PROMOTE_MARK).exists()
+
+
+@pytest.mark.parametrize("step", FAILOVER_STEPS)
+async def test_worker_killed_after_each_step(client: Client, module_lab: Lab, step: str) -> None:
+    """The worker SIGKILLs itself once ``step`` did its work, before the result is recorded;
+    a new worker takes the run over and finishes it."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    inv = lab_inventory(lab, faults={step: "crash"})
+    with WritableSampler(lab) as sampler:
+        async with kept_worker(lab) as workers:
+            lab.start_writer()
+            await writes_on(lab, "onprem")
+            start_tl = highest_timeline(lab)
+            at = lab.break_site("onprem")
+            handle = await start_run(
+                client,
+                inv,
+                Runbook.FAILOVER,
+                FailoverInput(target=TargetChoice.AZURE, incident_started_at=at),
+            )
+            run = await finish(handle, Runbook.FAILOVER)
+    assert workers.deaths == [-9], f"the crash fault after {step} fired {workers.deaths}"
+    out = assert_case(lab, inv, [run], start_tl, sampler)
+    assert out is not None and out.writer == "azure"
+
+
+async def test_dns_api_unreachable_during_cutover(client: Client, module_lab: Lab) -> None:
+    """Moto is frozen (SIGSTOP) from the promotion to a few seconds past the cutover's start,
+    then let go: the cutover waits for it, the record lands, moto's zone is intact."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    # Repointing is held 1 s, so the freeze that follows the promotion mark covers the cutover.
+    inv = lab_inventory(lab, faults={"repoint_apps": "delay:1"})
+    with WritableSampler(lab) as sampler:
+        async with kept_worker(lab):
+            lab.start_writer()
+            await writes_on(lab, "onprem")
+            start_tl = highest_timeline(lab)
+            at = lab.break_site("onprem")
+            handle = await start_run(
+                client,
+                inv,
+                Runbook.FAILOVER,
+                FailoverInput(target=TargetChoice.AZURE, incident_started_at=at),
+            )
+            await eventually("the promotion", lambda: _mark(lab, "azure"), timeout=90)
+            freeze_dns(lab)
+            try:
+                await asyncio.sleep(4)  # the outage itself, not a wait for a condition
+                ended_while_frozen = (await handle.describe()).close_time is not None
+            finally:
+                thaw_dns(lab)
+            run = await finish(handle, Runbook.FAILOVER)
+    assert not ended_while_frozen, "the run ended while the DNS API was unreachable"
+    assert_case(lab, inv, [run], start_tl, sampler)
+    dns = [s for s in run.result["steps"] if s["name"] == "dns_cutover"]
+    assert len(dns) == 1 and dns[0]["outcome"] == "changed", dns
+
+
+async def test_target_killed_during_promotion(client: Client, module_lab: Lab) -> None:
+    """The target's server is killed the moment the promotion begins (its mark is written just
+    before ``pg_promote``) and started again a moment later, as a rebooted host: the run
+    completes with one promotion."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    inv = lab_inventory(lab)
+    with WritableSampler(lab) as sampler:
+        async with kept_worker(lab):
+            lab.start_writer()
+            await writes_on(lab, "onprem")
+            start_tl = highest_timeline(lab)
+            at = lab.break_site("onprem")
+            handle = await start_run(
+                client,
+                inv,
+                Runbook.FAILOVER,
+                FailoverInput(target=TargetChoice.AZURE, incident_started_at=at),
+            )
+            await eventually("the promotion to begin", lambda: _mark(lab, "azure"), timeout=90)
+            lab.kill_site("azure")
+            await asyncio.sleep(1)  # the host is down for a moment
+            await asyncio.to_thread(reboot_site, lab, "azure")
+            run = await finish(handle, Runbook.FAILOVER)
+    out = assert_case(lab, inv, [run], start_tl, sampler)
+    assert out is not None and out.writer == "azure"
+
+
+async def test_stale_dns(client: Client, module_lab: Lab) -> None:
+    """Issue 9's incident: a lab failed over to azure, onprem back up (fenced, as ``lab up``
+    starts it), DNS pointed back at onprem by hand, then a failover with ``{}``. DNS is only
+    where clients go: the run must not promote a second primary."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    inv = lab_inventory(lab)
+    with WritableSampler(lab) as sampler:
+        async with kept_worker(lab):
+            lab.start_writer()
+            await writes_on(lab, "onprem")
+            at = lab.break_site("onprem")
+            first = await finish(
+                await start_run(
+                    client,
+                    inv,
+                    Runbook.FAILOVER,
+                    FailoverInput(target=TargetChoice.AZURE, incident_started_at=at),
+                ),
+                Runbook.FAILOVER,
+            )
+            assert first.status == RunStatus.SUCCEEDED, first.error
+            await writes_on(lab, "azure")
+            await asyncio.to_thread(reboot_site, lab, "onprem")
+            await asyncio.to_thread(lab.point_dns, "onprem")
+            start_tl = highest_timeline(lab)
+            second = await finish(await start_run(client, inv, Runbook.FAILOVER, {}), Runbook.FAILOVER)
+    assert_case(lab, inv, [first, second], start_tl, sampler, promoted=None, succeeded=False)
+
+
+async def test_two_writable_at_the_start(client: Client, module_lab: Lab) -> None:
+    """A split brain before the run: azure promoted by hand while onprem still serves. The
+    run must end with exactly one writable server, DNS at it, no acknowledged write lost
+    uncounted; the staged pair is the only overlap the sampler tolerates, until the run ends."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    inv = lab_inventory(lab)
+    async with kept_worker(lab):
+        lab.start_writer()
+        await writes_on(lab, "onprem")
+        with psycopg.connect(
+            host=lab.ip("azure"), port=lab.ports.pg, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute("SELECT pg_promote(true, 60)")
+        assert set(writable_now(lab)) == {"onprem", "azure"}
+        start_tl = highest_timeline(lab)
+        with WritableSampler(lab) as sampler:
+            run = await finish(await start_run(client, inv, Runbook.FAILOVER, {}), Runbook.FAILOVER)
+            ended = datetime.now(UTC)
+            await asyncio.sleep(0.2)  # a few more instants after the end: they must show one writer
+    assert_case(
+        lab,
+        inv,
+        [run],
+        start_tl,
+        sampler,
+        promoted=None,
+        succeeded=False,
+        premise=frozenset({"onprem", "azure"}),
+        until=ended,
+    )
