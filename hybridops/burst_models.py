@@ -7,13 +7,13 @@ from datetime import datetime
 from pydantic import Field
 
 from hybridops.models import (
+    DAY_S,
     ActivityResult,
     Actor,
     Cloud,
     Contract,
     Decision,
     Interval,
-    LongSeconds,
     Money,
     RunStatus,
     ShortText,
@@ -61,8 +61,9 @@ class BurstInput(Contract):
     budget_cap: Money | None = None
     """Scale in when the estimated cost reaches this; the inventory's ``burst.budget_cap`` if
     absent. At most ten million."""
-    max_duration_s: LongSeconds = Field(default=4 * 3600.0, gt=0)
-    """The teardown deadline: scale in after this long, whatever the load. At most 7 days."""
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0, le=31 * DAY_S, allow_inf_nan=False)
+    """The teardown deadline: scale in after this long, whatever the load. At most 31 days (a
+    season's peak; continue-as-new keeps the history bounded)."""
     checks_per_run: int = Field(default=100, ge=1, le=2000)
     """Continue as new after this many load checks, so the history stays bounded (at most
     2000: a check is a few events, and Temporal caps a history at 51 200)."""

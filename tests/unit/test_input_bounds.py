@@ -46,6 +46,7 @@ def test_empty_input_is_valid(model: type[BaseModel]) -> None:
         (BurstInput, '{"check_interval_s": 0.01}', "check_interval_s"),
         (BurstInput, '{"check_interval_s": 86400}', "check_interval_s"),
         (BurstInput, '{"max_duration_s": Infinity}', "max_duration_s"),
+        (BurstInput, '{"max_duration_s": 2764800}', "max_duration_s"),
         (BurstInput, '{"budget_cap": 1e300}', "budget_cap"),
         (BurstInput, '{"checks_per_run": 1000000}', "checks_per_run"),
         (BurstInput, '{"extra_nodes": 100000}', "extra_nodes"),
@@ -68,7 +69,7 @@ def test_bounds_are_inclusive_and_sane() -> None:
     """The limits themselves are valid: a week's approval gate, an hour's write pause."""
     FailoverInput(approval_timeout_s=7 * 86400, max_catchup_s=86400, reason="x" * 1000)
     FailbackInput(home="onprem", max_pause_s=3600, max_lag_bytes=1024**4)
-    BurstInput(check_interval_s=1, checks_per_run=2000, max_duration_s=7 * 86400, budget_cap=0)
+    BurstInput(check_interval_s=1, checks_per_run=2000, max_duration_s=31 * 86400, budget_cap=0)
     DrillInput(backup="base_000000010000000000000004_20261126T164229123456Z")
 
 
