@@ -34,8 +34,7 @@ WEEK_S = 7 * DAY_S
 Seconds = Annotated[float, Field(ge=0, le=DAY_S, allow_inf_nan=False)]
 """A wait or a deadline inside a run (catch-up, a write pause, a start delay): 0 to 1 day."""
 LongSeconds = Annotated[float, Field(ge=0, le=WEEK_S, allow_inf_nan=False)]
-"""A wait for a human or a long-lived run (an approval gate, a burst's teardown deadline):
-0 to 7 days (a long weekend with margin)."""
+"""A wait for a human (an approval gate): 0 to 7 days (a long weekend with margin)."""
 Interval = Annotated[float, Field(ge=1, le=HOUR_S, allow_inf_nan=False)]
 """A polling interval: 1 s to 1 hour."""
 Money = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
@@ -52,15 +51,15 @@ Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][
 """A name that reaches a path, an argv or a URL (a site, a backup): 1 to 63 characters of
 ``A-Za-z0-9._-``, not starting with ``.`` or ``-``."""
 
-EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+TIME_MIN, TIME_MAX = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def _in_range(at: datetime) -> datetime:
     # A naive time is taken as UTC: a run compares it with its own (aware) clock, and a naive
     # one there is a TypeError on every workflow task, a retry loop.
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
-    if not EARLIEST <= at < LATEST:
-        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    if not TIME_MIN <= at < TIME_MAX:
+        raise ValueError(f"must be between {TIME_MIN.year} and {TIME_MAX.year}")
     return at
 
 
