@@ -282,15 +282,14 @@ class FailoverActivities:
         tail = acked[-10000:]
         present = await self.pg.surviving(inp.site, self.inventory.workload.table, [a.seq for a in tail])
         lost = [a for a in tail if a.seq not in present]
-        seconds = 0.0
+        seconds: float | None = 0.0
         if lost:
             # The window of acknowledged writes lost: from the last one kept before the first
-            # loss to the last one lost.
+            # loss to the last one lost (unknown when none was kept before it in the tail: a
+            # contract holds no nan).
             kept_before = [a.acked_at for a in tail if a.seq in present and a.acked_at <= lost[0].acked_at]
-            seconds = (lost[-1].acked_at - kept_before[-1]).total_seconds() if kept_before else float("nan")
-        return RpoResult(
-            rpo=RpoMeasure(transactions_lost=len(lost), seconds=round(seconds, 3), method="ledger")
-        )
+            seconds = round((lost[-1].acked_at - kept_before[-1]).total_seconds(), 3) if kept_before else None
+        return RpoResult(rpo=RpoMeasure(transactions_lost=len(lost), seconds=seconds, method="ledger"))
 
     @step_activity("follow_primary")
     async def follow_primary(self, inp: FollowInput) -> ActivityResult:

@@ -7,7 +7,17 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hybridops.models import ActivityResult, Contract, RunStatus, StepRecord
+from hybridops.models import (
+    ActivityResult,
+    Actor,
+    Contract,
+    Name,
+    RunStatus,
+    Seconds,
+    ShortText,
+    StepRecord,
+    Timestamp,
+)
 
 
 class BackupInfo(Contract):
@@ -62,18 +72,21 @@ class WalVerifyResult(Contract):
 class DrillInput(Contract):
     """Input of ``DrillWorkflow``. Every field is defaulted: ``{}`` starts a valid drill."""
 
-    backup: str = "LATEST"
-    """The backup to restore: a name, or ``LATEST``."""
-    target_time: datetime | None = None
-    """Point-in-time restore: stop recovery at this time. Absent: all archived WAL."""
-    rto_objective_s: float | None = Field(default=None, gt=0)
-    """Override the inventory's ``drill.rto_objective_s`` for this drill."""
-    rpo_objective_s: float | None = Field(default=None, ge=0)
-    """Override the inventory's ``drill.rpo_objective_s`` for this drill."""
+    backup: Name = "LATEST"
+    """The backup to restore: a name (``A-Za-z0-9._-``, at most 63 characters), or ``LATEST``."""
+    target_time: Timestamp | None = None
+    """Point-in-time restore: stop recovery at this time (naive means UTC). Absent: all
+    archived WAL."""
+    rto_objective_s: Seconds | None = Field(default=None, gt=0)
+    """Override the inventory's ``drill.rto_objective_s`` for this drill (at most a day)."""
+    rpo_objective_s: Seconds | None = None
+    """Override the inventory's ``drill.rpo_objective_s`` for this drill (at most a day)."""
     take_backup_first: bool = False
     """Take a fresh base backup before restoring (the lab's first drill needs one)."""
-    reason: str = "drill"
-    requested_by: str = "unknown"
+    reason: ShortText = "drill"
+    """Why this drill was started, for the evidence (at most 1000 characters)."""
+    requested_by: Actor = "unknown"
+    """Who or what started it, for the evidence (at most 200 characters)."""
 
 
 class SloCheck(Contract):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from hybridops.models import ActivityResult, Contract, RunStatus, StepRecord
+from pydantic import Field
+
+from hybridops.models import ActivityResult, Actor, Contract, RunStatus, ShortText, StepRecord
 
 
 class BootstrapStep(StrEnum):
@@ -23,9 +25,12 @@ class BootstrapInput(Contract):
 
     dry_run: bool = False
     """Ansible in check mode, Packer validate only: what would change, changing nothing."""
-    steps: list[BootstrapStep] = list(BootstrapStep)
-    reason: str = "bootstrap"
-    requested_by: str = "unknown"
+    steps: list[BootstrapStep] = Field(default=list(BootstrapStep), max_length=2 * len(BootstrapStep))
+    """The steps to converge, in order; all of them by default (at most 10 entries)."""
+    reason: ShortText = "bootstrap"
+    """Why this run was started, for the evidence (at most 1000 characters)."""
+    requested_by: Actor = "unknown"
+    """Who or what started it, for the evidence (at most 200 characters)."""
 
 
 class BootstrapStepInput(Contract):

@@ -7,11 +7,16 @@ from datetime import datetime
 from pydantic import Field
 
 from hybridops.models import (
+    DAY_S,
     ActivityResult,
+    Actor,
     Cloud,
     Contract,
     Decision,
+    Interval,
+    Money,
     RunStatus,
+    ShortText,
     SiteRef,
     StepRecord,
     TargetChoice,
@@ -52,15 +57,21 @@ class BurstInput(Contract):
     """Percent of the traffic (DNS weight) sent to the cloud while bursting."""
     scale_in_below: float = Field(default=0.6, ge=0, le=1)
     """Scale in once the on-prem load falls below this (0..1)."""
-    check_interval_s: float = Field(default=60.0, ge=1)
-    budget_cap: float | None = Field(default=None, ge=0)
-    """Scale in when the estimated cost reaches this; the inventory's ``burst.budget_cap`` if absent."""
-    max_duration_s: float = Field(default=4 * 3600.0, gt=0)
-    """The teardown deadline: scale in after this long, whatever the load."""
-    checks_per_run: int = Field(default=100, ge=1)
-    """Continue as new after this many load checks, so the history stays bounded."""
-    reason: str = "manual"
-    requested_by: str = "unknown"
+    check_interval_s: Interval = 60.0
+    """How often the load is read while bursting: 1 s to 1 hour."""
+    budget_cap: Money | None = None
+    """Scale in when the estimated cost reaches this; the inventory's ``burst.budget_cap`` if
+    absent. At most ten million."""
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0, le=31 * DAY_S, allow_inf_nan=False)
+    """The teardown deadline: scale in after this long, whatever the load. At most 31 days (a
+    season's peak; continue-as-new keeps the history bounded)."""
+    checks_per_run: int = Field(default=100, ge=1, le=2000)
+    """Continue as new after this many load checks, so the history stays bounded (at most
+    2000: a check is a few events, and Temporal caps a history at 51 200)."""
+    reason: ShortText = "manual"
+    """Why this burst was started, for the evidence (at most 1000 characters)."""
+    requested_by: Actor = "unknown"
+    """Who or what started it, for the evidence (at most 200 characters)."""
     state: BurstState | None = None
 
 

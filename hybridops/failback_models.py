@@ -14,13 +14,20 @@ from enum import StrEnum
 from pydantic import Field
 
 from hybridops.models import (
+    HOUR_S,
     ActivityResult,
+    Actor,
     ApprovalRecord,
+    Bytes,
     Contract,
     Finding,
     LeaseGrant,
+    LongSeconds,
+    Name,
     RuleViolation,
     RunStatus,
+    Seconds,
+    ShortText,
     StepRecord,
     Topology,
 )
@@ -79,33 +86,36 @@ class RejoinOutcome(StrEnum):
 class FailbackInput(Contract):
     """Input of ``FailbackWorkflow``. Every field is defaulted: ``{}`` starts a valid run."""
 
-    home: str | None = None
-    """The site to bring back as the primary; the inventory's on-prem site when absent."""
+    home: Name | None = None
+    """The site to bring back as the primary (a site name of the inventory); the inventory's
+    on-prem site when absent."""
     require_approval: bool = True
     """Wait at the approval gate (after catch-up, before writes are paused) for
     ``hybridops approve``."""
-    approval_timeout_s: float = Field(default=3600.0, gt=0)
-    """How long the gate waits; on timeout the run stops, leaving home a standby."""
+    approval_timeout_s: LongSeconds = Field(default=3600.0, gt=0)
+    """How long the gate waits (up to 7 days); on timeout the run stops, leaving home a standby."""
     rejoin_method: RejoinMethod = RejoinMethod.AUTO
     """How home is made a standby of the cloud primary (``reclone`` forces a base backup)."""
-    max_catchup_s: float = Field(default=300.0, gt=0)
+    max_catchup_s: Seconds = Field(default=300.0, gt=0)
     """How long home may take, once rejoined, to come within ``max_lag_bytes`` of the cloud
-    primary (before the approval gate; writes still flow)."""
-    max_lag_bytes: int = Field(default=1024 * 1024, ge=0)
-    """How close home must be before the switchover pauses writes."""
-    max_pause_s: float = Field(default=30.0, gt=0)
+    primary (before the approval gate; writes still flow). At most a day."""
+    max_lag_bytes: Bytes = 1024 * 1024
+    """How close home must be before the switchover pauses writes (at most 1 TiB)."""
+    max_pause_s: float = Field(default=30.0, gt=0, le=HOUR_S, allow_inf_nan=False)
     """With writes paused, how long home may take to replay the paused primary's final LSN;
-    beyond it, writes resume on the cloud primary and the run stops (compensated)."""
-    max_start_delay_s: float = Field(default=300.0, ge=0)
+    beyond it, writes resume on the cloud primary and the run stops (compensated). At most an
+    hour: writes are refused meanwhile."""
+    max_start_delay_s: Seconds = 300.0
     """A run that begins planning more than this long after it was started stops there,
-    changing nothing (the world it was started for may be gone). 0 turns the guard off."""
-    reason: str = "manual"
-    """Why this run was started, for the evidence."""
-    requested_by: str = "unknown"
-    """Who or what started the run, for the evidence."""
-    lease_wait_s: float = Field(default=0.0, ge=0, le=86400)
+    changing nothing (the world it was started for may be gone). 0 turns the guard off. At
+    most a day."""
+    reason: ShortText = "manual"
+    """Why this run was started, for the evidence (at most 1000 characters)."""
+    requested_by: Actor = "unknown"
+    """Who or what started the run, for the evidence (at most 200 characters)."""
+    lease_wait_s: Seconds = 0.0
     """How long to wait for another runbook holding the database's topology lease; 0 refuses
-    at once, naming the holder."""
+    at once, naming the holder. At most a day."""
 
 
 class FailbackResult(Contract):

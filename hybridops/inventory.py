@@ -395,6 +395,24 @@ class AlertsSettings(Strict):
     """A secret reference for the bearer token Alertmanager must send. Required to serve."""
     routes: Path | None = None
     """The alert routes file; ``runbooks/alert-routes.yaml`` when absent."""
+    starts_per_minute: int = Field(default=10, ge=1, le=10_000)
+    """New runs the receiver may start a minute (a token bucket: up to this many at once after a
+    quiet spell). More get 429 with ``Retry-After``; duplicates of a known incident never count.
+    A token holder varying ``groupKey`` cannot start unlimited failovers."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    """The largest request body accepted (413 beyond): 1 MiB holds a notification of a
+    thousand alerts."""
+    tls_cert: Path | None = None
+    """A PEM certificate chain: serve HTTPS instead of HTTP (with ``tls_key``)."""
+    tls_key: Path | None = None
+    """The PEM private key of ``tls_cert`` (a file readable by the receiver only)."""
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> AlertsSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise ValueError(f"{missing}: tls_cert and tls_key go together")
+        return self
 
 
 class LeaseSettings(Strict):

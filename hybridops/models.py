@@ -7,19 +7,64 @@ so none of them may carry a secret: they carry references (``password_ref``) ins
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hybridops.policy import Policy
 
 
 class Contract(BaseModel):
-    """Base of every contract: unknown fields are an error that names them."""
+    """Base of every contract: unknown fields are an error that names them, and no float may
+    be ``inf`` or ``nan`` (``timedelta(seconds=inf)`` overflows deep inside a run)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- bounded input types
+# Every number and string a run can be started with is bounded here, once: a value out of these
+# bounds fails the run at once, naming the field, before it changes anything.
+
+HOUR_S = 3600.0
+DAY_S = 24 * HOUR_S
+WEEK_S = 7 * DAY_S
+
+Seconds = Annotated[float, Field(ge=0, le=DAY_S, allow_inf_nan=False)]
+"""A wait or a deadline inside a run (catch-up, a write pause, a start delay): 0 to 1 day."""
+LongSeconds = Annotated[float, Field(ge=0, le=WEEK_S, allow_inf_nan=False)]
+"""A wait for a human (an approval gate): 0 to 7 days (a long weekend with margin)."""
+Interval = Annotated[float, Field(ge=1, le=HOUR_S, allow_inf_nan=False)]
+"""A polling interval: 1 s to 1 hour."""
+Money = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+"""An amount in the inventory's currency: 0 to ten million."""
+Bytes = Annotated[int, Field(ge=0, le=1024**4)]
+"""A size in bytes: 0 to 1 TiB."""
+
+REASON_MAX = 1000
+ShortText = Annotated[str, Field(max_length=REASON_MAX)]
+"""Free text for the evidence (a reason, an approval's comment): at most 1000 characters."""
+Actor = Annotated[str, Field(max_length=200)]
+"""Who or what acts (a person, ``alert:ROUTE``): at most 200 characters."""
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+"""A name that reaches a path, an argv or a URL (a site, a backup): 1 to 63 characters of
+``A-Za-z0-9._-``, not starting with ``.`` or ``-``."""
+
+TIME_MIN, TIME_MAX = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(at: datetime) -> datetime:
+    # A naive time is taken as UTC: a run compares it with its own (aware) clock, and a naive
+    # one there is a TypeError on every workflow task, a retry loop.
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if not TIME_MIN <= at < TIME_MAX:
+        raise ValueError(f"must be between {TIME_MIN.year} and {TIME_MAX.year}")
+    return at
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_range)]
+"""A point in time given to a run: between 2000 and 2200; naive means UTC."""
 
 
 # --------------------------------------------------------------------------- enums
@@ -92,35 +137,37 @@ class FailoverInput(Contract):
     """Where to fail over to; ``auto`` lets the decide phase choose."""
     require_approval: bool = False
     """Wait at the approval gate (before promotion) for ``hybridops approve``."""
-    approval_timeout_s: float = Field(default=3600.0, gt=0)
-    """How long the gate waits; on timeout the run compensates and fails."""
-    incident_started_at: datetime | None = None
+    approval_timeout_s: LongSeconds = Field(default=3600.0, gt=0)
+    """How long the gate waits (up to 7 days); on timeout the run compensates and fails."""
+    incident_started_at: Timestamp | None = None
     """When the incident began (an alert's startsAt, ``lab break``); RTO counts from here.
     The run's start is used when absent."""
-    reason: str = "manual"
-    """Why this run was started, for the evidence."""
-    requested_by: str = "unknown"
-    """Who or what started the run (a person, an alert route), for the evidence."""
-    await_alert_resolve_s: float = Field(default=0.0, ge=0)
+    reason: ShortText = "manual"
+    """Why this run was started, for the evidence (at most 1000 characters)."""
+    requested_by: Actor = "unknown"
+    """Who or what started the run (a person, an alert route), for the evidence (at most 200
+    characters)."""
+    await_alert_resolve_s: Seconds = 0.0
     """After a successful failover, wait up to this long for the alert that started the run
     to resolve (monitoring sees a writable primary again), and record it. Alert-started runs
-    set it; 0 does not wait."""
-    max_start_delay_s: float = Field(default=300.0, ge=0)
+    set it; 0 does not wait. At most a day."""
+    max_start_delay_s: Seconds = 300.0
     """A run whose decide phase begins more than this long after the run was started (no
     worker was polling, a worker kept failing on it) stops there, changing nothing: the world
-    it was started for may be gone. Start a new run. 0 turns the guard off."""
+    it was started for may be gone. Start a new run. 0 turns the guard off. At most a day."""
     only_if_primary_down: bool = True
     """Stop before changing anything if the current primary still answers as a writable
     primary: by the time a run starts, the alert (or the page) that prompted it may be stale
     (the primary came back, or someone already failed over). On by default, so ``{}`` from the
     UI cannot fail over a healthy primary; a planned failover sets it false
     (``hybridops failover --planned``)."""
-    max_catchup_s: float = Field(default=30.0, ge=0)
+    max_catchup_s: Seconds = 30.0
     """How long promotion waits for the target to replay all WAL it has received (and, when
-    the old primary was fenced while alive, up to its last LSN) before it gives up."""
-    lease_wait_s: float = Field(default=0.0, ge=0, le=86400)
+    the old primary was fenced while alive, up to its last LSN) before it gives up. At most a
+    day."""
+    lease_wait_s: Seconds = 0.0
     """How long to wait for another runbook that holds the database's topology lease (a
-    failover or failback in progress); 0 refuses at once, naming the holder."""
+    failover or failback in progress); 0 refuses at once, naming the holder. At most a day."""
 
 
 class StepRecord(Contract):
@@ -138,15 +185,16 @@ class StepRecord(Contract):
 class ApprovalInput(Contract):
     """Argument of the ``approve`` Update."""
 
-    by: str
-    """Who approves: a person's name or handle."""
+    by: Actor
+    """Who approves: a person's name or handle (at most 200 characters)."""
     approve: bool = True
     """False rejects the run: it compensates and ends as ``rejected``."""
-    comment: str = ""
-    override: str | None = None
+    comment: ShortText = ""
+    """Why, for the evidence (at most 1000 characters)."""
+    override: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
     """Break glass: the safety rule this approval overrides (the run names the rule that
     blocks it); the comment must say why."""
-    decision_id: str | None = None
+    decision_id: str | None = Field(default=None, max_length=64)
     """The decision approved (``progress.decision_id``); a run whose decision differs refuses it."""
 
 
@@ -365,7 +413,8 @@ class SignalName(StrEnum):
 class Signal(Contract):
     """One observed value and where it came from."""
 
-    value: float
+    value: float = Field(allow_inf_nan=True)
+    """A raw observation: a source may report ``nan`` (the decision counts it as missing)."""
     source: str
     """The driver that observed it: ``postgres``, ``prometheus``, ``static``, ..."""
     observed_at: datetime | None = None

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -175,3 +176,17 @@ async def run_workers() -> AsyncIterator[object]:
         await w.shutdown()
     for t in tasks:
         t.cancel()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fuzz tests' counts (their ``inputs_tried`` property), shown with or without ``-s``."""
+    seen: dict[str, object] = {}
+    for key in ("passed", "failed"):
+        for report in terminalreporter.stats.get(key, []):
+            props = dict(getattr(report, "user_properties", []))
+            if "inputs_tried" in props:
+                seen[report.nodeid] = props["inputs_tried"]
+    if seen:
+        terminalreporter.section("fuzz: inputs tried")
+        for nodeid, n in seen.items():
+            terminalreporter.write_line(f"{nodeid}: {n}")

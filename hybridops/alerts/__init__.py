@@ -4,6 +4,7 @@
   incident's one run.
 - :mod:`hybridops.alerts.payload`: the webhook payload (version "4").
 - :mod:`hybridops.alerts.receiver`: the aiohttp app, its HTTP contract, and ``serve_alerts``.
+- :mod:`hybridops.alerts.limits`: the start budget (runs a minute) and the token strength check.
 """
 
 from __future__ import annotations

@@ -6,14 +6,30 @@ missing or mistyped field is a 422 that names it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from hybridops.models import Timestamp
 
 DRILL_LABEL = "drill"
 """An alert labelled ``drill="true"`` never starts a production runbook."""
+
+
+def _utc(at: datetime) -> datetime:
+    # Naive and aware times are compared (the episode, the latest end): naive ones are UTC, as
+    # Alertmanager's always are. A time that leaves the calendar in UTC is refused here, not
+    # met as an OverflowError later.
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range in UTC") from None
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+"""Any time (``endsAt`` is ``0001-01-01T00:00:00Z`` while firing), in UTC."""
 
 
 class AlertStatus(StrEnum):
@@ -31,8 +47,9 @@ class WebhookAlert(_Payload):
     status: AlertStatus
     labels: dict[str, str]
     annotations: dict[str, str] = {}
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: Timestamp = Field(alias="startsAt")
+    """When the alert began (2000 to 2200): the incident's episode, and a run's RTO start."""
+    ends_at: UtcTime | None = Field(default=None, alias="endsAt")
     """``0001-01-01T00:00:00Z`` while firing."""
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""

@@ -12,16 +12,21 @@ code  when, and the JSON body
       already has), ``signalled`` (a resolve delivered to its run), ``not_running`` (a
       resolve for a run that has ended or never started), ``drill_not_started``
 401   missing or wrong bearer token: ``{"error"}`` (and ``WWW-Authenticate: Bearer``)
-400   the body is not JSON: ``{"error"}``
+400   the body is not JSON (not UTF-8, nested too deeply, ``NaN``): ``{"error"}``
+413   the body is larger than ``alerts.max_body_bytes``: ``{"error"}``
 422   the JSON is not a version-4 payload: ``{"error", "fields": [{"field", "error"}]}``
 404   no route matches: ``{"error", "labels": [the label sets seen]}``
+429   the start budget (``alerts.starts_per_minute``) is spent: ``{"error", "workflow_id",
+      "route"}`` and ``Retry-After`` (seconds); nothing was started
 503   Temporal could not be reached: ``{"error"}``; nothing was started, Alertmanager retries
 ====  =====================================================================================
 
 Every 4xx starts nothing and changes nothing. Alertmanager retries 5xx only, so a resolve
-for a run that has ended gets 200, not 404.
+for a run that has ended gets 200, not 404. A 429 is not retried at once: Alertmanager sends
+the group again at its next ``group_interval``, by when the budget has refilled.
 
-``GET /healthz``: 200 ``{"status": "ok"}`` when the Temporal frontend answers, else 503.
+``GET /healthz`` (no token): 200 ``{"status": "ok"}`` when the Temporal frontend answers, else
+503 ``{"status": "unavailable"}``; why goes to the log, never to an unauthenticated caller.
 
 One run per incident: the workflow id is derived from the route, the alert group and the
 episode (:func:`~hybridops.alerts.routes.incident_workflow_id`), and the start uses
@@ -39,10 +44,14 @@ import hmac
 import json
 import logging
 import signal
+import ssl
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +61,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from hybridops.alerts.limits import StartBudget, check_token
 from hybridops.alerts.payload import AlertStatus, WebhookPayload
 from hybridops.alerts.routes import (
     DRILL_WORKFLOW_ID_PREFIX,
@@ -66,7 +76,7 @@ from hybridops.alerts.routes import (
 from hybridops.client import connect
 from hybridops.constants import ALERT_SIGNAL
 from hybridops.errors import ConfigError, RetryableError
-from hybridops.inventory import Inventory
+from hybridops.inventory import AlertsSettings, Inventory
 from hybridops.models import AlertNotice
 from hybridops.secrets import resolve_secret
 
@@ -80,6 +90,8 @@ after which Temporal's id policies still answer."""
 HEALTH_TIMEOUT = timedelta(seconds=2)
 MAX_LABEL_SETS = 20
 """How many distinct label sets a 404 body shows."""
+DEFAULT_STARTS_PER_MINUTE = AlertsSettings.model_fields["starts_per_minute"].default
+DEFAULT_MAX_BODY_BYTES = AlertsSettings.model_fields["max_body_bytes"].default
 
 
 class Result(StrEnum):
@@ -91,6 +103,8 @@ class Result(StrEnum):
     SIGNALLED = "signalled"
     NOT_RUNNING = "not_running"
     DRILL_NOT_STARTED = "drill_not_started"
+    THROTTLED = "throttled"
+    """Not a 200/202: the start budget was spent (429)."""
 
 
 @dataclass(frozen=True)
@@ -125,15 +139,21 @@ class _Lru:
         return len(self._data)
 
 
-def _reply(code: int, /, **body: Any) -> web.Response:
-    return web.json_response(body, status=code)
+def _reply(code: int, /, headers: dict[str, str] | None = None, **body: Any) -> web.Response:
+    return web.json_response(body, status=code, headers=headers)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class AlertReceiver:
     """The webhook receiver: authenticates, validates, routes, then starts or signals.
 
     ``queue_suffix`` is the inventory's ``task_queue_suffix`` (the tests and the bench give
-    each run their own, so no worker picks the runs up).
+    each run their own, so no worker picks the runs up). ``starts_per_minute`` and
+    ``max_body_bytes`` are the inventory's ``alerts`` settings; ``clock`` (monotonic seconds)
+    drives the start budget. A weak token is a ConfigError here, before anything listens.
     """
 
     def __init__(
@@ -144,9 +164,14 @@ class AlertReceiver:
         *,
         queue_suffix: str = "",
         cache_size: int = DEFAULT_CACHE_SIZE,
+        starts_per_minute: float = DEFAULT_STARTS_PER_MINUTE,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not token:
-            raise ConfigError("alerts.token_ref: the token it names is empty")
+        check_token(token)
+        self._budget = StartBudget(starts_per_minute, clock)
+        """One budget for the one token: whoever holds it, however they vary ``groupKey``."""
+        self._max_body = max_body_bytes
         self._client = client
         self._routes = routes
         self._token = token.encode()
@@ -160,7 +185,8 @@ class AlertReceiver:
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application()
+        # aiohttp's own default is 1 MiB too; set from the settings, so it is a decision.
+        app = web.Application(client_max_size=self._max_body)
         app.router.add_post(ALERTS_PATH, self.handle_alerts)
         app.router.add_get(HEALTH_PATH, self.handle_health)
         return app
@@ -168,13 +194,17 @@ class AlertReceiver:
     # ------------------------------------------------------------------ HTTP
 
     async def handle_health(self, request: web.Request) -> web.Response:
+        # Unauthenticated: the answer says ok or not, nothing about Temporal (its address, its
+        # errors); the reason is logged for the operator.
         try:
             ok = await self._client.service_client.check_health(timeout=HEALTH_TIMEOUT)
         except Exception as err:  # any failure to reach the frontend means unhealthy
-            return _reply(503, status="unavailable", temporal=f"{type(err).__name__}: {err}")
+            log.warning("healthz unavailable: temporal %s: %s", type(err).__name__, err)
+            return _reply(503, status="unavailable")
         if not ok:
-            return _reply(503, status="unavailable", temporal="not serving")
-        return _reply(200, status="ok", temporal="connected")
+            log.warning("healthz unavailable: temporal is not serving")
+            return _reply(503, status="unavailable")
+        return _reply(200, status="ok")
 
     async def handle_alerts(self, request: web.Request) -> web.Response:
         remote = request.remote or "-"
@@ -182,12 +212,22 @@ class AlertReceiver:
         if refused:
             log.warning("alert refused status=401 reason=%r remote=%s", refused, remote)
             return web.json_response({"error": refused}, status=401, headers={"WWW-Authenticate": "Bearer"})
-        raw = await request.read()
         try:
-            data = json.loads(raw)
-        except ValueError as err:
-            log.warning("alert refused status=400 reason='not JSON' remote=%s", remote)
-            return _reply(400, error=f"body is not JSON: {err}")
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("alert refused status=413 reason='body too large' remote=%s", remote)
+            return _reply(413, error=f"body is larger than {self._max_body} bytes (alerts.max_body_bytes)")
+        data, why = _parse_json(raw)
+        if why:
+            log.warning("alert refused status=400 reason=%r remote=%s", why, remote)
+            return _reply(400, error=f"body is not JSON: {why}")
+        if not isinstance(data, dict):
+            log.warning("alert refused status=422 fields='(top level)' remote=%s", remote)
+            return _reply(
+                422,
+                error="not an Alertmanager version 4 payload",
+                fields=[{"field": "(top level)", "error": f"must be a JSON object, not {_json_type(data)}"}],
+            )
         try:
             payload = WebhookPayload.model_validate(data)
         except ValidationError as err:
@@ -225,7 +265,8 @@ class AlertReceiver:
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return "missing bearer token"
-        if not hmac.compare_digest(given.strip().encode(), self._token):
+        # surrogatepass: a header with undecodable bytes is a wrong token, not an encode error.
+        if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), self._token):
             return "wrong bearer token"
         return ""
 
@@ -274,6 +315,16 @@ class AlertReceiver:
         result, outcome = await asyncio.shield(task)
         if result == Result.DUPLICATE:
             return self._duplicate(route, wf_id, outcome, "temporal")
+        if result == Result.THROTTLED:
+            retry = self._budget.retry_after()
+            return _reply(
+                429,
+                headers={"Retry-After": str(retry)},
+                error=f"start budget spent: at most {self._budget.capacity:g} new runs a minute"
+                f" (alerts.starts_per_minute); retry after {retry} s",
+                route=route.name,
+                workflow_id=wf_id,
+            )
         runbook = route.drill_runbook if drill else route.runbook
         return _reply(
             202,
@@ -319,24 +370,25 @@ class AlertReceiver:
         spec = runbook_spec(runbook)
         reason = self._reason(route, payload)
         inp = route.build_input(drill=drill, incident_started_at=payload.incident_started_at, reason=reason)
+        if not self._budget.take():
+            return await self._throttled(route, wf_id)
         try:
-            handle = await self._client.start_workflow(
-                spec.workflow_type.value,
-                inp,
-                id=wf_id,
-                task_queue=spec.task_queue.value + self._suffix,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=reason[:200],
+            handle = await self._start_workflow(
+                spec.workflow_type.value, inp, wf_id, spec.task_queue.value, reason
             )
         except WorkflowAlreadyStartedError as err:
+            self._budget.give_back()
             # REJECT_DUPLICATE: this incident's run has already ended.
             known = _Known(wf_id, err.run_id, "this incident's run has already ended")
             self._known.put(wf_id, known)
             log.info("alert duplicate route=%s workflow_id=%s source=temporal closed=true", route.name, wf_id)
             return Result.DUPLICATE, known
+        except BaseException:
+            self._budget.give_back()  # nothing was started
+            raise
         self._remember_latest(prefix, wf_id)
         if not _was_started(handle):
+            self._budget.give_back()
             known = _Known(wf_id, handle.result_run_id, "this incident's run is already running")
             self._known.put(wf_id, known)
             log.info(
@@ -355,6 +407,42 @@ class AlertReceiver:
             drill,
         )
         return (Result.DRILL_STARTED if drill else Result.STARTED), known
+
+    async def _start_workflow(
+        self, workflow_type: str, inp: Any, wf_id: str, task_queue: str, reason: str
+    ) -> WorkflowHandle[Any, Any]:
+        return await self._client.start_workflow(
+            workflow_type,
+            inp,
+            id=wf_id,
+            task_queue=task_queue + self._suffix,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=reason[:200],
+        )
+
+    async def _throttled(self, route: Route, wf_id: str) -> tuple[Result, _Known]:
+        """The budget is spent: a duplicate of a run that exists is still a duplicate (a
+        receiver that restarted has no cache), anything else waits for the budget."""
+        try:
+            desc = await self._client.get_workflow_handle(wf_id).describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            known = _Known(wf_id, desc.run_id, "this incident already has a run")
+            self._known.put(wf_id, known)
+            log.info(
+                "alert duplicate route=%s workflow_id=%s source=temporal throttled=true", route.name, wf_id
+            )
+            return Result.DUPLICATE, known
+        log.warning(
+            "alert refused status=429 reason='start budget spent' route=%s workflow_id=%s per_minute=%g",
+            route.name,
+            wf_id,
+            self._budget.capacity,
+        )
+        return Result.THROTTLED, _Known(wf_id, None, "start budget spent")
 
     async def _running_episode(self, prefix: str, wf_id: str) -> str | None:
         """Another run of the same route and alert group that is still running, if any.
@@ -453,6 +541,33 @@ class AlertReceiver:
         )
 
 
+def _parse_json(raw: bytes) -> tuple[Any, str]:
+    """The body as JSON, or why it is not: strict JSON (no ``NaN``/``Infinity``), UTF-8, and not
+    nested deeper than the interpreter can parse (a RecursionError is not a ValueError)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 (byte {err.start})"
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        return None, "nested too deeply"
+    except ValueError as err:
+        return None, str(err)
+    if "\\u" in text:
+        # An escaped lone surrogate ("\ud800") parses, but no UTF-8 (a history, a log) holds it.
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            return None, f"an unpaired surrogate ({err.object[err.start]!a}) is not text"
+    return data, ""
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
 def _was_started(handle: WorkflowHandle[Any, Any]) -> bool:
     """Whether the start created a run (False: ``USE_EXISTING`` returned the running one).
 
@@ -480,16 +595,33 @@ def routes_for(inv: Inventory) -> RoutesFile:
 
 
 def token_for(inv: Inventory) -> str:
-    """The bearer token Alertmanager must send; a ConfigError naming the key when absent."""
+    """The bearer token Alertmanager must send; a ConfigError naming the key when it is absent
+    or weak (:func:`~hybridops.alerts.limits.check_token`)."""
     if inv.alerts.token_ref is None:
         raise ConfigError(
             "alerts.token_ref: required to serve alerts (a secret reference, env:NAME or file:PATH,"
             " to the bearer token Alertmanager sends)"
         )
-    token = resolve_secret(inv.alerts.token_ref)
-    if not token:
-        raise ConfigError("alerts.token_ref: the token it names is empty")
+    token = resolve_secret(inv.alerts.token_ref) or ""
+    check_token(token)
     return token
+
+
+def tls_context(settings: AlertsSettings) -> ssl.SSLContext | None:
+    """The listener's TLS context (``alerts.tls_cert`` and ``alerts.tls_key``), or None for
+    plain HTTP; a ConfigError naming the key when the files do not load."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    for key, path in (("alerts.tls_cert", settings.tls_cert), ("alerts.tls_key", settings.tls_key)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{key}: no file at {path}")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (ssl.SSLError, ValueError) as err:
+        raise ConfigError(f"alerts.tls_cert, alerts.tls_key: not a certificate and its key: {err}") from None
+    return ctx
 
 
 async def serve_alerts(inv: Inventory, listen: str | None = None) -> None:
@@ -497,11 +629,19 @@ async def serve_alerts(inv: Inventory, listen: str | None = None) -> None:
     host, port = parse_listen(listen or inv.alerts.listen)
     routes = routes_for(inv)
     token = token_for(inv)
+    tls = tls_context(inv.alerts)
     try:
         client = await connect(inv.temporal)
     except RuntimeError as err:  # the SDK's "Failed client connect"
         raise RetryableError(f"temporal.address {inv.temporal.address}: {err}") from None
-    receiver = AlertReceiver(client, routes, token, queue_suffix=inv.task_queue_suffix)
+    receiver = AlertReceiver(
+        client,
+        routes,
+        token,
+        queue_suffix=inv.task_queue_suffix,
+        starts_per_minute=inv.alerts.starts_per_minute,
+        max_body_bytes=inv.alerts.max_body_bytes,
+    )
     log.info("alert receiver recovered %d running alert-started runs", await receiver.recover())
     runner = web.AppRunner(receiver.app())
     await runner.setup()
@@ -510,9 +650,10 @@ async def serve_alerts(inv: Inventory, listen: str | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
         log.info(
-            "alert receiver listening on http://%s:%d%s (%d routes: %s)",
+            "alert receiver listening on %s://%s:%d%s (%d routes: %s)",
+            "https" if tls else "http",
             host,
             port,
             ALERTS_PATH,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hybridops.constants import Runbook, TaskQueue, WorkflowType
 from hybridops.errors import ConfigError
-from hybridops.models import FailoverInput
+from hybridops.models import REASON_MAX, FailoverInput
 
 ROUTES_FILE = Path("runbooks") / "alert-routes.yaml"
 """Where the routes live in a checkout, when the inventory's ``alerts.routes`` is absent."""
@@ -155,7 +155,7 @@ class Route(_Strict):
         spec = runbook_spec(runbook)
         extra: dict[str, Any] = {
             "incident_started_at": incident_started_at,
-            "reason": reason,
+            "reason": reason[:REASON_MAX],  # an alert's summary may be longer than an input holds
             "requested_by": f"alert:{self.name}",
             "require_approval": not self.auto,
             "only_if_primary_down": True,

@@ -8,27 +8,39 @@ end. No PostgreSQL lab is needed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
-from hybridops.alerts.receiver import AlertReceiver
+from hybridops.alerts.receiver import AlertReceiver, tls_context
 from hybridops.alerts.routes import RUNBOOKS, RoutesFile, RunbookSpec, incident_workflow_id, parse_routes
 from hybridops.constants import ALERT_SIGNAL, TaskQueue, WorkflowType
+from hybridops.errors import ConfigError
+from hybridops.inventory import AlertsSettings
 from hybridops.models import AlertNotice, FailoverInput
+from tests.conftest import free_port
 from tests.lab.helpers import eventually
 
-TOKEN = "s3cret-token-for-tests"
+TOKEN = "s3cret-token-for-tests-5f0c2a9e7d41b836"
 ALERTNAME = "HybridOpsNoWritablePrimary"
 T0 = datetime(2025, 3, 1, 4, 5, 6, 250000, tzinfo=UTC)
 
@@ -448,17 +460,21 @@ async def test_bad_requests_start_nothing(rx: Harness) -> None:
     await rx.count_is(1)
 
 
-async def test_healthz(rx: Harness) -> None:
+async def test_healthz(rx: Harness, caplog: pytest.LogCaptureFixture) -> None:
     resp = await rx.http.get("/healthz")
-    assert resp.status == 200 and (await resp.json())["temporal"] == "connected"
+    assert resp.status == 200 and await resp.json() == {"status": "ok"}
     # A receiver whose Temporal is gone.
     dead = await Client.connect("127.0.0.1:1", lazy=True, data_converter=pydantic_data_converter)
     receiver = AlertReceiver(dead, ROUTES, TOKEN)
     http: TestClient[Any, Any] = TestClient(TestServer(receiver.app()))
     await http.start_server()
     try:
-        resp = await http.get("/healthz")
-        assert resp.status == 503 and (await resp.json())["status"] == "unavailable"
+        with caplog.at_level("WARNING", logger="hybridops.alerts"):
+            resp = await http.get("/healthz")
+        # Unauthenticated: ok or not, never Temporal's address or error text; that goes to the log.
+        assert resp.status == 503 and await resp.json() == {"status": "unavailable"}
+        assert "127.0.0.1:1" not in await resp.text()
+        assert any("healthz unavailable" in r.getMessage() for r in caplog.records)
         # An alert it cannot start: 503 so Alertmanager retries; not remembered as started.
         resp = await http.post("/alerts", json=payload(new_group()), headers=AUTH)
         assert resp.status == 503, await resp.text()
@@ -470,3 +486,146 @@ async def test_healthz(rx: Harness) -> None:
 async def test_malformed_authorization_is_refused(rx: Harness, header: str) -> None:
     resp = await rx.http.post("/alerts", json=payload(new_group()), headers={"Authorization": header})
     assert resp.status == 401
+
+
+# --------------------------------------------------------------------------- hostile bodies, budget
+
+
+async def test_bodies_that_are_not_payloads_are_4xx_naming_why(rx: Harness) -> None:
+    """Whatever the body, a 4xx with a clear message: never a 500, never a run."""
+    cases: list[tuple[bytes, int, str]] = [
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        (b'{"version": "4", "groupKey": "g\xff"}', 400, "not UTF-8"),
+        (b'{"version": "4", "truncatedAlerts": NaN}', 400, "NaN is not JSON"),
+        (b'{"version": "4", "groupKey": "\\ud800"}', 400, "unpaired surrogate"),
+        (b"[]", 422, "must be a JSON object, not an array"),
+        (b'"firing"', 422, "must be a JSON object, not a string"),
+        (b"null", 422, "must be a JSON object, not null"),
+    ]
+    for raw, code, why in cases:
+        status, body = await rx.post(None, raw=raw)
+        assert status == code, (raw[:40], body)
+        assert why in (body["error"] if code == 400 else body["fields"][0]["error"]), body
+    group = new_group()
+    naive = payload(group)
+    naive["alerts"][0]["startsAt"] = "9999-12-31T23:59:59-23:00"
+    status, body = await rx.post(naive)
+    assert status == 422 and [f["field"] for f in body["fields"]] == ["alerts.0.startsAt"], body
+    await rx.count_is(0)
+
+
+async def test_a_body_over_the_limit_is_413(rx: Harness) -> None:
+    receiver = AlertReceiver(rx.client, ROUTES, TOKEN, queue_suffix=rx.suffix, max_body_bytes=8192)
+    http: TestClient[Any, Any] = TestClient(TestServer(receiver.app()))
+    await http.start_server()
+    try:
+        big = payload(new_group())
+        big["commonAnnotations"]["description"] = "x" * 10_000
+        resp = await http.post("/alerts", json=big, headers=AUTH)
+        assert resp.status == 413, await resp.text()
+        assert (await resp.json())["error"] == "body is larger than 8192 bytes (alerts.max_body_bytes)"
+        # The default is explicit, and a normal notification is far below it.
+        assert rx.receiver.app()._client_max_size == 1024 * 1024
+        resp = await http.post("/alerts", json=payload(new_group()), headers=AUTH)
+        assert resp.status == 202
+    finally:
+        await http.close()
+    await rx.count_is(1)
+
+
+async def test_the_start_budget_bounds_new_runs_not_duplicates(rx: Harness) -> None:
+    """A token holder varying groupKey starts at most ``starts_per_minute`` runs; resends of
+    known incidents (even from a receiver that never saw them) are answered, never throttled."""
+    now = [1000.0]
+    receiver = AlertReceiver(
+        rx.client, ROUTES, TOKEN, queue_suffix=rx.suffix, starts_per_minute=2, clock=lambda: now[0]
+    )
+    http: TestClient[Any, Any] = TestClient(TestServer(receiver.app()))
+    await http.start_server()
+    try:
+        groups = [new_group() for _ in range(4)]
+        assert [await status_of(http, payload(g)) for g in groups[:2]] == [202, 202]
+        resp = await http.post("/alerts", json=payload(groups[2]), headers=AUTH)
+        body = await resp.json()
+        assert resp.status == 429, body
+        assert int(resp.headers["Retry-After"]) == 30  # 2 a minute: one every 30 s
+        assert "alerts.starts_per_minute" in body["error"]
+        assert body["workflow_id"] == incident_workflow_id("no-writable-primary", groups[2], T0)
+        # Duplicates do not count: from the cache, and from Temporal (started by another receiver).
+        assert await status_of(http, payload(groups[0])) == 200
+        assert (await rx.post(payload(groups[3])))[0] == 202
+        resp = await http.post("/alerts", json=payload(groups[3]), headers=AUTH)
+        assert resp.status == 200 and (await resp.json())["result"] == "duplicate"
+        # Half a minute later one more start is in the budget, and only one.
+        now[0] += 30
+        assert await status_of(http, payload(groups[2])) == 202
+        assert await status_of(http, payload(new_group())) == 429
+    finally:
+        await http.close()
+    await rx.count_is(4)
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [("", "empty"), ("s3cret", "6 characters"), ("ab" * 20, "2 distinct"), (TOKEN[:31], "31 characters")],
+)
+async def test_a_weak_token_is_refused_at_start(client: Client, token: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=f"alerts.token_ref: .*{why}") as err:
+        AlertReceiver(client, ROUTES, token)
+    assert not token or token not in str(err.value)
+
+
+def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_the_listener_serves_tls_when_configured(rx: Harness, tmp_path: Path) -> None:
+    assert tls_context(AlertsSettings()) is None
+    cert, key = _self_signed(tmp_path, "receiver")
+    _, other_key = _self_signed(tmp_path, "other")
+    with pytest.raises(
+        ConfigError, match=r"alerts\.tls_cert, alerts\.tls_key: not a certificate and its key"
+    ):
+        tls_context(AlertsSettings(tls_cert=cert, tls_key=other_key))
+    with pytest.raises(ConfigError, match=r"alerts\.tls_key: no file"):
+        tls_context(AlertsSettings(tls_cert=cert, tls_key=tmp_path / "missing.key"))
+
+    tls = tls_context(AlertsSettings(tls_cert=cert, tls_key=key))
+    runner = web.AppRunner(rx.receiver.app())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    trust = ssl.create_default_context(cafile=str(cert))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"https://127.0.0.1:{port}/healthz", ssl=trust) as resp:
+                assert resp.status == 200 and await resp.json() == {"status": "ok"}
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP gets no answer
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    await resp.read()
+    finally:
+        await runner.cleanup()

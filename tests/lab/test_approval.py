@@ -38,6 +38,13 @@ async def test_gate_waits_then_proceeds_on_approval(client: Client, lab: Lab, ru
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="  "))
     assert await _waiting(handle)
+    # An approval out of bounds is refused as the update's failure (never a failed workflow
+    # task), naming the field.
+    for bad, field in (({"by": "x" * 201}, "by"), ({"by": "ann", "comment": "x" * 1001}, "comment")):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(APPROVE_UPDATE, bad)
+        assert field in str(refused.value.cause)
+    assert await _waiting(handle)
 
     record = await handle.execute_update(
         APPROVE_UPDATE, ApprovalInput(by="alice", comment="go"), result_type=ApprovalRecord

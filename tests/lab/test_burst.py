@@ -23,7 +23,7 @@ from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually
 
 # Long enough that neither ends a test by surprise while time is skipped.
-LONG = {"max_duration_s": 30 * 24 * 3600.0, "budget_cap": 1e9}
+LONG = {"max_duration_s": 30 * 24 * 3600.0, "budget_cap": 1e7}
 
 
 async def start(client: Client, inv: Inventory, **fields: Any) -> WorkflowHandle[Any, BurstResult]:

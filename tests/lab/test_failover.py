@@ -78,6 +78,9 @@ async def test_empty_input_as_from_the_ui(client: Client, lab: Lab, run_workers)
         ({"target": "aws"}, "target"),
         ({"require_approval": "perhaps"}, "require_approval"),
         ({"approval_timeout_s": "soon"}, "approval_timeout_s"),
+        # Past any sane gate: timedelta(seconds=1e15) would overflow at the gate, after fencing.
+        ({"require_approval": True, "approval_timeout_s": 1e15}, "approval_timeout_s"),
+        ({"reason": "x" * 5000}, "reason"),
         ({"tagret": "azure"}, "tagret"),
     ],
 )

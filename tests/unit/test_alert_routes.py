@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from hybridops.alerts.payload import WebhookPayload
 from hybridops.alerts.routes import (
@@ -18,7 +19,7 @@ from hybridops.alerts.routes import (
     parse_routes,
 )
 from hybridops.errors import ConfigError
-from hybridops.models import FailoverInput
+from hybridops.models import REASON_MAX, FailoverInput
 
 T0 = datetime(2025, 3, 1, 4, 5, 6, 789000, tzinfo=UTC)
 
@@ -133,6 +134,9 @@ def test_build_input_adds_what_the_alert_says() -> None:
     assert inp.requested_by == "alert:no-writable-primary"
     auto = parse_routes({"routes": [route(auto=True)]}).routes[0]
     assert auto.build_input(drill=False, incident_started_at=T0, reason="r").require_approval is False  # type: ignore[attr-defined]
+    # An alert's summary may be longer than the input's reason holds: cut, never refused.
+    long = r.build_input(drill=False, incident_started_at=T0, reason="alert X: " + "y" * 5000)
+    assert len(long.reason) == REASON_MAX  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- ids
@@ -197,3 +201,26 @@ def test_one_drill_alert_makes_the_notification_a_drill() -> None:
     drill = {"status": "firing", "labels": {"alertname": "X", "drill": "true"}, "startsAt": T0.isoformat()}
     assert not _payload("firing", [real]).is_drill
     assert _payload("firing", [real, drill]).is_drill
+
+
+def test_alert_times_are_utc_and_in_range() -> None:
+    """Naive and aware times mix in one notification (min and max of them would raise), and a
+    time that leaves the calendar in UTC is a validation error, not an OverflowError."""
+    naive = {"status": "resolved", "labels": {"alertname": "X"}, "startsAt": "2025-03-01T04:05:06"}
+    aware = {
+        "status": "resolved",
+        "labels": {"alertname": "X"},
+        "startsAt": "2025-03-01T05:05:06+02:00",
+        "endsAt": "2025-03-01T05:10:00",
+    }
+    p = _payload("resolved", [naive, aware])
+    assert p.incident_started_at == datetime(2025, 3, 1, 3, 5, 6, tzinfo=UTC)
+    assert p.ended_at == datetime(2025, 3, 1, 5, 10, tzinfo=UTC)
+    for field, value in (
+        ("startsAt", "9999-12-31T23:59:59-23:00"),
+        ("startsAt", "0001-01-01T00:00:00+01:00"),
+        ("endsAt", "0001-01-01T00:00:00+01:00"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            _payload("firing", [{**naive, "status": "firing", field: value}])
+        assert [e["loc"] for e in err.value.errors()] == [("alerts", 0, field)]
