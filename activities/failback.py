@@ -18,6 +18,7 @@ from activities.common import step_activity, write_run_evidence
 from activities.failover import promote_checked
 from activities.postgres import PostgresDriver
 from activities.topology import TopologyReader, refuse
+from hybridops.errors import PreconditionFailed
 from hybridops.failback_models import (
     CatchUpInput,
     CatchUpResult,
@@ -25,6 +26,7 @@ from hybridops.failback_models import (
     FailbackResult,
     PauseResult,
     RejoinInput,
+    RejoinOutcome,
     RejoinResult,
     RetireFenceInput,
 )
@@ -111,12 +113,31 @@ class FailbackActivities:
 
     @step_activity("rejoin_standby")
     async def rejoin_standby(self, inp: RejoinInput) -> RejoinResult:
-        """Make a site a streaming standby of the primary: follow, pg_rewind, or re-clone."""
+        """Make a site a streaming standby of the primary: follow, pg_rewind, or re-clone.
+        Never a server that accepts writes: one this run promoted is past its rejoin (a step
+        run again after a worker died), any other is refused (rewinding it would discard its
+        writes)."""
+        state = await self.pg.assess(inp.site)
+        if state.reachable and state.in_recovery is False:
+            if inp.run_id and state.promoted_by == inp.run_id:
+                return RejoinResult(
+                    outcome=RejoinOutcome.UNCHANGED,
+                    detail=f"{inp.site} was promoted by {inp.run_id}: past its rejoin",
+                )
+            if state.writable:
+                raise PreconditionFailed(
+                    f"{inp.site} is a primary that accepts writes: it is never rewound (fence it first)",
+                    site=inp.site,
+                )
         return await self.pg.rewind(inp.site, inp.source, inp.run_id, inp.method)
 
     @step_activity("catch_up")
     async def catch_up(self, inp: CatchUpInput) -> CatchUpResult:
-        """Read-only: wait until a standby has replayed close enough (or exactly up to an LSN)."""
+        """Read-only: wait until a standby has replayed close enough (or exactly up to an LSN).
+        A site this run already promoted is past it (a step run again after a worker died)."""
+        state = await self.pg.assess(inp.site)
+        if inp.run_id and state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id:
+            return CatchUpResult(detail=f"{inp.site} was promoted by {inp.run_id}: past its catch-up")
         return await self.pg.catch_up(inp.site, inp.source, inp.max_lag_bytes, inp.timeout_s, inp.target_lsn)
 
     @step_activity("pause_writes")

@@ -206,6 +206,8 @@ class CatchUpInput(Contract):
     """Replay at least this far (the paused primary's final LSN); the source's current LSN
     when absent."""
     timeout_s: float = 60.0
+    run_id: str = ""
+    """The run waiting: a site this run promoted already (a retry after a crash) is past it."""
 
 
 class CatchUpResult(ActivityResult):

@@ -148,7 +148,9 @@ class FailbackWorkflow(SafetyGuard):
         except (Exception, asyncio.CancelledError) as err:
             failure = err
             res.error = describe_error(err)
-            if not saga.closed and self._promoting and self._home is not None:
+            # Look before resuming writes: a run replayed after a worker died may not know it
+            # promoted home already (its result was not recorded), so every new run looks.
+            if not saga.closed and (self._promoting or self._v2) and self._home is not None:
                 await self._close_if_promoted(self._home, saga, res)
             if saga.closed:
                 res.status = RunStatus.FAILED
@@ -276,7 +278,11 @@ class FailbackWorkflow(SafetyGuard):
             "catch_up",
             steps.FAILBACK_CATCH_UP,
             CatchUpInput(
-                site=home, source=primary, max_lag_bytes=inp.max_lag_bytes, timeout_s=inp.max_catchup_s
+                site=home,
+                source=primary,
+                max_lag_bytes=inp.max_lag_bytes,
+                timeout_s=inp.max_catchup_s,
+                run_id=run_id,
             ),
             CatchUpResult,
         )
@@ -305,7 +311,13 @@ class FailbackWorkflow(SafetyGuard):
         await self._step(
             "wait_replayed",
             steps.FAILBACK_CATCH_UP,
-            CatchUpInput(site=home, source=primary, target_lsn=pause.final_lsn, timeout_s=inp.max_pause_s),
+            CatchUpInput(
+                site=home,
+                source=primary,
+                target_lsn=pause.final_lsn,
+                timeout_s=inp.max_pause_s,
+                run_id=run_id,
+            ),
             CatchUpResult,
         )
 
@@ -324,6 +336,10 @@ class FailbackWorkflow(SafetyGuard):
         saga.close()
         res.point_of_no_return_passed = True
         res.timeline = promoted.timeline
+        if self._v2:
+            # Durable now: a worker that dies later replays the switchover instead of running
+            # it again against a home that is already the primary.
+            await steps.checkpoint("home promoted")
 
         self._phase = FailbackPhase.REPOINT_APPS
         await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), ActivityResult)

@@ -56,8 +56,10 @@ BASE = {"min_credits": 100, "max_hourly_cost": 50, "min_capacity": 1, "max_error
 
 
 def policy(**changes: Any) -> Policy:
-    """The test policy (as shipped) with dotted-key changes: ``policy(**{"budget.mode": "warn"})``."""
-    data: dict[str, Any] = {"constraints": dict(BASE)}
+    """The test policy with dotted-key changes: ``policy(**{"budget.mode": "warn"})``. The
+    shipped policy asks approval for every failover; this one does not, so a test sees when
+    the engine itself requires it (a budget warning, credits unknown)."""
+    data: dict[str, Any] = {"constraints": dict(BASE), "approval": {"failover": False}}
     for key, value in changes.items():
         *path, last = key.split(".")
         node = data
