@@ -293,8 +293,11 @@ class FailbackWorkflow(SafetyGuard):
         if inp.require_approval or (policy is not None and policy.approval.failback):
             await self._approval_gate(inp)
         if self._v2:
-            # After the waits (catch-up, the gate): look again before pausing anything.
+            # After the waits (catch-up, the gate): look again before pausing anything, and make
+            # that look durable: a worker that dies after the pause must not look again at a
+            # world its own pause changed (it would see no writer and stop, leaving it paused).
             await self._look_again(plan, home, primary)
+            await steps.checkpoint("looked again")
 
         # The switchover. Writes pause on the cloud primary (undone by resuming them), home
         # replays everything the primary wrote, then home is promoted: the point of no return.

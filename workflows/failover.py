@@ -296,7 +296,13 @@ class FailoverWorkflow(SafetyGuard):
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
-            if now is not None and now.reachable and now.in_recovery is False and not now.fenced:
+            if (
+                topology is None
+                and now is not None
+                and now.reachable
+                and now.in_recovery is False
+                and not now.fenced
+            ):
                 raise ApplicationError(
                     f"the current primary {current} answers as a writable primary:"
                     " nothing to fail over (the alert that started this run is stale)",
@@ -353,6 +359,9 @@ class FailoverWorkflow(SafetyGuard):
             ):
                 await self._approval_gate(inp)
                 await self._look_again(inp, plan, assessed, decision, request)
+                # Durable before the first change: a worker that dies after fencing must not
+                # look again at a world its own fence changed.
+                await steps.checkpoint("looked again")
 
         self._phase = Phase.PREPARE_TARGET
         saga.register(
