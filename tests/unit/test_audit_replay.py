@@ -9,6 +9,7 @@ tests/histories/README.md).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ from typer.testing import CliRunner
 from hybridops.audit.cli import audit_app
 from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files, load_history_files
 from hybridops.audit.replay import ReplayOutcome, current_workflows, replay, workflow_names
+from hybridops.audit.verify import recorded_evidence
 from hybridops.constants import WorkflowType
+from hybridops.evidence import manifest_text
 from tests.unit.audit_changed_workflow import FailoverWithoutSignals
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -130,3 +133,15 @@ def test_stored_histories_carry_no_machine_paths(scenario: str) -> None:
     for text in _texts(data):
         for fragment in (repo, sys.prefix, "/tmp/", "/home/"):
             assert fragment not in text, (fragment, text[:200])
+
+
+def test_the_evidence_step_of_every_stored_history_is_found() -> None:
+    """Histories from before the evidence result carried the manifest's digest: it is derived
+    from the recorded file digests (the manifest's layout is deterministic)."""
+    for src in load_history_files(stored()):
+        assert src.history is not None, src.error
+        rec = recorded_evidence(src.history)
+        assert rec is not None, src.label
+        assert "evidence.json" in rec.files and rec.activity.endswith("evidence"), src.label
+        digest = hashlib.sha256(manifest_text(rec.files).encode()).hexdigest()
+        assert rec.manifest_sha256 == digest and not rec.manifest_recorded
