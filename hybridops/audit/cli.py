@@ -23,7 +23,6 @@ from hybridops.audit.histories import (
     fetch_history,
     find_history_files,
     load_history_file,
-    load_history_files,
 )
 from hybridops.audit.replay import (
     ReplayOutcome,
@@ -31,6 +30,7 @@ from hybridops.audit.replay import (
     all_clean,
     current_workflows,
     replay,
+    replay_files,
     workflow_names,
 )
 from hybridops.audit.report import write_report
@@ -62,13 +62,9 @@ def _inventory(required: bool) -> Inventory | None:
         return None
 
 
-async def _gather(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[HistorySource]:
+async def _gather(ids: list[str], all_runs: bool) -> list[HistorySource]:
+    """The histories of ``ids`` and, with ``all_runs``, of every closed run, from the server."""
     sources: list[HistorySource] = []
-    for d in dirs:
-        if not d.exists():
-            sources.append(HistorySource(str(d), d.name, error="no such file or directory"))
-            continue
-        sources += load_history_files(find_history_files(d))
     if ids or all_runs:
         inv = _inventory(required=True)
         assert inv is not None
@@ -133,7 +129,14 @@ def audit_replay(
 
 
 async def _replay(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[ReplayReport]:
-    return await replay(await _gather(ids, all_runs, dirs))
+    """Directories first (their files read and replayed in parallel), then the server's."""
+    reports: list[ReplayReport] = []
+    for d in dirs:
+        if not d.exists():
+            reports += await replay([HistorySource(str(d), d.name, error="no such file or directory")])
+            continue
+        reports += await replay_files(find_history_files(d))
+    return reports + await replay(await _gather(ids, all_runs))
 
 
 @audit_app.command("report")
