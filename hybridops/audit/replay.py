@@ -15,6 +15,7 @@ share, and history files are read in those processes too (``bench/replay.py`` ha
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import re
@@ -22,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
@@ -35,6 +37,8 @@ from hybridops.audit.histories import HistorySource, load_history_files
 from hybridops.client import DATA_CONVERTER
 
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+log = logging.getLogger(__name__)
 
 PER_PROCESS = 40
 """Fewer histories than this per process are replayed here: starting a process (importing the
@@ -119,21 +123,36 @@ async def _in_parallel(
         return await _replay_sources(load(items), classes)
     # Round robin, so each process gets a like mix of runbooks (their replays differ in cost).
     shares = [items[i::n] for i in range(n)]
-    # spawn, never fork: the parent may already run the SDK's Rust runtime and its threads.
-    with (
-        tempfile.TemporaryDirectory(prefix="hybridops-replay-pyc-") as pyc,
-        ProcessPoolExecutor(
-            n, mp_context=multiprocessing.get_context("spawn"), initializer=_cache_bytecode, initargs=(pyc,)
-        ) as pool,
-    ):
-        loop = asyncio.get_running_loop()
-        done = await asyncio.gather(
-            *(loop.run_in_executor(pool, _replay_share, load, share, classes) for share in shares)
-        )
+    try:
+        done = await _in_processes(shares, load, classes)
+    except BrokenProcessPool as err:
+        # A process died (killed, out of memory, or a main module without the
+        # ``if __name__ == "__main__"`` guard that spawn needs): the same work, here.
+        log.warning("replay processes failed (%s); replaying here, one at a time", err)
+        return await _replay_sources(load(items), classes)
     reports: list[ReplayReport | None] = [None] * len(items)
     for i, share_reports in enumerate(done):
         reports[i::n] = share_reports
     return [r for r in reports if r is not None]
+
+
+async def _in_processes(
+    shares: list[list[T]], load: Callable[[list[T]], list[HistorySource]], classes: list[type] | None
+) -> list[list[ReplayReport]]:
+    # spawn, never fork: the parent may already run the SDK's Rust runtime and its threads.
+    with (
+        tempfile.TemporaryDirectory(prefix="hybridops-replay-pyc-") as pyc,
+        ProcessPoolExecutor(
+            len(shares),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_cache_bytecode,
+            initargs=(pyc,),
+        ) as pool,
+    ):
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(
+            *(loop.run_in_executor(pool, _replay_share, load, share, classes) for share in shares)
+        )
 
 
 def _cache_bytecode(prefix: str) -> None:
