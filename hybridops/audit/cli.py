@@ -233,7 +233,7 @@ def audit_verify(
     if src.history is None:
         _fail(f"{src.label}: {src.error}")
         return
-    verdict = verify_folder(src.history, folder, run_id or "")
+    verdict = verify_folder(src.history, folder, run_id or src.run_id)
     if json_out:
         print(
             json.dumps(
