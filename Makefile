@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-alerts bench-drill bench-chaos down install deps clean
+.PHONY: demo test lint bench bench-alerts bench-drill bench-chaos bench-replay down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -50,6 +50,10 @@ bench-drill: $(STAMP)
 ## runs, completed, writable-primary violations (must be 0), lost writes against counted.
 bench-chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py
+
+## Replaying 1,000 histories: one at a time against one replayer per CPU, histories/s.
+bench-replay: $(STAMP)
+	$(BIN)/python bench/replay.py
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down

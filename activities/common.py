@@ -154,11 +154,14 @@ async def write_run_evidence(
 ) -> EvidenceResult:
     """Every runbook's evidence step: ``output_dir/<runbook>/<workflow id>/`` (made path-safe
     and contained: :func:`hybridops.evidence.evidence_folder`) with the result, its report, the
-    run's history (fetched from the server) and the manifest."""
+    run's history (fetched from the server) and the manifest. The result carries every file's
+    SHA-256 and the manifest's own, so the run's history (not only the folder) says what the
+    folder held."""
     history_json: str | None = None
     if client is not None:
         handle = client.get_workflow_handle(result.workflow_id, run_id=result.run_id)
         history_json = (await handle.fetch_history()).to_json()
     folder = evidence.evidence_folder(Path(output_dir), result.runbook, result.workflow_id)
     files = await asyncio.to_thread(evidence.write_folder, folder, result, report, history_json)
-    return EvidenceResult(path=str(folder), files=files, changed=True)
+    manifest = await asyncio.to_thread(evidence.sha256, folder / evidence.MANIFEST)
+    return EvidenceResult(path=str(folder), files=files, manifest_sha256=manifest, changed=True)

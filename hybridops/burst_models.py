@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from hybridops.errors import InputError
 from hybridops.models import (
     DAY_S,
     ActivityResult,
@@ -42,6 +43,10 @@ class BurstState(Contract):
     checks: int = 0
     runs: int = 1
     """How many runs (continue-as-new) this burst has taken."""
+    carried_from: str | None = None
+    """The run id of the run that continued as new with this state. A run takes a state only
+    from its own predecessor (``workflow.info().continued_run_id``), so a cron or a retry of a
+    start, whose input is copied from that start, cannot smuggle one in."""
     peak_load: float | None = None
     last_load: float | None = None
     steps: list[StepRecord] = []
@@ -73,6 +78,30 @@ class BurstInput(Contract):
     requested_by: Actor = "unknown"
     """Who or what started it, for the evidence (at most 200 characters)."""
     state: BurstState | None = None
+    """Internal: the burst's state carried across continue-as-new. Not part of the start
+    contract: a run refuses it unless its predecessor wrote it (see :func:`carried_state`)."""
+
+
+def carried_state(inp: BurstInput, continued_run_id: str | None) -> BurstState | None:
+    """The state a run may resume from, or ``None`` for a fresh start.
+
+    Scale-in writes ``state.weights_before`` into the application's DNS record and sizes the
+    node pool from ``state.pool_before``, past the policy and the budget cap; so a state is
+    accepted only from the run that continued as new into this one, which stamped its own run
+    id into it. Raises :class:`InputError` naming ``state`` otherwise (a start, a cron or retry copy
+    of a start, a state from another run).
+    """
+    state = inp.state
+    if state is None:
+        return None
+    if continued_run_id is None or state.carried_from != continued_run_id:
+        raise InputError(
+            "state: the burst's internal carry-over across continue-as-new is refused here; a run"
+            " takes it only from the run that continued into this one (it sets the DNS weights"
+            " and the node pool that scale-in restores): start without it",
+            field="state",
+        )
+    return state
 
 
 class BurstResult(Contract):

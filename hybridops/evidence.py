@@ -192,8 +192,14 @@ def write_folder(folder: Path, result: BaseModel, report: str, history_json: str
     for name, text in files.items():
         (folder / name).write_text(text)
     digests = {name: sha256(folder / name) for name in files}
-    (folder / MANIFEST).write_text(json.dumps({"files": digests}, indent=2, sort_keys=True) + "\n")
+    (folder / MANIFEST).write_text(manifest_text(digests))
     return digests
+
+
+def manifest_text(digests: dict[str, str]) -> str:
+    """``manifest.json`` for these digests. Deterministic (sorted keys, one layout), so the
+    manifest's own SHA-256 follows from the digests the run's history records."""
+    return json.dumps({"files": digests}, indent=2, sort_keys=True) + "\n"
 
 
 def write_evidence(folder: Path, result: FailoverResult, history_json: str | None) -> dict[str, str]:

@@ -754,6 +754,10 @@ class EvidenceResult(ActivityResult):
     path: str
     files: dict[str, str]
     """File name to SHA-256."""
+    manifest_sha256: str | None = None
+    """SHA-256 of the folder's ``manifest.json``. This result is in the run's history held by
+    Temporal, outside the folder, so ``hybridops audit verify`` can tell a rewritten manifest
+    from the run's own. ``None`` in runs from before it was recorded."""
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

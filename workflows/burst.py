@@ -36,9 +36,11 @@ with workflow.unsafe.imports_passed_through():
         WeightsInput,
         WeightsResult,
         WorkloadsInput,
+        carried_state,
     )
     from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
     from hybridops.decision import evaluate, signal_targets
+    from hybridops.errors import InputError
     from hybridops.models import (
         ActivityResult,
         Cloud,
@@ -90,12 +92,17 @@ class BurstWorkflow:
     @workflow.run
     async def run(self, inp: BurstInput) -> BurstResult:
         info = workflow.info()
+        # Before anything runs: a state given in a start is refused and changes nothing.
+        try:
+            carried = carried_state(inp, info.continued_run_id)
+        except InputError as err:
+            raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from None
         res = BurstResult(
             workflow_id=info.workflow_id,
             run_id=info.run_id,
             status=RunStatus.RUNNING,
             input=inp.model_copy(update={"state": None}),
-            started_at=inp.state.started_at if inp.state else workflow.now(),
+            started_at=carried.started_at if carried else workflow.now(),
         )
         self._phase = "plan"
         plan = await steps.run_step(steps.BURST_PLAN, BurstPlanInput(), BurstPlan, "colocated")
@@ -103,10 +110,10 @@ class BurstWorkflow:
         cap = inp.budget_cap if inp.budget_cap is not None else plan.budget_cap
         failure: BaseException | None = None
         try:
-            if inp.state is None:
+            if carried is None:
                 await self._scale_out(inp, plan, res)
             else:
-                self._state = inp.state
+                self._state = carried
             state = self._state
             assert state is not None
             res.ended_because = await self._hold(inp, plan, state, cap)
@@ -262,6 +269,7 @@ class BurstWorkflow:
                 if self._stop_requested:
                     return f"stopped: {self._stop_requested}"
                 state.runs += 1
+                state.carried_from = workflow.info().run_id  # the next run checks it came from here
                 workflow.continue_as_new(inp.model_copy(update={"state": state}))
             try:
                 await workflow.wait_condition(

@@ -1,4 +1,5 @@
-"""``hybridops audit``: replay histories against today's code; a run's audit report.
+"""``hybridops audit``: replay histories against today's code; a run's audit report; a run's
+evidence folder verified against its history on the server.
 
 Exit codes: 0 all is well; 1 the audit found something (a history that does not replay
 cleanly, nothing to replay, evidence changed after the run); 2 the command could not run
@@ -32,9 +33,11 @@ from hybridops.audit.replay import (
     all_clean,
     current_workflows,
     replay,
+    replay_files,
     workflow_names,
 )
 from hybridops.audit.report import write_report
+from hybridops.audit.verify import Verification, verify_folder
 from hybridops.client import connect
 from hybridops.codec import codec_for
 from hybridops.errors import HybridOpsError
@@ -74,14 +77,9 @@ def _inventory(required: bool) -> Inventory | None:
         return None
 
 
-async def _gather(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[HistorySource]:
+async def _gather(ids: list[str], all_runs: bool) -> list[HistorySource]:
+    """The histories of ``ids`` and, with ``all_runs``, of every closed run, from the server."""
     sources: list[HistorySource] = []
-    codec = _codec(_inventory(required=False)) if dirs else None
-    for d in dirs:
-        if not d.exists():
-            sources.append(HistorySource(str(d), d.name, error="no such file or directory"))
-            continue
-        sources += [await decrypted(src, codec) for src in load_history_files(find_history_files(d))]
     if ids or all_runs:
         inv = _inventory(required=True)
         assert inv is not None
@@ -146,7 +144,19 @@ def audit_replay(
 
 
 async def _replay(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[ReplayReport]:
-    return await replay(await _gather(ids, all_runs, dirs))
+    """Directories first (their files read and replayed in parallel), then the server's."""
+    reports: list[ReplayReport] = []
+    for d in dirs:
+        if not d.exists():
+            reports += await replay([HistorySource(str(d), d.name, error="no such file or directory")])
+            continue
+        codec = _codec(_inventory(required=False))
+        if codec is None:
+            reports += await replay_files(find_history_files(d))
+        else:  # encrypted payloads: decrypted here, with the inventory's keys, then replayed
+            loaded = load_history_files(find_history_files(d))
+            reports += await replay([await decrypted(src, codec) for src in loaded])
+    return reports + await replay(await _gather(ids, all_runs))
 
 
 @audit_app.command("report")
@@ -215,3 +225,67 @@ def audit_report(
         console.print(f"wrote {escape(str(path))}", highlight=False)
     if check.tampered:
         raise typer.Exit(EXIT_FOUND)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    workflow_id: Annotated[str, typer.Argument(help="The run's workflow id")],
+    folder: Annotated[
+        Path | None,
+        typer.Option("--dir", help="The evidence folder (default: where the run's history says it wrote it)"),
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="A run other than the latest")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
+) -> None:
+    """Check a run's evidence folder against the digests its evidence step recorded in the
+    run's history on the Temporal server (not against the folder's own manifest, which whoever
+    edits the folder can rewrite): a rewritten manifest, files changed, added or removed.
+    Exit 1 on any finding, or when there is nothing to verify against."""
+    inv = _inventory(required=True)
+    assert inv is not None
+
+    async def fetch() -> HistorySource:
+        return await fetch_history(await connect(inv.temporal), workflow_id, run_id)
+
+    try:
+        src = asyncio.run(fetch())
+    except RuntimeError as err:
+        _fail(f"cannot reach Temporal: {err}")
+        return
+    if src.history is None:
+        _fail(f"{src.label}: {src.error}")
+        return
+    verdict = verify_folder(src.history, folder, run_id or src.run_id)
+    if json_out:
+        print(
+            json.dumps(
+                {"ok": verdict.clean, **verdict.model_dump(mode="json"), "findings": verdict.findings},
+                indent=2,
+            )
+        )
+    else:
+        _print_verification(verdict)
+    if not verdict.clean:
+        raise typer.Exit(EXIT_FOUND)
+
+
+def _print_verification(v: Verification) -> None:
+    where = escape(v.folder or "-")
+    if v.recorded is None or v.folder is None:
+        console.print(
+            f"[yellow]not verified:[/yellow] {escape(v.workflow_id)}: {escape(v.note)}", highlight=False
+        )
+        return
+    source = f"event {v.recorded.event_id} ({escape(v.recorded.activity)})"
+    if not v.recorded.manifest_recorded:
+        source += ", manifest digest derived from the recorded file digests"
+    if v.clean:
+        console.print(
+            f"[green]verified[/green] {where}: {len(v.recorded.files)} files and the manifest match"
+            f" the run's history ({source})",
+            highlight=False,
+        )
+        return
+    console.print(f"[bold red]EVIDENCE DOES NOT MATCH THE RUN'S HISTORY[/bold red] in {where} ({source}):")
+    for finding in v.findings:
+        console.print(f"  - {escape(finding)}", highlight=False)

@@ -4,12 +4,16 @@ driver on the lab's repository), the traffic share (weighted Route53 records on 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.dns.route53 import Route53Driver
@@ -166,3 +170,41 @@ async def test_a_long_burst_keeps_its_history_bounded(
     lengths = [len((await h.fetch_history()).events) for h in (first, latest)]
     assert all(n < 120 for n in lengths), lengths
     assert (await world(inv))["pools"]["azure"] == 0
+
+
+def forged_state(**fields: Any) -> BurstState:
+    """A state that, at scale-in, would point the application's record at an address of the
+    starter's choosing and size the pool as it says."""
+    return BurstState(
+        started_at=datetime.now(UTC),
+        target="azure",
+        cloud=Cloud.AZURE,
+        pool_before=7,
+        pool_after=50,
+        weights_before={"onprem": ("203.0.113.66", 100)},
+        **fields,
+    )
+
+
+async def assert_refused_for_state(handle: WorkflowHandle[Any, BurstResult]) -> None:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), timeout=60)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InputError" and cause.non_retryable
+    assert cause.message.startswith("state: "), cause.message
+
+
+async def test_a_start_with_state_is_refused_and_changes_nothing(
+    skipping: Client, plain: Client, lab: Lab, run_workers
+) -> None:
+    inv = lab_inventory(lab)
+    await run_workers(plain, inv)
+    lab.set_load(0.1)  # a burst that was let in would scale in at its first check
+    before = await world(inv)
+    handle = await start(skipping, inv, target="azure", state=forged_state())
+    await assert_refused_for_state(handle)
+    events = [e.event_type for e in (await handle.fetch_history()).events]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in events  # no local activity either
+    assert await world(inv) == before
+    assert not (inv.output_dir / "burst").exists()

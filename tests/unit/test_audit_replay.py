@@ -9,6 +9,7 @@ tests/histories/README.md).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -19,8 +20,17 @@ from typer.testing import CliRunner
 
 from hybridops.audit.cli import audit_app
 from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files, load_history_files
-from hybridops.audit.replay import ReplayOutcome, current_workflows, replay, workflow_names
+from hybridops.audit.replay import (
+    PER_PROCESS,
+    ReplayOutcome,
+    current_workflows,
+    replay,
+    replay_files,
+    workflow_names,
+)
+from hybridops.audit.verify import recorded_evidence
 from hybridops.constants import WorkflowType
+from hybridops.evidence import manifest_text
 from tests.unit.audit_changed_workflow import FailoverWithoutSignals
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -91,6 +101,37 @@ async def test_every_history_is_reported_never_stopping_at_the_first_failure(tmp
     assert by_source["run-1"].outcome == ReplayOutcome.NONDETERMINISTIC
 
 
+async def test_in_parallel_every_verdict_is_the_same_and_in_order(tmp_path: Path) -> None:
+    """Split across processes (each reading its own files), the reports are those of one
+    replayer reading them here, history by history, in the order of the files."""
+    kinds = {
+        "garbage": "{not json",
+        "unknown-type": (HISTORIES / f"failover-approved{HISTORY_SUFFIX}")
+        .read_text()
+        .replace('"name": "FailoverWorkflow"', '"name": "NoSuchWorkflow"'),
+        "changed": (HISTORIES / f"failover-succeeded{HISTORY_SUFFIX}").read_text(),
+        "clean": (HISTORIES / f"burst-scaled-in{HISTORY_SUFFIX}").read_text(),
+    }
+    paths = []
+    for i in range(2 * PER_PROCESS):
+        kind = list(kinds)[i % len(kinds)]
+        paths.append(tmp_path / f"{i:03d}-{kind}{HISTORY_SUFFIX}")
+        paths[-1].write_text(kinds[kind])
+    workflows = [FailoverWithoutSignals, *current_workflows()[1:]]
+    here = await replay_files(paths, workflows=workflows, processes=1)
+    spread = await replay_files(paths, workflows=workflows, processes=2)
+    assert [r.model_dump() for r in spread] == [r.model_dump() for r in here]
+    assert [Path(r.source).name for r in spread] == [p.name for p in paths]
+    kind_of = {str(p): p.name.split("-", 1)[1].removesuffix(HISTORY_SUFFIX) for p in paths}
+    outcomes = {(kind_of[r.source], r.outcome) for r in spread}
+    assert outcomes == {
+        ("garbage", ReplayOutcome.ERROR),
+        ("unknown-type", ReplayOutcome.ERROR),
+        ("changed", ReplayOutcome.NONDETERMINISTIC),
+        ("clean", ReplayOutcome.CLEAN),
+    }
+
+
 def test_cli_replay_exit_code_and_json(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(audit_app, ["replay", "--from-dir", str(HISTORIES), "--json"])
@@ -130,3 +171,15 @@ def test_stored_histories_carry_no_machine_paths(scenario: str) -> None:
     for text in _texts(data):
         for fragment in (repo, sys.prefix, "/tmp/", "/home/"):
             assert fragment not in text, (fragment, text[:200])
+
+
+def test_the_evidence_step_of_every_stored_history_is_found() -> None:
+    """Histories from before the evidence result carried the manifest's digest: it is derived
+    from the recorded file digests (the manifest's layout is deterministic)."""
+    for src in load_history_files(stored()):
+        assert src.history is not None, src.error
+        rec = recorded_evidence(src.history)
+        assert rec is not None, src.label
+        assert "evidence.json" in rec.files and rec.activity.endswith("evidence"), src.label
+        digest = hashlib.sha256(manifest_text(rec.files).encode()).hexdigest()
+        assert rec.manifest_sha256 == digest and not rec.manifest_recorded
