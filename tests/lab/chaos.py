@@ -126,7 +126,12 @@ async def writes_on(lab: Lab, site: str, at_least: int = WARM_WRITES, timeout: f
         acks = read_ledger(lab.ledger) if lab.ledger.exists() else []
         return sum(1 for a in acks if a.site == site) >= at_least
 
-    await eventually(f"{at_least} acknowledged writes on {site}", enough, timeout=timeout)
+    try:
+        await eventually(f"{at_least} acknowledged writes on {site}", enough, timeout=timeout)
+    except AssertionError as err:
+        log = lab.log("writer")
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else ["(no writer log)"]
+        raise AssertionError(f"{err}\nthe writer's log ends:\n" + "\n".join(tail)) from None
 
 
 def freeze_dns(lab: Lab) -> None:
