@@ -11,10 +11,12 @@ from hybridops.models import (
     DAY_S,
     ActivityResult,
     Actor,
+    ApprovalRecord,
     Cloud,
     Contract,
     Decision,
     Interval,
+    LongSeconds,
     Money,
     RunStatus,
     ShortText,
@@ -73,6 +75,11 @@ class BurstInput(Contract):
     checks_per_run: int = Field(default=100, ge=1, le=2000)
     """Continue as new after this many load checks, so the history stays bounded (at most
     2000: a check is a few events, and Temporal caps a history at 51 200)."""
+    require_approval: bool = False
+    """Wait at the approval gate after deciding, before anything scales; the policy's
+    ``approval.burst`` (and a decision that requires approval) makes it wait too."""
+    approval_timeout_s: LongSeconds = Field(default=3600.0, gt=0)
+    """How long the gate waits (up to 7 days); on timeout nothing has changed and the run ends."""
     reason: ShortText = "manual"
     """Why this burst was started, for the evidence (at most 1000 characters)."""
     requested_by: Actor = "unknown"
@@ -123,6 +130,8 @@ class BurstResult(Contract):
     peak_load: float | None = None
     steps: list[StepRecord] = []
     compensations: list[StepRecord] = []
+    approvals: list[ApprovalRecord] = []
+    refused_approvals: list[ApprovalRecord] = []
     """The scale-in: traffic back, workloads removed, node pool back."""
     started_at: datetime
     ended_at: datetime | None = None

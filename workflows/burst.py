@@ -38,30 +38,42 @@ with workflow.unsafe.imports_passed_through():
         WorkloadsInput,
         carried_state,
     )
-    from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
+    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
     from hybridops.decision import evaluate, signal_targets
     from hybridops.errors import InputError
     from hybridops.models import (
         ActivityResult,
+        ApprovalInput,
+        ApprovalRecord,
         Cloud,
         DecisionRequest,
         DecisionType,
         EvidenceResult,
         Progress,
+        RuleViolation,
         RunStatus,
         SignalsResult,
         StepRecord,
     )
+    from hybridops.policy import Policy
     from workflows import steps
+    from workflows.guard import SAFETY_PATCH, SafetyGuard
 
 R = TypeVar("R", bound=ActivityResult)
 
 
 @workflow.defn(name=WorkflowType.BURST.value, failure_exception_types=[ValidationError])
-class BurstWorkflow:
+class BurstWorkflow(SafetyGuard):
     """Burst into a cloud and back."""
 
     def __init__(self) -> None:
+        self._approvals: list[ApprovalRecord] = []
+        self._refused: list[ApprovalRecord] = []
+        self._waiting_for_approval = False
+        self._blocked: list[RuleViolation] = []
+        self._policy: Policy | None = None
+        self._decision_id: str | None = None
+        self._steps: list[StepRecord] = []
         self._phase = "pending"
         self._status = RunStatus.RUNNING
         self._stop_requested: str | None = None
@@ -75,6 +87,15 @@ class BurstWorkflow:
         """Scale in now, cleanly."""
         self._stop_requested = reason or "stopped"
 
+    @workflow.update(name=APPROVE_UPDATE)
+    def approve(self, inp: ApprovalInput) -> ApprovalRecord:
+        """Approve (or reject) the burst waiting at its gate (before anything scales)."""
+        return self._record_approval(inp, "burst", self._policy, self._decision_id)
+
+    @approve.validator
+    def _validate_approve(self, inp: ApprovalInput) -> None:
+        self._validate_approval(inp, self._phase)
+
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> Progress:
         st = self._state
@@ -82,7 +103,9 @@ class BurstWorkflow:
             phase=self._phase,
             status=self._status,
             target=st.target if st else None,
-            steps=(st.steps if st else []) + self._compensations,
+            waiting_for_approval=self._waiting_for_approval,
+            steps=(st.steps if st else self._steps) + self._compensations,
+            decision_id=self._decision_id,
         )
 
     @workflow.query(name="burst_state")
@@ -194,6 +217,15 @@ class BurstWorkflow:
             raise ApplicationError(
                 f"the policy holds: no cloud to burst into ({why})", type="PolicyHold", non_retryable=True
             )
+        if workflow.patched(SAFETY_PATCH) and (inp.require_approval or decision.requires_approval):
+            # Nothing has scaled yet: a rejection or the timeout ends the run with nothing to undo.
+            self._phase = "approval"
+            self._policy, self._decision_id = gathered.policy, decision.decision_id
+            self._steps = records
+            try:
+                await self._approval_wait(inp.approval_timeout_s, records)
+            finally:
+                res.approvals, res.refused_approvals = self._approvals, self._refused
         self._state = state = BurstState(
             started_at=res.started_at,
             target=decision.target,
@@ -322,11 +354,17 @@ class BurstWorkflow:
         price = plan.price_per_node_hour.get(Cloud(state.cloud).value, 0.0)
         return node_hours, round(node_hours * price, 4)
 
-    async def _step(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
+    async def _step(
+        self,
+        name: str,
+        step: steps.Step,
+        arg: BaseModel,
+        rtype: type[R],
+        into: list[StepRecord] | None = None,
+    ) -> R:
         assert self._state is not None
-        return await steps.record_step(
-            self._state.steps, name, step, arg, rtype, self._placement, self._queue_suffix
-        )
+        records = self._state.steps if into is None else into
+        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
 
     async def _undo(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
         return await steps.record_step(

@@ -16,7 +16,6 @@ is not undone; it is a standby either way). After it, the runbook only goes forw
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -58,7 +57,6 @@ with workflow.unsafe.imports_passed_through():
         RuleViolation,
         RunStatus,
         SiteInput,
-        StepOutcome,
         StepRecord,
         VerifyInput,
         VerifyResult,
@@ -458,25 +456,7 @@ class FailbackWorkflow(SafetyGuard):
 
     async def _approval_gate(self, inp: FailbackInput) -> None:
         self._phase = FailbackPhase.APPROVAL
-        rec = StepRecord(name="approval", started_at=workflow.now())
-        self._steps.append(rec)
-        self._waiting_for_approval = True
-        try:
-            await workflow.wait_condition(
-                lambda: not self._waiting_for_approval,
-                timeout=timedelta(seconds=inp.approval_timeout_s),
-            )
-        except TimeoutError:
-            self._waiting_for_approval = False
-            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
-            rec.detail = f"no approval within {inp.approval_timeout_s:.0f} s"
-            raise _refuse(rec.detail, "ApprovalTimeout") from None
-        decision = self._approvals[-1]
-        rec.ended_at = workflow.now()
-        rec.detail = f"{'approved' if decision.approved else 'rejected'} by {decision.by}"
-        rec.outcome = StepOutcome.CHANGED if decision.approved else StepOutcome.FAILED
-        if not decision.approved:
-            raise Rejected(f"rejected by {decision.by}: {decision.comment}".rstrip(": "))
+        await self._approval_wait(inp.approval_timeout_s, self._steps)
 
     async def _step(
         self,

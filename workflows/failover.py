@@ -575,25 +575,7 @@ class FailoverWorkflow(SafetyGuard):
 
     async def _approval_gate(self, inp: FailoverInput) -> None:
         self._phase = Phase.APPROVAL
-        rec = StepRecord(name="approval", started_at=workflow.now())
-        self._steps.append(rec)
-        self._waiting_for_approval = True
-        try:
-            await workflow.wait_condition(
-                lambda: not self._waiting_for_approval,
-                timeout=timedelta(seconds=inp.approval_timeout_s),
-            )
-        except TimeoutError:
-            self._waiting_for_approval = False
-            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
-            rec.detail = f"no approval within {inp.approval_timeout_s:.0f} s"
-            raise ApplicationError(rec.detail, type="ApprovalTimeout", non_retryable=True) from None
-        decision = self._approvals[-1]
-        rec.ended_at = workflow.now()
-        rec.detail = f"{'approved' if decision.approved else 'rejected'} by {decision.by}"
-        rec.outcome = StepOutcome.CHANGED if decision.approved else StepOutcome.FAILED
-        if not decision.approved:
-            raise Rejected(f"rejected by {decision.by}: {decision.comment}".rstrip(": "))
+        await self._approval_wait(inp.approval_timeout_s, self._steps)
 
     async def _step(
         self,

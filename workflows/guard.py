@@ -151,6 +151,30 @@ class SafetyGuard:
     ) -> A:
         raise NotImplementedError
 
+    async def _approval_wait(self, timeout_s: float, records: list[StepRecord]) -> ApprovalRecord:
+        """The approval gate, for every runbook: wait for an approval that counts (refused
+        attempts do not open it), at most ``timeout_s``; a rejection raises :class:`Rejected`,
+        the timeout ``ApprovalTimeout``. The gate is a step in ``records``."""
+        rec = StepRecord(name="approval", started_at=workflow.now())
+        records.append(rec)
+        self._waiting_for_approval = True
+        try:
+            await workflow.wait_condition(
+                lambda: not self._waiting_for_approval, timeout=timedelta(seconds=timeout_s)
+            )
+        except TimeoutError:
+            self._waiting_for_approval = False
+            rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
+            rec.detail = f"no approval within {timeout_s:.0f} s"
+            raise ApplicationError(rec.detail, type="ApprovalTimeout", non_retryable=True) from None
+        decision = self._approvals[-1]
+        rec.ended_at = workflow.now()
+        rec.detail = f"{'approved' if decision.approved else 'rejected'} by {decision.by}"
+        rec.outcome = StepOutcome.CHANGED if decision.approved else StepOutcome.FAILED
+        if not decision.approved:
+            raise Rejected(f"rejected by {decision.by}: {decision.comment}".rstrip(": "))
+        return decision
+
     async def _guarded(
         self,
         name: str,

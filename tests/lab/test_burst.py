@@ -208,3 +208,28 @@ async def test_a_start_with_state_is_refused_and_changes_nothing(
     assert EventType.EVENT_TYPE_MARKER_RECORDED not in events  # no local activity either
     assert await world(inv) == before
     assert not (inv.output_dir / "burst").exists()
+
+
+async def test_a_burst_that_needs_approval_waits_before_scaling(
+    client: Client, lab: Lab, run_workers
+) -> None:
+    """The policy's approvals hold in every runbook (issue 10): a burst that requires approval
+    scales nothing until it is approved; rejected, it ends with nothing to undo."""
+    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+    from hybridops.models import ApprovalInput, Progress
+
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    lab.set_load(0.9)
+    before = await world(inv)
+    handle = await start(client, inv, target="azure", require_approval=True)
+
+    async def waiting() -> bool:
+        return (await handle.query(PROGRESS_QUERY, result_type=Progress)).waiting_for_approval
+
+    await eventually("the burst's approval gate", waiting)
+    assert await world(inv) == before, "nothing scaled while it waits"
+    await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="erin", approve=False, comment="not today"))
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert await world(inv) == before
