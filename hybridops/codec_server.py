@@ -42,7 +42,7 @@ from temporalio.api.common.v1 import Payloads
 
 from hybridops.codec import EncryptionCodec, PayloadDecryptError, codec_for, key_id_of
 from hybridops.errors import ConfigError
-from hybridops.inventory import Inventory
+from hybridops.inventory import Inventory, parse_listen
 from hybridops.secrets import resolve_secret
 
 log = logging.getLogger("hybridops.codec")
@@ -177,14 +177,6 @@ class CodecServer:
 # --------------------------------------------------------------------------- serving
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:port`` for IPv6) as a pair; a ConfigError naming the key."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"temporal.codec.listen: {listen!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
 def codec_server_for(inv: Inventory) -> CodecServer:
     """The inventory's codec server; a ConfigError naming the key when one is missing."""
     settings = inv.temporal.codec
@@ -205,7 +197,7 @@ def codec_server_for(inv: Inventory) -> CodecServer:
 
 async def serve_codec(inv: Inventory, listen: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and exit."""
-    host, port = parse_listen(listen or inv.temporal.codec.listen)
+    host, port = parse_listen(listen or inv.temporal.codec.listen, "temporal.codec.listen")
     server = codec_server_for(inv)
     runner = web.AppRunner(server.app(), access_log=None)  # our own log line, without bodies
     await runner.setup()

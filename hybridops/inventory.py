@@ -533,3 +533,11 @@ def load_inventory(path: Path | None = None) -> Inventory:
 def write_inventory(inv: Inventory, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(inv.model_dump(mode="json"), sort_keys=False))
+
+
+def parse_listen(listen: str, key: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as a pair; a ConfigError naming ``key``."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key}: {listen!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)

@@ -76,7 +76,7 @@ from hybridops.alerts.routes import (
 from hybridops.client import connect
 from hybridops.constants import ALERT_SIGNAL
 from hybridops.errors import ConfigError, RetryableError
-from hybridops.inventory import AlertsSettings, Inventory
+from hybridops.inventory import AlertsSettings, Inventory, parse_listen
 from hybridops.models import AlertNotice
 from hybridops.secrets import resolve_secret
 
@@ -581,14 +581,6 @@ def _was_started(handle: WorkflowHandle[Any, Any]) -> bool:
 # --------------------------------------------------------------------------- serving
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:port`` for IPv6) as a pair; a ConfigError naming the key."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"alerts.listen: {listen!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
 def routes_for(inv: Inventory) -> RoutesFile:
     """The inventory's routes file, else ``runbooks/alert-routes.yaml``."""
     return load_routes(inv.alerts.routes)
@@ -626,7 +618,7 @@ def tls_context(settings: AlertsSettings) -> ssl.SSLContext | None:
 
 async def serve_alerts(inv: Inventory, listen: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests, exit."""
-    host, port = parse_listen(listen or inv.alerts.listen)
+    host, port = parse_listen(listen or inv.alerts.listen, "alerts.listen")
     routes = routes_for(inv)
     token = token_for(inv)
     tls = tls_context(inv.alerts)

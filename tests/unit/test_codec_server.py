@@ -14,9 +14,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from hybridops.client import DATA_CONVERTER
 from hybridops.codec import ENCODING, EncryptionCodec
-from hybridops.codec_server import CodecServer, codec_server_for, parse_listen
+from hybridops.codec_server import CodecServer, codec_server_for
 from hybridops.errors import ConfigError
-from hybridops.inventory import CodecSettings, TemporalSettings
+from hybridops.inventory import CodecSettings, TemporalSettings, parse_listen
 from hybridops.models import FailoverInput
 
 TOKEN = "codec-unit-token-0123456789abcdef"
@@ -141,5 +141,5 @@ def test_config_errors_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match=r"temporal.codec.token_ref: .*(empty|at least 8)"):
         codec_server_for(inv(keyed | {"token_ref": "env:HYBRIDOPS_TEST_T"}))
     with pytest.raises(ConfigError, match=r"temporal.codec.listen"):
-        parse_listen("8081")
-    assert parse_listen("[::1]:8081") == ("::1", 8081)
+        parse_listen("8081", "temporal.codec.listen")
+    assert parse_listen("[::1]:8081", "temporal.codec.listen") == ("::1", 8081)
