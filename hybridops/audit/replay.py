@@ -213,7 +213,12 @@ async def _replay_sources(
 async def _replay_all(
     histories: list[WorkflowHistory], workflows: Sequence[type], reports: dict[int, ReplayReport]
 ) -> None:
-    replayer = Replayer(workflows=list(workflows), data_converter=DATA_CONVERTER)
+    # The workers' interceptors too: the identity of an approval decides what its handler does.
+    from workflows.identity import IdentityInterceptor
+
+    replayer = Replayer(
+        workflows=list(workflows), data_converter=DATA_CONVERTER, interceptors=[IdentityInterceptor()]
+    )
 
     async def each() -> AsyncIterator[WorkflowHistory]:
         for h in histories:
