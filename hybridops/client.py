@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
@@ -79,5 +80,7 @@ async def connect(settings: TemporalSettings) -> Client:
         data_converter=data_converter(settings),
         identity=identity,
         interceptors=[IdentityClientInterceptor(identity)],
+        # Headers through the codec too: the identity header says who approved.
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
         **connect_options(settings),
     )

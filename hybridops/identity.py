@@ -56,7 +56,10 @@ def read_identity(headers: Mapping[str, Payload]) -> str | None:
     payload = headers.get(IDENTITY_HEADER)
     if payload is None:
         return None
-    value = default_converter().payload_converter.from_payloads([payload], [str])[0]
+    try:
+        value = default_converter().payload_converter.from_payloads([payload], [str])[0]
+    except Exception:  # still encrypted (a worker without the key): no identity it can trust
+        return None
     return str(value) if value else None
 
 

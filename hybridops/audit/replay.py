@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import WorkflowHistory
@@ -210,15 +210,20 @@ async def _replay_sources(
     return reports
 
 
+def make_replayer(workflows: Sequence[type], data_converter: Any = DATA_CONVERTER) -> Replayer:
+    """A replayer as the workers run the workflows: with their interceptors too, since the
+    identity of an approval decides what its handler does (every replay goes through here)."""
+    from workflows.identity import IdentityInterceptor
+
+    return Replayer(
+        workflows=list(workflows), data_converter=data_converter, interceptors=[IdentityInterceptor()]
+    )
+
+
 async def _replay_all(
     histories: list[WorkflowHistory], workflows: Sequence[type], reports: dict[int, ReplayReport]
 ) -> None:
-    # The workers' interceptors too: the identity of an approval decides what its handler does.
-    from workflows.identity import IdentityInterceptor
-
-    replayer = Replayer(
-        workflows=list(workflows), data_converter=DATA_CONVERTER, interceptors=[IdentityInterceptor()]
-    )
+    replayer = make_replayer(workflows)
 
     async def each() -> AsyncIterator[WorkflowHistory]:
         for h in histories:

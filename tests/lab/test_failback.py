@@ -16,11 +16,10 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from activities.postgres.local import LocalPostgresDriver
 from hybridops import pgbin
+from hybridops.audit.replay import make_replayer
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.evidence import verify_manifest
 from hybridops.failback_models import FailbackInput, FailbackResult, RejoinMethod, RejoinOutcome
@@ -238,9 +237,7 @@ async def test_full_cycle_with_the_writer_running(client: Client, lab: Lab, run_
     evidence = json.loads((folder / "evidence.json").read_text())
     assert evidence["status"] == "succeeded" and evidence["write_pause_seconds"] == result.write_pause_seconds
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
-    await Replayer(workflows=[FailbackWorkflow], data_converter=pydantic_data_converter).replay_workflow(
-        history
-    )
+    await make_replayer([FailbackWorkflow]).replay_workflow(history)
 
 
 async def test_promote_failure_compensates(client: Client, lab: Lab, run_workers) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
+from hybridops.audit.replay import make_replayer
 from hybridops.evidence import verify_manifest
 from hybridops.lab import Lab
 from hybridops.models import FailoverInput, FailoverResult, RunStatus, StepOutcome, TargetChoice
@@ -55,9 +54,7 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
         assert key in evidence, key
     assert evidence["status"] == "succeeded" and evidence["rpo"]["method"] in ("ledger", "lag")
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
-    await Replayer(workflows=[FailoverWorkflow], data_converter=pydantic_data_converter).replay_workflow(
-        history
-    )
+    await make_replayer([FailoverWorkflow]).replay_workflow(history)
 
 
 async def test_empty_input_as_from_the_ui(client: Client, lab: Lab, run_workers) -> None:

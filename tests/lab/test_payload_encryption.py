@@ -23,14 +23,16 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from hybridops.audit import fetch_history
+from hybridops.audit.replay import make_replayer
 from hybridops.client import data_converter
 from hybridops.codec import ENCODING, key_id_of
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.identity import IdentityClientInterceptor, local_identity
 from hybridops.inventory import CodecSettings, Inventory
 from hybridops.lab import Lab
 from hybridops.models import ApprovalInput, ApprovalRecord, FailoverInput, Progress, RunStatus
@@ -74,7 +76,13 @@ async def _encrypted_setup(
         {"keys": [{"id": "lab-2026-12", "key_ref": f"env:{KEY_ENV}"}], "active_key_id": "lab-2026-12"}
     )
     inv = lab_inventory(lab, temporal=base.temporal.model_copy(update={"codec": codec}))
-    client = await temporal_env.connect_client(data_converter=data_converter(inv.temporal))
+    identity = local_identity(inv.temporal)
+    client = await temporal_env.connect_client(
+        data_converter=data_converter(inv.temporal),
+        identity=identity,
+        interceptors=[IdentityClientInterceptor(identity)],  # approvals need an identity
+        header_codec_behavior=HeaderCodecBehavior.CODEC,  # as hybridops.client.connect does
+    )
     return inv, client
 
 
@@ -126,12 +134,23 @@ async def test_history_on_the_server_has_no_clear_text(
         assert secret.encode() not in wire, f"{secret!r} in the server's history"
     payloads = [p for e in raw.events for p in _payloads(e)]
     # The SDK's own bookkeeping of a local activity (the marker's "data": seq, attempt,
-    # activity type, times) is not a user payload and stays JSON; everything else is sealed.
-    bookkeeping = [
-        e.marker_recorded_event_attributes.details["data"].payloads[0]
+    # activity type, times) and of a patch (its id) is not a user payload and stays JSON;
+    # everything else is sealed.
+    markers = [
+        e.marker_recorded_event_attributes
         for e in raw.events
         if e.HasField("marker_recorded_event_attributes")
-        and "data" in e.marker_recorded_event_attributes.details
+    ]
+    bookkeeping = [m.details["data"].payloads[0] for m in markers if "data" in m.details] + [
+        p for m in markers if m.marker_name == "core_patch" for d in m.details.values() for p in d.payloads
+    ]
+    # The patch's search attribute (TemporalChangeVersion): search attributes stay plain, so
+    # that they can be searched (runbooks/security.md).
+    bookkeeping += [
+        p
+        for e in raw.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        for p in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields.values()  # noqa: E501
     ]
     sealed = [p for p in payloads if p.metadata.get("encoding") == ENCODING]
     clear = [p for p in payloads if p.metadata.get("encoding") != ENCODING and p not in bookkeeping]
@@ -145,9 +164,7 @@ async def test_history_on_the_server_has_no_clear_text(
     assert decoded.history is not None and not decoded.error
     decoded_wire = _wire(decoded.history.events)
     assert reason.encode() in decoded_wire and comment.encode() in decoded_wire
-    await Replayer(workflows=[FailoverWorkflow], data_converter=pydantic_data_converter).replay_workflow(
-        decoded.history
-    )
+    await make_replayer([FailoverWorkflow]).replay_workflow(decoded.history)
 
     # The evidence's history.json is the sealed history; the audit opens it with the
     # inventory's key: the report names the approver, the evidence checks out, it replays.
