@@ -86,13 +86,16 @@ async def identified_client(temporal_env: WorkflowEnvironment, identity: str) ->
 def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False) -> Iterator[Lab]:
     """A lab on its own /24 and directory. ``own_temporal``: the lab's own dev server (SQLite
     file under the lab's root, on a port of its own) instead of the session's in-memory one."""
-    n = next(_counter)
+    # A /24 each, taken round from the /16 (the suite makes more labs than a /16 has /24s;
+    # each lab is down before the one that takes its /24 again, 250 labs later).
+    seq = next(_counter)
+    n = (seq - 1) % 250 + 1
     root = Path(tempfile.mkdtemp(prefix="hybridops-lab-"))
     root.chmod(0o755)  # the PostgreSQL user must traverse it
     port = free_port() if own_temporal else temporal_port
     ui = free_port() if own_temporal else 0
     ports = LabPorts(net=f"{TEST_NET}.{n}", pg=15432, dns=free_port(), temporal=port, ui=ui)
-    the_lab = Lab(root, ports, queue_suffix=f"-t{n}-{os.getpid()}")
+    the_lab = Lab(root, ports, queue_suffix=f"-t{seq}-{os.getpid()}")  # queues never taken round
     os.environ.update(the_lab.env())
     try:
         the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring)

@@ -186,6 +186,8 @@ async def test_full_cycle_with_the_writer_running(client: Client, lab: Lab, run_
         "rejoin_home",
         "catch_up",
         "approval",
+        "plan_again",  # the look after the waits, before pausing anything
+        "assess_again",
         "pause_writes",
         "wait_replayed",
         "promote_home",

@@ -28,7 +28,7 @@ def test_a_successful_run_in_order_with_times() -> None:
     assert tl.closed_as == "completed" and tl.status == "succeeded" and not tl.message
     assert tl.origin == Origin.MANUAL and tl.requested_by == "history-capture" and tl.identity
     names = [s.name for s in tl.steps]
-    assert names[:3] == ["plan_failover", "assess_sites", "gather_signals"]
+    assert names[:4] == ["acquire_lease", "plan_failover", "assess_sites", "gather_signals"]
     assert names.index("fence_primary") < names.index("promote_standby") < names.index("dns_cutover")
     assert names[-1] == "write_evidence"
     assert all(s.status == StepStatus.COMPLETED and s.attempts >= 1 for s in tl.steps)
@@ -69,7 +69,9 @@ def test_approval_and_rejection_from_the_update_events() -> None:
     rejected = timeline("rejected")
     [r] = rejected.approvals
     assert (r.by, r.approved) == ("carol", False) and rejected.status == "rejected"
-    assert [s.name for s in rejected.steps if s.compensation] == ["unfence_primary", "release_target"]
+    # The gate comes before anything is prepared or fenced: a rejection has nothing to undo.
+    assert [s.name for s in rejected.steps if s.compensation] == []
+    assert not any(s.name == "fence_primary" for s in rejected.steps)
 
 
 def test_policy_hold_and_alert_start_and_signal() -> None:
