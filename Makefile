@@ -49,7 +49,7 @@ bench-drill: $(STAMP)
 ## Chaos: N randomized kills (worker, database server, DNS API) across failover and failback;
 ## runs, completed, writable-primary violations (must be 0), lost writes against counted.
 bench-chaos: $(STAMP)
-	$(BIN)/python bench/chaos.py
+	PYTHONPATH=. $(BIN)/python bench/chaos.py  # it reuses the chaos tests' helpers (tests/lab/chaos.py)
 
 ## Replaying 1,000 histories: one at a time against one replayer per CPU, histories/s.
 bench-replay: $(STAMP)
