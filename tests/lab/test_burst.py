@@ -233,3 +233,6 @@ async def test_a_burst_that_needs_approval_waits_before_scaling(
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     assert await world(inv) == before
+    from tests.lab.helpers import assert_one_writer
+
+    assert assert_one_writer(lab) == "onprem"
