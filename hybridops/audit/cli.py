@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -52,7 +52,7 @@ EXIT_CANNOT = 2
 """The audit could not run."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(EXIT_CANNOT)
 
@@ -159,6 +159,21 @@ async def _replay(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[Repl
     return reports + await replay(await _gather(ids, all_runs))
 
 
+def _server_history(inv: Inventory, workflow_id: str, run_id: str | None) -> HistorySource:
+    """A run's history from the server; exits with a clear line when it cannot be had."""
+
+    async def fetch() -> HistorySource:
+        return await fetch_history(await connect(inv.temporal), workflow_id, run_id)
+
+    try:
+        src = asyncio.run(fetch())
+    except RuntimeError as err:
+        _fail(f"cannot reach Temporal: {err}")
+    if src.history is None:
+        _fail(f"{src.label}: {src.error}")
+    return src
+
+
 @audit_app.command("report")
 def audit_report(
     workflow_id: Annotated[str, typer.Argument(help="The run's workflow id")],
@@ -186,19 +201,9 @@ def audit_report(
             )
     else:
         assert inv is not None
-
-        async def fetch() -> HistorySource:
-            client = await connect(inv.temporal)
-            return await fetch_history(client, workflow_id, run_id)
-
-        try:
-            src = asyncio.run(fetch())
-        except RuntimeError as err:
-            _fail(f"cannot reach Temporal: {err}")
-            return
+        src = _server_history(inv, workflow_id, run_id)
     if src.history is None:
         _fail(f"{src.label}: {src.error}")
-        return
     output_dir = inv.output_dir if inv is not None else Path("output")
     try:
         done = write_report(
@@ -243,18 +248,8 @@ def audit_verify(
     Exit 1 on any finding, or when there is nothing to verify against."""
     inv = _inventory(required=True)
     assert inv is not None
-
-    async def fetch() -> HistorySource:
-        return await fetch_history(await connect(inv.temporal), workflow_id, run_id)
-
-    try:
-        src = asyncio.run(fetch())
-    except RuntimeError as err:
-        _fail(f"cannot reach Temporal: {err}")
-        return
-    if src.history is None:
-        _fail(f"{src.label}: {src.error}")
-        return
+    src = _server_history(inv, workflow_id, run_id)
+    assert src.history is not None
     verdict = verify_folder(src.history, folder, run_id or src.run_id)
     if json_out:
         print(
