@@ -12,7 +12,8 @@ from temporalio.client import Client
 
 from activities.ansible import AnsibleRunner
 from activities.common import apply_fault, step_activity, write_run_evidence
-from hybridops.bootstrap_models import (
+from hybridops.contracts.base import EvidenceResult
+from hybridops.contracts.bootstrap import (
     BootstrapEvidenceInput,
     BootstrapPlan,
     BootstrapPlanInput,
@@ -23,7 +24,6 @@ from hybridops.bootstrap_models import (
 )
 from hybridops.inventory import Inventory
 from hybridops.markup import md, md_code
-from hybridops.models import EvidenceResult
 
 PLAYBOOKS = {
     BootstrapStep.VALIDATE_NETWORK: "network-validation.yml",

@@ -14,7 +14,8 @@ from temporalio.client import Client
 from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver
 from activities.infra import InfraDriver
-from hybridops.burst_models import (
+from hybridops.contracts.base import ActivityResult, EvidenceResult
+from hybridops.contracts.burst import (
     BurstEvidenceInput,
     BurstPlan,
     BurstPlanInput,
@@ -27,10 +28,10 @@ from hybridops.burst_models import (
     WeightsResult,
     WorkloadsInput,
 )
+from hybridops.contracts.sites import SiteRef, Topology
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import Inventory
 from hybridops.markup import md, md_code
-from hybridops.models import ActivityResult, EvidenceResult, SiteRef, Topology
 
 
 def render_burst_report(r: BurstResult) -> str:
@@ -180,16 +181,16 @@ class BurstActivities:
             return LoadResult(load=float(data["load"]), detail="lab load file")
         if b.load_query:
             from activities.signals import make_signal_drivers
-            from hybridops.inventory import SignalsDriver
+            from hybridops.inventory import SignalsKind
 
             source = next(
-                (s for s in self.inventory.signals.sources if s.driver == SignalsDriver.PROMETHEUS), None
+                (s for s in self.inventory.signals.sources if s.driver == SignalsKind.PROMETHEUS), None
             )
             if source is None:
                 raise ConfigError("burst.load_query: needs a prometheus source in signals.sources")
             from datetime import UTC, datetime
 
-            from hybridops.models import SignalName
+            from hybridops.contracts.decision import SignalName
 
             driver = make_signal_drivers(self.inventory.signals.model_copy(update={"sources": [source]}))[0]
             driver.source = source.model_copy(update={"queries": {SignalName.LOAD: b.load_query}})

@@ -21,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 from hybridops import evidence
 from hybridops.constants import FAULTS_DIR_ENV
+from hybridops.contracts.base import ActivityResult, EvidenceResult
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
-from hybridops.models import ActivityResult, EvidenceResult
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=ActivityResult)

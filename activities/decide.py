@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activities.common import step_activity
+from hybridops.contracts.decision import SignalsInput, SignalsResult
 from hybridops.inventory import Inventory
-from hybridops.models import SignalsInput, SignalsResult
 from hybridops.policy import load_policy
 
 

@@ -17,8 +17,9 @@ from activities.backup import BackupDriver, make_backup_driver
 from activities.backup.scratch import DATA, ScratchServer
 from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver, make_dns_driver
-from hybridops.backup_models import (
-    BackupInfo,
+from hybridops.contracts.backup import BackupInfo
+from hybridops.contracts.base import ActivityResult, EvidenceResult
+from hybridops.contracts.drill import (
     BackupStepResult,
     DrillEvidenceInput,
     DrillPlan,
@@ -35,7 +36,6 @@ from hybridops.backup_models import (
 from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import Inventory
 from hybridops.markup import md, md_code
-from hybridops.models import ActivityResult, EvidenceResult
 
 
 def render_drill_report(r: DrillResult) -> str:

@@ -18,8 +18,8 @@ from activities.common import step_activity, write_run_evidence
 from activities.failover import promote_checked
 from activities.postgres import PostgresDriver
 from activities.topology import TopologyReader, refuse
-from hybridops.errors import PreconditionFailed
-from hybridops.failback_models import (
+from hybridops.contracts.base import ActivityResult, EvidenceResult, RuleViolation, StepRecord
+from hybridops.contracts.failback import (
     CatchUpInput,
     CatchUpResult,
     FailbackEvidenceInput,
@@ -30,17 +30,10 @@ from hybridops.failback_models import (
     RejoinResult,
     RetireFenceInput,
 )
+from hybridops.contracts.sites import PromoteInput, PromoteResult, SiteInput
+from hybridops.errors import PreconditionFailed
 from hybridops.inventory import Inventory
 from hybridops.markup import md, md_code
-from hybridops.models import (
-    ActivityResult,
-    EvidenceResult,
-    PromoteInput,
-    PromoteResult,
-    RuleViolation,
-    SiteInput,
-    StepRecord,
-)
 from hybridops.topology import Rule
 
 

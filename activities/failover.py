@@ -22,18 +22,13 @@ from activities.infra import AppDatabase, InfraDriver, IsolateTarget
 from activities.postgres import PostgresDriver
 from activities.topology import TopologyReader, refuse
 from hybridops import evidence
-from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
-from hybridops.inventory import Inventory
-from hybridops.lsn import format_lsn, parse_lsn
-from hybridops.models import (
-    ActivityResult,
+from hybridops.contracts.base import ActivityResult, CheckpointInput, EvidenceResult, RuleViolation
+from hybridops.contracts.failover import EvidenceInput
+from hybridops.contracts.sites import (
     AssessInput,
     AssessResult,
-    CheckpointInput,
     DnsCutoverInput,
     DnsResult,
-    EvidenceInput,
-    EvidenceResult,
     FenceResult,
     FollowInput,
     PlanInput,
@@ -45,12 +40,14 @@ from hybridops.models import (
     RpoInput,
     RpoMeasure,
     RpoResult,
-    RuleViolation,
     SiteInput,
     SiteRef,
     VerifyInput,
     VerifyResult,
 )
+from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
+from hybridops.inventory import Inventory
+from hybridops.lsn import format_lsn, parse_lsn
 from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
 from hybridops.workload import read_ledger

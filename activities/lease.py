@@ -15,9 +15,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.common import step_activity
 from hybridops.constants import ACQUIRE_UPDATE, TaskQueue, WorkflowType
+from hybridops.contracts.lease import HolderInput, HolderResult, LeaseGrant, LeaseRequest, LeaseState
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory
-from hybridops.models import HolderInput, HolderResult, LeaseGrant, LeaseRequest, LeaseState
 
 
 class LeaseActivities:

@@ -11,9 +11,10 @@ import asyncio
 
 from activities.dns import DnsDriver
 from activities.postgres import PostgresDriver
+from hybridops.contracts.base import RuleViolation
+from hybridops.contracts.sites import FindingKind, Topology
 from hybridops.errors import HybridOpsError, SafetyRuleViolated
 from hybridops.inventory import Inventory
-from hybridops.models import FindingKind, RuleViolation, Topology
 from hybridops.topology import establish
 
 

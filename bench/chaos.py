@@ -38,10 +38,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from hybridops.constants import Runbook
-from hybridops.failback_models import FailbackInput
+from hybridops.contracts.base import RunStatus, TargetChoice
+from hybridops.contracts.failback import FailbackInput
+from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import HOME_ENV, Inventory, write_inventory
 from hybridops.lab.lab import Lab, LabPorts
-from hybridops.models import FailoverInput, RunStatus, TargetChoice
 from hybridops.workload import read_ledger
 from tests.lab.chaos import (
     WorkerKeeper,

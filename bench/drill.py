@@ -30,13 +30,14 @@ from typing import Any
 
 import psycopg
 
-from hybridops.backup_models import DrillInput, DrillResult
 from hybridops.client import connect
 from hybridops.constants import TaskQueue, WorkflowType
-from hybridops.failback_models import FailbackInput, FailbackResult
+from hybridops.contracts.base import TargetChoice
+from hybridops.contracts.drill import DrillInput, DrillResult
+from hybridops.contracts.failback import FailbackInput, FailbackResult
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.inventory import HOME_ENV, Inventory
 from hybridops.lab.lab import Lab, LabPorts, wait_until
-from hybridops.models import FailoverInput, FailoverResult, TargetChoice
 from hybridops.workload import read_ledger
 from workers.main import build_workers
 

@@ -41,29 +41,24 @@ from activities.decide import DecideActivities
 from activities.failover import FailoverActivities
 from hybridops.client import connect
 from hybridops.constants import TaskQueue
-from hybridops.decision import decide, signal_targets
-from hybridops.inventory import HOME_ENV, Inventory
-from hybridops.lab.lab import Lab, LabPorts
-from hybridops.models import (
-    ActivityResult,
+from hybridops.contracts.base import ActivityResult, RunStatus, StepOutcome, StepRecord
+from hybridops.contracts.decision import DecisionRequest
+from hybridops.contracts.failover import EvidenceInput, FailoverInput, FailoverResult
+from hybridops.contracts.sites import (
     AssessInput,
-    DecisionRequest,
     DnsCutoverInput,
-    EvidenceInput,
-    FailoverInput,
-    FailoverResult,
     FollowInput,
     PlanInput,
     PromoteInput,
     RepointAppsInput,
     RpoInput,
     RpoMeasure,
-    RunStatus,
     SiteInput,
-    StepOutcome,
-    StepRecord,
     VerifyInput,
 )
+from hybridops.decision import decide, signal_targets
+from hybridops.inventory import HOME_ENV, Inventory
+from hybridops.lab.lab import Lab, LabPorts
 from hybridops.workload import Ack, read_ledger
 from workers.main import build_activities, build_workers
 from workflows.failover import FailoverWorkflow

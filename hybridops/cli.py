@@ -19,23 +19,12 @@ from temporalio.exceptions import ApplicationError
 
 from hybridops.client import connect
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, TargetChoice
+from hybridops.contracts.decision import Decision, DecisionRequest, DecisionType, SignalSnapshot
+from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.contracts.sites import FindingKind, PlanInput, Topology
 from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory, home, inventory_path, load_inventory
-from hybridops.models import (
-    ApprovalInput,
-    ApprovalRecord,
-    Decision,
-    DecisionRequest,
-    DecisionType,
-    FailoverInput,
-    FailoverResult,
-    FindingKind,
-    PlanInput,
-    Progress,
-    SignalSnapshot,
-    TargetChoice,
-    Topology,
-)
 
 app = typer.Typer(
     help="HybridOps: DR and cloud-bursting runbooks as Temporal workflows.",

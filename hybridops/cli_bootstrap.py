@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from hybridops.bootstrap_models import BootstrapInput, BootstrapResult, BootstrapStep
 from hybridops.cli import _inventory, console, run_and_watch
 from hybridops.constants import WorkflowType
+from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult, BootstrapStep
 
 
 def bootstrap(

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from hybridops.burst_models import BurstInput, BurstResult, BurstState
 from hybridops.cli import _fail, _inventory, _run, _ui_link, console
 from hybridops.client import connect
 from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, TaskQueue, WorkflowType
-from hybridops.models import Progress, TargetChoice
+from hybridops.contracts.base import Progress, TargetChoice
+from hybridops.contracts.burst import BurstInput, BurstResult, BurstState
 
 burst_app = typer.Typer(
     help="Cloud bursting: add cloud capacity while on-prem is busy.", no_args_is_help=True

@@ -14,10 +14,10 @@ from rich.table import Table
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from hybridops.backup_models import DrillInput, DrillResult
 from hybridops.cli import _fail, _inventory, _run, console, run_and_watch
 from hybridops.client import connect
 from hybridops.constants import WorkflowType
+from hybridops.contracts.drill import DrillInput, DrillResult
 from hybridops.drills import Overlap, create_schedule, drill_status, list_schedules, schedule_id
 from hybridops.errors import HybridOpsError
 

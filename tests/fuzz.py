@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from hybridops.backup_models import DrillInput
-from hybridops.bootstrap_models import BootstrapInput
-from hybridops.burst_models import BurstInput
-from hybridops.failback_models import FailbackInput
-from hybridops.models import ApprovalInput, FailoverInput
+from hybridops.contracts.base import ApprovalInput
+from hybridops.contracts.bootstrap import BootstrapInput
+from hybridops.contracts.burst import BurstInput
+from hybridops.contracts.drill import DrillInput
+from hybridops.contracts.failback import FailbackInput
+from hybridops.contracts.failover import FailoverInput
 
 WORKFLOW_INPUTS: dict[str, type[BaseModel]] = {
     "FailoverWorkflow": FailoverInput,

@@ -15,7 +15,9 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from hybridops.bootstrap_models import (
+    from hybridops.constants import PROGRESS_QUERY, WorkflowType
+    from hybridops.contracts.base import EvidenceResult, Progress, RunStatus, StepRecord
+    from hybridops.contracts.bootstrap import (
         BootstrapEvidenceInput,
         BootstrapInput,
         BootstrapPlan,
@@ -24,8 +26,6 @@ with workflow.unsafe.imports_passed_through():
         BootstrapStepInput,
         BootstrapStepResult,
     )
-    from hybridops.constants import PROGRESS_QUERY, WorkflowType
-    from hybridops.models import EvidenceResult, Progress, RunStatus, StepRecord
     from workflows import steps
 
 

@@ -22,7 +22,19 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from hybridops.burst_models import (
+    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
+    from hybridops.contracts.base import (
+        ActivityResult,
+        ApprovalInput,
+        ApprovalRecord,
+        Cloud,
+        EvidenceResult,
+        Progress,
+        RuleViolation,
+        RunStatus,
+        StepRecord,
+    )
+    from hybridops.contracts.burst import (
         BurstEvidenceInput,
         BurstInput,
         BurstPlan,
@@ -38,23 +50,9 @@ with workflow.unsafe.imports_passed_through():
         WorkloadsInput,
         carried_state,
     )
-    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
+    from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
     from hybridops.decision import evaluate, signal_targets
     from hybridops.errors import InputError
-    from hybridops.models import (
-        ActivityResult,
-        ApprovalInput,
-        ApprovalRecord,
-        Cloud,
-        DecisionRequest,
-        DecisionType,
-        EvidenceResult,
-        Progress,
-        RuleViolation,
-        RunStatus,
-        SignalsResult,
-        StepRecord,
-    )
     from hybridops.policy import Policy
     from workflows import steps
     from workflows.guard import SAFETY_PATCH, SafetyGuard

@@ -20,7 +20,9 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from hybridops.backup_models import (
+    from hybridops.constants import PROGRESS_QUERY, WorkflowType
+    from hybridops.contracts.base import ActivityResult, EvidenceResult, Progress, RunStatus, StepRecord
+    from hybridops.contracts.drill import (
         BackupStepResult,
         DrillEvidenceInput,
         DrillInput,
@@ -35,14 +37,6 @@ with workflow.unsafe.imports_passed_through():
         TakeBackupInput,
         VerifyRestoreInput,
         VerifyRestoreResult,
-    )
-    from hybridops.constants import PROGRESS_QUERY, WorkflowType
-    from hybridops.models import (
-        ActivityResult,
-        EvidenceResult,
-        Progress,
-        RunStatus,
-        StepRecord,
     )
     from workflows import steps
 

@@ -25,7 +25,17 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
-    from hybridops.failback_models import (
+    from hybridops.contracts.base import (
+        ActivityResult,
+        ApprovalInput,
+        ApprovalRecord,
+        EvidenceResult,
+        Progress,
+        RuleViolation,
+        RunStatus,
+        StepRecord,
+    )
+    from hybridops.contracts.failback import (
         CatchUpInput,
         CatchUpResult,
         FailbackEvidenceInput,
@@ -38,26 +48,18 @@ with workflow.unsafe.imports_passed_through():
         RejoinResult,
         RetireFenceInput,
     )
-    from hybridops.models import (
-        ActivityResult,
-        ApprovalInput,
-        ApprovalRecord,
+    from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
         DnsCutoverInput,
         DnsResult,
-        EvidenceResult,
         FenceResult,
         PlanInput,
         PlanResult,
-        Progress,
         PromoteInput,
         PromoteResult,
         RepointAppsInput,
-        RuleViolation,
-        RunStatus,
         SiteInput,
-        StepRecord,
         VerifyInput,
         VerifyResult,
     )

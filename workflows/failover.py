@@ -22,49 +22,45 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
-    from hybridops.decision import decide, signal_targets
-    from hybridops.models import (
+    from hybridops.contracts.base import (
         ActivityResult,
         AlertNotice,
         ApprovalInput,
         ApprovalRecord,
+        EvidenceResult,
+        Phase,
+        Progress,
+        RuleViolation,
+        RunStatus,
+        StepOutcome,
+        StepRecord,
+    )
+    from hybridops.contracts.decision import Decision, DecisionRequest, DecisionType, DrMode, SignalsResult
+    from hybridops.contracts.failover import EvidenceInput, FailoverInput, FailoverResult
+    from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
-        Decision,
-        DecisionRequest,
-        DecisionType,
         DnsCutoverInput,
         DnsResult,
-        DrMode,
-        EvidenceInput,
-        EvidenceResult,
-        FailoverInput,
-        FailoverResult,
         FenceResult,
         Finding,
         FindingKind,
         FollowInput,
-        Phase,
         PlanInput,
         PlanResult,
         PrepareResult,
-        Progress,
         PromoteInput,
         PromoteResult,
         RepointAppsInput,
         RpoInput,
         RpoMeasure,
         RpoResult,
-        RuleViolation,
-        RunStatus,
-        SignalsResult,
         SiteInput,
-        StepOutcome,
-        StepRecord,
         Topology,
         VerifyInput,
         VerifyResult,
     )
+    from hybridops.decision import decide, signal_targets
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, establish, keep_writer
     from workflows import steps

@@ -19,16 +19,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from hybridops.models import (
+    from hybridops.contracts.base import (
         ActivityResult,
         ApprovalInput,
         ApprovalRecord,
-        DnsCutoverInput,
-        PromoteInput,
         RuleViolation,
         StepOutcome,
         StepRecord,
     )
+    from hybridops.contracts.sites import DnsCutoverInput, PromoteInput
     from hybridops.policy import Policy
     from workflows import identity, steps
 

@@ -23,7 +23,14 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from hybridops.constants import ACQUIRE_UPDATE, LEASE_QUERY, RELEASE_SIGNAL, WorkflowType
-    from hybridops.models import HolderInput, HolderResult, LeaseGrant, LeaseHolder, LeaseRequest, LeaseState
+    from hybridops.contracts.lease import (
+        HolderInput,
+        HolderResult,
+        LeaseGrant,
+        LeaseHolder,
+        LeaseRequest,
+        LeaseState,
+    )
 
 ACQUIRE_LEASE = "acquire_lease"
 HOLDER_OPEN = "lease_holder_open"

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from hybridops.constants import TaskQueue
-    from hybridops.models import ActivityResult, CheckpointInput, StepOutcome, StepRecord
+    from hybridops.contracts.base import ActivityResult, CheckpointInput, StepOutcome, StepRecord
 
 R = TypeVar("R", bound=BaseModel)
 A = TypeVar("A", bound=ActivityResult)

@@ -4,7 +4,7 @@ playbooks and roles it runs are in ``infra/ansible/``."""
 
 from activities.ansible.errors import HostsUnreachable, PlaybookError, PlaybookFailed, PlaybookTimeout
 from activities.ansible.runner import AnsibleRunner, run_playbook
-from hybridops.ansible_models import FailedTask, HostRecap, PlaybookResult
+from activities.ansible.types import FailedTask, HostRecap, PlaybookResult
 
 __all__ = [
     "AnsibleRunner",

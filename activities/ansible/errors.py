@@ -7,7 +7,7 @@ not be reached (a network blip, a host still booting), a run past its deadline.
 
 from __future__ import annotations
 
-from hybridops.ansible_models import FailedTask, PlaybookResult
+from activities.ansible.types import FailedTask, PlaybookResult
 from hybridops.errors import FatalError, RetryableError
 
 

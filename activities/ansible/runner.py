@@ -41,8 +41,8 @@ from ansible_runner import Runner, RunnerConfig  # type: ignore[import-untyped]
 from temporalio import activity
 
 from activities.ansible.errors import HostsUnreachable, PlaybookError, PlaybookFailed, PlaybookTimeout
+from activities.ansible.types import FailedTask, HostRecap, PlaybookResult
 from activities.process import HEARTBEAT_S, redact, refuse_secrets, tail
-from hybridops.ansible_models import FailedTask, HostRecap, PlaybookResult
 from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError
 from hybridops.secrets import MIN_SECRET_LEN, resolve_secret

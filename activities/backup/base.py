@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 
-from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
+from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import InputError
 from hybridops.inventory import Inventory
 

@@ -39,7 +39,7 @@ from activities.backup.base import LATEST, BackupDriver
 from activities.backup.errors import BackupNotFound, BackupToolFailed
 from activities.backup.process import run_tool
 from hybridops import pgbin
-from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
+from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import ConfigError, DatabaseUnreachable, FatalError, InputError, PreconditionFailed
 from hybridops.lsn import parse_lsn
 from hybridops.secrets import resolve_secret

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from activities.backup.errors import RestoreTargetNotEmpty
 from hybridops import pgbin
-from hybridops.backup_models import RestoreResult
+from hybridops.contracts.backup import RestoreResult
 from hybridops.errors import InputError, PreconditionFailed
 from hybridops.inventory import Inventory
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from activities.backup.base import BackupDriver
 from hybridops.drivers import load_driver
-from hybridops.inventory import BackupDriver as Kind
-from hybridops.inventory import Inventory
+from hybridops.inventory import BackupKind, Inventory
 
-DRIVERS: dict[Kind, str] = {
-    Kind.WALG: "activities.backup.walg:WalgBackupDriver",
-    Kind.BASEBACKUP: "activities.backup.basebackup:BaseBackupDriver",
+DRIVERS: dict[BackupKind, str] = {
+    BackupKind.WALG: "activities.backup.walg:WalgBackupDriver",
+    BackupKind.BASEBACKUP: "activities.backup.basebackup:BaseBackupDriver",
 }
 
 

@@ -32,8 +32,8 @@ from activities.backup.basebackup import format_lsn
 from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
 from hybridops import pgbin
-from hybridops.backup_models import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.childenv import child_environment
+from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import ConfigError, FatalError, HybridOpsError
 from hybridops.lsn import parse_lsn
 from hybridops.secrets import MIN_SECRET_LEN, resolve_reference, resolve_secret

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from activities.dns.base import DnsDriver
 from hybridops.drivers import load_driver
-from hybridops.inventory import DnsDriver as Kind
-from hybridops.inventory import DnsSettings
+from hybridops.inventory import DnsKind, DnsSettings
 
-DRIVERS: dict[Kind, str] = {Kind.ROUTE53: "activities.dns.route53:Route53Driver"}
+DRIVERS: dict[DnsKind, str] = {DnsKind.ROUTE53: "activities.dns.route53:Route53Driver"}
 
 
 def make_dns_driver(settings: DnsSettings) -> DnsDriver:

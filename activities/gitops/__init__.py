@@ -9,7 +9,7 @@ from activities.gitops.errors import (
     GitOpsRejected,
 )
 from activities.gitops.registry import make_gitops_driver
-from hybridops.gitops_models import AppState, GitOpsResult
+from activities.gitops.types import AppState, GitOpsResult
 
 __all__ = [
     "AppState",

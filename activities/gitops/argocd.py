@@ -24,8 +24,8 @@ import aiohttp
 
 from activities.gitops.base import GitOpsDriver, fill_all, object_name, result_of
 from activities.gitops.errors import GitOpsAppNotFound, GitOpsAuthFailed, GitOpsError, GitOpsRejected
+from activities.gitops.types import AppState, GitOpsResult
 from hybridops.errors import ConfigError
-from hybridops.gitops_models import AppState, GitOpsResult
 from hybridops.inventory import GitOpsSettings
 from hybridops.secrets import resolve_secret
 

@@ -18,8 +18,8 @@ from typing import Any
 from temporalio import activity
 
 from activities.gitops.errors import GitOpsNotReady
+from activities.gitops.types import AppState, GitOpsResult
 from hybridops.errors import ConfigError, InputError
-from hybridops.gitops_models import AppState, GitOpsResult
 from hybridops.inventory import GitOpsSettings
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
 from activities.gitops.base import GitOpsDriver, fill, fill_all, object_name, result_of
 from activities.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
+from activities.gitops.types import AppState, GitOpsResult
 from hybridops.errors import ConfigError
-from hybridops.gitops_models import AppState, GitOpsResult
 from hybridops.inventory import GitOpsSettings
 from hybridops.secrets import resolve_secret
 

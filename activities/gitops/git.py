@@ -28,9 +28,9 @@ import yaml
 
 from activities.gitops.base import GitOpsDriver, fill, heartbeat, result_of
 from activities.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
+from activities.gitops.types import AppState, GitOpsResult
 from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError
-from hybridops.gitops_models import AppState, GitOpsResult
 from hybridops.inventory import GitOpsSettings
 from hybridops.secrets import resolve_secret
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from activities.gitops.base import GitOpsDriver
 from hybridops.drivers import load_driver
-from hybridops.inventory import GitOpsDriver as Kind
-from hybridops.inventory import GitOpsSettings
+from hybridops.inventory import GitOpsKind, GitOpsSettings
 
-DRIVERS: dict[Kind, str] = {
-    Kind.ARGOCD: "activities.gitops.argocd:ArgoCdDriver",
-    Kind.FLUX: "activities.gitops.flux:FluxDriver",
-    Kind.GIT: "activities.gitops.git:GitDriver",
+DRIVERS: dict[GitOpsKind, str] = {
+    GitOpsKind.ARGOCD: "activities.gitops.argocd:ArgoCdDriver",
+    GitOpsKind.FLUX: "activities.gitops.flux:FluxDriver",
+    GitOpsKind.GIT: "activities.gitops.git:GitDriver",
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from hybridops.models import Cloud
+from hybridops.contracts.base import Cloud
 
 
 class InfraCapability(StrEnum):

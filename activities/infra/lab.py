@@ -16,9 +16,9 @@ from typing import Any
 import psutil
 
 from activities.infra.base import AppDatabase, InfraCapability, InfraDriver, IsolateTarget
+from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraSettings
-from hybridops.models import Cloud
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> bool:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from activities.infra.base import InfraDriver
 from hybridops.drivers import load_driver
-from hybridops.inventory import InfraDriver as Kind
-from hybridops.inventory import InfraSettings
+from hybridops.inventory import InfraKind, InfraSettings
 
-DRIVERS: dict[Kind, str] = {
-    Kind.LAB: "activities.infra.lab:LabInfraDriver",
-    Kind.TERRAFORM: "activities.infra.terraform:TerraformInfraDriver",
+DRIVERS: dict[InfraKind, str] = {
+    InfraKind.LAB: "activities.infra.lab:LabInfraDriver",
+    InfraKind.TERRAFORM: "activities.infra.terraform:TerraformInfraDriver",
 }
 
 

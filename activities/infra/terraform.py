@@ -13,9 +13,9 @@ from pathlib import Path
 
 from activities.infra.base import AppDatabase, InfraCapability, InfraDriver
 from activities.terraform import TerraformRunner
+from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraSettings
-from hybridops.models import Cloud
 
 POOL_NODES = ("*node_pool*", "terraform_data.node[*]")
 """Addresses a scale-in may delete: the pool's nodes (cloud node pools are resized in place)."""

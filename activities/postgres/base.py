@@ -10,9 +10,9 @@ import abc
 import logging
 from datetime import datetime
 
-from hybridops.failback_models import CatchUpResult, PauseResult, RejoinMethod, RejoinResult
+from hybridops.contracts.failback import CatchUpResult, PauseResult, RejoinMethod, RejoinResult
+from hybridops.contracts.sites import FenceResult, PromoteResult, SiteState
 from hybridops.inventory import Inventory
-from hybridops.models import FenceResult, PromoteResult, SiteState
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from temporalio import activity
 from activities.postgres.base import PostgresDriver
 from activities.postgres.timelines import archived_timelines, confirm_new_timeline
 from hybridops import pgbin
+from hybridops.contracts.failback import CatchUpResult, PauseResult, RejoinMethod, RejoinOutcome, RejoinResult
+from hybridops.contracts.sites import FenceResult, FenceToken, PromoteResult, SiteState
 from hybridops.errors import DatabaseError, DatabaseUnreachable, HybridOpsError, PreconditionFailed
-from hybridops.failback_models import CatchUpResult, PauseResult, RejoinMethod, RejoinOutcome, RejoinResult
 from hybridops.lsn import parse_lsn
-from hybridops.models import FenceResult, FenceToken, PromoteResult, SiteState
 from hybridops.secrets import resolve_secret
 
 FENCE_MARK = "hybridops.fence.json"

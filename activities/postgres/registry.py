@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from activities.postgres.base import PostgresDriver
 from hybridops.drivers import load_driver
-from hybridops.inventory import Inventory
-from hybridops.inventory import PostgresDriver as Kind
+from hybridops.inventory import Inventory, PostgresKind
 
-DRIVERS: dict[Kind, str] = {Kind.LOCAL: "activities.postgres.local:LocalPostgresDriver"}
+DRIVERS: dict[PostgresKind, str] = {PostgresKind.LOCAL: "activities.postgres.local:LocalPostgresDriver"}
 
 
 def make_postgres_driver(inventory: Inventory) -> PostgresDriver:

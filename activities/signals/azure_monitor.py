@@ -33,7 +33,8 @@ from activities.signals.http import (
     rfc3339,
     utc,
 )
-from hybridops.models import Signal, SiteRef
+from hybridops.contracts.decision import Signal
+from hybridops.contracts.sites import SiteRef
 
 API_VERSION = "2023-10-01"
 WINDOW = timedelta(minutes=10)

@@ -11,8 +11,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hybridops.contracts.decision import Signal, SignalName
+from hybridops.contracts.sites import SiteRef
 from hybridops.inventory import SignalSource
-from hybridops.models import Signal, SignalName, SiteRef
 
 
 @dataclass

@@ -36,7 +36,8 @@ from activities.signals.http import (
     substitute,
     utc,
 )
-from hybridops.models import Signal, SiteRef
+from hybridops.contracts.decision import Signal
+from hybridops.contracts.sites import SiteRef
 
 WINDOW = timedelta(minutes=10)
 """How far back a point may be and still be read (staleness is for the policy to judge)."""

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from hybridops.contracts.sites import SiteRef
 from hybridops.errors import ConfigError
 from hybridops.inventory import SignalSource
-from hybridops.models import SiteRef
 from hybridops.secrets import resolve_secret
 
 ONPREM = "onprem"

@@ -28,7 +28,8 @@ from typing import Any
 
 from activities.signals.base import SignalsDriver, SourceReading
 from activities.signals.http import HttpSource, SourceError, finite, guarded, substitute, utc
-from hybridops.models import Signal, SiteRef
+from hybridops.contracts.decision import Signal
+from hybridops.contracts.sites import SiteRef
 
 API_PATH = "/api/v1/query"
 

@@ -6,15 +6,15 @@ import asyncio
 from datetime import datetime
 
 from activities.signals.base import SignalsDriver, SourceReading
+from hybridops.contracts.decision import CandidateSignals, Signal, SignalName, SignalSnapshot
+from hybridops.contracts.sites import SiteRef
 from hybridops.drivers import load_driver
-from hybridops.inventory import SignalsDriver as Kind
-from hybridops.inventory import SignalsSettings
-from hybridops.models import CandidateSignals, Signal, SignalName, SignalSnapshot, SiteRef
+from hybridops.inventory import SignalsKind, SignalsSettings
 
-DRIVERS: dict[Kind, str] = {
-    Kind.PROMETHEUS: "activities.signals.prometheus:PrometheusDriver",
-    Kind.AZURE_MONITOR: "activities.signals.azure_monitor:AzureMonitorDriver",
-    Kind.GCP_MONITORING: "activities.signals.gcp_monitoring:GcpMonitoringDriver",
+DRIVERS: dict[SignalsKind, str] = {
+    SignalsKind.PROMETHEUS: "activities.signals.prometheus:PrometheusDriver",
+    SignalsKind.AZURE_MONITOR: "activities.signals.azure_monitor:AzureMonitorDriver",
+    SignalsKind.GCP_MONITORING: "activities.signals.gcp_monitoring:GcpMonitoringDriver",
 }
 
 STATIC = "static"

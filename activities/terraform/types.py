@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from hybridops.models import Contract
+from hybridops.contracts.base import Contract
 
 
 class PlanSummary(Contract):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from hybridops.models import Timestamp
+from hybridops.contracts.base import Timestamp
 
 DRILL_LABEL = "drill"
 """An alert labelled ``drill="true"`` never starts a production runbook."""

@@ -75,9 +75,9 @@ from hybridops.alerts.routes import (
 )
 from hybridops.client import connect
 from hybridops.constants import ALERT_SIGNAL
+from hybridops.contracts.base import AlertNotice
 from hybridops.errors import ConfigError, RetryableError
 from hybridops.inventory import AlertsSettings, Inventory, parse_listen
-from hybridops.models import AlertNotice
 from hybridops.secrets import resolve_secret
 
 log = logging.getLogger("hybridops.alerts")

@@ -22,8 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hybridops.constants import Runbook, TaskQueue, WorkflowType
+from hybridops.contracts.base import REASON_MAX
+from hybridops.contracts.failover import FailoverInput
 from hybridops.errors import ConfigError
-from hybridops.models import REASON_MAX, FailoverInput
 
 ROUTES_FILE = Path("runbooks") / "alert-routes.yaml"
 """Where the routes live in a checkout, when the inventory's ``alerts.routes`` is absent."""

@@ -2,7 +2,7 @@
 
 ``manifest.json`` lies in the folder it hashes, so whoever can edit ``evidence.json`` can
 rewrite the manifest to match. What the folder held is also recorded outside it: the evidence
-step's result (:class:`hybridops.models.EvidenceResult`: every file's SHA-256 and the
+step's result (:class:`hybridops.contracts.base.EvidenceResult`: every file's SHA-256 and the
 manifest's own) is in the run's history, as the payload of its ``ActivityTaskCompleted``
 event, or of its local activity marker when steps run colocated. The folder's own
 ``history.json`` cannot help: the evidence step exported it before it had a result.

@@ -20,6 +20,8 @@ import psycopg
 
 from hybridops import pgbin
 from hybridops.constants import FAULTS_DIR_ENV
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import SignalName
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import (
     AlertsSettings,
@@ -40,7 +42,6 @@ from hybridops.inventory import (
 from hybridops.lab import dns_state
 from hybridops.lab.dns_state import run_sync
 from hybridops.lab.monitoring import ALERT_TOKEN_ENV, Monitoring, alert_token
-from hybridops.models import Cloud, SignalName
 from hybridops.workload import workload_ddl
 
 if TYPE_CHECKING:

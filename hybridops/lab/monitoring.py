@@ -35,9 +35,9 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
 
+from hybridops.contracts.decision import SignalName
 from hybridops.errors import ConfigError
-from hybridops.inventory import AlertsSettings, SignalsDriver, SignalSource, SignalsSettings
-from hybridops.models import SignalName
+from hybridops.inventory import AlertsSettings, SignalsKind, SignalSource, SignalsSettings
 
 if TYPE_CHECKING:
     from hybridops.lab.lab import Lab
@@ -210,7 +210,7 @@ class Monitoring:
 
     def signals_settings(self) -> SignalsSettings:
         return SignalsSettings(
-            sources=[SignalSource(driver=SignalsDriver.PROMETHEUS, url=self.prometheus_url, queries=QUERIES)]
+            sources=[SignalSource(driver=SignalsKind.PROMETHEUS, url=self.prometheus_url, queries=QUERIES)]
         )
 
     def alerts_settings(self) -> AlertsSettings:

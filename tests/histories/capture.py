@@ -27,21 +27,15 @@ from typing import Any
 import yaml
 from temporalio.client import Client, WorkflowHandle
 
-from hybridops.backup_models import DrillInput
-from hybridops.bootstrap_models import BootstrapInput
-from hybridops.burst_models import BurstInput, BurstState
 from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
-from hybridops.failback_models import FailbackInput
+from hybridops.contracts.base import AlertNotice, ApprovalInput, Phase, Progress, TargetChoice
+from hybridops.contracts.bootstrap import BootstrapInput
+from hybridops.contracts.burst import BurstInput, BurstState
+from hybridops.contracts.drill import DrillInput
+from hybridops.contracts.failback import FailbackInput
+from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import Placement
 from hybridops.lab import Lab
-from hybridops.models import (
-    AlertNotice,
-    ApprovalInput,
-    FailoverInput,
-    Phase,
-    Progress,
-    TargetChoice,
-)
 from hybridops.workload import read_ledger
 from tests.conftest import lab_inventory
 from tests.lab.helpers import can_write, eventually, promote_by_hand, start

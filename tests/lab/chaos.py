@@ -29,12 +29,12 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from hybridops.constants import Runbook, TaskQueue, WorkflowType
+from hybridops.contracts.failback import FailbackResult
+from hybridops.contracts.failover import FailoverResult
 from hybridops.evidence import MANIFEST, verify_manifest
-from hybridops.failback_models import FailbackResult
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.lab.lab import SITES
-from hybridops.models import FailoverResult
 from hybridops.workload import read_ledger
 from tests.lab.helpers import dns_points_at, eventually, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler

@@ -16,9 +16,9 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.dns.route53 import Route53Driver
 from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.contracts.failover import FailoverResult
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
-from hybridops.models import FailoverResult
 
 T = TypeVar("T")
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowExecution
 
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, StepOutcome
+from hybridops.contracts.failover import FailoverResult
 from hybridops.lab import Lab
-from hybridops.models import ApprovalInput, FailoverResult, Progress, RunStatus, StepOutcome
 from tests.conftest import lab_inventory
 from tests.lab.helpers import dns_points_at, eventually, fenced, role
 

@@ -34,9 +34,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from hybridops.alerts.receiver import AlertReceiver, tls_context
 from hybridops.alerts.routes import RUNBOOKS, RoutesFile, RunbookSpec, incident_workflow_id, parse_routes
 from hybridops.constants import ALERT_SIGNAL, TaskQueue, WorkflowType
+from hybridops.contracts.base import AlertNotice
+from hybridops.contracts.failover import FailoverInput
 from hybridops.errors import ConfigError
 from hybridops.inventory import AlertsSettings
-from hybridops.models import AlertNotice, FailoverInput
 from tests.conftest import free_port
 from tests.lab.helpers import eventually
 

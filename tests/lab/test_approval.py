@@ -11,8 +11,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress
+from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
-from hybridops.models import ApprovalInput, ApprovalRecord, FailoverInput, Progress
 from tests.conftest import lab_inventory
 from tests.lab.helpers import can_write, dns_points_at, eventually, fenced, role, start
 

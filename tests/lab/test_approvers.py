@@ -11,8 +11,9 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, RunStatus
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
-from hybridops.models import ApprovalInput, ApprovalRecord, FailoverInput, FailoverResult, Progress, RunStatus
 from tests.conftest import identified_client, lab_inventory
 from tests.lab.helpers import assert_one_writer, eventually, start
 

@@ -16,8 +16,9 @@ from hybridops.audit.histories import fetch_closed_runs, fetch_history
 from hybridops.audit.replay import ReplayOutcome, ReplayReport, replay
 from hybridops.audit.report import write_report
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, RunStatus
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
-from hybridops.models import ApprovalInput, ApprovalRecord, FailoverInput, FailoverResult, Progress, RunStatus
 from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually, start
 

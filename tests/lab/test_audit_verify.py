@@ -17,10 +17,11 @@ from temporalio.client import Client
 
 from hybridops.audit.histories import fetch_history
 from hybridops.audit.verify import recorded_evidence
+from hybridops.contracts.base import RunStatus
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import MANIFEST, manifest_text, sha256
 from hybridops.inventory import Placement
 from hybridops.lab import Lab
-from hybridops.models import FailoverInput, FailoverResult, RunStatus
 from tests.conftest import lab_inventory
 from tests.lab.helpers import start
 

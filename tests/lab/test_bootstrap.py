@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from hybridops.bootstrap_models import BootstrapInput, BootstrapResult
 from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.contracts.base import StepOutcome
+from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult
 from hybridops.inventory import BootstrapSettings
 from hybridops.lab import Lab
-from hybridops.models import StepOutcome
 from tests.conftest import lab_inventory
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "ansible"

@@ -18,11 +18,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.dns.route53 import Route53Driver
 from activities.infra.lab import LabInfraDriver
-from hybridops.burst_models import BurstInput, BurstResult, BurstState
 from hybridops.constants import STOP_SIGNAL, TaskQueue, WorkflowType
+from hybridops.contracts.base import Cloud, RunStatus
+from hybridops.contracts.burst import BurstInput, BurstResult, BurstState
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
-from hybridops.models import Cloud, RunStatus
 from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually
 
@@ -216,7 +216,7 @@ async def test_a_burst_that_needs_approval_waits_before_scaling(
     """The policy's approvals hold in every runbook (issue 10): a burst that requires approval
     scales nothing until it is approved; rejected, it ends with nothing to undo."""
     from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
-    from hybridops.models import ApprovalInput, Progress
+    from hybridops.contracts.base import ApprovalInput, Progress
 
     inv = lab_inventory(lab)
     await run_workers(client, inv)

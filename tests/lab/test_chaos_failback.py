@@ -14,9 +14,10 @@ from temporalio.client import Client
 
 from activities.common import crash_mark
 from hybridops.constants import Runbook
-from hybridops.failback_models import FailbackInput
+from hybridops.contracts.base import RunStatus, TargetChoice
+from hybridops.contracts.failback import FailbackInput
+from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
-from hybridops.models import FailoverInput, RunStatus, TargetChoice
 from tests.conftest import lab_inventory
 from tests.lab.chaos import (
     FAILBACK_STEPS,

@@ -16,8 +16,9 @@ import pytest
 from temporalio.client import Client
 
 from hybridops.constants import Runbook
+from hybridops.contracts.base import RunStatus, TargetChoice
+from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
-from hybridops.models import FailoverInput, RunStatus, TargetChoice
 from tests.conftest import lab_inventory
 from tests.lab.chaos import (
     FAILOVER_STEPS,

@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from hybridops.constants import Runbook
+from hybridops.contracts.base import TargetChoice
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
-from hybridops.models import FailoverInput, FailoverResult, TargetChoice
 from tests.conftest import lab_inventory
 from tests.lab.chaos import (
     assert_case,

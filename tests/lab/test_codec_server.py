@@ -38,8 +38,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from hybridops.client import data_converter
 from hybridops.constants import WorkflowType
+from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import Inventory, TemporalSettings, write_inventory
-from hybridops.models import FailoverInput
 from tests.conftest import free_port
 from tests.lab.helpers import eventually
 

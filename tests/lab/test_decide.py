@@ -17,8 +17,10 @@ import yaml
 from temporalio.client import Client, WorkflowFailureError
 
 from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.contracts.base import RunStatus
+from hybridops.contracts.decision import DecisionType, DrMode
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
-from hybridops.models import DecisionType, DrMode, FailoverInput, FailoverResult, RunStatus
 from tests.conftest import lab_inventory
 from tests.lab.helpers import dns_points_at, fenced, role, start
 

@@ -14,8 +14,8 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.drill import DrillActivities
-from hybridops.backup_models import DrillInput, DrillResult
 from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.contracts.drill import DrillInput, DrillResult
 from hybridops.drills import create_schedule, drill_status, schedule_id
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab

@@ -21,11 +21,12 @@ from activities.postgres.local import LocalPostgresDriver
 from hybridops import pgbin
 from hybridops.audit.replay import make_replayer
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, TargetChoice
+from hybridops.contracts.failback import FailbackInput, FailbackResult, RejoinMethod, RejoinOutcome
+from hybridops.contracts.failover import FailoverInput
 from hybridops.evidence import verify_manifest
-from hybridops.failback_models import FailbackInput, FailbackResult, RejoinMethod, RejoinOutcome
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
-from hybridops.models import ApprovalInput, FailoverInput, Progress, RunStatus, TargetChoice
 from hybridops.workload import Ack, read_ledger
 from tests.conftest import lab_inventory
 from tests.lab.helpers import can_write, dns_points_at, eventually, fenced, role, start, timeline

@@ -24,7 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from hybridops.alerts.payload import AlertStatus, WebhookPayload
 from hybridops.alerts.receiver import AlertReceiver
 from hybridops.constants import TaskQueue
-from hybridops.models import REASON_MAX, FailoverInput
+from hybridops.contracts.base import REASON_MAX
+from hybridops.contracts.failover import FailoverInput
 from tests.fuzz import body, json_values, notification
 from tests.lab.helpers import eventually
 from tests.lab.test_alert_receiver import ROUTES, TOKEN

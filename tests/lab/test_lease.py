@@ -13,18 +13,12 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from hybridops.constants import APPROVE_UPDATE, LEASE_QUERY, PROGRESS_QUERY, TaskQueue, WorkflowType
-from hybridops.failback_models import FailbackInput
+from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, TargetChoice
+from hybridops.contracts.failback import FailbackInput
+from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.contracts.lease import LeaseHolder
 from hybridops.inventory import Inventory, LeaseSettings
 from hybridops.lab import Lab
-from hybridops.models import (
-    ApprovalInput,
-    FailoverInput,
-    FailoverResult,
-    LeaseHolder,
-    Progress,
-    RunStatus,
-    TargetChoice,
-)
 from tests.conftest import lab_inventory
 from tests.lab.helpers import assert_one_writer, eventually, role, start
 

@@ -15,11 +15,13 @@ import psutil
 import pytest
 
 from activities.signals.prometheus import PrometheusDriver
-from hybridops.inventory import SignalsDriver
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import SignalName
+from hybridops.contracts.sites import SiteRef
+from hybridops.inventory import SignalsKind
 from hybridops.lab import Lab
 from hybridops.lab.lab import wait_until
 from hybridops.lab.monitoring import QUERIES
-from hybridops.models import Cloud, SignalName, SiteRef
 
 CLOUDS = {"azure": "azure", "gcp": "gcp"}
 
@@ -56,7 +58,7 @@ def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
     lab = monitored_lab
     inv = lab.inventory()
     (source,) = inv.signals.sources
-    assert source.driver is SignalsDriver.PROMETHEUS
+    assert source.driver is SignalsKind.PROMETHEUS
     assert source.url == lab.monitoring.prometheus_url
     assert inv.alerts.token_ref == "env:HYBRIDOPS_LAB_ALERT_TOKEN"
     assert (lab.root / "monitoring" / "alert-token").stat().st_mode & 0o777 == 0o600

@@ -32,10 +32,11 @@ from hybridops.audit.replay import make_replayer
 from hybridops.client import data_converter
 from hybridops.codec import ENCODING, key_id_of
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, RunStatus
+from hybridops.contracts.failover import FailoverInput
 from hybridops.identity import IdentityClientInterceptor, local_identity
 from hybridops.inventory import CodecSettings, Inventory
 from hybridops.lab import Lab
-from hybridops.models import ApprovalInput, ApprovalRecord, FailoverInput, Progress, RunStatus
 from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually, start
 from workflows.failover import FailoverWorkflow

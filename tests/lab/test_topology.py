@@ -16,17 +16,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
+from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, TargetChoice
+from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.contracts.sites import FindingKind
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
-from hybridops.models import (
-    ApprovalInput,
-    FailoverInput,
-    FailoverResult,
-    FindingKind,
-    Progress,
-    RunStatus,
-    TargetChoice,
-)
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
     assert_one_writer,

@@ -8,8 +8,9 @@ import subprocess
 
 from temporalio.client import Client
 
+from hybridops.contracts.base import RunStatus
+from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
-from hybridops.models import FailoverInput, RunStatus
 from tests.conftest import lab_inventory
 from tests.lab.helpers import dns_changes, dns_points_at, eventually, spawn_worker, start, timeline
 

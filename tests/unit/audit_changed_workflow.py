@@ -12,7 +12,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from hybridops.constants import WorkflowType
-    from hybridops.models import FailoverInput, FailoverResult, StepRecord
+    from hybridops.contracts.base import StepRecord
+    from hybridops.contracts.failover import FailoverInput, FailoverResult
     from workflows import steps
     from workflows.failover import FailoverWorkflow
 

@@ -18,8 +18,9 @@ from hybridops.alerts.routes import (
     load_routes,
     parse_routes,
 )
+from hybridops.contracts.base import REASON_MAX
+from hybridops.contracts.failover import FailoverInput
 from hybridops.errors import ConfigError
-from hybridops.models import REASON_MAX, FailoverInput
 
 T0 = datetime(2025, 3, 1, 4, 5, 6, 789000, tzinfo=UTC)
 

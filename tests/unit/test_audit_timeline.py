@@ -10,8 +10,8 @@ from hybridops.audit.histories import HISTORY_SUFFIX, load_history_file
 from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.report import write_report
 from hybridops.audit.timeline import Origin, StepKind, StepStatus, Timeline, build_timeline
+from hybridops.contracts.failover import FailoverResult
 from hybridops.evidence import write_evidence
-from hybridops.models import FailoverResult
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hybridops.burst_models import BurstInput, BurstState, carried_state
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.burst import BurstInput, BurstState, carried_state
 from hybridops.errors import InputError
-from hybridops.models import Cloud
 
 
 def state(carried_from: str | None) -> BurstState:

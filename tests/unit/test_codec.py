@@ -23,9 +23,10 @@ from hybridops.codec import (
     map_history_payloads,
     new_key,
 )
+from hybridops.contracts.base import ApprovalInput
+from hybridops.contracts.failover import FailoverInput
 from hybridops.errors import ConfigError
 from hybridops.inventory import CodecSettings, TemporalSettings
-from hybridops.models import ApprovalInput, FailoverInput
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(32, 64))

@@ -15,9 +15,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 from hybridops.client import DATA_CONVERTER
 from hybridops.codec import ENCODING, EncryptionCodec
 from hybridops.codec_server import CodecServer, codec_server_for
+from hybridops.contracts.failover import FailoverInput
 from hybridops.errors import ConfigError
 from hybridops.inventory import CodecSettings, TemporalSettings, parse_listen
-from hybridops.models import FailoverInput
 
 TOKEN = "codec-unit-token-0123456789abcdef"
 UI = "http://127.0.0.1:8233"

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from hybridops.contracts.base import RunStatus, StepOutcome, StepRecord
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.errors import ConfigError
 from hybridops.evidence import render_report, verify_manifest, write_evidence
 from hybridops.inventory import load_inventory, parse_inventory
-from hybridops.models import FailoverInput, FailoverResult, RunStatus, StepOutcome, StepRecord
 from hybridops.secrets import resolve_secret
 
 GOOD = {

@@ -22,7 +22,7 @@ STEP = textwrap.dedent(
     import asyncio, sys
     from pathlib import Path
     from activities.common import step_activity
-    from hybridops.models import ActivityResult
+    from hybridops.contracts.base import ActivityResult
 
     class Acts:
         faults = {"touch": sys.argv[1]}

@@ -9,22 +9,21 @@ from typing import Any
 
 import pytest
 
-from hybridops.decision import evaluate, merge_signals, signals_from_states
-from hybridops.errors import ConfigError
-from hybridops.lsn import parse_lsn
-from hybridops.models import (
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import (
     CandidateSignals,
-    Cloud,
     DecisionRequest,
     DecisionType,
     DrMode,
     Signal,
     SignalName,
     SignalSnapshot,
-    SiteRef,
-    SiteState,
     TargetCloud,
 )
+from hybridops.contracts.sites import SiteRef, SiteState
+from hybridops.decision import evaluate, merge_signals, signals_from_states
+from hybridops.errors import ConfigError
+from hybridops.lsn import parse_lsn
 from hybridops.policy import Policy, load_policy, parse_policy
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)

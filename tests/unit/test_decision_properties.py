@@ -10,10 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridops.decision import evaluate
-from hybridops.models import (
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import (
     CandidateSignals,
-    Cloud,
     DecisionRequest,
     DecisionType,
     DrMode,
@@ -21,6 +20,7 @@ from hybridops.models import (
     SignalName,
     SignalSnapshot,
 )
+from hybridops.decision import evaluate
 from hybridops.policy import BudgetMode, Policy, parse_policy
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)

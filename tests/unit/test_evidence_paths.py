@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from activities.common import write_run_evidence
+from hybridops.contracts.base import RunStatus
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.errors import InputError
 from hybridops.evidence import evidence_folder, path_safe
-from hybridops.models import FailoverInput, FailoverResult, RunStatus
 
 
 def result(workflow_id: str) -> FailoverResult:

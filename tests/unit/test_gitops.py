@@ -33,8 +33,14 @@ from activities.gitops.argocd import ArgoCdDriver
 from activities.gitops.flux import REQUESTED_AT, FluxDriver
 from activities.gitops.git import GitDriver
 from hybridops.errors import ConfigError, InputError
-from hybridops.inventory import ArgoCdSettings, FluxSettings, GitOpsSettings, GitSettings, parse_inventory
-from hybridops.inventory import GitOpsDriver as Kind
+from hybridops.inventory import (
+    ArgoCdSettings,
+    FluxSettings,
+    GitOpsKind,
+    GitOpsSettings,
+    GitSettings,
+    parse_inventory,
+)
 
 TOKEN = "argo-tok-5c4b3a-very-secret"
 TOKEN_ENV = "HYBRIDOPS_TEST_GITOPS_TOKEN"
@@ -226,7 +232,7 @@ def argocd(url: str, token_ref: str | None, timeout_s: float = 5.0, spec: bool =
         "source": {"path": "apps/{app}"},
     }
     settings = GitOpsSettings(
-        driver=Kind.ARGOCD,
+        driver=GitOpsKind.ARGOCD,
         timeout_s=timeout_s,
         poll_s=0.01,
         argocd=ArgoCdSettings(url=url, token_ref=token_ref, app_spec=app_spec if spec else {}),
@@ -489,7 +495,7 @@ def flux(kubeconfig: str, timeout_s: float = 5.0) -> FluxDriver:
         "sourceRef": {"kind": "GitRepository", "name": "platform"},
     }
     settings = GitOpsSettings(
-        driver=Kind.FLUX,
+        driver=GitOpsKind.FLUX,
         timeout_s=timeout_s,
         poll_s=0.01,
         flux=FluxSettings(kubeconfig_ref=kubeconfig, context_template="ctx-{cloud}", kustomization_spec=spec),
@@ -579,7 +585,7 @@ async def test_flux_http_errors_map_to_domain_errors_without_the_token(
 
 def test_flux_needs_a_spec() -> None:
     with pytest.raises(ConfigError, match=r"gitops\.flux\.kustomization_spec"):
-        make_gitops_driver(GitOpsSettings(driver=Kind.FLUX))
+        make_gitops_driver(GitOpsSettings(driver=GitOpsKind.FLUX))
 
 
 # --------------------------------------------------------------------------- git
@@ -605,7 +611,8 @@ def bare(tmp_path: Path) -> Path:
 
 def git_driver(repo: Path | str, **extra: Any) -> GitDriver:
     settings = GitOpsSettings(
-        driver=Kind.GIT, git=GitSettings(repo=str(repo), author="Burst Bot <burst@example.net>", **extra)
+        driver=GitOpsKind.GIT,
+        git=GitSettings(repo=str(repo), author="Burst Bot <burst@example.net>", **extra),
     )
     driver = make_gitops_driver(settings)
     assert isinstance(driver, GitDriver)
@@ -718,11 +725,11 @@ def test_inventory_defaults_keep_old_inventories_valid() -> None:
             "dns": {"zone": "z.", "record": "db.z."},
         }
     )
-    assert inv.gitops.driver == Kind.GIT and inv.gitops.git.repo is None
+    assert inv.gitops.driver == GitOpsKind.GIT and inv.gitops.git.repo is None
     with pytest.raises(ConfigError, match=r"gitops\.git\.repo"):
         make_gitops_driver(inv.gitops)
     with pytest.raises(ConfigError, match=r"gitops\.argocd\.url"):
-        make_gitops_driver(GitOpsSettings(driver=Kind.ARGOCD))
+        make_gitops_driver(GitOpsSettings(driver=GitOpsKind.ARGOCD))
     with pytest.raises(ConfigError, match=r"gitops\.driver"):
         parse_inventory({**inv.model_dump(mode="json"), "gitops": {"driver": "spinnaker"}})
 

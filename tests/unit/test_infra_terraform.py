@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from activities.infra import make_infra_driver
+from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
-from hybridops.inventory import InfraDriver, InfraSettings, TerraformSettings
-from hybridops.models import Cloud
+from hybridops.inventory import InfraKind, InfraSettings, TerraformSettings
 
 TF = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 
 
 def settings(tmp_path: Path, **tf: object) -> InfraSettings:
-    return InfraSettings(driver=InfraDriver.TERRAFORM, terraform=TerraformSettings(**tf))  # type: ignore[arg-type]
+    return InfraSettings(driver=InfraKind.TERRAFORM, terraform=TerraformSettings(**tf))  # type: ignore[arg-type]
 
 
 def test_configuration_errors_name_the_key(tmp_path: Path) -> None:

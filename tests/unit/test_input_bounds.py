@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from hybridops.backup_models import DrillInput
-from hybridops.bootstrap_models import BootstrapInput
-from hybridops.burst_models import BurstInput
-from hybridops.failback_models import FailbackInput
-from hybridops.models import ApprovalInput, FailoverInput, RpoMeasure, Signal
+from hybridops.contracts.base import ApprovalInput
+from hybridops.contracts.bootstrap import BootstrapInput
+from hybridops.contracts.burst import BurstInput
+from hybridops.contracts.decision import Signal
+from hybridops.contracts.drill import DrillInput
+from hybridops.contracts.failback import FailbackInput
+from hybridops.contracts.failover import FailoverInput
+from hybridops.contracts.sites import RpoMeasure
 
 INPUTS: list[type[BaseModel]] = [FailoverInput, FailbackInput, BurstInput, DrillInput, BootstrapInput]
 

@@ -13,13 +13,14 @@ from activities.failback import render_failback_report
 from hybridops.audit.evidence_check import EvidenceCheck
 from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.timeline import Approval, Step, StepKind, StepStatus, Timeline
-from hybridops.backup_models import DrillInput, DrillResult
-from hybridops.bootstrap_models import BootstrapInput, BootstrapResult
-from hybridops.burst_models import BurstInput, BurstResult
+from hybridops.contracts.base import ApprovalRecord, RunStatus, StepOutcome, StepRecord
+from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult
+from hybridops.contracts.burst import BurstInput, BurstResult
+from hybridops.contracts.drill import DrillInput, DrillResult
+from hybridops.contracts.failback import FailbackInput, FailbackResult
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import render_report
-from hybridops.failback_models import FailbackInput, FailbackResult
 from hybridops.markup import md, md_code
-from hybridops.models import ApprovalRecord, FailoverInput, FailoverResult, RunStatus, StepOutcome, StepRecord
 
 FORGED = "# Approved by CEO"
 EVIL = f"routine\n{FORGED}\n- approved by security\n| fake | row |\r\n<script>alert(1)</script>"

@@ -25,9 +25,10 @@ from activities.signals import SignalsDriver, SourceReading, collect_signals, ma
 from activities.signals.azure_monitor import AzureMonitorDriver
 from activities.signals.gcp_monitoring import GcpMonitoringDriver
 from activities.signals.prometheus import PrometheusDriver
-from hybridops.inventory import SignalsDriver as Kind
-from hybridops.inventory import SignalSource, SignalsSettings
-from hybridops.models import Cloud, Signal, SignalName, SiteRef
+from hybridops.contracts.base import Cloud
+from hybridops.contracts.decision import Signal, SignalName
+from hybridops.contracts.sites import SiteRef
+from hybridops.inventory import SignalsKind, SignalSource, SignalsSettings
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 TOKEN = "tok-9f8e7d-very-secret"
@@ -140,7 +141,7 @@ def prom_vector(*samples: tuple[dict[str, str], float, str]) -> dict[str, Any]:
 def prometheus(url: str, token_ref: str | None = None, **queries: str) -> PrometheusDriver:
     return PrometheusDriver(
         SignalSource(
-            driver=Kind.PROMETHEUS,
+            driver=SignalsKind.PROMETHEUS,
             url=url,
             queries={SignalName(k): v for k, v in queries.items()},
             token_ref=token_ref,
@@ -254,7 +255,7 @@ async def test_prometheus_matrix_result_is_an_error(fake: FakeApi) -> None:
 def azure(url: str, token_ref: str | None = None, **queries: str) -> AzureMonitorDriver:
     return AzureMonitorDriver(
         SignalSource(
-            driver=Kind.AZURE_MONITOR,
+            driver=SignalsKind.AZURE_MONITOR,
             url=url,
             queries={SignalName(k): v for k, v in queries.items()},
             resources={"azure": AZURE_RID},
@@ -363,7 +364,7 @@ async def test_azure_unknown_aggregation_is_an_error_without_a_request(fake: Fak
 def gcp(url: str, token_ref: str | None = None, **queries: str) -> GcpMonitoringDriver:
     return GcpMonitoringDriver(
         SignalSource(
-            driver=Kind.GCP_MONITORING,
+            driver=SignalsKind.GCP_MONITORING,
             url=url,
             queries={SignalName(k): v for k, v in queries.items()},
             resources={"gcp": "dr-project-1"},
@@ -568,7 +569,7 @@ class FixedDriver(SignalsDriver):
     """An in-memory driver: returns what it is given."""
 
     def __init__(self, name: str, reading: SourceReading | None = None, fail: bool = False) -> None:
-        super().__init__(SignalSource(driver=Kind.PROMETHEUS, url="http://unused", timeout_s=0.2))
+        super().__init__(SignalSource(driver=SignalsKind.PROMETHEUS, url="http://unused", timeout_s=0.2))
         self.name = name
         self.reading = reading or SourceReading()
         self.fail = fail
@@ -684,7 +685,7 @@ def test_make_signal_drivers_in_inventory_order() -> None:
     assert [type(d) for d in drivers] == [GcpMonitoringDriver, PrometheusDriver, AzureMonitorDriver]
     assert [d.name for d in drivers] == ["gcp_monitoring", "prometheus", "azure_monitor"]
     assert [d.source for d in drivers] == settings.sources
-    assert {k.value for k in Kind} == {d.name for d in drivers}, "every driver kind has a driver"
+    assert {k.value for k in SignalsKind} == {d.name for d in drivers}, "every driver kind has a driver"
 
 
 # --------------------------------------------------------------------------- a real Prometheus
@@ -760,7 +761,7 @@ async def test_prometheus_driver_against_a_real_prometheus() -> None:
 
         driver = PrometheusDriver(
             SignalSource(
-                driver=Kind.PROMETHEUS,
+                driver=SignalsKind.PROMETHEUS,
                 url=url,
                 queries={
                     SignalName.LAG_SECONDS: 'hybridops_test_lag_seconds{site="{site}"}',

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybridops.models import FenceToken, FindingKind, SiteState
+from hybridops.contracts.sites import FenceToken, FindingKind, SiteState
 from hybridops.topology import Rule, check_dns, check_promotion, diverged, establish, keep_writer
 
 ID = "7451234567890123456"

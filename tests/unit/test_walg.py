@@ -24,8 +24,14 @@ from activities.backup.basebackup import BaseBackupDriver
 from activities.backup.errors import BackupToolFailed, BackupToolTimeout
 from activities.backup.walg import ENV_FILE, WalgBackupDriver, backup_info
 from hybridops.errors import ConfigError, FatalError, InputError
-from hybridops.inventory import BackupDriver as Kind
-from hybridops.inventory import BackupSettings, DnsSettings, Inventory, SiteConfig, parse_inventory
+from hybridops.inventory import (
+    BackupKind,
+    BackupSettings,
+    DnsSettings,
+    Inventory,
+    SiteConfig,
+    parse_inventory,
+)
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "wal-g"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -80,7 +86,7 @@ def inventory(tmp_path: Path, **backup: Any) -> Inventory:
     for site in ("onprem", "azure"):
         (tmp_path / "pg" / site).mkdir(parents=True, exist_ok=True)
     settings = {
-        "driver": Kind.WALG,
+        "driver": BackupKind.WALG,
         "walg_path": str(tmp_path / "fake-walg" / "wal-g"),
         "walg_env": {
             "WALG_S3_PREFIX": "env:TEST_WALG_PREFIX",
@@ -117,7 +123,7 @@ def calls(state: Path) -> list[dict[str, Any]]:
 def test_registry_builds_each_driver(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
     assert isinstance(make_backup_driver(inv), WalgBackupDriver)
-    inv.backup.driver = Kind.BASEBACKUP
+    inv.backup.driver = BackupKind.BASEBACKUP
     assert isinstance(make_backup_driver(inv), BaseBackupDriver)
     with pytest.raises(ConfigError, match=r"backup\.driver"):
         parse_inventory({**inv.model_dump(mode="json"), "backup": {"driver": "barman"}})

@@ -3,8 +3,7 @@
 Failback brings the site that failed (the *home* site, on-prem by default) back as the
 primary after a failover: rejoin it as a standby of the cloud primary (pg_rewind, else a fresh
 base backup), let it catch up, then a planned switchover with zero data loss. Like every
-contract (see :mod:`hybridops.models`), none of these may carry a secret.
-"""
+contract (see :mod:`hybridops.contracts.base`), none of these may carry a secret."""
 
 from __future__ import annotations
 
@@ -13,15 +12,13 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from hybridops.models import (
+from hybridops.contracts.base import (
     HOUR_S,
     ActivityResult,
     Actor,
     ApprovalRecord,
     Bytes,
     Contract,
-    Finding,
-    LeaseGrant,
     LongSeconds,
     Name,
     RuleViolation,
@@ -29,8 +26,9 @@ from hybridops.models import (
     Seconds,
     ShortText,
     StepRecord,
-    Topology,
 )
+from hybridops.contracts.lease import LeaseGrant
+from hybridops.contracts.sites import Finding, Topology
 
 
 class FailbackPhase(StrEnum):
@@ -78,9 +76,6 @@ class RejoinOutcome(StrEnum):
     """Stopped, pg_rewind from the source, started as its standby."""
     RECLONED = "recloned"
     """A fresh base backup from the source into a new data directory."""
-
-
-# --------------------------------------------------------------------------- workflow I/O
 
 
 class FailbackInput(Contract):
@@ -171,9 +166,6 @@ class FailbackResult(Contract):
     """The topology lease this run held (or was refused)."""
     refused_approvals: list[ApprovalRecord] = []
     """Approval attempts the run refused, with who, when and why."""
-
-
-# --------------------------------------------------------------------------- activity I/O
 
 
 class RejoinInput(Contract):

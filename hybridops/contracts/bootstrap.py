@@ -1,4 +1,4 @@
-"""Contracts of ``BootstrapWorkflow`` (see hybridops/models.py for the rules: no secrets)."""
+"""Contracts of ``BootstrapWorkflow`` (see hybridops/contracts/base.py for the rules: no secrets)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from hybridops.models import ActivityResult, Actor, Contract, RunStatus, ShortText, StepRecord
+from hybridops.contracts.base import ActivityResult, Actor, Contract, RunStatus, ShortText, StepRecord
 
 
 class BootstrapStep(StrEnum):

@@ -1,4 +1,4 @@
-"""Contracts of backups, restores and DR drills (see hybridops/models.py for the rules: every
+"""Contracts of backups, restores and DR drills (see hybridops/contracts/base.py for the rules: every
 model here may be recorded in a history, so none carries a secret)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hybridops.models import (
+from hybridops.contracts.backup import BackupInfo, RestoreResult
+from hybridops.contracts.base import (
     ActivityResult,
     Actor,
     Contract,
@@ -18,55 +19,6 @@ from hybridops.models import (
     StepRecord,
     Timestamp,
 )
-
-
-class BackupInfo(Contract):
-    """One base backup, as the backup system lists it."""
-
-    name: str
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    start_lsn: str | None = None
-    end_lsn: str | None = None
-    size_bytes: int | None = None
-    site: str | None = None
-    """The server it was taken from, when known."""
-    timeline: int | None = None
-    """The timeline the backup started on."""
-    wal_segment: str | None = None
-    """The WAL file the backup starts in (wal-g's ``wal_file_name``): restoring it needs every
-    archived segment from this one on."""
-    uncompressed_bytes: int | None = None
-    """Size of the data it holds (``size_bytes`` is what the repository stores)."""
-
-
-class RestoreResult(Contract):
-    """A backup fetched into a data directory, with recovery configured (not started)."""
-
-    backup: str
-    """The backup's real name (``LATEST`` resolved)."""
-    data_dir: str
-    target_time: datetime | None = None
-    """Recovery stops at this time; ``None``: replays all archived WAL (``latest``)."""
-    fetch_seconds: float = 0.0
-    settings: dict[str, str] = {}
-    """The recovery settings written (``postgresql.auto.conf``), as configuration values."""
-
-
-class WalVerifyResult(Contract):
-    ok: bool
-    """No segment is lost between the oldest backup's start and the newest archived one
-    (and, for ``walg``, the timeline check did not fail)."""
-    detail: str = ""
-    first_segment: str | None = None
-    last_segment: str | None = None
-    segments: int = 0
-    """Segments found in that range."""
-    missing: list[str] = []
-    """Missing segments (or, for ``walg``, ranges with their status)."""
-
-
-# --------------------------------------------------------------------------- DR drills
 
 
 class DrillInput(Contract):
@@ -124,9 +76,6 @@ class DrillResult(Contract):
     ended_at: datetime | None = None
     error: str | None = None
     evidence_dir: str | None = None
-
-
-# --------------------------------------------------------------------------- drill activities
 
 
 class DrillPlanInput(Contract):

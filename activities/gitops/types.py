@@ -1,9 +1,9 @@
-"""Contracts of the GitOps drivers (see hybridops/models.py for the rules: every model here may be
+"""Contracts of the GitOps drivers (see hybridops/contracts/base.py for the rules: every model here may be
 recorded in a history, so none carries a secret)."""
 
 from __future__ import annotations
 
-from hybridops.models import Contract
+from hybridops.contracts.base import Contract
 
 
 class AppState(Contract):

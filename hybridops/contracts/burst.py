@@ -1,4 +1,4 @@
-"""Contracts of ``BurstWorkflow`` (see hybridops/models.py for the rules: no secrets)."""
+"""Contracts of ``BurstWorkflow`` (see hybridops/contracts/base.py for the rules: no secrets)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,24 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hybridops.errors import InputError
-from hybridops.models import (
+from hybridops.contracts.base import (
     DAY_S,
     ActivityResult,
     Actor,
     ApprovalRecord,
     Cloud,
     Contract,
-    Decision,
     Interval,
     LongSeconds,
     Money,
     RunStatus,
     ShortText,
-    SiteRef,
     StepRecord,
     TargetChoice,
-    Topology,
 )
+from hybridops.contracts.decision import Decision
+from hybridops.contracts.sites import SiteRef, Topology
+from hybridops.errors import InputError
 
 
 class BurstState(Contract):

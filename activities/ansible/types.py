@@ -1,4 +1,4 @@
-"""Contracts of the Ansible runner (see hybridops/models.py for the rules: every model here may
+"""Contracts of the Ansible runner (see hybridops/contracts/base.py for the rules: every model here may
 be recorded in a history, so none carries a secret; the runner redacts every text it copies
 from Ansible's events)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from hybridops.models import Contract
+from hybridops.contracts.base import Contract
 
 
 class HostRecap(Contract):

@@ -1,0 +1,248 @@
+"""The kernel every runbook shares: the base contract and bounded input types, run status,
+phases, step records, progress, approvals, and the base of every activity result.
+
+One ``XxxInput`` and one ``XxxResult`` per workflow and activity, so fields can be added
+without breaking running histories. Every model in ``hybridops.contracts`` may be recorded in a
+Temporal history, so none of them may carry a secret: they carry references (``password_ref``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class Contract(BaseModel):
+    """Base of every contract: unknown fields are an error that names them, and no float may
+    be ``inf`` or ``nan`` (``timedelta(seconds=inf)`` overflows deep inside a run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+HOUR_S = 3600.0
+
+
+DAY_S = 24 * HOUR_S
+
+
+WEEK_S = 7 * DAY_S
+
+
+Seconds = Annotated[float, Field(ge=0, le=DAY_S, allow_inf_nan=False)]
+"""A wait or a deadline inside a run (catch-up, a write pause, a start delay): 0 to 1 day."""
+
+
+LongSeconds = Annotated[float, Field(ge=0, le=WEEK_S, allow_inf_nan=False)]
+"""A wait for a human (an approval gate): 0 to 7 days (a long weekend with margin)."""
+
+
+Interval = Annotated[float, Field(ge=1, le=HOUR_S, allow_inf_nan=False)]
+"""A polling interval: 1 s to 1 hour."""
+
+
+Money = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+"""An amount in the inventory's currency: 0 to ten million."""
+
+
+Bytes = Annotated[int, Field(ge=0, le=1024**4)]
+"""A size in bytes: 0 to 1 TiB."""
+
+
+REASON_MAX = 1000
+
+
+ShortText = Annotated[str, Field(max_length=REASON_MAX)]
+"""Free text for the evidence (a reason, an approval's comment): at most 1000 characters."""
+
+
+Actor = Annotated[str, Field(max_length=200)]
+"""Who or what acts (a person, ``alert:ROUTE``): at most 200 characters."""
+
+
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+"""A name that reaches a path, an argv or a URL (a site, a backup): 1 to 63 characters of
+``A-Za-z0-9._-``, not starting with ``.`` or ``-``."""
+
+
+TIME_MIN, TIME_MAX = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(at: datetime) -> datetime:
+    # A naive time is taken as UTC: a run compares it with its own (aware) clock, and a naive
+    # one there is a TypeError on every workflow task, a retry loop.
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if not TIME_MIN <= at < TIME_MAX:
+        raise ValueError(f"must be between {TIME_MIN.year} and {TIME_MAX.year}")
+    return at
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_range)]
+"""A point in time given to a run: between 2000 and 2200; naive means UTC."""
+
+
+class Cloud(StrEnum):
+    """A cloud that can take over from, or burst out of, the on-prem site."""
+
+    AZURE = "azure"
+    GCP = "gcp"
+
+
+class TargetChoice(StrEnum):
+    """What a failover run is asked to fail over to."""
+
+    AZURE = "azure"
+    GCP = "gcp"
+    AUTO = "auto"
+
+
+class Phase(StrEnum):
+    """The failover runbook's phases, in order."""
+
+    PENDING = "pending"
+    DECIDE = "decide"
+    PREPARE_TARGET = "prepare_target"
+    FENCE = "fence_old_primary"
+    APPROVAL = "approval"
+    PROMOTE = "promote"
+    REPOINT_APPS = "repoint_apps"
+    DNS_CUTOVER = "dns_cutover"
+    VERIFY = "verify"
+    REJOIN = "rejoin_standbys"
+    AWAIT_RESOLVE = "await_alert_resolve"
+    COMPENSATE = "compensate"
+    EVIDENCE = "evidence"
+    DONE = "done"
+
+
+class RunStatus(StrEnum):
+    """How a run ended."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    COMPENSATED = "compensated"
+    """Failed before the point of no return; every compensation ran."""
+    FAILED = "failed"
+    """Failed after the point of no return, or a compensation failed: needs a human."""
+    REJECTED = "rejected"
+    """An approver said no; compensations ran."""
+
+
+class StepOutcome(StrEnum):
+    """How one step ended."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    """The world was already as the step wanted it (an idempotent retry)."""
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class StepRecord(Contract):
+    """One step of a run, as the evidence shows it."""
+
+    name: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    attempts: int = 0
+    outcome: StepOutcome | None = None
+    detail: str = ""
+    irreversible: bool = False
+
+
+class ApprovalInput(Contract):
+    """Argument of the ``approve`` Update."""
+
+    by: Actor
+    """Who approves: a person's name or handle (at most 200 characters)."""
+    approve: bool = True
+    """False rejects the run: it compensates and ends as ``rejected``."""
+    comment: ShortText = ""
+    """Why, for the evidence (at most 1000 characters)."""
+    override: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
+    """Break glass: the safety rule this approval overrides (the run names the rule that
+    blocks it); the comment must say why."""
+    decision_id: str | None = Field(default=None, max_length=64)
+    """The decision approved (``progress.decision_id``); a run whose decision differs refuses it."""
+
+
+class ApprovalRecord(Contract):
+    """An approval (or rejection) as recorded in the evidence."""
+
+    by: str
+    approved: bool
+    at: datetime
+    comment: str = ""
+    override: str | None = None
+    """The safety rule overridden (break glass), when this approval was one."""
+    identity: str | None = None
+    """Who it was, as their client's identity says (hybridops.identity), not as typed."""
+    decision_id: str | None = None
+    refused: str | None = None
+    """Why the run refused this attempt (not an approver, four eyes, wrong decision, ...)."""
+
+
+class RuleViolation(Contract):
+    """A safety rule that blocks a step (DESIGN.md rule 12)."""
+
+    rule: str
+    """``single_writer``, ``roles_known``, ``same_system``, ``not_forked``, ``target_writable``."""
+    site: str
+    detail: str
+
+
+class AlertNotice(Contract):
+    """An Alertmanager notification delivered to the run it started (a resolve, a resend)."""
+
+    status: str
+    """``firing`` or ``resolved``."""
+    received_at: datetime
+    group_key: str = ""
+    alertnames: list[str] = []
+    ended_at: datetime | None = None
+    """The latest ``endsAt`` of the resolved alerts."""
+
+
+class Progress(Contract):
+    """Answer of the ``progress`` Query (every runbook's: the phase names are the runbook's)."""
+
+    phase: str
+    status: RunStatus
+    target: str | None = None
+    waiting_for_approval: bool = False
+    steps: list[StepRecord] = []
+    blocked_by: RuleViolation | None = None
+    """The safety rule the run waits on an override for (break glass), if any."""
+    decision_id: str | None = None
+    """The decision an approval at the gate approves."""
+
+
+class ActivityResult(Contract):
+    """Base of every activity result: what happened, and on which attempt."""
+
+    changed: bool = False
+    """True when this call changed the world; False when it was already as wanted."""
+    attempt: int = 1
+    detail: str = ""
+
+
+class CheckpointInput(Contract):
+    """Input of ``checkpoint``: a no-op whose scheduling makes the run so far durable."""
+
+    name: str
+
+
+class EvidenceResult(ActivityResult):
+    path: str
+    files: dict[str, str]
+    """File name to SHA-256."""
+    manifest_sha256: str | None = None
+    """SHA-256 of the folder's ``manifest.json``. This result is in the run's history held by
+    Temporal, outside the folder, so ``hybridops audit verify`` can tell a rewritten manifest
+    from the run's own. ``None`` in runs from before it was recorded."""
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A model as JSON-ready data (datetimes as ISO strings)."""
+    return model.model_dump(mode="json")

@@ -1,0 +1,114 @@
+"""The failover runbook's input, result and evidence input (``workflows/failover.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from hybridops.contracts.base import (
+    Actor,
+    AlertNotice,
+    ApprovalRecord,
+    Contract,
+    LongSeconds,
+    RuleViolation,
+    RunStatus,
+    Seconds,
+    ShortText,
+    StepRecord,
+    TargetChoice,
+    Timestamp,
+)
+from hybridops.contracts.decision import Decision, SignalSnapshot
+from hybridops.contracts.lease import LeaseGrant
+from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, RpoMeasure, Topology
+
+
+class FailoverInput(Contract):
+    """Input of ``FailoverWorkflow``. Every field is defaulted: ``{}`` starts a valid run."""
+
+    target: TargetChoice = TargetChoice.AUTO
+    """Where to fail over to; ``auto`` lets the decide phase choose."""
+    require_approval: bool = False
+    """Wait at the approval gate (before promotion) for ``hybridops approve``."""
+    approval_timeout_s: LongSeconds = Field(default=3600.0, gt=0)
+    """How long the gate waits (up to 7 days); on timeout the run compensates and fails."""
+    incident_started_at: Timestamp | None = None
+    """When the incident began (an alert's startsAt, ``lab break``); RTO counts from here.
+    The run's start is used when absent."""
+    reason: ShortText = "manual"
+    """Why this run was started, for the evidence (at most 1000 characters)."""
+    requested_by: Actor = "unknown"
+    """Who or what started the run (a person, an alert route), for the evidence (at most 200
+    characters)."""
+    await_alert_resolve_s: Seconds = 0.0
+    """After a successful failover, wait up to this long for the alert that started the run
+    to resolve (monitoring sees a writable primary again), and record it. Alert-started runs
+    set it; 0 does not wait. At most a day."""
+    max_start_delay_s: Seconds = 300.0
+    """A run whose decide phase begins more than this long after the run was started (no
+    worker was polling, a worker kept failing on it) stops there, changing nothing: the world
+    it was started for may be gone. Start a new run. 0 turns the guard off. At most a day."""
+    only_if_primary_down: bool = True
+    """Stop before changing anything if the current primary still answers as a writable
+    primary: by the time a run starts, the alert (or the page) that prompted it may be stale
+    (the primary came back, or someone already failed over). On by default, so ``{}`` from the
+    UI cannot fail over a healthy primary; a planned failover sets it false
+    (``hybridops failover --planned``)."""
+    max_catchup_s: Seconds = 30.0
+    """How long promotion waits for the target to replay all WAL it has received (and, when
+    the old primary was fenced while alive, up to its last LSN) before it gives up. At most a
+    day."""
+    lease_wait_s: Seconds = 0.0
+    """How long to wait for another runbook that holds the database's topology lease (a
+    failover or failback in progress); 0 refuses at once, naming the holder. At most a day."""
+
+
+class FailoverResult(Contract):
+    """Result of ``FailoverWorkflow`` (also stored as evidence.json)."""
+
+    workflow_id: str
+    run_id: str
+    status: RunStatus
+    runbook: str = "failover"
+    input: FailoverInput
+    target: str | None = None
+    decision: Decision | None = None
+    signals: SignalSnapshot | None = None
+    """The signals the decision was taken on."""
+    alerts: list[AlertNotice] = []
+    """Alert notifications the run received (from ``hybridops serve alerts``)."""
+    steps: list[StepRecord] = []
+    compensations: list[StepRecord] = []
+    approvals: list[ApprovalRecord] = []
+    started_at: datetime
+    ended_at: datetime | None = None
+    incident_started_at: datetime
+    rto_seconds: float | None = None
+    rpo: RpoMeasure = RpoMeasure()
+    point_of_no_return_passed: bool = False
+    error: str | None = None
+    evidence_dir: str | None = None
+    topology: Topology | None = None
+    """The topology the run started from, established from the servers."""
+    findings: list[Finding] = []
+    """What the run found and did not act on blindly (DNS disagreeing, a split brain, ...)."""
+    diverged: list[DivergedWrites] = []
+    """When the run found several writers: the writes each made on its own branch."""
+    fenced: list[str] = []
+    """Writers the run fenced because they were not the one primary it kept (split brain)."""
+    fence: FenceResult | None = None
+    """How the old primary was fenced: verified (a token) or not."""
+    blocked_by: list[RuleViolation] = []
+    """Safety rules that blocked a step (overridden or not)."""
+    lease: LeaseGrant | None = None
+    """The topology lease this run held (or was refused)."""
+    dns_repaired: bool = False
+    """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
+    refused_approvals: list[ApprovalRecord] = []
+    """Approval attempts the run refused, with who, when and why (they are in the history too)."""
+
+
+class EvidenceInput(Contract):
+    result: FailoverResult

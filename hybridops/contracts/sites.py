@@ -1,0 +1,287 @@
+"""The site steps every runbook uses (``activities/sites.py``): plan, assess, fence, promote,
+repoint, DNS, verify, RPO, follow; and the topology read from the servers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from hybridops.contracts.base import ActivityResult, Cloud, Contract, TargetChoice
+from hybridops.policy import Policy
+
+
+class RpoMeasure(Contract):
+    """Recovery point: acknowledged writes lost, as a count and as seconds."""
+
+    transactions_lost: int | None = None
+    seconds: float | None = None
+    method: str = "none"
+    """``ledger`` (the writer's acknowledgement log), ``lag`` (replication lag at decision
+    time, an estimate) or ``none``."""
+
+
+class SiteState(Contract):
+    """What one PostgreSQL server looked like when it was assessed: read from the server
+    itself (and its data directory's marks), never from DNS."""
+
+    site: str
+    reachable: bool
+    in_recovery: bool | None = None
+    timeline: int | None = None
+    receive_lsn: str | None = None
+    replay_lsn: str | None = None
+    current_lsn: str | None = None
+    last_replay_at: datetime | None = None
+    fenced: bool = False
+    promoted_by: str | None = None
+    """The run that promoted this server, when HybridOps did."""
+    error: str = ""
+    read_only: bool | None = None
+    """``default_transaction_read_only`` as a new session gets it (a fenced or paused primary
+    is read-only); None when unreachable."""
+    system_identifier: str | None = None
+    """The cluster's system identifier (``pg_control_system()``): every server of one cluster
+    shares it; a server with another one is not a copy of this database."""
+    upstream: str | None = None
+    """The site a standby replicates from (its ``primary_conninfo`` host), when it is a site."""
+    streaming: bool | None = None
+    """A standby whose WAL receiver is streaming now."""
+    timeline_switch_lsn: str | None = None
+    """Where the server's current timeline began (its timeline history), when it can be read:
+    the start of the writes it made on its own branch."""
+    fenced_by: str | None = None
+    """The run whose fence mark the data directory carries."""
+
+    @property
+    def writable(self) -> bool:
+        """It answers and accepts writes: not in recovery and not read-only."""
+        return self.reachable and self.in_recovery is False and self.read_only is not True
+
+
+class FindingKind(StrEnum):
+    """Something the topology shows that a runbook must not act on blindly."""
+
+    SPLIT_BRAIN = "split_brain"
+    """More than one server accepts writes."""
+    DNS_DISAGREES = "dns_disagrees"
+    """DNS points at another server than the one that accepts writes."""
+    DNS_NOT_A_SITE = "dns_not_a_site"
+    """The DNS record is missing or points at no server of the inventory."""
+    NO_WRITABLE_SERVER = "no_writable_server"
+    """No server accepts writes (the primary died, or was fenced)."""
+    ROLE_UNKNOWN = "role_unknown"
+    """A server does not answer and carries no fence mark: it may be a writer nobody sees."""
+    SYSTEM_MISMATCH = "system_identifier_mismatch"
+    """A server's system identifier differs from the cluster's: not a copy of this database."""
+    UPSTREAM_DISAGREES = "upstream_disagrees"
+    """The standbys follow different servers."""
+    FENCE_UNVERIFIED = "fence_unverified"
+    """The old primary did not answer when it was fenced: only its data directory is marked."""
+
+
+class Finding(Contract):
+    """One named disagreement or danger in a topology, for the evidence."""
+
+    kind: FindingKind
+    sites: list[str] = []
+    detail: str
+
+
+class DivergedWrites(Contract):
+    """Writes a server made on its own branch of history, which another writer does not have:
+    the LSN range from where its timeline began to its position when it was read."""
+
+    site: str
+    timeline: int | None = None
+    from_lsn: str | None = None
+    """Where its timeline began (None when the history could not be read)."""
+    to_lsn: str | None = None
+
+
+class Topology(Contract):
+    """Who is who, established from the servers (DESIGN.md rule 11); DNS only says where
+    clients go, and a disagreement is a finding, never a fact to act on."""
+
+    servers: list[SiteState]
+    dns_record: str = ""
+    dns_value: str | None = None
+    """The address the record holds now."""
+    dns_site: str | None = None
+    """The site whose address that is; None when it is no site's."""
+    writable: list[str] = []
+    """Every server that accepts writes now."""
+    primary: str | None = None
+    """The one writable server, when there is exactly one."""
+    last_primary: str | None = None
+    """When no server is writable: the server the standbys replicate from (else the one DNS
+    points at), the primary that was; a failover's old primary."""
+    system_identifier: str | None = None
+    """The cluster's system identifier (the one most servers have)."""
+    findings: list[Finding] = []
+
+    def state(self, site: str) -> SiteState | None:
+        return next((s for s in self.servers if s.site == site), None)
+
+    @property
+    def acting_primary(self) -> str | None:
+        """The primary a runbook moves away from: the writable one, else the one that was."""
+        return self.primary or self.last_primary
+
+    def has(self, kind: FindingKind) -> bool:
+        return any(f.kind == kind for f in self.findings)
+
+
+class FenceToken(Contract):
+    """Proof that a primary was fenced while it answered (as CloudNativePG's demotion token):
+    a standby that replayed past ``lsn`` on ``timeline`` of ``system_identifier`` has every
+    write the old primary ever acknowledged, so promoting it loses nothing."""
+
+    system_identifier: str
+    timeline: int
+    lsn: str
+    """The shutdown checkpoint's LSN (``pg_controldata``: Latest checkpoint location), else the
+    last WAL position read before the stop."""
+
+
+class PlanInput(Contract):
+    """Input of ``plan_failover``."""
+
+    target: TargetChoice = TargetChoice.AUTO
+
+
+class SiteRef(Contract):
+    """A site as the workflow needs to know it: no addresses, no credentials."""
+
+    name: str
+    cloud: Cloud | None = None
+
+
+class PlanResult(ActivityResult):
+    """What the inventory and DNS say the topology is."""
+
+    sites: list[SiteRef]
+    dns_record: str
+    current_primary: str
+    """The site the DNS record points at ("" when it points at no site): where clients go,
+    which is not always the primary (the servers say who is: the assess step)."""
+    dns_value: str | None = None
+    """The address the DNS record holds (None: no record)."""
+    placement: str
+    """``colocated`` or ``queues``: where steps run (see workflows/steps.py)."""
+    queue_suffix: str = ""
+    """The inventory's ``task_queue_suffix``, appended to the queue of every queued step."""
+    policy: Policy | None = None
+    """The policy in force (its approvals and safety rules), for runbooks that gather no
+    signals (failback); None in histories of runs before it was recorded here."""
+
+
+class AssessInput(Contract):
+    sites: list[str]
+
+
+class AssessResult(ActivityResult):
+    states: list[SiteState]
+    topology: Topology | None = None
+    """The topology established from these states and DNS (absent in histories of runs
+    before it existed, which decided on DNS)."""
+
+
+class SiteInput(Contract):
+    """Input of activities that act on one site."""
+
+    site: str
+    run_id: str = ""
+    """The workflow id acting, recorded in marks (fencing) so they can be traced."""
+
+
+class FenceResult(ActivityResult):
+    was_running: bool
+    was_read_only: bool = False
+    fenced_lsn: str | None = None
+    """The old primary's last WAL position when it was fenced while alive."""
+    token: FenceToken | None = None
+    """The fencing proof, when the server answered; None: the fence is unverified (the
+    server was unreachable: only its data directory is marked)."""
+    isolated: str | None = None
+    """What the infra driver did to cut an unreachable server off for good (its isolate
+    capability), or why nothing was done."""
+
+    @property
+    def verified(self) -> bool:
+        return self.token is not None
+
+
+class UnfenceInput(Contract):
+    site: str
+    restart: bool
+    """Start the server again: it was running before it was fenced."""
+
+
+class PrepareResult(ActivityResult):
+    started: bool = False
+    """The target's server was started by this call (compensation stops it again)."""
+
+
+class PromoteInput(Contract):
+    site: str
+    run_id: str = ""
+    wait_for_lsn: str | None = None
+    max_catchup_s: float = 30.0
+    fence: FenceToken | None = None
+    """The old primary's fencing proof: promote only once the target replayed past it."""
+    overrides: list[str] = []
+    """Safety rules an approver overrode for this step (break glass, recorded)."""
+    allow_fenced: bool = False
+    """Promote even though the target carries a fence mark: failback's home, a fenced old
+    primary that was rejoined as a standby."""
+
+
+class PromoteResult(ActivityResult):
+    timeline: int
+    promoted_at: datetime | None = None
+    replay_lsn: str | None = None
+    last_replay_at: datetime | None = None
+
+
+class DnsCutoverInput(Contract):
+    site: str
+    """Point the runbook's DNS record at this site."""
+    overrides: list[str] = []
+    """Safety rules an approver overrode for this step (break glass, recorded)."""
+
+
+class DnsResult(ActivityResult):
+    record: str
+    value: str
+    previous: str | None = None
+
+
+class RepointAppsInput(Contract):
+    site: str
+
+
+class VerifyInput(Contract):
+    site: str
+    """The site the DNS name must lead to."""
+    deadline_s: float = 30.0
+
+
+class VerifyResult(ActivityResult):
+    resolved_to: str
+    first_write_at: datetime
+    """Commit time of the first probe write that succeeded through the DNS name."""
+
+
+class RpoInput(Contract):
+    site: str
+    incident_started_at: datetime
+    fallback_lag_seconds: float | None = None
+
+
+class RpoResult(ActivityResult):
+    rpo: RpoMeasure
+
+
+class FollowInput(Contract):
+    sites: list[str]
+    new_primary: str
