@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -22,18 +21,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
-    from hybridops.contracts.base import (
-        ActivityResult,
-        ApprovalInput,
-        ApprovalRecord,
-        Cloud,
-        EvidenceResult,
-        Progress,
-        RuleViolation,
-        RunStatus,
-        StepRecord,
-    )
+    from hybridops.constants import STOP_SIGNAL, WorkflowType
+    from hybridops.contracts.base import ActivityResult, Cloud, Phase, RunStatus, StepRecord
     from hybridops.contracts.burst import (
         BurstEvidenceInput,
         BurstInput,
@@ -53,58 +42,39 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
     from hybridops.decision import evaluate, signal_targets
     from hybridops.errors import InputError
-    from hybridops.policy import Policy
     from workflows import steps
-    from workflows.guard import SAFETY_PATCH, SafetyGuard
-
-R = TypeVar("R", bound=ActivityResult)
+    from workflows.runbook import SAFETY_PATCH, GatedRunbook
 
 
 @workflow.defn(name=WorkflowType.BURST.value, failure_exception_types=[ValidationError])
-class BurstWorkflow(SafetyGuard):
+class BurstWorkflow(GatedRunbook):
     """Burst into a cloud and back."""
 
+    RUNBOOK = "burst"
+    EVIDENCE = steps.BURST_EVIDENCE
+    EVIDENCE_INPUT = BurstEvidenceInput
+
     def __init__(self) -> None:
-        self._approvals: list[ApprovalRecord] = []
-        self._refused: list[ApprovalRecord] = []
-        self._waiting_for_approval = False
-        self._blocked: list[RuleViolation] = []
-        self._policy: Policy | None = None
-        self._decision_id: str | None = None
-        self._steps: list[StepRecord] = []
-        self._phase = "pending"
-        self._status = RunStatus.RUNNING
+        super().__init__()
         self._stop_requested: str | None = None
         self._state: BurstState | None = None
-        self._placement = "colocated"
-        self._queue_suffix = ""
-        self._compensations: list[StepRecord] = []
 
     @workflow.signal(name=STOP_SIGNAL)
     def stop(self, reason: str = "stopped") -> None:
         """Scale in now, cleanly."""
         self._stop_requested = reason or "stopped"
 
-    @workflow.update(name=APPROVE_UPDATE)
-    def approve(self, inp: ApprovalInput) -> ApprovalRecord:
-        """Approve (or reject) the burst waiting at its gate (before anything scales)."""
-        return self._record_approval(inp, "burst", self._policy, self._decision_id)
-
-    @approve.validator
-    def _validate_approve(self, inp: ApprovalInput) -> None:
-        self._validate_approval(inp, self._phase)
-
-    @workflow.query(name=PROGRESS_QUERY)
-    def progress(self) -> Progress:
+    def _visible_steps(self) -> list[StepRecord]:
         st = self._state
-        return Progress(
-            phase=self._phase,
-            status=self._status,
-            target=st.target if st else None,
-            waiting_for_approval=self._waiting_for_approval,
-            steps=(st.steps if st else self._steps) + self._compensations,
-            decision_id=self._decision_id,
-        )
+        return (st.steps if st else self._steps) + self._compensations
+
+    def _records(self) -> list[StepRecord]:
+        assert self._state is not None
+        return self._state.steps
+
+    def _carry(self, state: BurstState) -> BurstState:
+        self._state, self._target = state, state.target
+        return state
 
     @workflow.query(name="burst_state")
     def burst_state(self) -> BurstState | None:
@@ -125,16 +95,16 @@ class BurstWorkflow(SafetyGuard):
             input=inp.model_copy(update={"state": None}),
             started_at=carried.started_at if carried else workflow.now(),
         )
-        self._phase = "plan"
+        self._phase = Phase.PLAN
         plan = await steps.run_step(steps.BURST_PLAN, BurstPlanInput(), BurstPlan, "colocated")
-        self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+        self._placed(plan.placement, plan.queue_suffix)
         cap = inp.budget_cap if inp.budget_cap is not None else plan.budget_cap
         failure: BaseException | None = None
         try:
             if carried is None:
                 await self._scale_out(inp, plan, res)
             else:
-                self._state = carried
+                self._carry(carried)
             state = self._state
             assert state is not None
             res.ended_because = await self._hold(inp, plan, state, cap)
@@ -144,7 +114,7 @@ class BurstWorkflow(SafetyGuard):
             res.ended_because = res.error
         state = self._state
         if state is not None:
-            self._phase = "scale_in"
+            self._phase = Phase.SCALE_IN
             try:
                 await asyncio.shield(asyncio.ensure_future(self._scale_in(plan, state)))
             except Exception as err:
@@ -159,34 +129,13 @@ class BurstWorkflow(SafetyGuard):
         if res.status != RunStatus.FAILED:
             res.status = RunStatus.SUCCEEDED if failure is None else RunStatus.COMPENSATED
         res.compensations = self._compensations
-        res.ended_at = workflow.now()
-        self._status = res.status
-        self._phase = "evidence"
-        ev = await steps.run_step(
-            steps.BURST_EVIDENCE,
-            BurstEvidenceInput(result=res),
-            EvidenceResult,
-            self._placement,
-            self._queue_suffix,
-        )
-        res.evidence_dir = ev.path
-        self._phase = "done"
-        if isinstance(failure, asyncio.CancelledError):
-            raise failure
-        if res.status != RunStatus.SUCCEEDED:
-            raise ApplicationError(
-                f"burst {res.status.value}: {res.error}",
-                res.model_dump(mode="json"),
-                type=f"Burst{res.status.value.capitalize()}",
-                non_retryable=True,
-            )
-        return res
+        return await self._end(res, failure)
 
     # ------------------------------------------------------------------ phases
 
     async def _scale_out(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> None:
         run_id = workflow.info().workflow_id
-        self._phase = "decide"
+        self._phase = Phase.DECIDE
         if plan.topology is not None and len(plan.topology.writable) != 1:
             raise ApplicationError(
                 "the database has no single writable primary ("
@@ -199,14 +148,8 @@ class BurstWorkflow(SafetyGuard):
             decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target.value
         )
         records: list[StepRecord] = []
-        gathered = await steps.record_step(
-            records,
-            "gather_signals",
-            steps.SIGNALS,
-            signal_targets(request, plan.sites),
-            SignalsResult,
-            self._placement,
-            self._queue_suffix,
+        gathered = await self._step(
+            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult, into=records
         )
         decision = evaluate(request, gathered.snapshot, gathered.policy)
         res.decision = decision
@@ -217,23 +160,24 @@ class BurstWorkflow(SafetyGuard):
             )
         if workflow.patched(SAFETY_PATCH) and (inp.require_approval or decision.requires_approval):
             # Nothing has scaled yet: a rejection or the timeout ends the run with nothing to undo.
-            self._phase = "approval"
             self._policy, self._decision_id = gathered.policy, decision.decision_id
             self._steps = records
             try:
-                await self._approval_wait(inp.approval_timeout_s, records)
+                await self._approval_gate(inp.approval_timeout_s, records)
             finally:
                 res.approvals, res.refused_approvals = self._approvals, self._refused
-        self._state = state = BurstState(
-            started_at=res.started_at,
-            target=decision.target,
-            cloud=decision.cloud,
-            decision=decision,
-            steps=records,
+        state = self._carry(
+            BurstState(
+                started_at=res.started_at,
+                target=decision.target,
+                cloud=decision.cloud,
+                decision=decision,
+                steps=records,
+            )
         )
         await steps.checkpoint("burst decided")
 
-        self._phase = "scale_out"
+        self._phase = Phase.SCALE_OUT
         current = await self._step(
             "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=run_id), PoolResult
         )
@@ -246,7 +190,7 @@ class BurstWorkflow(SafetyGuard):
             PoolResult,
         )
 
-        self._phase = "deploy"
+        self._phase = Phase.DEPLOY
         state.deployed = list(plan.apps)
         await self._step(
             "deploy_workloads",
@@ -255,7 +199,7 @@ class BurstWorkflow(SafetyGuard):
             ActivityResult,
         )
 
-        self._phase = "shift_traffic"
+        self._phase = Phase.SHIFT_TRAFFIC
         home, target = plan.home, state.target
         weights = {
             home: (plan.endpoints[home], 100 - inp.traffic_share),
@@ -273,7 +217,7 @@ class BurstWorkflow(SafetyGuard):
     async def _hold(self, inp: BurstInput, plan: BurstPlan, state: BurstState, cap: float) -> str:
         """Check the load every interval until a reason to scale in; continue as new when
         this run has made ``checks_per_run`` checks."""
-        self._phase = "hold"
+        self._phase = Phase.HOLD
         checks_here = 0
         while True:
             if self._stop_requested:
@@ -333,9 +277,7 @@ class BurstWorkflow(SafetyGuard):
         first: BaseException | None = None
         for name, step, arg, rtype in undo:
             try:
-                await steps.record_step(
-                    self._compensations, name, step, arg, rtype, self._placement, self._queue_suffix
-                )
+                await self._step(name, step, arg, rtype, into=self._compensations)
             except Exception as err:
                 first = first or err
         if first is not None:
@@ -351,20 +293,3 @@ class BurstWorkflow(SafetyGuard):
         node_hours = round((state.pool_after - state.pool_before) * hours, 6)
         price = plan.price_per_node_hour.get(Cloud(state.cloud).value, 0.0)
         return node_hours, round(node_hours * price, 4)
-
-    async def _step(
-        self,
-        name: str,
-        step: steps.Step,
-        arg: BaseModel,
-        rtype: type[R],
-        into: list[StepRecord] | None = None,
-    ) -> R:
-        assert self._state is not None
-        records = self._state.steps if into is None else into
-        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
-
-    async def _undo(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
-        return await steps.record_step(
-            self._compensations, name, step, arg, rtype, self._placement, self._queue_suffix
-        )

@@ -12,16 +12,14 @@ The drill reads backups and the WAL archive; it never connects to the primary or
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
-    from hybridops.constants import PROGRESS_QUERY, WorkflowType
-    from hybridops.contracts.base import ActivityResult, EvidenceResult, Progress, RunStatus, StepRecord
+    from hybridops.constants import WorkflowType
+    from hybridops.contracts.base import ActivityResult, Phase, RunStatus
     from hybridops.contracts.drill import (
         BackupStepResult,
         DrillEvidenceInput,
@@ -39,26 +37,16 @@ with workflow.unsafe.imports_passed_through():
         VerifyRestoreResult,
     )
     from workflows import steps
-
-R = TypeVar("R", bound=ActivityResult)
+    from workflows.runbook import Runbook
 
 
 @workflow.defn(name=WorkflowType.DRILL.value, failure_exception_types=[ValidationError])
-class DrillWorkflow:
+class DrillWorkflow(Runbook):
     """Restore the latest backup into an isolated scratch server, measure, tear down."""
 
-    def __init__(self) -> None:
-        self._phase = "pending"
-        self._status = RunStatus.RUNNING
-        self._steps: list[StepRecord] = []
-        self._placement = "colocated"
-        self._queue_suffix = ""
-
-    @workflow.query(name=PROGRESS_QUERY)
-    def progress(self) -> Progress:
-        return Progress(
-            phase=self._phase, status=self._status, target=None, waiting_for_approval=False, steps=self._steps
-        )
+    RUNBOOK = "drill"
+    EVIDENCE = steps.DRILL_EVIDENCE
+    EVIDENCE_INPUT = DrillEvidenceInput
 
     @workflow.run
     async def run(self, inp: DrillInput) -> DrillResult:
@@ -76,7 +64,7 @@ class DrillWorkflow:
             plan = await self._step(
                 "plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id), DrillPlan
             )
-            self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+            self._placed(plan.placement, plan.queue_suffix)
             await self._drill(inp, plan, res)
         except asyncio.CancelledError as err:
             cancelled, res.error = err, "cancelled"
@@ -84,7 +72,7 @@ class DrillWorkflow:
             res.error = steps.describe_error(err)
         if plan is not None:
             # Whatever happened, the scratch server goes (shielded from cancellation).
-            self._phase = "teardown"
+            self._phase = Phase.TEARDOWN
             try:
                 await asyncio.shield(
                     asyncio.ensure_future(
@@ -107,40 +95,20 @@ class DrillWorkflow:
             res.error = (
                 "; ".join(f"{c.name}: {c.detail}" for c in res.slo if not c.passed) or "no SLO checked"
             )
-        self._status = res.status
-        res.steps, res.ended_at = self._steps, workflow.now()
-        self._phase = "evidence"
-        evidence = await steps.run_step(
-            steps.DRILL_EVIDENCE,
-            DrillEvidenceInput(result=res),
-            EvidenceResult,
-            self._placement,
-            self._queue_suffix,
-        )
-        res.evidence_dir = evidence.path
-        self._phase = "done"
-        if cancelled is not None:
-            raise cancelled
-        if not res.passed:
-            raise ApplicationError(
-                f"drill failed: {res.error}",
-                res.model_dump(mode="json"),
-                type="DrillFailed",
-                non_retryable=True,
-            )
-        return res
+        res.steps = self._steps
+        return await self._end(res, cancelled)
 
     async def _drill(self, inp: DrillInput, plan: DrillPlan, res: DrillResult) -> None:
         backup = inp.backup
         if inp.take_backup_first:
-            self._phase = "backup"
+            self._phase = Phase.BACKUP
             taken = await self._step(
                 "take_backup", steps.DRILL_BACKUP, TakeBackupInput(site=plan.primary), BackupStepResult
             )
             res.backup, backup = taken.backup, taken.backup.name
         await steps.checkpoint("drill planned")
 
-        self._phase = "restore"
+        self._phase = Phase.RESTORE
         restore = await self._step(
             "restore_backup",
             steps.DRILL_RESTORE,
@@ -149,14 +117,14 @@ class DrillWorkflow:
         )
         res.backup, res.restore = restore.backup, restore.restore
 
-        self._phase = "start_scratch"
+        self._phase = Phase.START_SCRATCH
         scratch = await self._step(
             "start_scratch", steps.DRILL_START, ScratchInput(scratch_dir=plan.scratch_dir), ScratchResult
         )
         if scratch.usable_at is not None:
             res.rto_seconds = round((scratch.usable_at - restore.started_at).total_seconds(), 3)
 
-        self._phase = "verify"
+        self._phase = Phase.VERIFY
         verify = await self._step(
             "verify_restore",
             steps.DRILL_VERIFY,
@@ -182,11 +150,6 @@ class DrillWorkflow:
                 + ("" if verify.table_present else f" (table {plan.table} is missing from the backup)"),
             ),
         ]
-
-    async def _step(self, name: str, step: steps.Step, arg: BaseModel, rtype: type[R]) -> R:
-        return await steps.record_step(
-            self._steps, name, step, arg, rtype, self._placement, self._queue_suffix
-        )
 
 
 def _check(name: str, measured: float | None, objective: float, what: str) -> SloCheck:

@@ -15,32 +15,19 @@ is not undone; it is a standby either way). After it, the runbook only goes forw
 
 from __future__ import annotations
 
-import asyncio
-from typing import TypeVar
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
-    from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
-    from hybridops.contracts.base import (
-        ActivityResult,
-        ApprovalInput,
-        ApprovalRecord,
-        EvidenceResult,
-        Progress,
-        RuleViolation,
-        RunStatus,
-        StepRecord,
-    )
+    from hybridops.constants import WorkflowType
+    from hybridops.contracts.base import ActivityResult, Phase, RunStatus
     from hybridops.contracts.failback import (
         CatchUpInput,
         CatchUpResult,
         FailbackEvidenceInput,
         FailbackInput,
-        FailbackPhase,
         FailbackResult,
         PauseResult,
         RejoinInput,
@@ -66,12 +53,9 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy
     from hybridops.topology import establish
     from workflows import steps
-    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard
-    from workflows.lease import acquire_lease, lease_refused, release_lease
+    from workflows.runbook import GatedRunbook
     from workflows.saga import Saga
     from workflows.steps import describe_error
-
-R = TypeVar("R", bound=ActivityResult)
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -79,51 +63,21 @@ def _refuse(message: str, kind: str) -> ApplicationError:
 
 
 @workflow.defn(name=WorkflowType.FAILBACK.value, failure_exception_types=[ValidationError])
-class FailbackWorkflow(SafetyGuard):
+class FailbackWorkflow(GatedRunbook):
     """Bring the home site back as the primary after a failover, with zero data loss."""
 
+    RUNBOOK = "failback"
+    EVIDENCE = steps.FAILBACK_EVIDENCE
+    EVIDENCE_INPUT = FailbackEvidenceInput
+    PROMOTED_CHECK = "assess_home"
+
     def __init__(self) -> None:
-        self._phase = FailbackPhase.PENDING
-        self._status = RunStatus.RUNNING
-        self._steps: list[StepRecord] = []
-        self._compensations: list[StepRecord] = []
-        self._approvals: list[ApprovalRecord] = []
-        self._waiting_for_approval = False
-        self._home: str | None = None
+        super().__init__()
         self._promoting = False
-        self._placement = "colocated"
-        self._queue_suffix = ""
-        self._blocked: list[RuleViolation] = []
-        self._v2 = False
-        """This run follows SAFETY_PATCH (decided once, at the start of ``run``)."""
-        self._policy_in_force: Policy | None = None
-        self._refused: list[ApprovalRecord] = []
 
-    # ------------------------------------------------------------------ handlers
-
-    @workflow.query(name=PROGRESS_QUERY)
-    def progress(self) -> Progress:
-        """The current phase and the steps so far."""
-        return Progress(
-            phase=self._phase.value,
-            status=self._status,
-            target=self._home,
-            waiting_for_approval=self._waiting_for_approval,
-            steps=self._steps,
-            blocked_by=self._blocked[0] if self._blocked else None,
-        )
-
-    @workflow.update(name=APPROVE_UPDATE)
-    def approve(self, inp: ApprovalInput) -> ApprovalRecord:
-        """Approve (or reject) the switchover waiting at the approval gate; returns the record,
-        with ``refused`` saying why when the caller may not (the attempt is recorded)."""
-        return self._record_approval(inp, "failback", self._policy_in_force, None)
-
-    @approve.validator
-    def _validate_approve(self, inp: ApprovalInput) -> None:
-        self._validate_approval(inp, self._phase.value)
-
-    # ------------------------------------------------------------------ run
+    def _promotion_site(self) -> str | None:
+        # Histories from before SAFETY_PATCH looked only once the promotion had begun.
+        return self._target if (self._promoting or self._v2) else None
 
     @workflow.run
     async def run(self, inp: FailbackInput) -> FailbackResult:
@@ -135,76 +89,19 @@ class FailbackWorkflow(SafetyGuard):
             input=inp,
             started_at=workflow.now(),
         )
-        saga = Saga()
-        failure: BaseException | None = None
-        self._v2 = workflow.patched(SAFETY_PATCH)
-        try:
-            if self._v2:
-                res.lease = await acquire_lease("failback", inp.lease_wait_s)
-                if not res.lease.granted:
-                    raise lease_refused(res.lease)
-            await self._failback(inp, res, saga)
-            res.status = RunStatus.SUCCEEDED
-        except (Exception, asyncio.CancelledError) as err:
-            failure = err
-            res.error = describe_error(err)
-            # Look before resuming writes: a run replayed after a worker died may not know it
-            # promoted home already (its result was not recorded), so every new run looks.
-            if not saga.closed and (self._promoting or self._v2) and self._home is not None:
-                await self._close_if_promoted(self._home, saga, res)
-            if saga.closed:
-                res.status = RunStatus.FAILED
-                res.error += " (past the point of no return: finish by hand, see runbooks/failback.md)"
-            else:
-                self._phase = FailbackPhase.COMPENSATE
-                try:
-                    await saga.compensate()
-                    res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
-                except Exception as comp_err:
-                    res.status = RunStatus.FAILED
-                    res.error += f"; a compensation failed: {describe_error(comp_err)}"
-        if res.lease is not None and res.lease.granted:
-            await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
-        self._status = res.status
-        res.steps, res.compensations, res.approvals = self._steps, self._compensations, self._approvals
-        res.refused_approvals = self._refused
-        res.ended_at = workflow.now()
-        self._phase = FailbackPhase.EVIDENCE
-        evidence = await steps.run_step(
-            steps.FAILBACK_EVIDENCE,
-            FailbackEvidenceInput(result=res),
-            EvidenceResult,
-            self._placement,
-            self._queue_suffix,
-        )
-        res.evidence_dir = evidence.path
-        self._phase = FailbackPhase.DONE
-        if isinstance(failure, asyncio.CancelledError):
-            raise failure
-        if res.status != RunStatus.SUCCEEDED:
-            raise ApplicationError(
-                f"failback {res.status.value}: {res.error}",
-                res.model_dump(mode="json"),
-                type=f"Failback{res.status.value.capitalize()}",
-                non_retryable=True,
-            )
-        return res
+        failure = await self._saga(res, inp.lease_wait_s, lambda saga: self._failback(inp, res, saga))
+        self._collect(res)
+        return await self._end(res, failure)
 
     async def _failback(self, inp: FailbackInput, res: FailbackResult, saga: Saga) -> None:
         run_id = workflow.info().workflow_id
 
         # Plan: who serves now (DNS), and what each server is. Nothing changes before the
         # checkpoint, so a new worker replays this instead of planning on a changed world.
-        self._phase = FailbackPhase.PLAN
-        late = (workflow.now() - workflow.info().workflow_start_time).total_seconds()
-        if inp.max_start_delay_s and late > inp.max_start_delay_s:
-            raise _refuse(
-                f"the run began planning {late:.0f} s after it was started (more than max_start_delay_s"
-                f" {inp.max_start_delay_s:.0f} s): the world it was started for may be gone; start a new run",
-                "StartedTooLate",
-            )
+        self._phase = Phase.PLAN
+        self._refuse_late_start(inp.max_start_delay_s, "planning")
         plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
-        self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+        self._placed(plan.placement, plan.queue_suffix)
         sites = {s.name: s for s in plan.sites}
         home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
         if home not in sites:
@@ -235,14 +132,14 @@ class FailbackWorkflow(SafetyGuard):
                     f"{primary} is the writable primary, not a cloud site: nothing to fail back",
                     "NothingToFailBack",
                 )
-            self._home, res.home, res.old_primary = home, home, primary
+            self._target, res.home, res.old_primary = home, home, primary
         else:
             primary = plan.current_primary
             if primary == home or sites[primary].cloud is None:
                 raise _refuse(
                     f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
                 )
-            self._home, res.home, res.old_primary = home, home, primary
+            self._target, res.home, res.old_primary = home, home, primary
             assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
         states = {s.site: s for s in assessed.states}
         now = states[primary]
@@ -265,7 +162,7 @@ class FailbackWorkflow(SafetyGuard):
 
         # Rejoin and catch up: home becomes a standby of the cloud primary while writes flow.
         # Not compensated: a standby is a fine state to stop in, and the next run starts there.
-        self._phase = FailbackPhase.REJOIN_HOME
+        self._phase = Phase.REJOIN_HOME
         rejoin = await self._step(
             "rejoin_home",
             steps.FAILBACK_REJOIN,
@@ -273,7 +170,7 @@ class FailbackWorkflow(SafetyGuard):
             RejoinResult,
         )
         res.rejoin, res.moved_aside, res.rejoin_seconds = rejoin.outcome, rejoin.moved_aside, rejoin.seconds
-        self._phase = FailbackPhase.CATCH_UP
+        self._phase = Phase.CATCH_UP
         caught = await self._step(
             "catch_up",
             steps.FAILBACK_CATCH_UP,
@@ -289,9 +186,9 @@ class FailbackWorkflow(SafetyGuard):
         res.catch_up_seconds = caught.waited_s
 
         policy = plan.policy if self._v2 else None
-        self._policy_in_force = policy
+        self._policy = policy
         if inp.require_approval or (policy is not None and policy.approval.failback):
-            await self._approval_gate(inp)
+            await self._approval_gate(inp.approval_timeout_s)
         if self._v2:
             # After the waits (catch-up, the gate): look again before pausing anything, and make
             # that look durable: a worker that dies after the pause must not look again at a
@@ -301,7 +198,7 @@ class FailbackWorkflow(SafetyGuard):
 
         # The switchover. Writes pause on the cloud primary (undone by resuming them), home
         # replays everything the primary wrote, then home is promoted: the point of no return.
-        self._phase = FailbackPhase.PAUSE_WRITES
+        self._phase = Phase.PAUSE_WRITES
         switch_started = workflow.now()
         saga.register(
             "resume_writes",
@@ -324,7 +221,7 @@ class FailbackWorkflow(SafetyGuard):
             CatchUpResult,
         )
 
-        self._phase = FailbackPhase.PROMOTE
+        self._phase = Phase.PROMOTE
         self._promoting = True
         promoted = await self._guarded(
             "promote_home",
@@ -333,7 +230,7 @@ class FailbackWorkflow(SafetyGuard):
                 site=home, run_id=run_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
             PromoteResult,
-            self._policy(inp),
+            self._policy_for(inp),
             res.blocked_by,
         )
         saga.close()
@@ -344,18 +241,18 @@ class FailbackWorkflow(SafetyGuard):
             # it again against a home that is already the primary.
             await steps.checkpoint("home promoted")
 
-        self._phase = FailbackPhase.REPOINT_APPS
+        self._phase = Phase.REPOINT_APPS
         await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), ActivityResult)
-        self._phase = FailbackPhase.DNS_CUTOVER
+        self._phase = Phase.DNS_CUTOVER
         await self._guarded(
             "dns_cutover",
             steps.DNS_CUTOVER,
             DnsCutoverInput(site=home),
             DnsResult,
-            self._policy(inp),
+            self._policy_for(inp),
             res.blocked_by,
         )
-        self._phase = FailbackPhase.VERIFY
+        self._phase = Phase.VERIFY
         verify = await self._step("verify", steps.VERIFY, VerifyInput(site=home), VerifyResult)
         res.first_write_at = verify.first_write_at
         res.write_pause_seconds = round((verify.first_write_at - pause.paused_at).total_seconds(), 3)
@@ -363,7 +260,7 @@ class FailbackWorkflow(SafetyGuard):
 
         # Home serves. The other standbys follow it (first, before the old primary writes its
         # shutdown checkpoint, so they do not get WAL home never had); best effort.
-        self._phase = FailbackPhase.REJOIN_STANDBYS
+        self._phase = Phase.REJOIN
         for site in others:
             state = states.get(site)
             if state is None or not state.reachable or not state.in_recovery:
@@ -381,11 +278,11 @@ class FailbackWorkflow(SafetyGuard):
 
         # The old primary: read-only since the pause; now stopped and marked, then rewound
         # onto home's timeline (it diverged by little more than its shutdown checkpoint).
-        self._phase = FailbackPhase.FENCE_OLD_PRIMARY
+        self._phase = Phase.FENCE
         await self._step(
             "fence_old_primary", steps.FENCE, SiteInput(site=primary, run_id=run_id), FenceResult
         )
-        self._phase = FailbackPhase.REJOIN_OLD_PRIMARY
+        self._phase = Phase.REJOIN_OLD_PRIMARY
         retire = [home]
         try:
             old = await self._step(
@@ -399,16 +296,16 @@ class FailbackWorkflow(SafetyGuard):
         except ActivityError as err:
             res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
 
-        self._phase = FailbackPhase.RETIRE_FENCES
+        self._phase = Phase.RETIRE_FENCES
         await self._step(
             "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), ActivityResult
         )
 
-    def _policy(self, inp: FailbackInput) -> Policy:
+    def _policy_for(self, inp: FailbackInput) -> Policy:
         """The policy the plan recorded; histories before it: break glass on, waiting as long
         as the approval gate does."""
-        if self._policy_in_force is not None:
-            return self._policy_in_force
+        if self._policy is not None:
+            return self._policy
         policy = Policy()
         policy.safety.break_glass_timeout_s = min(inp.approval_timeout_s, 86400.0)
         return policy
@@ -441,36 +338,3 @@ class FailbackWorkflow(SafetyGuard):
                 + ". Writes were not paused; start a new run on the world as it is",
                 "WorldChanged",
             )
-
-    async def _close_if_promoted(self, home: str, saga: Saga, res: FailbackResult) -> None:
-        """Before resuming writes on the cloud primary, look: if home is already a primary
-        (promotion ran, whatever the failure said), resuming would make two writable
-        primaries. Unknown counts as promoted: the cloud primary then stays read-only."""
-        try:
-            after = await self._step("assess_home", steps.ASSESS, AssessInput(sites=[home]), AssessResult)
-            state = after.states[0] if after.states else None
-            promoted = state is None or not state.reachable or state.in_recovery is not True
-        except ActivityError:
-            promoted = True
-        if promoted:
-            saga.close()
-            res.point_of_no_return_passed = True
-
-    async def _approval_gate(self, inp: FailbackInput) -> None:
-        self._phase = FailbackPhase.APPROVAL
-        await self._approval_wait(inp.approval_timeout_s, self._steps)
-
-    async def _step(
-        self,
-        name: str,
-        step: steps.Step,
-        arg: BaseModel,
-        rtype: type[R],
-        into: list[StepRecord] | None = None,
-    ) -> R:
-        """Run one step and record it for the evidence (see :func:`steps.record_step`)."""
-        records = self._steps if into is None else into
-        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
-
-    async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
-        await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)

@@ -11,31 +11,30 @@ whatever its ending, writes its evidence.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
-    from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, WorkflowType
+    from hybridops.constants import ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
         ActivityResult,
         AlertNotice,
-        ApprovalInput,
-        ApprovalRecord,
-        EvidenceResult,
         Phase,
-        Progress,
-        RuleViolation,
         RunStatus,
         StepOutcome,
         StepRecord,
     )
-    from hybridops.contracts.decision import Decision, DecisionRequest, DecisionType, DrMode, SignalsResult
+    from hybridops.contracts.decision import (
+        Decision,
+        DecisionRequest,
+        DecisionType,
+        DrMode,
+        SignalsResult,
+    )
     from hybridops.contracts.failover import EvidenceInput, FailoverInput, FailoverResult
     from hybridops.contracts.sites import (
         AssessInput,
@@ -64,15 +63,8 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, establish, keep_writer
     from workflows import steps
-    from workflows.guard import SAFETY_PATCH, Rejected, SafetyGuard
-    from workflows.lease import acquire_lease, lease_refused, release_lease
+    from workflows.runbook import GatedRunbook
     from workflows.saga import Saga
-
-R = TypeVar("R", bound=ActivityResult)
-
-
-describe_error, failed_attempts = steps.describe_error, steps.failed_attempts
-_describe, _attempts = describe_error, failed_attempts  # the names they had
 
 
 def world_changes(
@@ -113,60 +105,21 @@ def world_changes(
 
 
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
-class FailoverWorkflow(SafetyGuard):
+class FailoverWorkflow(GatedRunbook):
     """Fail the database and its apps over from the current primary to a cloud standby."""
 
+    RUNBOOK = "failover"
+    EVIDENCE = steps.EVIDENCE
+    EVIDENCE_INPUT = EvidenceInput
+
     def __init__(self) -> None:
-        self._phase = Phase.PENDING
-        self._status = RunStatus.RUNNING
-        self._steps: list[StepRecord] = []
-        self._compensations: list[StepRecord] = []
-        self._approvals: list[ApprovalRecord] = []
-        self._waiting_for_approval = False
-        self._target: str | None = None
-        self._placement = "colocated"
-        self._queue_suffix = ""
+        super().__init__()
         self._alerts: list[AlertNotice] = []
-        self._blocked: list[RuleViolation] = []
-        """The safety rules a step waits on an override for (break glass)."""
-        self._v2 = False
-        """This run follows :data:`SAFETY_PATCH` (decided once, at the start of ``run``)."""
-        self._refused: list[ApprovalRecord] = []
-        self._policy: Policy | None = None
-        """The policy in force once decided (None before, and for runs before SAFETY_PATCH)."""
-        self._decision_id: str | None = None
-
-    # ------------------------------------------------------------------ handlers
-
-    @workflow.query(name=PROGRESS_QUERY)
-    def progress(self) -> Progress:
-        """The current phase and the steps so far."""
-        return Progress(
-            phase=self._phase,
-            status=self._status,
-            target=self._target,
-            waiting_for_approval=self._waiting_for_approval,
-            steps=self._steps,
-            blocked_by=self._blocked[0] if self._blocked else None,
-            decision_id=self._decision_id,
-        )
-
-    @workflow.update(name=APPROVE_UPDATE)
-    def approve(self, inp: ApprovalInput) -> ApprovalRecord:
-        """Approve (or reject) the run waiting at its approval gate; returns the record, with
-        ``refused`` saying why when the caller may not (the attempt is recorded)."""
-        return self._record_approval(inp, "failover", self._policy, self._decision_id)
 
     @workflow.signal(name=ALERT_SIGNAL)
     def alert(self, notice: AlertNotice) -> None:
         """An alert notification for this run (its alert resolved, or fired again)."""
         self._alerts.append(notice)
-
-    @approve.validator
-    def _validate_approve(self, inp: ApprovalInput) -> None:
-        self._validate_approval(inp, self._phase.value)
-
-    # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, inp: FailoverInput) -> FailoverResult:
@@ -180,64 +133,10 @@ class FailoverWorkflow(SafetyGuard):
             started_at=started,
             incident_started_at=inp.incident_started_at or started,
         )
-        saga = Saga()
-        failure: BaseException | None = None
-        self._v2 = workflow.patched(SAFETY_PATCH)
-        try:
-            if self._v2:
-                res.lease = await acquire_lease("failover", inp.lease_wait_s)
-                if not res.lease.granted:
-                    raise lease_refused(res.lease)
-            await self._failover(inp, res, saga)
-            res.status = RunStatus.SUCCEEDED
-        except (Exception, asyncio.CancelledError) as err:
-            failure = err
-            res.error = describe_error(err)
-            if not saga.closed and self._target is not None:
-                await self._close_if_promoted(self._target, saga, res)
-            if saga.closed:
-                res.status = RunStatus.FAILED
-                res.error += " (past the point of no return: finish by hand, see runbooks/failover.md)"
-            else:
-                self._phase = Phase.COMPENSATE
-                try:
-                    await saga.compensate()
-                    res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
-                except Exception as comp_err:
-                    res.status = RunStatus.FAILED
-                    res.error += f"; a compensation failed: {describe_error(comp_err)}"
-        if res.lease is not None and res.lease.granted:
-            # Every ending gives the lease back: success, compensation, failure, cancellation.
-            await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
-        self._status = res.status
-        res.steps, res.compensations, res.approvals = (
-            self._steps,
-            self._compensations,
-            self._approvals,
-        )
-        res.refused_approvals = self._refused
+        failure = await self._saga(res, inp.lease_wait_s, lambda saga: self._failover(inp, res, saga))
+        self._collect(res)
         res.alerts = self._alerts
-        res.ended_at = workflow.now()
-        self._phase = Phase.EVIDENCE
-        evidence = await steps.run_step(
-            steps.EVIDENCE,
-            EvidenceInput(result=res),
-            EvidenceResult,
-            self._placement,
-            self._queue_suffix,
-        )
-        res.evidence_dir = evidence.path
-        self._phase = Phase.DONE
-        if isinstance(failure, asyncio.CancelledError):
-            raise failure
-        if res.status != RunStatus.SUCCEEDED:
-            raise ApplicationError(
-                f"failover {res.status.value}: {res.error}",
-                res.model_dump(mode="json"),
-                type=f"Failover{res.status.value.capitalize()}",
-                non_retryable=True,
-            )
-        return res
+        return await self._end(res, failure)
 
     async def _failover(self, inp: FailoverInput, res: FailoverResult, saga: Saga) -> None:
         run_id = workflow.info().workflow_id
@@ -245,16 +144,9 @@ class FailoverWorkflow(SafetyGuard):
         # Decide: everything the choice rests on is an activity result, so it is in the
         # history and a replay decides the same.
         self._phase = Phase.DECIDE
-        late = (workflow.now() - workflow.info().workflow_start_time).total_seconds()
-        if inp.max_start_delay_s and late > inp.max_start_delay_s:
-            raise ApplicationError(
-                f"the run began deciding {late:.0f} s after it was started (more than max_start_delay_s"
-                f" {inp.max_start_delay_s:.0f} s): the world it was started for may be gone; start a new run",
-                type="StartedTooLate",
-                non_retryable=True,
-            )
+        self._refuse_late_start(inp.max_start_delay_s, "deciding")
         plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target), PlanResult)
-        self._placement, self._queue_suffix = plan.placement, plan.queue_suffix
+        self._placed(plan.placement, plan.queue_suffix)
         assessed = await self._step(
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
@@ -353,7 +245,7 @@ class FailoverWorkflow(SafetyGuard):
                 or decision.requires_approval
                 or (unreachable and policy.safety.unverified_fence_requires_approval)
             ):
-                await self._approval_gate(inp)
+                await self._approval_gate(inp.approval_timeout_s)
                 await self._look_again(inp, plan, assessed, decision, request)
                 # Durable before the first change: a worker that dies after fencing must not
                 # look again at a world its own fence changed.
@@ -388,7 +280,7 @@ class FailoverWorkflow(SafetyGuard):
             )
 
         if not self._v2 and (inp.require_approval or decision.requires_approval):
-            await self._approval_gate(inp)
+            await self._approval_gate(inp.approval_timeout_s)
 
         self._phase = Phase.PROMOTE
         promote_in = PromoteInput(
@@ -554,36 +446,3 @@ class FailoverWorkflow(SafetyGuard):
         except TimeoutError:
             rec.outcome, rec.detail = StepOutcome.SKIPPED, f"the alert still fires after {timeout_s:.0f} s"
         rec.ended_at = workflow.now()
-
-    async def _close_if_promoted(self, target: str, saga: Saga, res: FailoverResult) -> None:
-        """Before undoing anything, look: if the target is already a primary (promotion ran,
-        whatever the failure said), the point of no return is behind us, and unfencing the
-        old primary would make two writable primaries. Unknown counts as promoted."""
-        try:
-            after = await self._step("assess_target", steps.ASSESS, AssessInput(sites=[target]), AssessResult)
-            state = after.states[0] if after.states else None
-            promoted = state is None or not state.reachable or state.in_recovery is not True
-        except ActivityError:
-            promoted = True
-        if promoted:
-            saga.close()
-            res.point_of_no_return_passed = True
-
-    async def _approval_gate(self, inp: FailoverInput) -> None:
-        self._phase = Phase.APPROVAL
-        await self._approval_wait(inp.approval_timeout_s, self._steps)
-
-    async def _step(
-        self,
-        name: str,
-        step: steps.Step,
-        arg: BaseModel,
-        rtype: type[R],
-        into: list[StepRecord] | None = None,
-    ) -> R:
-        """Run one step and record it for the evidence (see :func:`steps.record_step`)."""
-        records = self._steps if into is None else into
-        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
-
-    async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
-        await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)

@@ -98,22 +98,49 @@ class TargetChoice(StrEnum):
 
 
 class Phase(StrEnum):
-    """The failover runbook's phases, in order."""
+    """Where a run is, for every runbook (the ``progress`` Query's ``phase``). A runbook goes
+    through the phases of its own sequence (its module's docstring lists them, in order);
+    every run starts ``pending`` and ends ``evidence`` then ``done``, and a failed one may
+    ``compensate`` between."""
 
     PENDING = "pending"
+    PLAN = "plan"
     DECIDE = "decide"
+    APPROVAL = "approval"
+    COMPENSATE = "compensate"
+    EVIDENCE = "evidence"
+    DONE = "done"
+    # failover and failback: moving the primary
     PREPARE_TARGET = "prepare_target"
     FENCE = "fence_old_primary"
-    APPROVAL = "approval"
     PROMOTE = "promote"
     REPOINT_APPS = "repoint_apps"
     DNS_CUTOVER = "dns_cutover"
     VERIFY = "verify"
     REJOIN = "rejoin_standbys"
     AWAIT_RESOLVE = "await_alert_resolve"
-    COMPENSATE = "compensate"
-    EVIDENCE = "evidence"
-    DONE = "done"
+    REJOIN_HOME = "rejoin_home"
+    CATCH_UP = "catch_up"
+    PAUSE_WRITES = "pause_writes"
+    REJOIN_OLD_PRIMARY = "rejoin_old_primary"
+    RETIRE_FENCES = "retire_fences"
+    # drill: a restore that never touches production
+    BACKUP = "backup"
+    RESTORE = "restore"
+    START_SCRATCH = "start_scratch"
+    TEARDOWN = "teardown"
+    # burst: capacity out and back
+    SCALE_OUT = "scale_out"
+    DEPLOY = "deploy"
+    SHIFT_TRAFFIC = "shift_traffic"
+    HOLD = "hold"
+    SCALE_IN = "scale_in"
+    # bootstrap: its phases are its steps (BootstrapStep), each converging a host
+    VALIDATE_NETWORK = "validate_network"
+    BUILD_IMAGES = "build_images"
+    RKE2 = "rke2"
+    JENKINS = "jenkins"
+    GITOPS_ENROLL = "gitops_enroll"
 
 
 class RunStatus(StrEnum):
@@ -205,9 +232,9 @@ class AlertNotice(Contract):
 
 
 class Progress(Contract):
-    """Answer of the ``progress`` Query (every runbook's: the phase names are the runbook's)."""
+    """Answer of the ``progress`` Query (every runbook's)."""
 
-    phase: str
+    phase: Phase
     status: RunStatus
     target: str | None = None
     waiting_for_approval: bool = False

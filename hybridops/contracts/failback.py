@@ -31,28 +31,6 @@ from hybridops.contracts.lease import LeaseGrant
 from hybridops.contracts.sites import Finding, Topology
 
 
-class FailbackPhase(StrEnum):
-    """The failback runbook's phases, in order."""
-
-    PENDING = "pending"
-    PLAN = "plan"
-    REJOIN_HOME = "rejoin_home"
-    CATCH_UP = "catch_up"
-    APPROVAL = "approval"
-    PAUSE_WRITES = "pause_writes"
-    PROMOTE = "promote"
-    REPOINT_APPS = "repoint_apps"
-    DNS_CUTOVER = "dns_cutover"
-    VERIFY = "verify"
-    REJOIN_STANDBYS = "rejoin_standbys"
-    FENCE_OLD_PRIMARY = "fence_old_primary"
-    REJOIN_OLD_PRIMARY = "rejoin_old_primary"
-    RETIRE_FENCES = "retire_fences"
-    COMPENSATE = "compensate"
-    EVIDENCE = "evidence"
-    DONE = "done"
-
-
 class RejoinMethod(StrEnum):
     """How a site may be made a standby of a new primary."""
 
