@@ -29,7 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from hybridops.constants import ActivityName, TaskQueue
-    from hybridops.contracts.base import ActivityResult, CheckpointInput, StepOutcome, StepRecord
+    from hybridops.contracts.base import (
+        ActivityResult,
+        CheckpointInput,
+        CheckpointResult,
+        StepOutcome,
+        StepRecord,
+    )
 
 R = TypeVar("R", bound=BaseModel)
 A = TypeVar("A", bound=ActivityResult)
@@ -158,7 +164,7 @@ async def checkpoint(name: str) -> None:
     await workflow.execute_activity(
         CHECKPOINT.activity,
         CheckpointInput(name=name),
-        result_type=ActivityResult,
+        result_type=CheckpointResult,
         start_to_close_timeout=CHECKPOINT.timeout,
         retry_policy=CHECKPOINT.retry,
     )
