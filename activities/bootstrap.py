@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from activities.ansible import AnsibleRunner
 from activities.common import apply_fault, step_activity, write_run_evidence
+from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.bootstrap import (
     BootstrapEvidenceInput,
@@ -61,7 +62,7 @@ class BootstrapActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [self.plan_bootstrap, self.bootstrap_step, self.write_bootstrap_evidence]
 
-    @step_activity("plan_bootstrap")
+    @step_activity(ActivityName.PLAN_BOOTSTRAP)
     async def plan_bootstrap(self, inp: BootstrapPlanInput) -> BootstrapPlan:
         """Read-only: where the steps run (the infra queue's workers hold the tools)."""
         inv = self.inventory
@@ -73,7 +74,7 @@ class BootstrapActivities:
             return b.endpoints
         return [{"name": n, "host": s.host, "port": s.port} for n, s in self.inventory.sites.items()]
 
-    @step_activity("bootstrap_step")
+    @step_activity(ActivityName.BOOTSTRAP_STEP)
     async def bootstrap_step(self, inp: BootstrapStepInput) -> BootstrapStepResult:
         """Converge one step (dry run: say what would change)."""
         await apply_fault(self.faults, f"bootstrap_{inp.step.value}")
@@ -118,7 +119,7 @@ class BootstrapActivities:
             artifacts=ids, changed=bool(ids), detail=f"images: {', '.join(ids) or 'none'}"
         )
 
-    @step_activity("write_bootstrap_evidence")
+    @step_activity(ActivityName.WRITE_BOOTSTRAP_EVIDENCE)
     async def write_bootstrap_evidence(self, inp: BootstrapEvidenceInput) -> EvidenceResult:
         return await write_run_evidence(
             self.client, Path(self.inventory.output_dir), inp.result, render_bootstrap_report(inp.result)

@@ -13,20 +13,25 @@ from temporalio.client import Client
 
 from activities.common import step_activity, write_run_evidence
 from activities.dns import DnsDriver
+from activities.drivers import Drivers
 from activities.infra import InfraDriver
-from hybridops.contracts.base import ActivityResult, EvidenceResult
+from hybridops.constants import ActivityName
+from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.burst import (
     BurstEvidenceInput,
     BurstPlan,
     BurstPlanInput,
     BurstResult,
+    DeployWorkloadsInput,
+    DeployWorkloadsResult,
     LoadInput,
     LoadResult,
     PoolInput,
     PoolResult,
+    RemoveWorkloadsInput,
+    RemoveWorkloadsResult,
     WeightsInput,
     WeightsResult,
-    WorkloadsInput,
 )
 from hybridops.contracts.sites import SiteRef, Topology
 from hybridops.errors import ConfigError, HybridOpsError
@@ -69,14 +74,12 @@ class BurstActivities:
     def __init__(
         self,
         inventory: Inventory,
-        infra: InfraDriver,
-        dns: DnsDriver,
-        client: Client | None,
+        drivers: Drivers | None = None,
+        client: Client | None = None,
         gitops: Any = None,
     ) -> None:
         self.inventory = inventory
-        self.infra = infra
-        self.dns = dns
+        self.drivers = drivers or Drivers(inventory)
         self.gitops = gitops
         """The GitOps driver (activities/gitops); ``None`` when the inventory names none."""
         self.client = client
@@ -93,7 +96,15 @@ class BurstActivities:
             self.write_burst_evidence,
         ]
 
-    @step_activity("plan_burst")
+    @property
+    def infra(self) -> InfraDriver:
+        return self.drivers.infra
+
+    @property
+    def dns(self) -> DnsDriver:
+        return self.drivers.dns
+
+    @step_activity(ActivityName.PLAN_BURST)
     async def plan_burst(self, inp: BurstPlanInput) -> BurstPlan:
         inv, b = self.inventory, self.inventory.burst
         home = next(n for n, s in inv.sites.items() if s.cloud is None)
@@ -114,16 +125,13 @@ class BurstActivities:
     async def _topology(self) -> Topology | None:
         """The database's topology, from the servers; None when this worker cannot read
         them (no database driver configured)."""
-        from activities.postgres import make_postgres_driver
-        from activities.topology import TopologyReader
-
         try:
-            pg = make_postgres_driver(self.inventory)
+            topology = self.drivers.topology
         except HybridOpsError:
             return None
-        return await TopologyReader(self.inventory, pg, self.dns).read()
+        return await topology.read()
 
-    @step_activity("scale_pool")
+    @step_activity(ActivityName.SCALE_POOL)
     async def scale_pool(self, inp: PoolInput) -> PoolResult:
         """Set the cloud's burst pool to ``nodes`` (reads only when None)."""
         before = await self.infra.pool_nodes(inp.cloud)
@@ -148,28 +156,28 @@ class BurstActivities:
             self.gitops = make_gitops_driver(settings)
         return self.gitops
 
-    @step_activity("deploy_workloads")
-    async def deploy_workloads(self, inp: WorkloadsInput) -> ActivityResult:
+    @step_activity(ActivityName.DEPLOY_WORKLOADS)
+    async def deploy_workloads(self, inp: DeployWorkloadsInput) -> DeployWorkloadsResult:
         res = await self._gitops().deploy(inp.apps, inp.cloud.value, inp.run_id)
-        return ActivityResult(
+        return DeployWorkloadsResult(
             changed=res.changed, detail=f"{inp.apps} on {inp.cloud.value} at {res.revision}"
         )
 
-    @step_activity("remove_workloads")
-    async def remove_workloads(self, inp: WorkloadsInput) -> ActivityResult:
+    @step_activity(ActivityName.REMOVE_WORKLOADS)
+    async def remove_workloads(self, inp: RemoveWorkloadsInput) -> RemoveWorkloadsResult:
         res = await self._gitops().undeploy(inp.apps, inp.cloud.value, inp.run_id)
-        return ActivityResult(
+        return RemoveWorkloadsResult(
             changed=res.changed, detail=f"{inp.apps} off {inp.cloud.value} at {res.revision}"
         )
 
-    @step_activity("set_traffic")
+    @step_activity(ActivityName.SET_TRAFFIC)
     async def set_traffic(self, inp: WeightsInput) -> WeightsResult:
         before = await self.dns.get_weights(inp.record)
         changed = await self.dns.ensure_weights(inp.record, "A", inp.weights, inp.ttl)
         shares = ", ".join(f"{k} {w}" for k, (_, w) in sorted(inp.weights.items()))
         return WeightsResult(before=before, changed=changed, detail=f"{inp.record}: {shares}")
 
-    @step_activity("read_load")
+    @step_activity(ActivityName.READ_LOAD)
     async def read_load(self, inp: LoadInput) -> LoadResult:
         """The on-prem load (0..1): the lab's file, or the inventory's PromQL."""
         b = self.inventory.burst
@@ -201,7 +209,7 @@ class BurstActivities:
             )
         raise ConfigError("burst.load_file or burst.load_query: one is needed to read the load")
 
-    @step_activity("write_burst_evidence")
+    @step_activity(ActivityName.WRITE_BURST_EVIDENCE)
     async def write_burst_evidence(self, inp: BurstEvidenceInput) -> EvidenceResult:
         return await write_run_evidence(
             self.client, Path(self.inventory.output_dir), inp.result, render_burst_report(inp.result)

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from hybridops import evidence
-from hybridops.constants import FAULTS_DIR_ENV
+from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
 
@@ -117,12 +117,13 @@ def apply_fault_after(faults: dict[str, str], step: str) -> None:
 
 
 def step_activity(
-    name: str,
+    activity_name: ActivityName,
 ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
-    """Declare a method of an activities class as the activity ``name``.
+    """Declare a method of an activities class as the activity ``activity_name``.
 
     The class must have a ``faults`` attribute (``dict[str, str]``).
     """
+    name = str(activity_name)  # the plain string: fault tables and logs key on it
 
     def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         @functools.wraps(fn)
@@ -147,6 +148,15 @@ def step_activity(
         return cast(Callable[..., Awaitable[R]], activity.defn(name=name)(run))
 
     return wrap
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    """The name ``fn`` is registered under (its ``activity.defn``)."""
+    # The SDK's own reading of the definition, so a test's plain @activity.defn counts too.
+    name = activity._Definition.must_from_callable(fn).name
+    if name is None:
+        raise ConfigError(f"{fn!r} is a dynamic activity: it has no name a step schedules")
+    return name
 
 
 async def write_run_evidence(

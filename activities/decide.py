@@ -9,28 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activities.common import step_activity
+from hybridops.constants import ActivityName
 from hybridops.contracts.decision import SignalsInput, SignalsResult
 from hybridops.inventory import Inventory
 from hybridops.policy import load_policy
 
+if TYPE_CHECKING:
+    from activities.signals import SignalsDriver
+
 
 class DecideActivities:
-    """Built once per worker; its signal drivers come from the inventory's ``signals``."""
+    """Built once per worker; its signal drivers come from the inventory's ``signals``, built
+    on first use (a worker that serves no control queue needs none)."""
 
     def __init__(self, inventory: Inventory) -> None:
-        from activities.signals import make_signal_drivers
-
         self.inventory = inventory
         self.faults = inventory.faults
-        self.drivers = make_signal_drivers(inventory.signals)
+        self._drivers: list[SignalsDriver] | None = None
+
+    @property
+    def drivers(self) -> list[SignalsDriver]:
+        if self._drivers is None:
+            from activities.signals import make_signal_drivers
+
+            self._drivers = make_signal_drivers(self.inventory.signals)
+        return self._drivers
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.gather_signals]
 
-    @step_activity("gather_signals")
+    @step_activity(ActivityName.GATHER_SIGNALS)
     async def gather_signals(self, inp: SignalsInput) -> SignalsResult:
         """Read-only: every source's signals for every site, and the policy in force."""
         from activities.signals import collect_signals

@@ -13,12 +13,13 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.backup import BackupDriver, make_backup_driver
+from activities.backup import BackupDriver
 from activities.backup.scratch import DATA, ScratchServer
 from activities.common import step_activity, write_run_evidence
-from activities.dns import DnsDriver, make_dns_driver
+from activities.drivers import Drivers
+from hybridops.constants import ActivityName
 from hybridops.contracts.backup import BackupInfo
-from hybridops.contracts.base import ActivityResult, EvidenceResult
+from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.drill import (
     BackupStepResult,
     DrillEvidenceInput,
@@ -30,6 +31,8 @@ from hybridops.contracts.drill import (
     ScratchInput,
     ScratchResult,
     TakeBackupInput,
+    TeardownInput,
+    TeardownResult,
     VerifyRestoreInput,
     VerifyRestoreResult,
 )
@@ -87,17 +90,21 @@ class DrillActivities:
     """Activities of ``DrillWorkflow``, with the backup and DNS drivers the inventory names."""
 
     def __init__(
-        self, inventory: Inventory, backup: BackupDriver, dns: DnsDriver, client: Client | None
+        self, inventory: Inventory, drivers: Drivers | None = None, client: Client | None = None
     ) -> None:
         self.inventory = inventory
-        self.backups = backup
-        self.dns = dns
+        self.drivers = drivers or Drivers(inventory)
         self.client = client
         self.faults = inventory.faults
 
     @classmethod
     def build(cls, inventory: Inventory, client: Client | None) -> DrillActivities:
-        return cls(inventory, make_backup_driver(inventory), make_dns_driver(inventory.dns), client)
+        """With drivers of its own, built on first use."""
+        return cls(inventory, Drivers(inventory), client)
+
+    @property
+    def backups(self) -> BackupDriver:
+        return self.drivers.backup
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -138,10 +145,7 @@ class DrillActivities:
     async def _primary(self) -> str:
         """The backup source: the one writable server, established from the servers (DNS
         may be stale). A split brain, or no writable server, is refused with the findings."""
-        from activities.postgres import make_postgres_driver
-        from activities.topology import TopologyReader
-
-        topology = await TopologyReader(self.inventory, make_postgres_driver(self.inventory), self.dns).read()
+        topology = await self.drivers.topology.read()
         if topology.primary is None:
             raise PreconditionFailed(
                 "no single writable primary to take a backup from: "
@@ -155,7 +159,7 @@ class DrillActivities:
 
     # ------------------------------------------------------------------ activities
 
-    @step_activity("plan_drill")
+    @step_activity(ActivityName.PLAN_DRILL)
     async def plan_drill(self, inp: DrillPlanInput) -> DrillPlan:
         """Read-only: where the drill restores, the objectives, and that the scratch address is
         no production server's."""
@@ -178,12 +182,12 @@ class DrillActivities:
             detail=f"scratch {address}",
         )
 
-    @step_activity("take_backup")
+    @step_activity(ActivityName.TAKE_BACKUP)
     async def take_backup(self, inp: TakeBackupInput) -> BackupStepResult:
         info = await self.backups.backup(inp.site or await self._primary())
         return BackupStepResult(backup=info, changed=True, detail=f"backup {info.name} of {inp.site}")
 
-    @step_activity("restore_backup")
+    @step_activity(ActivityName.RESTORE_BACKUP)
     async def restore_backup(self, inp: RestoreInput) -> RestoreStepResult:
         """Fetch the backup into the drill's scratch directory (emptied first: a retry starts
         over) and configure recovery. The RTO counts from here."""
@@ -204,14 +208,14 @@ class DrillActivities:
             detail=f"{info.name} restored ({restored.fetch_seconds:.2f} s fetch)",
         )
 
-    @step_activity("start_scratch")
+    @step_activity(ActivityName.START_SCRATCH)
     async def start_scratch(self, inp: ScratchInput) -> ScratchResult:
         """Start the restored server on the scratch address; done when recovery has finished
         and it answers as a primary."""
         usable_at = await ScratchServer(self.inventory, self._scratch(inp.scratch_dir)).start()
         return ScratchResult(usable_at=usable_at, changed=True, detail=f"usable at {usable_at:%H:%M:%S.%f}")
 
-    @step_activity("verify_restore")
+    @step_activity(ActivityName.VERIFY_RESTORE)
     async def verify_restore(self, inp: VerifyRestoreInput) -> VerifyRestoreResult:
         """Read-only, on the scratch server: the writer's table, its rows, its newest row."""
         present, rows, newest = await ScratchServer(
@@ -222,17 +226,17 @@ class DrillActivities:
         )
         return VerifyRestoreResult(table_present=present, rows=rows or 0, newest_row_at=newest, detail=detail)
 
-    @step_activity("teardown_scratch")
-    async def teardown_scratch(self, inp: ScratchInput) -> ActivityResult:
+    @step_activity(ActivityName.TEARDOWN_SCRATCH)
+    async def teardown_scratch(self, inp: TeardownInput) -> TeardownResult:
         """Stop the scratch server and remove its directory; idempotent."""
         scratch = self._scratch(inp.scratch_dir)
         existed = scratch.exists()
         await ScratchServer(self.inventory, scratch).teardown()
         if scratch.exists():
             await asyncio.to_thread(shutil.rmtree, scratch)
-        return ActivityResult(changed=existed, detail="removed" if existed else "nothing to remove")
+        return TeardownResult(changed=existed, detail="removed" if existed else "nothing to remove")
 
-    @step_activity("write_drill_evidence")
+    @step_activity(ActivityName.WRITE_DRILL_EVIDENCE)
     async def write_drill_evidence(self, inp: DrillEvidenceInput) -> EvidenceResult:
         return await write_run_evidence(
             self.client, Path(self.inventory.output_dir), inp.result, render_drill_report(inp.result)

@@ -1,9 +1,9 @@
 """The failback runbook's own activities: methods of one class, handed its drivers.
 
-``FailbackWorkflow`` also uses activities of the failover runbook by name (plan_failover,
-assess_sites, fence_primary, repoint_apps, dns_cutover, verify_writes, checkpoint): they do
-the same thing in both directions. Each activity here reads the world and converges it
-(DESIGN.md rule 2), declared with :func:`activities.common.step_activity`.
+``FailbackWorkflow`` also schedules the site steps every runbook shares (plan_failover,
+assess_sites, fence_primary, repoint_apps, dns_cutover, verify_writes, checkpoint:
+activities/sites.py). Each activity here reads the world and converges it (DESIGN.md rule 2),
+declared with :func:`activities.common.step_activity`.
 """
 
 from __future__ import annotations
@@ -15,22 +15,29 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.common import step_activity, write_run_evidence
-from activities.failover import promote_checked
+from activities.drivers import Drivers
 from activities.postgres import PostgresDriver
+from activities.sites import promote_checked
 from activities.topology import TopologyReader, refuse
-from hybridops.contracts.base import ActivityResult, EvidenceResult, RuleViolation, StepRecord
+from hybridops.constants import ActivityName
+from hybridops.contracts.base import EvidenceResult, RuleViolation, StepRecord
 from hybridops.contracts.failback import (
     CatchUpInput,
     CatchUpResult,
     FailbackEvidenceInput,
     FailbackResult,
+    PauseInput,
     PauseResult,
+    PromoteHomeInput,
+    PromoteHomeResult,
     RejoinInput,
     RejoinOutcome,
     RejoinResult,
+    ResumeInput,
+    ResumeResult,
     RetireFenceInput,
+    RetireFenceResult,
 )
-from hybridops.contracts.sites import PromoteInput, PromoteResult, SiteInput
 from hybridops.errors import PreconditionFailed
 from hybridops.inventory import Inventory
 from hybridops.markup import md, md_code
@@ -85,12 +92,26 @@ def _step_table(steps: list[StepRecord]) -> list[str]:
 class FailbackActivities:
     """Activities of ``FailbackWorkflow``. Built once per worker with its drivers."""
 
-    def __init__(self, inventory: Inventory, postgres: PostgresDriver, client: Client | None = None) -> None:
+    def __init__(
+        self, inventory: Inventory, drivers: Drivers | None = None, client: Client | None = None
+    ) -> None:
         self.inventory = inventory
-        self.pg = postgres
+        self.drivers = drivers or Drivers(inventory)
         self.client = client
         self.faults = inventory.faults
-        self.topology = TopologyReader(inventory, postgres, None)
+        self._topology: TopologyReader | None = None
+
+    @property
+    def pg(self) -> PostgresDriver:
+        return self.drivers.postgres
+
+    @property
+    def topology(self) -> TopologyReader:
+        """The topology from the servers alone: failback's checks read no DNS (a database
+        worker may hold no DNS credentials)."""
+        if self._topology is None:
+            self._topology = TopologyReader(self.inventory, self.pg, None)
+        return self._topology
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of the runbook's own, for worker registration."""
@@ -104,7 +125,7 @@ class FailbackActivities:
             self.write_failback_evidence,
         ]
 
-    @step_activity("rejoin_standby")
+    @step_activity(ActivityName.REJOIN_STANDBY)
     async def rejoin_standby(self, inp: RejoinInput) -> RejoinResult:
         """Make a site a streaming standby of the primary: follow, pg_rewind, or re-clone.
         Never a server that accepts writes: one this run promoted is past its rejoin (a step
@@ -124,7 +145,7 @@ class FailbackActivities:
                 )
         return await self.pg.rewind(inp.site, inp.source, inp.run_id, inp.method)
 
-    @step_activity("catch_up")
+    @step_activity(ActivityName.CATCH_UP)
     async def catch_up(self, inp: CatchUpInput) -> CatchUpResult:
         """Read-only: wait until a standby has replayed close enough (or exactly up to an LSN).
         A site this run already promoted is past it (a step run again after a worker died)."""
@@ -133,13 +154,13 @@ class FailbackActivities:
             return CatchUpResult(detail=f"{inp.site} was promoted by {inp.run_id}: past its catch-up")
         return await self.pg.catch_up(inp.site, inp.source, inp.max_lag_bytes, inp.timeout_s, inp.target_lsn)
 
-    @step_activity("pause_writes")
-    async def pause_writes(self, inp: SiteInput) -> PauseResult:
+    @step_activity(ActivityName.PAUSE_WRITES)
+    async def pause_writes(self, inp: PauseInput) -> PauseResult:
         """The switchover's start: the primary read-only, its sessions ended, its final LSN."""
         return await self.pg.pause_writes(inp.site, inp.run_id)
 
-    @step_activity("resume_writes")
-    async def resume_writes(self, inp: SiteInput) -> ActivityResult:
+    @step_activity(ActivityName.RESUME_WRITES)
+    async def resume_writes(self, inp: ResumeInput) -> ResumeResult:
         """Compensation of ``pause_writes``: never while another server accepts writes (home
         promoted after all): the paused primary then stays read-only, for a human."""
         others = [w for w in (await self.topology.read()).writable if w != inp.site]
@@ -154,24 +175,27 @@ class FailbackActivities:
                 f"resume writes on {inp.site}",
             )
         changed = await self.pg.resume_writes(inp.site)
-        return ActivityResult(changed=changed, detail=f"{inp.site} writable" if changed else "not paused")
+        return ResumeResult(changed=changed, detail=f"{inp.site} writable" if changed else "not paused")
 
-    @step_activity("promote_home")
-    async def promote_home(self, inp: PromoteInput) -> PromoteResult:
+    @step_activity(ActivityName.PROMOTE_HOME)
+    async def promote_home(self, inp: PromoteHomeInput) -> PromoteHomeResult:
         """Irreversible: promote home once it replayed the paused primary's final LSN, after
         the same safety rules as a failover's promotion (the paused primary is read-only, so
         home will be the one writer). Home still carries the fence mark of the failover that
         left it; it is a rewound standby now, so the mark does not forbid this (it is retired
         once home serves)."""
-        return await promote_checked(self.pg, self.topology, inp.model_copy(update={"allow_fenced": True}))
+        promoted = await promote_checked(
+            self.pg, self.topology, inp.model_copy(update={"allow_fenced": True})
+        )
+        return PromoteHomeResult(**promoted.model_dump())
 
-    @step_activity("retire_fence")
-    async def retire_fence(self, inp: RetireFenceInput) -> ActivityResult:
+    @step_activity(ActivityName.RETIRE_FENCE)
+    async def retire_fence(self, inp: RetireFenceInput) -> RetireFenceResult:
         """Remove the fence marks of sites that have their role back (primary, or streaming)."""
         retired = [site for site in inp.sites if await self.pg.retire_fence(site)]
-        return ActivityResult(changed=bool(retired), detail=f"retired: {retired or 'none'}")
+        return RetireFenceResult(changed=bool(retired), detail=f"retired: {retired or 'none'}")
 
-    @step_activity("write_failback_evidence")
+    @step_activity(ActivityName.WRITE_FAILBACK_EVIDENCE)
     async def write_failback_evidence(self, inp: FailbackEvidenceInput) -> EvidenceResult:
         """Write the run's evidence folder; the history is fetched from the server."""
         return await write_run_evidence(

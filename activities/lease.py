@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.common import step_activity
-from hybridops.constants import ACQUIRE_UPDATE, TaskQueue, WorkflowType
+from hybridops.constants import ACQUIRE_UPDATE, ActivityName, TaskQueue, WorkflowType
 from hybridops.contracts.lease import HolderInput, HolderResult, LeaseGrant, LeaseRequest, LeaseState
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory
@@ -36,7 +36,7 @@ class LeaseActivities:
             raise ConfigError("the lease needs a Temporal client (a worker's)")
         return self.client
 
-    @step_activity("acquire_lease")
+    @step_activity(ActivityName.ACQUIRE_LEASE)
     async def acquire_lease(self, inp: LeaseRequest) -> LeaseGrant:
         """The lease for ``inp``'s run: granted, or refused naming the holder after waiting up to
         ``inp.wait_s``. Idempotent: asked again by the run that holds it, granted again. Starts
@@ -69,7 +69,7 @@ class LeaseActivities:
         grant.changed = grant.granted
         return grant
 
-    @step_activity("lease_holder_open")
+    @step_activity(ActivityName.LEASE_HOLDER_OPEN)
     async def lease_holder_open(self, inp: HolderInput) -> HolderResult:
         """Read-only: whether the holder's run is still open (running). A run that is gone
         from the namespace counts as closed."""

@@ -39,6 +39,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.decide import DecideActivities
 from activities.failover import FailoverActivities
+from activities.sites import SiteActivities
 from hybridops.client import connect
 from hybridops.constants import TaskQueue
 from hybridops.contracts.base import ActivityResult, RunStatus, StepOutcome, StepRecord
@@ -47,13 +48,14 @@ from hybridops.contracts.failover import EvidenceInput, FailoverInput, FailoverR
 from hybridops.contracts.sites import (
     AssessInput,
     DnsCutoverInput,
+    FenceInput,
     FollowInput,
     PlanInput,
+    PrepareInput,
     PromoteInput,
     RepointAppsInput,
     RpoInput,
     RpoMeasure,
-    SiteInput,
     VerifyInput,
 )
 from hybridops.decision import decide, signal_targets
@@ -269,7 +271,9 @@ async def run_workflow(client: Client, inv: Inventory, lab: Lab, wf_id: str) -> 
     return _breakdown(measure, result.steps, at, started, ended)
 
 
-async def run_script(acts: FailoverActivities, signals: DecideActivities, lab: Lab, run_id: str) -> Measure:
+async def run_script(
+    acts: SiteActivities, own: FailoverActivities, signals: DecideActivities, lab: Lab, run_id: str
+) -> Measure:
     """The same steps, with the same inputs as ``FailoverWorkflow`` passes, in a plain script."""
     at = await prepare_and_break(lab)
     inp = FailoverInput(incident_started_at=at, reason="bench baseline", requested_by="bench/failover.py")
@@ -296,8 +300,8 @@ async def run_script(acts: FailoverActivities, signals: DecideActivities, lab: L
     decision, _ = decide(request, plan.sites, assessed.states, gathered)
     assert decision.target is not None, decision.rationale
     target, old = decision.target, decision.old_primary
-    await step("prepare_target", lambda: acts.prepare_target(SiteInput(site=target, run_id=run_id)))
-    fence = await step("fence_old_primary", lambda: acts.fence_primary(SiteInput(site=old, run_id=run_id)))
+    await step("prepare_target", lambda: acts.prepare_target(PrepareInput(site=target, run_id=run_id)))
+    fence = await step("fence_old_primary", lambda: acts.fence_primary(FenceInput(site=old, run_id=run_id)))
     await step(
         "promote",
         lambda: acts.promote_standby(
@@ -338,7 +342,7 @@ async def run_script(acts: FailoverActivities, signals: DecideActivities, lab: L
         point_of_no_return_passed=True,
     )
     ev_start = time.perf_counter()
-    await acts.write_evidence(EvidenceInput(result=result))
+    await own.write_evidence(EvidenceInput(result=result))
     evidence_ms = (time.perf_counter() - ev_start) * 1000
     wall_ms = (time.perf_counter() - t0) * 1000
     ended = datetime.now(UTC)
@@ -366,7 +370,8 @@ def _describe(err: BaseException) -> str:
 async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
     """``runs`` runs of the workflow and of the script, with workers in this process."""
     client = await connect(inv.temporal)
-    acts = build_activities(inv, client=None)
+    acts = build_activities(inv)
+    own = FailoverActivities(inv)
     signals = DecideActivities(inv)
     results: list[Run] = []
     async with AsyncExitStack() as stack:
@@ -383,7 +388,7 @@ async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
                 log(f"run {n}: workflow failed: {_describe(err)}")
             log(f"run {n}/{runs}: script baseline")
             try:
-                run.script = await run_script(acts, signals, lab, f"bench-script-{tag}-{n}")
+                run.script = await run_script(acts, own, signals, lab, f"bench-script-{tag}-{n}")
             except Exception as err:
                 run.errors.append(f"script: {_describe(err)}")
                 log(f"run {n}: script failed: {_describe(err)}")

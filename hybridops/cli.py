@@ -118,7 +118,7 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
         from workers.main import build_activities
 
         os.environ.update(_lab().env())
-        print_topology(_run(build_activities(_lab().inventory(), client=None).topology.read()))
+        print_topology(_run(build_activities(_lab().inventory()).topology.read()))
     _print_lab_warnings(status["warnings"])
 
 
@@ -437,7 +437,7 @@ def decide(
     inv = _inventory()
 
     async def main() -> tuple[Decision, SignalSnapshot, Topology]:
-        acts = build_activities(inv, client=None)
+        acts = build_activities(inv)
         plan = await acts.plan_failover(PlanInput())
         # The same reading a run makes: the servers say who the primary is, DNS where clients go.
         topology = await acts.topology.read([s.name for s in plan.sites])

@@ -30,6 +30,61 @@ class WorkflowType(StrEnum):
     """Not a runbook: the one lease on a database's topology (workflows/lease.py)."""
 
 
+class ActivityName(StrEnum):
+    """Every activity's name, defined once: the step table (workflows/steps.py) schedules them,
+    the ``@step_activity`` declarations (activities/) register them. A stored history records
+    these strings, so a value never changes."""
+
+    # The site steps every runbook uses (activities/sites.py).
+    CHECKPOINT = "checkpoint"
+    PLAN_FAILOVER = "plan_failover"
+    ASSESS_SITES = "assess_sites"
+    PREPARE_TARGET = "prepare_target"
+    RELEASE_TARGET = "release_target"
+    FENCE_PRIMARY = "fence_primary"
+    UNFENCE_PRIMARY = "unfence_primary"
+    PROMOTE_STANDBY = "promote_standby"
+    REPOINT_APPS = "repoint_apps"
+    DNS_CUTOVER = "dns_cutover"
+    VERIFY_WRITES = "verify_writes"
+    MEASURE_RPO = "measure_rpo"
+    FOLLOW_PRIMARY = "follow_primary"
+    # Failover's own, and its decide phase.
+    WRITE_EVIDENCE = "write_evidence"
+    GATHER_SIGNALS = "gather_signals"
+    # Failback's own.
+    REJOIN_STANDBY = "rejoin_standby"
+    CATCH_UP = "catch_up"
+    PAUSE_WRITES = "pause_writes"
+    RESUME_WRITES = "resume_writes"
+    PROMOTE_HOME = "promote_home"
+    RETIRE_FENCE = "retire_fence"
+    WRITE_FAILBACK_EVIDENCE = "write_failback_evidence"
+    # Drill.
+    PLAN_DRILL = "plan_drill"
+    TAKE_BACKUP = "take_backup"
+    RESTORE_BACKUP = "restore_backup"
+    START_SCRATCH = "start_scratch"
+    VERIFY_RESTORE = "verify_restore"
+    TEARDOWN_SCRATCH = "teardown_scratch"
+    WRITE_DRILL_EVIDENCE = "write_drill_evidence"
+    # Burst.
+    PLAN_BURST = "plan_burst"
+    SCALE_POOL = "scale_pool"
+    DEPLOY_WORKLOADS = "deploy_workloads"
+    REMOVE_WORKLOADS = "remove_workloads"
+    SET_TRAFFIC = "set_traffic"
+    READ_LOAD = "read_load"
+    WRITE_BURST_EVIDENCE = "write_burst_evidence"
+    # Bootstrap.
+    PLAN_BOOTSTRAP = "plan_bootstrap"
+    BOOTSTRAP_STEP = "bootstrap_step"
+    WRITE_BOOTSTRAP_EVIDENCE = "write_bootstrap_evidence"
+    # The topology lease (workflows/lease.py), on the control queue.
+    ACQUIRE_LEASE = "acquire_lease"
+    LEASE_HOLDER_OPEN = "lease_holder_open"
+
+
 class Runbook(StrEnum):
     """Runbook names, used in evidence paths and workflow ids."""
 

@@ -1,8 +1,11 @@
 """The HybridOps worker: one process serving one or more task queues.
 
-The control queue hosts the workflows and, since local activities run on the worker of the
-workflow, every activity whose driver this process holds. The other queues host the
-activities of their capability (DESIGN.md rule 7).
+Each queue's worker registers the activities whose step runs on that queue (the step table,
+workflows/steps.py), so a worker serving only ``hybridops-dns`` registers the DNS steps and
+builds no infra or backup driver (DESIGN.md rule 7; drivers are built on first use,
+activities/drivers.py). The control queue hosts the workflows and the control steps (plans,
+checkpoints, evidence, the lease); with the inventory's placement ``colocated`` every step runs
+as a local activity on the workflow's worker, so the control worker then registers them all.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ from temporalio.worker import Worker
 
 from activities.bootstrap import BootstrapActivities
 from activities.burst import BurstActivities
+from activities.common import activity_name
 from activities.decide import DecideActivities
-from activities.dns import make_dns_driver
 from activities.drill import DrillActivities
+from activities.drivers import Drivers
 from activities.failback import FailbackActivities
 from activities.failover import FailoverActivities
-from activities.infra import make_infra_driver
 from activities.lease import LeaseActivities
-from activities.postgres import make_postgres_driver
-from hybridops.constants import TaskQueue
-from hybridops.inventory import Inventory
+from activities.sites import SiteActivities
+from hybridops.constants import ActivityName, TaskQueue
+from hybridops.errors import ConfigError
+from hybridops.inventory import Inventory, Placement
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.burst import BurstWorkflow
 from workflows.drill import DrillWorkflow
@@ -34,6 +38,7 @@ from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.identity import IdentityInterceptor
 from workflows.lease import TopologyLeaseWorkflow
+from workflows.steps import STEPS
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +51,69 @@ WORKFLOWS = [
     TopologyLeaseWorkflow,
 ]
 
+LEASE_QUEUES: dict[ActivityName, TaskQueue] = {
+    ActivityName.ACQUIRE_LEASE: TaskQueue.CONTROL,
+    ActivityName.LEASE_HOLDER_OPEN: TaskQueue.CONTROL,
+}
+"""The activities workflows/lease.py schedules without a step: ``acquire_lease`` on the run's
+own queue, ``lease_holder_open`` on the lease workflow's; both are the control queue."""
 
-def build_activities(inventory: Inventory, client: Client | None) -> FailoverActivities:
-    """The activities with the drivers the inventory chooses."""
-    return FailoverActivities(
-        inventory,
-        make_postgres_driver(inventory),
-        make_dns_driver(inventory.dns),
-        make_infra_driver(inventory.infra),
-        client,
-    )
+QUEUE_OF: dict[ActivityName, TaskQueue] = {
+    **{name: step.queue for name, step in STEPS.items()},
+    **LEASE_QUEUES,
+}
+"""Every activity's task queue, by name."""
+
+
+def build_activities(inventory: Inventory) -> SiteActivities:
+    """The site steps with the drivers the inventory chooses, built on first use: what the
+    CLI plans and reads the topology with, as a run does."""
+    return SiteActivities(inventory)
+
+
+def every_activity(inventory: Inventory, client: Client | None) -> list[Callable[..., Any]]:
+    """Every activity of every runbook, sharing one set of drivers (built on first use)."""
+    drivers = Drivers(inventory)
+    return [
+        *SiteActivities(inventory, drivers).all(),
+        *FailoverActivities(inventory, client).all(),
+        *DecideActivities(inventory).all(),
+        *FailbackActivities(inventory, drivers, client).all(),
+        *DrillActivities(inventory, drivers, client).all(),
+        *BurstActivities(inventory, drivers, client).all(),
+        *BootstrapActivities(inventory, client).all(),
+        *LeaseActivities(inventory, client).all(),
+    ]
+
+
+def serves(queue: TaskQueue, placement: Placement, name: str) -> bool:
+    """Whether the worker of ``queue`` registers the activity ``name``."""
+    try:
+        home = QUEUE_OF[ActivityName(name)]
+    except (ValueError, KeyError):
+        raise ConfigError(
+            f"activity {name!r} has no step in workflows/steps.py: no queue serves it"
+        ) from None
+    return home == queue or (queue == TaskQueue.CONTROL and placement == Placement.COLOCATED)
+
+
+def registrations(
+    inventory: Inventory,
+    queues: Sequence[TaskQueue],
+    activities: Sequence[Callable[..., Any]],
+) -> dict[TaskQueue, list[Callable[..., Any]]]:
+    """The activities each queue's worker registers, out of ``activities``; a name given twice
+    is an error that names it."""
+    names = [activity_name(fn) for fn in activities]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"activities registered twice: {twice}")
+    return {
+        queue: [
+            fn for fn, name in zip(activities, names, strict=True) if serves(queue, inventory.placement, name)
+        ]
+        for queue in queues
+    }
 
 
 def build_workers(
@@ -64,31 +122,20 @@ def build_workers(
     queues: Sequence[TaskQueue] = tuple(TaskQueue),
     activities: Sequence[Callable[..., Any]] | None = None,
 ) -> list[Worker]:
-    """Workers for ``queues``. ``activities`` replaces the runbook's (tests do that)."""
-    if activities is not None:
-        acts = list(activities)
-    else:
-        acts = build_activities(inventory, client).all() + DecideActivities(inventory).all()
-        acts += FailbackActivities(inventory, make_postgres_driver(inventory), client).all()
-        acts += DrillActivities.build(inventory, client).all()
-        acts += BurstActivities(
-            inventory, make_infra_driver(inventory.infra), make_dns_driver(inventory.dns), client
-        ).all()
-        acts += BootstrapActivities(inventory, client).all()
-        acts += LeaseActivities(inventory, client).all()
-    workers = []
-    for queue in queues:
-        workers.append(
-            Worker(
-                client,
-                task_queue=inventory.queue(queue),
-                workflows=WORKFLOWS if queue == TaskQueue.CONTROL else [],
-                activities=acts,
-                # Hands the caller's identity (a start's, an approval's) to the workflow.
-                interceptors=[IdentityInterceptor()],
-            )
+    """Workers for ``queues``. ``activities`` replaces the runbooks' (tests do that); each is
+    registered on its step's queue all the same."""
+    acts = list(activities) if activities is not None else every_activity(inventory, client)
+    return [
+        Worker(
+            client,
+            task_queue=inventory.queue(queue),
+            workflows=WORKFLOWS if queue == TaskQueue.CONTROL else [],
+            activities=registered,
+            # Hands the caller's identity (a start's, an approval's) to the workflow.
+            interceptors=[IdentityInterceptor()],
         )
-    return workers
+        for queue, registered in registrations(inventory, queues, acts).items()
+    ]
 
 
 async def run_workers(client: Client, inventory: Inventory, queues: Sequence[TaskQueue]) -> None:

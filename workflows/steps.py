@@ -28,8 +28,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from hybridops.constants import TaskQueue
-    from hybridops.contracts.base import ActivityResult, CheckpointInput, StepOutcome, StepRecord
+    from hybridops.constants import ActivityName, TaskQueue
+    from hybridops.contracts.base import (
+        ActivityResult,
+        CheckpointInput,
+        CheckpointResult,
+        StepOutcome,
+        StepRecord,
+    )
 
 R = TypeVar("R", bound=BaseModel)
 A = TypeVar("A", bound=ActivityResult)
@@ -58,7 +64,7 @@ AFTER_PONR_RETRY = RetryPolicy(
 class Step:
     """One activity as the workflow calls it."""
 
-    activity: str
+    activity: ActivityName
     queue: TaskQueue
     timeout: timedelta
     retry: RetryPolicy
@@ -67,58 +73,77 @@ class Step:
     """Always a local activity: a plan step, which reads the placement the rest follows."""
 
 
-PLAN = Step("plan_failover", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
-ASSESS = Step("assess_sites", TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
-SIGNALS = Step("gather_signals", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
-PREPARE = Step("prepare_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
-RELEASE = Step("release_target", TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
-FENCE = Step("fence_primary", TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
-UNFENCE = Step("unfence_primary", TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
-PROMOTE = Step("promote_standby", TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True)
-REPOINT = Step("repoint_apps", TaskQueue.INFRA, timedelta(seconds=120), AFTER_PONR_RETRY)
-DNS_CUTOVER = Step("dns_cutover", TaskQueue.DNS, timedelta(seconds=180), AFTER_PONR_RETRY)
-VERIFY = Step("verify_writes", TaskQueue.DB, timedelta(seconds=90), AFTER_PONR_RETRY)
-RPO = Step("measure_rpo", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
-FOLLOW = Step("follow_primary", TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
-CHECKPOINT = Step("checkpoint", TaskQueue.CONTROL, timedelta(seconds=10), READ_RETRY)
-EVIDENCE = Step("write_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+PLAN = Step(ActivityName.PLAN_FAILOVER, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
+ASSESS = Step(ActivityName.ASSESS_SITES, TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
+SIGNALS = Step(ActivityName.GATHER_SIGNALS, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
+PREPARE = Step(ActivityName.PREPARE_TARGET, TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
+RELEASE = Step(ActivityName.RELEASE_TARGET, TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
+FENCE = Step(ActivityName.FENCE_PRIMARY, TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
+UNFENCE = Step(ActivityName.UNFENCE_PRIMARY, TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
+PROMOTE = Step(
+    ActivityName.PROMOTE_STANDBY, TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True
+)
+REPOINT = Step(ActivityName.REPOINT_APPS, TaskQueue.INFRA, timedelta(seconds=120), AFTER_PONR_RETRY)
+DNS_CUTOVER = Step(ActivityName.DNS_CUTOVER, TaskQueue.DNS, timedelta(seconds=180), AFTER_PONR_RETRY)
+VERIFY = Step(ActivityName.VERIFY_WRITES, TaskQueue.DB, timedelta(seconds=90), AFTER_PONR_RETRY)
+RPO = Step(ActivityName.MEASURE_RPO, TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+FOLLOW = Step(ActivityName.FOLLOW_PRIMARY, TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+CHECKPOINT = Step(ActivityName.CHECKPOINT, TaskQueue.CONTROL, timedelta(seconds=10), READ_RETRY)
+EVIDENCE = Step(ActivityName.WRITE_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
 
 # DrillWorkflow: restores take as long as the backup is big; the rest is quick.
-DRILL_PLAN = Step("plan_drill", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
-DRILL_BACKUP = Step("take_backup", TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
-DRILL_RESTORE = Step("restore_backup", TaskQueue.DB, timedelta(hours=4), CHANGE_RETRY)
-DRILL_START = Step("start_scratch", TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
-DRILL_VERIFY = Step("verify_restore", TaskQueue.DB, timedelta(minutes=5), READ_RETRY)
-DRILL_TEARDOWN = Step("teardown_scratch", TaskQueue.DB, timedelta(minutes=10), AFTER_PONR_RETRY)
-DRILL_EVIDENCE = Step("write_drill_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+DRILL_PLAN = Step(
+    ActivityName.PLAN_DRILL, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True
+)
+DRILL_BACKUP = Step(ActivityName.TAKE_BACKUP, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
+DRILL_RESTORE = Step(ActivityName.RESTORE_BACKUP, TaskQueue.DB, timedelta(hours=4), CHANGE_RETRY)
+DRILL_START = Step(ActivityName.START_SCRATCH, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
+DRILL_VERIFY = Step(ActivityName.VERIFY_RESTORE, TaskQueue.DB, timedelta(minutes=5), READ_RETRY)
+DRILL_TEARDOWN = Step(ActivityName.TEARDOWN_SCRATCH, TaskQueue.DB, timedelta(minutes=10), AFTER_PONR_RETRY)
+DRILL_EVIDENCE = Step(
+    ActivityName.WRITE_DRILL_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+)
 
 # FailbackWorkflow: a rejoin may be a base backup (hours); catch_up enforces its own deadline
 # (the input's), so its timeout is only a backstop.
-FAILBACK_REJOIN = Step("rejoin_standby", TaskQueue.DB, timedelta(hours=6), CHANGE_RETRY)
-FAILBACK_CATCH_UP = Step("catch_up", TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
-FAILBACK_PAUSE = Step("pause_writes", TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
-FAILBACK_RESUME = Step("resume_writes", TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
-FAILBACK_PROMOTE = Step("promote_home", TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True)
-FAILBACK_RETIRE_FENCE = Step("retire_fence", TaskQueue.DB, timedelta(seconds=60), AFTER_PONR_RETRY)
+FAILBACK_REJOIN = Step(ActivityName.REJOIN_STANDBY, TaskQueue.DB, timedelta(hours=6), CHANGE_RETRY)
+FAILBACK_CATCH_UP = Step(ActivityName.CATCH_UP, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
+FAILBACK_PAUSE = Step(ActivityName.PAUSE_WRITES, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
+FAILBACK_RESUME = Step(ActivityName.RESUME_WRITES, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
+FAILBACK_PROMOTE = Step(
+    ActivityName.PROMOTE_HOME, TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True
+)
+FAILBACK_RETIRE_FENCE = Step(ActivityName.RETIRE_FENCE, TaskQueue.DB, timedelta(seconds=60), AFTER_PONR_RETRY)
 FAILBACK_EVIDENCE = Step(
-    "write_failback_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+    ActivityName.WRITE_FAILBACK_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
 )
 
 # BurstWorkflow: a node pool may take many minutes (Terraform); the load check is quick.
-BURST_PLAN = Step("plan_burst", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
-BURST_POOL = Step("scale_pool", TaskQueue.INFRA, timedelta(minutes=45), CHANGE_RETRY)
-BURST_DEPLOY = Step("deploy_workloads", TaskQueue.INFRA, timedelta(minutes=20), CHANGE_RETRY)
-BURST_REMOVE = Step("remove_workloads", TaskQueue.INFRA, timedelta(minutes=20), AFTER_PONR_RETRY)
-BURST_TRAFFIC = Step("set_traffic", TaskQueue.DNS, timedelta(minutes=5), CHANGE_RETRY)
-BURST_LOAD = Step("read_load", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
-BURST_EVIDENCE = Step("write_burst_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+BURST_PLAN = Step(
+    ActivityName.PLAN_BURST, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True
+)
+BURST_POOL = Step(ActivityName.SCALE_POOL, TaskQueue.INFRA, timedelta(minutes=45), CHANGE_RETRY)
+BURST_DEPLOY = Step(ActivityName.DEPLOY_WORKLOADS, TaskQueue.INFRA, timedelta(minutes=20), CHANGE_RETRY)
+BURST_REMOVE = Step(ActivityName.REMOVE_WORKLOADS, TaskQueue.INFRA, timedelta(minutes=20), AFTER_PONR_RETRY)
+BURST_TRAFFIC = Step(ActivityName.SET_TRAFFIC, TaskQueue.DNS, timedelta(minutes=5), CHANGE_RETRY)
+BURST_LOAD = Step(ActivityName.READ_LOAD, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
+BURST_EVIDENCE = Step(
+    ActivityName.WRITE_BURST_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+)
 
 # BootstrapWorkflow: each step converges a host (RKE2 and Packer take many minutes).
-BOOTSTRAP_PLAN = Step("plan_bootstrap", TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
-BOOTSTRAP_STEP = Step("bootstrap_step", TaskQueue.INFRA, timedelta(hours=2), CHANGE_RETRY)
-BOOTSTRAP_EVIDENCE = Step(
-    "write_bootstrap_evidence", TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+BOOTSTRAP_PLAN = Step(
+    ActivityName.PLAN_BOOTSTRAP, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True
 )
+BOOTSTRAP_STEP = Step(ActivityName.BOOTSTRAP_STEP, TaskQueue.INFRA, timedelta(hours=2), CHANGE_RETRY)
+BOOTSTRAP_EVIDENCE = Step(
+    ActivityName.WRITE_BOOTSTRAP_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+)
+
+
+STEPS: dict[ActivityName, Step] = {v.activity: v for v in list(globals().values()) if isinstance(v, Step)}
+"""Every step above, by its activity: the table workers/main.py registers each activity from,
+on its step's queue (DESIGN.md rule 7)."""
 
 
 async def checkpoint(name: str) -> None:
@@ -139,7 +164,7 @@ async def checkpoint(name: str) -> None:
     await workflow.execute_activity(
         CHECKPOINT.activity,
         CheckpointInput(name=name),
-        result_type=ActivityResult,
+        result_type=CheckpointResult,
         start_to_close_timeout=CHECKPOINT.timeout,
         retry_policy=CHECKPOINT.retry,
     )

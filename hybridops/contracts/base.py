@@ -260,6 +260,10 @@ class CheckpointInput(Contract):
     name: str
 
 
+class CheckpointResult(ActivityResult):
+    """Result of ``checkpoint``: its ``detail`` is the checkpoint's name."""
+
+
 class EvidenceResult(ActivityResult):
     path: str
     files: dict[str, str]

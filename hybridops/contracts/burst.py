@@ -172,9 +172,27 @@ class PoolResult(ActivityResult):
 
 
 class WorkloadsInput(Contract):
+    """The fields of a GitOps step (deploy, remove): the base of their inputs."""
+
     apps: list[str]
     cloud: Cloud
     run_id: str
+
+
+class DeployWorkloadsInput(WorkloadsInput):
+    """Input of ``deploy_workloads``."""
+
+
+class DeployWorkloadsResult(ActivityResult):
+    """Result of ``deploy_workloads``."""
+
+
+class RemoveWorkloadsInput(WorkloadsInput):
+    """Input of ``remove_workloads`` (compensation of ``deploy_workloads``)."""
+
+
+class RemoveWorkloadsResult(ActivityResult):
+    """Result of ``remove_workloads``."""
 
 
 class WeightsInput(Contract):

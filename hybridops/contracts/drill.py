@@ -121,7 +121,17 @@ class RestoreStepResult(ActivityResult):
 
 
 class ScratchInput(Contract):
+    """Input of ``start_scratch``, and the base of ``teardown_scratch``'s."""
+
     scratch_dir: str
+
+
+class TeardownInput(ScratchInput):
+    """Input of ``teardown_scratch``."""
+
+
+class TeardownResult(ActivityResult):
+    """Result of ``teardown_scratch``."""
 
 
 class ScratchResult(ActivityResult):

@@ -28,7 +28,7 @@ from hybridops.contracts.base import (
     StepRecord,
 )
 from hybridops.contracts.lease import LeaseGrant
-from hybridops.contracts.sites import Finding, Topology
+from hybridops.contracts.sites import Finding, PromoteInput, PromoteResult, SiteInput, Topology
 
 
 class RejoinMethod(StrEnum):
@@ -187,6 +187,10 @@ class CatchUpResult(ActivityResult):
     waited_s: float = 0.0
 
 
+class PauseInput(SiteInput):
+    """Input of ``pause_writes``: the primary to pause, and the run pausing it."""
+
+
 class PauseResult(ActivityResult):
     """Result of ``pause_writes``."""
 
@@ -198,10 +202,31 @@ class PauseResult(ActivityResult):
     sessions_ended: int = 0
 
 
+class ResumeInput(SiteInput):
+    """Input of ``resume_writes`` (compensation of ``pause_writes``)."""
+
+
+class ResumeResult(ActivityResult):
+    """Result of ``resume_writes``."""
+
+
+class PromoteHomeInput(PromoteInput):
+    """Input of ``promote_home``: the fields of a failover's promotion (``allow_fenced`` is
+    forced on: home carries the fence mark of the failover that left it)."""
+
+
+class PromoteHomeResult(PromoteResult):
+    """Result of ``promote_home``."""
+
+
 class RetireFenceInput(Contract):
     """Input of ``retire_fence``: remove the fence marks of sites that have their role back."""
 
     sites: list[str]
+
+
+class RetireFenceResult(ActivityResult):
+    """Result of ``retire_fence``."""
 
 
 class FailbackEvidenceInput(Contract):

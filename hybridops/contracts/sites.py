@@ -187,11 +187,28 @@ class AssessResult(ActivityResult):
 
 
 class SiteInput(Contract):
-    """Input of activities that act on one site."""
+    """The fields of a step that acts on one site: the base of those steps' inputs. A workflow
+    that sends a ``SiteInput`` sends the same JSON as any of them."""
 
     site: str
     run_id: str = ""
     """The workflow id acting, recorded in marks (fencing) so they can be traced."""
+
+
+class PrepareInput(SiteInput):
+    """Input of ``prepare_target``: the target cloud site."""
+
+
+class ReleaseInput(SiteInput):
+    """Input of ``release_target`` (compensation of ``prepare_target``)."""
+
+
+class ReleaseResult(ActivityResult):
+    """Result of ``release_target``."""
+
+
+class FenceInput(SiteInput):
+    """Input of ``fence_primary``: the old primary (or another writer) to fence."""
 
 
 class FenceResult(ActivityResult):
@@ -211,10 +228,12 @@ class FenceResult(ActivityResult):
         return self.token is not None
 
 
-class UnfenceInput(Contract):
-    site: str
-    restart: bool
-    """Start the server again: it was running before it was fenced."""
+class UnfenceInput(SiteInput):
+    """Input of ``unfence_primary`` (compensation of ``fence_primary``)."""
+
+
+class UnfenceResult(ActivityResult):
+    """Result of ``unfence_primary``."""
 
 
 class PrepareResult(ActivityResult):
@@ -260,6 +279,10 @@ class RepointAppsInput(Contract):
     site: str
 
 
+class RepointAppsResult(ActivityResult):
+    """Result of ``repoint_apps``."""
+
+
 class VerifyInput(Contract):
     site: str
     """The site the DNS name must lead to."""
@@ -285,3 +308,7 @@ class RpoResult(ActivityResult):
 class FollowInput(Contract):
     sites: list[str]
     new_primary: str
+
+
+class FollowResult(ActivityResult):
+    """Result of ``follow_primary``."""

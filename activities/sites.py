@@ -1,0 +1,313 @@
+"""The site steps every runbook uses: plan, assess, prepare and release a target, fence and
+unfence, promote, repoint the apps, DNS cutover, verify, RPO, follow, checkpoint.
+
+Failover and failback (and the runbooks after them) schedule these by the same activity names:
+they do the same thing in both directions. Methods of one class, handed its drivers (built on
+first use: a worker builds only those its queue's steps call, activities/drivers.py). Each
+activity reads the world and converges it (DESIGN.md rule 2); each is declared with
+:func:`activities.common.step_activity`, which maps domain errors onto retryable or
+non-retryable ``ApplicationError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from activities.common import step_activity
+from activities.dns import DnsDriver
+from activities.drivers import Drivers
+from activities.infra import AppDatabase, InfraDriver, IsolateTarget
+from activities.postgres import PostgresDriver
+from activities.topology import TopologyReader, refuse
+from hybridops.constants import ActivityName
+from hybridops.contracts.base import CheckpointInput, CheckpointResult, RuleViolation
+from hybridops.contracts.sites import (
+    AssessInput,
+    AssessResult,
+    DnsCutoverInput,
+    DnsResult,
+    FenceInput,
+    FenceResult,
+    FollowInput,
+    FollowResult,
+    PlanInput,
+    PlanResult,
+    PrepareInput,
+    PrepareResult,
+    PromoteInput,
+    PromoteResult,
+    ReleaseInput,
+    ReleaseResult,
+    RepointAppsInput,
+    RepointAppsResult,
+    RpoInput,
+    RpoMeasure,
+    RpoResult,
+    SiteRef,
+    UnfenceInput,
+    UnfenceResult,
+    VerifyInput,
+    VerifyResult,
+)
+from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
+from hybridops.inventory import Inventory
+from hybridops.lsn import format_lsn, parse_lsn
+from hybridops.policy import load_policy
+from hybridops.topology import Rule, check_dns, check_promotion
+from hybridops.workload import read_ledger
+
+
+async def promote_checked(pg: PostgresDriver, topology: TopologyReader, inp: PromoteInput) -> PromoteResult:
+    """Every promotion (failover's, failback's) goes through here: converged already (this
+    run promoted it before a crash), else the safety rules, else promote, waiting strictly
+    past the fencing proof's LSN when there is one."""
+    state = await pg.assess(inp.site)
+    if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
+        return PromoteResult(
+            changed=False, timeline=state.timeline or 0, detail=f"already promoted by {inp.run_id}"
+        )
+    violations = check_promotion(await topology.read(), inp.site, inp.fence, inp.overrides)
+    if violations:
+        raise refuse(violations, f"promotion of {inp.site}")
+    wait_for = inp.wait_for_lsn
+    if inp.fence is not None:
+        # The replay position is the end of the last record replayed: past the shutdown
+        # checkpoint means one byte beyond its start.
+        wait_for = format_lsn((parse_lsn(inp.fence.lsn) or 0) + 1)
+    return await pg.promote(inp.site, wait_for, inp.max_catchup_s, inp.run_id, allow_fenced=inp.allow_fenced)
+
+
+class SiteActivities:
+    """The site steps, built once per worker; its drivers are built when a step first needs
+    them, so a worker serving one queue holds only that queue's credentials."""
+
+    def __init__(self, inventory: Inventory, drivers: Drivers | None = None) -> None:
+        self.inventory = inventory
+        self.drivers = drivers or Drivers(inventory)
+        self.faults = inventory.faults
+
+    @property
+    def pg(self) -> PostgresDriver:
+        return self.drivers.postgres
+
+    @property
+    def dns(self) -> DnsDriver:
+        return self.drivers.dns
+
+    @property
+    def infra(self) -> InfraDriver:
+        return self.drivers.infra
+
+    @property
+    def topology(self) -> TopologyReader:
+        """The topology from the servers and DNS."""
+        return self.drivers.topology
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every site step, for worker registration."""
+        return [
+            self.checkpoint,
+            self.plan_failover,
+            self.assess_sites,
+            self.prepare_target,
+            self.release_target,
+            self.fence_primary,
+            self.unfence_primary,
+            self.promote_standby,
+            self.repoint_apps,
+            self.dns_cutover,
+            self.verify_writes,
+            self.measure_rpo,
+            self.follow_primary,
+        ]
+
+    @step_activity(ActivityName.CHECKPOINT)
+    async def checkpoint(self, inp: CheckpointInput) -> CheckpointResult:
+        """Does nothing: its scheduling is what makes the run so far durable (see
+        workflows/steps.py:checkpoint)."""
+        return CheckpointResult(detail=inp.name)
+
+    @step_activity(ActivityName.PLAN_FAILOVER)
+    async def plan_failover(self, inp: PlanInput) -> PlanResult:
+        """Read-only: the sites, and where clients go now (where DNS points). Who the primary
+        is, the servers say (the assess step): a DNS record that is missing or points at no
+        site is a finding there, not a reason to refuse a failover."""
+        inv = self.inventory
+        record = await self.dns.get_record(inv.dns.record, "A")
+        value = record.values[0] if record and record.values else None
+        current = inv.site_by_host(value) if value else None
+        return PlanResult(
+            sites=[SiteRef(name=n, cloud=s.cloud) for n, s in inv.sites.items()],
+            dns_record=inv.dns.record,
+            current_primary=current or "",
+            dns_value=value,
+            placement=inv.placement.value,
+            queue_suffix=inv.task_queue_suffix,
+            policy=load_policy(inv.policy),
+        )
+
+    @step_activity(ActivityName.ASSESS_SITES)
+    async def assess_sites(self, inp: AssessInput) -> AssessResult:
+        """Read-only: the state of each site's server, assessed concurrently."""
+        states = await asyncio.gather(*(self.pg.assess(s) for s in inp.sites))
+        return AssessResult(states=list(states))
+
+    @step_activity(ActivityName.PREPARE_TARGET)
+    async def prepare_target(self, inp: PrepareInput) -> PrepareResult:
+        """Make the target cloud's cluster ready, and check its standby can be promoted."""
+        cloud = self.inventory.site(inp.site).cloud
+        if cloud is None:
+            raise PreconditionFailed("the target must be a cloud site", site=inp.site)
+        state = await self.pg.assess(inp.site)
+        if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id:
+            # This run got further before a worker died; converged already.
+            return PrepareResult(changed=False, detail=f"already promoted by {inp.run_id}")
+        if not state.reachable or not state.in_recovery or state.fenced:
+            raise PreconditionFailed(
+                f"target is not a healthy standby (reachable={state.reachable},"
+                f" in_recovery={state.in_recovery}, fenced={state.fenced})",
+                site=inp.site,
+            )
+        changed = await self.infra.prepare(cloud, inp.run_id)
+        return PrepareResult(changed=changed, detail=f"{cloud.value} cluster ready")
+
+    @step_activity(ActivityName.RELEASE_TARGET)
+    async def release_target(self, inp: ReleaseInput) -> ReleaseResult:
+        """Compensation of ``prepare_target``."""
+        cloud = self.inventory.site(inp.site).cloud
+        changed = cloud is not None and await self.infra.release(cloud, inp.run_id)
+        return ReleaseResult(changed=changed)
+
+    @step_activity(ActivityName.FENCE_PRIMARY)
+    async def fence_primary(self, inp: FenceInput) -> FenceResult:
+        """Fence the server; when it did not answer, the fence is unverified (only its data
+        directory is marked) and the infra driver is asked to isolate it for good."""
+        result = await self.pg.fence(inp.site, inp.run_id)
+        if result.token is None:
+            site = self.inventory.site(inp.site)
+            result.isolated = await self.infra.isolate(
+                IsolateTarget(site=inp.site, host=site.host, data_dir=site.data_dir), inp.run_id
+            )
+            result.detail += f"; {result.isolated}"
+        return result
+
+    @step_activity(ActivityName.UNFENCE_PRIMARY)
+    async def unfence_primary(self, inp: UnfenceInput) -> UnfenceResult:
+        """Compensation of ``fence_primary``: never while another server accepts writes
+        (unfencing would make two writers; the fence then stays, for a human)."""
+        topology = await self.topology.read()
+        others = [w for w in topology.writable if w != inp.site]
+        state = topology.state(inp.site)
+        if others and state is not None and state.fenced:
+            raise refuse(
+                [
+                    RuleViolation(
+                        rule=Rule.SINGLE_WRITER,
+                        site=w,
+                        detail=f"{w} accepts writes: {inp.site} stays fenced",
+                    )
+                    for w in others
+                ],
+                f"unfence {inp.site}",
+            )
+        return UnfenceResult(changed=await self.pg.unfence(inp.site))
+
+    @step_activity(ActivityName.PROMOTE_STANDBY)
+    async def promote_standby(self, inp: PromoteInput) -> PromoteResult:
+        """Irreversible. Checked right before: the safety rules (one writer after it, every
+        role known, the same cluster, not forked), unless an approver overrode one; then the
+        target waits to replay past the old primary's fencing proof."""
+        return await promote_checked(self.pg, self.topology, inp)
+
+    @step_activity(ActivityName.REPOINT_APPS)
+    async def repoint_apps(self, inp: RepointAppsInput) -> RepointAppsResult:
+        site = self.inventory.site(inp.site)
+        db = AppDatabase(site=inp.site, host=site.host, port=site.port, dbname=site.dbname)
+        changed = await self.infra.repoint_apps(self.inventory.apps, db)
+        return RepointAppsResult(changed=changed, detail=f"{len(self.inventory.apps)} app(s) -> {inp.site}")
+
+    @step_activity(ActivityName.DNS_CUTOVER)
+    async def dns_cutover(self, inp: DnsCutoverInput) -> DnsResult:
+        """Point the record at the site, once the servers confirm it is the one writer."""
+        dns = self.inventory.dns
+        host = self.inventory.site(inp.site).host
+        violations = check_dns(await self.topology.read(), inp.site, inp.overrides)
+        if violations:
+            if all(v.rule == Rule.TARGET_WRITABLE for v in violations):
+                # The new primary may be restarting (a host reboot): worth retrying.
+                raise DatabaseUnreachable(violations[0].detail, site=inp.site)
+            raise refuse(violations, f"DNS cutover to {inp.site}")
+        change = await self.dns.ensure_record(dns.record, "A", [host], dns.ttl)
+        previous = change.previous.values[0] if change.previous and change.previous.values else None
+        return DnsResult(changed=change.changed, record=dns.record, value=host, previous=previous)
+
+    @step_activity(ActivityName.VERIFY_WRITES)
+    async def verify_writes(self, inp: VerifyInput) -> VerifyResult:
+        """Write through the DNS name until a write lands on ``site``, or the deadline."""
+        want = self.inventory.site(inp.site).host
+        deadline = time.monotonic() + inp.deadline_s
+        last_error = "no attempt"
+        while time.monotonic() < deadline:
+            record = await self.dns.get_record(self.inventory.dns.record, "A")
+            host = record.values[0] if record and record.values else None
+            if host is None or host != want:
+                last_error = f"{self.inventory.dns.record} resolves to {host}, not {want}"
+            else:
+                try:
+                    at = await self.pg.write_probe(
+                        host,
+                        inp.site,
+                        self.inventory.workload.probe_table,
+                        activity.info().workflow_id or "" if activity.in_activity() else "script",
+                    )
+                    return VerifyResult(
+                        resolved_to=host,
+                        first_write_at=at,
+                        detail=f"probe write committed on {inp.site}",
+                    )
+                except HybridOpsError as err:
+                    last_error = str(err)
+            if activity.in_activity():
+                activity.heartbeat(last_error)
+            await asyncio.sleep(0.05)
+        raise PreconditionFailed(f"no write succeeded through the DNS name: {last_error}", site=inp.site)
+
+    @step_activity(ActivityName.MEASURE_RPO)
+    async def measure_rpo(self, inp: RpoInput) -> RpoResult:
+        """Acknowledged writes missing on the new primary, from the writer's ledger when the
+        inventory has one; otherwise the replication lag at decision time (an estimate)."""
+        ledger = self.inventory.workload.ledger
+        if ledger is None or not Path(ledger).exists():
+            return RpoResult(rpo=RpoMeasure(seconds=inp.fallback_lag_seconds, method="lag"))
+        # Every write another server acknowledged must be on the new primary, whenever it was
+        # acknowledged: a write acknowledged in the instant between the incident's timestamp
+        # and the host's death counts too (a time filter here once hid such a loss).
+        acked = [a for a in read_ledger(Path(ledger)) if a.site != inp.site]
+        if not acked:
+            return RpoResult(rpo=RpoMeasure(transactions_lost=0, seconds=0.0, method="ledger"))
+        # Writes are sequential; only the recent tail can be missing. Look at the last 10 000.
+        tail = acked[-10000:]
+        present = await self.pg.surviving(inp.site, self.inventory.workload.table, [a.seq for a in tail])
+        lost = [a for a in tail if a.seq not in present]
+        seconds: float | None = 0.0
+        if lost:
+            # The window of acknowledged writes lost: from the last one kept before the first
+            # loss to the last one lost (unknown when none was kept before it in the tail: a
+            # contract holds no nan).
+            kept_before = [a.acked_at for a in tail if a.seq in present and a.acked_at <= lost[0].acked_at]
+            seconds = round((lost[-1].acked_at - kept_before[-1]).total_seconds(), 3) if kept_before else None
+        return RpoResult(rpo=RpoMeasure(transactions_lost=len(lost), seconds=seconds, method="ledger"))
+
+    @step_activity(ActivityName.FOLLOW_PRIMARY)
+    async def follow_primary(self, inp: FollowInput) -> FollowResult:
+        """Point the remaining standbys at the new primary."""
+        changed = False
+        for site in inp.sites:
+            changed |= await self.pg.follow(site, inp.new_primary)
+        return FollowResult(changed=changed, detail=f"{inp.sites} follow {inp.new_primary}")
