@@ -30,13 +30,16 @@ with workflow.unsafe.imports_passed_through():
         BurstPlanInput,
         BurstResult,
         BurstState,
+        DeployWorkloadsInput,
+        DeployWorkloadsResult,
         LoadInput,
         LoadResult,
         PoolInput,
         PoolResult,
+        RemoveWorkloadsInput,
+        RemoveWorkloadsResult,
         WeightsInput,
         WeightsResult,
-        WorkloadsInput,
         carried_state,
     )
     from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
@@ -195,8 +198,8 @@ class BurstWorkflow(GatedRunbook):
         await self._step(
             "deploy_workloads",
             steps.BURST_DEPLOY,
-            WorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=run_id),
-            ActivityResult,
+            DeployWorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=run_id),
+            DeployWorkloadsResult,
         )
 
         self._phase = Phase.SHIFT_TRAFFIC
@@ -269,8 +272,8 @@ class BurstWorkflow(GatedRunbook):
                 )
             )
         if state.deployed:
-            workloads = WorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=run_id)
-            undo.append(("remove_workloads", steps.BURST_REMOVE, workloads, ActivityResult))
+            workloads = RemoveWorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=run_id)
+            undo.append(("remove_workloads", steps.BURST_REMOVE, workloads, RemoveWorkloadsResult))
         if state.pool_before is not None:
             pool = PoolInput(cloud=state.cloud, nodes=state.pool_before, run_id=run_id)
             undo.append(("pool_back", steps.BURST_POOL, pool, PoolResult))

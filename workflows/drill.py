@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from hybridops.constants import WorkflowType
-    from hybridops.contracts.base import ActivityResult, Phase, RunStatus
+    from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.drill import (
         BackupStepResult,
         DrillEvidenceInput,
@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         ScratchResult,
         SloCheck,
         TakeBackupInput,
+        TeardownInput,
+        TeardownResult,
         VerifyRestoreInput,
         VerifyRestoreResult,
     )
@@ -79,8 +81,8 @@ class DrillWorkflow(Runbook):
                         self._step(
                             "teardown_scratch",
                             steps.DRILL_TEARDOWN,
-                            ScratchInput(scratch_dir=plan.scratch_dir),
-                            ActivityResult,
+                            TeardownInput(scratch_dir=plan.scratch_dir),
+                            TeardownResult,
                         )
                     )
                 )

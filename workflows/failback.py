@@ -22,31 +22,36 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from hybridops.constants import WorkflowType
-    from hybridops.contracts.base import ActivityResult, Phase, RunStatus
+    from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.failback import (
         CatchUpInput,
         CatchUpResult,
         FailbackEvidenceInput,
         FailbackInput,
         FailbackResult,
+        PauseInput,
         PauseResult,
+        PromoteHomeInput,
+        PromoteHomeResult,
         RejoinInput,
         RejoinMethod,
         RejoinResult,
+        ResumeInput,
+        ResumeResult,
         RetireFenceInput,
+        RetireFenceResult,
     )
     from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
         DnsCutoverInput,
         DnsResult,
+        FenceInput,
         FenceResult,
         PlanInput,
         PlanResult,
-        PromoteInput,
-        PromoteResult,
         RepointAppsInput,
-        SiteInput,
+        RepointAppsResult,
         VerifyInput,
         VerifyResult,
     )
@@ -202,10 +207,10 @@ class FailbackWorkflow(GatedRunbook):
         switch_started = workflow.now()
         saga.register(
             "resume_writes",
-            lambda: self._undo(steps.FAILBACK_RESUME, SiteInput(site=primary, run_id=run_id)),
+            lambda: self._undo(steps.FAILBACK_RESUME, ResumeInput(site=primary, run_id=run_id), ResumeResult),
         )
         pause = await self._step(
-            "pause_writes", steps.FAILBACK_PAUSE, SiteInput(site=primary, run_id=run_id), PauseResult
+            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=primary, run_id=run_id), PauseResult
         )
         res.paused_at, res.final_lsn = pause.paused_at, pause.final_lsn
         await self._step(
@@ -226,10 +231,10 @@ class FailbackWorkflow(GatedRunbook):
         promoted = await self._guarded(
             "promote_home",
             steps.FAILBACK_PROMOTE,
-            PromoteInput(
+            PromoteHomeInput(
                 site=home, run_id=run_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
-            PromoteResult,
+            PromoteHomeResult,
             self._policy_for(inp),
             res.blocked_by,
         )
@@ -242,7 +247,7 @@ class FailbackWorkflow(GatedRunbook):
             await steps.checkpoint("home promoted")
 
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), ActivityResult)
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), RepointAppsResult)
         self._phase = Phase.DNS_CUTOVER
         await self._guarded(
             "dns_cutover",
@@ -280,7 +285,7 @@ class FailbackWorkflow(GatedRunbook):
         # onto home's timeline (it diverged by little more than its shutdown checkpoint).
         self._phase = Phase.FENCE
         await self._step(
-            "fence_old_primary", steps.FENCE, SiteInput(site=primary, run_id=run_id), FenceResult
+            "fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=run_id), FenceResult
         )
         self._phase = Phase.REJOIN_OLD_PRIMARY
         retire = [home]
@@ -298,7 +303,7 @@ class FailbackWorkflow(GatedRunbook):
 
         self._phase = Phase.RETIRE_FENCES
         await self._step(
-            "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), ActivityResult
+            "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), RetireFenceResult
         )
 
     def _policy_for(self, inp: FailbackInput) -> Policy:

@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
 
     from hybridops.constants import ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
-        ActivityResult,
         AlertNotice,
         Phase,
         RunStatus,
@@ -41,21 +40,28 @@ with workflow.unsafe.imports_passed_through():
         AssessResult,
         DnsCutoverInput,
         DnsResult,
+        FenceInput,
         FenceResult,
         Finding,
         FindingKind,
         FollowInput,
+        FollowResult,
         PlanInput,
         PlanResult,
+        PrepareInput,
         PrepareResult,
         PromoteInput,
         PromoteResult,
+        ReleaseInput,
+        ReleaseResult,
         RepointAppsInput,
+        RepointAppsResult,
         RpoInput,
         RpoMeasure,
         RpoResult,
-        SiteInput,
         Topology,
+        UnfenceInput,
+        UnfenceResult,
         VerifyInput,
         VerifyResult,
     )
@@ -254,18 +260,19 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.PREPARE_TARGET
         saga.register(
             "release_target",
-            lambda: self._undo(steps.RELEASE, SiteInput(site=target, run_id=run_id)),
+            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=run_id), ReleaseResult),
         )
         await self._step(
-            "prepare_target", steps.PREPARE, SiteInput(site=target, run_id=run_id), PrepareResult
+            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=run_id), PrepareResult
         )
 
         self._phase = Phase.FENCE
         saga.register(
-            "unfence_primary", lambda: self._undo(steps.UNFENCE, SiteInput(site=old, run_id=run_id))
+            "unfence_primary",
+            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=run_id), UnfenceResult),
         )
         fence = await self._step(
-            "fence_old_primary", steps.FENCE, SiteInput(site=old, run_id=run_id), FenceResult
+            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=run_id), FenceResult
         )
         res.fence = fence
         unverified = topology is not None and fence.token is None
@@ -295,7 +302,7 @@ class FailoverWorkflow(GatedRunbook):
         res.point_of_no_return_passed = True
 
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target), ActivityResult)
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target), RepointAppsResult)
 
         self._phase = Phase.DNS_CUTOVER
         await self._guarded(
@@ -333,7 +340,7 @@ class FailoverWorkflow(GatedRunbook):
                     "rejoin_standbys",
                     steps.FOLLOW,
                     FollowInput(sites=others, new_primary=target),
-                    ActivityResult,
+                    FollowResult,
                 )
             except ActivityError:
                 pass
@@ -420,7 +427,7 @@ class FailoverWorkflow(GatedRunbook):
         for site in topology.writable:
             if site != keep:
                 await self._step(
-                    f"fence_writer_{site}", steps.FENCE, SiteInput(site=site, run_id=run_id), FenceResult
+                    f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=run_id), FenceResult
                 )
                 res.fenced.append(site)
         after = await self._step(

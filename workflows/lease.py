@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from hybridops.constants import ACQUIRE_UPDATE, LEASE_QUERY, RELEASE_SIGNAL, WorkflowType
+    from hybridops.constants import ACQUIRE_UPDATE, LEASE_QUERY, RELEASE_SIGNAL, ActivityName, WorkflowType
     from hybridops.contracts.lease import (
         HolderInput,
         HolderResult,
@@ -31,10 +31,6 @@ with workflow.unsafe.imports_passed_through():
         LeaseRequest,
         LeaseState,
     )
-
-ACQUIRE_LEASE = "acquire_lease"
-HOLDER_OPEN = "lease_holder_open"
-"""The activity that asks Temporal whether the holder's run is still open."""
 
 
 @workflow.defn(name=WorkflowType.LEASE.value)
@@ -113,7 +109,7 @@ class TopologyLeaseWorkflow:
             except TimeoutError:
                 pass
             alive = await workflow.execute_activity(
-                HOLDER_OPEN,
+                ActivityName.LEASE_HOLDER_OPEN,
                 HolderInput(workflow_id=held.workflow_id, run_id=held.run_id),
                 result_type=HolderResult,
                 start_to_close_timeout=timedelta(seconds=30),
@@ -138,7 +134,7 @@ async def acquire_lease(runbook: str, wait_s: float) -> LeaseGrant:
     it may wait, and only the control worker needs the client it takes)."""
     info = workflow.info()
     return await workflow.execute_activity(
-        ACQUIRE_LEASE,
+        ActivityName.ACQUIRE_LEASE,
         LeaseRequest(workflow_id=info.workflow_id, run_id=info.run_id, runbook=runbook, wait_s=wait_s),
         result_type=LeaseGrant,
         task_queue=info.task_queue,

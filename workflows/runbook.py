@@ -146,9 +146,9 @@ class Runbook:
         records = self._records() if into is None else into
         return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
 
-    async def _undo(self, step: steps.Step, arg: BaseModel) -> None:
+    async def _undo(self, step: steps.Step, arg: BaseModel, rtype: type[ActivityResult]) -> None:
         """Run a compensation, recorded under its activity's name."""
-        await self._step(step.activity, step, arg, ActivityResult, into=self._compensations)
+        await self._step(step.activity, step, arg, rtype, into=self._compensations)
 
     def _refuse_late_start(self, max_start_delay_s: float, doing: str) -> None:
         """A run that begins long after it was started (a worker was down) stops before it
