@@ -7,36 +7,45 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
+from rich.markup import escape
 
-from hybridops.cli import _fail, _inventory, _ui_link, console, run_and_watch
+from hybridops.cli.common import (
+    EXIT_FAILED,
+    facts,
+    inventory,
+    print_ending,
+    print_headline,
+    run_and_watch,
+    say,
+    seconds,
+)
 from hybridops.constants import WorkflowType
 from hybridops.contracts.failback import FailbackInput, FailbackResult, RejoinMethod
 from hybridops.inventory import Inventory
 
 
 def print_failback_summary(data: dict[str, Any], inv: Inventory) -> None:
-    status = data.get("status")
-    colour = "green" if status == "succeeded" else "red"
-    console.print(
-        f"\n[bold {colour}]failback {status}[/bold {colour}]  home: {data.get('home')}"
-        f"  (from {data.get('old_primary')})"
-    )
-    if data.get("error"):
-        console.print(f"  error: {data['error']}")
+    """A failback's outcome, as far as the run got: a run that found nothing to fail back
+    has no home, no rejoin and no write pause, and says only what happened and why."""
+    home, old = data.get("home"), data.get("old_primary")
+    print_headline(data, "failback", ("home:", home), ("from", old))
     for warning in data.get("warnings") or []:
-        console.print(f"  [yellow]warning:[/yellow] {warning}")
-    console.print(
-        f"  home rejoined by {data.get('rejoin')} in {data.get('rejoin_seconds')} s,"
-        f" caught up in {data.get('catch_up_seconds')} s"
-    )
+        say(f"  [yellow]warning:[/yellow] {escape(warning)}")
+    if data.get("rejoin") is not None:
+        rejoined = facts(("in", seconds(data.get("rejoin_seconds"))))
+        say(f"  home rejoined by {data['rejoin']}" + (f" {rejoined}" if rejoined else ""))
+    caught_up = seconds(data.get("catch_up_seconds"))
+    if caught_up is not None:
+        say(f"  caught up in {caught_up}")
     if data.get("moved_aside"):
-        console.print(f"  home's old data directory: {data['moved_aside']}")
-    console.print(
-        f"  write pause: {data.get('write_pause_seconds')} s   switchover: {data.get('switchover_seconds')} s"
+        say(f"  home's old data directory: {escape(data['moved_aside'])}")
+    switch = facts(
+        ("write pause:", seconds(data.get("write_pause_seconds"))),
+        ("switchover:", seconds(data.get("switchover_seconds"))),
     )
-    console.print(f"  evidence: {data.get('evidence_dir')}")
-    console.print(f"  in the UI: {_ui_link(inv, data.get('workflow_id', ''))}")
+    if switch:
+        say(f"  {switch}")
+    print_ending(data, inv)
 
 
 def failback(
@@ -53,22 +62,18 @@ def failback(
 ) -> None:
     """Bring the home site back as the primary after a failover (zero data loss), show the
     steps as they pass, and print the write pause and the evidence."""
-    inv = _inventory()
-    try:
-        inp = FailbackInput(
-            home=home,
-            require_approval=not no_approval,
-            rejoin_method=rejoin,
-            reason=reason,
-            requested_by=os.environ.get("USER", "cli"),
-        )
-    except ValidationError as err:
-        _fail(str(err))
-        return
+    inv = inventory()
+    inp = FailbackInput(
+        home=home,
+        require_approval=not no_approval,
+        rejoin_method=rejoin,
+        reason=reason,
+        requested_by=os.environ.get("USER", "cli"),
+    )
     wf_id = workflow_id or f"failback-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
     data = run_and_watch(inv, WorkflowType.FAILBACK, inp, wf_id, FailbackResult, json_out)
     if not json_out:
         print_failback_summary(data, inv)
     if data.get("status") != "succeeded":
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
