@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hybridops.cli.common import EXIT_FAILED, inventory, print_ending, print_headline, run_and_watch
+from hybridops.cli.common import inventory, print_ending, print_headline, run_runbook
 from hybridops.constants import WorkflowType
 from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult, BootstrapStep
 from hybridops.inventory import Inventory
@@ -35,8 +35,4 @@ def bootstrap(
     )
     wf_id = f"bootstrap-{datetime.now(UTC):%Y%m%dT%H%M%S}"
 
-    data = run_and_watch(inv, WorkflowType.BOOTSTRAP, inp, wf_id, BootstrapResult, json_out)
-    if not json_out:
-        print_bootstrap_summary(data, inv)
-    if data.get("status") != "succeeded":
-        raise typer.Exit(EXIT_FAILED)
+    run_runbook(inv, WorkflowType.BOOTSTRAP, inp, wf_id, BootstrapResult, json_out, print_bootstrap_summary)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hybridops.cli.common import connect, console, inventory, print_json, start, ui_link
+from hybridops.cli.common import connect, console, inventory, print_json, run_state, start, ui_link
 from hybridops.cli.failures import command_group
 from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
 from hybridops.contracts.base import Progress, TargetChoice
@@ -57,20 +57,9 @@ def burst_status(workflow_id: str, json_out: Annotated[bool, typer.Option("--jso
 
     async def main() -> dict[str, Any]:
         handle = (await connect(inv.temporal)).get_workflow_handle(workflow_id)
-        desc = await handle.describe()
-        out: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "temporal_status": desc.status.name if desc.status else None,
-        }
-        try:
-            out["progress"] = (await handle.query(PROGRESS_QUERY, result_type=Progress)).model_dump(
-                mode="json"
-            )
-            state = await handle.query("burst_state", result_type=BurstState)
-            out["state"] = state.model_dump(mode="json") if state else None
-        except Exception as err:  # closed runs answer queries too; a stuck one may not
-            out["query_error"] = str(err)
-        return out
+        return await run_state(
+            handle, {"progress": (PROGRESS_QUERY, Progress), "state": ("burst_state", BurstState)}
+        )
 
     data = asyncio.run(main())
     if json_out:

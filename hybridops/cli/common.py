@@ -11,6 +11,8 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -50,6 +52,16 @@ def fail(message: str, code: int = EXIT_CANNOT) -> NoReturn:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
+
+
+def iso_time(value: str | None, option: str) -> datetime | None:
+    """``--option``'s ISO 8601 time (None when not given); anything else fails naming it."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: not an ISO 8601 time")
 
 
 # ---------------------------------------------------------------------- inventory
@@ -180,6 +192,48 @@ async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[s
             return failed
         # Terminated, timed out, or failed without a result: what the server says, and where.
         return {"workflow_id": handle.id, "status": "failed", "error": str(cause or err)}
+
+
+def succeeded(data: dict[str, Any]) -> bool:
+    return data.get("status") == "succeeded"
+
+
+def run_runbook(
+    inv: Inventory,
+    workflow: WorkflowType,
+    inp: Any,
+    wf_id: str,
+    result_type: type[Any],
+    json_out: bool,
+    summary: Callable[[dict[str, Any], Inventory], None],
+    passed: Callable[[dict[str, Any]], bool] = succeeded,
+) -> None:
+    """A runbook's command, start to end: start it and watch it (:func:`run_and_watch`),
+    print its ``summary`` (or ``--json``), and exit 1 unless it ``passed``."""
+    data = run_and_watch(inv, workflow, inp, wf_id, result_type, json_out)
+    if not json_out:
+        summary(data, inv)
+    if not passed(data):
+        raise typer.Exit(EXIT_FAILED)
+
+
+async def run_state(
+    handle: WorkflowHandle[Any, Any], queries: dict[str, tuple[str, type[Any]]]
+) -> dict[str, Any]:
+    """A run's id and Temporal status, and each query's answer under its key; a run that
+    does not answer (a stuck one; closed runs answer too) has ``query_error`` instead."""
+    desc = await handle.describe()
+    out: dict[str, Any] = {
+        "workflow_id": handle.id,
+        "temporal_status": desc.status.name if desc.status else None,
+    }
+    try:
+        for key, (query, result_type) in queries.items():
+            answer = await handle.query(query, result_type=result_type)
+            out[key] = answer.model_dump(mode="json") if answer is not None else None
+    except Exception as err:
+        out["query_error"] = str(err)
+    return out
 
 
 def run_and_watch(

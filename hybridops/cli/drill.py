@@ -22,10 +22,11 @@ from hybridops.cli.common import (
     facts,
     fail,
     inventory,
+    iso_time,
     print_ending,
     print_error,
     print_json,
-    run_and_watch,
+    run_runbook,
     say,
     seconds,
 )
@@ -76,27 +77,26 @@ def drill_run(
 ) -> None:
     """Run a drill now and show it; exit 1 if it did not pass."""
     inv = inventory()
-    when = None
-    if target_time:
-        try:
-            when = datetime.fromisoformat(target_time)
-        except ValueError:
-            fail("--target-time: not an ISO 8601 time")
     inp = _drill_input(
         input_json,
         backup=backup,
-        target_time=when,
+        target_time=iso_time(target_time, "--target-time"),
         take_backup_first=take_backup_first or None,
         requested_by=os.environ.get("USER", "cli"),
         reason="manual drill",
     )
     wf_id = f"drill-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
-    data = run_and_watch(inv, WorkflowType.DRILL, inp, wf_id, DrillResult, json_out)
-    if not json_out:
-        print_drill_summary(data, inv)
-    if not data.get("passed"):
-        raise typer.Exit(EXIT_FAILED)
+    run_runbook(
+        inv,
+        WorkflowType.DRILL,
+        inp,
+        wf_id,
+        DrillResult,
+        json_out,
+        print_drill_summary,
+        lambda d: bool(d.get("passed")),
+    )
 
 
 @drill_app.command("status")

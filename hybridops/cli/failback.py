@@ -10,12 +10,11 @@ import typer
 from rich.markup import escape
 
 from hybridops.cli.common import (
-    EXIT_FAILED,
     facts,
     inventory,
     print_ending,
     print_headline,
-    run_and_watch,
+    run_runbook,
     say,
     seconds,
 )
@@ -72,8 +71,4 @@ def failback(
     )
     wf_id = workflow_id or f"failback-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
-    data = run_and_watch(inv, WorkflowType.FAILBACK, inp, wf_id, FailbackResult, json_out)
-    if not json_out:
-        print_failback_summary(data, inv)
-    if data.get("status") != "succeeded":
-        raise typer.Exit(EXIT_FAILED)
+    run_runbook(inv, WorkflowType.FAILBACK, inp, wf_id, FailbackResult, json_out, print_failback_summary)

@@ -10,13 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from hybridops.cli.common import (
-    EXIT_FAILED,
     facts,
-    fail,
     inventory,
+    iso_time,
     print_ending,
     print_headline,
-    run_and_watch,
+    run_runbook,
     say,
     seconds,
 )
@@ -62,16 +61,10 @@ def failover(
     """Start a failover, show its phases as they pass, and print RTO, RPO and the evidence.
     The policy's approval section may still make it wait for `hybridops approve`."""
     inv = inventory()
-    incident = None
-    if incident_started_at:
-        try:
-            incident = datetime.fromisoformat(incident_started_at)
-        except ValueError:
-            fail("incident-started-at: not an ISO 8601 time")
     inp = FailoverInput(
         target=target,
         require_approval=require_approval,
-        incident_started_at=incident,
+        incident_started_at=iso_time(incident_started_at, "incident-started-at"),
         reason=reason,
         requested_by=os.environ.get("USER", "cli"),
         only_if_primary_down=not planned,
@@ -79,8 +72,4 @@ def failover(
     )
     wf_id = workflow_id or f"failover-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
-    data = run_and_watch(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out)
-    if not json_out:
-        print_summary(data, inv)
-    if data.get("status") != "succeeded":
-        raise typer.Exit(EXIT_FAILED)
+    run_runbook(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out, print_summary)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hybridops.cli.common import connect, console, fail, inventory, print_json
+from hybridops.cli.common import connect, console, fail, inventory, print_json, run_state
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
 from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress
 
@@ -53,21 +53,11 @@ def status(workflow_id: str, json_out: Annotated[bool, typer.Option("--json")] =
     inv = inventory()
 
     async def main() -> dict[str, Any]:
-        client = await connect(inv.temporal)
-        handle = client.get_workflow_handle(workflow_id)
-        desc = await handle.describe()
-        out: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "temporal_status": desc.status.name if desc.status else None,
-        }
-        try:
-            prog = await handle.query(PROGRESS_QUERY, result_type=Progress)
-            out.update(prog.model_dump(mode="json"))
-        except Exception as err:
-            out["query_error"] = str(err)
-        return out
+        handle = (await connect(inv.temporal)).get_workflow_handle(workflow_id)
+        return await run_state(handle, {"progress": (PROGRESS_QUERY, Progress)})
 
     data = asyncio.run(main())
+    data.update(data.pop("progress", None) or {})  # the progress's fields beside the status
     if json_out:
         print_json(data)
         return

@@ -34,51 +34,52 @@ def printed(printer: Callable[[dict[str, Any], Inventory], None], data: dict[str
     return out.get()
 
 
+def result_data(result_type: type[Any], inp: Any, status: RunStatus, **fields: Any) -> dict[str, Any]:
+    """A run's result as the CLI gets it: the model's JSON."""
+    result = result_type(workflow_id="run-1", run_id="r", status=status, input=inp, started_at=NOW, **fields)
+    data: dict[str, Any] = result.model_dump(mode="json")
+    return data
+
+
 def test_a_failback_that_found_nothing_to_fail_back_says_so() -> None:
-    result = FailbackResult(
-        workflow_id="failback-1",
-        run_id="r1",
-        status=RunStatus.COMPENSATED,
-        input=FailbackInput(),
-        started_at=NOW,
+    data = result_data(
+        FailbackResult,
+        FailbackInput(),
+        RunStatus.COMPENSATED,
         error=f"NothingToFailBack: {NOTHING}",
-        evidence_dir="output/failback/failback-1",
+        evidence_dir="output/failback/run-1",
     )
-    assert result.home is None and result.write_pause_seconds is None
-    text = printed(print_failback_summary, result.model_dump(mode="json"))
+    assert data["home"] is None and data["write_pause_seconds"] is None
+    text = printed(print_failback_summary, data)
     first, *rest = text.strip().splitlines()
     assert first == "failback compensated"
     assert f"  error: NothingToFailBack: {NOTHING}" in rest
     assert "None" not in text and "home:" not in text and "write pause" not in text and "rejoined" not in text
-    assert "  evidence: output/failback/failback-1" in rest
-    assert any(line.startswith("  in the UI: ") and line.endswith("/workflows/failback-1") for line in rest)
+    assert "  evidence: output/failback/run-1" in rest
+    assert any(line.startswith("  in the UI: ") and line.endswith("/workflows/run-1") for line in rest)
 
 
 def test_a_failback_that_went_through_prints_its_figures() -> None:
-    result = FailbackResult(
-        workflow_id="failback-2",
-        run_id="r2",
-        status=RunStatus.SUCCEEDED,
-        input=FailbackInput(),
-        started_at=NOW,
+    figures = {
+        "rejoin_seconds": 4.25,
+        "catch_up_seconds": 0.5,
+        "write_pause_seconds": 1.5,
+        "switchover_seconds": 3,
+    }
+    data = result_data(
+        FailbackResult,
+        FailbackInput(),
+        RunStatus.SUCCEEDED,
         home="onprem",
         old_primary="azure",
         rejoin=RejoinOutcome.REWOUND,
-        rejoin_seconds=4.25,
-        catch_up_seconds=0.5,
-        write_pause_seconds=1.5,
-        switchover_seconds=3.0,
+        **figures,
     )
-    text = printed(print_failback_summary, result.model_dump(mode="json"))
+    text = printed(print_failback_summary, data)
     assert "failback succeeded  home: onprem   from azure" in text
     assert "home rejoined by rewound in 4.250 s" in text and "caught up in 0.500 s" in text
     assert "write pause: 1.500 s   switchover: 3.000 s" in text
     assert "error" not in text and "None" not in text
-
-
-def early(result: Any) -> dict[str, Any]:
-    data: dict[str, Any] = result.model_dump(mode="json")
-    return data
 
 
 @pytest.mark.parametrize(
@@ -86,52 +87,30 @@ def early(result: Any) -> dict[str, Any]:
     [
         (
             print_summary,
-            early(
-                FailoverResult(
-                    workflow_id="failover-1",
-                    run_id="r",
-                    status=RunStatus.COMPENSATED,
-                    input=FailoverInput(),
-                    started_at=NOW,
-                    incident_started_at=NOW,
-                    rpo=RpoMeasure(),
-                    error="PrimaryHealthy: onprem answers",
-                )
+            result_data(
+                FailoverResult,
+                FailoverInput(),
+                RunStatus.COMPENSATED,
+                error="PrimaryHealthy: onprem answers",
+                incident_started_at=NOW,
+                rpo=RpoMeasure(),
             ),
             "failover compensated",
         ),
         (
             print_drill_summary,
-            early(
-                DrillResult(
-                    workflow_id="drill-1",
-                    run_id="r",
-                    status=RunStatus.FAILED,
-                    input=DrillInput(),
-                    started_at=NOW,
-                    error="BackupNotFound: no base backup",
-                )
-            ),
+            result_data(DrillResult, DrillInput(), RunStatus.FAILED, error="BackupNotFound: no base backup"),
             "drill failed",
         ),
         (
             print_bootstrap_summary,
-            early(
-                BootstrapResult(
-                    workflow_id="bootstrap-1",
-                    run_id="r",
-                    status=RunStatus.FAILED,
-                    input=BootstrapInput(),
-                    started_at=NOW,
-                    error="AnsibleFailed: rke2",
-                )
-            ),
+            result_data(BootstrapResult, BootstrapInput(), RunStatus.FAILED, error="AnsibleFailed: rke2"),
             "bootstrap failed",
         ),
         # A run that failed without a result (terminated): only what the server said.
         (
             print_summary,
-            {"workflow_id": "failover-2", "status": "failed", "error": "terminated"},
+            {"workflow_id": "run-2", "status": "failed", "error": "terminated"},
             "failover failed",
         ),
     ],
