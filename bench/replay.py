@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files
 from hybridops.audit.replay import ReplayReport, replay_files
+from workers.replayer import make_replayer
 
 STORED = Path(__file__).resolve().parents[1] / "tests" / "histories"
 
@@ -50,7 +51,7 @@ def make_histories(out: Path, count: int) -> list[Path]:
 
 async def timed(paths: list[Path], processes: int | None) -> tuple[float, list[ReplayReport]]:
     began = time.perf_counter()
-    reports = await replay_files(paths, processes=processes)
+    reports = await replay_files(paths, make_replayer, processes=processes)
     return time.perf_counter() - began, reports
 
 

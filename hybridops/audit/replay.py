@@ -10,6 +10,9 @@ CPU-bound Python: parsing a history's JSON (``WorkflowHistory.from_json``, about
 of ours) and replaying it in the sandbox (about 55 ms). One replayer handles one history at a
 time, so the histories are split across processes, one replayer each over an iterator of its
 share, and history files are read in those processes too (``bench/replay.py`` has the figures).
+
+The replayer is handed in (:data:`MakeReplayer`): which workflows, with which interceptors, is
+the workers' knowledge (``workers/replayer.py``), and this package stays below them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import WorkflowHistory
@@ -34,7 +37,6 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError, _Definition
 
 from hybridops.audit.histories import HistorySource, load_history_files
-from hybridops.client import DATA_CONVERTER
 
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
 
@@ -45,6 +47,11 @@ PER_PROCESS = 40
 SDK and the workflows) costs about as much as replaying 20 to 30 histories."""
 
 T = TypeVar("T")
+
+MakeReplayer = Callable[[], Replayer]
+"""Builds the replayer every history goes through: today's workflows, with the interceptors
+the workers run them with. It crosses into the replay processes, so it must pickle: a
+module-level function, or a ``functools.partial`` of one."""
 
 
 class ReplayOutcome(StrEnum):
@@ -73,14 +80,6 @@ class ReplayReport(BaseModel):
     reason: str = ""
 
 
-def current_workflows() -> list[type]:
-    """The workflow classes the workers register today (``workers.main.WORKFLOWS``), so a new
-    runbook is replayed as soon as a worker serves it."""
-    from workers.main import WORKFLOWS
-
-    return list(WORKFLOWS)
-
-
 def workflow_names(workflows: Sequence[type]) -> dict[str, type]:
     names: dict[str, type] = {}
     for cls in workflows:
@@ -91,45 +90,42 @@ def workflow_names(workflows: Sequence[type]) -> dict[str, type]:
 
 
 async def replay(
-    sources: Sequence[HistorySource],
-    workflows: Sequence[type] | None = None,
-    processes: int | None = None,
+    sources: Sequence[HistorySource], make_replayer: MakeReplayer, processes: int | None = None
 ) -> list[ReplayReport]:
-    """Replay every source with ``workflows`` (default: :func:`current_workflows`); the
-    reports in the order of ``sources``. Many sources are split across ``processes``
-    (default: one per CPU; 1 replays here, one at a time)."""
-    return await _in_parallel(list(sources), _already_loaded, workflows, processes)
+    """Replay every source through a replayer ``make_replayer`` builds; the reports in the
+    order of ``sources``. Many sources are split across ``processes`` (default: one per CPU;
+    1 replays here, one at a time)."""
+    return await _in_parallel(list(sources), _already_loaded, make_replayer, processes)
 
 
 async def replay_files(
-    paths: Sequence[Path], workflows: Sequence[type] | None = None, processes: int | None = None
+    paths: Sequence[Path], make_replayer: MakeReplayer, processes: int | None = None
 ) -> list[ReplayReport]:
     """Read and replay history files (an unreadable one is reported, never raised), in the
     order of ``paths``; read in the replaying processes, since parsing costs about as much as
     replaying (see the module's docstring)."""
-    return await _in_parallel([str(p) for p in paths], _load_paths, workflows, processes)
+    return await _in_parallel([str(p) for p in paths], _load_paths, make_replayer, processes)
 
 
 async def _in_parallel(
     items: list[T],
     load: Callable[[list[T]], list[HistorySource]],
-    workflows: Sequence[type] | None,
+    make_replayer: MakeReplayer,
     processes: int | None,
 ) -> list[ReplayReport]:
     wanted = processes if processes is not None else (os.cpu_count() or 1)
     n = max(1, min(wanted, len(items) // PER_PROCESS))
-    classes = list(workflows) if workflows is not None else None
     if n == 1:
-        return await _replay_sources(load(items), classes)
+        return await _replay_sources(load(items), make_replayer)
     # Round robin, so each process gets a like mix of runbooks (their replays differ in cost).
     shares = [items[i::n] for i in range(n)]
     try:
-        done = await _in_processes(shares, load, classes)
+        done = await _in_processes(shares, load, make_replayer)
     except BrokenProcessPool as err:
         # A process died (killed, out of memory, or a main module without the
         # ``if __name__ == "__main__"`` guard that spawn needs): the same work, here.
         log.warning("replay processes failed (%s); replaying here, one at a time", err)
-        return await _replay_sources(load(items), classes)
+        return await _replay_sources(load(items), make_replayer)
     reports: list[ReplayReport | None] = [None] * len(items)
     for i, share_reports in enumerate(done):
         reports[i::n] = share_reports
@@ -137,7 +133,7 @@ async def _in_parallel(
 
 
 async def _in_processes(
-    shares: list[list[T]], load: Callable[[list[T]], list[HistorySource]], classes: list[type] | None
+    shares: list[list[T]], load: Callable[[list[T]], list[HistorySource]], make_replayer: MakeReplayer
 ) -> list[list[ReplayReport]]:
     # spawn, never fork: the parent may already run the SDK's Rust runtime and its threads.
     with (
@@ -151,7 +147,7 @@ async def _in_processes(
     ):
         loop = asyncio.get_running_loop()
         return await asyncio.gather(
-            *(loop.run_in_executor(pool, _replay_share, load, share, classes) for share in shares)
+            *(loop.run_in_executor(pool, _replay_share, load, share, make_replayer) for share in shares)
         )
 
 
@@ -174,17 +170,17 @@ def _load_paths(paths: list[str]) -> list[HistorySource]:
 
 
 def _replay_share(
-    load: Callable[[list[T]], list[HistorySource]], share: list[T], workflows: list[type] | None
+    load: Callable[[list[T]], list[HistorySource]], share: list[T], make_replayer: MakeReplayer
 ) -> list[ReplayReport]:
     """One process's share, through one replayer."""
-    return asyncio.run(_replay_sources(load(share), workflows))
+    return asyncio.run(_replay_sources(load(share), make_replayer))
 
 
 async def _replay_sources(
-    sources: Sequence[HistorySource], workflows: Sequence[type] | None
+    sources: Sequence[HistorySource], make_replayer: MakeReplayer
 ) -> list[ReplayReport]:
-    workflows = list(workflows) if workflows is not None else current_workflows()
-    known = workflow_names(workflows)
+    replayer = make_replayer()
+    known = workflow_names(replayer.config()["workflows"])
     reports: list[ReplayReport] = []
     to_replay: dict[int, ReplayReport] = {}
     histories: list[WorkflowHistory] = []
@@ -206,25 +202,13 @@ async def _replay_sources(
         to_replay[id(src.history)] = rep
         histories.append(src.history)
     if histories:
-        await _replay_all(histories, workflows, to_replay)
+        await _replay_all(histories, replayer, to_replay)
     return reports
 
 
-def make_replayer(workflows: Sequence[type], data_converter: Any = DATA_CONVERTER) -> Replayer:
-    """A replayer as the workers run the workflows: with their interceptors too, since the
-    identity of an approval decides what its handler does (every replay goes through here)."""
-    from workflows.identity import IdentityInterceptor
-
-    return Replayer(
-        workflows=list(workflows), data_converter=data_converter, interceptors=[IdentityInterceptor()]
-    )
-
-
 async def _replay_all(
-    histories: list[WorkflowHistory], workflows: Sequence[type], reports: dict[int, ReplayReport]
+    histories: list[WorkflowHistory], replayer: Replayer, reports: dict[int, ReplayReport]
 ) -> None:
-    replayer = make_replayer(workflows)
-
     async def each() -> AsyncIterator[WorkflowHistory]:
         for h in histories:
             yield h

@@ -21,6 +21,7 @@ from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually, start
+from workers.replayer import make_replayer
 
 
 async def _waiting(handle) -> bool:  # type: ignore[no-untyped-def]
@@ -76,7 +77,7 @@ async def test_audit_report_of_an_approved_failover_and_tampered_evidence(
 
     # The command line, as an auditor runs it: intact evidence, exit 0.
     env = {**os.environ, **lab.env(), "HYBRIDOPS_INVENTORY": str(lab.root / "inventory.yaml")}
-    # The console script, as installed (``python -m hybridops.cli`` imports the CLI twice).
+    # The console script, as installed.
     cmd = [str(Path(sys.executable).parent / "hybridops"), "audit", "report", handle.id]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -119,7 +120,7 @@ async def test_audit_report_of_an_approved_failover_and_tampered_evidence(
         found = [
             s for s in await fetch_closed_runs(client, ["FailoverWorkflow"]) if s.workflow_id == handle.id
         ]
-        return await replay(found) if found else []
+        return await replay(found, make_replayer) if found else []
 
     [mine] = await eventually("the run in visibility", listed)
     assert mine.outcome == ReplayOutcome.CLEAN, mine

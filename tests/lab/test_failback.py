@@ -19,7 +19,6 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 
 from activities.postgres.local import LocalPostgresDriver
 from hybridops import pgbin
-from hybridops.audit.replay import make_replayer
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, TargetChoice
 from hybridops.contracts.failback import FailbackInput, FailbackResult, RejoinMethod, RejoinOutcome
@@ -30,6 +29,7 @@ from hybridops.lab import Lab
 from hybridops.workload import Ack, read_ledger
 from tests.conftest import lab_inventory
 from tests.lab.helpers import can_write, dns_points_at, eventually, fenced, role, start, timeline
+from workers.replayer import make_replayer
 from workflows.failback import FailbackWorkflow
 
 SITES = ("onprem", "azure", "gcp")

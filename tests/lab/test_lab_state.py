@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from activities.dns.route53 import Route53Driver
-from hybridops import cli
+from hybridops.cli import app
+from hybridops.cli import lab as lab_commands
 from hybridops.lab import Lab
 from hybridops.lab.dns_state import run_sync
 from hybridops.lab.lab import WritableSite, wait_until
@@ -73,8 +74,8 @@ def test_two_writable_servers_are_named_loudly(lab: Lab, monkeypatch: pytest.Mon
     assert lab.status()["warnings"] == warnings
 
     # `hybridops lab status`: the table on stdout, the warnings on stderr, exit 0.
-    monkeypatch.setattr(cli, "_lab", lambda: lab)
-    result = CliRunner().invoke(cli.app, ["lab", "status"])
+    monkeypatch.setattr(lab_commands, "_lab", lambda: lab)
+    result = CliRunner().invoke(app, ["lab", "status"])
     assert result.exit_code == 0, result.output
     stderr = " ".join(result.stderr.split())
     assert "WARNING: 2 writable servers: onprem (timeline 1), azure (timeline 2)" in stderr

@@ -12,26 +12,21 @@ import base64
 import hashlib
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from hybridops.audit.cli import audit_app
 from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files, load_history_files
-from hybridops.audit.replay import (
-    PER_PROCESS,
-    ReplayOutcome,
-    current_workflows,
-    replay,
-    replay_files,
-    workflow_names,
-)
+from hybridops.audit.replay import PER_PROCESS, ReplayOutcome, replay, replay_files, workflow_names
 from hybridops.audit.verify import recorded_evidence
+from hybridops.cli.audit import audit_app
 from hybridops.constants import WorkflowType
 from hybridops.evidence import manifest_text
 from tests.unit.audit_changed_workflow import FailoverWithoutSignals
+from workers.replayer import current_workflows, make_replayer
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 SCENARIOS = {"succeeded", "succeeded-queues", "compensated", "approved", "rejected", "policy-hold"}
@@ -47,7 +42,7 @@ def test_the_stored_histories_cover_the_failover_scenarios() -> None:
 
 
 async def test_every_stored_history_replays_cleanly() -> None:
-    reports = await replay(load_history_files(stored()))
+    reports = await replay(load_history_files(stored()), make_replayer)
     assert len(reports) == len(stored()) > 0
     bad = [f"{r.source}: {r.outcome.value}: {r.reason}" for r in reports if r.outcome != ReplayOutcome.CLEAN]
     assert not bad, "stored histories no longer replay (see tests/histories/README.md):\n" + "\n".join(bad)
@@ -64,7 +59,7 @@ async def test_a_removed_step_is_reported_as_nondeterministic_with_a_reason() ->
     # A history of the code before the never-two-writers patch: its decide phase is the one
     # the changed copy breaks, and the SDK names the missing step.
     path = HISTORIES / "before-never-two-writers" / f"failover-succeeded{HISTORY_SUFFIX}"
-    [report] = await replay(load_history_files([path]), workflows=[FailoverWithoutSignals])
+    [report] = await replay(load_history_files([path]), partial(make_replayer, [FailoverWithoutSignals]))
     assert report.outcome == ReplayOutcome.NONDETERMINISTIC, report
     assert report.workflow_id == "failover-succeeded" and report.workflow_type == "FailoverWorkflow"
     # The reason is the SDK's: which command or marker did not match.
@@ -85,7 +80,7 @@ async def test_every_history_is_reported_never_stopping_at_the_first_failure(tmp
     )
 
     reports = await replay(
-        load_history_files(find_history_files(tmp_path)), workflows=[FailoverWithoutSignals]
+        load_history_files(find_history_files(tmp_path)), partial(make_replayer, [FailoverWithoutSignals])
     )
     by_source = {
         Path(r.source).name if r.source.endswith(HISTORY_SUFFIX) else Path(r.source).parent.name: r
@@ -119,9 +114,9 @@ async def test_in_parallel_every_verdict_is_the_same_and_in_order(tmp_path: Path
         kind = list(kinds)[i % len(kinds)]
         paths.append(tmp_path / f"{i:03d}-{kind}{HISTORY_SUFFIX}")
         paths[-1].write_text(kinds[kind])
-    workflows = [FailoverWithoutSignals, *current_workflows()[1:]]
-    here = await replay_files(paths, workflows=workflows, processes=1)
-    spread = await replay_files(paths, workflows=workflows, processes=2)
+    replayer = partial(make_replayer, [FailoverWithoutSignals, *current_workflows()[1:]])
+    here = await replay_files(paths, replayer, processes=1)
+    spread = await replay_files(paths, replayer, processes=2)
     assert [r.model_dump() for r in spread] == [r.model_dump() for r in here]
     assert [Path(r.source).name for r in spread] == [p.name for p in paths]
     kind_of = {str(p): p.name.split("-", 1)[1].removesuffix(HISTORY_SUFFIX) for p in paths}

@@ -10,38 +10,61 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from hybridops.cli import _fail, _inventory, _run, console, run_and_watch
-from hybridops.client import connect
+from hybridops.cli.common import (
+    EXIT_FAILED,
+    connect,
+    console,
+    facts,
+    fail,
+    inventory,
+    iso_time,
+    print_ending,
+    print_error,
+    print_json,
+    run_runbook,
+    say,
+    seconds,
+)
+from hybridops.cli.failures import command_group
 from hybridops.constants import WorkflowType
 from hybridops.contracts.drill import DrillInput, DrillResult
 from hybridops.drills import Overlap, create_schedule, drill_status, list_schedules, schedule_id
-from hybridops.errors import HybridOpsError
+from hybridops.inventory import Inventory
 
-drill_app = typer.Typer(
-    help="DR drills: restore the latest backup into a scratch server.", no_args_is_help=True
-)
-schedule_app = typer.Typer(help="Drill schedules (Temporal Schedules).", no_args_is_help=True)
+drill_app = command_group("DR drills: restore the latest backup into a scratch server.")
+schedule_app = command_group("Drill schedules (Temporal Schedules).")
 drill_app.add_typer(schedule_app, name="schedule")
-backup_app = typer.Typer(help="Base backups (the inventory's backup driver).", no_args_is_help=True)
+backup_app = command_group("Base backups (the inventory's backup driver).")
 
 
 def _drill_input(raw: str | None, **fields: Any) -> DrillInput:
     try:
         data = json.loads(raw) if raw else {}
     except json.JSONDecodeError as err:
-        _fail(f"--input: not JSON: {err}")
+        fail(f"--input: not JSON: {err}")
     if not isinstance(data, dict):
-        _fail("--input: expected a JSON object")
+        fail("--input: expected a JSON object")
     try:
         return DrillInput.model_validate({**data, **{k: v for k, v in fields.items() if v is not None}})
-    except ValidationError as err:
+    except ValidationError as err:  # named as the option the user typed it in
         e = err.errors()[0]
-        _fail(f"--input: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
-        raise
+        fail(f"--input: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
+
+
+def print_drill_summary(data: dict[str, Any], inv: Inventory) -> None:
+    """A drill's verdict, what it measured against its SLO, and its error, as far as it got."""
+    verdict = "[green]passed[/green]" if data.get("passed") else "[red]failed[/red]"
+    measured = facts(("RTO", seconds(data.get("rto_seconds"))), ("RPO", seconds(data.get("rpo_seconds"))))
+    say(f"\ndrill {verdict}" + (f": {measured}" if measured else ""))
+    for check in data.get("slo") or []:
+        say(f"  {check['name']}: {escape(check['detail'])}")
+    print_error(data)
+    print_ending(data, inv)
 
 
 @drill_app.command("run")
@@ -53,47 +76,40 @@ def drill_run(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run a drill now and show it; exit 1 if it did not pass."""
-    inv = _inventory()
-    when = None
-    if target_time:
-        try:
-            when = datetime.fromisoformat(target_time)
-        except ValueError:
-            _fail("--target-time: not an ISO 8601 time")
+    inv = inventory()
     inp = _drill_input(
         input_json,
         backup=backup,
-        target_time=when,
+        target_time=iso_time(target_time, "--target-time"),
         take_backup_first=take_backup_first or None,
         requested_by=os.environ.get("USER", "cli"),
         reason="manual drill",
     )
     wf_id = f"drill-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 
-    data = run_and_watch(inv, WorkflowType.DRILL, inp, wf_id, DrillResult, json_out)
-    if not json_out:
-        verdict = "[green]passed[/green]" if data.get("passed") else "[red]failed[/red]"
-        console.print(f"\ndrill {verdict}: RTO {data.get('rto_seconds')} s, RPO {data.get('rpo_seconds')} s")
-        for check in data.get("slo", []):
-            console.print(f"  {check['name']}: {check['detail']}")
-        if data.get("error"):
-            console.print(f"  error: {data['error']}")
-        console.print(f"  evidence: {data.get('evidence_dir')}")
-    if not data.get("passed"):
-        raise typer.Exit(1)
+    run_runbook(
+        inv,
+        WorkflowType.DRILL,
+        inp,
+        wf_id,
+        DrillResult,
+        json_out,
+        print_drill_summary,
+        lambda d: bool(d.get("passed")),
+    )
 
 
 @drill_app.command("status")
 def drill_status_cmd(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """When the last drill passed; exit 1 when drills are overdue (``drill.max_age_h``)."""
-    inv = _inventory()
+    inv = inventory()
 
     async def main() -> Any:
         return await drill_status(await connect(inv.temporal), inv)
 
-    st = _run(main())
+    st = asyncio.run(main())
     if json_out:
-        print(json.dumps({**st.__dict__, "summary": st.summary()}, indent=2, default=str))
+        print_json({**st.__dict__, "summary": st.summary()})
     else:
         console.print(st.summary(), markup=False)
         table = Table("drill", "status", "started", "closed")
@@ -103,11 +119,11 @@ def drill_status_cmd(json_out: Annotated[bool, typer.Option("--json")] = False) 
             )
         console.print(table)
     if st.overdue:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _schedule_call(what: str, call: Any) -> None:
-    inv = _inventory()
+    inv = inventory()
 
     async def main() -> Any:
         client: Client = await connect(inv.temporal)
@@ -115,10 +131,8 @@ def _schedule_call(what: str, call: Any) -> None:
 
     try:
         asyncio.run(main())
-    except HybridOpsError as err:
-        _fail(str(err))
-    except RPCError as err:
-        _fail(f"{what}: {err.message}")
+    except RPCError as err:  # the schedule's own words ("schedule not found"), named by action
+        fail(f"{what}: {err.message}")
 
 
 @schedule_app.command("create")
@@ -147,7 +161,7 @@ def schedule_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> 
     async def call(client: Client, inv: Any) -> None:
         rows = await list_schedules(client)
         if json_out:
-            print(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
+            print_json([r.__dict__ for r in rows])
             return
         table = Table("id", "cron", "tz", "state", "next runs", "recent drills")
         for r in rows:
@@ -204,13 +218,13 @@ def backup_push(site: Annotated[str | None, typer.Option(help="Default: where DN
     """Take a base backup now."""
     from activities.drill import DrillActivities
 
-    inv = _inventory()
+    inv = inventory()
 
     async def main() -> Any:
         acts = DrillActivities.build(inv, client=None)
         return await acts.push_backup(site)
 
-    info = _run(main())
+    info = asyncio.run(main())
     console.print(f"backup {info.name} of {info.site}: {info.end_lsn or ''} {info.size_bytes or ''} bytes")
 
 
@@ -219,8 +233,8 @@ def backup_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> No
     """The base backups, oldest first."""
     from activities.backup import make_backup_driver
 
-    inv = _inventory()
-    backups = _run(make_backup_driver(inv).list())
+    inv = inventory()
+    backups = asyncio.run(make_backup_driver(inv).list())
     if json_out:
         print(json.dumps([b.model_dump(mode="json") for b in backups], indent=2))
         return

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from temporalio.converter import PayloadCodec
 
@@ -31,49 +30,36 @@ from hybridops.audit.replay import (
     ReplayOutcome,
     ReplayReport,
     all_clean,
-    current_workflows,
     replay,
     replay_files,
     workflow_names,
 )
 from hybridops.audit.report import write_report
 from hybridops.audit.verify import Verification, verify_folder
-from hybridops.client import connect
+from hybridops.cli.common import EXIT_FAILED, connect, console, fail, inventory
+from hybridops.cli.failures import command_group
 from hybridops.codec import codec_for
 from hybridops.errors import HybridOpsError
-from hybridops.inventory import Inventory, load_inventory
+from hybridops.inventory import Inventory
 
-audit_app = typer.Typer(help="Audit past runs: replay histories, report a run.", no_args_is_help=True)
-console = Console()
+audit_app = command_group("Audit past runs: replay histories, report a run.")
 
-EXIT_FOUND = 1
+EXIT_FOUND = EXIT_FAILED
 """The audit found a problem."""
-EXIT_CANNOT = 2
-"""The audit could not run."""
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(EXIT_CANNOT)
 
 
 def _codec(inv: Inventory | None) -> PayloadCodec | None:
     """The inventory's payload codec, to read encrypted history files; None without one."""
-    if inv is None:
-        return None
-    try:
-        return codec_for(inv.temporal.codec)
-    except HybridOpsError as err:
-        _fail(str(err))
-        return None
+    return None if inv is None else codec_for(inv.temporal.codec)
 
 
 def _inventory(required: bool) -> Inventory | None:
+    """The inventory; without ``required``, None when there is none (files replay without)."""
     try:
-        return load_inventory()
-    except HybridOpsError as err:
+        return inventory()
+    except HybridOpsError:
         if required:
-            _fail(str(err))
+            raise
         return None
 
 
@@ -81,6 +67,8 @@ async def _gather(ids: list[str], all_runs: bool) -> list[HistorySource]:
     """The histories of ``ids`` and, with ``all_runs``, of every closed run, from the server."""
     sources: list[HistorySource] = []
     if ids or all_runs:
+        from workers.replayer import current_workflows
+
         inv = _inventory(required=True)
         assert inv is not None
         client = await connect(inv.temporal)
@@ -117,15 +105,8 @@ def audit_replay(
     """Replay histories against the current workflow code; exit 0 only if all replay cleanly."""
     ids, dirs = list(ids or []), list(from_dir or [])
     if not (ids or all_runs or dirs):
-        _fail("name workflow ids, --all, or --from-dir DIR")
-    try:
-        reports = asyncio.run(_replay(ids, all_runs, dirs))
-    except HybridOpsError as err:
-        _fail(str(err))
-        return
-    except RuntimeError as err:  # cannot reach the server
-        _fail(f"cannot reach Temporal: {err}")
-        return
+        fail("name workflow ids, --all, or --from-dir DIR")
+    reports = asyncio.run(_replay(ids, all_runs, dirs))
     ok = bool(reports) and all_clean(reports)
     if json_out:
         counts = {o.value: sum(1 for r in reports if r.outcome == o) for o in ReplayOutcome}
@@ -145,18 +126,21 @@ def audit_replay(
 
 async def _replay(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[ReplayReport]:
     """Directories first (their files read and replayed in parallel), then the server's."""
+    from workers.replayer import make_replayer
+
     reports: list[ReplayReport] = []
     for d in dirs:
         if not d.exists():
-            reports += await replay([HistorySource(str(d), d.name, error="no such file or directory")])
+            missing = HistorySource(str(d), d.name, error="no such file or directory")
+            reports += await replay([missing], make_replayer)
             continue
         codec = _codec(_inventory(required=False))
         if codec is None:
-            reports += await replay_files(find_history_files(d))
+            reports += await replay_files(find_history_files(d), make_replayer)
         else:  # encrypted payloads: decrypted here, with the inventory's keys, then replayed
             loaded = load_history_files(find_history_files(d))
-            reports += await replay([await decrypted(src, codec) for src in loaded])
-    return reports + await replay(await _gather(ids, all_runs))
+            reports += await replay([await decrypted(src, codec) for src in loaded], make_replayer)
+    return reports + await replay(await _gather(ids, all_runs), make_replayer)
 
 
 def _server_history(inv: Inventory, workflow_id: str, run_id: str | None) -> HistorySource:
@@ -165,12 +149,9 @@ def _server_history(inv: Inventory, workflow_id: str, run_id: str | None) -> His
     async def fetch() -> HistorySource:
         return await fetch_history(await connect(inv.temporal), workflow_id, run_id)
 
-    try:
-        src = asyncio.run(fetch())
-    except RuntimeError as err:
-        _fail(f"cannot reach Temporal: {err}")
+    src = asyncio.run(fetch())
     if src.history is None:
-        _fail(f"{src.label}: {src.error}")
+        fail(f"{src.label}: {src.error}")
     return src
 
 
@@ -203,15 +184,14 @@ def audit_report(
         assert inv is not None
         src = _server_history(inv, workflow_id, run_id)
     if src.history is None:
-        _fail(f"{src.label}: {src.error}")
+        fail(f"{src.label}: {src.error}")
     output_dir = inv.output_dir if inv is not None else Path("output")
     try:
         done = write_report(
             src.history, output_dir, out=out, evidence=evidence, history_file=history, sealed=src.sealed
         )
     except ValueError as err:
-        _fail(f"{src.label}: {err}")
-        return
+        fail(f"{src.label}: {err}")
     tl, check = done.timeline, done.evidence
     console.print(
         f"{escape(tl.workflow_id)}: {escape(tl.status)}, {len(tl.steps)} steps, "

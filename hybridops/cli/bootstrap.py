@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from hybridops.cli import _inventory, console, run_and_watch
+from hybridops.cli.common import inventory, print_ending, print_headline, run_runbook
 from hybridops.constants import WorkflowType
 from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult, BootstrapStep
+from hybridops.inventory import Inventory
+
+
+def print_bootstrap_summary(data: dict[str, Any], inv: Inventory) -> None:
+    """A bootstrap's outcome and its error (its steps were shown as they passed)."""
+    print_headline(
+        data, "bootstrap", ("dry run:", "yes" if (data.get("input") or {}).get("dry_run") else None)
+    )
+    print_ending(data, inv)
 
 
 def bootstrap(
@@ -20,16 +29,10 @@ def bootstrap(
 ) -> None:
     """Bring up the control node: network, images, RKE2, Jenkins, GitOps. Run it again after a
     failure: converged steps report unchanged."""
-    inv = _inventory()
+    inv = inventory()
     inp = BootstrapInput(
         dry_run=dry_run, steps=step or list(BootstrapStep), requested_by=os.environ.get("USER", "cli")
     )
     wf_id = f"bootstrap-{datetime.now(UTC):%Y%m%dT%H%M%S}"
 
-    data = run_and_watch(inv, WorkflowType.BOOTSTRAP, inp, wf_id, BootstrapResult, json_out)
-    if not json_out:
-        console.print(f"\nbootstrap {data.get('status')}: evidence {data.get('evidence_dir')}")
-        if data.get("error"):
-            console.print(f"  error: {data['error']}")
-    if data.get("status") != "succeeded":
-        raise typer.Exit(1)
+    run_runbook(inv, WorkflowType.BOOTSTRAP, inp, wf_id, BootstrapResult, json_out, print_bootstrap_summary)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
-from hybridops.cli import _fail, _inventory, _run, _ui_link, console
-from hybridops.client import connect
-from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, TaskQueue, WorkflowType
+from hybridops.cli.common import connect, console, inventory, print_json, run_state, start, ui_link
+from hybridops.cli.failures import command_group
+from hybridops.constants import PROGRESS_QUERY, STOP_SIGNAL, WorkflowType
 from hybridops.contracts.base import Progress, TargetChoice
 from hybridops.contracts.burst import BurstInput, BurstResult, BurstState
 
-burst_app = typer.Typer(
-    help="Cloud bursting: add cloud capacity while on-prem is busy.", no_args_is_help=True
-)
+burst_app = command_group("Cloud bursting: add cloud capacity while on-prem is busy.")
 
 
 @burst_app.command("start")
@@ -31,81 +29,67 @@ def burst_start(
     max_duration_s: Annotated[float, typer.Option(help="Teardown deadline, seconds")] = 4 * 3600.0,
 ) -> None:
     """Start a burst; it holds until the load falls, a stop, the budget cap or the deadline."""
-    inv = _inventory()
-    try:
-        inp = BurstInput(
-            target=target,
-            extra_nodes=extra_nodes,
-            traffic_share=traffic_share,
-            scale_in_below=scale_in_below,
-            check_interval_s=check_interval_s,
-            budget_cap=budget_cap,
-            max_duration_s=max_duration_s,
-            requested_by=os.environ.get("USER", "cli"),
-        )
-    except ValueError as err:
-        _fail(str(err))
-        return
+    inv = inventory()
+    inp = BurstInput(
+        target=target,
+        extra_nodes=extra_nodes,
+        traffic_share=traffic_share,
+        scale_in_below=scale_in_below,
+        check_interval_s=check_interval_s,
+        budget_cap=budget_cap,
+        max_duration_s=max_duration_s,
+        requested_by=os.environ.get("USER", "cli"),
+    )
     wf_id = f"burst-{datetime.now(UTC):%Y%m%dT%H%M%S}"
 
     async def main() -> None:
-        client = await connect(inv.temporal)
-        await client.start_workflow(
-            WorkflowType.BURST.value,
-            inp,
-            id=wf_id,
-            task_queue=inv.queue(TaskQueue.CONTROL),
-            result_type=BurstResult,
-        )
+        await start(await connect(inv.temporal), inv, WorkflowType.BURST, inp, wf_id, BurstResult)
 
-    _run(main())
-    console.print(f"started {wf_id}: {_ui_link(inv, wf_id)}")
+    asyncio.run(main())
+    console.print(f"started {wf_id}: {ui_link(inv, wf_id)}")
     console.print(f"  hybridops burst status {wf_id}   |   hybridops burst stop {wf_id}")
 
 
 @burst_app.command("status")
 def burst_status(workflow_id: str, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Phase, target, load checks, peak load and the cost so far."""
-    inv = _inventory()
+    inv = inventory()
 
     async def main() -> dict[str, Any]:
         handle = (await connect(inv.temporal)).get_workflow_handle(workflow_id)
-        desc = await handle.describe()
-        out: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "temporal_status": desc.status.name if desc.status else None,
-        }
-        try:
-            out["progress"] = (await handle.query(PROGRESS_QUERY, result_type=Progress)).model_dump(
-                mode="json"
-            )
-            state = await handle.query("burst_state", result_type=BurstState)
-            out["state"] = state.model_dump(mode="json") if state else None
-        except Exception as err:  # closed runs answer queries too; a stuck one may not
-            out["query_error"] = str(err)
-        return out
+        return await run_state(
+            handle, {"progress": (PROGRESS_QUERY, Progress), "state": ("burst_state", BurstState)}
+        )
 
-    data = _run(main())
+    data = asyncio.run(main())
     if json_out:
-        print(json.dumps(data, indent=2))
+        print_json(data)
         return
     st = data.get("state") or {}
     prog = data.get("progress") or {}
-    console.print(
-        f"{workflow_id}: {data['temporal_status']} phase={prog.get('phase')} target={st.get('target')}"
-        f" checks={st.get('checks')} runs={st.get('runs')} load={st.get('last_load')}"
-        f" peak={st.get('peak_load')}"
-    )
+    # Only what the run has: a run that has not checked the load yet has no load to show.
+    known = {
+        "phase": prog.get("phase"),
+        "target": st.get("target"),
+        "checks": st.get("checks"),
+        "runs": st.get("runs"),
+        "load": st.get("last_load"),
+        "peak": st.get("peak_load"),
+    }
+    shown = "".join(f" {k}={v}" for k, v in known.items() if v is not None)
+    console.print(f"{workflow_id}: {data['temporal_status']}{shown}", highlight=False)
+    if data.get("query_error"):
+        console.print(f"  the run did not answer: {data['query_error']}", markup=False, highlight=False)
 
 
 @burst_app.command("stop")
 def burst_stop(workflow_id: str, reason: str = "stopped by hand") -> None:
     """Scale in now, cleanly: traffic back, workloads removed, node pool back."""
-    inv = _inventory()
+    inv = inventory()
 
     async def main() -> None:
         handle = (await connect(inv.temporal)).get_workflow_handle(workflow_id)
         await handle.signal(STOP_SIGNAL, reason)
 
-    _run(main())
+    asyncio.run(main())
     console.print(f"{workflow_id}: stop sent; it scales in (hybridops burst status {workflow_id})")

@@ -1,0 +1,41 @@
+"""The ``hybridops`` command line: the top layer, above everything else in the repository.
+
+The app is put together here from a module per command group, named after its runbook where
+it has one (:mod:`.failover`, :mod:`.failback`, :mod:`.drill`, :mod:`.burst`,
+:mod:`.bootstrap`), plus the lab, the long-running services, any run's approve and status,
+the decision and the audit. They share :mod:`.common`; a failure ends as one line and an exit
+code in :mod:`.failures`. No command module imports this one.
+
+Exit codes: 0 done; 1 the run did not succeed, or what the command checks is not well (an
+audit finding, drills overdue, a decision to hold); 2 the command could not run (bad
+arguments, input or inventory, Temporal unreachable, no such run).
+"""
+
+from __future__ import annotations
+
+from hybridops.cli import audit, bootstrap, burst, decide, drill, failback, failover, lab, runs, serve
+from hybridops.cli.failures import command_group
+
+app = command_group("HybridOps: DR and cloud-bursting runbooks as Temporal workflows.")
+
+app.command()(failover.failover)
+app.command()(failback.failback)
+app.command()(bootstrap.bootstrap)
+app.command()(decide.decide)
+app.command()(runs.approve)
+app.command()(runs.status)
+app.command()(lab.demo)
+app.command()(serve.worker)
+app.add_typer(lab.lab_app, name="lab")
+app.add_typer(serve.serve_app, name="serve")
+app.add_typer(drill.drill_app, name="drill")
+app.add_typer(drill.backup_app, name="backup")
+app.add_typer(audit.audit_app, name="audit")
+app.add_typer(burst.burst_app, name="burst")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

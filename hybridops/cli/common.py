@@ -1,0 +1,318 @@
+"""What the ``hybridops`` command groups share: the console and the exit codes, the inventory
+(with the lab's environment), the Temporal connection, starting a runbook and watching it
+pass, and the printers of what every run has.
+
+The command modules import this; nothing here imports them or the app (:mod:`hybridops.cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+
+from hybridops.client import connect as connect_client
+from hybridops.constants import PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.contracts.base import Progress
+from hybridops.contracts.sites import FindingKind, Topology
+from hybridops.errors import RetryableError
+from hybridops.inventory import Inventory, TemporalSettings, home, inventory_path, load_inventory
+
+if TYPE_CHECKING:
+    from hybridops.lab import Lab
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_FAILED = 1
+"""The run did not succeed (failed, compensated, a drill that did not pass), or what the
+command checks is not well (an audit finding, drills overdue, a decision to hold)."""
+EXIT_CANNOT = 2
+"""The command could not run: bad arguments, input or inventory, Temporal unreachable, no
+such run."""
+
+
+def fail(message: str, code: int = EXIT_CANNOT) -> NoReturn:
+    """Print ``error: message`` on one line (never wrapped, markup in it shown as typed) and
+    exit with ``code``."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def iso_time(value: str | None, option: str) -> datetime | None:
+    """``--option``'s ISO 8601 time (None when not given); anything else fails naming it."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: not an ISO 8601 time")
+
+
+# ---------------------------------------------------------------------- inventory
+
+
+def home_lab() -> Lab:
+    """The lab under ``$HYBRIDOPS_HOME`` (it may not be up, or exist)."""
+    from hybridops.lab import Lab
+
+    return Lab(home() / "lab")
+
+
+def inventory() -> Inventory:
+    """The inventory; when it is the lab's, the lab's environment too (its DNS keys and alert
+    token are references to environment variables the lab's own processes get). A missing or
+    invalid inventory is a ConfigError naming the file or the key."""
+    lab = home_lab()
+    if inventory_path() == lab.root / "inventory.yaml" and lab.root.exists():
+        for key, value in lab.env().items():
+            os.environ.setdefault(key, value)
+    return load_inventory()
+
+
+def ui_link(inv: Inventory, wf_id: str) -> str:
+    return f"{inv.temporal.ui_url}/namespaces/{inv.temporal.namespace}/workflows/{wf_id}"
+
+
+# ---------------------------------------------------------------------- Temporal
+
+_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+_CONNECT_FAILED = "Failed client connect"
+"""How the SDK's ``RuntimeError`` begins when no server answered at the address."""
+
+_address: str | None = None
+"""The Temporal address this process last connected to: a failure later in the command (the
+server gone while a run is watched) names it too."""
+
+
+class TemporalUnreachable(RetryableError):
+    """No Temporal server answered at ``address``."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        super().__init__(
+            f"cannot reach Temporal at {address} ({reason}): start the lab with 'hybridops lab up',"
+            f" or set temporal.address in {inventory_path()}"
+        )
+
+
+def temporal_address() -> str | None:
+    """The address :func:`connect` last tried (None: it was not called)."""
+    return _address
+
+
+async def connect(settings: TemporalSettings) -> Client:
+    """:func:`hybridops.client.connect`, with a server that does not answer reported as a
+    :class:`TemporalUnreachable` that says which address was tried, and what fixes it."""
+    global _address
+    _address = settings.address
+    try:
+        return await connect_client(settings)
+    except RuntimeError as err:
+        text = str(err)
+        if not text.startswith(_CONNECT_FAILED):
+            raise
+        # sdk-core's debug dump ends in the OS's words ("Connection refused"): keep those.
+        found = _CORE_MESSAGE.findall(text)
+        reason = found[-1] if found else text.removeprefix(_CONNECT_FAILED).strip(": ")[:200]
+        raise TemporalUnreachable(settings.address, reason.lower()) from None
+
+
+async def start(
+    client: Client, inv: Inventory, workflow: WorkflowType, inp: Any, wf_id: str, result_type: type[Any]
+) -> WorkflowHandle[Any, Any]:
+    """Start a runbook on the control queue."""
+    return await client.start_workflow(
+        workflow.value, inp, id=wf_id, task_queue=inv.queue(TaskQueue.CONTROL), result_type=result_type
+    )
+
+
+async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[str, Any]:
+    """Show the run's steps as they pass; returns the result (or failure details) as data."""
+    seen = 0
+    phase = ""
+    blocked = ""
+    while True:
+        try:
+            prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
+            if not quiet:
+                if prog.blocked_by is not None and prog.blocked_by.rule != blocked:
+                    blocked = prog.blocked_by.rule
+                    console.print(
+                        f"[bold red]blocked by safety rule {blocked}[/bold red]: {prog.blocked_by.detail}\n"
+                        f"  to override (break glass, recorded): hybridops approve {handle.id} --by NAME"
+                        f" --override {blocked} --comment WHY   (or --reject)",
+                        highlight=False,
+                    )
+                if str(prog.phase) != phase:
+                    phase = str(prog.phase)
+                    if prog.waiting_for_approval:
+                        console.print(
+                            f"[yellow]waiting for approval:[/yellow] hybridops approve {handle.id} --by NAME"
+                        )
+                for step in prog.steps[seen:]:
+                    if step.ended_at is None:
+                        break
+                    ms = (step.ended_at - step.started_at).total_seconds() * 1000
+                    outcome = step.outcome.value if step.outcome else ""
+                    colour = "red" if outcome == "failed" else "green"
+                    console.print(
+                        f"  [{colour}]{step.name:<20}[/{colour}] {outcome:<10} {ms:7.0f} ms  {step.detail}"
+                    )
+                    seen += 1
+        except Exception:  # the query can fail while a worker restarts; keep watching
+            pass
+        desc = await handle.describe()
+        if desc.status is not None and desc.status.name != "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    try:
+        result = await handle.result()
+        data: dict[str, Any] = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+        return data
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+            failed: dict[str, Any] = cause.details[0]
+            return failed
+        # Terminated, timed out, or failed without a result: what the server says, and where.
+        return {"workflow_id": handle.id, "status": "failed", "error": str(cause or err)}
+
+
+def succeeded(data: dict[str, Any]) -> bool:
+    return data.get("status") == "succeeded"
+
+
+def run_runbook(
+    inv: Inventory,
+    workflow: WorkflowType,
+    inp: Any,
+    wf_id: str,
+    result_type: type[Any],
+    json_out: bool,
+    summary: Callable[[dict[str, Any], Inventory], None],
+    passed: Callable[[dict[str, Any]], bool] = succeeded,
+) -> None:
+    """A runbook's command, start to end: start it and watch it (:func:`run_and_watch`),
+    print its ``summary`` (or ``--json``), and exit 1 unless it ``passed``."""
+    data = run_and_watch(inv, workflow, inp, wf_id, result_type, json_out)
+    if not json_out:
+        summary(data, inv)
+    if not passed(data):
+        raise typer.Exit(EXIT_FAILED)
+
+
+async def run_state(
+    handle: WorkflowHandle[Any, Any], queries: dict[str, tuple[str, type[Any]]]
+) -> dict[str, Any]:
+    """A run's id and Temporal status, and each query's answer under its key; a run that
+    does not answer (a stuck one; closed runs answer too) has ``query_error`` instead."""
+    desc = await handle.describe()
+    out: dict[str, Any] = {
+        "workflow_id": handle.id,
+        "temporal_status": desc.status.name if desc.status else None,
+    }
+    try:
+        for key, (query, result_type) in queries.items():
+            answer = await handle.query(query, result_type=result_type)
+            out[key] = answer.model_dump(mode="json") if answer is not None else None
+    except Exception as err:
+        out["query_error"] = str(err)
+    return out
+
+
+def run_and_watch(
+    inv: Inventory, workflow: WorkflowType, inp: Any, wf_id: str, result_type: type[Any], json_out: bool
+) -> dict[str, Any]:
+    """Start a runbook on the control queue, show its steps as they pass (unless ``json_out``),
+    and return its result (or its failure's details) as data; ``--json`` prints it."""
+
+    async def main() -> dict[str, Any]:
+        handle = await start(await connect(inv.temporal), inv, workflow, inp, wf_id, result_type)
+        if not json_out:
+            console.print(f"started {wf_id}: {ui_link(inv, wf_id)}")
+        return await watch(handle, quiet=json_out)
+
+    data = asyncio.run(main())
+    if json_out:
+        print_json(data)
+    return data
+
+
+# ---------------------------------------------------------------------- printing runs
+
+
+def seconds(value: Any) -> str | None:
+    """``12.345 s``; None when the run did not measure it."""
+    return None if value is None else f"{float(value):.3f} s"
+
+
+def facts(*items: tuple[str, Any]) -> str:
+    """``label value`` for each item that has a value, three spaces apart. A run that ended
+    early has only some of its figures: a missing one is left out, never printed as None."""
+    return "   ".join(f"{label} {value}" for label, value in items if value is not None and value != "")
+
+
+def say(text: str) -> None:
+    """One line of a summary, never wrapped: an error, a path or a link copies whole."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def print_headline(data: dict[str, Any], runbook: str, *details: tuple[str, Any]) -> None:
+    """``RUNBOOK STATUS  details``, then the run's error when it has one."""
+    status = data.get("status") or "unknown"
+    colour = "green" if status == "succeeded" else "red"
+    known = facts(*details)
+    say(f"\n[bold {colour}]{runbook} {status}[/bold {colour}]" + (f"  {escape(known)}" if known else ""))
+    print_error(data)
+
+
+def print_error(data: dict[str, Any]) -> None:
+    if data.get("error"):
+        say(f"  error: {escape(str(data['error']))}")
+
+
+def print_ending(data: dict[str, Any], inv: Inventory) -> None:
+    """The lines a run's summary ends with, those it has: its evidence and its page in the UI."""
+    if data.get("evidence_dir"):
+        say(f"  evidence: {escape(data['evidence_dir'])}")
+    if data.get("workflow_id"):
+        say(f"  in the UI: {ui_link(inv, data['workflow_id'])}")
+
+
+def print_topology(topology: Topology) -> None:
+    """The servers as they said they are, where DNS points, and every finding, loudly."""
+    table = Table("server", "role", "writable", "timeline", "LSN", "upstream", "marks", title="topology")
+    for s in topology.servers:
+        role = "down" if not s.reachable else ("standby" if s.in_recovery else "primary")
+        marks = ", ".join(m for m, on in (("fenced", s.fenced), ("read-only", s.read_only)) if on) or "-"
+        table.add_row(
+            s.site,
+            role,
+            "[bold green]yes[/bold green]" if s.writable else "no",
+            str(s.timeline or "-"),
+            s.current_lsn or s.replay_lsn or "-",
+            s.upstream or "-",
+            marks,
+        )
+    console.print(table)
+    console.print(f"DNS {topology.dns_record} -> {topology.dns_site or topology.dns_value or 'nothing'}")
+    for f in topology.findings:
+        loud = f.kind in (FindingKind.SPLIT_BRAIN, FindingKind.DNS_DISAGREES, FindingKind.SYSTEM_MISMATCH)
+        style = "bold red" if loud else "yellow"
+        console.print(f"[{style}]{f.kind.value}[/{style}]: {f.detail}", highlight=False)

@@ -1,0 +1,75 @@
+"""``hybridops failover``: start a failover, show its phases as they pass, print RTO, RPO and
+the evidence."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from hybridops.cli.common import (
+    facts,
+    inventory,
+    iso_time,
+    print_ending,
+    print_headline,
+    run_runbook,
+    say,
+    seconds,
+)
+from hybridops.constants import WorkflowType
+from hybridops.contracts.base import TargetChoice
+from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.inventory import Inventory
+
+
+def print_summary(data: dict[str, Any], inv: Inventory) -> None:
+    """A failover's outcome: where it went, its error, RTO and RPO, as far as the run got."""
+    print_headline(data, data.get("runbook") or "failover", ("target:", data.get("target")))
+    measured = facts(("RTO:", seconds(data.get("rto_seconds"))), ("RPO:", _rpo(data.get("rpo") or {})))
+    if measured:
+        say(f"  {measured}")
+    print_ending(data, inv)
+
+
+def _rpo(rpo: dict[str, Any]) -> str | None:
+    """``3 transactions, 0.120 s (ledger)``; None when the run measured nothing."""
+    lost, secs = rpo.get("transactions_lost"), rpo.get("seconds")
+    if lost is None and secs is None:
+        return None
+    parts = [f"{lost} transactions" if lost is not None else None, seconds(secs)]
+    method = rpo.get("method")
+    return ", ".join(p for p in parts if p) + (f" ({method})" if method and method != "none" else "")
+
+
+def failover(
+    target: Annotated[TargetChoice, typer.Option(help="azure, gcp or auto")] = TargetChoice.AUTO,
+    require_approval: Annotated[bool, typer.Option("--require-approval")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    incident_started_at: Annotated[str | None, typer.Option(help="ISO time the incident began")] = None,
+    workflow_id: Annotated[str | None, typer.Option("--id")] = None,
+    reason: str = "manual",
+    planned: Annotated[
+        bool, typer.Option("--planned", help="Fail over even though the primary is healthy (a planned move)")
+    ] = False,
+    lease_wait_s: Annotated[
+        float, typer.Option(help="Wait this long for another runbook holding the lease (0: refuse)")
+    ] = 0.0,
+) -> None:
+    """Start a failover, show its phases as they pass, and print RTO, RPO and the evidence.
+    The policy's approval section may still make it wait for `hybridops approve`."""
+    inv = inventory()
+    inp = FailoverInput(
+        target=target,
+        require_approval=require_approval,
+        incident_started_at=iso_time(incident_started_at, "incident-started-at"),
+        reason=reason,
+        requested_by=os.environ.get("USER", "cli"),
+        only_if_primary_down=not planned,
+        lease_wait_s=lease_wait_s,
+    )
+    wf_id = workflow_id or f"failover-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+
+    run_runbook(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out, print_summary)

@@ -1,0 +1,194 @@
+"""``hybridops lab ...`` and ``hybridops demo``: the embedded lab on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from hybridops.cli.common import (
+    EXIT_FAILED,
+    console,
+    err_console,
+    fail,
+    home_lab,
+    print_topology,
+    run_and_watch,
+)
+from hybridops.cli.failover import print_summary
+from hybridops.cli.failures import command_group
+from hybridops.constants import WorkflowType
+from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.inventory import INVENTORY_ENV, load_inventory
+
+if TYPE_CHECKING:
+    from hybridops.lab import Lab
+
+lab_app = command_group("The embedded lab on this machine.")
+signals_app = command_group(
+    "The lab's fake cloud signals (billing, capacity, app metrics).", no_args_is_help=False
+)
+lab_app.add_typer(signals_app, name="signals")
+
+
+def _lab() -> Lab:
+    return home_lab()
+
+
+def _print_lab_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        err_console.print(f"[bold red]WARNING:[/bold red] [red]{warning}[/red]")
+
+
+@lab_app.command("up")
+def lab_up(
+    writer: bool = True,
+    monitoring: Annotated[
+        bool | None,
+        typer.Option("--monitoring/--no-monitoring", help="Prometheus, Alertmanager; default: if installed"),
+    ] = None,
+) -> None:
+    """Start Temporal, PostgreSQL (primary + 2 standbys), DNS, monitoring, a worker and the writer."""
+    lab = _lab()
+    inv = lab.up(writer=writer, monitoring=monitoring, first_backup=True)
+    console.print(f"lab up; inventory {lab.root / 'inventory.yaml'}")
+    if lab.monitored:
+        mon = lab.monitoring
+        console.print(f"Prometheus: {mon.prometheus_url}  Alertmanager: {mon.alertmanager_url}")
+    console.print(f"Temporal UI: {inv.temporal.ui_url}")
+    if lab.dns_stale:
+        err_console.print(f"[yellow]{lab.dns_note}[/yellow]")
+    else:
+        console.print(lab.dns_note)
+    # The lab is up (exit 0), but a split brain must be impossible to miss.
+    _print_lab_warnings(lab.warnings())
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Stop everything the lab started."""
+    _lab().down()
+    console.print("lab down")
+
+
+@lab_app.command("status")
+def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Each part of the lab, and the role of each database."""
+    lab = _lab()
+    status = lab.status()
+    if json_out:
+        print(json.dumps(status, indent=2))
+        return
+    table = Table("part", "state")
+    for k, v in status.items():
+        if k not in ("root", "ports", "warnings"):
+            table.add_row(k, str(v))
+    console.print(table)
+    if status.get("dns") == "running":
+        # The same reading the runbooks make: every server asked, DNS asked, findings named.
+        from workers.main import build_activities
+
+        os.environ.update(lab.env())
+        print_topology(asyncio.run(build_activities(lab.inventory()).topology.read()))
+    _print_lab_warnings(status["warnings"])
+
+
+@lab_app.command("break")
+def lab_break(site: str) -> None:
+    """The disaster: kill SITE's database server (as if its host died)."""
+    lab = _lab()
+    if site not in ("onprem", "azure", "gcp"):
+        fail(f"site: unknown site {site!r} (onprem, azure or gcp)")
+    at = lab.break_site(site)
+    console.print(f"{site} killed at {at.isoformat()}")
+
+
+@lab_app.command("load")
+def lab_load(load: Annotated[float, typer.Argument(help="The on-prem load a burst reads, 0..1")]) -> None:
+    """Set the lab's on-prem load (what a burst's hold loop reads)."""
+    _lab().set_load(load)
+    console.print(f"on-prem load: {load:g}")
+
+
+@lab_app.command("reset")
+def lab_reset() -> None:
+    """Back to the starting topology (onprem primary, two standbys, DNS at onprem)."""
+    _lab().reset()
+    console.print("lab reset: onprem primary, azure and gcp standbys")
+
+
+@signals_app.command("set")
+def lab_signals_set(
+    cloud: str,
+    values: Annotated[list[str], typer.Argument(help="KEY=VALUE ..., e.g. credits=0 latency_ms=250")],
+) -> None:
+    """Change CLOUD's values; the lab's cloud exporter serves them from its next scrape."""
+    parsed: dict[str, float] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        try:
+            parsed[key] = float(value) if sep else float("nan")
+        except ValueError:
+            parsed[key] = float("nan")
+        if parsed[key] != parsed[key]:
+            fail(f"{item!r}: expected KEY=NUMBER")
+    now = _lab().monitoring.set_signals(cloud, parsed)
+    console.print(f"{cloud}: " + ", ".join(f"{k}={v:g}" for k, v in now.items()))
+
+
+@signals_app.command("show")
+def lab_signals_show() -> None:
+    """The values the lab's cloud exporter serves."""
+    lab = _lab()
+    if not lab.monitoring.signals_file.exists():
+        fail("no cloud signals yet: the lab has not run with monitoring (hybridops lab up --monitoring)")
+    print(json.dumps(lab.monitoring.read_signals(), indent=2))
+
+
+@lab_app.command("writer", hidden=True)
+def lab_writer(seconds: float = 0.0) -> None:
+    """Run the workload writer in the foreground."""
+    from hybridops.workload import Writer
+
+    inv = load_inventory()
+    assert inv.workload.ledger is not None
+    Writer(inv, inv.workload.ledger).run(seconds or None)
+
+
+def demo(keep: bool = True) -> None:
+    """The main job on the embedded lab: up, writer running, onprem killed, failover, summary."""
+    lab = _lab()
+    console.print("[bold]1. lab up[/bold] (Temporal, PostgreSQL onprem + azure + gcp, DNS, worker, writer)")
+    if (lab.root / "pg").exists():  # a lab from an earlier run: back to the starting topology,
+        lab.stop_code()  # with this checkout's code
+        lab.reset()
+    inv = lab.up(first_backup=True)
+    os.environ[INVENTORY_ENV] = str(lab.root / "inventory.yaml")
+    from hybridops.lab.lab import wait_until
+    from hybridops.workload import read_ledger
+
+    wait_until(
+        "the writer's first 200 writes",
+        lambda: lab.ledger.exists() and len(read_ledger(lab.ledger)) >= 200,
+        timeout=60,
+    )
+    console.print(f"   writer running: {len(read_ledger(lab.ledger))} writes acknowledged on onprem")
+    console.print("[bold]2. disaster[/bold]: hybridops lab break onprem")
+    at = lab.break_site("onprem")
+    console.print(f"   onprem killed at {at.isoformat()}")
+    console.print("[bold]3. failover[/bold] (target auto)")
+    inp = FailoverInput(incident_started_at=at, reason="demo: onprem killed", requested_by="make demo")
+    wf_id = f"failover-demo-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    data = run_and_watch(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out=False)
+    print_summary(data, inv)
+    console.print("\nThe lab is still running: explore the run in the Temporal UI.")
+    console.print(
+        "  hybridops lab status   |   hybridops lab reset   |   hybridops lab down   (or make down)"
+    )
+    if data.get("status") != "succeeded":
+        raise typer.Exit(EXIT_FAILED)

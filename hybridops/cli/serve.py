@@ -1,0 +1,60 @@
+"""``hybridops worker`` and ``hybridops serve ...``: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from hybridops.cli.common import connect, fail, inventory
+from hybridops.cli.failures import command_group
+from hybridops.constants import TaskQueue
+
+serve_app = command_group("Long-running services.")
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def worker(
+    queue: Annotated[list[str] | None, typer.Option(help="Task queue(s) to serve; all by default")] = None,
+) -> None:
+    """Run a worker serving the task queues."""
+    from workers.main import run_workers
+
+    _log_to_stderr()
+    try:
+        queues = [TaskQueue(q) for q in queue] if queue else list(TaskQueue)
+    except ValueError:
+        fail(f"queue: one of {[q.value for q in TaskQueue]}")
+    inv = inventory()
+
+    async def main() -> None:
+        await run_workers(await connect(inv.temporal), inv, queues)
+
+    asyncio.run(main())
+
+
+@serve_app.command("alerts")
+def serve_alerts(
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT (default: alerts.listen)")] = None,
+) -> None:
+    """The Alertmanager webhook receiver: starts runbooks from alerts (one run per incident)."""
+    from hybridops.alerts.receiver import serve_alerts as serve
+
+    _log_to_stderr()
+    asyncio.run(serve(inventory(), listen))
+
+
+@serve_app.command("codec")
+def serve_codec(
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT (default: temporal.codec.listen)")] = None,
+) -> None:
+    """The codec server for the Temporal UI and CLI: decrypts payloads for bearer-token holders."""
+    from hybridops.codec_server import serve_codec as serve
+
+    _log_to_stderr()
+    asyncio.run(serve(inventory(), listen))
