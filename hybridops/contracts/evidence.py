@@ -91,7 +91,16 @@ class RpoMethod(StrEnum):
     """Not measured (the run ended before it could)."""
 
 
-class Rto(_Section):
+class _Measure(_Section):
+    """What an RTO and an RPO both say: the objective they were checked against, if any."""
+
+    objective_s: float | None = None
+    """The objective (a drill's SLO); ``None`` when none was checked."""
+    passed: bool | None = None
+    """Within the objective; ``None`` when there was none."""
+
+
+class Rto(_Measure):
     """Recovery time, one shape for every runbook that has one (``method`` says which)."""
 
     method: RtoMethod
@@ -99,21 +108,15 @@ class Rto(_Section):
     """``None``: not reached (the run ended before clients could write again)."""
     since: datetime | None = None
     """Where it counts from (the incident, the write pause)."""
-    objective_s: float | None = None
-    """The objective it was checked against (a drill's SLO); ``None`` when none was."""
-    passed: bool | None = None
-    """Within the objective; ``None`` when there was none."""
 
 
-class Rpo(_Section):
+class Rpo(_Measure):
     """Recovery point: acknowledged writes lost, as a count and as seconds."""
 
     method: RpoMethod
     transactions_lost: int | None = None
     """``None``: not counted (an estimate by lag, a drill)."""
     seconds: float | None = None
-    objective_s: float | None = None
-    passed: bool | None = None
 
 
 class EvidenceStep(StepRecord):
@@ -217,6 +220,20 @@ class Evidence(_Section):
     """A run's ``evidence.json``: the same fields, with the same meaning, for every runbook.
     A field a runbook has no use for is ``null`` (or empty), never absent."""
 
+    # The schema says it too: the details of a failover are a failover's.
+    model_config = ConfigDict(
+        **_Section.model_config,
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"runbook": {"const": r.value}}},
+                    "then": {"properties": {"details": {"properties": {"runbook": {"const": r.value}}}}},
+                }
+                for r in Runbook
+            ]
+        },
+    )
+
     evidence_version: Literal[1] = EVIDENCE_VERSION
     runbook: Runbook
     workflow_id: str
@@ -273,99 +290,68 @@ def _steps(steps: list[StepRecord]) -> list[EvidenceStep]:
     return [EvidenceStep(**s.model_dump(), seconds=_seconds(s.started_at, s.ended_at)) for s in steps]
 
 
-def _common(r: RunResult) -> dict[str, Any]:
-    """The fields every result carries, under the evidence's names."""
-    return {
-        "runbook": Runbook(r.runbook),
-        "workflow_id": r.workflow_id,
-        "run_id": r.run_id,
-        "status": r.status,
-        "started_at": r.started_at,
-        "ended_at": r.ended_at,
-        "seconds": _seconds(r.started_at, r.ended_at),
-        "requested_by": r.input.requested_by,
-        "reason": r.input.reason,
-        "input": r.input.model_dump(mode="json"),
-        "steps": _steps(r.steps),
-        "error": r.error,
-        "evidence_dir": r.evidence_dir,
-    }
+_DERIVED = frozenset({"runbook", "input", "steps", "compensations", "rpo"})
+"""Fields of the evidence whose value is built from the result's field of the same name (a
+failover's ``rpo`` takes the common RPO shape), not that field as it is."""
+
+
+def _shared(kind: type[Contract], r: RunResult) -> dict[str, Any]:
+    """``r``'s values of the fields ``kind`` has too: a result's field and the evidence's of
+    the same name mean the same (a unit test checks that no result field is left out)."""
+    return {n: getattr(r, n) for n in (kind.model_fields.keys() & type(r).model_fields.keys()) - _DERIVED}
+
+
+def _evidence(r: RunResult, details: Details, **own: Any) -> Evidence:
+    """The evidence of ``r``: the shared fields, ``details``, and the fields the runbook maps
+    its own way (``own``: its RTO and RPO, a failback's ``target``)."""
+    return Evidence(
+        **_shared(Evidence, r),
+        runbook=Runbook(r.runbook),
+        seconds=_seconds(r.started_at, r.ended_at),
+        requested_by=r.input.requested_by,
+        reason=r.input.reason,
+        input=r.input.model_dump(mode="json"),
+        steps=_steps(r.steps),
+        compensations=_steps(getattr(r, "compensations", [])),  # a bootstrap has none: it converges
+        details=details,
+        **own,
+    )
 
 
 def _failover(r: FailoverResult) -> Evidence:
-    return Evidence(
-        **_common(r),
-        target=r.target,
-        decision=r.decision,
-        approvals=r.approvals,
-        refused_approvals=r.refused_approvals,
-        compensations=_steps(r.compensations),
-        point_of_no_return_passed=r.point_of_no_return_passed,
+    rpo = Rpo(
+        method=RpoMethod(r.rpo.method), transactions_lost=r.rpo.transactions_lost, seconds=r.rpo.seconds
+    )
+    return _evidence(
+        r,
+        FailoverDetails(**_shared(FailoverDetails, r)),
         rto=Rto(method=RtoMethod.OUTAGE, seconds=r.rto_seconds, since=r.incident_started_at),
-        rpo=Rpo(
-            method=RpoMethod(r.rpo.method), transactions_lost=r.rpo.transactions_lost, seconds=r.rpo.seconds
-        ),
-        findings=r.findings,
-        blocked_by=r.blocked_by,
-        details=FailoverDetails(
-            signals=r.signals,
-            alerts=r.alerts,
-            topology=r.topology,
-            diverged=r.diverged,
-            fenced=r.fenced,
-            fence=r.fence,
-            lease=r.lease,
-            dns_repaired=r.dns_repaired,
-        ),
+        rpo=rpo,
     )
 
 
 def _failback(r: FailbackResult) -> Evidence:
     # Nothing acknowledged is lost once home replayed the paused primary's final LSN and was
-    # promoted (the catch-up step and promotion check it); before that the run lost nothing
-    # either, but measured nothing.
+    # promoted (the catch-up step and the promotion check it); before that the run lost
+    # nothing either, but measured nothing.
     switched = r.point_of_no_return_passed and r.final_lsn is not None
-    rpo = (
-        Rpo(method=RpoMethod.LSN, transactions_lost=0, seconds=0.0)
-        if switched
-        else Rpo(method=RpoMethod.NONE)
-    )
-    return Evidence(
-        **_common(r),
+    return _evidence(
+        r,
+        FailbackDetails(**_shared(FailbackDetails, r)),
         target=r.home,
-        approvals=r.approvals,
-        refused_approvals=r.refused_approvals,
-        compensations=_steps(r.compensations),
-        point_of_no_return_passed=r.point_of_no_return_passed,
         rto=Rto(method=RtoMethod.WRITE_PAUSE, seconds=r.write_pause_seconds, since=r.paused_at),
-        rpo=rpo,
-        findings=r.findings,
-        blocked_by=r.blocked_by,
-        details=FailbackDetails(
-            old_primary=r.old_primary,
-            other_standbys=r.other_standbys,
-            rejoin=r.rejoin,
-            moved_aside=r.moved_aside,
-            old_primary_rejoin=r.old_primary_rejoin,
-            final_lsn=r.final_lsn,
-            first_write_at=r.first_write_at,
-            timeline=r.timeline,
-            rejoin_seconds=r.rejoin_seconds,
-            catch_up_seconds=r.catch_up_seconds,
-            switchover_seconds=r.switchover_seconds,
-            warnings=r.warnings,
-            topology=r.topology,
-            lease=r.lease,
-        ),
+        rpo=Rpo(method=RpoMethod.LSN, transactions_lost=0, seconds=0.0)
+        if switched
+        else Rpo(method=RpoMethod.NONE),
     )
 
 
 def _drill(r: DrillResult) -> Evidence:
     checks = {c.name: c for c in r.slo}
     rto, rpo = checks.get("rto"), checks.get("rpo")
-    return Evidence(
-        **_common(r),
-        compensations=_steps(r.compensations),
+    return _evidence(
+        r,
+        DrillDetails(**_shared(DrillDetails, r)),
         rto=Rto(
             method=RtoMethod.RESTORE,
             seconds=r.rto_seconds,
@@ -378,38 +364,7 @@ def _drill(r: DrillResult) -> Evidence:
             objective_s=rpo.objective_s if rpo else None,
             passed=rpo.passed if rpo else None,
         ),
-        details=DrillDetails(
-            passed=r.passed,
-            backup=r.backup,
-            restore=r.restore,
-            newest_row_at=r.newest_row_at,
-            rows_restored=r.rows_restored,
-            slo=r.slo,
-        ),
     )
-
-
-def _burst(r: BurstResult) -> Evidence:
-    return Evidence(
-        **_common(r),
-        target=r.target,
-        decision=r.decision,
-        approvals=r.approvals,
-        refused_approvals=r.refused_approvals,
-        compensations=_steps(r.compensations),
-        details=BurstDetails(
-            ended_because=r.ended_because,
-            node_hours=r.node_hours,
-            cost_estimate=r.cost_estimate,
-            checks=r.checks,
-            runs=r.runs,
-            peak_load=r.peak_load,
-        ),
-    )
-
-
-def _bootstrap(r: BootstrapResult) -> Evidence:
-    return Evidence(**_common(r), details=BootstrapDetails())
 
 
 def evidence_of(result: RunResult) -> Evidence:
@@ -422,9 +377,9 @@ def evidence_of(result: RunResult) -> Evidence:
         case DrillResult():
             return _drill(result)
         case BurstResult():
-            return _burst(result)
+            return _evidence(result, BurstDetails(**_shared(BurstDetails, result)))
         case BootstrapResult():
-            return _bootstrap(result)
+            return _evidence(result, BootstrapDetails())
 
 
 def schema() -> dict[str, Any]:

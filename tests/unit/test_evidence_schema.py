@@ -4,9 +4,8 @@ evidence of every stored run (both history folders) conforms to it with the same
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
@@ -15,13 +14,18 @@ from hybridops.audit.histories import find_history_files, load_history_files
 from hybridops.audit.timeline import build_timeline
 from hybridops.audit.verify import first_value
 from hybridops.constants import Runbook
-from hybridops.contracts.base import RunStatus
 from hybridops.contracts.bootstrap import BootstrapResult
 from hybridops.contracts.burst import BurstResult
 from hybridops.contracts.drill import DrillResult
-from hybridops.contracts.evidence import Evidence, FailoverDetails, RunResult, evidence_of, schema_text
+from hybridops.contracts.evidence import (
+    Details,
+    Evidence,
+    RunResult,
+    evidence_of,
+    schema_text,
+)
 from hybridops.contracts.failback import FailbackResult
-from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.contracts.failover import FailoverResult
 from hybridops.evidence import write_evidence
 from tests.evidence_schema import SCHEMA, schema_errors
 
@@ -46,13 +50,12 @@ def stored_results() -> list[tuple[str, RunResult]]:
         label = str(Path(src.label).relative_to(HISTORIES))
         out.append((f"{label} (result)", kind.model_validate(tl.result)))
         for event in src.history.events:
+            if not event.HasField("activity_task_scheduled_event_attributes"):
+                continue
             attrs = event.activity_task_scheduled_event_attributes
-            if event.HasField(
-                "activity_task_scheduled_event_attributes"
-            ) and attrs.activity_type.name.endswith("evidence"):
-                out.append(
-                    (f"{label} (evidence input)", kind.model_validate(first_value(attrs.input)["result"]))
-                )
+            if attrs.activity_type.name.endswith("evidence"):
+                recorded = first_value(attrs.input)["result"]
+                out.append((f"{label} (evidence input)", kind.model_validate(recorded)))
     return out
 
 
@@ -75,14 +78,13 @@ def test_the_evidence_of_every_stored_run_conforms(label: str, result: RunResult
     assert schema_errors(data) == [], label
     assert Evidence.model_validate(data) == ev
     # The same fields mean the same in every runbook.
-    assert (data["runbook"], data["workflow_id"], data["status"]) == (
+    assert [data[k] for k in ("runbook", "workflow_id", "status", "requested_by")] == [
         result.runbook,
         result.workflow_id,
         result.status,
-    )
-    assert data["requested_by"] == result.input.requested_by and data["input"] == result.input.model_dump(
-        mode="json"
-    )
+        result.input.requested_by,
+    ]
+    assert data["input"] == result.input.model_dump(mode="json")
     assert [s["name"] for s in data["steps"]] == [s.name for s in result.steps]
     assert all(s["seconds"] is None or s["seconds"] >= 0 for s in data["steps"])
     assert data["details"]["runbook"] == result.runbook
@@ -134,21 +136,12 @@ def test_the_old_drifts_are_refused() -> None:
         "'rto' is a required property" in e
         for e in schema_errors({k: v for k, v in drill.items() if k != "rto"})
     )
-    assert schema_errors({**drill, "details": {**drill["details"], "runbook": "burst"}})
-    t = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
-    ev = evidence_of(
-        FailoverResult(
-            workflow_id="wf",
-            run_id="r",
-            status=RunStatus.SUCCEEDED,
-            input=FailoverInput(),
-            started_at=t,
-            incident_started_at=t,
-        )
-    )
-    with pytest.raises(ValidationError, match="details"):
-        Evidence.model_validate({**ev.model_dump(), "runbook": "drill"})
-    assert isinstance(ev.details, FailoverDetails)
+    burst = json.loads(evidence_of(_by_runbook(Runbook.BURST)[0]).model_dump_json())
+    assert schema_errors({**burst, "details": {**burst["details"], "passed": True}})
+    swapped = {**drill, "details": burst["details"]}
+    assert schema_errors(swapped) == ["details/runbook: 'drill' was expected"]
+    with pytest.raises(ValidationError, match="details: a burst section in drill evidence"):
+        Evidence.model_validate(swapped)
 
 
 def test_the_schema_names_no_secret() -> None:
@@ -161,3 +154,26 @@ def test_the_schema_names_no_secret() -> None:
 
     bad = ("password", "secret", "api_key", "private_key", "credential")
     assert not [n for n in names(json.loads(SCHEMA.read_text())) if any(b in n.lower() for b in bad)]
+
+
+RENAMED: dict[str, set[str]] = {
+    Runbook.FAILOVER: {"runbook", "rto_seconds", "incident_started_at"},
+    Runbook.FAILBACK: {"runbook", "home", "write_pause_seconds", "paused_at"},
+    Runbook.DRILL: {"runbook", "rto_seconds", "rpo_seconds"},
+    Runbook.BURST: {"runbook"},
+    Runbook.BOOTSTRAP: {"runbook"},
+}
+"""Result fields the evidence holds under another name (``rto.seconds``, ``target``, ...)."""
+
+
+@pytest.mark.parametrize("runbook", list(Runbook))
+def test_no_result_field_is_left_out(runbook: Runbook) -> None:
+    """Fields are carried by name (a details field is its result's field of the same name):
+    a field added to a result must appear in the evidence, or be named here as mapped."""
+    union, _ = get_args(Details)
+    sections = {m.model_fields["runbook"].default: m for m in get_args(union)}
+    result_fields = set(RESULTS[runbook].model_fields)
+    section = set(sections[runbook].model_fields) - {"runbook"}
+    assert section <= result_fields, section - result_fields
+    carried = result_fields & (set(Evidence.model_fields) | section)
+    assert result_fields - carried - RENAMED[runbook] == set(), "result fields the evidence does not hold"
