@@ -27,7 +27,7 @@ from hybridops.contracts.evidence import (
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverResult
 from hybridops.evidence import write_evidence
-from tests.evidence_schema import SCHEMA, schema_errors
+from tests.evidence_schema import SCHEMA, assert_evidence_conforms, schema_errors
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 RESULTS: dict[str, type[RunResult]] = {
@@ -126,6 +126,20 @@ def test_the_written_file_conforms(tmp_path: Path) -> None:
     write_evidence(tmp_path, result, None)
     data = json.loads((tmp_path / "evidence.json").read_text())
     assert schema_errors(data) == [] and data["evidence_dir"] == str(tmp_path), label
+
+
+def test_the_lab_check_finds_a_bad_file(tmp_path: Path) -> None:
+    """The check every lab fixture runs on its output folder when its test ends."""
+    _, result = STORED[0]
+    good = tmp_path / result.runbook / "run-1"
+    good.mkdir(parents=True)
+    (good / "evidence.json").write_text(evidence_of(result).model_dump_json())
+    assert_evidence_conforms(tmp_path)
+    bad = tmp_path / "drill" / "old-run"
+    bad.mkdir(parents=True)
+    (bad / "evidence.json").write_text(result.model_dump_json())  # a result as the old evidence was
+    with pytest.raises(AssertionError, match=r"drill/old-run/evidence.json breaks"):
+        assert_evidence_conforms(tmp_path)
 
 
 def test_the_old_drifts_are_refused() -> None:
