@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-alerts bench-drill bench-chaos bench-replay down install deps clean
+.PHONY: demo test lint evidence-schema bench bench-alerts bench-drill bench-chaos bench-replay down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -34,6 +34,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## runbooks/evidence.schema.json from its model (hybridops/contracts/evidence.py); a unit test
+## fails when the two differ.
+evidence-schema: $(STAMP)
+	$(BIN)/python -m hybridops.contracts.evidence > runbooks/evidence.schema.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/failover.py

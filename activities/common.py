@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from hybridops import evidence
 from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
+from hybridops.contracts.evidence import RunResult, evidence_of
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
 
 P = ParamSpec("P")
@@ -160,10 +161,11 @@ def activity_name(fn: Callable[..., Any]) -> str:
 
 
 async def write_run_evidence(
-    client: Client | None, output_dir: Path, result: Any, report: str
+    client: Client | None, output_dir: Path, result: RunResult, report: str
 ) -> EvidenceResult:
     """Every runbook's evidence step: ``output_dir/<runbook>/<workflow id>/`` (made path-safe
-    and contained: :func:`hybridops.evidence.evidence_folder`) with the result, its report, the
+    and contained: :func:`hybridops.evidence.evidence_folder`) with the run's evidence (the one
+    shape every runbook shares, built from its result: :func:`evidence_of`), its report, the
     run's history (fetched from the server) and the manifest. The result carries every file's
     SHA-256 and the manifest's own, so the run's history (not only the folder) says what the
     folder held."""
@@ -172,6 +174,6 @@ async def write_run_evidence(
         handle = client.get_workflow_handle(result.workflow_id, run_id=result.run_id)
         history_json = (await handle.fetch_history()).to_json()
     folder = evidence.evidence_folder(Path(output_dir), result.runbook, result.workflow_id)
-    files = await asyncio.to_thread(evidence.write_folder, folder, result, report, history_json)
+    files = await asyncio.to_thread(evidence.write_folder, folder, evidence_of(result), report, history_json)
     manifest = await asyncio.to_thread(evidence.sha256, folder / evidence.MANIFEST)
     return EvidenceResult(path=str(folder), files=files, manifest_sha256=manifest, changed=True)

@@ -1,6 +1,7 @@
 """The evidence folder every run leaves: evidence.json, report.md, history.json, manifest.json.
 
-Pure file writing, called from the ``write_evidence`` activity. Inputs are models that hold
+Pure file writing, called from every runbook's evidence activity. evidence.json is one shape
+for all runbooks (:class:`hybridops.contracts.evidence.Evidence`). Inputs are models that hold
 no secrets, so nothing here has to scrub.
 """
 
@@ -11,9 +12,8 @@ import json
 import re
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from hybridops.contracts.base import RuleViolation, StepRecord
+from hybridops.contracts.evidence import Evidence, evidence_of
 from hybridops.contracts.failover import FailoverResult
 from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, Topology
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
@@ -174,13 +174,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_folder(folder: Path, result: BaseModel, report: str, history_json: str | None) -> dict[str, str]:
-    """Write any runbook's evidence folder: ``result`` as evidence.json (its ``evidence_dir``
-    set), ``report`` as report.md, the history, and the manifest. Returns name to SHA-256."""
+def write_folder(folder: Path, ev: Evidence, report: str, history_json: str | None) -> dict[str, str]:
+    """Write any runbook's evidence folder: ``ev`` as evidence.json (its ``evidence_dir`` set
+    to ``folder``), ``report`` as report.md, the history, and the manifest. Returns name to
+    SHA-256."""
     folder.mkdir(parents=True, exist_ok=True)
-    if "evidence_dir" in type(result).model_fields:
-        result = result.model_copy(update={"evidence_dir": str(folder)})
-    files = {"evidence.json": result.model_dump_json(indent=2), "report.md": report}
+    ev = ev.model_copy(update={"evidence_dir": str(folder)})
+    files = {"evidence.json": ev.model_dump_json(indent=2), "report.md": report}
     if history_json is not None:
         files["history.json"] = history_json
     for name, text in files.items():
@@ -198,7 +198,7 @@ def manifest_text(digests: dict[str, str]) -> str:
 
 def write_evidence(folder: Path, result: FailoverResult, history_json: str | None) -> dict[str, str]:
     """A failover's evidence folder (see :func:`write_folder`)."""
-    return write_folder(folder, result, render_report(result), history_json)
+    return write_folder(folder, evidence_of(result), render_report(result), history_json)
 
 
 def verify_manifest(folder: Path) -> list[str]:

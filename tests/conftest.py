@@ -28,6 +28,7 @@ from hybridops.constants import TaskQueue
 from hybridops.identity import IdentityClientInterceptor, local_identity
 from hybridops.inventory import Inventory, TemporalSettings, write_inventory
 from hybridops.lab import Lab, LabPorts
+from tests.evidence_schema import assert_evidence_conforms
 from workers.main import build_workers
 
 _counter = itertools.count(1)
@@ -100,6 +101,8 @@ def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False)
     try:
         the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring)
         yield the_lab
+        # Whatever the test asserted, the evidence its runs wrote has the one shape.
+        assert_evidence_conforms(root / "output")
     finally:
         the_lab.down()
         if os.environ.get("KEEP_LAB") is None:

@@ -81,7 +81,7 @@ async def test_primary_down_alert_starts_one_failover_that_waits_for_approval(
     assert [a.status for a in result.alerts][-1] == "resolved"
     assert result.steps[-1].name == "alert_resolved" and result.steps[-1].outcome == StepOutcome.UNCHANGED
     evidence = json.loads((Path(result.evidence_dir or "") / "evidence.json").read_text())
-    assert evidence["alerts"][-1]["status"] == "resolved"
+    assert evidence["details"]["alerts"][-1]["status"] == "resolved"
 
     # Notifications after the run ended start nothing new.
     assert [w.id for w in await runs()] == [handle.id]

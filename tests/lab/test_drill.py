@@ -106,7 +106,7 @@ async def test_a_drill_passes_and_never_touches_production(client: Client, lab: 
     lab.stop_code()
     assert production(lab) == before
     evidence = json.loads((Path(result.evidence_dir or "") / "evidence.json").read_text())
-    assert evidence["passed"] and evidence["rto_seconds"] == result.rto_seconds
+    assert evidence["details"]["passed"] and evidence["rto"]["seconds"] == result.rto_seconds
 
 
 async def test_a_too_tight_rpo_fails_the_drill_but_tears_down(client: Client, lab: Lab, run_workers) -> None:

@@ -238,7 +238,7 @@ async def test_full_cycle_with_the_writer_running(client: Client, lab: Lab, run_
     assert files >= {"evidence.json", "report.md", "history.json", "manifest.json"}
     assert verify_manifest(folder) == []
     evidence = json.loads((folder / "evidence.json").read_text())
-    assert evidence["status"] == "succeeded" and evidence["write_pause_seconds"] == result.write_pause_seconds
+    assert evidence["status"] == "succeeded" and evidence["rto"]["seconds"] == result.write_pause_seconds
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
     await make_replayer([FailbackWorkflow]).replay_workflow(history)
 

@@ -51,7 +51,7 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     }
     assert verify_manifest(folder) == []
     evidence = json.loads((folder / "evidence.json").read_text())
-    for key in ("status", "target", "decision", "steps", "compensations", "approvals", "rto_seconds", "rpo"):
+    for key in ("status", "target", "decision", "steps", "compensations", "approvals", "rto", "rpo"):
         assert key in evidence, key
     assert evidence["status"] == "succeeded" and evidence["rpo"]["method"] in ("ledger", "lag")
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
