@@ -45,7 +45,7 @@ from hybridops.lab.monitoring import ALERT_TOKEN_ENV, Monitoring, alert_token
 from hybridops.workload import workload_ddl
 
 if TYPE_CHECKING:
-    from activities.dns.route53 import Route53Driver
+    from activities.dns import DnsDriver
 
 STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
 """The lab's cloud signals that are known without monitoring."""
@@ -385,7 +385,7 @@ class Lab:
                 ),
             )
         dns = self._dns()
-        dns.create_zone_sync()
+        run_sync(dns.ensure_zone())
         kept = dns_state.DnsSnapshot.load(self.dns_file)
         self.dns_stale = False
         if run_sync(dns.get_record(RECORD, "A")) is not None:
@@ -420,11 +420,11 @@ class Lab:
         """The last snapshot of the lab's DNS records (:mod:`hybridops.lab.dns_state`)."""
         return self.root / "dns.json"
 
-    def _dns(self) -> Route53Driver:
-        from activities.dns.route53 import Route53Driver
+    def _dns(self) -> DnsDriver:
+        from activities.dns import make_dns_driver
 
         os.environ.update(self.env())
-        return Route53Driver(self.inventory().dns)
+        return make_dns_driver(self.inventory().dns)
 
     def snapshot_dns(self, taken_by: str) -> dns_state.DnsSnapshot:
         """Keep what the DNS server holds now in :attr:`dns_file`; raises when it does not answer
