@@ -591,7 +591,7 @@ def demo(keep: bool = True) -> None:
     except HybridOpsError as err:
         _fail(str(err))
     os.environ["HYBRIDOPS_INVENTORY"] = str(lab.root / "inventory.yaml")
-    from hybridops.lab.lab import wait_until
+    from hybridops.lab.processes import wait_until
     from hybridops.workload import read_ledger
 
     wait_until(
