@@ -42,7 +42,7 @@ from hybridops.contracts.base import RunStatus, TargetChoice
 from hybridops.contracts.failback import FailbackInput
 from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import HOME_ENV, Inventory, write_inventory
-from hybridops.lab.lab import Lab, LabPorts
+from hybridops.lab import Lab, LabPorts
 from hybridops.workload import read_ledger
 from tests.lab.chaos import (
     WorkerKeeper,

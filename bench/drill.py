@@ -37,7 +37,8 @@ from hybridops.contracts.drill import DrillInput, DrillResult
 from hybridops.contracts.failback import FailbackInput, FailbackResult
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.inventory import HOME_ENV, Inventory
-from hybridops.lab.lab import Lab, LabPorts, wait_until
+from hybridops.lab import Lab, LabPorts
+from hybridops.lab.processes import wait_until
 from hybridops.workload import read_ledger
 from workers.main import build_workers
 

@@ -60,7 +60,7 @@ from hybridops.contracts.sites import (
 )
 from hybridops.decision import decide, signal_targets
 from hybridops.inventory import HOME_ENV, Inventory
-from hybridops.lab.lab import Lab, LabPorts
+from hybridops.lab import Lab, LabPorts
 from hybridops.workload import Ack, read_ledger
 from workers.main import build_activities, build_workers
 from workflows.failover import FailoverWorkflow

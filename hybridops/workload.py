@@ -64,18 +64,18 @@ class Writer:
     """Writes numbered rows through the DNS name, forever (until ``max_seconds``)."""
 
     def __init__(self, inventory: Inventory, ledger: Path, interval_s: float = 0.005) -> None:
-        from activities.dns.route53 import Route53Driver  # the lab's DNS, read through its API
+        from activities.dns import make_dns_driver  # the lab's DNS, read through its API
 
         self.inv = inventory
         self.ledger_path = ledger
         self.interval_s = interval_s
-        self.dns = Route53Driver(inventory.dns)
+        self.dns = make_dns_driver(inventory.dns)
         self.insert = sql.SQL("INSERT INTO {} (seq) VALUES (%s)").format(
             sql.Identifier(inventory.workload.table)
         )
 
     def _resolve(self) -> tuple[str, str] | None:
-        rec = self.dns._get_sync(self.dns._check_name(self.inv.dns.record), "A")
+        rec = self.dns.get_record_sync(self.inv.dns.record, "A")
         if rec is None or not rec.values:
             return None
         site = self.inv.site_by_host(rec.values[0])

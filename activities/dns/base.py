@@ -55,6 +55,21 @@ class DnsDriver(abc.ABC):
         Raises :class:`DnsZoneNotFound` (fatal) or :class:`DnsError` (retryable)."""
         return await self._get_record(self._check_name(name), type)
 
+    def get_record_sync(self, name: str, type: str = "A") -> Record | None:
+        """Read-only, blocking: :meth:`get_record` for synchronous code that polls between
+        other work (the lab's writer re-resolves the name when its TTL expires, as a client
+        would). The same answer and errors; one request to the provider."""
+        return self._get_record_sync(self._check_name(name), type)
+
+    async def ensure_zone(self) -> bool:
+        """Create the zone when the provider has none by this name; returns whether it did.
+        For the lab, whose DNS server starts empty: production zones belong to their owners
+        and no runbook calls this. Idempotent. Raises :class:`DnsError` (retryable)."""
+        created = await self._ensure_zone()
+        if created:
+            log.info("dns zone %s created", self.zone)
+        return created
+
     async def ensure_record(self, name: str, type: str, values: list[str], ttl: int) -> RecordChange:
         """Make ``name``/``type`` hold exactly ``values`` with ``ttl``. Idempotent: when it
         already does, nothing is sent (``changed`` false). Done when the provider reports
@@ -106,6 +121,12 @@ class DnsDriver(abc.ABC):
 
     @abc.abstractmethod
     async def _get_record(self, name: str, type: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    def _get_record_sync(self, name: str, type: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def _ensure_zone(self) -> bool: ...
 
     @abc.abstractmethod
     async def _upsert(self, record: Record) -> None:

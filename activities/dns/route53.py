@@ -73,7 +73,7 @@ class Route53Driver(DnsDriver):
                 raise DnsZoneNotFound(f"no hosted zone {self.zone}", zone=self.zone)
         return self._zone_id
 
-    def _get_sync(self, name: str, type: str) -> Record | None:
+    def _get_record_sync(self, name: str, type: str) -> Record | None:
         page = self._in_zone(
             "list_resource_record_sets",
             StartRecordName=name + ".",
@@ -117,7 +117,7 @@ class Route53Driver(DnsDriver):
             status = self._call("get_change", Id=change_id)["ChangeInfo"]["Status"]
 
     async def _get_record(self, name: str, type: str) -> Record | None:
-        return await asyncio.to_thread(self._get_sync, name, type)
+        return await asyncio.to_thread(self._get_record_sync, name, type)
 
     def _weighted_sync(self, name: str, type: str) -> dict[str, Any]:
         page = self._in_zone(
@@ -174,11 +174,14 @@ class Route53Driver(DnsDriver):
     async def _upsert(self, record: Record) -> None:
         await asyncio.to_thread(self._upsert_sync, record)
 
-    def create_zone_sync(self) -> str:
-        """Create the hosted zone if missing (used by the lab); returns its id."""
+    def _ensure_zone_sync(self) -> bool:
         try:
-            return self._zone()
+            self._zone()
+            return False
         except DnsZoneNotFound:
             zone = self._call("create_hosted_zone", Name=self.zone + ".", CallerReference=self.zone)
             self._zone_id = str(zone["HostedZone"]["Id"].split("/")[-1])
-            return self._zone_id
+            return True
+
+    async def _ensure_zone(self) -> bool:
+        return await asyncio.to_thread(self._ensure_zone_sync)

@@ -169,7 +169,7 @@ def demo(keep: bool = True) -> None:
         lab.reset()
     inv = lab.up(first_backup=True)
     os.environ[INVENTORY_ENV] = str(lab.root / "inventory.yaml")
-    from hybridops.lab.lab import wait_until
+    from hybridops.lab.processes import wait_until
     from hybridops.workload import read_ledger
 
     wait_until(

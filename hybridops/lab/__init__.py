@@ -6,6 +6,7 @@ Route53 server on loopback, a workload writer and a worker. Each PostgreSQL serv
 its own loopback address, so the DNS record really is what tells clients where to go.
 """
 
-from hybridops.lab.lab import Lab, LabPorts
+from hybridops.lab.lab import Lab
+from hybridops.lab.layout import LabPorts
 
 __all__ = ["Lab", "LabPorts"]

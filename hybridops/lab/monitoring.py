@@ -1,8 +1,8 @@
 """The lab's monitoring: a Prometheus per site, a global Prometheus federating them, Alertmanager.
 
-What runs (each a process of its own, started through :meth:`Lab._spawn`, so ``lab down``
-stops it and ``lab status`` lists it), on the lab's loopback /24 ``net`` (fixed ports, one
-address each, so two labs on two nets never collide):
+What runs (each a process of its own, started through :mod:`hybridops.lab.processes`, so
+``lab down`` stops it and ``lab status`` lists it), on the lab's loopback /24 ``net`` (fixed
+ports, one address each, so two labs on two nets never collide):
 
 =================  ==========================  =============================================
 address            process                     what
@@ -25,28 +25,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import secrets
 import shutil
 import sys
 import urllib.parse
 import urllib.request
+from functools import partial
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING
 
 from hybridops.contracts.decision import SignalName
 from hybridops.errors import ConfigError
 from hybridops.inventory import AlertsSettings, SignalsKind, SignalSource, SignalsSettings
-
-if TYPE_CHECKING:
-    from hybridops.lab.lab import Lab
+from hybridops.lab.layout import ALERT_TOKEN_ENV, SITES, LabLayout, alert_token
+from hybridops.lab.processes import LabError, Processes, answers, wait_until
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "prometheus"
 """The templates, rules and exporter queries (``infra/prometheus/`` in the repository)."""
-
-ALERT_TOKEN_ENV = "HYBRIDOPS_LAB_ALERT_TOKEN"
-"""The environment variable holding the alert receiver's bearer token (``Lab.env()``)."""
 
 BINARIES: dict[str, tuple[str, ...]] = {
     "prometheus": ("prometheus",),
@@ -100,21 +94,6 @@ SITE_HOSTS = {"prometheus": 61, "pg-exporter": 64}
 """Last octet on the lab's net: fixed, the sites' own take base + their index (0, 1, 2)."""
 
 
-def alert_token(root: Path) -> str:
-    """The lab's alert token: made once, kept in ``<root>/monitoring/alert-token`` (mode 0600),
-    which Alertmanager reads as its bearer credentials and ``Lab.env()`` exports."""
-    path = root / "monitoring" / "alert-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process of the lab made it first
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(24) + "\n")
-    return path.read_text().strip()
-
-
 def _which(names: tuple[str, ...]) -> str | None:
     return next((p for p in map(shutil.which, names) if p), None)
 
@@ -125,11 +104,12 @@ def _json(value: object) -> str:
 
 
 class Monitoring:
-    """The monitoring processes of one :class:`Lab`."""
+    """The monitoring processes of one lab."""
 
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.dir = lab.root / "monitoring"
+    def __init__(self, layout: LabLayout, processes: Processes) -> None:
+        self.layout = layout
+        self.processes = processes
+        self.dir = layout.root / "monitoring"
 
     # ------------------------------------------------------------------ layout
 
@@ -154,19 +134,17 @@ class Monitoring:
 
     @staticmethod
     def sites() -> dict[str, str | None]:
-        from hybridops.lab.lab import SITES
-
         return {site: (cloud.value if cloud else None) for site, cloud in SITES.items()}
 
     def host(self, name: str, site: str | None = None) -> str:
         """The address of a part: ``host("alertmanager")``, ``host("prometheus", "azure")``."""
         if site is None:
-            return f"{self.lab.ports.net}.{HOSTS[name]}"
-        return f"{self.lab.ports.net}.{SITE_HOSTS[name] + list(self.sites()).index(site)}"
+            return f"{self.layout.ports.net}.{HOSTS[name]}"
+        return f"{self.layout.ports.net}.{SITE_HOSTS[name] + list(self.sites()).index(site)}"
 
     def address(self, name: str, site: str | None = None) -> str:
         """``host:port`` of a part."""
-        ports = self.lab.ports
+        ports = self.layout.ports
         port = {
             "prometheus-global": ports.prometheus,
             "prometheus": ports.prometheus,
@@ -221,7 +199,7 @@ class Monitoring:
     def render(self) -> None:
         """Write every configuration under ``<lab>/monitoring/`` (idempotent)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        alert_token(self.lab.root)
+        alert_token(self.layout.root)
         if not self.signals_file.exists():
             from hybridops.lab.cloud_exporter import DEFAULTS
 
@@ -300,8 +278,6 @@ class Monitoring:
     def start(self) -> None:
         """Render the configurations, start every process not running yet, and wait until
         each answers. Idempotent."""
-        from hybridops.lab.lab import LabError, wait_until
-
         self.wanted(True)
         self.render()
         ready: list[tuple[str, str]] = []  # (process, URL answering 200 once it is ready)
@@ -317,7 +293,7 @@ class Monitoring:
                 ],
                 {
                     "DATA_SOURCE_NAME": (
-                        f"postgresql://postgres@{self.lab.ip(site)}:{self.lab.ports.pg}/postgres"
+                        f"postgresql://postgres@{self.layout.ip(site)}:{self.layout.ports.pg}/postgres"
                         "?sslmode=disable&connect_timeout=1"
                     )
                 },
@@ -338,7 +314,9 @@ class Monitoring:
         ready.append(("cloud-exporter", f"http://{self.address('cloud-exporter')}/metrics"))
         if importlib.util.find_spec("hybridops.alerts") is not None:
             self._start(
-                "alert-receiver", [sys.executable, "-m", "hybridops.cli", "serve", "alerts"], self.lab.env()
+                "alert-receiver",
+                [sys.executable, "-m", "hybridops.cli", "serve", "alerts"],
+                self.layout.env(),
             )
             # 200 once it is connected to Temporal.
             ready.append(("alert-receiver", f"http://{self.address('alert-receiver')}/healthz"))
@@ -370,9 +348,9 @@ class Monitoring:
             ready.append((name, f"http://{address}/-/ready"))
         for name, url in ready:
             try:
-                wait_until(f"{name} at {url}", lambda url=url: _answers(url), timeout=30)
+                wait_until(f"{name} at {url}", partial(answers, url), timeout=30)
             except LabError as err:
-                raise LabError(f"{err} (log: {self.lab.log(name)})") from None
+                raise LabError(f"{err} (log: {self.processes.log(name)})") from None
         # Ready is not yet useful: wait until the global Prometheus holds every site's
         # database and cloud series through federation, so a decision taken right after
         # `lab up` reads live signals, not gaps.
@@ -387,19 +365,19 @@ class Monitoring:
                 timeout=30,
             )
         except LabError as err:
-            raise LabError(f"{err} (logs: {self.lab.log('prometheus-global')})") from None
+            raise LabError(f"{err} (logs: {self.processes.log('prometheus-global')})") from None
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        if not self.lab.pid(name):
-            self.lab._spawn(name, argv, env)
+        if not self.processes.pid(name):
+            self.processes.spawn(name, argv, env)
 
     def stop(self) -> None:
         """Stop every monitoring process (the last started first)."""
         for name in reversed(self.process_names()):
-            self.lab._stop(name)
+            self.processes.stop(name)
 
     def status(self) -> dict[str, str]:
-        return {name: "running" if self.lab.pid(name) else "stopped" for name in self.process_names()}
+        return {name: "running" if self.processes.pid(name) else "stopped" for name in self.process_names()}
 
 
 def _scalar(url: str) -> float | None:
@@ -407,8 +385,3 @@ def _scalar(url: str) -> float | None:
     with urllib.request.urlopen(url, timeout=1) as resp:
         result = json.loads(resp.read())["data"]["result"]
     return float(result[0]["value"][1]) if len(result) == 1 else None
-
-
-def _answers(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as resp:
-        return bool(resp.status == 200)

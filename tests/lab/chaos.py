@@ -34,7 +34,7 @@ from hybridops.contracts.failover import FailoverResult
 from hybridops.evidence import MANIFEST, verify_manifest
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
-from hybridops.lab.lab import SITES
+from hybridops.lab.layout import SITES
 from hybridops.workload import read_ledger
 from tests.lab.helpers import dns_points_at, eventually, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler

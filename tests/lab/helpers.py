@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from temporalio.client import Client, WorkflowHandle
 
-from activities.dns.route53 import Route53Driver
+from activities.dns import make_dns_driver
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
 from hybridops.inventory import Inventory
@@ -26,7 +26,7 @@ T = TypeVar("T")
 def dns_points_at(lab: Lab) -> str | None:
     """The site the lab's DNS record points at."""
     inv = lab.inventory()
-    rec = Route53Driver(inv.dns)._get_sync(inv.dns.record, "A")
+    rec = make_dns_driver(inv.dns).get_record_sync(inv.dns.record, "A")
     return inv.site_by_host(rec.values[0]) if rec and rec.values else None
 
 

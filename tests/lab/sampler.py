@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from hybridops.lab import Lab
-from hybridops.lab.lab import SITES
+from hybridops.lab.layout import SITES
 
 INTERVAL_S = 0.02
 """The issue's 20 ms."""

@@ -16,7 +16,7 @@ from activities.backup.recovery import RESTORE_MARK
 from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import BackupSettings, DnsSettings, Inventory, SiteConfig
 from hybridops.lab import Lab
-from hybridops.lab.lab import SITES
+from hybridops.lab.layout import SITES
 from tests.lab.helpers import dns_points_at, eventually
 
 TABLE = "hybridops_workload"

@@ -11,7 +11,7 @@ import pytest
 
 from activities.postgres import make_postgres_driver
 from hybridops.lab import Lab
-from hybridops.lab.lab import SITES
+from hybridops.lab.layout import SITES
 from tests.lab.helpers import eventually
 
 CANARY = "worker-credential-canary-0f3a9c"

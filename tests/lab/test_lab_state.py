@@ -1,5 +1,5 @@
 """The lab keeps its DNS across `lab down` / `lab up` and a killed DNS server, and says so
-loudly when two servers are writable (hybridops/lab/lab.py, hybridops/lab/dns_state.py)."""
+loudly when two servers are writable (hybridops/lab/dns.py, dns_state.py, status.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from hybridops.cli import app
 from hybridops.cli import lab as lab_commands
 from hybridops.lab import Lab
 from hybridops.lab.dns_state import run_sync
-from hybridops.lab.lab import WritableSite, wait_until
+from hybridops.lab.postgres import WritableSite
+from hybridops.lab.processes import wait_until
 from tests.lab.helpers import dns_points_at
 
 QUIET = {"temporal": False, "worker": False, "writer": False, "monitoring": False}

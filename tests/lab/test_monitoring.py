@@ -20,8 +20,8 @@ from hybridops.contracts.decision import SignalName
 from hybridops.contracts.sites import SiteRef
 from hybridops.inventory import SignalsKind
 from hybridops.lab import Lab
-from hybridops.lab.lab import wait_until
 from hybridops.lab.monitoring import QUERIES
+from hybridops.lab.processes import wait_until
 
 CLOUDS = {"azure": "azure", "gcp": "gcp"}
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from activities.postgres.local import PROMOTE_MARK, LocalPostgresDriver
+from activities.postgres.local import LocalPostgresDriver
+from activities.postgres.server import PROMOTE_MARK
 from activities.postgres.timelines import archived_timelines, confirm_new_timeline
 from hybridops.errors import PreconditionFailed, TimelineCollision
 from hybridops.lab import Lab

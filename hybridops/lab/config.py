@@ -1,0 +1,114 @@
+"""What the lab tells HybridOps about itself: the inventory that describes it, and its policy.
+
+Both are written under the lab's root by ``lab up``; the lab's processes read them from there
+(:meth:`hybridops.lab.layout.LabLayout.env`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hybridops.contracts.decision import SignalName
+from hybridops.inventory import (
+    AlertsSettings,
+    BackupSettings,
+    BurstSettings,
+    DnsSettings,
+    GitOpsSettings,
+    GitSettings,
+    InfraSettings,
+    Inventory,
+    PostgresSettings,
+    SignalsSettings,
+    SiteConfig,
+    TemporalSettings,
+    WorkloadSettings,
+)
+from hybridops.lab.layout import DBNAME, DNS_KEYS_ENV, RECORD, SITES, ZONE, LabLayout
+from hybridops.lab.monitoring import Monitoring
+
+STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
+"""The lab's cloud signals that are known without monitoring."""
+
+
+def lab_inventory(layout: LabLayout, queue_suffix: str, monitoring: Monitoring | None) -> Inventory:
+    """The inventory that describes the lab. With ``monitoring`` (running), the signals come
+    from the global Prometheus and alerts go to ``hybridops serve alerts``."""
+    ports = layout.ports
+    return Inventory(
+        temporal=TemporalSettings(
+            address=f"127.0.0.1:{ports.temporal}",
+            ui_url=f"http://127.0.0.1:{ports.ui}",
+        ),
+        output_dir=Path("output").absolute(),
+        task_queue_suffix=queue_suffix,
+        sites={
+            name: SiteConfig(
+                cloud=cloud,
+                host=layout.ip(name),
+                port=ports.pg,
+                dbname=DBNAME,
+                data_dir=layout.data_dir(name),
+            )
+            for name, cloud in SITES.items()
+        },
+        postgres=PostgresSettings(run_as=layout.run_as),
+        dns=DnsSettings(
+            zone=ZONE,
+            record=RECORD,
+            ttl=1,
+            endpoint_url=layout.dns_url,
+            credentials_ref=f"env:{DNS_KEYS_ENV}",
+        ),
+        infra=InfraSettings(apps_dir=layout.root / "apps"),
+        workload=WorkloadSettings(ledger=layout.ledger),
+        signals=_signals(monitoring),
+        alerts=monitoring.alerts_settings() if monitoring else AlertsSettings(),
+        backup=BackupSettings(
+            repository=layout.root / "backups",
+            wal_archive=layout.archive,
+            scratch_dir=layout.root / "scratch",
+            scratch_host=f"{ports.net}.70",
+            scratch_port=ports.pg,
+        ),
+        burst=BurstSettings(load_file=layout.load_file),
+        policy=layout.policy_file,
+        gitops=GitOpsSettings(git=GitSettings(repo=str(layout.gitops_repo))),
+    )
+
+
+def _signals(monitoring: Monitoring | None) -> SignalsSettings:
+    """The global Prometheus when monitored; in every case the clouds' credit lines, prices
+    and sizes as static values (what a contract or the inventory would say), so a lab
+    without monitoring still passes the policy's budget gate, and one whose Prometheus is
+    down falls back to them."""
+    from hybridops.lab.cloud_exporter import DEFAULTS
+
+    static = {
+        site: {SignalName(k): v for k, v in DEFAULTS[cloud.value].items() if k in STATIC_SIGNALS}
+        for site, cloud in SITES.items()
+        if cloud is not None
+    }
+    settings = monitoring.signals_settings() if monitoring else SignalsSettings()
+    return settings.model_copy(update={"static": static})
+
+
+def write_policy(layout: LabLayout) -> None:
+    """Write the lab's policy (:attr:`LabLayout.policy_file`) unless it exists: an operator's
+    edits are kept."""
+    import yaml
+
+    from hybridops.policy import load_policy
+
+    policy = load_policy()
+    policy.approval.failover = policy.approval.failback = False
+    # One person at one machine: no certificates, starter and approver are the same.
+    policy.approvers.accept_unauthenticated = policy.approvers.allow_self_approval = True
+    policy.approvers.require_decision_id = False
+    text = yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False)
+    header = (
+        "# The lab's policy, written by `hybridops lab up` from runbooks/policy.yaml with the\n"
+        "# failover and failback approvals off: the lab runs unattended. Edit it to try others.\n"
+    )
+    if not layout.policy_file.exists():
+        layout.policy_file.write_text(header + text)
