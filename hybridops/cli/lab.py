@@ -153,7 +153,7 @@ def lab_signals_show() -> None:
 @lab_app.command("writer", hidden=True)
 def lab_writer(seconds: float = 0.0) -> None:
     """Run the workload writer in the foreground."""
-    from hybridops.workload import Writer
+    from hybridops.lab.writer import Writer
 
     inv = load_inventory()
     assert inv.workload.ledger is not None
