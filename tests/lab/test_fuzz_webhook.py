@@ -34,10 +34,17 @@ EXAMPLES = 500
 WRONG_TOKENS = [None, "", "wrong", TOKEN + "x", TOKEN[:-1], "\u00e9" * 40]
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def should_start(raw: bytes) -> bool:
     """Whether the receiver may start a run for this body: it is a valid payload, firing, not a
-    drill, and a route matches (resends of one incident then answer 200 duplicate)."""
+    drill, and a route matches (resends of one incident then answer 200 duplicate). JSON is
+    RFC 8259 JSON: ``NaN`` and ``Infinity`` anywhere (pydantic's parser would take them in a
+    field it ignores) make the body no JSON at all, as the receiver says."""
     try:
+        json.loads(raw, parse_constant=_not_json)
         p = WebhookPayload.model_validate_json(raw)
     except (ValidationError, ValueError):
         return False
