@@ -31,16 +31,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from temporalio import activity
 
 from activities.backup import recovery
 from activities.backup.base import LATEST, BackupDriver
 from activities.backup.errors import BackupNotFound, BackupToolFailed
 from activities.backup.process import run_tool
+from activities.postgres.connect import connect_site
 from hybridops import pgbin
 from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
-from hybridops.errors import ConfigError, DatabaseUnreachable, FatalError, InputError, PreconditionFailed
+from hybridops.errors import ConfigError, FatalError, InputError, PreconditionFailed
 from hybridops.lsn import parse_lsn
 from hybridops.secrets import resolve_secret
 
@@ -116,20 +116,7 @@ class BaseBackupDriver(BackupDriver):
 
     async def _source(self, site: str) -> tuple[bool, int]:
         """(in recovery, WAL segment size) of ``site``; refuses a server that does not archive."""
-        cfg = self.inventory.site(site)
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                host=cfg.host,
-                port=cfg.port,
-                dbname=cfg.dbname,
-                user=cfg.user,
-                password=resolve_secret(cfg.password_ref),
-                connect_timeout=self.inventory.postgres.connect_timeout_s,
-                autocommit=True,
-                application_name="hybridops-backup",
-            )
-        except psycopg.OperationalError as err:
-            raise DatabaseUnreachable(f"cannot connect: {str(err).strip()}", site=site) from None
+        conn = await connect_site(self.inventory, site, application_name="hybridops-backup")
         async with conn:
             cur = await conn.execute(
                 "SELECT pg_is_in_recovery(), current_setting('archive_mode'),"

@@ -24,17 +24,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from activities.backup import recovery
 from activities.backup.base import LATEST, BackupDriver, check_backup_name
 from activities.backup.basebackup import format_lsn
 from activities.backup.errors import BackupNotFound
 from activities.backup.process import run_tool
+from activities.postgres.connect import connect_site
 from hybridops import pgbin
 from hybridops.childenv import child_environment
 from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
-from hybridops.errors import ConfigError, FatalError, HybridOpsError
+from hybridops.errors import ConfigError, DatabaseUnreachable, FatalError, HybridOpsError
 from hybridops.lsn import parse_lsn
 from hybridops.secrets import MIN_SECRET_LEN, resolve_reference, resolve_secret
 
@@ -264,18 +263,10 @@ class WalgBackupDriver(BackupDriver):
     async def _primary(self) -> str:
         """The site that is primary now (wal-verify compares the storage with it); the on-prem
         site when none answers."""
-        for name, cfg in self.inventory.sites.items():
+        for name in self.inventory.sites:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    host=cfg.host,
-                    port=cfg.port,
-                    dbname=cfg.dbname,
-                    user=cfg.user,
-                    password=resolve_secret(cfg.password_ref),
-                    connect_timeout=self.inventory.postgres.connect_timeout_s,
-                    autocommit=True,
-                )
-            except psycopg.Error:
+                conn = await connect_site(self.inventory, name, application_name="hybridops-backup")
+            except DatabaseUnreachable:
                 continue
             async with conn:
                 cur = await conn.execute("SELECT pg_is_in_recovery()")

@@ -23,6 +23,7 @@ import psycopg
 from temporalio import activity
 
 from activities.postgres.base import PostgresDriver
+from activities.postgres.connect import connect_site
 from hybridops import pgbin
 from hybridops.errors import DatabaseUnreachable
 from hybridops.secrets import resolve_secret
@@ -52,20 +53,7 @@ class LocalServer(PostgresDriver):
         return data_dir
 
     async def _connect(self, site: str, host: str | None = None) -> psycopg.AsyncConnection[Any]:
-        cfg = self.inventory.site(site)
-        try:
-            return await psycopg.AsyncConnection.connect(
-                host=host or cfg.host,
-                port=cfg.port,
-                dbname=cfg.dbname,
-                user=cfg.user,
-                password=resolve_secret(cfg.password_ref),
-                connect_timeout=self.inventory.postgres.connect_timeout_s,
-                autocommit=True,
-                application_name="hybridops",
-            )
-        except psycopg.OperationalError as err:
-            raise DatabaseUnreachable(f"cannot connect: {str(err).strip()}", site=site) from None
+        return await connect_site(self.inventory, site, host)
 
     def _password_env(self, site: str) -> dict[str, str]:
         """``PGPASSWORD`` for a client tool connecting to ``site`` (its own environment only:

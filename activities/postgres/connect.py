@@ -1,0 +1,34 @@
+"""One way to open a connection to a site's server, for every driver that talks to one (the
+PostgreSQL driver, the backup drivers): the inventory's address, the password resolved from
+its reference for this connection only, the inventory's connect timeout, autocommit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from hybridops.errors import DatabaseUnreachable
+from hybridops.inventory import Inventory
+from hybridops.secrets import resolve_secret
+
+
+async def connect_site(
+    inventory: Inventory, site: str, host: str | None = None, application_name: str = "hybridops"
+) -> psycopg.AsyncConnection[Any]:
+    """A connection to ``site`` (at ``host`` when given: a scratch or replica address);
+    :class:`DatabaseUnreachable` naming the site when the server does not answer."""
+    cfg = inventory.site(site)
+    try:
+        return await psycopg.AsyncConnection.connect(
+            host=host or cfg.host,
+            port=cfg.port,
+            dbname=cfg.dbname,
+            user=cfg.user,
+            password=resolve_secret(cfg.password_ref),
+            connect_timeout=inventory.postgres.connect_timeout_s,
+            autocommit=True,
+            application_name=application_name,
+        )
+    except psycopg.OperationalError as err:
+        raise DatabaseUnreachable(f"cannot connect: {str(err).strip()}", site=site) from None
