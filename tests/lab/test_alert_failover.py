@@ -16,7 +16,7 @@ from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, StepOut
 from hybridops.contracts.failover import FailoverResult
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_points_at, eventually, fenced, role
+from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, fenced, role
 
 
 def receiver_lines(lab: Lab, word: str) -> list[str]:
@@ -85,3 +85,5 @@ async def test_primary_down_alert_starts_one_failover_that_waits_for_approval(
 
     # Notifications after the run ended start nothing new.
     assert [w.id for w in await runs()] == [handle.id]
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(monitored_lab)

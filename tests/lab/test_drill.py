@@ -21,7 +21,7 @@ from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.workload import read_ledger
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_changes, dns_points_at, eventually, fenced, role
+from tests.lab.helpers import assert_one_writer, dns_changes, dns_points_at, eventually, fenced, role
 
 
 def production(lab: Lab) -> dict[str, Any]:
@@ -107,6 +107,8 @@ async def test_a_drill_passes_and_never_touches_production(client: Client, lab: 
     assert production(lab) == before
     evidence = json.loads((Path(result.evidence_dir or "") / "evidence.json").read_text())
     assert evidence["details"]["passed"] and evidence["rto"]["seconds"] == result.rto_seconds
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_a_too_tight_rpo_fails_the_drill_but_tears_down(client: Client, lab: Lab, run_workers) -> None:
@@ -126,6 +128,8 @@ async def test_a_too_tight_rpo_fails_the_drill_but_tears_down(client: Client, la
     assert details["steps"][-1]["name"] == "teardown_scratch" and details["steps"][-1]["outcome"] == "changed"
     assert not listening(f"{inv.backup.scratch_host}:{inv.backup.scratch_port}")
     assert not any(Path(inv.backup.scratch_dir or "").glob("*"))
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_a_drill_without_a_backup_fails_clearly(client: Client, lab: Lab, run_workers) -> None:
@@ -136,6 +140,8 @@ async def test_a_drill_without_a_backup_fails_clearly(client: Client, lab: Lab, 
     details: dict[str, Any] = failure.value.cause.details[0]  # type: ignore[union-attr]
     assert "no backups to restore" in details["error"]
     assert details["steps"][-1]["name"] == "teardown_scratch"
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_a_scheduled_drill_fires_and_status_follows(client: Client, lab: Lab, run_workers) -> None:
@@ -177,3 +183,5 @@ async def test_a_scheduled_drill_fires_and_status_follows(client: Client, lab: L
     finally:
         await handle.delete()
     assert schedule_id(name) == sid
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)

@@ -28,7 +28,16 @@ from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.workload import Ack, read_ledger
 from tests.conftest import lab_inventory
-from tests.lab.helpers import can_write, dns_points_at, eventually, fenced, role, start, timeline
+from tests.lab.helpers import (
+    assert_one_writer,
+    can_write,
+    dns_points_at,
+    eventually,
+    fenced,
+    role,
+    start,
+    timeline,
+)
 from workers.replayer import make_replayer
 from workflows.failback import FailbackWorkflow
 
@@ -241,6 +250,8 @@ async def test_full_cycle_with_the_writer_running(client: Client, lab: Lab, run_
     assert evidence["status"] == "succeeded" and evidence["rto"]["seconds"] == result.write_pause_seconds
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
     await make_replayer([FailbackWorkflow]).replay_workflow(history)
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_promote_failure_compensates(client: Client, lab: Lab, run_workers) -> None:
@@ -274,6 +285,8 @@ async def test_promote_failure_compensates(client: Client, lab: Lab, run_workers
     assert moved.parent == lab.data_dir("onprem").parent and (moved / "PG_VERSION").exists()
     evidence = json.loads((Path(inv.output_dir) / "failback" / handle.id / "evidence.json").read_text())
     assert evidence["status"] == "compensated"
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 def test_input_from_the_ui() -> None:
@@ -299,6 +312,8 @@ async def test_nothing_to_fail_back_changes_nothing(client: Client, lab: Lab, ru
     assert [s["name"] for s in details["steps"]] == ["plan", "assess"]
     assert role(lab, "onprem") == "primary" and can_write(lab, "onprem") and dns_points_at(lab) == "onprem"
     assert _replicas(lab, "onprem") == {"azure": "streaming", "gcp": "streaming"}
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_diverged_home_is_rewound(client: Client, lab: Lab, run_workers) -> None:
@@ -328,3 +343,5 @@ async def test_diverged_home_is_rewound(client: Client, lab: Lab, run_workers) -
     assert role(lab, "onprem") == "primary" and dns_points_at(lab) == "onprem"
     assert _present(lab, "onprem", stray) == set()
     assert _replicas(lab, "onprem") == {"azure": "streaming", "gcp": "streaming"}
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)

@@ -13,7 +13,7 @@ from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import verify_manifest
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import can_write, dns_points_at, fenced, role, start, timeline
+from tests.lab.helpers import assert_one_writer, can_write, dns_points_at, fenced, role, start, timeline
 from workers.replayer import make_replayer
 from workflows.failover import FailoverWorkflow
 
@@ -56,6 +56,8 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     assert evidence["status"] == "succeeded" and evidence["rpo"]["method"] in ("ledger", "lag")
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
     await make_replayer([FailoverWorkflow]).replay_workflow(history)
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_empty_input_as_from_the_ui(client: Client, lab: Lab, run_workers) -> None:
@@ -68,6 +70,8 @@ async def test_empty_input_as_from_the_ui(client: Client, lab: Lab, run_workers)
     assert result.status == RunStatus.SUCCEEDED
     assert result.input == FailoverInput()
     assert result.target in ("azure", "gcp") and dns_points_at(lab) == result.target
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 @pytest.mark.parametrize(
@@ -103,6 +107,8 @@ async def test_bad_input_fails_at_once_and_changes_nothing(
     )
     assert dns_points_at(lab) == "onprem" and role(lab, "onprem") == "primary"
     assert not fenced(lab, "onprem")
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
 
 
 async def test_failure_before_promotion_compensates(client: Client, lab: Lab, run_workers) -> None:
@@ -126,3 +132,5 @@ async def test_failure_before_promotion_compensates(client: Client, lab: Lab, ru
     assert not (lab.root / "clusters" / "azure.json").exists()
     evidence = json.loads((Path(inv.output_dir) / "failover" / handle.id / "evidence.json").read_text())
     assert evidence["status"] == "compensated"
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert_one_writer(lab)
