@@ -10,8 +10,8 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.ansible import AnsibleRunner
 from activities.common import apply_fault, step_activity, write_run_evidence
+from drivers.ansible import AnsibleRunner
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.bootstrap import (
@@ -100,7 +100,7 @@ class BootstrapActivities:
         )
 
     async def _images(self, inp: BootstrapStepInput) -> BootstrapStepResult:
-        from activities.packer import PackerRunner
+        from drivers.packer import PackerRunner
 
         b = self.inventory.bootstrap
         if b.packer_template is None:

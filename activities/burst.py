@@ -12,9 +12,9 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.common import step_activity, write_run_evidence
-from activities.dns import DnsDriver
-from activities.drivers import Drivers
-from activities.infra import InfraDriver
+from drivers.dns import DnsCapability, DnsDriver
+from drivers.infra import InfraDriver
+from drivers.lazy import Drivers
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.burst import (
@@ -81,7 +81,7 @@ class BurstActivities:
         self.inventory = inventory
         self.drivers = drivers or Drivers(inventory)
         self.gitops = gitops
-        """The GitOps driver (activities/gitops); ``None`` when the inventory names none."""
+        """The GitOps driver (drivers/gitops); ``None`` when the inventory names none."""
         self.client = client
         self.faults = inventory.faults
 
@@ -106,7 +106,10 @@ class BurstActivities:
 
     @step_activity(ActivityName.PLAN_BURST)
     async def plan_burst(self, inp: BurstPlanInput) -> BurstPlan:
+        """Read-only: what the burst works with. A DNS driver without weighted records fails
+        it here, before the first change (DESIGN.md rule 14)."""
         inv, b = self.inventory, self.inventory.burst
+        self.dns.require(DnsCapability.WEIGHTED)
         home = next(n for n, s in inv.sites.items() if s.cloud is None)
         return BurstPlan(
             placement=inv.placement.value,
@@ -151,7 +154,7 @@ class BurstActivities:
             settings = getattr(self.inventory, "gitops", None)
             if settings is None:
                 raise ConfigError("gitops: no GitOps driver configured (inventory key 'gitops')")
-            from activities.gitops import make_gitops_driver
+            from drivers.gitops import make_gitops_driver
 
             self.gitops = make_gitops_driver(settings)
         return self.gitops
@@ -188,7 +191,7 @@ class BurstActivities:
             data = json.loads(await asyncio.to_thread(path.read_text))
             return LoadResult(load=float(data["load"]), detail="lab load file")
         if b.load_query:
-            from activities.signals import make_signal_drivers
+            from drivers.signals import make_signal_drivers
             from hybridops.inventory import SignalsKind
 
             source = next(

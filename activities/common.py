@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from drivers.progress import reporting
 from hybridops import evidence
 from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
@@ -129,11 +131,15 @@ def step_activity(
     def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         @functools.wraps(fn)
         async def run(self: Any, *args: Any) -> R:
-            # Outside an activity (the bench's plain-script baseline) it is attempt 1.
-            attempt = activity.info().attempt if activity.in_activity() else 1
+            info = activity.info()
+            attempt = info.attempt
+            # Drivers report progress (drivers/progress.py); a queued activity heartbeats it. A
+            # local activity has no heartbeat (the SDK warns on each): its worker keeps it alive.
+            listener = None if info.is_local else activity.heartbeat
             try:
-                await apply_fault(getattr(self, "faults", {}), name)
-                result = await fn(self, *args)
+                with reporting(listener):
+                    await apply_fault(getattr(self, "faults", {}), name)
+                    result = await fn(self, *args)
                 apply_fault_after(getattr(self, "faults", {}), name)
             except HybridOpsError as err:
                 activity.logger.warning("%s failed on attempt %d: %s", name, attempt, err)
@@ -149,6 +155,12 @@ def step_activity(
         return cast(Callable[..., Awaitable[R]], activity.defn(name=name)(run))
 
     return wrap
+
+
+def result_of(result: type[R], answer: BaseModel, **extra: Any) -> R:
+    """A step's result from its driver's answer (the same fields, by name) and what only the
+    step knows (``extra``): drivers return their own value types, never a runbook's."""
+    return result.model_validate({**answer.model_dump(), **extra})
 
 
 def activity_name(fn: Callable[..., Any]) -> str:

@@ -18,7 +18,7 @@ from hybridops.inventory import Inventory
 from hybridops.policy import load_policy
 
 if TYPE_CHECKING:
-    from activities.signals import SignalsDriver
+    from drivers.signals import SignalsDriver
 
 
 class DecideActivities:
@@ -33,7 +33,7 @@ class DecideActivities:
     @property
     def drivers(self) -> list[SignalsDriver]:
         if self._drivers is None:
-            from activities.signals import make_signal_drivers
+            from drivers.signals import make_signal_drivers
 
             self._drivers = make_signal_drivers(self.inventory.signals)
         return self._drivers
@@ -44,7 +44,7 @@ class DecideActivities:
     @step_activity(ActivityName.GATHER_SIGNALS)
     async def gather_signals(self, inp: SignalsInput) -> SignalsResult:
         """Read-only: every source's signals for every site, and the policy in force."""
-        from activities.signals import collect_signals
+        from drivers.signals import collect_signals
 
         policy = load_policy(self.inventory.policy)
         now = datetime.now(UTC)

@@ -13,10 +13,10 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.backup import BackupDriver
-from activities.backup.scratch import DATA, ScratchServer
 from activities.common import step_activity, write_run_evidence
-from activities.drivers import Drivers
+from drivers.backup import BackupDriver
+from drivers.backup.scratch import DATA, ScratchServer
+from drivers.lazy import Drivers
 from hybridops.constants import ActivityName
 from hybridops.contracts.backup import BackupInfo
 from hybridops.contracts.base import EvidenceResult
@@ -145,17 +145,7 @@ class DrillActivities:
     async def _primary(self) -> str:
         """The backup source: the one writable server, established from the servers (DNS
         may be stale). A split brain, or no writable server, is refused with the findings."""
-        topology = await self.drivers.topology.read()
-        if topology.primary is None:
-            raise PreconditionFailed(
-                "no single writable primary to take a backup from: "
-                + "; ".join(f.detail for f in topology.findings)
-            )
-        return topology.primary
-
-    async def push_backup(self, site: str | None) -> BackupInfo:
-        """A base backup of ``site`` (where DNS points when None): ``hybridops backup push``."""
-        return await self.backups.backup(site or await self._primary())
+        return await self.drivers.topology.primary()
 
     # ------------------------------------------------------------------ activities
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import step_activity, write_run_evidence
-from activities.drivers import Drivers
-from activities.postgres import PostgresDriver
+from activities.common import result_of, step_activity, write_run_evidence
 from activities.sites import promote_checked
-from activities.topology import TopologyReader, refuse
+from drivers.lazy import Drivers
+from drivers.postgres import PostgresDriver
+from drivers.topology import TopologyReader, refuse
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult, RuleViolation, StepRecord
 from hybridops.contracts.failback import (
@@ -143,7 +143,7 @@ class FailbackActivities:
                     f"{inp.site} is a primary that accepts writes: it is never rewound (fence it first)",
                     site=inp.site,
                 )
-        return await self.pg.rewind(inp.site, inp.source, inp.run_id, inp.method)
+        return result_of(RejoinResult, await self.pg.rewind(inp.site, inp.source, inp.run_id, inp.method))
 
     @step_activity(ActivityName.CATCH_UP)
     async def catch_up(self, inp: CatchUpInput) -> CatchUpResult:
@@ -152,12 +152,15 @@ class FailbackActivities:
         state = await self.pg.assess(inp.site)
         if inp.run_id and state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id:
             return CatchUpResult(detail=f"{inp.site} was promoted by {inp.run_id}: past its catch-up")
-        return await self.pg.catch_up(inp.site, inp.source, inp.max_lag_bytes, inp.timeout_s, inp.target_lsn)
+        caught_up = await self.pg.catch_up(
+            inp.site, inp.source, inp.max_lag_bytes, inp.timeout_s, inp.target_lsn
+        )
+        return result_of(CatchUpResult, caught_up)
 
     @step_activity(ActivityName.PAUSE_WRITES)
     async def pause_writes(self, inp: PauseInput) -> PauseResult:
         """The switchover's start: the primary read-only, its sessions ended, its final LSN."""
-        return await self.pg.pause_writes(inp.site, inp.run_id)
+        return result_of(PauseResult, await self.pg.pause_writes(inp.site, inp.run_id))
 
     @step_activity(ActivityName.RESUME_WRITES)
     async def resume_writes(self, inp: ResumeInput) -> ResumeResult:

@@ -8,12 +8,12 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.common import step_activity
+from drivers.progress import report as report_progress
 from hybridops.constants import ACQUIRE_UPDATE, ActivityName, TaskQueue, WorkflowType
 from hybridops.contracts.lease import HolderInput, HolderResult, LeaseGrant, LeaseRequest, LeaseState
 from hybridops.errors import ConfigError
@@ -57,8 +57,7 @@ class LeaseActivities:
                 if done:
                     grant = update.result()
                     break
-                if activity.in_activity() and not activity.info().is_local:
-                    activity.heartbeat({"waiting_for_lease": inv.lease_id()})
+                report_progress({"waiting_for_lease": inv.lease_id()})
         finally:
             if not update.done():
                 update.cancel()

@@ -3,7 +3,7 @@ unfence, promote, repoint the apps, DNS cutover, verify, RPO, follow, checkpoint
 
 Failover and failback (and the runbooks after them) schedule these by the same activity names:
 they do the same thing in both directions. Methods of one class, handed its drivers (built on
-first use: a worker builds only those its queue's steps call, activities/drivers.py). Each
+first use: a worker builds only those its queue's steps call, drivers/lazy.py). Each
 activity reads the world and converges it (DESIGN.md rule 2); each is declared with
 :func:`activities.common.step_activity`, which maps domain errors onto retryable or
 non-retryable ``ApplicationError``.
@@ -19,12 +19,13 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import step_activity
-from activities.dns import DnsDriver
-from activities.drivers import Drivers
-from activities.infra import AppDatabase, InfraDriver, IsolateTarget
-from activities.postgres import PostgresDriver
-from activities.topology import TopologyReader, refuse
+from activities.common import result_of, step_activity
+from drivers.dns import DnsDriver
+from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
+from drivers.lazy import Drivers
+from drivers.postgres import PostgresDriver
+from drivers.progress import report as report_progress
+from drivers.topology import TopologyReader, refuse
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import CheckpointInput, CheckpointResult, RuleViolation
 from hybridops.contracts.sites import (
@@ -80,7 +81,10 @@ async def promote_checked(pg: PostgresDriver, topology: TopologyReader, inp: Pro
         # The replay position is the end of the last record replayed: past the shutdown
         # checkpoint means one byte beyond its start.
         wait_for = format_lsn((parse_lsn(inp.fence.lsn) or 0) + 1)
-    return await pg.promote(inp.site, wait_for, inp.max_catchup_s, inp.run_id, allow_fenced=inp.allow_fenced)
+    promoted = await pg.promote(
+        inp.site, wait_for, inp.max_catchup_s, inp.run_id, allow_fenced=inp.allow_fenced
+    )
+    return result_of(PromoteResult, promoted)
 
 
 class SiteActivities:
@@ -188,7 +192,7 @@ class SiteActivities:
     async def fence_primary(self, inp: FenceInput) -> FenceResult:
         """Fence the server; when it did not answer, the fence is unverified (only its data
         directory is marked) and the infra driver is asked to isolate it for good."""
-        result = await self.pg.fence(inp.site, inp.run_id)
+        result = result_of(FenceResult, await self.pg.fence(inp.site, inp.run_id))
         if result.token is None:
             site = self.inventory.site(inp.site)
             result.isolated = await self.infra.isolate(
@@ -264,7 +268,7 @@ class SiteActivities:
                         host,
                         inp.site,
                         self.inventory.workload.probe_table,
-                        activity.info().workflow_id or "" if activity.in_activity() else "script",
+                        activity.info().workflow_id or "",
                     )
                     return VerifyResult(
                         resolved_to=host,
@@ -273,8 +277,7 @@ class SiteActivities:
                     )
                 except HybridOpsError as err:
                     last_error = str(err)
-            if activity.in_activity():
-                activity.heartbeat(last_error)
+            report_progress(last_error)
             await asyncio.sleep(0.05)
         raise PreconditionFailed(f"no write succeeded through the DNS name: {last_error}", site=inp.site)
 

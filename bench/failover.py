@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 
 from activities.decide import DecideActivities
 from activities.failover import FailoverActivities
@@ -62,7 +63,7 @@ from hybridops.decision import decide, signal_targets
 from hybridops.inventory import HOME_ENV, Inventory
 from hybridops.lab import Lab, LabPorts
 from hybridops.workload import Ack, read_ledger
-from workers.main import build_activities, build_workers
+from workers.main import build_workers
 from workflows.failover import FailoverWorkflow
 
 PORTS = LabPorts(net="127.79.0", pg=25432, dns=25353, temporal=27233, ui=28233)
@@ -279,10 +280,18 @@ async def run_script(
     inp = FailoverInput(incident_started_at=at, reason="bench baseline", requested_by="bench/failover.py")
     records: list[StepRecord] = []
 
+    # Activities run in the SDK's test activity context (no worker, no server): the code is
+    # the same as a run's, and the difference from the workflow's wall time is Temporal's.
+    env = ActivityEnvironment()
+
     async def step(name: str, call: Callable[[], Any]) -> Any:
         rec = StepRecord(name=name, started_at=datetime.now(UTC))
         records.append(rec)
-        result: ActivityResult = await call()
+
+        async def invoke() -> ActivityResult:
+            return await call()
+
+        result: ActivityResult = await env.run(invoke)
         rec.ended_at, rec.attempts, rec.detail = datetime.now(UTC), result.attempt, result.detail
         rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
         return result
@@ -370,7 +379,7 @@ def _describe(err: BaseException) -> str:
 async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
     """``runs`` runs of the workflow and of the script, with workers in this process."""
     client = await connect(inv.temporal)
-    acts = build_activities(inv)
+    acts = SiteActivities(inv)
     own = FailoverActivities(inv)
     signals = DecideActivities(inv)
     results: list[Run] = []

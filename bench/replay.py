@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files
 from hybridops.audit.replay import ReplayReport, replay_files
-from workers.replayer import make_replayer
+from hybridops.cli.replayer import make_replayer
 
 STORED = Path(__file__).resolve().parents[1] / "tests" / "histories"
 

@@ -8,6 +8,7 @@ when the inventory configures a key (DESIGN.md rule 5; :mod:`hybridops.codec`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from temporalio.client import Client
@@ -66,6 +67,22 @@ def connect_options(settings: TemporalSettings) -> dict[str, Any]:
 
 def _pem(text: str | None) -> bytes | None:
     return None if text is None else (text.strip() + "\n").encode()
+
+
+_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+_CONNECT_FAILED = "Failed client connect"
+"""How the SDK's ``RuntimeError`` begins when no server answered at the address."""
+
+
+def unreachable_reason(err: RuntimeError) -> str | None:
+    """Why :func:`connect` found no server (``connection refused``), in a few words; None
+    when ``err`` is not a failure to connect."""
+    text = str(err)
+    if not text.startswith(_CONNECT_FAILED):
+        return None
+    # sdk-core's debug dump ends in the OS's words ("Connection refused"): keep those.
+    found = _CORE_MESSAGE.findall(text)
+    return (found[-1] if found else text.removeprefix(_CONNECT_FAILED).strip(": ")[:200]).lower()
 
 
 async def connect(settings: TemporalSettings) -> Client:

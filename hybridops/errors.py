@@ -66,6 +66,12 @@ class DnsRecordInvalid(FatalError):
     """The provider rejected a record as invalid."""
 
 
+class CapabilityMissing(FatalError):
+    """A driver lacks a capability the step needs (DESIGN.md rule 14): ids name the driver
+    and the capability. A runbook checks the capabilities it needs before its first change,
+    so this is raised before anything changed, never after the point of no return."""
+
+
 class InjectedFault(FatalError):
     """A fault injected on purpose (lab chaos, tests); never raised in production paths."""
 

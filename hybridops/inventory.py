@@ -216,7 +216,7 @@ class WorkloadSettings(Strict):
 
 
 class SignalsKind(StrEnum):
-    """Where live signals about candidate sites come from (activities/signals/)."""
+    """Where live signals about candidate sites come from (drivers/signals/)."""
 
     PROMETHEUS = "prometheus"
     AZURE_MONITOR = "azure_monitor"
@@ -250,7 +250,7 @@ class SignalsSettings(Strict):
 
 
 class BackupKind(StrEnum):
-    """How base backups are taken and restored (activities/backup/)."""
+    """How base backups are taken and restored (drivers/backup/)."""
 
     WALG = "walg"
     """Production: the ``wal-g`` CLI against object storage."""
@@ -306,7 +306,7 @@ class BurstSettings(Strict):
 
 
 class GitOpsKind(StrEnum):
-    """How burst workloads are put on (and taken off) a cloud's cluster (activities/gitops/)."""
+    """How burst workloads are put on (and taken off) a cloud's cluster (drivers/gitops/)."""
 
     ARGOCD = "argocd"
     FLUX = "flux"

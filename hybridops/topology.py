@@ -3,7 +3,7 @@ irreversible step and every DNS change (DESIGN.md rules 11 and 12).
 
 Pure functions over :class:`~hybridops.contracts.sites.SiteState` (what each server said of itself)
 and where DNS points: no I/O, no clock, so a workflow can run them on recorded data and a
-replay decides the same. The reading is done by ``activities/topology.py``.
+replay decides the same. The reading is done by ``drivers/topology.py``.
 
 The rules are in the spirit of Route 53 Application Recovery Controller's assertion rules:
 each states what must hold *after* the step, is checked right before it, and names itself

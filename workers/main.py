@@ -3,7 +3,7 @@
 Each queue's worker registers the activities whose step runs on that queue (the step table,
 workflows/steps.py), so a worker serving only ``hybridops-dns`` registers the DNS steps and
 builds no infra or backup driver (DESIGN.md rule 7; drivers are built on first use,
-activities/drivers.py). The control queue hosts the workflows and the control steps (plans,
+drivers/lazy.py). The control queue hosts the workflows and the control steps (plans,
 checkpoints, evidence, the lease); with the inventory's placement ``colocated`` every step runs
 as a local activity on the workflow's worker, so the control worker then registers them all.
 """
@@ -23,33 +23,19 @@ from activities.burst import BurstActivities
 from activities.common import activity_name
 from activities.decide import DecideActivities
 from activities.drill import DrillActivities
-from activities.drivers import Drivers
 from activities.failback import FailbackActivities
 from activities.failover import FailoverActivities
 from activities.lease import LeaseActivities
 from activities.sites import SiteActivities
+from drivers.lazy import Drivers
 from hybridops.constants import ActivityName, TaskQueue
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory, Placement
-from workflows.bootstrap import BootstrapWorkflow
-from workflows.burst import BurstWorkflow
-from workflows.drill import DrillWorkflow
-from workflows.failback import FailbackWorkflow
-from workflows.failover import FailoverWorkflow
 from workflows.identity import IdentityInterceptor
-from workflows.lease import TopologyLeaseWorkflow
+from workflows.registry import WORKFLOWS
 from workflows.steps import STEPS
 
 log = logging.getLogger(__name__)
-
-WORKFLOWS = [
-    FailoverWorkflow,
-    FailbackWorkflow,
-    DrillWorkflow,
-    BurstWorkflow,
-    BootstrapWorkflow,
-    TopologyLeaseWorkflow,
-]
 
 LEASE_QUEUES: dict[ActivityName, TaskQueue] = {
     ActivityName.ACQUIRE_LEASE: TaskQueue.CONTROL,
@@ -63,12 +49,6 @@ QUEUE_OF: dict[ActivityName, TaskQueue] = {
     **LEASE_QUEUES,
 }
 """Every activity's task queue, by name."""
-
-
-def build_activities(inventory: Inventory) -> SiteActivities:
-    """The site steps with the drivers the inventory chooses, built on first use: what the
-    CLI plans and reads the topology with, as a run does."""
-    return SiteActivities(inventory)
 
 
 def every_activity(inventory: Inventory, client: Client | None) -> list[Callable[..., Any]]:

@@ -3,7 +3,7 @@ from its history with its evidence checked, and verify a run's evidence folder a
 digests its history on the server records.
 
 ``hybridops audit replay``, ``report`` and ``verify`` are :mod:`hybridops.cli.audit`. Nothing
-here imports the workflows: a replay is handed its replayer (``workers/replayer.py``).
+here imports the workflows: a replay is handed its replayer (``hybridops/cli/replayer.py``).
 """
 
 from hybridops.audit.evidence_check import EvidenceCheck, check_evidence

@@ -12,7 +12,7 @@ time, so the histories are split across processes, one replayer each over an ite
 share, and history files are read in those processes too (``bench/replay.py`` has the figures).
 
 The replayer is handed in (:data:`MakeReplayer`): which workflows, with which interceptors, is
-the workers' knowledge (``workers/replayer.py``), and this package stays below them.
+the workers' knowledge (``hybridops/cli/replayer.py``), and this package stays below them.
 """
 
 from __future__ import annotations

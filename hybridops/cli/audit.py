@@ -67,7 +67,7 @@ async def _gather(ids: list[str], all_runs: bool) -> list[HistorySource]:
     """The histories of ``ids`` and, with ``all_runs``, of every closed run, from the server."""
     sources: list[HistorySource] = []
     if ids or all_runs:
-        from workers.replayer import current_workflows
+        from hybridops.cli.replayer import current_workflows
 
         inv = _inventory(required=True)
         assert inv is not None
@@ -126,7 +126,7 @@ def audit_replay(
 
 async def _replay(ids: list[str], all_runs: bool, dirs: list[Path]) -> list[ReplayReport]:
     """Directories first (their files read and replayed in parallel), then the server's."""
-    from workers.replayer import make_replayer
+    from hybridops.cli.replayer import make_replayer
 
     reports: list[ReplayReport] = []
     for d in dirs:

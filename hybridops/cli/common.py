@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -23,6 +22,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from hybridops.client import connect as connect_client
+from hybridops.client import unreachable_reason
 from hybridops.constants import PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.contracts.base import Progress
 from hybridops.contracts.sites import FindingKind, Topology
@@ -91,10 +91,6 @@ def ui_link(inv: Inventory, wf_id: str) -> str:
 
 # ---------------------------------------------------------------------- Temporal
 
-_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
-_CONNECT_FAILED = "Failed client connect"
-"""How the SDK's ``RuntimeError`` begins when no server answered at the address."""
-
 _address: str | None = None
 """The Temporal address this process last connected to: a failure later in the command (the
 server gone while a run is watched) names it too."""
@@ -124,13 +120,10 @@ async def connect(settings: TemporalSettings) -> Client:
     try:
         return await connect_client(settings)
     except RuntimeError as err:
-        text = str(err)
-        if not text.startswith(_CONNECT_FAILED):
+        reason = unreachable_reason(err)
+        if reason is None:
             raise
-        # sdk-core's debug dump ends in the OS's words ("Connection refused"): keep those.
-        found = _CORE_MESSAGE.findall(text)
-        reason = found[-1] if found else text.removeprefix(_CONNECT_FAILED).strip(": ")[:200]
-        raise TemporalUnreachable(settings.address, reason.lower()) from None
+        raise TemporalUnreachable(settings.address, reason) from None
 
 
 async def start(

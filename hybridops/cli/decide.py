@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from hybridops.cli.common import EXIT_FAILED, console, fail, inventory, print_topology
-from hybridops.contracts.decision import Decision, DecisionRequest, DecisionType, SignalSnapshot
-from hybridops.contracts.sites import PlanInput, Topology
+from hybridops.contracts.decision import (
+    Decision,
+    DecisionRequest,
+    DecisionType,
+    SignalSnapshot,
+    SignalsResult,
+)
+from hybridops.contracts.sites import Topology
+from hybridops.policy import load_policy
 
 
 def decide(
@@ -23,24 +31,33 @@ def decide(
 ) -> None:
     """What the policy would decide now, on live signals: the same engine and inputs as a
     failover's decide phase. Reads only; changes nothing."""
-    from activities.decide import DecideActivities
+    from drivers.lazy import Drivers
+    from drivers.signals import collect_signals, make_signal_drivers
+    from hybridops.contracts.sites import SiteRef
     from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows, signal_targets
     from hybridops.decision import decide as run_decide
-    from workers.main import build_activities
 
     if kind == DecisionType.HOLD:
         fail("--type: hold is an answer, not a question; use failover, burst or failback")
     inv = inventory()
 
     async def main() -> tuple[Decision, SignalSnapshot, Topology]:
-        acts = build_activities(inv)
-        plan = await acts.plan_failover(PlanInput())
+        sites = [SiteRef(name=n, cloud=s.cloud) for n, s in inv.sites.items()]
         # The same reading a run makes: the servers say who the primary is, DNS where clients go.
-        topology = await acts.topology.read([s.name for s in plan.sites])
-        current = topology.acting_primary or plan.current_primary
+        topology = await Drivers(inv).topology.read([s.name for s in sites])
+        current = topology.acting_primary or topology.dns_site or ""
         request = DecisionRequest(decision_type=kind, current_primary=current, target=target)
-        gathered = await DecideActivities(inv).gather_signals(signal_targets(request, plan.sites))
-        return (*run_decide(request, plan.sites, topology.servers, gathered), topology)
+        snapshot = await collect_signals(
+            make_signal_drivers(inv.signals),
+            inv.signals.static,
+            signal_targets(request, sites).sites,
+            datetime.now(UTC),
+        )
+        policy = load_policy(inv.policy)
+        return (
+            *run_decide(request, sites, topology.servers, SignalsResult(snapshot=snapshot, policy=policy)),
+            topology,
+        )
 
     decision, snapshot, topology = asyncio.run(main())
     if json_out:

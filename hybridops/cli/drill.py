@@ -216,22 +216,16 @@ def schedule_delete(sid: str) -> None:
 @backup_app.command("push")
 def backup_push(site: Annotated[str | None, typer.Option(help="Default: where DNS points")] = None) -> None:
     """Take a base backup now."""
-    from activities.drill import DrillActivities
+    from drivers.lazy import Drivers
 
-    inv = inventory()
-
-    async def main() -> Any:
-        acts = DrillActivities.build(inv, client=None)
-        return await acts.push_backup(site)
-
-    info = asyncio.run(main())
+    info = asyncio.run(Drivers(inventory()).take_backup(site))
     console.print(f"backup {info.name} of {info.site}: {info.end_lsn or ''} {info.size_bytes or ''} bytes")
 
 
 @backup_app.command("list")
 def backup_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The base backups, oldest first."""
-    from activities.backup import make_backup_driver
+    from drivers.backup import make_backup_driver
 
     inv = inventory()
     backups = asyncio.run(make_backup_driver(inv).list())

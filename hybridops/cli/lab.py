@@ -91,10 +91,10 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
     console.print(table)
     if status.get("dns") == "running":
         # The same reading the runbooks make: every server asked, DNS asked, findings named.
-        from workers.main import build_activities
+        from drivers.lazy import Drivers
 
         os.environ.update(lab.env())
-        print_topology(asyncio.run(build_activities(lab.inventory()).topology.read()))
+        print_topology(asyncio.run(Drivers(lab.inventory()).topology.read()))
     _print_lab_warnings(status["warnings"])
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from typing import Annotated
 
 import typer
 
-from hybridops.cli.common import connect, fail, inventory
+from hybridops.cli.common import fail, inventory
 from hybridops.cli.failures import command_group
 from hybridops.constants import TaskQueue
 
@@ -22,20 +24,15 @@ def _log_to_stderr() -> None:
 def worker(
     queue: Annotated[list[str] | None, typer.Option(help="Task queue(s) to serve; all by default")] = None,
 ) -> None:
-    """Run a worker serving the task queues."""
-    from workers.main import run_workers
-
-    _log_to_stderr()
+    """Run a worker serving the task queues (``python -m workers``, which this becomes)."""
     try:
         queues = [TaskQueue(q) for q in queue] if queue else list(TaskQueue)
     except ValueError:
         fail(f"queue: one of {[q.value for q in TaskQueue]}")
-    inv = inventory()
-
-    async def main() -> None:
-        await run_workers(await connect(inv.temporal), inv, queues)
-
-    asyncio.run(main())
+    inventory()  # a bad inventory fails here, naming the key; the lab's environment is set
+    args = [arg for q in queues for arg in ("--queue", q.value)]
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "workers", *args])
 
 
 @serve_app.command("alerts")

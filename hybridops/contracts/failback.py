@@ -8,7 +8,6 @@ contract (see :mod:`hybridops.contracts.base`), none of these may carry a secret
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
@@ -28,32 +27,15 @@ from hybridops.contracts.base import (
     StepRecord,
 )
 from hybridops.contracts.lease import LeaseGrant
-from hybridops.contracts.sites import Finding, PromoteInput, PromoteResult, SiteInput, Topology
-
-
-class RejoinMethod(StrEnum):
-    """How a site may be made a standby of a new primary."""
-
-    AUTO = "auto"
-    """The cheapest that works: follow (a running standby that has not diverged), else
-    pg_rewind, else a fresh base backup."""
-    REWIND = "rewind"
-    """pg_rewind only; fail when it cannot."""
-    RECLONE = "reclone"
-    """A fresh base backup (the old data directory is moved aside, never deleted)."""
-
-
-class RejoinOutcome(StrEnum):
-    """What rejoining did."""
-
-    UNCHANGED = "unchanged"
-    """The site already streamed from the source."""
-    FOLLOWED = "followed"
-    """A running standby pointed at the source (``primary_conninfo`` reloaded)."""
-    REWOUND = "rewound"
-    """Stopped, pg_rewind from the source, started as its standby."""
-    RECLONED = "recloned"
-    """A fresh base backup from the source into a new data directory."""
+from hybridops.contracts.sites import (
+    Finding,
+    PromoteInput,
+    PromoteResult,
+    RejoinMethod,
+    RejoinOutcome,
+    SiteInput,
+    Topology,
+)
 
 
 class FailbackInput(Contract):

@@ -20,6 +20,31 @@ class RpoMeasure(Contract):
     time, an estimate) or ``none``."""
 
 
+class RejoinMethod(StrEnum):
+    """How a site may be made a standby of a new primary."""
+
+    AUTO = "auto"
+    """The cheapest that works: follow (a running standby that has not diverged), else
+    pg_rewind, else a fresh base backup."""
+    REWIND = "rewind"
+    """pg_rewind only; fail when it cannot."""
+    RECLONE = "reclone"
+    """A fresh base backup (the old data directory is moved aside, never deleted)."""
+
+
+class RejoinOutcome(StrEnum):
+    """What rejoining did."""
+
+    UNCHANGED = "unchanged"
+    """The site already streamed from the source."""
+    FOLLOWED = "followed"
+    """A running standby pointed at the source (``primary_conninfo`` reloaded)."""
+    REWOUND = "rewound"
+    """Stopped, pg_rewind from the source, started as its standby."""
+    RECLONED = "recloned"
+    """A fresh base backup from the source into a new data directory."""
+
+
 class SiteState(Contract):
     """What one PostgreSQL server looked like when it was assessed: read from the server
     itself (and its data directory's marks), never from DNS."""

@@ -1,5 +1,5 @@
 """The lab's DNS: moto's Route53 server on loopback (``net.53``), used through the DNS driver
-the inventory names (:func:`activities.dns.make_dns_driver`) and its public methods only.
+the inventory names (:func:`drivers.dns.make_dns_driver`) and its public methods only.
 
 The server keeps its zone in memory; :mod:`hybridops.lab.dns_state` keeps a snapshot of the
 records, which a fresh server gets back, so a restart never sends clients to a stale primary.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from activities.dns import DnsDriver, make_dns_driver
+from drivers.dns import DnsDriver, make_dns_driver
 from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory
 from hybridops.lab.dns_state import DnsSnapshot, reapply, run_sync, take

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from activities.dns import DnsDriver
+from drivers.dns import DnsDriver
 
 T = TypeVar("T")
 

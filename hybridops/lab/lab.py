@@ -141,7 +141,7 @@ class Lab(LabLayout):
 
     def start_worker(self) -> None:
         if not self.pid("worker"):
-            self.processes.spawn("worker", [sys.executable, "-m", "hybridops.cli", "worker"], self.env())
+            self.processes.spawn("worker", [sys.executable, "-m", "workers"], self.env())
 
     def stop_code(self) -> None:
         """Stop the processes that run HybridOps code (writer, worker, alert receiver), so the
@@ -190,13 +190,13 @@ class Lab(LabLayout):
         """A base backup of the primary (where DNS points), unless there is one already."""
         import asyncio
 
-        from activities.drill import DrillActivities
+        from drivers.lazy import Drivers
 
-        acts = DrillActivities.build(self.inventory(), client=None)
+        drivers = Drivers(self.inventory())
 
         async def take() -> None:
-            if not await acts.backups.list():
-                await acts.push_backup(None)
+            if not await drivers.backup.list():
+                await drivers.take_backup(None)
 
         env = {k: v for k, v in self.env().items() if k not in os.environ}
         os.environ.update(env)  # the DNS keys the plan reads with

@@ -16,7 +16,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from hybridops import pgbin
+from drivers.postgres import binaries as pgbin
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.lab.layout import DBNAME, SITES, LabLayout
 from hybridops.lab.processes import wait_until

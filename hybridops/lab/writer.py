@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg import sql
 
-from activities.dns import make_dns_driver
+from drivers.dns import make_dns_driver
 from hybridops.inventory import Inventory
 from hybridops.workload import read_ledger
 

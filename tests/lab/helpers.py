@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from temporalio.client import Client, WorkflowHandle
 
-from activities.dns import make_dns_driver
+from drivers.dns import make_dns_driver
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
 from hybridops.inventory import Inventory

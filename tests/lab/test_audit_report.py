@@ -15,13 +15,13 @@ from temporalio.client import Client
 from hybridops.audit.histories import fetch_closed_runs, fetch_history
 from hybridops.audit.replay import ReplayOutcome, ReplayReport, replay
 from hybridops.audit.report import write_report
+from hybridops.cli.replayer import make_replayer
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
 from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, RunStatus
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually, start
-from workers.replayer import make_replayer
 
 
 async def _waiting(handle) -> bool:  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from activities.backup import LATEST, BackupNotFound, ScratchServer, make_backup_driver
-from activities.backup.basebackup import BaseBackupDriver
-from activities.backup.recovery import RESTORE_MARK
+from drivers.backup import LATEST, BackupNotFound, ScratchServer, make_backup_driver
+from drivers.backup.basebackup import BaseBackupDriver
+from drivers.backup.recovery import RESTORE_MARK
 from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import BackupSettings, DnsSettings, Inventory, SiteConfig
 from hybridops.lab import Lab

@@ -16,8 +16,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.dns.route53 import Route53Driver
-from activities.infra.lab import LabInfraDriver
+from drivers.dns.route53 import Route53Driver
+from drivers.infra.lab import LabInfraDriver
 from hybridops.constants import STOP_SIGNAL, TaskQueue, WorkflowType
 from hybridops.contracts.base import Cloud, RunStatus
 from hybridops.contracts.burst import BurstInput, BurstResult, BurstState
@@ -55,7 +55,7 @@ async def checks_at_least(handle: WorkflowHandle[Any, Any], n: int) -> bool:
 
 async def world(inv: Inventory) -> dict[str, Any]:
     """The burst's footprint: pool sizes, the weighted record, the desired state in git."""
-    from activities.gitops import make_gitops_driver
+    from drivers.gitops import make_gitops_driver
 
     infra = LabInfraDriver(inv.infra)
     dns = Route53Driver(inv.dns)

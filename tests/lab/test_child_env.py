@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.postgres import make_postgres_driver
+from drivers.postgres import make_postgres_driver
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
 from tests.lab.helpers import eventually

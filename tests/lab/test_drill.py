@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.drill import DrillActivities
+from drivers.lazy import Drivers
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.drill import DrillInput, DrillResult
 from hybridops.drills import create_schedule, drill_status, schedule_id
@@ -48,7 +48,7 @@ async def backup_with_rows(lab: Lab, inv: Inventory) -> None:
     archive). Switching the WAL segment stands for ``archive_timeout`` passing."""
     import psycopg
 
-    await DrillActivities.build(inv, client=None).push_backup(None)
+    await Drivers(inv).take_backup(None)
     lab.start_writer()
     await eventually("200 acknowledged writes", lambda: _acks(lab, 200))
     with psycopg.connect(

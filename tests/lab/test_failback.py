@@ -17,8 +17,9 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
-from activities.postgres.local import LocalPostgresDriver
-from hybridops import pgbin
+from drivers.postgres import binaries as pgbin
+from drivers.postgres.local import LocalPostgresDriver
+from hybridops.cli.replayer import make_replayer
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, TargetChoice
 from hybridops.contracts.failback import FailbackInput, FailbackResult, RejoinMethod, RejoinOutcome
@@ -38,7 +39,6 @@ from tests.lab.helpers import (
     start,
     timeline,
 )
-from workers.replayer import make_replayer
 from workflows.failback import FailbackWorkflow
 
 SITES = ("onprem", "azure", "gcp")

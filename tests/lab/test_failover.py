@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
 
+from hybridops.cli.replayer import make_replayer
 from hybridops.contracts.base import RunStatus, StepOutcome, TargetChoice
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import verify_manifest
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import assert_one_writer, can_write, dns_points_at, fenced, role, start, timeline
-from workers.replayer import make_replayer
 from workflows.failover import FailoverWorkflow
 
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from activities.dns.route53 import Route53Driver
+from drivers.dns.route53 import Route53Driver
 from hybridops.cli import app
 from hybridops.cli import lab as lab_commands
 from hybridops.lab import Lab

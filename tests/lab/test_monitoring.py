@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from activities.signals.prometheus import PrometheusDriver
+from drivers.signals.prometheus import PrometheusDriver
 from hybridops.contracts.base import Cloud
 from hybridops.contracts.decision import SignalName
 from hybridops.contracts.sites import SiteRef

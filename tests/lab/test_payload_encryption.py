@@ -28,6 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from hybridops.audit import fetch_history
+from hybridops.cli.replayer import make_replayer
 from hybridops.client import data_converter
 from hybridops.codec import ENCODING, key_id_of
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
@@ -38,7 +39,6 @@ from hybridops.inventory import CodecSettings, Inventory
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import eventually, start
-from workers.replayer import make_replayer
 from workflows.failover import FailoverWorkflow
 
 KEY_ENV = "HYBRIDOPS_TEST_CODEC_KEY"

@@ -1,14 +1,14 @@
 """Promotion and the shared WAL archive: a promotion never takes a timeline another server
-holds (activities/postgres/timelines.py), on the real lab."""
+holds (drivers/postgres/timelines.py), on the real lab."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 
-from activities.postgres.local import LocalPostgresDriver
-from activities.postgres.server import PROMOTE_MARK
-from activities.postgres.timelines import archived_timelines, confirm_new_timeline
+from drivers.postgres.local import LocalPostgresDriver
+from drivers.postgres.server import PROMOTE_MARK
+from drivers.postgres.timelines import archived_timelines, confirm_new_timeline
 from hybridops.errors import PreconditionFailed, TimelineCollision
 from hybridops.lab import Lab
 from tests.lab.helpers import eventually, role, timeline

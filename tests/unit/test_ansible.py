@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.testing import ActivityEnvironment
 
-from activities.ansible import AnsibleRunner, HostsUnreachable, PlaybookFailed
-from activities.process import REDACTED
+from drivers.ansible import AnsibleRunner, HostsUnreachable, PlaybookFailed
+from drivers.process import REDACTED
 from hybridops.errors import ConfigError
 from tests.conftest import TEST_NET
+from tests.progress import ProgressRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "infra" / "ansible"
@@ -61,8 +61,7 @@ def endpoints(**ports: int) -> list[dict[str, Any]]:
 
 async def test_all_reachable_changes_nothing_and_heartbeats(tmp_path: Path) -> None:
     beats: list[dict[str, Any]] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     with listening() as db, listening() as api:
         result = await env.run(
             runner(tmp_path).run_playbook,
@@ -115,8 +114,7 @@ async def test_check_mode(tmp_path: Path) -> None:
 async def test_secret_extravars_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_ANSIBLE_TOKEN", SECRET)
     beats: list[dict[str, Any]] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     # a careless playbook that prints a secret: the name of an endpoint made from it
     named = [{"name": "svc-{{ validation_token }}", "host": ADDRESS, "port": closed_port()}]
     r = runner(tmp_path, secret_extravars={"validation_token": "env:TEST_ANSIBLE_TOKEN"})

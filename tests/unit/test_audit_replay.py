@@ -23,10 +23,10 @@ from hybridops.audit.histories import HISTORY_SUFFIX, find_history_files, load_h
 from hybridops.audit.replay import PER_PROCESS, ReplayOutcome, replay, replay_files, workflow_names
 from hybridops.audit.verify import recorded_evidence
 from hybridops.cli.audit import audit_app
+from hybridops.cli.replayer import current_workflows, make_replayer
 from hybridops.constants import WorkflowType
 from hybridops.evidence import manifest_text
 from tests.unit.audit_changed_workflow import FailoverWithoutSignals
-from workers.replayer import current_workflows, make_replayer
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 SCENARIOS = {"succeeded", "succeeded-queues", "compensated", "approved", "rejected", "policy-hold"}

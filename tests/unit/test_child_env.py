@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from activities.process import tool_environment
-from hybridops import pgbin
+from drivers.postgres import binaries as pgbin
+from drivers.process import tool_environment
 from hybridops.childenv import SAFE_ENV, child_environment
 
 CANARY = "worker-credential-canary-77c1"

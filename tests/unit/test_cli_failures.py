@@ -140,3 +140,19 @@ def test_debug_shows_the_traceback_instead(env: dict[str, str]) -> None:
 def test_a_bug_keeps_its_traceback() -> None:
     assert explain(KeyError("steps")) is None
     assert explain(RuntimeError("something else")) is None
+
+
+def test_a_worker_with_temporal_down_says_where(env: dict[str, str], closed_port: str) -> None:
+    """``hybridops worker`` checks its inventory, then becomes ``python -m workers``: with no
+    server, that process ends as one line and exit 2 too, never a traceback."""
+    out = subprocess.run(
+        [sys.executable, "-m", "hybridops.cli", "worker", "--queue", "hybridops-dns"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == EXIT_CANNOT, out.stdout + out.stderr
+    [line] = [x for x in lines(out.stderr) if x.startswith("error:")]
+    assert line == f"error: cannot reach Temporal at {closed_port} (connection refused)", line
+    assert "Traceback" not in out.stderr

@@ -117,11 +117,49 @@ def test_report_says_what_happened() -> None:
 def test_driver_tables_name_the_key() -> None:
     from enum import StrEnum
 
-    from activities.dns.base import DnsDriver
-    from hybridops.drivers import load_driver
+    from drivers.dns.base import DnsDriver
+    from drivers.loader import load_driver
 
     class Kind(StrEnum):
         ROUTE54 = "route54"
 
     with pytest.raises(ConfigError, match=r"dns\.driver: no driver"):
         load_driver({}, Kind.ROUTE54, "dns.driver", DnsDriver)
+
+
+async def test_a_dns_driver_without_weighted_records_says_so_before_any_change() -> None:
+    """Capabilities are declared (DESIGN.md rule 14): asking a driver that declares no
+    weighted records for them is a fatal error naming the driver and the capability, raised
+    before any hook runs; Route53 declares it."""
+    from drivers.dns.base import DnsCapability, DnsDriver, Record
+    from drivers.dns.route53 import Route53Driver
+    from hybridops.errors import CapabilityMissing
+
+    calls: list[str] = []
+
+    class Plain(DnsDriver):
+        async def _get_record(self, name: str, type: str) -> Record | None:
+            return None
+
+        def _get_record_sync(self, name: str, type: str) -> Record | None:
+            return None
+
+        async def _ensure_zone(self) -> bool:
+            return False
+
+        async def _upsert(self, record: Record) -> None:
+            calls.append(record.name)
+
+        async def _get_weights(self, name: str, type: str) -> dict[str, tuple[str, int]]:
+            calls.append(name)
+            return {}
+
+    driver = Plain("lab.test")
+    with pytest.raises(CapabilityMissing) as err:
+        await driver.ensure_weights("app.lab.test", "A", {"onprem": ("127.0.0.1", 1)}, 60)
+    assert err.value.ids == {"driver": "Plain", "capability": "weighted"}
+    assert not err.value.retryable
+    with pytest.raises(CapabilityMissing):
+        await driver.get_weights("app.lab.test")
+    assert calls == []
+    assert DnsCapability.WEIGHTED in Route53Driver.capabilities

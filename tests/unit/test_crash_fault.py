@@ -21,6 +21,7 @@ STEP = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
+    from temporalio.testing import ActivityEnvironment
     from activities.common import step_activity
     from hybridops.contracts.base import ActivityResult
 
@@ -33,7 +34,7 @@ STEP = textwrap.dedent(
                 f.write("done\\n")
             return ActivityResult(changed=True)
 
-    asyncio.run(Acts().touch())
+    asyncio.run(ActivityEnvironment().run(Acts().touch))
     print("reported")
     """
 )

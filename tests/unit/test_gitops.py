@@ -20,7 +20,7 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 
-from activities.gitops import (
+from drivers.gitops import (
     GitOpsAppNotFound,
     GitOpsAuthFailed,
     GitOpsDriver,
@@ -29,9 +29,9 @@ from activities.gitops import (
     GitOpsRejected,
     make_gitops_driver,
 )
-from activities.gitops.argocd import ArgoCdDriver
-from activities.gitops.flux import REQUESTED_AT, FluxDriver
-from activities.gitops.git import GitDriver
+from drivers.gitops.argocd import ArgoCdDriver
+from drivers.gitops.flux import REQUESTED_AT, FluxDriver
+from drivers.gitops.git import GitDriver
 from hybridops.errors import ConfigError, InputError
 from hybridops.inventory import (
     ArgoCdSettings,
@@ -779,14 +779,14 @@ async def test_argocd_template_that_climbs_paths_is_a_config_error(
 
 
 def test_argocd_paths_quote_every_segment() -> None:
-    from activities.gitops.argocd import app_path
+    from drivers.gitops.argocd import app_path
 
     assert app_path("burst-netbox-azure", "sync") == "/api/v1/applications/burst-netbox-azure/sync"
     assert app_path("x/../../projects/prod") == "/api/v1/applications/x%2F..%2F..%2Fprojects%2Fprod"
 
 
 def test_flux_template_that_is_no_object_name_is_a_config_error() -> None:
-    from activities.gitops.base import object_name
+    from drivers.gitops.base import object_name
 
     with pytest.raises(ConfigError, match=r"^gitops\.flux\.kustomization_template: "):
         object_name("{app}/{cloud}", "netbox", "azure", "gitops.flux.kustomization_template")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.infra import make_infra_driver
+from drivers.infra import make_infra_driver
 from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraKind, InfraSettings, TerraformSettings

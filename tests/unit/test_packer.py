@@ -13,9 +13,8 @@ from typing import Any
 
 import hcl2
 import pytest
-from temporalio.testing import ActivityEnvironment
 
-from activities.packer import (
+from drivers.packer import (
     PackerAuthError,
     PackerBuildFailed,
     PackerInitFailed,
@@ -24,8 +23,9 @@ from activities.packer import (
     PackerTimeout,
     parse_line,
 )
-from activities.process import REDACTED
+from drivers.process import REDACTED
 from hybridops.errors import ConfigError
+from tests.progress import ProgressRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fakes" / "packer"
@@ -92,8 +92,7 @@ async def test_init_validate_build(state: Path, tmp_path: Path) -> None:
     validation = await r.validate(VARIABLES)
     assert validation.template == "packer"
     beats: list[Any] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     result = await env.run(r.build, VARIABLES)
 
     assert result.builds == [QEMU, AZURE]

@@ -9,8 +9,8 @@ from temporalio import workflow
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
 from hybridops.contracts.base import Phase
 from hybridops.contracts.bootstrap import BootstrapStep
-from workers.main import WORKFLOWS
 from workflows import runbook
+from workflows.registry import WORKFLOWS
 
 RUNBOOKS = [w for w in WORKFLOWS if issubclass(w, runbook.Runbook)]
 

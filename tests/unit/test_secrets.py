@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.service import TLSConfig
 
-from activities.backup.errors import BackupToolFailed
-from activities.backup.process import run_tool
-from activities.process import REDACTED, redact
+from drivers.backup.errors import BackupToolFailed
+from drivers.backup.process import run_tool
+from drivers.process import REDACTED, redact
 from hybridops.client import connect_options
 from hybridops.errors import ConfigError
 from hybridops.inventory import TemporalSettings, parse_inventory

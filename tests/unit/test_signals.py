@@ -21,10 +21,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from activities.signals import SignalsDriver, SourceReading, collect_signals, make_signal_drivers
-from activities.signals.azure_monitor import AzureMonitorDriver
-from activities.signals.gcp_monitoring import GcpMonitoringDriver
-from activities.signals.prometheus import PrometheusDriver
+from drivers.signals import SignalsDriver, SourceReading, collect_signals, make_signal_drivers
+from drivers.signals.azure_monitor import AzureMonitorDriver
+from drivers.signals.gcp_monitoring import GcpMonitoringDriver
+from drivers.signals.prometheus import PrometheusDriver
 from hybridops.contracts.base import Cloud
 from hybridops.contracts.decision import Signal, SignalName
 from hybridops.contracts.sites import SiteRef

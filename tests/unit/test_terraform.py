@@ -17,10 +17,9 @@ from typing import Any
 import hcl2
 import psutil
 import pytest
-from temporalio.testing import ActivityEnvironment
 
-from activities.process import REDACTED
-from activities.terraform import (
+from drivers.process import REDACTED
+from drivers.terraform import (
     TerraformAuthError,
     TerraformFailed,
     TerraformRunner,
@@ -30,6 +29,7 @@ from activities.terraform import (
     address_allowed,
 )
 from hybridops.errors import ConfigError
+from tests.progress import ProgressRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fakes" / "terraform"
@@ -103,8 +103,7 @@ async def test_plan_apply_output_with_heartbeats(state: Path, tmp_path: Path) ->
     assert Path(plan.plan_file).stat().st_mode & 0o077 == 0
 
     beats: list[dict[str, Any]] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     result = await env.run(tf.apply, plan)
     assert (result.added, result.changed, result.removed) == (2, 0, 0)
     assert result.completed == [SUBNET, POOL]
@@ -160,8 +159,7 @@ async def test_destroy_removes_everything(state: Path, tmp_path: Path) -> None:
     await tf.prepare()
     await tf.apply(await tf.plan({"node_count": 2}))
     beats: list[dict[str, Any]] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     result = await env.run(tf.destroy, {"node_count": 2})
     assert result.removed == 2 and sorted(result.completed) == sorted([SUBNET, POOL])
     assert beats[-1]["phase"] == "destroy" and beats[-1]["done"] == beats[-1]["total"] == 2
@@ -254,8 +252,7 @@ async def test_apply_errored(state: Path, tmp_path: Path) -> None:
     await tf.prepare()
     plan = await tf.plan({"node_count": 40})
     beats: list[dict[str, Any]] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     with pytest.raises(TerraformFailed, match="QuotaExceeded"):
         await env.run(tf.apply, plan)
     assert beats[-1]["resource"] == POOL and beats[-1]["done"] == 1
@@ -431,8 +428,7 @@ async def test_real_terraform_drives_the_lab_root(tmp_path: Path) -> None:
     plan = await tf.plan({"node_count": 2, "run_id": "wf-real"})
     assert sorted(plan.create) == ["terraform_data.node[0]", "terraform_data.node[1]", "terraform_data.pool"]
     beats: list[dict[str, Any]] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+    env = ProgressRecorder(beats)
     applied = await env.run(tf.apply, plan)
     assert applied.added == 3 and len(applied.completed) == 3
     assert beats[-1]["done"] == beats[-1]["total"] == 3

@@ -1,4 +1,4 @@
-"""The WAL archive's timelines and the check after a promotion (activities/postgres/timelines.py)."""
+"""The WAL archive's timelines and the check after a promotion (drivers/postgres/timelines.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.postgres import timelines
-from activities.postgres.timelines import archived_timelines, confirm_new_timeline
+from drivers.postgres import timelines
+from drivers.postgres.timelines import archived_timelines, confirm_new_timeline
 from hybridops.errors import TimelineCollision
 
 OURS = b"1\t0/5000000\tno recovery target specified\n"

@@ -19,10 +19,10 @@ from typing import Any
 import psutil
 import pytest
 
-from activities.backup import LATEST, BackupNotFound, make_backup_driver
-from activities.backup.basebackup import BaseBackupDriver
-from activities.backup.errors import BackupToolFailed, BackupToolTimeout
-from activities.backup.walg import ENV_FILE, WalgBackupDriver, backup_info
+from drivers.backup import LATEST, BackupNotFound, make_backup_driver
+from drivers.backup.basebackup import BaseBackupDriver
+from drivers.backup.errors import BackupToolFailed, BackupToolTimeout
+from drivers.backup.walg import ENV_FILE, WalgBackupDriver, backup_info
 from hybridops.errors import ConfigError, FatalError, InputError
 from hybridops.inventory import (
     BackupKind,

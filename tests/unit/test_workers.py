@@ -93,8 +93,8 @@ def test_a_dns_worker_registers_the_dns_steps_and_builds_no_other_driver(
         raise AssertionError("a DNS worker built a database, infra, backup or signals driver")
 
     for factory in ("make_postgres_driver", "make_infra_driver", "make_backup_driver"):
-        monkeypatch.setattr(f"activities.drivers.{factory}", refuse)
-    monkeypatch.setattr("activities.signals.make_signal_drivers", refuse)
+        monkeypatch.setattr(f"drivers.lazy.{factory}", refuse)
+    monkeypatch.setattr("drivers.signals.make_signal_drivers", refuse)
     inv = inventory(tmp_path, Placement.QUEUES)
     acts = registrations(inv, [TaskQueue.DNS], every_activity(inv, None))[TaskQueue.DNS]
     dns_steps = {name.value for name, step in STEPS.items() if step.queue == TaskQueue.DNS}

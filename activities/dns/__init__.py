@@ -1,6 +1,0 @@
-"""DNS: the driver interface, its value types, and the drivers (``route53``)."""
-
-from activities.dns.base import DnsDriver, Record, RecordChange
-from activities.dns.registry import make_dns_driver
-
-__all__ = ["DnsDriver", "Record", "RecordChange", "make_dns_driver"]

@@ -1,0 +1,65 @@
+"""The backup interface: take base backups, list them, restore one (to a point in time) into a
+fresh data directory, verify the WAL archive. Drivers: ``walg`` (production) and ``basebackup``
+(the lab). A restore never touches a running server: it writes a new data directory, which
+:class:`drivers.backup.scratch.ScratchServer` (or a human) then starts on its own port.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from datetime import datetime
+from pathlib import Path
+
+from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
+from hybridops.errors import InputError
+from hybridops.inventory import Inventory
+
+LATEST = "LATEST"
+"""The name that means the newest backup (as wal-g spells it)."""
+BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+"""A backup's name (``base_000000010000000000000002``, ``20261126T030000Z``): it goes into a
+tool's argv and into paths, so no leading ``-`` (an option), no ``/`` and no ``..``."""
+
+
+def check_backup_name(backup: str, field: str = "backup") -> str:
+    """``backup`` when it is :data:`LATEST` or a plain name; :class:`InputError` naming
+    ``field`` otherwise (``--config=/x`` would be an option to wal-g, ``../x`` a path)."""
+    if backup != LATEST and (not BACKUP_NAME.match(backup) or ".." in backup):
+        # The value is not repeated: whatever was passed (a secret by mistake) stays out of
+        # errors and histories.
+        raise InputError(
+            f"{field}: not a backup name (letters, digits, '_', '.', ':', '-', not starting"
+            " with '-'), nor LATEST"
+        )
+    return backup
+
+
+class BackupDriver(ABC):
+    """One backup system, configured by the inventory's ``backup`` section."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+
+    @abstractmethod
+    async def backup(self, site: str) -> BackupInfo:
+        """Take a base backup of ``site``'s server (it must be the primary or a standby)."""
+
+    @abstractmethod
+    async def list(self) -> list[BackupInfo]:
+        """Every backup, oldest first."""
+
+    async def restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+        """Fetch ``backup`` (a name, or :data:`LATEST`) into the empty ``data_dir`` and configure
+        recovery: WAL from the archive, up to ``target_time`` (``None``: all of it, ``latest``),
+        then promote. Raises :class:`InputError` naming ``backup`` when it is not a backup name
+        (before anything runs), a domain error naming the backup if it does not exist."""
+        return await self._restore(check_backup_name(backup), data_dir, target_time)
+
+    @abstractmethod
+    async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
+        """:meth:`restore`, with ``backup`` checked."""
+
+    @abstractmethod
+    async def verify_wal(self) -> WalVerifyResult:
+        """Check the WAL archive is complete from the oldest backup to now (``wal-verify``)."""

@@ -1,0 +1,108 @@
+"""The ``lab`` infrastructure driver: clusters and apps as files on this machine.
+
+A target "cluster" is a state file (``clusters/<cloud>.json``) saying it is ready and which run
+prepared it; an app's database setting is ``apps/<app>.json``, what a ConfigMap or a
+Kubernetes secret reference would hold in production. Writes are atomic (rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from drivers.infra.base import AppDatabase, InfraCapability, InfraDriver, IsolateTarget
+from hybridops.contracts.base import Cloud
+from hybridops.errors import ConfigError
+from hybridops.inventory import InfraSettings
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> bool:
+    """Write ``data`` unless the file already holds it; returns whether it wrote."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+class LabInfraDriver(InfraDriver):
+    capabilities = frozenset({InfraCapability.NODE_POOLS, InfraCapability.ISOLATE})
+
+    def __init__(self, settings: InfraSettings) -> None:
+        if settings.apps_dir is None:
+            raise ConfigError("infra.apps_dir: required by infra driver 'lab'")
+        self.root = settings.apps_dir.parent
+        self.apps_dir = settings.apps_dir
+
+    def _cluster(self, cloud: Cloud) -> Path:
+        return self.root / "clusters" / f"{cloud.value}.json"
+
+    def _pool(self, cloud: Cloud) -> Path:
+        return self.root / "clusters" / f"{cloud.value}-burst-pool.json"
+
+    async def _pool_nodes(self, cloud: Cloud) -> int:
+        path = self._pool(cloud)
+        return int(json.loads(path.read_text())["nodes"]) if path.exists() else 0
+
+    async def _scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
+        if await self._pool_nodes(cloud) == nodes:
+            return False
+        return _write_json(self._pool(cloud), {"cloud": cloud.value, "nodes": nodes, "scaled_by": run_id})
+
+    async def _prepare(self, cloud: Cloud, run_id: str) -> bool:
+        path = self._cluster(cloud)
+        if path.exists():
+            return False  # already ready (by an earlier run, or this one before a crash)
+        return _write_json(path, {"cloud": cloud.value, "state": "ready", "prepared_by": run_id})
+
+    async def _release(self, cloud: Cloud, run_id: str) -> bool:
+        path = self._cluster(cloud)
+        if not path.exists() or json.loads(path.read_text()).get("prepared_by") != run_id:
+            return False
+        path.unlink()
+        return True
+
+    async def _repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
+        changed = False
+        for app in apps:
+            changed |= _write_json(
+                self.apps_dir / f"{app}.json",
+                {
+                    "app": app,
+                    "database": {
+                        "site": db.site,
+                        "host": db.host,
+                        "port": db.port,
+                        "dbname": db.dbname,
+                    },
+                },
+            )
+        return changed
+
+    async def _isolate(self, target: IsolateTarget, run_id: str) -> str:
+        """The lab's "host" of a server is its process: a server that does not answer but
+        still runs (hung, partitioned) is killed, so it cannot wake up and write; the record
+        says the site is isolated. Its data directory carries the fence mark already."""
+        killed = ""
+        pid_file = target.data_dir / "postmaster.pid" if target.data_dir else None
+        if pid_file is not None and pid_file.exists():
+            try:
+                pid = int(pid_file.read_text().split("\n", 1)[0])
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = f"killed its hung server (pid {pid}); "
+            except (ValueError, psutil.Error, ProcessLookupError):
+                pass
+        _write_json(
+            self.root / "clusters" / f"{target.site}-isolated.json",
+            {"site": target.site, "host": target.host, "isolated_by": run_id},
+        )
+        return f"{killed}{target.site} isolated (lab)"

@@ -1,0 +1,89 @@
+"""The ``terraform`` infrastructure driver: a cloud's burst node pool is the ``node_count`` of
+its root configuration (``infra/terraform/<target>``), planned, checked and applied through the
+Terraform runner (drivers/terraform), which streams progress into heartbeats and maps
+locks, authentication failures and unexpected deletions to clear errors.
+
+Scaling in deletes nodes by design, so only the pool's node addresses may be deleted; a plan
+that would delete anything else (the cluster, the network) is refused before it is applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drivers.infra.base import AppDatabase, InfraCapability, InfraDriver
+from drivers.terraform import TerraformRunner
+from hybridops.contracts.base import Cloud
+from hybridops.errors import ConfigError
+from hybridops.inventory import InfraSettings
+
+POOL_NODES = ("*node_pool*", "terraform_data.node[*]")
+"""Addresses a scale-in may delete: the pool's nodes (cloud node pools are resized in place)."""
+
+
+class TerraformInfraDriver(InfraDriver):
+    # No isolate yet: cutting off an on-prem host needs its power or network controller,
+    # which no module here drives; an unreachable old primary's fence stays unverified.
+    capabilities = frozenset({InfraCapability.NODE_POOLS})
+
+    def __init__(self, settings: InfraSettings) -> None:
+        self.tf = settings.terraform
+        root = self.tf.config_root or Path(__file__).resolve().parents[2] / "infra" / "terraform"
+        if not root.is_dir():
+            raise ConfigError(f"infra.terraform.config_root: {root} is not a directory")
+        if self.tf.work_root is None:
+            raise ConfigError("infra.terraform.work_root: required by infra driver 'terraform'")
+        self.config_root, self.work_root = root, self.tf.work_root
+
+    def _runner(self, cloud: Cloud) -> TerraformRunner:
+        target = self.tf.targets.get(cloud.value)
+        if target is None:
+            raise ConfigError(f"infra.terraform.targets: no root configuration for {cloud.value}")
+        return TerraformRunner.for_target(
+            self.config_root,
+            target,
+            self.work_root,
+            workspace=self.tf.workspace,
+            binary=self.tf.binary,
+            secret_env=self.tf.secret_env,
+            env=self.tf.env,
+            backend_config=self.tf.backend_config,
+            allow_delete=POOL_NODES,
+        )
+
+    async def _pool_nodes(self, cloud: Cloud) -> int:
+        tf = self._runner(cloud)
+        await tf.prepare()
+        return int((await tf.output()).get("node_count", 0) or 0)
+
+    async def _scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
+        tf = self._runner(cloud)
+        await tf.prepare()
+        plan = await tf.plan({**self.tf.variables, "node_count": nodes, "run_id": run_id})
+        if plan.changes == 0:
+            return False
+        await tf.apply(plan)
+        return True
+
+    async def _prepare(self, cloud: Cloud, run_id: str) -> bool:
+        """Converge the target's configuration as it stands (network, cluster, pool at its
+        current size): a failover's target must exist; it is not resized here."""
+        tf = self._runner(cloud)
+        await tf.prepare()
+        current = int((await tf.output()).get("node_count", 0) or 0)
+        plan = await tf.plan({**self.tf.variables, "node_count": current, "run_id": run_id})
+        if plan.changes == 0:
+            return False
+        await tf.apply(plan)
+        return True
+
+    async def _release(self, cloud: Cloud, run_id: str) -> bool:
+        # A compensation never destroys cloud infrastructure: what prepare converged existed
+        # (as configured) before the run, or is the standing DR footprint.
+        return False
+
+    async def _repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
+        raise ConfigError(
+            "infra.driver terraform: apps are repointed through GitOps (the app's database setting"
+            " in the GitOps repository), not by Terraform; not wired yet"
+        )

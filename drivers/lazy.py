@@ -1,0 +1,76 @@
+"""The drivers one worker process holds, each built from the inventory on first use.
+
+Task queues split by credentials (DESIGN.md rule 7): a worker builds only the drivers the
+activities it runs call, when they first call them. A ``hybridops-dns`` worker builds the DNS
+driver for its changes, and the database driver only once a DNS cutover reads the servers
+(its safety rules need who is writable); it never builds the infra or backup driver. A driver
+handed in (a test's fake) is used as it is.
+"""
+
+from __future__ import annotations
+
+from drivers.backup import BackupDriver, make_backup_driver
+from drivers.dns import DnsDriver, make_dns_driver
+from drivers.infra import InfraDriver, make_infra_driver
+from drivers.postgres import PostgresDriver, make_postgres_driver
+from drivers.topology import TopologyReader
+from hybridops.contracts.backup import BackupInfo
+from hybridops.inventory import Inventory
+
+
+class Drivers:
+    """The inventory's drivers, built lazily and once per process; each property raises the
+    registry's :class:`hybridops.errors.ConfigError` naming the inventory key when its driver
+    cannot be built."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        postgres: PostgresDriver | None = None,
+        dns: DnsDriver | None = None,
+        infra: InfraDriver | None = None,
+        backup: BackupDriver | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self._postgres = postgres
+        self._dns = dns
+        self._infra = infra
+        self._backup = backup
+        self._topology: TopologyReader | None = None
+
+    @property
+    def postgres(self) -> PostgresDriver:
+        if self._postgres is None:
+            self._postgres = make_postgres_driver(self.inventory)
+        return self._postgres
+
+    @property
+    def dns(self) -> DnsDriver:
+        if self._dns is None:
+            self._dns = make_dns_driver(self.inventory.dns)
+        return self._dns
+
+    @property
+    def infra(self) -> InfraDriver:
+        if self._infra is None:
+            self._infra = make_infra_driver(self.inventory.infra)
+        return self._infra
+
+    @property
+    def backup(self) -> BackupDriver:
+        if self._backup is None:
+            self._backup = make_backup_driver(self.inventory)
+        return self._backup
+
+    async def take_backup(self, site: str | None) -> BackupInfo:
+        """A base backup of ``site``, or of the one writable primary when None (read from the
+        servers: :meth:`TopologyReader.primary`): ``hybridops backup push``, ``lab up``."""
+        return await self.backup.backup(site or await self.topology.primary())
+
+    @property
+    def topology(self) -> TopologyReader:
+        """The topology from the servers and DNS (so it builds both drivers)."""
+        if self._topology is None:
+            self._topology = TopologyReader(self.inventory, self.postgres, self.dns)
+        return self._topology

@@ -1,0 +1,97 @@
+"""Timelines in the WAL archive: the ones a promotion must not take again.
+
+At promotion PostgreSQL picks its new timeline by probing, through ``restore_command``, for
+``<TLI>.history`` files above its recovery target timeline and taking the first number with
+none (``findNewestTimeLine`` in ``src/backend/access/transam/timeline.c``). A standby that sees
+the archive therefore never reuses a timeline another server promoted onto; one without a
+``restore_command`` sees only its own ``pg_wal`` and may. Two servers on one timeline write
+WAL segments of the same names into one archive: its history no longer says which is which,
+and point-in-time restores and ``pg_rewind`` follow the wrong one. This module reads the
+archive; :class:`drivers.postgres.local.LocalPostgresDriver` checks around ``pg_promote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+from hybridops.errors import TimelineCollision
+
+HISTORY_FILE = re.compile(r"^([0-9A-F]{8})\.history$")
+"""A timeline history file's name: the timeline in 8 upper-case hex digits."""
+ARCHIVE_WAIT_S = 10.0
+"""How long a promotion waits for the archiver to copy the new timeline's history file
+(immediate in the lab: the archiver is woken for it). Later, the check is left undone and said so."""
+
+
+def history_name(timeline: int) -> str:
+    return f"{timeline:08X}.history"
+
+
+def archived_timelines(archive: Path) -> dict[int, bytes]:
+    """Read-only. The timeline history files the WAL archive directory ``archive`` holds, as
+    timeline to file content. Empty when the directory does not exist yet or holds none.
+    Other files (segments, backup labels, partial copies under other names) are ignored.
+    Raises :class:`OSError` when the directory exists but cannot be read."""
+    if not archive.is_dir():
+        return {}
+    found: dict[int, bytes] = {}
+    for path in archive.iterdir():
+        match = HISTORY_FILE.match(path.name)
+        if match:
+            found[int(match.group(1), 16)] = path.read_bytes()
+    return found
+
+
+async def confirm_new_timeline(
+    site: str, timeline: int, before: dict[int, bytes], archive: Path, pg_wal: Path
+) -> str:
+    """After ``site`` promoted onto ``timeline``: check that no other server holds it.
+
+    ``before`` is :func:`archived_timelines` read just before the promotion, ``pg_wal`` the
+    server's WAL directory. The timeline must be above every one in ``before``, and the
+    archive's history file of it must be this server's: the server's content, and archived
+    by the server's own archiver (``archive_status/<TLI>.history.done``; two servers that
+    promote at the same LSN write identical files, so content alone cannot tell). Polls for
+    at most :data:`ARCHIVE_WAIT_S`. Returns a note for the step's detail (which says so when
+    nothing was archived in time). Raises :class:`TimelineCollision` (fatal) naming the site
+    and the timeline: a number the archive held, another content, or, at the deadline, an
+    identical file this server's archiver did not put there."""
+    if before and timeline <= max(before):
+        raise TimelineCollision(
+            f"promoted onto timeline {timeline}, but the WAL archive already held timelines up to"
+            f" {max(before)} from another server: two servers now share timeline {timeline}",
+            site=site,
+            timeline=timeline,
+        )
+    name = history_name(timeline)
+    ours = await asyncio.to_thread((pg_wal / name).read_bytes)
+    done = pg_wal / "archive_status" / f"{name}.done"
+    deadline = time.monotonic() + ARCHIVE_WAIT_S
+    while True:
+        try:
+            held = await asyncio.to_thread((archive / name).read_bytes)
+        except FileNotFoundError:
+            held = None
+        if held == ours and done.exists():
+            return f"timeline {timeline} is new in the WAL archive"
+        # cp writes in place: a prefix of ours may be our copy still being written.
+        if held is not None and not ours.startswith(held):
+            raise TimelineCollision(
+                f"the WAL archive's {name} is another server's: two servers share timeline {timeline}",
+                site=site,
+                timeline=timeline,
+            )
+        if time.monotonic() > deadline:
+            if held is None:
+                return f"{name} not archived after {ARCHIVE_WAIT_S:.0f} s: not checked against the archive"
+            raise TimelineCollision(
+                f"the WAL archive holds a {name} that this server's archiver did not put there"
+                f" (not archived after {ARCHIVE_WAIT_S:.0f} s): another server promoted onto timeline"
+                f" {timeline} at the same position",
+                site=site,
+                timeline=timeline,
+            )
+        await asyncio.sleep(0.05)

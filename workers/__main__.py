@@ -1,0 +1,65 @@
+"""``python -m workers [--queue Q ...]``: the worker process, one per host or per queue.
+
+The inventory comes from ``$HYBRIDOPS_INVENTORY`` (or the default path), as for every
+HybridOps process. ``hybridops worker`` checks its arguments and the inventory, then becomes
+this process (``exec``), so the command line never imports the workers it starts.
+
+Exit codes: 2 when it cannot run (bad queue, inventory, Temporal unreachable), with one
+``error:`` line; otherwise it serves until interrupted (0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from hybridops.client import connect, unreachable_reason
+from hybridops.constants import TaskQueue
+from hybridops.errors import ConfigError
+from hybridops.inventory import load_inventory
+from workers.main import run_workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers", description="A HybridOps worker: serves task queues."
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        choices=[q.value for q in TaskQueue],
+        help="a task queue to serve (repeat for several); all by default",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    queues = [TaskQueue(q) for q in args.queue] if args.queue else list(TaskQueue)
+    try:
+        inv = load_inventory()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        try:
+            client = await connect(inv.temporal)
+        except RuntimeError as err:
+            reason = unreachable_reason(err)
+            if reason is None:
+                raise
+            raise SystemExit(f"error: cannot reach Temporal at {inv.temporal.address} ({reason})") from None
+        await run_workers(client, inv, queues)
+
+    try:
+        asyncio.run(serve())
+    except SystemExit as err:
+        print(err, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
