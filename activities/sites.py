@@ -145,7 +145,7 @@ class SiteActivities:
         return PlanResult(
             sites=[SiteRef(name=n, cloud=s.cloud) for n, s in inv.sites.items()],
             dns_record=inv.dns.record,
-            current_primary=current or "",
+            dns_site=current or "",
             dns_value=value,
             placement=inv.placement.value,
             queue_suffix=inv.task_queue_suffix,

@@ -293,7 +293,7 @@ async def run_script(
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )
-    request = DecisionRequest(current_primary=plan.current_primary, target=inp.target.value)
+    request = DecisionRequest(current_primary=plan.dns_site, target=inp.target.value)
     gathered = await step(
         "gather_signals", lambda: signals.gather_signals(signal_targets(request, plan.sites))
     )

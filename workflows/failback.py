@@ -114,9 +114,7 @@ class FailbackWorkflow(GatedRunbook):
         if self._v2:
             # The servers say who the primary is; DNS only where clients go.
             assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
-            topology = establish(
-                assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
-            )
+            topology = establish(assessed.states, plan.dns_record, plan.dns_value, plan.dns_site or None)
             res.topology, res.findings = topology, topology.findings
             if len(topology.writable) > 1:
                 raise _refuse(
@@ -139,7 +137,7 @@ class FailbackWorkflow(GatedRunbook):
                 )
             self._target, res.home, res.old_primary = home, home, primary
         else:
-            primary = plan.current_primary
+            primary = plan.dns_site
             if primary == home or sites[primary].cloud is None:
                 raise _refuse(
                     f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
@@ -322,14 +320,11 @@ class FailbackWorkflow(GatedRunbook):
         now = await self._step(
             "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
-        topology = establish(
-            now.states, plan_now.dns_record, plan_now.dns_value, plan_now.current_primary or None
-        )
+        topology = establish(now.states, plan_now.dns_record, plan_now.dns_value, plan_now.dns_site or None)
         changes = []
-        if plan_now.current_primary != plan.current_primary:
+        if plan_now.dns_site != plan.dns_site:
             changes.append(
-                f"DNS pointed at {plan.current_primary or 'nothing'},"
-                f" now at {plan_now.current_primary or 'nothing'}"
+                f"DNS pointed at {plan.dns_site or 'nothing'}, now at {plan_now.dns_site or 'nothing'}"
             )
         if topology.writable != [primary]:
             changes.append(f"writable servers are {topology.writable or 'none'}, not [{primary}]")

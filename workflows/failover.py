@@ -83,11 +83,8 @@ def world_changes(
 ) -> list[str]:
     """What moved between two looks at the world, in words (empty: nothing that matters)."""
     out = []
-    if plan_now.current_primary != plan.current_primary:
-        out.append(
-            f"DNS pointed at {plan.current_primary or 'nothing'},"
-            f" now at {plan_now.current_primary or 'nothing'}"
-        )
+    if plan_now.dns_site != plan.dns_site:
+        out.append(f"DNS pointed at {plan.dns_site or 'nothing'}, now at {plan_now.dns_site or 'nothing'}")
     was = {s.site: s for s in before.states}
     for s in now.states:
         w = was.get(s.site)
@@ -157,11 +154,9 @@ class FailoverWorkflow(GatedRunbook):
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
         topology: Topology | None = None
-        current = plan.current_primary  # histories before the patch: the primary from DNS
+        current = plan.dns_site  # histories before the patch: the primary from DNS
         if self._v2:
-            topology = establish(
-                assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
-            )
+            topology = establish(assessed.states, plan.dns_record, plan.dns_value, plan.dns_site or None)
             res.topology, res.findings = topology, topology.findings
             if topology.has(FindingKind.SPLIT_BRAIN):
                 current = ""  # settled below, once the policy is known

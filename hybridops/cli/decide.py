@@ -37,7 +37,7 @@ def decide(
         plan = await acts.plan_failover(PlanInput())
         # The same reading a run makes: the servers say who the primary is, DNS where clients go.
         topology = await acts.topology.read([s.name for s in plan.sites])
-        current = topology.acting_primary or plan.current_primary
+        current = topology.acting_primary or plan.dns_site
         request = DecisionRequest(decision_type=kind, current_primary=current, target=target)
         gathered = await DecideActivities(inv).gather_signals(signal_targets(request, plan.sites))
         return (*run_decide(request, plan.sites, topology.servers, gathered), topology)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import ConfigDict, Field
+
 from hybridops.contracts.base import ActivityResult, Cloud, Contract, TargetChoice
 from hybridops.policy import Policy
 
@@ -159,9 +161,13 @@ class SiteRef(Contract):
 class PlanResult(ActivityResult):
     """What the inventory and DNS say the topology is."""
 
+    # The JSON key of ``dns_site`` stays ``current_primary`` (its name before it said what it
+    # holds): recorded histories load, and new payloads are the same JSON.
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
     sites: list[SiteRef]
     dns_record: str
-    current_primary: str
+    dns_site: str = Field(alias="current_primary")
     """The site the DNS record points at ("" when it points at no site): where clients go,
     which is not always the primary (the servers say who is: the assess step)."""
     dns_value: str | None = None

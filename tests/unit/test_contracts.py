@@ -125,3 +125,20 @@ def test_driver_tables_name_the_key() -> None:
 
     with pytest.raises(ConfigError, match=r"dns\.driver: no driver"):
         load_driver({}, Kind.ROUTE54, "dns.driver", DnsDriver)
+
+
+def test_plan_result_keeps_its_recorded_json_key() -> None:
+    """``PlanResult.dns_site`` was ``current_primary``: new payloads carry the old key, as the
+    data converter writes them (``pydantic_core.to_json``), and recorded ones still load."""
+    from pydantic_core import to_json
+
+    from hybridops.client import DATA_CONVERTER
+    from hybridops.contracts.sites import PlanResult
+
+    plan = PlanResult(sites=[], dns_record="db.example.com", dns_site="onprem", placement="colocated")
+    data = json.loads(to_json(plan))
+    assert data["current_primary"] == "onprem" and "dns_site" not in data
+    [payload] = DATA_CONVERTER.payload_converter.to_payloads([plan])
+    assert json.loads(payload.data) == data
+    [loaded] = DATA_CONVERTER.payload_converter.from_payloads([payload], [PlanResult])
+    assert loaded == plan and loaded.dns_site == "onprem"
