@@ -297,7 +297,7 @@ async def run_script(
     gathered = await step(
         "gather_signals", lambda: signals.gather_signals(signal_targets(request, plan.sites))
     )
-    decision, _ = decide(request, plan.sites, assessed.states, gathered)
+    decision, _ = decide(request, plan, assessed.states, gathered)
     assert decision.target is not None, decision.rationale
     target, old = decision.target, decision.old_primary
     await step("prepare_target", lambda: acts.prepare_target(PrepareInput(site=target, run_id=run_id)))

@@ -30,9 +30,10 @@ from hybridops.contracts.decision import (
     TargetCloud,
     Violation,
 )
-from hybridops.contracts.sites import SiteRef, SiteState
+from hybridops.contracts.sites import PlanResult, SiteRef, SiteState, Topology
 from hybridops.lsn import parse_lsn
 from hybridops.policy import BudgetMode, Policy, Strategy
+from hybridops.topology import establish
 
 S = SignalName
 
@@ -445,16 +446,32 @@ def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> 
     )
 
 
+# --------------------------------------------------------------------------- the decide phase
+
+
+def topology_of(plan: PlanResult, states: list[SiteState]) -> Topology:
+    """The topology a decide phase rests on: the servers as the assess step found them, and
+    DNS as the plan step read it (one reading of each)."""
+    return establish(states, plan.dns_record, plan.dns_value, plan.dns_site or None)
+
+
+def policy_in_force(plan: PlanResult, gathered: SignalsResult) -> Policy:
+    """The one policy a failover decides and acts on: the plan's, read at its first step.
+    ``gather_signals`` reads it too (a burst has no other); its copy counts only in histories
+    whose plan recorded none."""
+    return plan.policy if plan.policy is not None else gathered.policy
+
+
 def decide(
-    request: DecisionRequest, sites: list[SiteRef], states: list[SiteState], gathered: SignalsResult
+    request: DecisionRequest, plan: PlanResult, states: list[SiteState], gathered: SignalsResult
 ) -> tuple[Decision, SignalSnapshot]:
-    """The decide phase as every caller runs it (the workflow, ``hybridops decide``, the bench):
-    the database's own view of each site wins over what monitoring says of it; then the
-    engine, on the recorded policy."""
+    """The decide phase, as the failover workflow and ``hybridops decide`` both run it, on the
+    results of the same read-only steps (plan, assess, gather_signals): the database's own view
+    of each site wins over what monitoring says of it; then the engine, on the policy in force."""
     snapshot = merge_signals(
-        signals_from_states(sites, states, gathered.snapshot.taken_at), gathered.snapshot
+        signals_from_states(plan.sites, states, gathered.snapshot.taken_at), gathered.snapshot
     )
-    return evaluate(request, snapshot, gathered.policy), snapshot
+    return evaluate(request, snapshot, policy_in_force(plan, gathered)), snapshot
 
 
 CANDIDATE_COLUMNS = ("candidate", "mode", "eligible", "score", "lag bytes", "lag s", "why not / warnings")

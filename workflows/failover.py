@@ -65,9 +65,9 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyResult,
     )
-    from hybridops.decision import decide, signal_targets
+    from hybridops.decision import decide, policy_in_force, signal_targets, topology_of
     from hybridops.policy import Policy, SplitBrainAction
-    from hybridops.topology import diverged, establish, keep_writer
+    from hybridops.topology import diverged, keep_writer
     from workflows import steps
     from workflows.runbook import GatedRunbook
     from workflows.saga import Saga
@@ -156,7 +156,7 @@ class FailoverWorkflow(GatedRunbook):
         topology: Topology | None = None
         current = plan.dns_site  # histories before the patch: the primary from DNS
         if self._v2:
-            topology = establish(assessed.states, plan.dns_record, plan.dns_value, plan.dns_site or None)
+            topology = topology_of(plan, assessed.states)
             res.topology, res.findings = topology, topology.findings
             if topology.has(FindingKind.SPLIT_BRAIN):
                 current = ""  # settled below, once the policy is known
@@ -204,7 +204,7 @@ class FailoverWorkflow(GatedRunbook):
         gathered = await self._step(
             "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
         )
-        policy = gathered.policy
+        policy = policy_in_force(plan, gathered)
         if topology is not None and topology.has(FindingKind.SPLIT_BRAIN):
             assessed, current = await self._settle_split_brain(topology, policy, res, run_id)
             request = request.model_copy(update={"current_primary": current})
@@ -215,7 +215,7 @@ class FailoverWorkflow(GatedRunbook):
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
-        decision, snapshot = decide(request, plan.sites, assessed.states, gathered)
+        decision, snapshot = decide(request, plan, assessed.states, gathered)
         res.decision, res.signals, res.target = decision, snapshot, decision.target
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
             why = "; ".join(f"{c.site}: {c.rejected_because}" for c in decision.candidates) or "no candidates"
@@ -381,7 +381,7 @@ class FailoverWorkflow(GatedRunbook):
         gathered = await self._step(
             "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
         )
-        again, _ = decide(request, plan.sites, now.states, gathered)
+        again, _ = decide(request, plan_now, now.states, gathered)
         changes = world_changes(plan, before, decision, plan_now, now, again)
         if changes:
             raise ApplicationError(
