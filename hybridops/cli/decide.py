@@ -4,14 +4,85 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, NamedTuple
 
 import typer
 from rich.table import Table
 
 from hybridops.cli.common import EXIT_FAILED, console, fail, inventory, print_topology
-from hybridops.contracts.decision import Decision, DecisionRequest, DecisionType, SignalSnapshot
-from hybridops.contracts.sites import PlanInput, Topology
+from hybridops.contracts.decision import (
+    Decision,
+    DecisionRequest,
+    DecisionType,
+    SignalsInput,
+    SignalSnapshot,
+    SignalsResult,
+)
+from hybridops.contracts.sites import AssessInput, AssessResult, FindingKind, PlanInput, PlanResult, Topology
+from hybridops.decision import (
+    CANDIDATE_COLUMNS,
+    candidate_rows,
+    policy_in_force,
+    signal_rows,
+    signal_targets,
+    topology_of,
+)
+from hybridops.decision import decide as decide_on
+from hybridops.policy import SplitBrainAction
+from hybridops.topology import keep_writer
+
+
+class DecideSteps(NamedTuple):
+    """The decide phase's read-only steps, as a failover runs them (``plan_failover``,
+    ``assess_sites``, ``gather_signals``)."""
+
+    plan: Callable[[PlanInput], Awaitable[PlanResult]]
+    assess: Callable[[AssessInput], Awaitable[AssessResult]]
+    gather: Callable[[SignalsInput], Awaitable[SignalsResult]]
+
+
+def live_steps() -> DecideSteps:
+    """The steps run here, with the drivers the inventory chooses."""
+    from activities.decide import DecideActivities
+    from workers.main import build_activities
+
+    inv = inventory()
+    sites = build_activities(inv)
+    return DecideSteps(sites.plan_failover, sites.assess_sites, DecideActivities(inv).gather_signals)
+
+
+async def decide_phase(
+    kind: DecisionType, target: str, steps: DecideSteps
+) -> tuple[Decision, SignalSnapshot, Topology]:
+    """A failover's decide phase without its changes: the same steps with the same inputs, and
+    the same functions on their results (``hybridops.decision``). A split brain is shown as a
+    run settles it (keeping the writer DNS points at, unless the policy holds), on the servers
+    as they are: a run fences the other writers first."""
+    plan = await steps.plan(PlanInput())
+    assessed = await steps.assess(AssessInput(sites=[s.name for s in plan.sites]))
+    topology = topology_of(plan, assessed.states)
+    split_brain = topology.has(FindingKind.SPLIT_BRAIN)
+    current = "" if split_brain else topology.acting_primary
+    if current is None:
+        fail(
+            "cannot establish the current primary: no server accepts writes, no standby names its"
+            " upstream and DNS points at no site; " + "; ".join(f.detail for f in topology.findings)
+        )
+    request = DecisionRequest(decision_type=kind, current_primary=current, target=target)
+    gathered = await steps.gather(signal_targets(request, plan.sites))
+    if split_brain:
+        policy = policy_in_force(plan, gathered)
+        keep = None if policy.safety.split_brain == SplitBrainAction.HOLD else keep_writer(topology)
+        if keep is None:
+            fail(
+                f"split brain: {', '.join(topology.writable)} accept writes; a run holds (DNS points at"
+                " none of them, or safety.split_brain is hold): runbooks/failover.md, Split brain",
+                EXIT_FAILED,
+            )
+        request = request.model_copy(update={"current_primary": keep})
+    decision, snapshot = decide_on(request, plan, assessed.states, gathered)
+    return decision, snapshot, topology
 
 
 def decide(
@@ -21,28 +92,11 @@ def decide(
     ] = DecisionType.FAILOVER,
     json_out: Annotated[bool, typer.Option("--json", help="Print the decision as JSON")] = False,
 ) -> None:
-    """What the policy would decide now, on live signals: the same engine and inputs as a
-    failover's decide phase. Reads only; changes nothing."""
-    from activities.decide import DecideActivities
-    from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows, signal_targets
-    from hybridops.decision import decide as run_decide
-    from workers.main import build_activities
-
+    """What the policy would decide now, on live signals: the same steps, inputs and decision
+    as a failover's decide phase. Reads only; changes nothing."""
     if kind == DecisionType.HOLD:
         fail("--type: hold is an answer, not a question; use failover, burst or failback")
-    inv = inventory()
-
-    async def main() -> tuple[Decision, SignalSnapshot, Topology]:
-        acts = build_activities(inv)
-        plan = await acts.plan_failover(PlanInput())
-        # The same reading a run makes: the servers say who the primary is, DNS where clients go.
-        topology = await acts.topology.read([s.name for s in plan.sites])
-        current = topology.acting_primary or plan.dns_site
-        request = DecisionRequest(decision_type=kind, current_primary=current, target=target)
-        gathered = await DecideActivities(inv).gather_signals(signal_targets(request, plan.sites))
-        return (*run_decide(request, plan.sites, topology.servers, gathered), topology)
-
-    decision, snapshot, topology = asyncio.run(main())
+    decision, snapshot, topology = asyncio.run(decide_phase(kind, target, live_steps()))
     if json_out:
         print(
             json.dumps(
