@@ -148,7 +148,7 @@ class BurstWorkflow(GatedRunbook):
                 non_retryable=True,
             )
         request = DecisionRequest(
-            decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target.value
+            decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target
         )
         records: list[StepRecord] = []
         gathered = await self._step(

@@ -148,7 +148,7 @@ class FailoverWorkflow(GatedRunbook):
         # history and a replay decides the same.
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
-        plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
         self._placed(plan.placement, plan.queue_suffix)
         assessed = await self._step(
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
@@ -199,7 +199,7 @@ class FailoverWorkflow(GatedRunbook):
                     non_retryable=True,
                 )
         request = DecisionRequest(
-            decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target.value
+            decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target
         )
         gathered = await self._step(
             "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
@@ -374,7 +374,7 @@ class FailoverWorkflow(GatedRunbook):
         them: when the world moved (DNS, who is writable, the target's role or timeline, the
         decision), stop before acting, saying what changed."""
         self._phase = Phase.DECIDE
-        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(), PlanResult)
         now = await self._step(
             "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
