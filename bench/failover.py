@@ -289,11 +289,11 @@ async def run_script(
 
     t0 = time.perf_counter()
     started = datetime.now(UTC)
-    plan = await step("plan", lambda: acts.plan_failover(PlanInput(target=inp.target)))
+    plan = await step("plan", lambda: acts.plan_failover(PlanInput()))
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )
-    request = DecisionRequest(current_primary=plan.dns_site, target=inp.target.value)
+    request = DecisionRequest(current_primary=plan.dns_site, target=inp.target)
     gathered = await step(
         "gather_signals", lambda: signals.gather_signals(signal_targets(request, plan.sites))
     )

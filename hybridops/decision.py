@@ -14,7 +14,7 @@ import json
 import math
 from datetime import datetime
 
-from hybridops.contracts.base import Cloud
+from hybridops.contracts.base import Cloud, TargetChoice
 from hybridops.contracts.decision import (
     Candidate,
     CandidateSignals,
@@ -177,7 +177,7 @@ def signal_targets(req: DecisionRequest, sites: list[SiteRef]) -> SignalsInput:
 
 def _check_common(v: _Verdict, req: DecisionRequest, policy: Policy) -> None:
     c, cs = policy.constraints, v.cs
-    if req.target != "auto" and req.target not in (cs.site, cs.cloud.value if cs.cloud else None):
+    if req.target != TargetChoice.AUTO and req.target not in (cs.site, cs.cloud.value if cs.cloud else None):
         v.common.append(Violation(constraint="target", detail=f"not the requested target {req.target}"))
     budget = policy.budget.mode
     if budget != BudgetMode.OFF:

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from hybridops.cli.common import EXIT_FAILED, console, fail, inventory, print_topology
+from hybridops.contracts.base import TargetChoice
 from hybridops.contracts.decision import (
     Decision,
     DecisionRequest,
@@ -53,7 +54,7 @@ def live_steps() -> DecideSteps:
 
 
 async def decide_phase(
-    kind: DecisionType, target: str, steps: DecideSteps
+    kind: DecisionType, target: TargetChoice, steps: DecideSteps
 ) -> tuple[Decision, SignalSnapshot, Topology]:
     """A failover's decide phase without its changes: the same steps with the same inputs, and
     the same functions on their results (``hybridops.decision``). A split brain is shown as a
@@ -86,7 +87,7 @@ async def decide_phase(
 
 
 def decide(
-    target: Annotated[str, typer.Option(help="auto, or a site or cloud to ask for")] = "auto",
+    target: Annotated[TargetChoice, typer.Option(help="azure, gcp or auto")] = TargetChoice.AUTO,
     kind: Annotated[
         DecisionType, typer.Option("--type", help="failover, burst or failback")
     ] = DecisionType.FAILOVER,

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from hybridops.contracts.base import ActivityResult, Cloud, Contract
+from hybridops.contracts.base import ActivityResult, Cloud, Contract, TargetChoice
 from hybridops.contracts.sites import SiteRef
 from hybridops.policy import Policy
 
@@ -131,8 +131,9 @@ class DecisionRequest(Contract):
     decision_type: DecisionType = DecisionType.FAILOVER
     current_primary: str
     """The site that serves now (where DNS points): never a candidate."""
-    target: str = "auto"
-    """``auto``, or the site or cloud the caller asks for."""
+    target: TargetChoice = TargetChoice.AUTO
+    """``auto`` (the policy chooses), or the cloud the caller asks for: a candidate of that
+    cloud, or the site of that name."""
 
 
 class Decision(Contract):

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 
-from hybridops.contracts.base import ActivityResult, Cloud, Contract, TargetChoice
+from hybridops.contracts.base import ActivityResult, Cloud, Contract
 from hybridops.policy import Policy
 
 
@@ -146,9 +146,9 @@ class FenceToken(Contract):
 
 
 class PlanInput(Contract):
-    """Input of ``plan_failover``."""
-
-    target: TargetChoice = TargetChoice.AUTO
+    """Input of ``plan_failover``: nothing, the plan is the inventory's and DNS's. (It had a
+    ``target`` it never read; the step is local only, ``workflows/steps.py``, and a local
+    activity's input is not in the history, so no recorded payload carries it.)"""
 
 
 class SiteRef(Contract):
