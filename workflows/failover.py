@@ -142,7 +142,7 @@ class FailoverWorkflow(GatedRunbook):
         return await self._end(res, failure)
 
     async def _failover(self, inp: FailoverInput, res: FailoverResult, saga: Saga) -> None:
-        run_id = workflow.info().workflow_id
+        workflow_id = workflow.info().workflow_id
 
         # Decide: everything the choice rests on is an activity result, so it is in the
         # history and a replay decides the same.
@@ -206,7 +206,7 @@ class FailoverWorkflow(GatedRunbook):
         )
         policy = policy_in_force(plan, gathered)
         if topology is not None and topology.has(FindingKind.SPLIT_BRAIN):
-            assessed, current = await self._settle_split_brain(topology, policy, res, run_id)
+            assessed, current = await self._settle_split_brain(topology, policy, res, workflow_id)
             request = request.model_copy(update={"current_primary": current})
             if inp.only_if_primary_down:
                 raise ApplicationError(
@@ -255,19 +255,19 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.PREPARE_TARGET
         saga.register(
             "release_target",
-            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=run_id), ReleaseResult),
+            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id), ReleaseResult),
         )
         await self._step(
-            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=run_id), PrepareResult
+            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=workflow_id), PrepareResult
         )
 
         self._phase = Phase.FENCE
         saga.register(
             "unfence_primary",
-            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=run_id), UnfenceResult),
+            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id), UnfenceResult),
         )
         fence = await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=run_id), FenceResult
+            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id), FenceResult
         )
         res.fence = fence
         unverified = topology is not None and fence.token is None
@@ -287,7 +287,7 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.PROMOTE
         promote_in = PromoteInput(
             site=target,
-            run_id=run_id,
+            run_id=workflow_id,
             wait_for_lsn=fence.fenced_lsn,
             max_catchup_s=inp.max_catchup_s,
             fence=fence.token,
@@ -392,7 +392,7 @@ class FailoverWorkflow(GatedRunbook):
             )
 
     async def _settle_split_brain(
-        self, topology: Topology, policy: Policy, res: FailoverResult, run_id: str
+        self, topology: Topology, policy: Policy, res: FailoverResult, workflow_id: str
     ) -> tuple[AssessResult, str]:
         """Several servers accept writes. Record what each wrote on its own branch; then, as
         the policy says, hold (a human decides which data wins), or keep the writer DNS
@@ -422,7 +422,10 @@ class FailoverWorkflow(GatedRunbook):
         for site in topology.writable:
             if site != keep:
                 await self._step(
-                    f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=run_id), FenceResult
+                    f"fence_writer_{site}",
+                    steps.FENCE,
+                    FenceInput(site=site, run_id=workflow_id),
+                    FenceResult,
                 )
                 res.fenced.append(site)
         after = await self._step(
