@@ -113,7 +113,7 @@ class SiteActivities:
         """Every site step, for worker registration."""
         return [
             self.checkpoint,
-            self.plan_failover,
+            self.plan_sites,
             self.assess_sites,
             self.prepare_target,
             self.release_target,
@@ -133,8 +133,8 @@ class SiteActivities:
         workflows/steps.py:checkpoint)."""
         return CheckpointResult(detail=inp.name)
 
-    @step_activity(ActivityName.PLAN_FAILOVER)
-    async def plan_failover(self, inp: PlanInput) -> PlanResult:
+    @step_activity(ActivityName.PLAN_SITES)
+    async def plan_sites(self, inp: PlanInput) -> PlanResult:
         """Read-only: the sites, and where clients go now (where DNS points). Who the primary
         is, the servers say (the assess step): a DNS record that is missing or points at no
         site is a finding there, not a reason to refuse a failover."""

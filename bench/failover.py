@@ -289,7 +289,7 @@ async def run_script(
 
     t0 = time.perf_counter()
     started = datetime.now(UTC)
-    plan = await step("plan", lambda: acts.plan_failover(PlanInput()))
+    plan = await step("plan", lambda: acts.plan_sites(PlanInput()))
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )

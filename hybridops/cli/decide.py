@@ -50,7 +50,7 @@ def live_steps() -> DecideSteps:
 
     inv = inventory()
     sites = build_activities(inv)
-    return DecideSteps(sites.plan_failover, sites.assess_sites, DecideActivities(inv).gather_signals)
+    return DecideSteps(sites.plan_sites, sites.assess_sites, DecideActivities(inv).gather_signals)
 
 
 async def decide_phase(

@@ -46,7 +46,7 @@ DECIDED = [
 ]
 
 TYPES: dict[str, type] = {
-    ActivityName.PLAN_FAILOVER: PlanResult,
+    ActivityName.PLAN_SITES: PlanResult,
     ActivityName.ASSESS_SITES: AssessResult,
     ActivityName.GATHER_SIGNALS: SignalsResult,
 }
