@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from temporalio.client import WorkflowHistory
 
 from hybridops.contracts.base import RunStatus, StepOutcome, StepRecord
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.errors import ConfigError
-from hybridops.evidence import render_report, verify_manifest, write_evidence
+from hybridops.evidence import render_report, verify_manifest
 from hybridops.inventory import load_inventory, parse_inventory
 from hybridops.secrets import resolve_secret
+from tests.unit.evidence_step import write_failover_evidence
 
 GOOD = {
     "sites": {
@@ -99,10 +102,13 @@ def _result() -> FailoverResult:
     )
 
 
-def test_evidence_files_and_manifest(tmp_path: Path) -> None:
-    folder = tmp_path / "failover" / "wf-1"
-    digests = write_evidence(folder, _result(), '{"events": []}')
+async def test_evidence_files_and_manifest(tmp_path: Path) -> None:
+    written = await write_failover_evidence(tmp_path, _result(), WorkflowHistory("wf-1", []))
+    folder = Path(written.path)
+    assert folder == tmp_path / "failover" / "wf-1"
+    digests = written.files
     assert set(digests) == {"evidence.json", "report.md", "history.json"}
+    assert written.manifest_sha256 == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     assert json.loads((folder / "manifest.json").read_text())["files"] == digests
     assert verify_manifest(folder) == []
     (folder / "report.md").write_text("tampered")

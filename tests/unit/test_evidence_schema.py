@@ -26,8 +26,8 @@ from hybridops.contracts.evidence import (
 )
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverResult
-from hybridops.evidence import write_evidence
 from tests.evidence_schema import SCHEMA, assert_evidence_conforms, schema_errors
+from tests.unit.evidence_step import write_failover_evidence
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 RESULTS: dict[str, type[RunResult]] = {
@@ -120,12 +120,12 @@ def test_rto_and_rpo_are_one_shape() -> None:
         assert ev.rto is None and ev.rpo is None and ev.point_of_no_return_passed is None
 
 
-def test_the_written_file_conforms(tmp_path: Path) -> None:
+async def test_the_written_file_conforms(tmp_path: Path) -> None:
     label, result = next((label, r) for label, r in STORED if r.runbook == Runbook.FAILOVER)
     assert isinstance(result, FailoverResult)
-    write_evidence(tmp_path, result, None)
-    data = json.loads((tmp_path / "evidence.json").read_text())
-    assert schema_errors(data) == [] and data["evidence_dir"] == str(tmp_path), label
+    folder = Path((await write_failover_evidence(tmp_path, result)).path)
+    data = json.loads((folder / "evidence.json").read_text())
+    assert schema_errors(data) == [] and data["evidence_dir"] == str(folder), label
 
 
 def test_the_lab_check_finds_a_bad_file(tmp_path: Path) -> None:
