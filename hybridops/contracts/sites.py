@@ -188,8 +188,9 @@ class AssessInput(Contract):
 class AssessResult(ActivityResult):
     states: list[SiteState]
     topology: Topology | None = None
-    """The topology established from these states and DNS (absent in histories of runs
-    before it existed, which decided on DNS)."""
+    """Deprecated, never set: nothing reads it (a workflow establishes the topology itself,
+    ``hybridops.decision.topology_of``). Kept because recorded results carry it as ``null``
+    and contracts refuse unknown fields, so without it those histories would not load."""
 
 
 class SiteInput(Contract):
