@@ -12,7 +12,7 @@ from hybridops.contracts.bootstrap import BootstrapStep
 from workers.main import WORKFLOWS
 from workflows import runbook
 
-RUNBOOKS = [w for w in WORKFLOWS if issubclass(w, runbook.Runbook)]
+RUNBOOKS = [w for w in WORKFLOWS if issubclass(w, runbook.RunbookBase)]
 
 
 def test_every_runbook_workflow_is_a_runbook() -> None:
