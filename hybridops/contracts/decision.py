@@ -130,7 +130,8 @@ class DecisionRequest(Contract):
 
     decision_type: DecisionType = DecisionType.FAILOVER
     current_primary: str
-    """The site that serves now (where DNS points): never a candidate."""
+    """The primary the decision moves away from, as the servers say (the topology's acting
+    primary): never a candidate."""
     target: TargetChoice = TargetChoice.AUTO
     """``auto`` (the policy chooses), or the cloud the caller asks for: a candidate of that
     cloud, or the site of that name."""
@@ -164,7 +165,8 @@ class SignalsInput(Contract):
 
 
 class SignalsResult(ActivityResult):
-    """The live signals and the policy a decision is taken on (so a replay decides the same)."""
+    """The live signals a decision is taken on, recorded so a replay decides the same; and the
+    policy, which a burst decides on (a failover decides on its plan's: ``policy_in_force``)."""
 
     snapshot: SignalSnapshot
     policy: Policy
