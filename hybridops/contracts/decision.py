@@ -130,8 +130,8 @@ class DecisionRequest(Contract):
 
     decision_type: DecisionType = DecisionType.FAILOVER
     current_primary: str
-    """The primary the decision moves away from, as the servers say (the topology's acting
-    primary): never a candidate."""
+    """The site that serves now, never a candidate: for a failover or failback the primary
+    the servers name (the topology's acting primary), not where DNS points; for a burst, home."""
     target: TargetChoice = TargetChoice.AUTO
     """``auto`` (the policy chooses), or the cloud the caller asks for: a candidate of that
     cloud, or the site of that name."""
