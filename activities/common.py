@@ -24,7 +24,7 @@ from drivers.progress import reporting
 from hybridops import evidence
 from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
-from hybridops.contracts.evidence import RunResult, evidence_of
+from hybridops.contracts.evidence import AnyRunbookResult, evidence_of
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
 
 P = ParamSpec("P")
@@ -173,7 +173,7 @@ def activity_name(fn: Callable[..., Any]) -> str:
 
 
 async def write_run_evidence(
-    client: Client | None, output_dir: Path, result: RunResult, report: str
+    client: Client | None, output_dir: Path, result: AnyRunbookResult, report: str
 ) -> EvidenceResult:
     """Every runbook's evidence step: ``output_dir/<runbook>/<workflow id>/`` (made path-safe
     and contained: :func:`hybridops.evidence.evidence_folder`) with the run's evidence (the one

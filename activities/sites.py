@@ -50,12 +50,12 @@ from hybridops.contracts.sites import (
     RpoInput,
     RpoMeasure,
     RpoResult,
-    SiteRef,
     UnfenceInput,
     UnfenceResult,
     VerifyInput,
     VerifyResult,
 )
+from hybridops.decision import plan_of
 from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
 from hybridops.inventory import Inventory
 from hybridops.lsn import format_lsn, parse_lsn
@@ -117,7 +117,7 @@ class SiteActivities:
         """Every site step, for worker registration."""
         return [
             self.checkpoint,
-            self.plan_failover,
+            self.plan_sites,
             self.assess_sites,
             self.prepare_target,
             self.release_target,
@@ -137,30 +137,17 @@ class SiteActivities:
         workflows/steps.py:checkpoint)."""
         return CheckpointResult(detail=inp.name)
 
-    @step_activity(ActivityName.PLAN_FAILOVER)
-    async def plan_failover(self, inp: PlanInput) -> PlanResult:
+    @step_activity(ActivityName.PLAN_SITES)
+    async def plan_sites(self, inp: PlanInput) -> PlanResult:
         """Read-only: the sites, and where clients go now (where DNS points). Who the primary
         is, the servers say (the assess step): a DNS record that is missing or points at no
         site is a finding there, not a reason to refuse a failover."""
-        inv = self.inventory
-        record = await self.dns.get_record(inv.dns.record, "A")
-        value = record.values[0] if record and record.values else None
-        current = inv.site_by_host(value) if value else None
-        return PlanResult(
-            sites=[SiteRef(name=n, cloud=s.cloud) for n, s in inv.sites.items()],
-            dns_record=inv.dns.record,
-            current_primary=current or "",
-            dns_value=value,
-            placement=inv.placement.value,
-            queue_suffix=inv.task_queue_suffix,
-            policy=load_policy(inv.policy),
-        )
+        return plan_of(self.inventory, await self.drivers.dns_value(), load_policy(self.inventory.policy))
 
     @step_activity(ActivityName.ASSESS_SITES)
     async def assess_sites(self, inp: AssessInput) -> AssessResult:
         """Read-only: the state of each site's server, assessed concurrently."""
-        states = await asyncio.gather(*(self.pg.assess(s) for s in inp.sites))
-        return AssessResult(states=list(states))
+        return AssessResult(states=await self.drivers.assess(inp.sites))
 
     @step_activity(ActivityName.PREPARE_TARGET)
     async def prepare_target(self, inp: PrepareInput) -> PrepareResult:

@@ -298,15 +298,15 @@ async def run_script(
 
     t0 = time.perf_counter()
     started = datetime.now(UTC)
-    plan = await step("plan", lambda: acts.plan_failover(PlanInput(target=inp.target)))
+    plan = await step("plan", lambda: acts.plan_sites(PlanInput()))
     assessed = await step(
         "assess", lambda: acts.assess_sites(AssessInput(sites=[s.name for s in plan.sites]))
     )
-    request = DecisionRequest(current_primary=plan.current_primary, target=inp.target.value)
+    request = DecisionRequest(current_primary=plan.dns_site, target=inp.target)
     gathered = await step(
         "gather_signals", lambda: signals.gather_signals(signal_targets(request, plan.sites))
     )
-    decision, _ = decide(request, plan.sites, assessed.states, gathered)
+    decision, _ = decide(request, plan, assessed.states, gathered)
     assert decision.target is not None, decision.rationale
     target, old = decision.target, decision.old_primary
     await step("prepare_target", lambda: acts.prepare_target(PrepareInput(site=target, run_id=run_id)))

@@ -9,12 +9,18 @@ handed in (a test's fake) is used as it is.
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from drivers.backup import BackupDriver, make_backup_driver
 from drivers.dns import DnsDriver, make_dns_driver
 from drivers.infra import InfraDriver, make_infra_driver
 from drivers.postgres import PostgresDriver, make_postgres_driver
+from drivers.signals import SignalsDriver, collect_signals, make_signal_drivers
 from drivers.topology import TopologyReader
 from hybridops.contracts.backup import BackupInfo
+from hybridops.contracts.decision import SignalSnapshot
+from hybridops.contracts.sites import SiteRef, SiteState
 from hybridops.inventory import Inventory
 
 
@@ -38,6 +44,7 @@ class Drivers:
         self._infra = infra
         self._backup = backup
         self._topology: TopologyReader | None = None
+        self._signals: list[SignalsDriver] | None = None
 
     @property
     def postgres(self) -> PostgresDriver:
@@ -62,6 +69,30 @@ class Drivers:
         if self._backup is None:
             self._backup = make_backup_driver(self.inventory)
         return self._backup
+
+    @property
+    def signals(self) -> list[SignalsDriver]:
+        """The inventory's signal sources (none of them for ``signals.driver: static``)."""
+        if self._signals is None:
+            self._signals = make_signal_drivers(self.inventory.signals)
+        return self._signals
+
+    # The decide phase's readings, the same for a run's steps and for ``hybridops decide``.
+
+    async def dns_value(self) -> str | None:
+        """Read-only: what the inventory's DNS record holds now (where clients go); None when
+        it has no value."""
+        record = await self.dns.get_record(self.inventory.dns.record, "A")
+        return record.values[0] if record and record.values else None
+
+    async def assess(self, sites: list[str]) -> list[SiteState]:
+        """Read-only: each server's own account of itself, read concurrently (each at most
+        the connect timeout; an unreachable one says so, never raises)."""
+        return list(await asyncio.gather(*(self.postgres.assess(s) for s in sites)))
+
+    async def gather_signals(self, sites: list[SiteRef]) -> SignalSnapshot:
+        """Read-only: every signal source's readings for ``sites``, now."""
+        return await collect_signals(self.signals, self.inventory.signals.static, sites, datetime.now(UTC))
 
     async def take_backup(self, site: str | None) -> BackupInfo:
         """A base backup of ``site``, or of the one writable primary when None (read from the

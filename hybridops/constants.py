@@ -37,7 +37,9 @@ class ActivityName(StrEnum):
 
     # The site steps every runbook uses (activities/sites.py).
     CHECKPOINT = "checkpoint"
-    PLAN_FAILOVER = "plan_failover"
+    PLAN_SITES = "plan_failover"
+    """The sites, where DNS points and the policy: the failover's and the failback's first step,
+    and ``hybridops decide``'s (the name is from when only the failover had it)."""
     ASSESS_SITES = "assess_sites"
     PREPARE_TARGET = "prepare_target"
     RELEASE_TARGET = "release_target"

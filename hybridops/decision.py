@@ -14,7 +14,7 @@ import json
 import math
 from datetime import datetime
 
-from hybridops.contracts.base import Cloud
+from hybridops.contracts.base import Cloud, TargetChoice
 from hybridops.contracts.decision import (
     Candidate,
     CandidateSignals,
@@ -30,9 +30,11 @@ from hybridops.contracts.decision import (
     TargetCloud,
     Violation,
 )
-from hybridops.contracts.sites import SiteRef, SiteState
+from hybridops.contracts.sites import PlanResult, SiteRef, SiteState, Topology
+from hybridops.inventory import Inventory
 from hybridops.lsn import parse_lsn
 from hybridops.policy import BudgetMode, Policy, Strategy
+from hybridops.topology import establish
 
 S = SignalName
 
@@ -176,7 +178,7 @@ def signal_targets(req: DecisionRequest, sites: list[SiteRef]) -> SignalsInput:
 
 def _check_common(v: _Verdict, req: DecisionRequest, policy: Policy) -> None:
     c, cs = policy.constraints, v.cs
-    if req.target != "auto" and req.target not in (cs.site, cs.cloud.value if cs.cloud else None):
+    if req.target != TargetChoice.AUTO and req.target not in (cs.site, cs.cloud.value if cs.cloud else None):
         v.common.append(Violation(constraint="target", detail=f"not the requested target {req.target}"))
     budget = policy.budget.mode
     if budget != BudgetMode.OFF:
@@ -445,16 +447,48 @@ def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> 
     )
 
 
-def decide(
-    request: DecisionRequest, sites: list[SiteRef], states: list[SiteState], gathered: SignalsResult
-) -> tuple[Decision, SignalSnapshot]:
-    """The decide phase as every caller runs it (the workflow, ``hybridops decide``, the bench):
-    the database's own view of each site wins over what monitoring says of it; then the
-    engine, on the recorded policy."""
-    snapshot = merge_signals(
-        signals_from_states(sites, states, gathered.snapshot.taken_at), gathered.snapshot
+# --------------------------------------------------------------------------- the decide phase
+
+
+def plan_of(inventory: Inventory, dns_value: str | None, policy: Policy) -> PlanResult:
+    """What the plan step answers: the inventory's sites, where DNS points (``dns_value``, as
+    read), how steps are placed, and the policy in force. Pure: the step and ``hybridops
+    decide`` read DNS and the policy, then call this."""
+    site = inventory.site_by_host(dns_value) if dns_value else None
+    return PlanResult(
+        sites=[SiteRef(name=n, cloud=s.cloud) for n, s in inventory.sites.items()],
+        dns_record=inventory.dns.record,
+        dns_site=site or "",
+        dns_value=dns_value,
+        placement=inventory.placement.value,
+        queue_suffix=inventory.task_queue_suffix,
+        policy=policy,
     )
-    return evaluate(request, snapshot, gathered.policy), snapshot
+
+
+def topology_of(plan: PlanResult, states: list[SiteState]) -> Topology:
+    """The topology a decide phase rests on: the servers as the assess step found them, and
+    DNS as the plan step read it (one reading of each)."""
+    return establish(states, plan.dns_record, plan.dns_value, plan.dns_site or None)
+
+
+def policy_in_force(plan: PlanResult, gathered: SignalsResult) -> Policy:
+    """The one policy a failover decides and acts on: the plan's, read at its first step.
+    ``gather_signals`` reads it too (a burst has no other); its copy counts only in histories
+    whose plan recorded none."""
+    return plan.policy if plan.policy is not None else gathered.policy
+
+
+def decide(
+    request: DecisionRequest, plan: PlanResult, states: list[SiteState], gathered: SignalsResult
+) -> tuple[Decision, SignalSnapshot]:
+    """The decide phase, as the failover workflow and ``hybridops decide`` both run it, on the
+    results of the same read-only steps (plan, assess, gather_signals): the database's own view
+    of each site wins over what monitoring says of it; then the engine, on the policy in force."""
+    snapshot = merge_signals(
+        signals_from_states(plan.sites, states, gathered.snapshot.taken_at), gathered.snapshot
+    )
+    return evaluate(request, snapshot, policy_in_force(plan, gathered)), snapshot
 
 
 CANDIDATE_COLUMNS = ("candidate", "mode", "eligible", "score", "lag bytes", "lag s", "why not / warnings")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from hybridops.contracts.base import RuleViolation, StepRecord
-from hybridops.contracts.evidence import Evidence, evidence_of
+from hybridops.contracts.evidence import Evidence
 from hybridops.contracts.failover import FailoverResult
 from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, Topology
 from hybridops.decision import CANDIDATE_COLUMNS, candidate_rows, signal_rows
@@ -194,11 +194,6 @@ def manifest_text(digests: dict[str, str]) -> str:
     """``manifest.json`` for these digests. Deterministic (sorted keys, one layout), so the
     manifest's own SHA-256 follows from the digests the run's history records."""
     return json.dumps({"files": digests}, indent=2, sort_keys=True) + "\n"
-
-
-def write_evidence(folder: Path, result: FailoverResult, history_json: str | None) -> dict[str, str]:
-    """A failover's evidence folder (see :func:`write_folder`)."""
-    return write_folder(folder, evidence_of(result), render_report(result), history_json)
 
 
 def verify_manifest(folder: Path) -> list[str]:

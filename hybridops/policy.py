@@ -2,8 +2,9 @@
 the key. The policy engine (:mod:`hybridops.decision`) reads it; nothing here does I/O but
 :func:`load_policy`.
 
-The policy travels with the decision as data (it is part of the recorded signals activity's
-result), so a replay decides with the policy the run saw, not the one on disk today.
+The policy travels with the decision as data (it is part of the recorded plan step's result,
+and of the signals activity's for a burst), so a replay decides with the policy the run saw,
+not the one on disk today.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from enum import StrEnum
 
 from hybridops.contracts.base import RuleViolation
 from hybridops.contracts.sites import DivergedWrites, FenceToken, Finding, FindingKind, SiteState, Topology
-from hybridops.lsn import parse_lsn
 
 
 class Rule(StrEnum):
@@ -233,14 +232,6 @@ def check_dns(topology: Topology, target: str, overrides: Iterable[str] = ()) ->
         what = "does not answer" if t is None or not t.reachable else "does not accept writes"
         out.append(RuleViolation(rule=Rule.TARGET_WRITABLE, site=target, detail=f"{target} {what}"))
     return _minus(out, overrides)
-
-
-def replayed_past(state: SiteState, fence: FenceToken) -> bool:
-    """The standby has replayed the old primary's last record (strictly past the token's LSN:
-    the replay position is the end of the last record replayed)."""
-    replay = parse_lsn(state.replay_lsn)
-    want = parse_lsn(fence.lsn)
-    return replay is not None and want is not None and replay > want
 
 
 def _minus(violations: list[RuleViolation], overrides: Iterable[str]) -> list[RuleViolation]:

@@ -57,7 +57,7 @@ def every_activity(inventory: Inventory, client: Client | None) -> list[Callable
     return [
         *SiteActivities(inventory, drivers).all(),
         *FailoverActivities(inventory, client).all(),
-        *DecideActivities(inventory).all(),
+        *DecideActivities(inventory, drivers).all(),
         *FailbackActivities(inventory, drivers, client).all(),
         *DrillActivities(inventory, drivers, client).all(),
         *BurstActivities(inventory, drivers, client).all(),

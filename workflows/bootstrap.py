@@ -26,11 +26,11 @@ with workflow.unsafe.imports_passed_through():
         BootstrapStepResult,
     )
     from workflows import steps
-    from workflows.runbook import Runbook
+    from workflows.runbook import RunbookBase
 
 
 @workflow.defn(name=WorkflowType.BOOTSTRAP.value, failure_exception_types=[ValidationError])
-class BootstrapWorkflow(Runbook):
+class BootstrapWorkflow(RunbookBase):
     """Converge the on-prem site step by step (network, images, RKE2, Jenkins, GitOps)."""
 
     RUNBOOK = "bootstrap"

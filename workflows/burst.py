@@ -137,7 +137,7 @@ class BurstWorkflow(GatedRunbook):
     # ------------------------------------------------------------------ phases
 
     async def _scale_out(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> None:
-        run_id = workflow.info().workflow_id
+        workflow_id = workflow.info().workflow_id
         self._phase = Phase.DECIDE
         if plan.topology is not None and len(plan.topology.writable) != 1:
             raise ApplicationError(
@@ -148,7 +148,7 @@ class BurstWorkflow(GatedRunbook):
                 non_retryable=True,
             )
         request = DecisionRequest(
-            decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target.value
+            decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target
         )
         records: list[StepRecord] = []
         gathered = await self._step(
@@ -182,14 +182,14 @@ class BurstWorkflow(GatedRunbook):
 
         self._phase = Phase.SCALE_OUT
         current = await self._step(
-            "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=run_id), PoolResult
+            "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=workflow_id), PoolResult
         )
         state.pool_before = current.nodes
         state.pool_after = current.nodes + inp.extra_nodes
         await self._step(
             "scale_out",
             steps.BURST_POOL,
-            PoolInput(cloud=state.cloud, nodes=state.pool_after, run_id=run_id),
+            PoolInput(cloud=state.cloud, nodes=state.pool_after, run_id=workflow_id),
             PoolResult,
         )
 
@@ -198,7 +198,7 @@ class BurstWorkflow(GatedRunbook):
         await self._step(
             "deploy_workloads",
             steps.BURST_DEPLOY,
-            DeployWorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=run_id),
+            DeployWorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=workflow_id),
             DeployWorkloadsResult,
         )
 
@@ -259,7 +259,7 @@ class BurstWorkflow(GatedRunbook):
         """Undo what the state says was done, in reverse: traffic, workloads, node pool. Each
         undo is tried even when an earlier one failed (nothing half-done is left that could be
         undone); the first failure is raised at the end."""
-        run_id = workflow.info().workflow_id
+        workflow_id = workflow.info().workflow_id
         undo: list[tuple[str, steps.Step, BaseModel, type[ActivityResult]]] = []
         if state.weights_before is not None:
             before = state.weights_before or {plan.home: (plan.endpoints[plan.home], 100)}
@@ -272,10 +272,10 @@ class BurstWorkflow(GatedRunbook):
                 )
             )
         if state.deployed:
-            workloads = RemoveWorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=run_id)
+            workloads = RemoveWorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=workflow_id)
             undo.append(("remove_workloads", steps.BURST_REMOVE, workloads, RemoveWorkloadsResult))
         if state.pool_before is not None:
-            pool = PoolInput(cloud=state.cloud, nodes=state.pool_before, run_id=run_id)
+            pool = PoolInput(cloud=state.cloud, nodes=state.pool_before, run_id=workflow_id)
             undo.append(("pool_back", steps.BURST_POOL, pool, PoolResult))
         first: BaseException | None = None
         for name, step, arg, rtype in undo:

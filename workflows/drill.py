@@ -39,11 +39,11 @@ with workflow.unsafe.imports_passed_through():
         VerifyRestoreResult,
     )
     from workflows import steps
-    from workflows.runbook import Runbook
+    from workflows.runbook import RunbookBase
 
 
 @workflow.defn(name=WorkflowType.DRILL.value, failure_exception_types=[ValidationError])
-class DrillWorkflow(Runbook):
+class DrillWorkflow(RunbookBase):
     """Restore the latest backup into an isolated scratch server, measure, tear down."""
 
     RUNBOOK = "drill"

@@ -99,7 +99,7 @@ class FailbackWorkflow(GatedRunbook):
         return await self._end(res, failure)
 
     async def _failback(self, inp: FailbackInput, res: FailbackResult, saga: Saga) -> None:
-        run_id = workflow.info().workflow_id
+        workflow_id = workflow.info().workflow_id
 
         # Plan: who serves now (DNS), and what each server is. Nothing changes before the
         # checkpoint, so a new worker replays this instead of planning on a changed world.
@@ -114,9 +114,7 @@ class FailbackWorkflow(GatedRunbook):
         if self._v2:
             # The servers say who the primary is; DNS only where clients go.
             assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
-            topology = establish(
-                assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
-            )
+            topology = establish(assessed.states, plan.dns_record, plan.dns_value, plan.dns_site or None)
             res.topology, res.findings = topology, topology.findings
             if len(topology.writable) > 1:
                 raise _refuse(
@@ -139,7 +137,7 @@ class FailbackWorkflow(GatedRunbook):
                 )
             self._target, res.home, res.old_primary = home, home, primary
         else:
-            primary = plan.current_primary
+            primary = plan.dns_site
             if primary == home or sites[primary].cloud is None:
                 raise _refuse(
                     f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
@@ -171,7 +169,7 @@ class FailbackWorkflow(GatedRunbook):
         rejoin = await self._step(
             "rejoin_home",
             steps.FAILBACK_REJOIN,
-            RejoinInput(site=home, source=primary, run_id=run_id, method=inp.rejoin_method),
+            RejoinInput(site=home, source=primary, run_id=workflow_id, method=inp.rejoin_method),
             RejoinResult,
         )
         res.rejoin, res.moved_aside, res.rejoin_seconds = rejoin.outcome, rejoin.moved_aside, rejoin.seconds
@@ -184,7 +182,7 @@ class FailbackWorkflow(GatedRunbook):
                 source=primary,
                 max_lag_bytes=inp.max_lag_bytes,
                 timeout_s=inp.max_catchup_s,
-                run_id=run_id,
+                run_id=workflow_id,
             ),
             CatchUpResult,
         )
@@ -207,10 +205,12 @@ class FailbackWorkflow(GatedRunbook):
         switch_started = workflow.now()
         saga.register(
             "resume_writes",
-            lambda: self._undo(steps.FAILBACK_RESUME, ResumeInput(site=primary, run_id=run_id), ResumeResult),
+            lambda: self._undo(
+                steps.FAILBACK_RESUME, ResumeInput(site=primary, run_id=workflow_id), ResumeResult
+            ),
         )
         pause = await self._step(
-            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=primary, run_id=run_id), PauseResult
+            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=primary, run_id=workflow_id), PauseResult
         )
         res.paused_at, res.final_lsn = pause.paused_at, pause.final_lsn
         await self._step(
@@ -221,7 +221,7 @@ class FailbackWorkflow(GatedRunbook):
                 source=primary,
                 target_lsn=pause.final_lsn,
                 timeout_s=inp.max_pause_s,
-                run_id=run_id,
+                run_id=workflow_id,
             ),
             CatchUpResult,
         )
@@ -232,7 +232,7 @@ class FailbackWorkflow(GatedRunbook):
             "promote_home",
             steps.FAILBACK_PROMOTE,
             PromoteHomeInput(
-                site=home, run_id=run_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
+                site=home, run_id=workflow_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
             PromoteHomeResult,
             self._policy_for(inp),
@@ -275,7 +275,7 @@ class FailbackWorkflow(GatedRunbook):
                 await self._step(
                     f"rejoin_{site}",
                     steps.FAILBACK_REJOIN,
-                    RejoinInput(site=site, source=home, run_id=run_id),
+                    RejoinInput(site=site, source=home, run_id=workflow_id),
                     RejoinResult,
                 )
             except ActivityError as err:
@@ -285,7 +285,7 @@ class FailbackWorkflow(GatedRunbook):
         # onto home's timeline (it diverged by little more than its shutdown checkpoint).
         self._phase = Phase.FENCE
         await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=run_id), FenceResult
+            "fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=workflow_id), FenceResult
         )
         self._phase = Phase.REJOIN_OLD_PRIMARY
         retire = [home]
@@ -293,7 +293,7 @@ class FailbackWorkflow(GatedRunbook):
             old = await self._step(
                 "rejoin_old_primary",
                 steps.FAILBACK_REJOIN,
-                RejoinInput(site=primary, source=home, run_id=run_id, method=RejoinMethod.AUTO),
+                RejoinInput(site=primary, source=home, run_id=workflow_id, method=RejoinMethod.AUTO),
                 RejoinResult,
             )
             res.old_primary_rejoin = old.outcome
@@ -322,14 +322,11 @@ class FailbackWorkflow(GatedRunbook):
         now = await self._step(
             "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
-        topology = establish(
-            now.states, plan_now.dns_record, plan_now.dns_value, plan_now.current_primary or None
-        )
+        topology = establish(now.states, plan_now.dns_record, plan_now.dns_value, plan_now.dns_site or None)
         changes = []
-        if plan_now.current_primary != plan.current_primary:
+        if plan_now.dns_site != plan.dns_site:
             changes.append(
-                f"DNS pointed at {plan.current_primary or 'nothing'},"
-                f" now at {plan_now.current_primary or 'nothing'}"
+                f"DNS pointed at {plan.dns_site or 'nothing'}, now at {plan_now.dns_site or 'nothing'}"
             )
         if topology.writable != [primary]:
             changes.append(f"writable servers are {topology.writable or 'none'}, not [{primary}]")

@@ -65,9 +65,9 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyResult,
     )
-    from hybridops.decision import decide, signal_targets
+    from hybridops.decision import decide, policy_in_force, signal_targets, topology_of
     from hybridops.policy import Policy, SplitBrainAction
-    from hybridops.topology import diverged, establish, keep_writer
+    from hybridops.topology import diverged, keep_writer
     from workflows import steps
     from workflows.runbook import GatedRunbook
     from workflows.saga import Saga
@@ -83,11 +83,8 @@ def world_changes(
 ) -> list[str]:
     """What moved between two looks at the world, in words (empty: nothing that matters)."""
     out = []
-    if plan_now.current_primary != plan.current_primary:
-        out.append(
-            f"DNS pointed at {plan.current_primary or 'nothing'},"
-            f" now at {plan_now.current_primary or 'nothing'}"
-        )
+    if plan_now.dns_site != plan.dns_site:
+        out.append(f"DNS pointed at {plan.dns_site or 'nothing'}, now at {plan_now.dns_site or 'nothing'}")
     was = {s.site: s for s in before.states}
     for s in now.states:
         w = was.get(s.site)
@@ -145,23 +142,21 @@ class FailoverWorkflow(GatedRunbook):
         return await self._end(res, failure)
 
     async def _failover(self, inp: FailoverInput, res: FailoverResult, saga: Saga) -> None:
-        run_id = workflow.info().workflow_id
+        workflow_id = workflow.info().workflow_id
 
         # Decide: everything the choice rests on is an activity result, so it is in the
         # history and a replay decides the same.
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
-        plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
         self._placed(plan.placement, plan.queue_suffix)
         assessed = await self._step(
             "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
         topology: Topology | None = None
-        current = plan.current_primary  # histories before the patch: the primary from DNS
+        current = plan.dns_site  # histories before the patch: the primary from DNS
         if self._v2:
-            topology = establish(
-                assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
-            )
+            topology = topology_of(plan, assessed.states)
             res.topology, res.findings = topology, topology.findings
             if topology.has(FindingKind.SPLIT_BRAIN):
                 current = ""  # settled below, once the policy is known
@@ -204,14 +199,14 @@ class FailoverWorkflow(GatedRunbook):
                     non_retryable=True,
                 )
         request = DecisionRequest(
-            decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target.value
+            decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target
         )
         gathered = await self._step(
             "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
         )
-        policy = gathered.policy
+        policy = policy_in_force(plan, gathered)
         if topology is not None and topology.has(FindingKind.SPLIT_BRAIN):
-            assessed, current = await self._settle_split_brain(topology, policy, res, run_id)
+            assessed, current = await self._settle_split_brain(topology, policy, res, workflow_id)
             request = request.model_copy(update={"current_primary": current})
             if inp.only_if_primary_down:
                 raise ApplicationError(
@@ -220,7 +215,7 @@ class FailoverWorkflow(GatedRunbook):
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
-        decision, snapshot = decide(request, plan.sites, assessed.states, gathered)
+        decision, snapshot = decide(request, plan, assessed.states, gathered)
         res.decision, res.signals, res.target = decision, snapshot, decision.target
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
             why = "; ".join(f"{c.site}: {c.rejected_because}" for c in decision.candidates) or "no candidates"
@@ -260,19 +255,19 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.PREPARE_TARGET
         saga.register(
             "release_target",
-            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=run_id), ReleaseResult),
+            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id), ReleaseResult),
         )
         await self._step(
-            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=run_id), PrepareResult
+            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=workflow_id), PrepareResult
         )
 
         self._phase = Phase.FENCE
         saga.register(
             "unfence_primary",
-            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=run_id), UnfenceResult),
+            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id), UnfenceResult),
         )
         fence = await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=run_id), FenceResult
+            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id), FenceResult
         )
         res.fence = fence
         unverified = topology is not None and fence.token is None
@@ -292,7 +287,7 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.PROMOTE
         promote_in = PromoteInput(
             site=target,
-            run_id=run_id,
+            run_id=workflow_id,
             wait_for_lsn=fence.fenced_lsn,
             max_catchup_s=inp.max_catchup_s,
             fence=fence.token,
@@ -379,14 +374,14 @@ class FailoverWorkflow(GatedRunbook):
         them: when the world moved (DNS, who is writable, the target's role or timeline, the
         decision), stop before acting, saying what changed."""
         self._phase = Phase.DECIDE
-        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(), PlanResult)
         now = await self._step(
             "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
         )
         gathered = await self._step(
             "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
         )
-        again, _ = decide(request, plan.sites, now.states, gathered)
+        again, _ = decide(request, plan_now, now.states, gathered)
         changes = world_changes(plan, before, decision, plan_now, now, again)
         if changes:
             raise ApplicationError(
@@ -397,7 +392,7 @@ class FailoverWorkflow(GatedRunbook):
             )
 
     async def _settle_split_brain(
-        self, topology: Topology, policy: Policy, res: FailoverResult, run_id: str
+        self, topology: Topology, policy: Policy, res: FailoverResult, workflow_id: str
     ) -> tuple[AssessResult, str]:
         """Several servers accept writes. Record what each wrote on its own branch; then, as
         the policy says, hold (a human decides which data wins), or keep the writer DNS
@@ -427,7 +422,10 @@ class FailoverWorkflow(GatedRunbook):
         for site in topology.writable:
             if site != keep:
                 await self._step(
-                    f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=run_id), FenceResult
+                    f"fence_writer_{site}",
+                    steps.FENCE,
+                    FenceInput(site=site, run_id=workflow_id),
+                    FenceResult,
                 )
                 res.fenced.append(site)
         after = await self._step(

@@ -1,7 +1,7 @@
 """The runbook base: what every runbook workflow shares, so each runbook's module holds only
 its own sequence.
 
-* :class:`Runbook`: the run's state (phase, status, steps, compensations, placement), the
+* :class:`RunbookBase`: the run's state (phase, status, steps, compensations, placement), the
   ``progress`` Query, one recorded way to run a step (``_step``) and to undo one
   (``_undo``), the late-start refusal, and the evidence ending (:meth:`Runbook._end`): every
   run, whatever its ending, writes its evidence, then returns or fails with its result.
@@ -82,7 +82,7 @@ class RunResult(Protocol):
 R = TypeVar("R", bound=RunResult)
 
 
-class Runbook:
+class RunbookBase:
     """Base of every runbook workflow. A subclass names itself (``RUNBOOK``), its evidence
     step and that step's input type, defines ``@workflow.run`` (the SDK wants it on the class)
     and builds its sequence from ``_step``."""
@@ -239,7 +239,7 @@ def approval_refusal(
     return None
 
 
-class GatedRunbook(Runbook):
+class GatedRunbook(RunbookBase):
     """A runbook with an approval gate, break glass and (for those that move the primary) a
     saga with the topology lease. ``PROMOTED_CHECK`` names the look before undoing."""
 

@@ -73,7 +73,7 @@ class Step:
     """Always a local activity: a plan step, which reads the placement the rest follows."""
 
 
-PLAN = Step(ActivityName.PLAN_FAILOVER, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
+PLAN = Step(ActivityName.PLAN_SITES, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
 ASSESS = Step(ActivityName.ASSESS_SITES, TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
 SIGNALS = Step(ActivityName.GATHER_SIGNALS, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
 PREPARE = Step(ActivityName.PREPARE_TARGET, TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)

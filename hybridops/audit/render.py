@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 
 from hybridops.audit.evidence_check import EvidenceCheck
-from hybridops.audit.timeline import Step, StepKind, StepStatus, Timeline
+from hybridops.audit.timeline import StepKind, StepStatus, Timeline, TimelineStep
 from hybridops.markup import html_text, md, md_code
 
 COLOURS = {
@@ -25,7 +25,7 @@ COLOURS = {
 """Bar colour per outcome (the legend shows them)."""
 
 
-def outcome(step: Step) -> str:
+def outcome(step: TimelineStep) -> str:
     """The colour key of a step: what it did, as the timeline shows it."""
     if step.status in (StepStatus.FAILED, StepStatus.TIMED_OUT):
         return "failed"
@@ -75,7 +75,7 @@ def _evidence_lines(check: EvidenceCheck) -> list[str]:
     return [*lines, ""]
 
 
-def _step_rows(tl: Timeline, steps: list[Step]) -> list[str]:
+def _step_rows(tl: Timeline, steps: list[TimelineStep]) -> list[str]:
     rows = [
         "| # | step | kind | outcome | attempts | start | duration | detail |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -248,7 +248,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _html_steps(tl: Timeline, steps: list[Step]) -> str:
+def _html_steps(tl: Timeline, steps: list[TimelineStep]) -> str:
     return _table(
         ["#", "step", "kind", "outcome", "attempts", "start", "duration", "detail"],
         [

@@ -84,7 +84,7 @@ class StepStatus(StrEnum):
     """No closing event yet (a run still open, or cut short)."""
 
 
-class Step(BaseModel):
+class TimelineStep(BaseModel):
     """One activity (or timer) of the run."""
 
     name: str
@@ -111,7 +111,7 @@ class Step(BaseModel):
         return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
 
 
-class Approval(BaseModel):
+class ApprovalUpdate(BaseModel):
     """An Update the run accepted (the approval gate's ``approve``)."""
 
     update: str
@@ -133,7 +133,7 @@ class Approval(BaseModel):
     failure: str = ""
 
 
-class Signal(BaseModel):
+class ReceivedSignal(BaseModel):
     """A Signal the run received."""
 
     name: str
@@ -160,9 +160,9 @@ class Timeline(BaseModel):
     scheduled_by: str = ""
     """The Schedule's id, when a Schedule started the run."""
     input: Any = None
-    steps: list[Step] = []
-    approvals: list[Approval] = []
-    signals: list[Signal] = []
+    steps: list[TimelineStep] = []
+    approvals: list[ApprovalUpdate] = []
+    signals: list[ReceivedSignal] = []
     closed_as: str = "running"
     """The closing event: completed, failed, canceled, terminated, timed out, continued as new."""
     status: str = ""
@@ -289,14 +289,14 @@ def _start(tl_fields: dict[str, Any], event: HistoryEvent, workflow_id: str) -> 
     )
 
 
-def _result_fields(step: Step, result: Any) -> None:
+def _result_fields(step: TimelineStep, result: Any) -> None:
     if isinstance(result, dict):
         step.detail = str(result.get("detail", "") or "")
         changed = result.get("changed")
         step.changed = changed if isinstance(changed, bool) else None
 
 
-def _local_activity(event: HistoryEvent, task_began: datetime | None) -> Step | None:
+def _local_activity(event: HistoryEvent, task_began: datetime | None) -> TimelineStep | None:
     """A local activity's step from its marker; ``task_began`` is when its work began as far
     as the history tells: the end of the previous local activity of the same workflow task,
     or that task's start."""
@@ -316,7 +316,7 @@ def _local_activity(event: HistoryEvent, task_began: datetime | None) -> Step | 
         started = scheduled
     else:
         started = task_began if task_began is not None and task_began <= ended else ended
-    step = Step(
+    step = TimelineStep(
         name=str(data.get("activity_type", "local activity")),
         kind=StepKind.LOCAL,
         status=StepStatus.FAILED if a.HasField("failure") else StepStatus.COMPLETED,
@@ -335,11 +335,11 @@ def _local_activity(event: HistoryEvent, task_began: datetime | None) -> Step | 
 def build_timeline(history: WorkflowHistory) -> Timeline:
     """The run's timeline from ``history``'s events (see the module's docstring)."""
     fields: dict[str, Any] = {}
-    steps: list[Step] = []
-    queued: dict[int, Step] = {}
-    timers: dict[str, Step] = {}
-    approvals: dict[str, Approval] = {}
-    signals: list[Signal] = []
+    steps: list[TimelineStep] = []
+    queued: dict[int, TimelineStep] = {}
+    timers: dict[str, TimelineStep] = {}
+    approvals: dict[str, ApprovalUpdate] = {}
+    signals: list[ReceivedSignal] = []
     end: dict[str, Any] = {}
     task_started: dict[int, datetime] = {}  # workflow task started event id -> time
     task_delivered: dict[int, datetime] = {}  # workflow task scheduled event id -> its start
@@ -366,7 +366,7 @@ def build_timeline(history: WorkflowHistory) -> Timeline:
                     task_began[task] = max(step.ended_at, task_began.get(task, step.ended_at))
         elif kind == "activity_task_scheduled_event_attributes":
             a = event.activity_task_scheduled_event_attributes
-            step = Step(
+            step = TimelineStep(
                 name=a.activity_type.name,
                 kind=StepKind.QUEUED,
                 status=StepStatus.RUNNING,
@@ -406,7 +406,7 @@ def build_timeline(history: WorkflowHistory) -> Timeline:
         elif kind == "timer_started_event_attributes":
             ts = event.timer_started_event_attributes
             wait = ts.start_to_fire_timeout.ToTimedelta().total_seconds()
-            step = Step(
+            step = TimelineStep(
                 name=f"wait (timer {ts.timer_id}, {wait:g} s)",
                 kind=StepKind.TIMER,
                 status=StepStatus.RUNNING,
@@ -428,7 +428,7 @@ def build_timeline(history: WorkflowHistory) -> Timeline:
             req = u.accepted_request
             arg = _first(req.input.args)
             arg = arg if isinstance(arg, dict) else {}
-            approvals[req.meta.update_id] = Approval(
+            approvals[req.meta.update_id] = ApprovalUpdate(
                 update=req.input.name,
                 update_id=req.meta.update_id,
                 identity=req.meta.identity,
@@ -455,7 +455,7 @@ def build_timeline(history: WorkflowHistory) -> Timeline:
             sg = event.workflow_execution_signaled_event_attributes
             values = decode(sg.input)
             signals.append(
-                Signal(
+                ReceivedSignal(
                     name=sg.signal_name,
                     at=at,
                     identity=sg.identity,

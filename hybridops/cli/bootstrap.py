@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from hybridops.cli.common import inventory, print_ending, print_headline, run_runbook
+from hybridops.cli.common import RunEnding, inventory, print_ending, print_headline, run_runbook
 from hybridops.constants import WorkflowType
 from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult, BootstrapStep
 from hybridops.inventory import Inventory
 
 
-def print_bootstrap_summary(data: dict[str, Any], inv: Inventory) -> None:
+def print_bootstrap_summary(ending: RunEnding[BootstrapResult], inv: Inventory) -> None:
     """A bootstrap's outcome and its error (its steps were shown as they passed)."""
-    print_headline(
-        data, "bootstrap", ("dry run:", "yes" if (data.get("input") or {}).get("dry_run") else None)
-    )
-    print_ending(data, inv)
+    dry_run = ending.result is not None and ending.result.input.dry_run
+    print_headline(ending, "bootstrap", ("dry run:", "yes" if dry_run else None))
+    print_ending(ending, inv)
 
 
 def bootstrap(

@@ -8,13 +8,16 @@ The command modules import this; nothing here imports them or the app (:mod:`hyb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 import typer
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -24,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 from hybridops.client import connect as connect_client
 from hybridops.client import unreachable_reason
 from hybridops.constants import PROGRESS_QUERY, TaskQueue, WorkflowType
-from hybridops.contracts.base import Progress
+from hybridops.contracts.base import Progress, RunStatus
 from hybridops.contracts.sites import FindingKind, Topology
 from hybridops.errors import RetryableError
 from hybridops.inventory import Inventory, TemporalSettings, home, inventory_path, load_inventory
@@ -135,8 +138,46 @@ async def start(
     )
 
 
-async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[str, Any]:
-    """Show the run's steps as they pass; returns the result (or failure details) as data."""
+class RunOutcome(Protocol):
+    """What every runbook's result has, and a summary reads of any of them."""
+
+    workflow_id: str
+    status: RunStatus
+    error: str | None
+    evidence_dir: str | None
+
+
+R = TypeVar("R", bound=RunOutcome)
+
+
+@dataclass
+class RunEnding(Generic[R]):
+    """How a run ended, as the command got it: its result, typed (a failed run's failure
+    carries the result as its details), or, when the run ended without one (terminated, timed
+    out, failed before it had one), only what the server said."""
+
+    workflow_id: str
+    result: R | None = None
+    reason: str = ""
+    """Why the run ended, when there is no result."""
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.result is None else self.result.status.value
+
+    @property
+    def error(self) -> str | None:
+        return self.reason if self.result is None else self.result.error
+
+    def data(self) -> dict[str, Any]:
+        """The result as JSON data (``--json``); without one, what the server said."""
+        if isinstance(self.result, BaseModel):
+            return self.result.model_dump(mode="json")
+        return {"workflow_id": self.workflow_id, "status": self.status, "error": self.error}
+
+
+async def watch(handle: WorkflowHandle[Any, Any], result_type: type[R], quiet: bool = False) -> RunEnding[R]:
+    """Show the run's steps as they pass; returns how it ended."""
     seen = 0
     phase = ""
     blocked = ""
@@ -175,20 +216,19 @@ async def watch(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> dict[s
             break
         await asyncio.sleep(0.1)
     try:
-        result = await handle.result()
-        data: dict[str, Any] = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
-        return data
+        return RunEnding(handle.id, await handle.result())
     except WorkflowFailureError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
-            failed: dict[str, Any] = cause.details[0]
-            return failed
+            # A runbook fails with its result as the failure's details (workflows/runbook.py).
+            with contextlib.suppress(ValidationError):
+                return RunEnding(handle.id, TypeAdapter(result_type).validate_python(cause.details[0]))
         # Terminated, timed out, or failed without a result: what the server says, and where.
-        return {"workflow_id": handle.id, "status": "failed", "error": str(cause or err)}
+        return RunEnding(handle.id, reason=str(cause or err))
 
 
-def succeeded(data: dict[str, Any]) -> bool:
-    return data.get("status") == "succeeded"
+def succeeded(ending: RunEnding[Any]) -> bool:
+    return ending.status == "succeeded"
 
 
 def run_runbook(
@@ -196,17 +236,17 @@ def run_runbook(
     workflow: WorkflowType,
     inp: Any,
     wf_id: str,
-    result_type: type[Any],
+    result_type: type[R],
     json_out: bool,
-    summary: Callable[[dict[str, Any], Inventory], None],
-    passed: Callable[[dict[str, Any]], bool] = succeeded,
+    summary: Callable[[RunEnding[R], Inventory], None],
+    passed: Callable[[RunEnding[R]], bool] = succeeded,
 ) -> None:
     """A runbook's command, start to end: start it and watch it (:func:`run_and_watch`),
     print its ``summary`` (or ``--json``), and exit 1 unless it ``passed``."""
-    data = run_and_watch(inv, workflow, inp, wf_id, result_type, json_out)
+    ending = run_and_watch(inv, workflow, inp, wf_id, result_type, json_out)
     if not json_out:
-        summary(data, inv)
-    if not passed(data):
+        summary(ending, inv)
+    if not passed(ending):
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -230,21 +270,21 @@ async def run_state(
 
 
 def run_and_watch(
-    inv: Inventory, workflow: WorkflowType, inp: Any, wf_id: str, result_type: type[Any], json_out: bool
-) -> dict[str, Any]:
+    inv: Inventory, workflow: WorkflowType, inp: Any, wf_id: str, result_type: type[R], json_out: bool
+) -> RunEnding[R]:
     """Start a runbook on the control queue, show its steps as they pass (unless ``json_out``),
-    and return its result (or its failure's details) as data; ``--json`` prints it."""
+    and return how it ended; ``--json`` prints its result."""
 
-    async def main() -> dict[str, Any]:
+    async def main() -> RunEnding[R]:
         handle = await start(await connect(inv.temporal), inv, workflow, inp, wf_id, result_type)
         if not json_out:
             console.print(f"started {wf_id}: {ui_link(inv, wf_id)}")
-        return await watch(handle, quiet=json_out)
+        return await watch(handle, result_type, quiet=json_out)
 
-    data = asyncio.run(main())
+    ending = asyncio.run(main())
     if json_out:
-        print_json(data)
-    return data
+        print_json(ending.data())
+    return ending
 
 
 # ---------------------------------------------------------------------- printing runs
@@ -266,26 +306,27 @@ def say(text: str) -> None:
     console.print(text, highlight=False, soft_wrap=True)
 
 
-def print_headline(data: dict[str, Any], runbook: str, *details: tuple[str, Any]) -> None:
+def print_headline(ending: RunEnding[Any], runbook: str, *details: tuple[str, Any]) -> None:
     """``RUNBOOK STATUS  details``, then the run's error when it has one."""
-    status = data.get("status") or "unknown"
+    status = ending.status
     colour = "green" if status == "succeeded" else "red"
     known = facts(*details)
     say(f"\n[bold {colour}]{runbook} {status}[/bold {colour}]" + (f"  {escape(known)}" if known else ""))
-    print_error(data)
+    print_error(ending)
 
 
-def print_error(data: dict[str, Any]) -> None:
-    if data.get("error"):
-        say(f"  error: {escape(str(data['error']))}")
+def print_error(ending: RunEnding[Any]) -> None:
+    if ending.error:
+        say(f"  error: {escape(ending.error)}")
 
 
-def print_ending(data: dict[str, Any], inv: Inventory) -> None:
+def print_ending(ending: RunEnding[Any], inv: Inventory) -> None:
     """The lines a run's summary ends with, those it has: its evidence and its page in the UI."""
-    if data.get("evidence_dir"):
-        say(f"  evidence: {escape(data['evidence_dir'])}")
-    if data.get("workflow_id"):
-        say(f"  in the UI: {ui_link(inv, data['workflow_id'])}")
+    evidence_dir = ending.result.evidence_dir if ending.result is not None else None
+    if evidence_dir:
+        say(f"  evidence: {escape(evidence_dir)}")
+    if ending.workflow_id:
+        say(f"  in the UI: {ui_link(inv, ending.workflow_id)}")
 
 
 def print_topology(topology: Topology) -> None:

@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 
 from hybridops.cli.common import (
     EXIT_FAILED,
+    RunEnding,
     connect,
     console,
     facts,
@@ -56,15 +57,22 @@ def _drill_input(raw: str | None, **fields: Any) -> DrillInput:
         fail(f"--input: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
 
 
-def print_drill_summary(data: dict[str, Any], inv: Inventory) -> None:
+def print_drill_summary(ending: RunEnding[DrillResult], inv: Inventory) -> None:
     """A drill's verdict, what it measured against its SLO, and its error, as far as it got."""
-    verdict = "[green]passed[/green]" if data.get("passed") else "[red]failed[/red]"
-    measured = facts(("RTO", seconds(data.get("rto_seconds"))), ("RPO", seconds(data.get("rpo_seconds"))))
+    r = ending.result
+    verdict = "[green]passed[/green]" if drill_passed(ending) else "[red]failed[/red]"
+    measured = facts(
+        ("RTO", seconds(r.rto_seconds if r else None)), ("RPO", seconds(r.rpo_seconds if r else None))
+    )
     say(f"\ndrill {verdict}" + (f": {measured}" if measured else ""))
-    for check in data.get("slo") or []:
-        say(f"  {check['name']}: {escape(check['detail'])}")
-    print_error(data)
-    print_ending(data, inv)
+    for check in r.slo if r else []:
+        say(f"  {check.name}: {escape(check.detail)}")
+    print_error(ending)
+    print_ending(ending, inv)
+
+
+def drill_passed(ending: RunEnding[DrillResult]) -> bool:
+    return ending.result is not None and ending.result.passed
 
 
 @drill_app.command("run")
@@ -95,7 +103,7 @@ def drill_run(
         DrillResult,
         json_out,
         print_drill_summary,
-        lambda d: bool(d.get("passed")),
+        drill_passed,
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from hybridops.cli.common import (
+    RunEnding,
     facts,
     inventory,
     print_ending,
@@ -23,28 +24,30 @@ from hybridops.contracts.failback import FailbackInput, FailbackResult, RejoinMe
 from hybridops.inventory import Inventory
 
 
-def print_failback_summary(data: dict[str, Any], inv: Inventory) -> None:
+def print_failback_summary(ending: RunEnding[FailbackResult], inv: Inventory) -> None:
     """A failback's outcome, as far as the run got: a run that found nothing to fail back
     has no home, no rejoin and no write pause, and says only what happened and why."""
-    home, old = data.get("home"), data.get("old_primary")
-    print_headline(data, "failback", ("home:", home), ("from", old))
-    for warning in data.get("warnings") or []:
-        say(f"  [yellow]warning:[/yellow] {escape(warning)}")
-    if data.get("rejoin") is not None:
-        rejoined = facts(("in", seconds(data.get("rejoin_seconds"))))
-        say(f"  home rejoined by {data['rejoin']}" + (f" {rejoined}" if rejoined else ""))
-    caught_up = seconds(data.get("catch_up_seconds"))
-    if caught_up is not None:
-        say(f"  caught up in {caught_up}")
-    if data.get("moved_aside"):
-        say(f"  home's old data directory: {escape(data['moved_aside'])}")
-    switch = facts(
-        ("write pause:", seconds(data.get("write_pause_seconds"))),
-        ("switchover:", seconds(data.get("switchover_seconds"))),
+    r = ending.result
+    print_headline(
+        ending, "failback", ("home:", r.home if r else None), ("from", r.old_primary if r else None)
     )
-    if switch:
-        say(f"  {switch}")
-    print_ending(data, inv)
+    if r is not None:
+        for warning in r.warnings:
+            say(f"  [yellow]warning:[/yellow] {escape(warning)}")
+        if r.rejoin is not None:
+            rejoined = facts(("in", seconds(r.rejoin_seconds)))
+            say(f"  home rejoined by {r.rejoin.value}" + (f" {rejoined}" if rejoined else ""))
+        caught_up = seconds(r.catch_up_seconds)
+        if caught_up is not None:
+            say(f"  caught up in {caught_up}")
+        if r.moved_aside:
+            say(f"  home's old data directory: {escape(r.moved_aside)}")
+        switch = facts(
+            ("write pause:", seconds(r.write_pause_seconds)), ("switchover:", seconds(r.switchover_seconds))
+        )
+        if switch:
+            say(f"  {switch}")
+    print_ending(ending, inv)
 
 
 def failback(

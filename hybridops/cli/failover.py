@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from hybridops.cli.common import (
+    RunEnding,
     facts,
     inventory,
     iso_time,
@@ -22,25 +23,28 @@ from hybridops.cli.common import (
 from hybridops.constants import WorkflowType
 from hybridops.contracts.base import TargetChoice
 from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.contracts.sites import RpoMeasure
 from hybridops.inventory import Inventory
 
 
-def print_summary(data: dict[str, Any], inv: Inventory) -> None:
+def print_summary(ending: RunEnding[FailoverResult], inv: Inventory) -> None:
     """A failover's outcome: where it went, its error, RTO and RPO, as far as the run got."""
-    print_headline(data, data.get("runbook") or "failover", ("target:", data.get("target")))
-    measured = facts(("RTO:", seconds(data.get("rto_seconds"))), ("RPO:", _rpo(data.get("rpo") or {})))
-    if measured:
-        say(f"  {measured}")
-    print_ending(data, inv)
+    r = ending.result
+    print_headline(ending, r.runbook if r else "failover", ("target:", r.target if r else None))
+    if r is not None:
+        measured = facts(("RTO:", seconds(r.rto_seconds)), ("RPO:", _rpo(r.rpo)))
+        if measured:
+            say(f"  {measured}")
+    print_ending(ending, inv)
 
 
-def _rpo(rpo: dict[str, Any]) -> str | None:
+def _rpo(rpo: RpoMeasure) -> str | None:
     """``3 transactions, 0.120 s (ledger)``; None when the run measured nothing."""
-    lost, secs = rpo.get("transactions_lost"), rpo.get("seconds")
+    lost, secs = rpo.transactions_lost, rpo.seconds
     if lost is None and secs is None:
         return None
     parts = [f"{lost} transactions" if lost is not None else None, seconds(secs)]
-    method = rpo.get("method")
+    method = rpo.method
     return ", ".join(p for p in parts if p) + (f" ({method})" if method and method != "none" else "")
 
 

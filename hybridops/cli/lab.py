@@ -184,11 +184,11 @@ def demo(keep: bool = True) -> None:
     console.print("[bold]3. failover[/bold] (target auto)")
     inp = FailoverInput(incident_started_at=at, reason="demo: onprem killed", requested_by="make demo")
     wf_id = f"failover-demo-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    data = run_and_watch(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out=False)
-    print_summary(data, inv)
+    ending = run_and_watch(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out=False)
+    print_summary(ending, inv)
     console.print("\nThe lab is still running: explore the run in the Temporal UI.")
     console.print(
         "  hybridops lab status   |   hybridops lab reset   |   hybridops lab down   (or make down)"
     )
-    if data.get("status") != "succeeded":
+    if ending.status != "succeeded":
         raise typer.Exit(EXIT_FAILED)

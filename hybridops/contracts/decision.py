@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from hybridops.contracts.base import ActivityResult, Cloud, Contract
+from hybridops.contracts.base import ActivityResult, Cloud, Contract, TargetChoice
 from hybridops.contracts.sites import SiteRef
 from hybridops.policy import Policy
 
@@ -130,9 +130,11 @@ class DecisionRequest(Contract):
 
     decision_type: DecisionType = DecisionType.FAILOVER
     current_primary: str
-    """The site that serves now (where DNS points): never a candidate."""
-    target: str = "auto"
-    """``auto``, or the site or cloud the caller asks for."""
+    """The site that serves now, never a candidate: for a failover or failback the primary
+    the servers name (the topology's acting primary), not where DNS points; for a burst, home."""
+    target: TargetChoice = TargetChoice.AUTO
+    """``auto`` (the policy chooses), or the cloud the caller asks for: a candidate of that
+    cloud, or the site of that name."""
 
 
 class Decision(Contract):
@@ -163,7 +165,8 @@ class SignalsInput(Contract):
 
 
 class SignalsResult(ActivityResult):
-    """The live signals and the policy a decision is taken on (so a replay decides the same)."""
+    """The live signals a decision is taken on, recorded so a replay decides the same; and the
+    policy, which a burst decides on (a failover decides on its plan's: ``policy_in_force``)."""
 
     snapshot: SignalSnapshot
     policy: Policy

@@ -282,7 +282,7 @@ class Evidence(_Section):
         return self
 
 
-RunResult = FailoverResult | FailbackResult | DrillResult | BurstResult | BootstrapResult
+AnyRunbookResult = FailoverResult | FailbackResult | DrillResult | BurstResult | BootstrapResult
 """A runbook's workflow result: what its evidence is built from."""
 
 
@@ -295,13 +295,13 @@ _DERIVED = frozenset({"runbook", "input", "steps", "compensations", "rpo"})
 failover's ``rpo`` takes the common RPO shape), not that field as it is."""
 
 
-def _shared(kind: type[Contract], r: RunResult) -> dict[str, Any]:
+def _shared(kind: type[Contract], r: AnyRunbookResult) -> dict[str, Any]:
     """``r``'s values of the fields ``kind`` has too: a result's field and the evidence's of
     the same name mean the same (a unit test checks that no result field is left out)."""
     return {n: getattr(r, n) for n in (kind.model_fields.keys() & type(r).model_fields.keys()) - _DERIVED}
 
 
-def _evidence(r: RunResult, details: Details, **own: Any) -> Evidence:
+def _evidence(r: AnyRunbookResult, details: Details, **own: Any) -> Evidence:
     """The evidence of ``r``: the shared fields, ``details``, and the fields the runbook maps
     its own way (``own``: its RTO and RPO, a failback's ``target``)."""
     return Evidence(
@@ -367,7 +367,7 @@ def _drill(r: DrillResult) -> Evidence:
     )
 
 
-def evidence_of(result: RunResult) -> Evidence:
+def evidence_of(result: AnyRunbookResult) -> Evidence:
     """The evidence of a run, from its workflow result."""
     match result:
         case FailoverResult():

@@ -46,12 +46,6 @@ class LeaseGrant(ActivityResult):
     lease_id: str = ""
 
 
-class ReleaseInput(Contract):
-    """Input of ``release_lease``."""
-
-    workflow_id: str
-
-
 class HolderInput(Contract):
     """Input of ``lease_holder_open``: is this run still open?"""
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from hybridops.contracts.base import ActivityResult, Cloud, Contract, TargetChoice
+from pydantic import ConfigDict, Field
+
+from hybridops.contracts.base import ActivityResult, Cloud, Contract
 from hybridops.policy import Policy
 
 
@@ -169,9 +171,9 @@ class FenceToken(Contract):
 
 
 class PlanInput(Contract):
-    """Input of ``plan_failover``."""
-
-    target: TargetChoice = TargetChoice.AUTO
+    """Input of ``plan_failover``: nothing, the plan is the inventory's and DNS's. (It had a
+    ``target`` it never read; the step is local only, ``workflows/steps.py``, and a local
+    activity's input is not in the history, so no recorded payload carries it.)"""
 
 
 class SiteRef(Contract):
@@ -184,9 +186,13 @@ class SiteRef(Contract):
 class PlanResult(ActivityResult):
     """What the inventory and DNS say the topology is."""
 
+    # The JSON key of ``dns_site`` stays ``current_primary`` (its name before it said what it
+    # holds): recorded histories load, and new payloads are the same JSON.
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
     sites: list[SiteRef]
     dns_record: str
-    current_primary: str
+    dns_site: str = Field(alias="current_primary")
     """The site the DNS record points at ("" when it points at no site): where clients go,
     which is not always the primary (the servers say who is: the assess step)."""
     dns_value: str | None = None
@@ -207,8 +213,9 @@ class AssessInput(Contract):
 class AssessResult(ActivityResult):
     states: list[SiteState]
     topology: Topology | None = None
-    """The topology established from these states and DNS (absent in histories of runs
-    before it existed, which decided on DNS)."""
+    """Deprecated, never set: nothing reads it (a workflow establishes the topology itself,
+    ``hybridops.decision.topology_of``). Kept because recorded results carry it as ``null``
+    and contracts refuse unknown fields, so without it those histories would not load."""
 
 
 class SiteInput(Contract):

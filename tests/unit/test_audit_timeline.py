@@ -11,7 +11,7 @@ from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.report import write_report
 from hybridops.audit.timeline import Origin, StepKind, StepStatus, Timeline, build_timeline
 from hybridops.contracts.failover import FailoverResult
-from hybridops.evidence import write_evidence
+from tests.unit.evidence_step import write_failover_evidence
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 
@@ -94,14 +94,14 @@ def test_reports_say_it_all_and_the_html_is_self_contained() -> None:
     assert "<link" not in page and "src=" not in page
 
 
-def test_a_changed_evidence_file_is_flagged(tmp_path: Path) -> None:
+async def test_a_changed_evidence_file_is_flagged(tmp_path: Path) -> None:
     """The evidence written for the stored run, then one file edited and one removed."""
     src = load_history_file(HISTORIES / f"failover-compensated{HISTORY_SUFFIX}")
     assert src.history is not None
     tl = build_timeline(src.history)
     result = FailoverResult.model_validate(tl.result)
-    folder = tmp_path / "failover" / tl.workflow_id
-    write_evidence(folder, result, src.history.to_json())
+    folder = Path((await write_failover_evidence(tmp_path, result, src.history)).path)
+    assert folder == tmp_path / "failover" / tl.workflow_id
     intact = write_report(src.history, tmp_path)
     assert intact.out_dir == folder / "audit" and not intact.evidence.tampered
     assert intact.evidence.files == ["evidence.json", "history.json", "report.md"]
@@ -117,13 +117,13 @@ def test_a_changed_evidence_file_is_flagged(tmp_path: Path) -> None:
     assert "EVIDENCE CHANGED AFTER THE RUN" in (folder / "audit" / "report.html").read_text()
 
 
-def test_an_exported_history_that_is_not_the_runs_is_flagged(tmp_path: Path) -> None:
+async def test_an_exported_history_that_is_not_the_runs_is_flagged(tmp_path: Path) -> None:
     src = load_history_file(HISTORIES / f"failover-approved{HISTORY_SUFFIX}")
     other = load_history_file(HISTORIES / f"failover-rejected{HISTORY_SUFFIX}")
     assert src.history is not None and other.history is not None
-    folder = tmp_path / "ev"
     result = FailoverResult.model_validate(build_timeline(src.history).result)
-    write_evidence(folder, result, other.history.to_json())  # the manifest matches the wrong one
+    # The manifest matches the wrong history.
+    folder = Path((await write_failover_evidence(tmp_path, result, other.history)).path)
     check = check_evidence(folder, src.history)
     assert check.tampered and "differs" in check.history_mismatch
     assert json.loads((folder / "manifest.json").read_text())["files"]

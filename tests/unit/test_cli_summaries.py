@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from hybridops.cli.bootstrap import print_bootstrap_summary
-from hybridops.cli.common import console
+from hybridops.cli.common import RunEnding, console, watch
 from hybridops.cli.drill import print_drill_summary
 from hybridops.cli.failback import print_failback_summary
 from hybridops.cli.failover import print_summary
@@ -28,17 +31,16 @@ NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 NOTHING = "azure is the writable primary, not a cloud site: nothing to fail back"
 
 
-def printed(printer: Callable[[dict[str, Any], Inventory], None], data: dict[str, Any]) -> str:
+def printed(printer: Callable[[RunEnding[Any], Inventory], None], ending: RunEnding[Any]) -> str:
     with console.capture() as out:
-        printer(data, INVENTORY)
+        printer(ending, INVENTORY)
     return out.get()
 
 
-def result_data(result_type: type[Any], inp: Any, status: RunStatus, **fields: Any) -> dict[str, Any]:
-    """A run's result as the CLI gets it: the model's JSON."""
+def result_data(result_type: type[Any], inp: Any, status: RunStatus, **fields: Any) -> RunEnding[Any]:
+    """A run's ending as the CLI gets it: its typed result."""
     result = result_type(workflow_id="run-1", run_id="r", status=status, input=inp, started_at=NOW, **fields)
-    data: dict[str, Any] = result.model_dump(mode="json")
-    return data
+    return RunEnding("run-1", result)
 
 
 def test_a_failback_that_found_nothing_to_fail_back_says_so() -> None:
@@ -49,7 +51,8 @@ def test_a_failback_that_found_nothing_to_fail_back_says_so() -> None:
         error=f"NothingToFailBack: {NOTHING}",
         evidence_dir="output/failback/run-1",
     )
-    assert data["home"] is None and data["write_pause_seconds"] is None
+    assert data.result is not None
+    assert data.result.home is None and data.result.write_pause_seconds is None
     text = printed(print_failback_summary, data)
     first, *rest = text.strip().splitlines()
     assert first == "failback compensated"
@@ -110,15 +113,63 @@ def test_a_failback_that_went_through_prints_its_figures() -> None:
         # A run that failed without a result (terminated): only what the server said.
         (
             print_summary,
-            {"workflow_id": "run-2", "status": "failed", "error": "terminated"},
+            RunEnding("run-2", reason="terminated"),
             "failover failed",
         ),
     ],
 )
 def test_every_runbook_summary_of_a_run_that_ended_early(
-    printer: Callable[[dict[str, Any], Inventory], None], data: dict[str, Any], headline: str
+    printer: Callable[[RunEnding[Any], Inventory], None], data: RunEnding[Any], headline: str
 ) -> None:
     text = printed(printer, data)
     assert text.strip().splitlines()[0] == headline, text
-    assert f"  error: {data['error']}" in text
+    assert data.error and f"  error: {data.error}" in text
     assert "None" not in text and "RTO" not in text and "RPO" not in text and "target" not in text
+
+
+class _Ended:
+    """A handle of a run that has ended: ``result()`` returns or raises ``outcome``."""
+
+    def __init__(self, outcome: Any) -> None:
+        self.id = "run-3"
+        self.outcome = outcome
+
+    async def query(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("not asked in this test")
+
+    async def describe(self) -> Any:
+        return SimpleNamespace(status=SimpleNamespace(name="FAILED"))
+
+    async def result(self) -> Any:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+async def test_a_run_comes_back_typed_whether_it_succeeded_or_failed() -> None:
+    """A runbook fails with its result as the failure's details: the command gets that result,
+    typed, as it gets a successful run's; a run with no result, only what the server said."""
+    result = FailoverResult(
+        workflow_id="run-3",
+        run_id="r",
+        status=RunStatus.COMPENSATED,
+        input=FailoverInput(),
+        started_at=NOW,
+        incident_started_at=NOW,
+        target="azure",
+        error="InjectedFault: boom",
+    )
+    details = result.model_dump(mode="json")
+    failed = WorkflowFailureError(
+        cause=ApplicationError("failover compensated", details, type="FailoverCompensated")
+    )
+    ending = await watch(_Ended(failed), FailoverResult, quiet=True)
+    assert ending.result == result and ending.status == "compensated"
+    assert ending.error == "InjectedFault: boom" and ending.data() == details
+    succeeded = result.model_copy(update={"status": RunStatus.SUCCEEDED})
+    done = await watch(_Ended(succeeded), FailoverResult, quiet=True)
+    assert done.result == succeeded and done.status == "succeeded"
+    terminated = WorkflowFailureError(cause=ApplicationError("terminated"))
+    gone = await watch(_Ended(terminated), FailoverResult, quiet=True)
+    assert gone.result is None and gone.status == "failed" and gone.error == "terminated"
+    assert gone.data() == {"workflow_id": "run-3", "status": "failed", "error": "terminated"}

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from temporalio.client import WorkflowHistory
 
 from hybridops.contracts.base import RunStatus, StepOutcome, StepRecord
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.errors import ConfigError
-from hybridops.evidence import render_report, verify_manifest, write_evidence
+from hybridops.evidence import render_report, verify_manifest
 from hybridops.inventory import load_inventory, parse_inventory
 from hybridops.secrets import resolve_secret
+from tests.unit.evidence_step import write_failover_evidence
 
 GOOD = {
     "sites": {
@@ -99,10 +102,13 @@ def _result() -> FailoverResult:
     )
 
 
-def test_evidence_files_and_manifest(tmp_path: Path) -> None:
-    folder = tmp_path / "failover" / "wf-1"
-    digests = write_evidence(folder, _result(), '{"events": []}')
+async def test_evidence_files_and_manifest(tmp_path: Path) -> None:
+    written = await write_failover_evidence(tmp_path, _result(), WorkflowHistory("wf-1", []))
+    folder = Path(written.path)
+    assert folder == tmp_path / "failover" / "wf-1"
+    digests = written.files
     assert set(digests) == {"evidence.json", "report.md", "history.json"}
+    assert written.manifest_sha256 == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     assert json.loads((folder / "manifest.json").read_text())["files"] == digests
     assert verify_manifest(folder) == []
     (folder / "report.md").write_text("tampered")
@@ -163,3 +169,20 @@ async def test_a_dns_driver_without_weighted_records_says_so_before_any_change()
         await driver.get_weights("app.lab.test")
     assert calls == []
     assert DnsCapability.WEIGHTED in Route53Driver.capabilities
+
+
+def test_plan_result_keeps_its_recorded_json_key() -> None:
+    """``PlanResult.dns_site`` was ``current_primary``: new payloads carry the old key, as the
+    data converter writes them (``pydantic_core.to_json``), and recorded ones still load."""
+    from pydantic_core import to_json
+
+    from hybridops.client import DATA_CONVERTER
+    from hybridops.contracts.sites import PlanResult
+
+    plan = PlanResult(sites=[], dns_record="db.example.com", dns_site="onprem", placement="colocated")
+    data = json.loads(to_json(plan))
+    assert data["current_primary"] == "onprem" and "dns_site" not in data
+    [payload] = DATA_CONVERTER.payload_converter.to_payloads([plan])
+    assert json.loads(payload.data) == data
+    [loaded] = DATA_CONVERTER.payload_converter.from_payloads([payload], [PlanResult])
+    assert loaded == plan and loaded.dns_site == "onprem"

@@ -18,19 +18,19 @@ from hybridops.contracts.bootstrap import BootstrapResult
 from hybridops.contracts.burst import BurstResult
 from hybridops.contracts.drill import DrillResult
 from hybridops.contracts.evidence import (
+    AnyRunbookResult,
     Details,
     Evidence,
-    RunResult,
     evidence_of,
     schema_text,
 )
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverResult
-from hybridops.evidence import write_evidence
 from tests.evidence_schema import SCHEMA, assert_evidence_conforms, schema_errors
+from tests.unit.evidence_step import write_failover_evidence
 
 HISTORIES = Path(__file__).parents[1] / "histories"
-RESULTS: dict[str, type[RunResult]] = {
+RESULTS: dict[str, type[AnyRunbookResult]] = {
     Runbook.FAILOVER: FailoverResult,
     Runbook.FAILBACK: FailbackResult,
     Runbook.DRILL: DrillResult,
@@ -39,10 +39,10 @@ RESULTS: dict[str, type[RunResult]] = {
 }
 
 
-def stored_results() -> list[tuple[str, RunResult]]:
+def stored_results() -> list[tuple[str, AnyRunbookResult]]:
     """Every stored history's result, and every evidence input its history recorded (a queued
     evidence step's input; a local activity's is not in the history)."""
-    out: list[tuple[str, RunResult]] = []
+    out: list[tuple[str, AnyRunbookResult]] = []
     for src in load_history_files(find_history_files(HISTORIES)):
         assert src.history is not None, src.error
         tl = build_timeline(src.history)
@@ -72,7 +72,7 @@ def test_every_runbook_and_an_evidence_input_are_stored() -> None:
 
 
 @pytest.mark.parametrize(("label", "result"), STORED, ids=[label for label, _ in STORED])
-def test_the_evidence_of_every_stored_run_conforms(label: str, result: RunResult) -> None:
+def test_the_evidence_of_every_stored_run_conforms(label: str, result: AnyRunbookResult) -> None:
     ev = evidence_of(result)
     data = json.loads(ev.model_dump_json())
     assert schema_errors(data) == [], label
@@ -120,12 +120,12 @@ def test_rto_and_rpo_are_one_shape() -> None:
         assert ev.rto is None and ev.rpo is None and ev.point_of_no_return_passed is None
 
 
-def test_the_written_file_conforms(tmp_path: Path) -> None:
+async def test_the_written_file_conforms(tmp_path: Path) -> None:
     label, result = next((label, r) for label, r in STORED if r.runbook == Runbook.FAILOVER)
     assert isinstance(result, FailoverResult)
-    write_evidence(tmp_path, result, None)
-    data = json.loads((tmp_path / "evidence.json").read_text())
-    assert schema_errors(data) == [] and data["evidence_dir"] == str(tmp_path), label
+    folder = Path((await write_failover_evidence(tmp_path, result)).path)
+    data = json.loads((folder / "evidence.json").read_text())
+    assert schema_errors(data) == [] and data["evidence_dir"] == str(folder), label
 
 
 def test_the_lab_check_finds_a_bad_file(tmp_path: Path) -> None:

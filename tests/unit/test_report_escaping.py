@@ -12,7 +12,7 @@ from activities.drill import render_drill_report
 from activities.failback import render_failback_report
 from hybridops.audit.evidence_check import EvidenceCheck
 from hybridops.audit.render import render_html, render_markdown
-from hybridops.audit.timeline import Approval, Step, StepKind, StepStatus, Timeline
+from hybridops.audit.timeline import ApprovalUpdate, StepKind, StepStatus, Timeline, TimelineStep
 from hybridops.contracts.base import ApprovalRecord, RunStatus, StepOutcome, StepRecord
 from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult
 from hybridops.contracts.burst import BurstInput, BurstResult
@@ -91,10 +91,12 @@ def timeline() -> Timeline:
         requested_by=EVIL,
         reason=EVIL,
         steps=[
-            Step(name="promote", kind=StepKind.QUEUED, status=StepStatus.FAILED, started_at=T, failure=EVIL)
+            TimelineStep(
+                name="promote", kind=StepKind.QUEUED, status=StepStatus.FAILED, started_at=T, failure=EVIL
+            )
         ],
         approvals=[
-            Approval(
+            ApprovalUpdate(
                 update="approve",
                 update_id="u",
                 identity="1@host",

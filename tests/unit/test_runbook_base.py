@@ -12,7 +12,7 @@ from hybridops.contracts.bootstrap import BootstrapStep
 from workflows import runbook
 from workflows.registry import WORKFLOWS
 
-RUNBOOKS = [w for w in WORKFLOWS if issubclass(w, runbook.Runbook)]
+RUNBOOKS = [w for w in WORKFLOWS if issubclass(w, runbook.RunbookBase)]
 
 
 def test_every_runbook_workflow_is_a_runbook() -> None:
