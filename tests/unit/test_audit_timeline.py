@@ -104,7 +104,7 @@ def test_a_changed_evidence_file_is_flagged(tmp_path: Path) -> None:
     write_evidence(folder, result, src.history.to_json())
     intact = write_report(src.history, tmp_path)
     assert intact.out_dir == folder / "audit" and not intact.evidence.tampered
-    assert intact.evidence.files == ["evidence.json", "history.json", "report.md"]
+    assert intact.evidence.files == ["evidence.json", "history.json", "report.html", "report.md"]
 
     (folder / "report.md").write_text((folder / "report.md").read_text().replace("compensated", "succeeded"))
     (folder / "evidence.json").unlink()

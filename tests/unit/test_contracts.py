@@ -10,10 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from hybridops.contracts.base import RunStatus, StepOutcome, StepRecord
+from hybridops.contracts.evidence import evidence_of
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.errors import ConfigError
-from hybridops.evidence import render_report, verify_manifest, write_evidence
+from hybridops.evidence import verify_manifest, write_evidence
 from hybridops.inventory import load_inventory, parse_inventory
+from hybridops.report import report_markdown
 from hybridops.secrets import resolve_secret
 
 GOOD = {
@@ -102,7 +104,7 @@ def _result() -> FailoverResult:
 def test_evidence_files_and_manifest(tmp_path: Path) -> None:
     folder = tmp_path / "failover" / "wf-1"
     digests = write_evidence(folder, _result(), '{"events": []}')
-    assert set(digests) == {"evidence.json", "report.md", "history.json"}
+    assert set(digests) == {"evidence.json", "report.md", "report.html", "history.json"}
     assert json.loads((folder / "manifest.json").read_text())["files"] == digests
     assert verify_manifest(folder) == []
     (folder / "report.md").write_text("tampered")
@@ -110,7 +112,7 @@ def test_evidence_files_and_manifest(tmp_path: Path) -> None:
 
 
 def test_report_says_what_happened() -> None:
-    text = render_report(_result())
+    text = report_markdown(evidence_of(_result()))
     assert "compensated" in text and "promote (irreversible)" in text and "InjectedFault: boom" in text
 
 
