@@ -56,7 +56,7 @@ async def test_verify_against_the_history_catches_a_rewritten_manifest(
     recorded = recorded_evidence(src.history)
     assert recorded is not None and recorded.manifest_recorded
     assert recorded.manifest_sha256 == sha256(folder / MANIFEST) and recorded.path == str(folder)
-    assert set(recorded.files) == {"evidence.json", "report.md", "history.json"}
+    assert set(recorded.files) == {"evidence.json", "report.md", "report.html", "history.json"}
 
     out = verify(lab, handle.id)
     assert out.returncode == 0 and "verified" in out.stdout, out.stdout + out.stderr
