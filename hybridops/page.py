@@ -177,8 +177,9 @@ def _md_line(line: Line) -> str:
 
 
 def _md_table(table: Table) -> list[str]:
+    # A row begins with "|": a cell cannot start a block, so only inline markup is escaped.
     def cells(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(md(c) for c in row) + " |"
+        return "| " + " | ".join(md_span(c).strip() for c in row) + " |"
 
     rule = "| " + " | ".join("---" for _ in table.header) + " |"
     return [cells(table.header), rule] + [cells(r) for r in table.rows]
@@ -221,6 +222,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#212121;max-width:1100px}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
+td:not(:last-child){white-space:nowrap}
 th{background:#f5f5f5}.alarm{background:#ffebee;border:2px solid #c62828;padding:.6em 1em;font-weight:bold}
 .error{background:#ffebee;border:1px solid #c62828;padding:.4em 1em}
 .ok{background:#e8f5e9;border:1px solid #2e7d32;padding:.4em 1em}.note{background:#fff8e1;padding:.4em 1em}
