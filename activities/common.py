@@ -164,10 +164,9 @@ async def write_run_evidence(client: Client | None, output_dir: Path, result: Ru
     """Every runbook's evidence step: ``output_dir/<runbook>/<workflow id>/`` (made path-safe
     and contained: :func:`hybridops.evidence.evidence_folder`) with the run's evidence (the one
     shape every runbook shares, built from its result: :func:`evidence_of`), its reports
-    rendered from that evidence (:mod:`hybridops.report`), the
-    run's history (fetched from the server) and the manifest. The result carries every file's
-    SHA-256 and the manifest's own, so the run's history (not only the folder) says what the
-    folder held."""
+    rendered from that evidence (:mod:`hybridops.report`), the run's history (fetched from
+    the server) and the manifest. The result carries every file's SHA-256 and the manifest's
+    own, so the run's history (not only the folder) says what the folder held."""
     history_json: str | None = None
     if client is not None:
         handle = client.get_workflow_handle(result.workflow_id, run_id=result.run_id)
