@@ -296,7 +296,8 @@ def _nice_step(span: float) -> float:
 
 def svg(chart: Chart) -> str:
     """The chart as SVG: a bar a step, coloured by outcome, its retries marked; approvals
-    (diamonds) and signals (triangles) on their own row; the run's end as a dashed line."""
+    (diamonds) and signals (triangles) on a row of their own when there are any; the run's
+    end as a dashed line."""
     label_w, chart_w, row_h, top = 230, 760, 20, 30
     t0 = chart.started_at
     ends = [b.ended_at or b.started_at for b in chart.bars] + [chart.ended_at or t0]
@@ -306,7 +307,7 @@ def svg(chart: Chart) -> str:
     def x(at: datetime) -> float:
         return label_w + (at - t0).total_seconds() / span * chart_w
 
-    rows = len(chart.bars) + 1
+    rows = len(chart.bars) + (1 if chart.marks else 0)  # the marks' row, when there are any
     height = top + rows * row_h + 30
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + chart_w + 20}" height="{height}"'
@@ -338,9 +339,9 @@ def svg(chart: Chart) -> str:
                 f'<text x="{max(x2, x1 + 2) + 4:.1f}" y="{y + 14}" fill="#c62828">&#215;{b.attempts}</text>'
             )
     y = top + len(chart.bars) * row_h
-    out.append(
-        f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{html_text(chart.marks_label)}</text>'
-    )
+    if chart.marks:
+        marks_label = html_text(chart.marks_label)
+        out.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{marks_label}</text>')
     for m in chart.marks:
         px, cy = x(m.at), y + row_h / 2
         if m.shape == "diamond":
