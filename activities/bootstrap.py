@@ -18,13 +18,11 @@ from hybridops.contracts.bootstrap import (
     BootstrapEvidenceInput,
     BootstrapPlan,
     BootstrapPlanInput,
-    BootstrapResult,
     BootstrapStep,
     BootstrapStepInput,
     BootstrapStepResult,
 )
 from hybridops.inventory import Inventory
-from hybridops.markup import md, md_code
 
 PLAYBOOKS = {
     BootstrapStep.VALIDATE_NETWORK: "network-validation.yml",
@@ -32,23 +30,6 @@ PLAYBOOKS = {
     BootstrapStep.JENKINS: "jenkins.yml",
     BootstrapStep.GITOPS_ENROLL: "gitops-enroll.yml",
 }
-
-
-def render_bootstrap_report(r: BootstrapResult) -> str:
-    lines = [
-        f"# Bootstrap `{md_code(r.workflow_id)}`: {r.status.value}"
-        + (" (dry run)" if r.input.dry_run else ""),
-        "",
-        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
-    ]
-    if r.error:
-        lines += ["", f"**Error:** {md(r.error)}"]
-    lines += ["", "| step | outcome | attempts | detail |", "| --- | --- | --- | --- |"]
-    lines += [
-        f"| {md(s.name)} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {md(s.detail)} |"
-        for s in r.steps
-    ]
-    return "\n".join(lines) + "\n"
 
 
 class BootstrapActivities:
@@ -121,6 +102,4 @@ class BootstrapActivities:
 
     @step_activity(ActivityName.WRITE_BOOTSTRAP_EVIDENCE)
     async def write_bootstrap_evidence(self, inp: BootstrapEvidenceInput) -> EvidenceResult:
-        return await write_run_evidence(
-            self.client, Path(self.inventory.output_dir), inp.result, render_bootstrap_report(inp.result)
-        )
+        return await write_run_evidence(self.client, Path(self.inventory.output_dir), inp.result)

@@ -21,7 +21,6 @@ from hybridops.contracts.burst import (
     BurstEvidenceInput,
     BurstPlan,
     BurstPlanInput,
-    BurstResult,
     DeployWorkloadsInput,
     DeployWorkloadsResult,
     LoadInput,
@@ -36,38 +35,6 @@ from hybridops.contracts.burst import (
 from hybridops.contracts.sites import SiteRef, Topology
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import Inventory
-from hybridops.markup import md, md_code
-
-
-def render_burst_report(r: BurstResult) -> str:
-    lines = [
-        f"# Burst `{md_code(r.workflow_id)}`: {r.status.value}",
-        "",
-        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
-        f"- Target: {md(r.target or '-')}; +{r.input.extra_nodes} nodes,"
-        f" {r.input.traffic_share}% of the traffic",
-        f"- Ended because: {md(r.ended_because or '-')}",
-        f"- Estimated cost: {r.cost_estimate:.2f} ({r.node_hours:.3f} node-hours)",
-        f"- Load checks: {r.checks} over {r.runs} run(s) (continue-as-new); peak load {r.peak_load}",
-    ]
-    if r.error:
-        lines += ["", f"**Error:** {md(r.error)}"]
-    if r.decision:
-        lines += ["", "## Decision", ""] + [f"- {md(x)}" for x in r.decision.rationale]
-    for title, steps in (("Steps", r.steps), ("Scale-in", r.compensations)):
-        if steps:
-            lines += [
-                "",
-                f"## {title}",
-                "",
-                "| step | outcome | attempts | detail |",
-                "| --- | --- | --- | --- |",
-            ]
-            lines += [
-                f"| {md(s.name)} | {s.outcome.value if s.outcome else '-'} | {s.attempts} | {md(s.detail)} |"
-                for s in steps
-            ]
-    return "\n".join(lines) + "\n"
 
 
 class BurstActivities:
@@ -214,6 +181,4 @@ class BurstActivities:
 
     @step_activity(ActivityName.WRITE_BURST_EVIDENCE)
     async def write_burst_evidence(self, inp: BurstEvidenceInput) -> EvidenceResult:
-        return await write_run_evidence(
-            self.client, Path(self.inventory.output_dir), inp.result, render_burst_report(inp.result)
-        )
+        return await write_run_evidence(self.client, Path(self.inventory.output_dir), inp.result)

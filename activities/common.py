@@ -173,19 +173,19 @@ def activity_name(fn: Callable[..., Any]) -> str:
 
 
 async def write_run_evidence(
-    client: Client | None, output_dir: Path, result: AnyRunbookResult, report: str
+    client: Client | None, output_dir: Path, result: AnyRunbookResult
 ) -> EvidenceResult:
     """Every runbook's evidence step: ``output_dir/<runbook>/<workflow id>/`` (made path-safe
     and contained: :func:`hybridops.evidence.evidence_folder`) with the run's evidence (the one
-    shape every runbook shares, built from its result: :func:`evidence_of`), its report, the
-    run's history (fetched from the server) and the manifest. The result carries every file's
-    SHA-256 and the manifest's own, so the run's history (not only the folder) says what the
-    folder held."""
+    shape every runbook shares, built from its result: :func:`evidence_of`), its reports
+    rendered from that evidence (:mod:`hybridops.report`), the run's history (fetched from
+    the server) and the manifest. The result carries every file's SHA-256 and the manifest's
+    own, so the run's history (not only the folder) says what the folder held."""
     history_json: str | None = None
     if client is not None:
         handle = client.get_workflow_handle(result.workflow_id, run_id=result.run_id)
         history_json = (await handle.fetch_history()).to_json()
     folder = evidence.evidence_folder(Path(output_dir), result.runbook, result.workflow_id)
-    files = await asyncio.to_thread(evidence.write_folder, folder, evidence_of(result), report, history_json)
+    files = await asyncio.to_thread(evidence.write_folder, folder, evidence_of(result), history_json)
     manifest = await asyncio.to_thread(evidence.sha256, folder / evidence.MANIFEST)
     return EvidenceResult(path=str(folder), files=files, manifest_sha256=manifest, changed=True)

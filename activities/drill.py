@@ -25,7 +25,6 @@ from hybridops.contracts.drill import (
     DrillEvidenceInput,
     DrillPlan,
     DrillPlanInput,
-    DrillResult,
     RestoreInput,
     RestoreStepResult,
     ScratchInput,
@@ -38,52 +37,6 @@ from hybridops.contracts.drill import (
 )
 from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import Inventory
-from hybridops.markup import md, md_code
-
-
-def render_drill_report(r: DrillResult) -> str:
-    """The drill as a short markdown report."""
-    verdict = "passed" if r.passed else "FAILED"
-    lines = [
-        f"# Drill `{md_code(r.workflow_id)}`: {verdict}",
-        "",
-        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
-        f"- Backup: {md(r.backup.name) if r.backup else '-'}"
-        + (f" (taken {r.backup.finished_at.isoformat()})" if r.backup and r.backup.finished_at else ""),
-        f"- Restore target: {r.input.target_time.isoformat() if r.input.target_time else 'latest'}",
-        f"- RTO: {r.rto_seconds if r.rto_seconds is not None else '-'} s"
-        " (time to a usable restored database)",
-        f"- RPO: {r.rpo_seconds if r.rpo_seconds is not None else '-'} s (age of the newest restored row,"
-        f" {r.rows_restored if r.rows_restored is not None else '-'} rows restored)",
-    ]
-    if r.error:
-        lines += ["", f"**Error:** {md(r.error)}"]
-    if r.slo:
-        lines += [
-            "",
-            "## Objectives",
-            "",
-            "| check | measured | objective | passed |",
-            "| --- | --- | --- | --- |",
-        ]
-        for c in r.slo:
-            measured = "-" if c.measured_s is None else f"{c.measured_s:g} s"
-            lines.append(
-                f"| {md(c.name)} | {measured} | {c.objective_s:g} s | {'yes' if c.passed else 'no'} |"
-            )
-    if r.steps:
-        lines += [
-            "",
-            "## Steps",
-            "",
-            "| step | outcome | attempts | time | detail |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for s in r.steps:
-            ms = f"{(s.ended_at - s.started_at).total_seconds() * 1000:.0f} ms" if s.ended_at else "-"
-            outcome = s.outcome.value if s.outcome else "-"
-            lines.append(f"| {md(s.name)} | {outcome} | {s.attempts} | {ms} | {md(s.detail)} |")
-    return "\n".join(lines) + "\n"
 
 
 class DrillActivities:
@@ -228,6 +181,4 @@ class DrillActivities:
 
     @step_activity(ActivityName.WRITE_DRILL_EVIDENCE)
     async def write_drill_evidence(self, inp: DrillEvidenceInput) -> EvidenceResult:
-        return await write_run_evidence(
-            self.client, Path(self.inventory.output_dir), inp.result, render_drill_report(inp.result)
-        )
+        return await write_run_evidence(self.client, Path(self.inventory.output_dir), inp.result)

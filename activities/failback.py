@@ -25,7 +25,6 @@ from hybridops.contracts.failback import (
     CatchUpInput,
     CatchUpResult,
     FailbackEvidenceInput,
-    FailbackResult,
     PauseInput,
     PauseResult,
     PromoteHomeInput,
@@ -40,43 +39,8 @@ from hybridops.contracts.failback import (
 )
 from hybridops.errors import PreconditionFailed
 from hybridops.inventory import Inventory
-from hybridops.markup import md, md_code
+from hybridops.markup import md
 from hybridops.topology import Rule
-
-
-def render_failback_report(r: FailbackResult) -> str:
-    """The run as a short markdown report for people."""
-
-    def fmt(value: float | None, unit: str = " s") -> str:
-        return f"{value:.3f}{unit}" if value is not None else "-"
-
-    lines = [
-        f"# Failback `{md_code(r.workflow_id)}`: {r.status.value}",
-        "",
-        f"- Started: {r.started_at.isoformat()} by {md(r.input.requested_by)} ({md(r.input.reason)})",
-        f"- Home (new primary): {md(r.home or '-')}; cloud primary before: {md(r.old_primary or '-')}",
-        f"- Home rejoined by: {r.rejoin.value if r.rejoin else '-'}"
-        + (f" (old data directory moved to {md(r.moved_aside)})" if r.moved_aside else ""),
-        f"- Writes paused at: {r.paused_at.isoformat() if r.paused_at else '-'},"
-        f" final LSN {r.final_lsn or '-'}",
-        f"- Write pause: {fmt(r.write_pause_seconds)} (until a write through DNS landed on home)",
-        f"- Rejoin {fmt(r.rejoin_seconds)}, catch-up {fmt(r.catch_up_seconds)},"
-        f" switchover {fmt(r.switchover_seconds)}",
-        f"- Old primary rejoined by: {r.old_primary_rejoin.value if r.old_primary_rejoin else '-'}",
-        f"- Point of no return (promotion of home) passed: {'yes' if r.point_of_no_return_passed else 'no'}",
-    ]
-    if r.error:
-        lines += ["", f"**Error:** {md(r.error)}"]
-    lines += [f"- warning: {md(w)}" for w in r.warnings]
-    for title, steps in (("Steps", r.steps), ("Compensations", r.compensations)):
-        if steps:
-            lines += ["", f"## {title}", "", *_step_table(steps)]
-    if r.approvals:
-        lines += ["", "## Approvals", ""]
-        for a in r.approvals:
-            verdict = "approved" if a.approved else "rejected"
-            lines.append(f"- {verdict} by {md(a.by)} at {a.at.isoformat()} {md(a.comment)}".rstrip())
-    return "\n".join(lines) + "\n"
 
 
 def _step_table(steps: list[StepRecord]) -> list[str]:
@@ -201,6 +165,4 @@ class FailbackActivities:
     @step_activity(ActivityName.WRITE_FAILBACK_EVIDENCE)
     async def write_failback_evidence(self, inp: FailbackEvidenceInput) -> EvidenceResult:
         """Write the run's evidence folder; the history is fetched from the server."""
-        return await write_run_evidence(
-            self.client, Path(self.inventory.output_dir), inp.result, render_failback_report(inp.result)
-        )
+        return await write_run_evidence(self.client, Path(self.inventory.output_dir), inp.result)

@@ -11,7 +11,6 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.common import step_activity, write_run_evidence
-from hybridops import evidence
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.failover import EvidenceInput
@@ -33,6 +32,4 @@ class FailoverActivities:
     @step_activity(ActivityName.WRITE_EVIDENCE)
     async def write_evidence(self, inp: EvidenceInput) -> EvidenceResult:
         """Write the run's evidence folder; the history is fetched from the server."""
-        return await write_run_evidence(
-            self.client, Path(self.inventory.output_dir), inp.result, evidence.render_report(inp.result)
-        )
+        return await write_run_evidence(self.client, Path(self.inventory.output_dir), inp.result)

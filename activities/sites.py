@@ -49,6 +49,7 @@ from hybridops.contracts.sites import (
     RepointAppsResult,
     RpoInput,
     RpoMeasure,
+    RpoMethod,
     RpoResult,
     UnfenceInput,
     UnfenceResult,
@@ -274,13 +275,13 @@ class SiteActivities:
         inventory has one; otherwise the replication lag at decision time (an estimate)."""
         ledger = self.inventory.workload.ledger
         if ledger is None or not Path(ledger).exists():
-            return RpoResult(rpo=RpoMeasure(seconds=inp.fallback_lag_seconds, method="lag"))
+            return RpoResult(rpo=RpoMeasure(seconds=inp.fallback_lag_seconds, method=RpoMethod.LAG))
         # Every write another server acknowledged must be on the new primary, whenever it was
         # acknowledged: a write acknowledged in the instant between the incident's timestamp
         # and the host's death counts too (a time filter here once hid such a loss).
         acked = [a for a in read_ledger(Path(ledger)) if a.site != inp.site]
         if not acked:
-            return RpoResult(rpo=RpoMeasure(transactions_lost=0, seconds=0.0, method="ledger"))
+            return RpoResult(rpo=RpoMeasure(transactions_lost=0, seconds=0.0, method=RpoMethod.LEDGER))
         # Writes are sequential; only the recent tail can be missing. Look at the last 10 000.
         tail = acked[-10000:]
         present = await self.pg.surviving(inp.site, self.inventory.workload.table, [a.seq for a in tail])
@@ -292,7 +293,9 @@ class SiteActivities:
             # contract holds no nan).
             kept_before = [a.acked_at for a in tail if a.seq in present and a.acked_at <= lost[0].acked_at]
             seconds = round((lost[-1].acked_at - kept_before[-1]).total_seconds(), 3) if kept_before else None
-        return RpoResult(rpo=RpoMeasure(transactions_lost=len(lost), seconds=seconds, method="ledger"))
+        return RpoResult(
+            rpo=RpoMeasure(transactions_lost=len(lost), seconds=seconds, method=RpoMethod.LEDGER)
+        )
 
     @step_activity(ActivityName.FOLLOW_PRIMARY)
     async def follow_primary(self, inp: FollowInput) -> FollowResult:

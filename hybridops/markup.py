@@ -29,8 +29,19 @@ def md(text: object) -> str:
     """``text`` for running markdown (a line's content or a table cell): one line, inline
     markup backslash-escaped, and a leading ``#``, ``-``, ``>``, ``1.`` neutralised, so it reads
     as the characters typed and can start no heading, list, quote or table row."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", one_line(text))
-    return _MD_LEADING.sub(_neutralise, escaped)
+    return md_line(md_span(text))
+
+
+def md_span(text: object) -> str:
+    """``text`` as a piece of a markdown line: one line (its spaces kept, so pieces join),
+    inline markup backslash-escaped. The joined line goes through :func:`md_line`."""
+    return _MD_SPECIAL.sub(r"\\\1", _BREAKS.sub(" ", str(text)))
+
+
+def md_line(escaped: str) -> str:
+    """A line joined from escaped pieces (:func:`md_span`, :func:`md_code` in a code span),
+    stripped, with a leading ``#``, ``-``, ``>``, ``1.`` neutralised: it starts no block."""
+    return _MD_LEADING.sub(_neutralise, escaped.strip())
 
 
 def _neutralise(match: re.Match[str]) -> str:

@@ -1,7 +1,9 @@
 """``hybridops audit report``: a run's audit report from its history, and its evidence checked.
 
 The history comes from the server or from an exported file; the timeline is built from its
-events alone (:mod:`hybridops.audit.timeline`). The run's evidence folder is checked against
+events alone (:mod:`hybridops.audit.timeline`), and the run's ending and measures from its
+closing event, or from the evidence.json beside a history exported before the run closed
+(:mod:`hybridops.audit.ending`). The run's evidence folder is checked against
 its manifest (:mod:`hybridops.audit.evidence_check`). The report is written as ``report.md``
 and ``report.html`` into the output folder: by default ``<evidence folder>/audit/`` (beside
 the run's own files, never over them), else ``<output_dir>/audit/<workflow id>/``.
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 
+from hybridops.audit.ending import RunEnding, run_ending
 from hybridops.audit.evidence_check import AUDIT_DIR, EvidenceCheck, check_evidence
 from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.timeline import Timeline, build_timeline
@@ -31,6 +34,9 @@ class AuditReport:
 
     timeline: Timeline
     evidence: EvidenceCheck
+    ending: RunEnding
+    """How the run ended and what it measured (from the closing event, or the evidence.json
+    beside a history exported before the run closed)."""
     out_dir: Path
     files: list[Path]
 
@@ -73,6 +79,7 @@ def write_report(
     )
     target.mkdir(parents=True, exist_ok=True)
     md, page = target / REPORT_MD, target / REPORT_HTML
-    md.write_text(render_markdown(tl, check))
-    page.write_text(render_html(tl, check))
-    return AuditReport(tl, check, target, [md, page])
+    ending = run_ending(tl, folder, check)
+    md.write_text(render_markdown(tl, check, ending))
+    page.write_text(render_html(tl, check, ending))
+    return AuditReport(tl, check, ending, target, [md, page])

@@ -194,7 +194,7 @@ def audit_report(
         fail(f"{src.label}: {err}")
     tl, check = done.timeline, done.evidence
     console.print(
-        f"{escape(tl.workflow_id)}: {escape(tl.status)}, {len(tl.steps)} steps, "
+        f"{escape(tl.workflow_id)}: {escape(done.ending.status)}, {len(tl.steps)} steps, "
         f"{len(tl.approvals)} approvals, {len(tl.signals)} signals",
         highlight=False,
     )

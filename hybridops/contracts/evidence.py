@@ -37,7 +37,7 @@ from hybridops.contracts.drill import DrillResult, SloCheck
 from hybridops.contracts.failback import FailbackResult, RejoinOutcome
 from hybridops.contracts.failover import FailoverResult
 from hybridops.contracts.lease import LeaseGrant
-from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, Topology
+from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, RpoMethod, Topology
 
 EVIDENCE_VERSION: Final = 1
 """Bumped when a field changes meaning or goes away (adding one does not)."""
@@ -72,23 +72,6 @@ class RtoMethod(StrEnum):
     the first write through the DNS name on home."""
     RESTORE = "restore"
     """A drill's: from the start of the restore to a usable restored database."""
-
-
-class RpoMethod(StrEnum):
-    """How an RPO was measured."""
-
-    LEDGER = "ledger"
-    """The writer's acknowledgement log, compared with the new primary's rows."""
-    LAG = "lag"
-    """Replication lag at decision time: an estimate, when the ledger could not be read."""
-    LSN = "lsn"
-    """A failback's switchover: home replayed the paused primary's final WAL position before
-    it was promoted, so nothing acknowledged was lost."""
-    NEWEST_ROW = "newest_row"
-    """A drill's: the age of the newest restored row of the writer's table at the restore's
-    start (or at the target time of a point-in-time restore)."""
-    NONE = "none"
-    """Not measured (the run ended before it could)."""
 
 
 class _Measure(_Section):
@@ -319,9 +302,7 @@ def _evidence(r: AnyRunbookResult, details: Details, **own: Any) -> Evidence:
 
 
 def _failover(r: FailoverResult) -> Evidence:
-    rpo = Rpo(
-        method=RpoMethod(r.rpo.method), transactions_lost=r.rpo.transactions_lost, seconds=r.rpo.seconds
-    )
+    rpo = Rpo(method=r.rpo.method, transactions_lost=r.rpo.transactions_lost, seconds=r.rpo.seconds)
     return _evidence(
         r,
         FailoverDetails(**_shared(FailoverDetails, r)),

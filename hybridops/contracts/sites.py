@@ -12,14 +12,33 @@ from hybridops.contracts.base import ActivityResult, Cloud, Contract
 from hybridops.policy import Policy
 
 
+# One type for a failover's measure (RpoMeasure) and every runbook's evidence (evidence.Rpo);
+# its docstring is the evidence schema's description, so it stays one line.
+class RpoMethod(StrEnum):
+    """How an RPO was measured."""
+
+    LEDGER = "ledger"
+    """The writer's acknowledgement log, compared with the new primary's rows."""
+    LAG = "lag"
+    """Replication lag at decision time: an estimate, when the ledger could not be read."""
+    LSN = "lsn"
+    """A failback's switchover: home replayed the paused primary's final WAL position before
+    it was promoted, so nothing acknowledged was lost."""
+    NEWEST_ROW = "newest_row"
+    """A drill's: the age of the newest restored row of the writer's table at the restore's
+    start (or at the target time of a point-in-time restore)."""
+    NONE = "none"
+    """Not measured (the run ended before it could)."""
+
+
 class RpoMeasure(Contract):
     """Recovery point: acknowledged writes lost, as a count and as seconds."""
 
     transactions_lost: int | None = None
     seconds: float | None = None
-    method: str = "none"
-    """``ledger`` (the writer's acknowledgement log), ``lag`` (replication lag at decision
-    time, an estimate) or ``none``."""
+    method: RpoMethod = RpoMethod.NONE
+    """A failover measures by ``ledger`` (the writer's acknowledgement log) or ``lag``
+    (replication lag at decision time, an estimate), or not at all (``none``)."""
 
 
 class RejoinMethod(StrEnum):

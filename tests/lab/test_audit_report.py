@@ -103,6 +103,11 @@ async def test_audit_report_of_an_approved_failover_and_tampered_evidence(
         timeout=60,
     )
     assert out.returncode == 1 and "report.md" in out.stdout, out.stdout + out.stderr
+    # Exported before the run closed, the history has no end: the evidence.json beside it
+    # (unchanged) says how the run ended and what it measured.
+    assert f"{handle.id}: succeeded," in out.stdout, out.stdout
+    exported = (elsewhere / "report.md").read_text()
+    assert f"RTO: {result.rto_seconds:.3f} s" in exported and "Closed as: running" not in exported
 
     # The run replays cleanly with today's code, by id and among every closed run.
     replayed = subprocess.run(

@@ -56,7 +56,7 @@ async def test_verify_against_the_history_catches_a_rewritten_manifest(
     recorded = recorded_evidence(src.history)
     assert recorded is not None and recorded.manifest_recorded
     assert recorded.manifest_sha256 == sha256(folder / MANIFEST) and recorded.path == str(folder)
-    assert set(recorded.files) == {"evidence.json", "report.md", "history.json"}
+    assert set(recorded.files) == {"evidence.json", "report.md", "report.html", "history.json"}
 
     out = verify(lab, handle.id)
     assert out.returncode == 0 and "verified" in out.stdout, out.stdout + out.stderr
@@ -87,7 +87,7 @@ async def test_verify_against_the_history_catches_a_rewritten_manifest(
     # --dir: a copy elsewhere is checked against the same history.
     copy = lab.root / "copy"
     copy.mkdir()
-    for name in ("evidence.json", "history.json", MANIFEST):
+    for name in ("evidence.json", "report.html", "history.json", MANIFEST):
         (copy / name).write_bytes((folder / name).read_bytes())
     code, found = verdict(lab, handle.id, "--dir", str(copy))
     assert code == 1 and found["folder"] == str(copy) and found["removed"] == ["report.md"], found

@@ -46,6 +46,7 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     assert {p.name for p in folder.iterdir()} >= {
         "evidence.json",
         "report.md",
+        "report.html",
         "history.json",
         "manifest.json",
     }

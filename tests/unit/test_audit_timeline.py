@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from temporalio.client import WorkflowHistory
+
+from hybridops.audit.ending import EndingSource, run_ending
 from hybridops.audit.evidence_check import check_evidence
 from hybridops.audit.histories import HISTORY_SUFFIX, load_history_file
 from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.report import write_report
 from hybridops.audit.timeline import Origin, StepKind, StepStatus, Timeline, build_timeline
+from hybridops.contracts.evidence import evidence_of
 from hybridops.contracts.failover import FailoverResult
+from hybridops.evidence import write_folder
 from tests.unit.evidence_step import write_failover_evidence
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -104,7 +110,7 @@ async def test_a_changed_evidence_file_is_flagged(tmp_path: Path) -> None:
     assert folder == tmp_path / "failover" / tl.workflow_id
     intact = write_report(src.history, tmp_path)
     assert intact.out_dir == folder / "audit" and not intact.evidence.tampered
-    assert intact.evidence.files == ["evidence.json", "history.json", "report.md"]
+    assert intact.evidence.files == ["evidence.json", "history.json", "report.html", "report.md"]
 
     (folder / "report.md").write_text((folder / "report.md").read_text().replace("compensated", "succeeded"))
     (folder / "evidence.json").unlink()
@@ -127,3 +133,72 @@ async def test_an_exported_history_that_is_not_the_runs_is_flagged(tmp_path: Pat
     check = check_evidence(folder, src.history)
     assert check.tampered and "differs" in check.history_mismatch
     assert json.loads((folder / "manifest.json").read_text())["files"]
+
+
+def exported(history: WorkflowHistory) -> WorkflowHistory:
+    """``history`` as the run's evidence step exported it into its folder: cut where that step
+    ran, before the run closed. A local activity's marker is written when its workflow task
+    completes (after the export): the cut is before that task's completion; a queued one's
+    scheduled event is there, nothing after it."""
+    step = build_timeline(history).steps[-1]
+    assert step.name == "write_evidence"
+    event = next(e for e in history.events if e.event_id == step.event_id)
+    if step.kind == StepKind.LOCAL:
+        end = event.marker_recorded_event_attributes.workflow_task_completed_event_id - 1
+    else:
+        end = step.event_id
+    return WorkflowHistory(history.workflow_id, [e for e in history.events if e.event_id <= end])
+
+
+def _exported_with_evidence(tmp_path: Path, scenario: str) -> tuple[WorkflowHistory, FailoverResult, Path]:
+    src = load_history_file(HISTORIES / f"failover-{scenario}{HISTORY_SUFFIX}")
+    assert src.history is not None
+    result = FailoverResult.model_validate(build_timeline(src.history).result)
+    cut = exported(src.history)
+    folder = tmp_path / "failover" / result.workflow_id
+    write_folder(folder, evidence_of(result), cut.to_json())
+    return cut, result, folder
+
+
+@pytest.mark.parametrize("scenario", ["succeeded", "succeeded-queues"])
+def test_an_exported_history_reports_the_runs_real_ending_and_measures(tmp_path: Path, scenario: str) -> None:
+    """``audit report --history <evidence>/history.json`` of a failover that succeeded: the
+    history has no closing event (the evidence step exported it), yet the report states how the
+    run ended and its RTO and RPO, from the evidence.json beside it."""
+    cut, result, folder = _exported_with_evidence(tmp_path, scenario)
+    assert result.status.value == "succeeded" and result.rto_seconds is not None
+    done = write_report(cut, tmp_path / "other", history_file=folder / "history.json")
+    assert done.timeline.closed_as == "running"  # the history alone cannot say
+    assert not done.evidence.tampered and done.ending.source == EndingSource.EVIDENCE
+    assert done.ending.status == "succeeded" and done.ending.ended_at == result.ended_at
+    md = (folder / "audit" / "report.md").read_text()
+    title = md.splitlines()[0]
+    assert title.endswith(": succeeded") and "running" not in title, title
+    assert "Closed as: running" not in md and "Runbook status: succeeded" in md
+    assert f"Ended: succeeded at {result.ended_at.isoformat() if result.ended_at else '?'}" in md
+    assert f"RTO: {result.rto_seconds:.3f} s" in md
+    assert f"RPO: {result.rpo.seconds:g} s" in md or f"RPO: {result.rpo.transactions_lost} transactions" in md
+    page = (folder / "audit" / "report.html").read_text()
+    assert ": succeeded</h1>" in page and f"RTO: {result.rto_seconds:.3f} s" in page
+
+
+def test_an_exported_history_with_a_changed_evidence_json_is_not_read_for_its_ending(tmp_path: Path) -> None:
+    cut, _, folder = _exported_with_evidence(tmp_path, "succeeded")
+    forged = json.loads((folder / "evidence.json").read_text()) | {"status": "failed"}
+    (folder / "evidence.json").write_text(json.dumps(forged))
+    done = write_report(cut, tmp_path, history_file=folder / "history.json")
+    assert done.evidence.tampered and done.evidence.changed == ["evidence.json"]
+    assert done.ending.source == EndingSource.NONE and done.ending.evidence is None
+    assert done.ending.status == "running" and "not as the run wrote it" in done.ending.note
+    md = (folder / "audit" / "report.md").read_text()
+    assert (
+        md.splitlines()[0].endswith(": running") and "RTO:" not in md and "failed" not in md.splitlines()[0]
+    )
+
+
+def test_a_closed_history_reports_the_measures_of_its_result() -> None:
+    tl = timeline("succeeded")
+    result = FailoverResult.model_validate(tl.result)
+    md = render_markdown(tl, check_evidence(None), run_ending(tl, None, check_evidence(None)))
+    assert f"RTO: {result.rto_seconds:.3f} s" in md and "RPO: " in md and "Closed as: completed" in md
+    assert render_markdown(tl, check_evidence(None)) == md  # the ending from the history by default

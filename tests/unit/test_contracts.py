@@ -12,10 +12,12 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowHistory
 
 from hybridops.contracts.base import RunStatus, StepOutcome, StepRecord
+from hybridops.contracts.evidence import evidence_of
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.errors import ConfigError
-from hybridops.evidence import render_report, verify_manifest
+from hybridops.evidence import verify_manifest
 from hybridops.inventory import load_inventory, parse_inventory
+from hybridops.report import report_markdown
 from hybridops.secrets import resolve_secret
 from tests.unit.evidence_step import write_failover_evidence
 
@@ -107,7 +109,7 @@ async def test_evidence_files_and_manifest(tmp_path: Path) -> None:
     folder = Path(written.path)
     assert folder == tmp_path / "failover" / "wf-1"
     digests = written.files
-    assert set(digests) == {"evidence.json", "report.md", "history.json"}
+    assert set(digests) == {"evidence.json", "report.md", "report.html", "history.json"}
     assert written.manifest_sha256 == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     assert json.loads((folder / "manifest.json").read_text())["files"] == digests
     assert verify_manifest(folder) == []
@@ -116,7 +118,7 @@ async def test_evidence_files_and_manifest(tmp_path: Path) -> None:
 
 
 def test_report_says_what_happened() -> None:
-    text = render_report(_result())
+    text = report_markdown(evidence_of(_result()))
     assert "compensated" in text and "promote (irreversible)" in text and "InjectedFault: boom" in text
 
 

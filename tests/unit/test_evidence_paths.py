@@ -35,13 +35,17 @@ def files_under(root: Path) -> set[Path]:
 )
 async def test_evidence_of_a_hostile_id_stays_under_output(tmp_path: Path, workflow_id: str) -> None:
     out = tmp_path / "deep" / "output"
-    done = await write_run_evidence(None, out, result(workflow_id), "report\n")
+    done = await write_run_evidence(None, out, result(workflow_id))
     folder = Path(done.path)
     assert folder.parent == (out / "failover").resolve()
     assert folder.name not in ("", ".", "..") and not folder.name.startswith(".")
     assert "/" not in folder.name
     written = files_under(tmp_path)
-    assert written == files_under(folder) and {p.name for p in written} >= {"evidence.json", "report.md"}
+    assert written == files_under(folder) and {p.name for p in written} >= {
+        "evidence.json",
+        "report.md",
+        "report.html",
+    }
 
 
 async def test_ordinary_ids_keep_their_folder_name(tmp_path: Path) -> None:
@@ -49,7 +53,7 @@ async def test_ordinary_ids_keep_their_folder_name(tmp_path: Path) -> None:
         "hybridops-drill-nightly-2026-11-26T03:00:00Z",
         "alert-db-1a2b3c4d5e6f-20261126T030000",
     ):
-        done = await write_run_evidence(None, tmp_path, result(workflow_id), "r\n")
+        done = await write_run_evidence(None, tmp_path, result(workflow_id))
         assert Path(done.path) == (tmp_path / "failover" / workflow_id).resolve()
     assert path_safe("a b/c").startswith("a_b_c-")
 

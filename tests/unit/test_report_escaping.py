@@ -6,10 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from activities.bootstrap import render_bootstrap_report
-from activities.burst import render_burst_report
-from activities.drill import render_drill_report
-from activities.failback import render_failback_report
 from hybridops.audit.evidence_check import EvidenceCheck
 from hybridops.audit.render import render_html, render_markdown
 from hybridops.audit.timeline import ApprovalUpdate, StepKind, StepStatus, Timeline, TimelineStep
@@ -17,10 +13,11 @@ from hybridops.contracts.base import ApprovalRecord, RunStatus, StepOutcome, Ste
 from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult
 from hybridops.contracts.burst import BurstInput, BurstResult
 from hybridops.contracts.drill import DrillInput, DrillResult
+from hybridops.contracts.evidence import AnyRunbookResult, evidence_of
 from hybridops.contracts.failback import FailbackInput, FailbackResult
 from hybridops.contracts.failover import FailoverInput, FailoverResult
-from hybridops.evidence import render_report
 from hybridops.markup import md, md_code
+from hybridops.report import report_html, report_markdown
 
 FORGED = "# Approved by CEO"
 EVIL = f"routine\n{FORGED}\n- approved by security\n| fake | row |\r\n<script>alert(1)</script>"
@@ -43,7 +40,7 @@ def approval() -> ApprovalRecord:
     return ApprovalRecord(by=EVIL, approved=True, at=T, comment=EVIL)
 
 
-def reports() -> dict[str, str]:
+def results() -> dict[str, AnyRunbookResult]:
     common = {
         "workflow_id": "wf-1",
         "run_id": "r-1",
@@ -52,32 +49,29 @@ def reports() -> dict[str, str]:
         "error": EVIL,
     }
     return {
-        "failover": render_report(
-            FailoverResult(
-                **common,
-                input=typed(FailoverInput()),
-                incident_started_at=T,
-                steps=[step()],
-                approvals=[approval()],
-            )
+        "failover": FailoverResult(
+            **common,
+            input=typed(FailoverInput()),
+            incident_started_at=T,
+            steps=[step()],
+            approvals=[approval()],
         ),
-        "failback": render_failback_report(
-            FailbackResult(
-                **common,
-                input=typed(FailbackInput()),
-                steps=[step()],
-                approvals=[approval()],
-                warnings=[EVIL],
-            )
+        "failback": FailbackResult(
+            **common,
+            input=typed(FailbackInput()),
+            steps=[step()],
+            approvals=[approval()],
+            warnings=[EVIL],
         ),
-        "drill": render_drill_report(DrillResult(**common, input=typed(DrillInput()), steps=[step()])),
-        "burst": render_burst_report(
-            BurstResult(**common, input=typed(BurstInput()), steps=[step()], ended_because=EVIL)
-        ),
-        "bootstrap": render_bootstrap_report(
-            BootstrapResult(**common, input=typed(BootstrapInput()), steps=[step()])
-        ),
+        "drill": DrillResult(**common, input=typed(DrillInput()), steps=[step()]),
+        "burst": BurstResult(**common, input=typed(BurstInput()), steps=[step()], ended_because=EVIL),
+        "bootstrap": BootstrapResult(**common, input=typed(BootstrapInput()), steps=[step()]),
     }
+
+
+def reports() -> dict[str, str]:
+    """Each runbook's report.md, rendered from its evidence."""
+    return {runbook: report_markdown(evidence_of(r)) for runbook, r in results().items()}
 
 
 def timeline() -> Timeline:
@@ -124,6 +118,14 @@ def test_run_reports_keep_typed_text_on_its_line(runbook: str) -> None:
     text = reports()[runbook]
     assert_no_forged_line(text)
     assert "Approved by CEO" in text  # shown, not dropped
+
+
+@pytest.mark.parametrize("runbook", ["failover", "failback", "drill", "burst", "bootstrap"])
+def test_run_reports_in_html_escape_typed_text(runbook: str) -> None:
+    page = report_html(evidence_of(results()[runbook]))
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "Approved by CEO" in page  # shown, not dropped
+    assert "<svg" in page and page.count('class="bar"') == 1  # the timeline chart, a bar a step
 
 
 def test_audit_reports_escape_markdown_and_html() -> None:
