@@ -17,13 +17,10 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.constants import WorkflowType
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.bootstrap import (
-        BootstrapEvidenceInput,
         BootstrapInput,
-        BootstrapPlan,
         BootstrapPlanInput,
         BootstrapResult,
         BootstrapStepInput,
-        BootstrapStepResult,
     )
     from workflows import steps
     from workflows.runbook import Runbook
@@ -35,7 +32,6 @@ class BootstrapWorkflow(Runbook):
 
     RUNBOOK = "bootstrap"
     EVIDENCE = steps.BOOTSTRAP_EVIDENCE
-    EVIDENCE_INPUT = BootstrapEvidenceInput
     FAILURE_HINT = " (run it again: converged steps are kept)"
 
     @workflow.run
@@ -48,7 +44,7 @@ class BootstrapWorkflow(Runbook):
             input=inp,
             started_at=workflow.now(),
         )
-        plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), BootstrapPlan, "colocated")
+        plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), "colocated")
         self._placed(plan.placement, plan.queue_suffix)
         try:
             for step in inp.steps:
@@ -57,7 +53,6 @@ class BootstrapWorkflow(Runbook):
                     step.value,
                     steps.BOOTSTRAP_STEP,
                     BootstrapStepInput(step=step, dry_run=inp.dry_run),
-                    BootstrapStepResult,
                 )
             res.status = RunStatus.SUCCEEDED
         except Exception as err:

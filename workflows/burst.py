@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -22,27 +23,21 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from hybridops.constants import STOP_SIGNAL, WorkflowType
-    from hybridops.contracts.base import ActivityResult, Cloud, Phase, RunStatus, StepRecord
+    from hybridops.contracts.base import Cloud, Phase, RunStatus, StepRecord
     from hybridops.contracts.burst import (
-        BurstEvidenceInput,
         BurstInput,
         BurstPlan,
         BurstPlanInput,
         BurstResult,
         BurstState,
         DeployWorkloadsInput,
-        DeployWorkloadsResult,
         LoadInput,
-        LoadResult,
         PoolInput,
-        PoolResult,
         RemoveWorkloadsInput,
-        RemoveWorkloadsResult,
         WeightsInput,
-        WeightsResult,
         carried_state,
     )
-    from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
+    from hybridops.contracts.decision import DecisionRequest, DecisionType
     from hybridops.decision import evaluate, signal_targets
     from hybridops.errors import InputError
     from workflows import steps
@@ -55,7 +50,6 @@ class BurstWorkflow(GatedRunbook):
 
     RUNBOOK = "burst"
     EVIDENCE = steps.BURST_EVIDENCE
-    EVIDENCE_INPUT = BurstEvidenceInput
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,7 +93,7 @@ class BurstWorkflow(GatedRunbook):
             started_at=carried.started_at if carried else workflow.now(),
         )
         self._phase = Phase.PLAN
-        plan = await steps.run_step(steps.BURST_PLAN, BurstPlanInput(), BurstPlan, "colocated")
+        plan = await steps.run_step(steps.BURST_PLAN, BurstPlanInput(), "colocated")
         self._placed(plan.placement, plan.queue_suffix)
         cap = inp.budget_cap if inp.budget_cap is not None else plan.budget_cap
         failure: BaseException | None = None
@@ -152,7 +146,7 @@ class BurstWorkflow(GatedRunbook):
         )
         records: list[StepRecord] = []
         gathered = await self._step(
-            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult, into=records
+            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), into=records
         )
         decision = evaluate(request, gathered.snapshot, gathered.policy)
         res.decision = decision
@@ -181,16 +175,13 @@ class BurstWorkflow(GatedRunbook):
         await steps.checkpoint("burst decided")
 
         self._phase = Phase.SCALE_OUT
-        current = await self._step(
-            "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=run_id), PoolResult
-        )
+        current = await self._step("pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=run_id))
         state.pool_before = current.nodes
         state.pool_after = current.nodes + inp.extra_nodes
         await self._step(
             "scale_out",
             steps.BURST_POOL,
             PoolInput(cloud=state.cloud, nodes=state.pool_after, run_id=run_id),
-            PoolResult,
         )
 
         self._phase = Phase.DEPLOY
@@ -199,7 +190,6 @@ class BurstWorkflow(GatedRunbook):
             "deploy_workloads",
             steps.BURST_DEPLOY,
             DeployWorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=run_id),
-            DeployWorkloadsResult,
         )
 
         self._phase = Phase.SHIFT_TRAFFIC
@@ -213,7 +203,6 @@ class BurstWorkflow(GatedRunbook):
             "shift_traffic",
             steps.BURST_TRAFFIC,
             WeightsInput(record=plan.record, weights=weights, ttl=plan.ttl),
-            WeightsResult,
         )
         state.weights_before = shifted.before
 
@@ -225,9 +214,7 @@ class BurstWorkflow(GatedRunbook):
         while True:
             if self._stop_requested:
                 return f"stopped: {self._stop_requested}"
-            load = await steps.run_step(
-                steps.BURST_LOAD, LoadInput(), LoadResult, self._placement, self._queue_suffix
-            )
+            load = await steps.run_step(steps.BURST_LOAD, LoadInput(), self._placement, self._queue_suffix)
             state.checks += 1
             checks_here += 1
             state.last_load = load.load
@@ -260,7 +247,7 @@ class BurstWorkflow(GatedRunbook):
         undo is tried even when an earlier one failed (nothing half-done is left that could be
         undone); the first failure is raised at the end."""
         run_id = workflow.info().workflow_id
-        undo: list[tuple[str, steps.Step, BaseModel, type[ActivityResult]]] = []
+        undo: list[tuple[str, steps.Step[Any, Any], BaseModel]] = []
         if state.weights_before is not None:
             before = state.weights_before or {plan.home: (plan.endpoints[plan.home], 100)}
             undo.append(
@@ -268,19 +255,18 @@ class BurstWorkflow(GatedRunbook):
                     "traffic_back",
                     steps.BURST_TRAFFIC,
                     WeightsInput(record=plan.record, weights=before, ttl=plan.ttl),
-                    WeightsResult,
                 )
             )
         if state.deployed:
             workloads = RemoveWorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=run_id)
-            undo.append(("remove_workloads", steps.BURST_REMOVE, workloads, RemoveWorkloadsResult))
+            undo.append(("remove_workloads", steps.BURST_REMOVE, workloads))
         if state.pool_before is not None:
             pool = PoolInput(cloud=state.cloud, nodes=state.pool_before, run_id=run_id)
-            undo.append(("pool_back", steps.BURST_POOL, pool, PoolResult))
+            undo.append(("pool_back", steps.BURST_POOL, pool))
         first: BaseException | None = None
-        for name, step, arg, rtype in undo:
+        for name, step, arg in undo:
             try:
-                await self._step(name, step, arg, rtype, into=self._compensations)
+                await self._step(name, step, arg, into=self._compensations)
             except Exception as err:
                 first = first or err
         if first is not None:

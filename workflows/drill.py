@@ -21,22 +21,16 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.constants import WorkflowType
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.drill import (
-        BackupStepResult,
-        DrillEvidenceInput,
         DrillInput,
         DrillPlan,
         DrillPlanInput,
         DrillResult,
         RestoreInput,
-        RestoreStepResult,
         ScratchInput,
-        ScratchResult,
         SloCheck,
         TakeBackupInput,
         TeardownInput,
-        TeardownResult,
         VerifyRestoreInput,
-        VerifyRestoreResult,
     )
     from workflows import steps
     from workflows.runbook import Runbook
@@ -48,7 +42,6 @@ class DrillWorkflow(Runbook):
 
     RUNBOOK = "drill"
     EVIDENCE = steps.DRILL_EVIDENCE
-    EVIDENCE_INPUT = DrillEvidenceInput
 
     @workflow.run
     async def run(self, inp: DrillInput) -> DrillResult:
@@ -63,9 +56,7 @@ class DrillWorkflow(Runbook):
         plan: DrillPlan | None = None
         cancelled: asyncio.CancelledError | None = None
         try:
-            plan = await self._step(
-                "plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id), DrillPlan
-            )
+            plan = await self._step("plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id))
             self._placed(plan.placement, plan.queue_suffix)
             await self._drill(inp, plan, res)
         except asyncio.CancelledError as err:
@@ -82,7 +73,6 @@ class DrillWorkflow(Runbook):
                             "teardown_scratch",
                             steps.DRILL_TEARDOWN,
                             TeardownInput(scratch_dir=plan.scratch_dir),
-                            TeardownResult,
                         )
                     )
                 )
@@ -104,9 +94,7 @@ class DrillWorkflow(Runbook):
         backup = inp.backup
         if inp.take_backup_first:
             self._phase = Phase.BACKUP
-            taken = await self._step(
-                "take_backup", steps.DRILL_BACKUP, TakeBackupInput(site=plan.primary), BackupStepResult
-            )
+            taken = await self._step("take_backup", steps.DRILL_BACKUP, TakeBackupInput(site=plan.primary))
             res.backup, backup = taken.backup, taken.backup.name
         await steps.checkpoint("drill planned")
 
@@ -115,13 +103,12 @@ class DrillWorkflow(Runbook):
             "restore_backup",
             steps.DRILL_RESTORE,
             RestoreInput(backup=backup, target_time=inp.target_time, scratch_dir=plan.scratch_dir),
-            RestoreStepResult,
         )
         res.backup, res.restore = restore.backup, restore.restore
 
         self._phase = Phase.START_SCRATCH
         scratch = await self._step(
-            "start_scratch", steps.DRILL_START, ScratchInput(scratch_dir=plan.scratch_dir), ScratchResult
+            "start_scratch", steps.DRILL_START, ScratchInput(scratch_dir=plan.scratch_dir)
         )
         if scratch.usable_at is not None:
             res.rto_seconds = round((scratch.usable_at - restore.started_at).total_seconds(), 3)
@@ -131,7 +118,6 @@ class DrillWorkflow(Runbook):
             "verify_restore",
             steps.DRILL_VERIFY,
             VerifyRestoreInput(scratch_dir=plan.scratch_dir, table=plan.table),
-            VerifyRestoreResult,
         )
         res.rows_restored, res.newest_row_at = verify.rows, verify.newest_row_at
         # RPO: how old the newest restored row was when the restore began (or at the target

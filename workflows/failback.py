@@ -25,35 +25,23 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.failback import (
         CatchUpInput,
-        CatchUpResult,
-        FailbackEvidenceInput,
         FailbackInput,
         FailbackResult,
         PauseInput,
-        PauseResult,
         PromoteHomeInput,
-        PromoteHomeResult,
         RejoinInput,
         RejoinMethod,
-        RejoinResult,
         ResumeInput,
-        ResumeResult,
         RetireFenceInput,
-        RetireFenceResult,
     )
     from hybridops.contracts.sites import (
         AssessInput,
-        AssessResult,
         DnsCutoverInput,
-        DnsResult,
         FenceInput,
-        FenceResult,
         PlanInput,
         PlanResult,
         RepointAppsInput,
-        RepointAppsResult,
         VerifyInput,
-        VerifyResult,
     )
     from hybridops.policy import Policy
     from hybridops.topology import establish
@@ -73,7 +61,6 @@ class FailbackWorkflow(GatedRunbook):
 
     RUNBOOK = "failback"
     EVIDENCE = steps.FAILBACK_EVIDENCE
-    EVIDENCE_INPUT = FailbackEvidenceInput
     PROMOTED_CHECK = "assess_home"
 
     def __init__(self) -> None:
@@ -105,7 +92,7 @@ class FailbackWorkflow(GatedRunbook):
         # checkpoint, so a new worker replays this instead of planning on a changed world.
         self._phase = Phase.PLAN
         self._refuse_late_start(inp.max_start_delay_s, "planning")
-        plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
+        plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed(plan.placement, plan.queue_suffix)
         sites = {s.name: s for s in plan.sites}
         home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
@@ -113,7 +100,7 @@ class FailbackWorkflow(GatedRunbook):
             raise _refuse(f"home: no site {home!r} in the inventory ({sorted(sites)})", "InputError")
         if self._v2:
             # The servers say who the primary is; DNS only where clients go.
-            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
+            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)))
             topology = establish(
                 assessed.states, plan.dns_record, plan.dns_value, plan.current_primary or None
             )
@@ -145,7 +132,7 @@ class FailbackWorkflow(GatedRunbook):
                     f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
                 )
             self._target, res.home, res.old_primary = home, home, primary
-            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
+            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)))
         states = {s.site: s for s in assessed.states}
         now = states[primary]
         if not now.reachable or now.in_recovery is not False or now.fenced:
@@ -172,7 +159,6 @@ class FailbackWorkflow(GatedRunbook):
             "rejoin_home",
             steps.FAILBACK_REJOIN,
             RejoinInput(site=home, source=primary, run_id=run_id, method=inp.rejoin_method),
-            RejoinResult,
         )
         res.rejoin, res.moved_aside, res.rejoin_seconds = rejoin.outcome, rejoin.moved_aside, rejoin.seconds
         self._phase = Phase.CATCH_UP
@@ -186,7 +172,6 @@ class FailbackWorkflow(GatedRunbook):
                 timeout_s=inp.max_catchup_s,
                 run_id=run_id,
             ),
-            CatchUpResult,
         )
         res.catch_up_seconds = caught.waited_s
 
@@ -207,10 +192,10 @@ class FailbackWorkflow(GatedRunbook):
         switch_started = workflow.now()
         saga.register(
             "resume_writes",
-            lambda: self._undo(steps.FAILBACK_RESUME, ResumeInput(site=primary, run_id=run_id), ResumeResult),
+            lambda: self._undo(steps.FAILBACK_RESUME, ResumeInput(site=primary, run_id=run_id)),
         )
         pause = await self._step(
-            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=primary, run_id=run_id), PauseResult
+            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=primary, run_id=run_id)
         )
         res.paused_at, res.final_lsn = pause.paused_at, pause.final_lsn
         await self._step(
@@ -223,7 +208,6 @@ class FailbackWorkflow(GatedRunbook):
                 timeout_s=inp.max_pause_s,
                 run_id=run_id,
             ),
-            CatchUpResult,
         )
 
         self._phase = Phase.PROMOTE
@@ -234,7 +218,6 @@ class FailbackWorkflow(GatedRunbook):
             PromoteHomeInput(
                 site=home, run_id=run_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
-            PromoteHomeResult,
             self._policy_for(inp),
             res.blocked_by,
         )
@@ -247,18 +230,17 @@ class FailbackWorkflow(GatedRunbook):
             await steps.checkpoint("home promoted")
 
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), RepointAppsResult)
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home))
         self._phase = Phase.DNS_CUTOVER
         await self._guarded(
             "dns_cutover",
             steps.DNS_CUTOVER,
             DnsCutoverInput(site=home),
-            DnsResult,
             self._policy_for(inp),
             res.blocked_by,
         )
         self._phase = Phase.VERIFY
-        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=home), VerifyResult)
+        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=home))
         res.first_write_at = verify.first_write_at
         res.write_pause_seconds = round((verify.first_write_at - pause.paused_at).total_seconds(), 3)
         res.switchover_seconds = round((workflow.now() - switch_started).total_seconds(), 3)
@@ -276,7 +258,6 @@ class FailbackWorkflow(GatedRunbook):
                     f"rejoin_{site}",
                     steps.FAILBACK_REJOIN,
                     RejoinInput(site=site, source=home, run_id=run_id),
-                    RejoinResult,
                 )
             except ActivityError as err:
                 res.warnings.append(f"{site} did not rejoin {home}: {describe_error(err)}")
@@ -284,9 +265,7 @@ class FailbackWorkflow(GatedRunbook):
         # The old primary: read-only since the pause; now stopped and marked, then rewound
         # onto home's timeline (it diverged by little more than its shutdown checkpoint).
         self._phase = Phase.FENCE
-        await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=run_id), FenceResult
-        )
+        await self._step("fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=run_id))
         self._phase = Phase.REJOIN_OLD_PRIMARY
         retire = [home]
         try:
@@ -294,7 +273,6 @@ class FailbackWorkflow(GatedRunbook):
                 "rejoin_old_primary",
                 steps.FAILBACK_REJOIN,
                 RejoinInput(site=primary, source=home, run_id=run_id, method=RejoinMethod.AUTO),
-                RejoinResult,
             )
             res.old_primary_rejoin = old.outcome
             retire.append(primary)
@@ -302,9 +280,7 @@ class FailbackWorkflow(GatedRunbook):
             res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
 
         self._phase = Phase.RETIRE_FENCES
-        await self._step(
-            "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), RetireFenceResult
-        )
+        await self._step("retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire))
 
     def _policy_for(self, inp: FailbackInput) -> Policy:
         """The policy the plan recorded; histories before it: break glass on, waiting as long
@@ -318,10 +294,8 @@ class FailbackWorkflow(GatedRunbook):
     async def _look_again(self, plan: PlanResult, home: str, primary: str) -> None:
         """DNS, the servers: still the cloud primary writable alone, home still its streaming
         standby? Else stop before pausing writes, saying what changed."""
-        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(), PlanResult)
-        now = await self._step(
-            "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
-        )
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput())
+        now = await self._step("assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         topology = establish(
             now.states, plan_now.dns_record, plan_now.dns_value, plan_now.current_primary or None
         )

@@ -32,38 +32,27 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         DecisionType,
         DrMode,
-        SignalsResult,
     )
-    from hybridops.contracts.failover import EvidenceInput, FailoverInput, FailoverResult
+    from hybridops.contracts.failover import FailoverInput, FailoverResult
     from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
         DnsCutoverInput,
-        DnsResult,
         FenceInput,
-        FenceResult,
         Finding,
         FindingKind,
         FollowInput,
-        FollowResult,
         PlanInput,
         PlanResult,
         PrepareInput,
-        PrepareResult,
         PromoteInput,
-        PromoteResult,
         ReleaseInput,
-        ReleaseResult,
         RepointAppsInput,
-        RepointAppsResult,
         RpoInput,
         RpoMeasure,
-        RpoResult,
         Topology,
         UnfenceInput,
-        UnfenceResult,
         VerifyInput,
-        VerifyResult,
     )
     from hybridops.decision import decide, signal_targets
     from hybridops.policy import Policy, SplitBrainAction
@@ -116,7 +105,6 @@ class FailoverWorkflow(GatedRunbook):
 
     RUNBOOK = "failover"
     EVIDENCE = steps.EVIDENCE
-    EVIDENCE_INPUT = EvidenceInput
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,11 +139,9 @@ class FailoverWorkflow(GatedRunbook):
         # history and a replay decides the same.
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
-        plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target), PlanResult)
+        plan = await self._step("plan", steps.PLAN, PlanInput(target=inp.target))
         self._placed(plan.placement, plan.queue_suffix)
-        assessed = await self._step(
-            "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
-        )
+        assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         topology: Topology | None = None
         current = plan.current_primary  # histories before the patch: the primary from DNS
         if self._v2:
@@ -206,9 +192,7 @@ class FailoverWorkflow(GatedRunbook):
         request = DecisionRequest(
             decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target.value
         )
-        gathered = await self._step(
-            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
-        )
+        gathered = await self._step("gather_signals", steps.SIGNALS, signal_targets(request, plan.sites))
         policy = gathered.policy
         if topology is not None and topology.has(FindingKind.SPLIT_BRAIN):
             assessed, current = await self._settle_split_brain(topology, policy, res, run_id)
@@ -260,20 +244,16 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.PREPARE_TARGET
         saga.register(
             "release_target",
-            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=run_id), ReleaseResult),
+            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=run_id)),
         )
-        await self._step(
-            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=run_id), PrepareResult
-        )
+        await self._step("prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=run_id))
 
         self._phase = Phase.FENCE
         saga.register(
             "unfence_primary",
-            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=run_id), UnfenceResult),
+            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=run_id)),
         )
-        fence = await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=run_id), FenceResult
-        )
+        fence = await self._step("fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=run_id))
         res.fence = fence
         unverified = topology is not None and fence.token is None
         if unverified:
@@ -297,20 +277,20 @@ class FailoverWorkflow(GatedRunbook):
             max_catchup_s=inp.max_catchup_s,
             fence=fence.token,
         )
-        await self._guarded("promote", steps.PROMOTE, promote_in, PromoteResult, policy, res.blocked_by)
+        await self._guarded("promote", steps.PROMOTE, promote_in, policy, res.blocked_by)
         saga.close()
         res.point_of_no_return_passed = True
 
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target), RepointAppsResult)
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target))
 
         self._phase = Phase.DNS_CUTOVER
         await self._guarded(
-            "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), DnsResult, policy, res.blocked_by
+            "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), policy, res.blocked_by
         )
 
         self._phase = Phase.VERIFY
-        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target), VerifyResult)
+        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target))
         res.rto_seconds = round((verify.first_write_at - res.incident_started_at).total_seconds(), 3)
         lag = next((c.lag_seconds for c in decision.candidates if c.site == target), None)
         try:
@@ -322,7 +302,6 @@ class FailoverWorkflow(GatedRunbook):
                     incident_started_at=res.incident_started_at,
                     fallback_lag_seconds=lag,
                 ),
-                RpoResult,
             )
             res.rpo = rpo.rpo
         except ActivityError:
@@ -340,7 +319,6 @@ class FailoverWorkflow(GatedRunbook):
                     "rejoin_standbys",
                     steps.FOLLOW,
                     FollowInput(sites=others, new_primary=target),
-                    FollowResult,
                 )
             except ActivityError:
                 pass
@@ -361,7 +339,6 @@ class FailoverWorkflow(GatedRunbook):
             "dns_repair",
             steps.DNS_CUTOVER,
             DnsCutoverInput(site=topology.primary),
-            DnsResult,
             policy,
             res.blocked_by,
         )
@@ -379,12 +356,10 @@ class FailoverWorkflow(GatedRunbook):
         them: when the world moved (DNS, who is writable, the target's role or timeline, the
         decision), stop before acting, saying what changed."""
         self._phase = Phase.DECIDE
-        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(target=inp.target), PlanResult)
-        now = await self._step(
-            "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
-        )
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(target=inp.target))
+        now = await self._step("assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         gathered = await self._step(
-            "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
+            "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites)
         )
         again, _ = decide(request, plan.sites, now.states, gathered)
         changes = world_changes(plan, before, decision, plan_now, now, again)
@@ -426,15 +401,12 @@ class FailoverWorkflow(GatedRunbook):
         self._phase = Phase.FENCE
         for site in topology.writable:
             if site != keep:
-                await self._step(
-                    f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=run_id), FenceResult
-                )
+                await self._step(f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=run_id))
                 res.fenced.append(site)
         after = await self._step(
             "assess_after_fence",
             steps.ASSESS,
             AssessInput(sites=[s.site for s in topology.servers]),
-            AssessResult,
         )
         return after, keep
 

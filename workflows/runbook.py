@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -46,13 +46,16 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
     )
     from hybridops.contracts.lease import LeaseGrant
-    from hybridops.contracts.sites import AssessInput, AssessResult, DnsCutoverInput, PromoteInput
+    from hybridops.contracts.sites import AssessInput, DnsCutoverInput, PromoteInput
     from hybridops.policy import Policy
     from workflows import identity, steps
     from workflows.lease import acquire_lease, lease_refused, release_lease
     from workflows.saga import Saga
 
+In = TypeVar("In", bound=BaseModel)
 A = TypeVar("A", bound=ActivityResult)
+G = TypeVar("G", bound=PromoteInput | DnsCutoverInput)
+"""The input of a step safety rules guard: it carries the rules an approval overrides."""
 SAFETY_PATCH = "never-two-writers"
 """Runs from this patch on hold the topology lease, take the primary from the servers (not
 from DNS), wait for approval before fencing and look again after it; the histories of earlier
@@ -89,9 +92,8 @@ class Runbook:
 
     RUNBOOK: ClassVar[str]
     """The runbook's name: in its errors, its approvals' policy and ``runbooks/NAME.md``."""
-    EVIDENCE: ClassVar[steps.Step]
-    EVIDENCE_INPUT: ClassVar[Callable[..., BaseModel]]
-    """The evidence step's input type, built as ``EVIDENCE_INPUT(result=res)``."""
+    EVIDENCE: ClassVar[steps.Step[Any, EvidenceResult]]
+    """The evidence step; its input is built as ``EVIDENCE.input(result=res)``."""
     FAILURE_HINT: ClassVar[str] = ""
     """Said after the error of a run that did not succeed (what to do next)."""
 
@@ -135,20 +137,15 @@ class Runbook:
         self._placement, self._queue_suffix = placement, queue_suffix
 
     async def _step(
-        self,
-        name: str,
-        step: steps.Step,
-        arg: BaseModel,
-        rtype: type[A],
-        into: list[StepRecord] | None = None,
+        self, name: str, step: steps.Step[In, A], arg: In, into: list[StepRecord] | None = None
     ) -> A:
         """Run one step and record it for the evidence (see :func:`steps.record_step`)."""
         records = self._records() if into is None else into
-        return await steps.record_step(records, name, step, arg, rtype, self._placement, self._queue_suffix)
+        return await steps.record_step(records, name, step, arg, self._placement, self._queue_suffix)
 
-    async def _undo(self, step: steps.Step, arg: BaseModel, rtype: type[ActivityResult]) -> None:
+    async def _undo(self, step: steps.Step[In, A], arg: In) -> None:
         """Run a compensation, recorded under its activity's name."""
-        await self._step(step.activity, step, arg, rtype, into=self._compensations)
+        await self._step(step.activity, step, arg, into=self._compensations)
 
     def _refuse_late_start(self, max_start_delay_s: float, doing: str) -> None:
         """A run that begins long after it was started (a worker was down) stops before it
@@ -169,11 +166,7 @@ class Runbook:
         res.ended_at = workflow.now()
         self._phase = Phase.EVIDENCE
         evidence = await steps.run_step(
-            self.EVIDENCE,
-            self.EVIDENCE_INPUT(result=res),
-            EvidenceResult,
-            self._placement,
-            self._queue_suffix,
+            self.EVIDENCE, self.EVIDENCE.input(result=res), self._placement, self._queue_suffix
         )
         res.evidence_dir = evidence.path
         self._phase = Phase.DONE
@@ -326,9 +319,8 @@ class GatedRunbook(Runbook):
     async def _guarded(
         self,
         name: str,
-        step: steps.Step,
-        arg: PromoteInput | DnsCutoverInput,
-        rtype: type[A],
+        step: steps.Step[G, A],
+        arg: G,
         policy: Policy,
         blocked_into: list[RuleViolation],
     ) -> A:
@@ -337,14 +329,15 @@ class GatedRunbook(Runbook):
         recorded), then try again with the override; a rejection or the timeout fails it."""
         while True:
             try:
-                return await self._step(name, step, arg, rtype)
+                return await self._step(name, step, arg)
             except Exception as err:  # ActivityError; a local activity's can arrive as its cause alone
                 blocked = blocking_rules(err)
                 if not blocked or not policy.safety.break_glass:
                     raise
                 blocked_into += blocked
                 approval = await self._override_gate(blocked, policy.safety.break_glass_timeout_s)
-                arg = arg.model_copy(update={"overrides": [*arg.overrides, approval.override]})
+                # model_copy keeps the type (a PromoteHomeInput stays one); mypy sees the union.
+                arg = cast(G, arg.model_copy(update={"overrides": [*arg.overrides, approval.override]}))
 
     async def _override_gate(self, blocked: list[RuleViolation], timeout_s: float) -> ApprovalRecord:
         self._blocked = blocked
@@ -425,9 +418,7 @@ class GatedRunbook(Runbook):
         unfence, a resume of writes) would make two writable primaries. Unknown counts as
         promoted."""
         try:
-            after = await self._step(
-                self.PROMOTED_CHECK, steps.ASSESS, AssessInput(sites=[site]), AssessResult
-            )
+            after = await self._step(self.PROMOTED_CHECK, steps.ASSESS, AssessInput(sites=[site]))
             state = after.states[0] if after.states else None
             promoted = state is None or not state.reachable or state.in_recovery is not True
         except ActivityError:
