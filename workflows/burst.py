@@ -155,7 +155,8 @@ class BurstWorkflow(GatedRunbook):
             raise ApplicationError(
                 f"the policy holds: no cloud to burst into ({why})", type="PolicyHold", non_retryable=True
             )
-        if workflow.patched(SAFETY_PATCH) and (inp.require_approval or decision.requires_approval):
+        workflow.deprecate_patch(SAFETY_PATCH)  # where ``patched`` was: recorded histories replay
+        if inp.require_approval or decision.requires_approval:
             # Nothing has scaled yet: a rejection or the timeout ends the run with nothing to undo.
             self._policy, self._decision_id = gathered.policy, decision.decision_id
             self._steps = records

@@ -57,9 +57,10 @@ A = TypeVar("A", bound=ActivityResult)
 G = TypeVar("G", bound=PromoteInput | DnsCutoverInput)
 """The input of a step safety rules guard: it carries the rules an approval overrides."""
 SAFETY_PATCH = "never-two-writers"
-"""Runs from this patch on hold the topology lease, take the primary from the servers (not
-from DNS), wait for approval before fencing and look again after it; the histories of earlier
-runs replay on the old path."""
+"""The patch from which runs hold the topology lease, take the primary from the servers (not
+from DNS), wait for approval before fencing and look again after it. Deprecated
+(``workflow.deprecate_patch``): the old branch is gone, and the histories recorded before the
+patch replay against the release that still had it (tests/histories/README.md)."""
 SAFETY_RULE_ERROR = "SafetyRuleViolated"
 """The ``ApplicationError`` type of a step a safety rule blocked (hybridops.errors)."""
 MAX_REFUSED = 20
@@ -243,10 +244,7 @@ class GatedRunbook(Runbook):
         self._approvals: list[ApprovalRecord] = []
         self._refused: list[ApprovalRecord] = []
         self._policy: Policy | None = None
-        """The policy approvals are authorized against, once decided (None before, and for
-        runs before SAFETY_PATCH)."""
-        self._v2 = False
-        """This run follows :data:`SAFETY_PATCH` (decided once, at the start of the run)."""
+        """The policy approvals are authorized against, once decided (None before)."""
 
     @workflow.update(name=APPROVE_UPDATE)
     def approve(self, inp: ApprovalInput) -> ApprovalRecord:
@@ -380,13 +378,14 @@ class GatedRunbook(Runbook):
         lease back: success, compensation, failure, cancellation."""
         saga = Saga()
         failure: BaseException | None = None
-        self._v2 = workflow.patched(SAFETY_PATCH)
+        # Every run is on the patch now; its marker stays where ``patched`` was, so histories
+        # recorded on the patch replay (tests/histories/README.md).
+        workflow.deprecate_patch(SAFETY_PATCH)
         try:
-            if self._v2:
-                lease: LeaseGrant = await acquire_lease(self.RUNBOOK, lease_wait_s)
-                res.lease = lease
-                if not lease.granted:
-                    raise lease_refused(lease)
+            lease: LeaseGrant = await acquire_lease(self.RUNBOOK, lease_wait_s)
+            res.lease = lease
+            if not lease.granted:
+                raise lease_refused(lease)
             await body(saga)
             res.status = RunStatus.SUCCEEDED
         except (Exception, asyncio.CancelledError) as err:
