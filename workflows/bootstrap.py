@@ -9,6 +9,8 @@ reporting ``unchanged``. ``dry_run`` asks each tool what it would change and cha
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -44,18 +46,19 @@ class BootstrapWorkflow(Runbook):
             input=inp,
             started_at=workflow.now(),
         )
-        plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), "colocated")
-        self._placed(plan.placement, plan.queue_suffix)
+        failure: BaseException | None = None
         try:
+            plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), self._placement)
+            self._placed(plan.placement, plan.queue_suffix)
             for step in inp.steps:
                 self._phase = Phase(step.value)
                 await self._step(
-                    step.value,
-                    steps.BOOTSTRAP_STEP,
-                    BootstrapStepInput(step=step, dry_run=inp.dry_run),
+                    step.value, steps.BOOTSTRAP_STEP, BootstrapStepInput(step=step, dry_run=inp.dry_run)
                 )
             res.status = RunStatus.SUCCEEDED
-        except Exception as err:
+        except (Exception, asyncio.CancelledError) as err:
+            # A cancelled run too writes its evidence (then the cancellation goes on).
+            failure = err
             res.status, res.error = RunStatus.FAILED, steps.describe_error(err)
-        res.steps = self._steps
-        return await self._end(res, None)
+        res.steps = self._steps  # nothing to compensate: every step converges
+        return await self._end(res, failure)

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import steps
     from workflows.runbook import Runbook
+    from workflows.saga import Saga
 
 
 @workflow.defn(name=WorkflowType.DRILL.value, failure_exception_types=[ValidationError])
@@ -55,27 +56,27 @@ class DrillWorkflow(Runbook):
         )
         plan: DrillPlan | None = None
         cancelled: asyncio.CancelledError | None = None
+        teardown = Saga()
         try:
             plan = await self._step("plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id))
             self._placed(plan.placement, plan.queue_suffix)
+            # Whatever happens from here, the scratch server goes (a saga: shielded from
+            # cancellation); it is one of the drill's steps, not a compensation.
+            scratch = TeardownInput(scratch_dir=plan.scratch_dir)
+
+            async def tear_down() -> None:
+                await self._step("teardown_scratch", steps.DRILL_TEARDOWN, scratch)
+
+            teardown.register("teardown_scratch", tear_down)
             await self._drill(inp, plan, res)
         except asyncio.CancelledError as err:
             cancelled, res.error = err, "cancelled"
         except Exception as err:
             res.error = steps.describe_error(err)
         if plan is not None:
-            # Whatever happened, the scratch server goes (shielded from cancellation).
             self._phase = Phase.TEARDOWN
             try:
-                await asyncio.shield(
-                    asyncio.ensure_future(
-                        self._step(
-                            "teardown_scratch",
-                            steps.DRILL_TEARDOWN,
-                            TeardownInput(scratch_dir=plan.scratch_dir),
-                        )
-                    )
-                )
+                await teardown.compensate()
             except Exception as err:
                 res.error = (res.error + "; " if res.error else "") + (
                     f"teardown failed, the scratch server may still run in {plan.scratch_dir}:"

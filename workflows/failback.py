@@ -51,8 +51,8 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy
     from hybridops.topology import establish
     from workflows import steps
-    from workflows.runbook import GatedRunbook
-    from workflows.saga import Saga
+    from workflows.approval import BreakGlass
+    from workflows.saga import LeasedSaga, Saga
     from workflows.steps import describe_error
 
 
@@ -94,7 +94,7 @@ class Planned:
 
 
 @workflow.defn(name=WorkflowType.FAILBACK.value, failure_exception_types=[ValidationError])
-class FailbackWorkflow(GatedRunbook):
+class FailbackWorkflow(BreakGlass, LeasedSaga):
     """Bring the home site back as the primary after a failover, with zero data loss."""
 
     RUNBOOK = "failback"

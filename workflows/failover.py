@@ -60,8 +60,8 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, establish, keep_writer
     from workflows import steps
-    from workflows.runbook import GatedRunbook
-    from workflows.saga import Saga
+    from workflows.approval import BreakGlass
+    from workflows.saga import LeasedSaga, Saga
 
 
 def world_changes(
@@ -124,7 +124,7 @@ class Decided:
 
 
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
-class FailoverWorkflow(GatedRunbook):
+class FailoverWorkflow(BreakGlass, LeasedSaga):
     """Fail the database and its apps over from the current primary to a cloud standby."""
 
     RUNBOOK = "failover"
