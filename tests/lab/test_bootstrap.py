@@ -142,7 +142,7 @@ async def test_a_cancelled_bootstrap_writes_its_evidence(
     it interrupts. Made so here: the workflows' worker is stopped while RKE2 runs on the infra
     worker, the run is cancelled, RKE2 completes, and a new worker takes both at once."""
     inv = lab_inventory(
-        lab, bootstrap=settings(tmp_path), placement=Placement.QUEUES, faults={"bootstrap_rke2": "delay:3"}
+        lab, bootstrap=settings(tmp_path), placement=Placement.QUEUES, faults={"bootstrap_rke2": "delay:5"}
     )
     await run_workers(client, inv, tuple(q for q in TaskQueue if q != TaskQueue.CONTROL))
     [control] = build_workers(client, inv, [TaskQueue.CONTROL])
