@@ -37,18 +37,8 @@ from workflows.steps import STEPS
 
 log = logging.getLogger(__name__)
 
-LEASE_QUEUES: dict[ActivityName, TaskQueue] = {
-    ActivityName.ACQUIRE_LEASE: TaskQueue.CONTROL,
-    ActivityName.LEASE_HOLDER_OPEN: TaskQueue.CONTROL,
-}
-"""The activities workflows/lease.py schedules without a step: ``acquire_lease`` on the run's
-own queue, ``lease_holder_open`` on the lease workflow's; both are the control queue."""
-
-QUEUE_OF: dict[ActivityName, TaskQueue] = {
-    **{name: step.queue for name, step in STEPS.items()},
-    **LEASE_QUEUES,
-}
-"""Every activity's task queue, by name."""
+QUEUE_OF: dict[ActivityName, TaskQueue] = {name: step.queue for name, step in STEPS.items()}
+"""Every activity's task queue, by name: the step table's (the lease's steps included)."""
 
 
 def every_activity(inventory: Inventory, client: Client | None) -> list[Callable[..., Any]]:

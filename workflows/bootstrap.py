@@ -9,6 +9,8 @@ reporting ``unchanged``. ``dry_run`` asks each tool what it would change and cha
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -17,13 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.constants import WorkflowType
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.bootstrap import (
-        BootstrapEvidenceInput,
         BootstrapInput,
-        BootstrapPlan,
         BootstrapPlanInput,
         BootstrapResult,
         BootstrapStepInput,
-        BootstrapStepResult,
     )
     from workflows import steps
     from workflows.runbook import RunbookBase
@@ -35,7 +34,6 @@ class BootstrapWorkflow(RunbookBase):
 
     RUNBOOK = "bootstrap"
     EVIDENCE = steps.BOOTSTRAP_EVIDENCE
-    EVIDENCE_INPUT = BootstrapEvidenceInput
     FAILURE_HINT = " (run it again: converged steps are kept)"
 
     @workflow.run
@@ -48,19 +46,19 @@ class BootstrapWorkflow(RunbookBase):
             input=inp,
             started_at=workflow.now(),
         )
-        plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), BootstrapPlan, "colocated")
-        self._placed(plan.placement, plan.queue_suffix)
+        failure: BaseException | None = None
         try:
+            plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), self._placement)
+            self._placed(plan.placement, plan.queue_suffix)
             for step in inp.steps:
                 self._phase = Phase(step.value)
                 await self._step(
-                    step.value,
-                    steps.BOOTSTRAP_STEP,
-                    BootstrapStepInput(step=step, dry_run=inp.dry_run),
-                    BootstrapStepResult,
+                    step.value, steps.BOOTSTRAP_STEP, BootstrapStepInput(step=step, dry_run=inp.dry_run)
                 )
             res.status = RunStatus.SUCCEEDED
-        except Exception as err:
+        except (Exception, asyncio.CancelledError) as err:
+            # A cancelled run too writes its evidence (then the cancellation goes on).
+            failure = err
             res.status, res.error = RunStatus.FAILED, steps.describe_error(err)
-        res.steps = self._steps
-        return await self._end(res, None)
+        res.steps = self._steps  # nothing to compensate: every step converges
+        return await self._end(res, failure)

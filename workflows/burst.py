@@ -6,8 +6,9 @@ far, continuing as new every ``checks_per_run`` checks so the history stays boun
 in when the load falls, on the ``stop`` signal, at the budget cap or at the teardown deadline:
 traffic back, workloads removed, node pool back -> evidence.
 
-Scale-in undoes exactly what :class:`BurstState` records as done, so it is the same code for a
-clean end and for a failure anywhere (the compensation), and it survives continue-as-new.
+Scale-in undoes exactly what :class:`BurstState` records as done, as a saga built from that
+state, so it is the same code for a clean end and for a failure anywhere (the compensation),
+and it survives continue-as-new (the state is the next run's input; closures are not).
 """
 
 from __future__ import annotations
@@ -19,43 +20,38 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
     from hybridops.constants import STOP_SIGNAL, WorkflowType
-    from hybridops.contracts.base import ActivityResult, Cloud, Phase, RunStatus, StepRecord
+    from hybridops.contracts.base import Cloud, Phase, RunStatus, StepRecord
     from hybridops.contracts.burst import (
-        BurstEvidenceInput,
         BurstInput,
         BurstPlan,
         BurstPlanInput,
         BurstResult,
         BurstState,
         DeployWorkloadsInput,
-        DeployWorkloadsResult,
         LoadInput,
-        LoadResult,
         PoolInput,
-        PoolResult,
         RemoveWorkloadsInput,
-        RemoveWorkloadsResult,
         WeightsInput,
-        WeightsResult,
         carried_state,
     )
-    from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
+    from hybridops.contracts.decision import DecisionRequest, DecisionType
     from hybridops.decision import evaluate, signal_targets
     from hybridops.errors import InputError
     from workflows import steps
-    from workflows.runbook import SAFETY_PATCH, GatedRunbook
+    from workflows.approval import ApprovalGate
+    from workflows.runbook import SAFETY_PATCH
+    from workflows.saga import Saga
 
 
 @workflow.defn(name=WorkflowType.BURST.value, failure_exception_types=[ValidationError])
-class BurstWorkflow(GatedRunbook):
+class BurstWorkflow(ApprovalGate):
     """Burst into a cloud and back."""
 
     RUNBOOK = "burst"
     EVIDENCE = steps.BURST_EVIDENCE
-    EVIDENCE_INPUT = BurstEvidenceInput
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,16 +64,18 @@ class BurstWorkflow(GatedRunbook):
         self._stop_requested = reason or "stopped"
 
     def _visible_steps(self) -> list[StepRecord]:
-        st = self._state
-        return (st.steps if st else self._steps) + self._compensations
+        return self._steps + self._compensations
 
-    def _records(self) -> list[StepRecord]:
-        assert self._state is not None
-        return self._state.steps
+    def _hold_state(self, state: BurstState) -> BurstState:
+        """From here on ``state`` is what the run has done: its steps are the run's records
+        (so they continue as new with it) and scale-in undoes what it says was done."""
+        self._state, self._steps, self._target = state, state.steps, state.target
+        return state
 
     def _carry(self, state: BurstState) -> BurstState:
-        self._state, self._target = state, state.target
-        return state
+        """Carry on from the state of the run this one continues: its steps, then this run's."""
+        state.steps = [*state.steps, *self._steps]
+        return self._hold_state(state)
 
     @workflow.query(name="burst_state")
     def burst_state(self) -> BurstState | None:
@@ -98,46 +96,32 @@ class BurstWorkflow(GatedRunbook):
             input=inp.model_copy(update={"state": None}),
             started_at=carried.started_at if carried else workflow.now(),
         )
-        self._phase = Phase.PLAN
-        plan = await steps.run_step(steps.BURST_PLAN, BurstPlanInput(), BurstPlan, "colocated")
-        self._placed(plan.placement, plan.queue_suffix)
-        cap = inp.budget_cap if inp.budget_cap is not None else plan.budget_cap
+        plan: BurstPlan | None = None
         failure: BaseException | None = None
         try:
-            if carried is None:
-                await self._scale_out(inp, plan, res)
-            else:
-                self._carry(carried)
-            state = self._state
-            assert state is not None
+            self._phase = Phase.PLAN
+            plan = await self._step("plan", steps.BURST_PLAN, BurstPlanInput())
+            self._placed(plan.placement, plan.queue_suffix)
+            cap = inp.budget_cap if inp.budget_cap is not None else plan.budget_cap
+            state = self._carry(carried) if carried is not None else await self._scale_out(inp, plan, res)
             res.ended_because = await self._hold(inp, plan, state, cap)
         except (Exception, asyncio.CancelledError) as err:
             failure = err
             res.error = steps.describe_error(err)
             res.ended_because = res.error
-        state = self._state
-        if state is not None:
-            self._phase = Phase.SCALE_IN
-            try:
-                await asyncio.shield(asyncio.ensure_future(self._scale_in(plan, state)))
-            except Exception as err:
-                res.error = (
-                    res.error + "; " if res.error else ""
-                ) + f"scale-in failed: {steps.describe_error(err)}"
-                res.status = RunStatus.FAILED
-            res.target, res.decision = state.target, state.decision
-            res.checks, res.runs, res.peak_load = state.checks, state.runs, state.peak_load
-            res.steps = state.steps
-            res.node_hours, res.cost_estimate = self._cost(state, plan)
+        if plan is not None and self._state is not None:
+            await self._scale_in(plan, self._state, res)
         if res.status != RunStatus.FAILED:
             res.status = RunStatus.SUCCEEDED if failure is None else RunStatus.COMPENSATED
-        res.compensations = self._compensations
+        self._collect(res)
         return await self._end(res, failure)
 
     # ------------------------------------------------------------------ phases
 
-    async def _scale_out(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> None:
-        workflow_id = workflow.info().workflow_id
+    async def _decide(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> BurstState:
+        """Decide where to burst (the policy, decision type burst), behind the approval gate
+        when asked for; nothing has scaled yet, so a hold, a rejection or the gate's timeout
+        ends the run with nothing to undo. Returns the state the rest of the burst keeps."""
         self._phase = Phase.DECIDE
         if plan.topology is not None and len(plan.topology.writable) != 1:
             raise ApplicationError(
@@ -150,10 +134,7 @@ class BurstWorkflow(GatedRunbook):
         request = DecisionRequest(
             decision_type=DecisionType.BURST, current_primary=plan.home, target=inp.target
         )
-        records: list[StepRecord] = []
-        gathered = await self._step(
-            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult, into=records
-        )
+        gathered = await self._step("gather_signals", steps.SIGNALS, signal_targets(request, plan.sites))
         decision = evaluate(request, gathered.snapshot, gathered.policy)
         res.decision = decision
         if decision.target is None or decision.cloud is None:
@@ -161,28 +142,30 @@ class BurstWorkflow(GatedRunbook):
             raise ApplicationError(
                 f"the policy holds: no cloud to burst into ({why})", type="PolicyHold", non_retryable=True
             )
-        if workflow.patched(SAFETY_PATCH) and (inp.require_approval or decision.requires_approval):
-            # Nothing has scaled yet: a rejection or the timeout ends the run with nothing to undo.
+        workflow.deprecate_patch(SAFETY_PATCH)  # where ``patched`` was: recorded histories replay
+        if inp.require_approval or decision.requires_approval:
             self._policy, self._decision_id = gathered.policy, decision.decision_id
-            self._steps = records
-            try:
-                await self._approval_gate(inp.approval_timeout_s, records)
-            finally:
-                res.approvals, res.refused_approvals = self._approvals, self._refused
-        state = self._carry(
-            BurstState(
-                started_at=res.started_at,
-                target=decision.target,
-                cloud=decision.cloud,
-                decision=decision,
-                steps=records,
-            )
+            await self._approval_gate(inp.approval_timeout_s)
+        state = BurstState(
+            started_at=res.started_at,
+            target=decision.target,
+            cloud=decision.cloud,
+            decision=decision,
+            steps=self._steps,
         )
+        return self._hold_state(state)
+
+    async def _scale_out(self, inp: BurstInput, plan: BurstPlan, res: BurstResult) -> BurstState:
+        """Decide, then scale out: node pool, workloads, a share of the traffic. Each change is
+        written into the state before it is made (its compensation registered: scale-in
+        builds the saga from the state), so scale-in knows to undo it."""
+        workflow_id = workflow.info().workflow_id
+        state = await self._decide(inp, plan, res)
         await steps.checkpoint("burst decided")
 
         self._phase = Phase.SCALE_OUT
         current = await self._step(
-            "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=workflow_id), PoolResult
+            "pool_size", steps.BURST_POOL, PoolInput(cloud=state.cloud, run_id=workflow_id)
         )
         state.pool_before = current.nodes
         state.pool_after = current.nodes + inp.extra_nodes
@@ -190,7 +173,6 @@ class BurstWorkflow(GatedRunbook):
             "scale_out",
             steps.BURST_POOL,
             PoolInput(cloud=state.cloud, nodes=state.pool_after, run_id=workflow_id),
-            PoolResult,
         )
 
         self._phase = Phase.DEPLOY
@@ -199,7 +181,6 @@ class BurstWorkflow(GatedRunbook):
             "deploy_workloads",
             steps.BURST_DEPLOY,
             DeployWorkloadsInput(apps=plan.apps, cloud=state.cloud, run_id=workflow_id),
-            DeployWorkloadsResult,
         )
 
         self._phase = Phase.SHIFT_TRAFFIC
@@ -213,9 +194,9 @@ class BurstWorkflow(GatedRunbook):
             "shift_traffic",
             steps.BURST_TRAFFIC,
             WeightsInput(record=plan.record, weights=weights, ttl=plan.ttl),
-            WeightsResult,
         )
         state.weights_before = shifted.before
+        return state
 
     async def _hold(self, inp: BurstInput, plan: BurstPlan, state: BurstState, cap: float) -> str:
         """Check the load every interval until a reason to scale in; continue as new when
@@ -225,9 +206,7 @@ class BurstWorkflow(GatedRunbook):
         while True:
             if self._stop_requested:
                 return f"stopped: {self._stop_requested}"
-            load = await steps.run_step(
-                steps.BURST_LOAD, LoadInput(), LoadResult, self._placement, self._queue_suffix
-            )
+            load = await steps.run_step(steps.BURST_LOAD, LoadInput(), self._placement, self._queue_suffix)
             state.checks += 1
             checks_here += 1
             state.last_load = load.load
@@ -255,36 +234,42 @@ class BurstWorkflow(GatedRunbook):
             except TimeoutError:
                 pass
 
-    async def _scale_in(self, plan: BurstPlan, state: BurstState) -> None:
-        """Undo what the state says was done, in reverse: traffic, workloads, node pool. Each
-        undo is tried even when an earlier one failed (nothing half-done is left that could be
-        undone); the first failure is raised at the end."""
+    async def _scale_in(self, plan: BurstPlan, state: BurstState, res: BurstResult) -> None:
+        """Undo what the state says was done, in reverse (traffic, workloads, node pool), as a
+        saga: each undo is tried even when an earlier one failed, shielded from cancellation,
+        the first failure reported at the end. The same for a clean end and for a failure
+        anywhere; then the state's figures into the result."""
+        self._phase = Phase.SCALE_IN
+        try:
+            await self._saga_of(plan, state).compensate()
+        except Exception as err:
+            res.error = (
+                res.error + "; " if res.error else ""
+            ) + f"scale-in failed: {steps.describe_error(err)}"
+            res.status = RunStatus.FAILED
+        res.target, res.decision = state.target, state.decision
+        res.checks, res.runs, res.peak_load = state.checks, state.runs, state.peak_load
+        res.node_hours, res.cost_estimate = self._cost(state, plan)
+
+    def _saga_of(self, plan: BurstPlan, state: BurstState) -> Saga:
+        """The burst's compensations, registered in the order their steps ran, from the
+        state: a saga's closures do not survive continue-as-new, the state does (it is the
+        next run's input), so each run builds its saga from the state it holds."""
         workflow_id = workflow.info().workflow_id
-        undo: list[tuple[str, steps.Step, BaseModel, type[ActivityResult]]] = []
-        if state.weights_before is not None:
-            before = state.weights_before or {plan.home: (plan.endpoints[plan.home], 100)}
-            undo.append(
-                (
-                    "traffic_back",
-                    steps.BURST_TRAFFIC,
-                    WeightsInput(record=plan.record, weights=before, ttl=plan.ttl),
-                    WeightsResult,
-                )
-            )
-        if state.deployed:
-            workloads = RemoveWorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=workflow_id)
-            undo.append(("remove_workloads", steps.BURST_REMOVE, workloads, RemoveWorkloadsResult))
+        saga = Saga()
         if state.pool_before is not None:
             pool = PoolInput(cloud=state.cloud, nodes=state.pool_before, run_id=workflow_id)
-            undo.append(("pool_back", steps.BURST_POOL, pool, PoolResult))
-        first: BaseException | None = None
-        for name, step, arg, rtype in undo:
-            try:
-                await self._step(name, step, arg, rtype, into=self._compensations)
-            except Exception as err:
-                first = first or err
-        if first is not None:
-            raise first
+            saga.register("pool_back", lambda: self._undo(steps.BURST_POOL, pool, "pool_back"))
+        if state.deployed:
+            workloads = RemoveWorkloadsInput(apps=state.deployed, cloud=state.cloud, run_id=workflow_id)
+            saga.register(
+                "remove_workloads", lambda: self._undo(steps.BURST_REMOVE, workloads, "remove_workloads")
+            )
+        if state.weights_before is not None:
+            before = state.weights_before or {plan.home: (plan.endpoints[plan.home], 100)}
+            back = WeightsInput(record=plan.record, weights=before, ttl=plan.ttl)
+            saga.register("traffic_back", lambda: self._undo(steps.BURST_TRAFFIC, back, "traffic_back"))
+        return saga
 
     # ------------------------------------------------------------------ helpers
 

@@ -21,25 +21,20 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.constants import WorkflowType
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.drill import (
-        BackupStepResult,
-        DrillEvidenceInput,
         DrillInput,
         DrillPlan,
         DrillPlanInput,
         DrillResult,
         RestoreInput,
-        RestoreStepResult,
         ScratchInput,
-        ScratchResult,
         SloCheck,
         TakeBackupInput,
         TeardownInput,
-        TeardownResult,
         VerifyRestoreInput,
-        VerifyRestoreResult,
     )
     from workflows import steps
     from workflows.runbook import RunbookBase
+    from workflows.saga import Saga
 
 
 @workflow.defn(name=WorkflowType.DRILL.value, failure_exception_types=[ValidationError])
@@ -48,7 +43,6 @@ class DrillWorkflow(RunbookBase):
 
     RUNBOOK = "drill"
     EVIDENCE = steps.DRILL_EVIDENCE
-    EVIDENCE_INPUT = DrillEvidenceInput
 
     @workflow.run
     async def run(self, inp: DrillInput) -> DrillResult:
@@ -62,30 +56,27 @@ class DrillWorkflow(RunbookBase):
         )
         plan: DrillPlan | None = None
         cancelled: asyncio.CancelledError | None = None
+        teardown = Saga()
         try:
-            plan = await self._step(
-                "plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id), DrillPlan
-            )
+            plan = await self._step("plan", steps.DRILL_PLAN, DrillPlanInput(workflow_id=info.workflow_id))
             self._placed(plan.placement, plan.queue_suffix)
+            # Whatever happens from here, the scratch server goes (a saga: shielded from
+            # cancellation); it is one of the drill's steps, not a compensation.
+            scratch = TeardownInput(scratch_dir=plan.scratch_dir)
+
+            async def tear_down() -> None:
+                await self._step("teardown_scratch", steps.DRILL_TEARDOWN, scratch)
+
+            teardown.register("teardown_scratch", tear_down)
             await self._drill(inp, plan, res)
         except asyncio.CancelledError as err:
             cancelled, res.error = err, "cancelled"
         except Exception as err:
             res.error = steps.describe_error(err)
         if plan is not None:
-            # Whatever happened, the scratch server goes (shielded from cancellation).
             self._phase = Phase.TEARDOWN
             try:
-                await asyncio.shield(
-                    asyncio.ensure_future(
-                        self._step(
-                            "teardown_scratch",
-                            steps.DRILL_TEARDOWN,
-                            TeardownInput(scratch_dir=plan.scratch_dir),
-                            TeardownResult,
-                        )
-                    )
-                )
+                await teardown.compensate()
             except Exception as err:
                 res.error = (res.error + "; " if res.error else "") + (
                     f"teardown failed, the scratch server may still run in {plan.scratch_dir}:"
@@ -104,9 +95,7 @@ class DrillWorkflow(RunbookBase):
         backup = inp.backup
         if inp.take_backup_first:
             self._phase = Phase.BACKUP
-            taken = await self._step(
-                "take_backup", steps.DRILL_BACKUP, TakeBackupInput(site=plan.primary), BackupStepResult
-            )
+            taken = await self._step("take_backup", steps.DRILL_BACKUP, TakeBackupInput(site=plan.primary))
             res.backup, backup = taken.backup, taken.backup.name
         await steps.checkpoint("drill planned")
 
@@ -115,13 +104,12 @@ class DrillWorkflow(RunbookBase):
             "restore_backup",
             steps.DRILL_RESTORE,
             RestoreInput(backup=backup, target_time=inp.target_time, scratch_dir=plan.scratch_dir),
-            RestoreStepResult,
         )
         res.backup, res.restore = restore.backup, restore.restore
 
         self._phase = Phase.START_SCRATCH
         scratch = await self._step(
-            "start_scratch", steps.DRILL_START, ScratchInput(scratch_dir=plan.scratch_dir), ScratchResult
+            "start_scratch", steps.DRILL_START, ScratchInput(scratch_dir=plan.scratch_dir)
         )
         if scratch.usable_at is not None:
             res.rto_seconds = round((scratch.usable_at - restore.started_at).total_seconds(), 3)
@@ -131,7 +119,6 @@ class DrillWorkflow(RunbookBase):
             "verify_restore",
             steps.DRILL_VERIFY,
             VerifyRestoreInput(scratch_dir=plan.scratch_dir, table=plan.table),
-            VerifyRestoreResult,
         )
         res.rows_restored, res.newest_row_at = verify.rows, verify.newest_row_at
         # RPO: how old the newest restored row was when the restore began (or at the target

@@ -15,6 +15,8 @@ is not undone; it is a standby either way). After it, the runbook only goes forw
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -25,41 +27,32 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.failback import (
         CatchUpInput,
-        CatchUpResult,
-        FailbackEvidenceInput,
         FailbackInput,
         FailbackResult,
         PauseInput,
         PauseResult,
         PromoteHomeInput,
-        PromoteHomeResult,
         RejoinInput,
         RejoinMethod,
-        RejoinResult,
         ResumeInput,
-        ResumeResult,
         RetireFenceInput,
-        RetireFenceResult,
     )
     from hybridops.contracts.sites import (
         AssessInput,
-        AssessResult,
         DnsCutoverInput,
-        DnsResult,
         FenceInput,
-        FenceResult,
         PlanInput,
         PlanResult,
         RepointAppsInput,
-        RepointAppsResult,
+        SiteState,
         VerifyInput,
         VerifyResult,
     )
     from hybridops.policy import Policy
     from hybridops.topology import establish
     from workflows import steps
-    from workflows.runbook import GatedRunbook
-    from workflows.saga import Saga
+    from workflows.approval import BreakGlass
+    from workflows.saga import LeasedSaga, Saga
     from workflows.steps import describe_error
 
 
@@ -67,22 +60,46 @@ def _refuse(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
+def _check_roles(states: dict[str, SiteState], home: str, primary: str) -> None:
+    """The cloud primary must be a healthy primary to switch over from, and home must not be
+    one too (two primaries: a human decides which data wins)."""
+    now = states[primary]
+    if not now.reachable or now.in_recovery is not False or now.fenced:
+        raise _refuse(
+            f"the cloud primary {primary} is not a healthy primary (reachable={now.reachable},"
+            f" in_recovery={now.in_recovery}, fenced={now.fenced}): nothing to switch over from",
+            "PrimaryNotHealthy",
+        )
+    was = states[home]
+    if was.reachable and was.in_recovery is False:
+        raise _refuse(
+            f"home {home} answers as a primary while {primary} is the primary that DNS points at:"
+            " two primaries; a human must decide which data wins (runbooks/failback.md)",
+            "HomeIsPrimary",
+        )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the plan phase found, for the phases after it."""
+
+    plan: PlanResult
+    home: str
+    primary: str
+    """The cloud primary the run switches over from."""
+    states: dict[str, SiteState]
+    """Each server as the plan read it."""
+    others: list[str]
+    """The other sites, whose standbys follow home at the end."""
+
+
 @workflow.defn(name=WorkflowType.FAILBACK.value, failure_exception_types=[ValidationError])
-class FailbackWorkflow(GatedRunbook):
+class FailbackWorkflow(BreakGlass, LeasedSaga):
     """Bring the home site back as the primary after a failover, with zero data loss."""
 
     RUNBOOK = "failback"
     EVIDENCE = steps.FAILBACK_EVIDENCE
-    EVIDENCE_INPUT = FailbackEvidenceInput
     PROMOTED_CHECK = "assess_home"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._promoting = False
-
-    def _promotion_site(self) -> str | None:
-        # Histories from before SAFETY_PATCH looked only once the promotion had begun.
-        return self._target if (self._promoting or self._v2) else None
 
     @workflow.run
     async def run(self, inp: FailbackInput) -> FailbackResult:
@@ -99,78 +116,68 @@ class FailbackWorkflow(GatedRunbook):
         return await self._end(res, failure)
 
     async def _failback(self, inp: FailbackInput, res: FailbackResult, saga: Saga) -> None:
-        workflow_id = workflow.info().workflow_id
+        """The sequence, a phase per method: only the pause of writes is compensated (by
+        resuming them); after home's promotion the run only goes forward."""
+        p = await self._plan(inp, res)
+        await self._rejoin_home(inp, res, p)
+        await self._gate(inp, p)
+        switch_started = workflow.now()
+        pause = await self._switch_over(inp, res, saga, p)
+        verify = await self._cut_over(inp, res, p)
+        res.write_pause_seconds = round((verify.first_write_at - pause.paused_at).total_seconds(), 3)
+        res.switchover_seconds = round((workflow.now() - switch_started).total_seconds(), 3)
+        await self._rejoin_the_rest(res, p)
 
-        # Plan: who serves now (DNS), and what each server is. Nothing changes before the
-        # checkpoint, so a new worker replays this instead of planning on a changed world.
+    async def _plan(self, inp: FailbackInput, res: FailbackResult) -> Planned:
+        """Who the primary is (the servers say; DNS is only where clients go), and what each
+        server is. Nothing changes before the checkpoint, so a new worker replays this instead
+        of planning on a changed world."""
         self._phase = Phase.PLAN
         self._refuse_late_start(inp.max_start_delay_s, "planning")
-        plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
+        plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed(plan.placement, plan.queue_suffix)
         sites = {s.name: s for s in plan.sites}
         home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
         if home not in sites:
             raise _refuse(f"home: no site {home!r} in the inventory ({sorted(sites)})", "InputError")
-        if self._v2:
-            # The servers say who the primary is; DNS only where clients go.
-            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
-            topology = establish(assessed.states, plan.dns_record, plan.dns_value, plan.dns_site or None)
-            res.topology, res.findings = topology, topology.findings
-            if len(topology.writable) > 1:
-                raise _refuse(
-                    f"split brain: {', '.join(topology.writable)} accept writes; a failback needs"
-                    " exactly one primary to switch over from (a failover run settles a split brain;"
-                    " runbooks/failover.md)",
-                    "SplitBrain",
-                )
-            if topology.primary is None:
-                raise _refuse(
-                    "no server accepts writes: there is no primary to fail back from; "
-                    + "; ".join(f.detail for f in topology.findings),
-                    "NoPrimary",
-                )
-            primary = topology.primary
-            if primary == home or sites[primary].cloud is None:
-                raise _refuse(
-                    f"{primary} is the writable primary, not a cloud site: nothing to fail back",
-                    "NothingToFailBack",
-                )
-            self._target, res.home, res.old_primary = home, home, primary
-        else:
-            primary = plan.dns_site
-            if primary == home or sites[primary].cloud is None:
-                raise _refuse(
-                    f"DNS points at {primary}, not at a cloud site: nothing to fail back", "NothingToFailBack"
-                )
-            self._target, res.home, res.old_primary = home, home, primary
-            assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)), AssessResult)
+        assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=list(sites)))
+        topology = establish(assessed.states, plan.dns_record, plan.dns_value, plan.dns_site or None)
+        res.topology, res.findings = topology, topology.findings
+        if len(topology.writable) > 1:
+            raise _refuse(
+                f"split brain: {', '.join(topology.writable)} accept writes; a failback needs"
+                " exactly one primary to switch over from (a failover run settles a split brain;"
+                " runbooks/failover.md)",
+                "SplitBrain",
+            )
+        if topology.primary is None:
+            raise _refuse(
+                "no server accepts writes: there is no primary to fail back from; "
+                + "; ".join(f.detail for f in topology.findings),
+                "NoPrimary",
+            )
+        primary = topology.primary
+        if primary == home or sites[primary].cloud is None:
+            raise _refuse(
+                f"{primary} is the writable primary, not a cloud site: nothing to fail back",
+                "NothingToFailBack",
+            )
+        self._target, res.home, res.old_primary = home, home, primary
         states = {s.site: s for s in assessed.states}
-        now = states[primary]
-        if not now.reachable or now.in_recovery is not False or now.fenced:
-            raise _refuse(
-                f"the cloud primary {primary} is not a healthy primary (reachable={now.reachable},"
-                f" in_recovery={now.in_recovery}, fenced={now.fenced}): nothing to switch over from",
-                "PrimaryNotHealthy",
-            )
-        was = states[home]
-        if was.reachable and was.in_recovery is False:
-            raise _refuse(
-                f"home {home} answers as a primary while {primary} is the primary that DNS points at:"
-                " two primaries; a human must decide which data wins (runbooks/failback.md)",
-                "HomeIsPrimary",
-            )
-        others = [n for n in sites if n not in (home, primary)]
-        res.other_standbys = others
+        _check_roles(states, home, primary)
+        res.other_standbys = [n for n in sites if n not in (home, primary)]
         await steps.checkpoint("planned")
+        return Planned(plan, home, primary, states, res.other_standbys)
 
-        # Rejoin and catch up: home becomes a standby of the cloud primary while writes flow.
-        # Not compensated: a standby is a fine state to stop in, and the next run starts there.
+    async def _rejoin_home(self, inp: FailbackInput, res: FailbackResult, p: Planned) -> None:
+        """Home becomes a standby of the cloud primary and catches up while writes flow. Not
+        compensated: a standby is a fine state to stop in, and the next run starts there."""
+        workflow_id = workflow.info().workflow_id
         self._phase = Phase.REJOIN_HOME
         rejoin = await self._step(
             "rejoin_home",
             steps.FAILBACK_REJOIN,
-            RejoinInput(site=home, source=primary, run_id=workflow_id, method=inp.rejoin_method),
-            RejoinResult,
+            RejoinInput(site=p.home, source=p.primary, run_id=workflow_id, method=inp.rejoin_method),
         )
         res.rejoin, res.moved_aside, res.rejoin_seconds = rejoin.outcome, rejoin.moved_aside, rejoin.seconds
         self._phase = Phase.CATCH_UP
@@ -178,96 +185,93 @@ class FailbackWorkflow(GatedRunbook):
             "catch_up",
             steps.FAILBACK_CATCH_UP,
             CatchUpInput(
-                site=home,
-                source=primary,
+                site=p.home,
+                source=p.primary,
                 max_lag_bytes=inp.max_lag_bytes,
                 timeout_s=inp.max_catchup_s,
                 run_id=workflow_id,
             ),
-            CatchUpResult,
         )
         res.catch_up_seconds = caught.waited_s
 
-        policy = plan.policy if self._v2 else None
-        self._policy = policy
-        if inp.require_approval or (policy is not None and policy.approval.failback):
+    async def _gate(self, inp: FailbackInput, p: Planned) -> None:
+        """The approval gate when asked for; then, after the waits (catch-up, the gate), look
+        again before pausing anything, and make that look durable: a worker that dies after
+        the pause must not look again at a world its own pause changed (it would see no writer
+        and stop, leaving it paused)."""
+        self._policy = p.plan.policy
+        if inp.require_approval or (self._policy is not None and self._policy.approval.failback):
             await self._approval_gate(inp.approval_timeout_s)
-        if self._v2:
-            # After the waits (catch-up, the gate): look again before pausing anything, and make
-            # that look durable: a worker that dies after the pause must not look again at a
-            # world its own pause changed (it would see no writer and stop, leaving it paused).
-            await self._look_again(plan, home, primary)
-            await steps.checkpoint("looked again")
+        await self._look_again(p.plan, p.home, p.primary)
+        await steps.checkpoint("looked again")
 
-        # The switchover. Writes pause on the cloud primary (undone by resuming them), home
-        # replays everything the primary wrote, then home is promoted: the point of no return.
+    async def _switch_over(
+        self, inp: FailbackInput, res: FailbackResult, saga: Saga, p: Planned
+    ) -> PauseResult:
+        """Writes pause on the cloud primary (undone by resuming them), home replays everything
+        the primary wrote, then home is promoted: the point of no return."""
+        workflow_id = workflow.info().workflow_id
         self._phase = Phase.PAUSE_WRITES
-        switch_started = workflow.now()
         saga.register(
             "resume_writes",
-            lambda: self._undo(
-                steps.FAILBACK_RESUME, ResumeInput(site=primary, run_id=workflow_id), ResumeResult
-            ),
+            lambda: self._undo(steps.FAILBACK_RESUME, ResumeInput(site=p.primary, run_id=workflow_id)),
         )
         pause = await self._step(
-            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=primary, run_id=workflow_id), PauseResult
+            "pause_writes", steps.FAILBACK_PAUSE, PauseInput(site=p.primary, run_id=workflow_id)
         )
         res.paused_at, res.final_lsn = pause.paused_at, pause.final_lsn
         await self._step(
             "wait_replayed",
             steps.FAILBACK_CATCH_UP,
             CatchUpInput(
-                site=home,
-                source=primary,
+                site=p.home,
+                source=p.primary,
                 target_lsn=pause.final_lsn,
                 timeout_s=inp.max_pause_s,
                 run_id=workflow_id,
             ),
-            CatchUpResult,
         )
 
         self._phase = Phase.PROMOTE
-        self._promoting = True
         promoted = await self._guarded(
             "promote_home",
             steps.FAILBACK_PROMOTE,
             PromoteHomeInput(
-                site=home, run_id=workflow_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
+                site=p.home, run_id=workflow_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
-            PromoteHomeResult,
             self._policy_for(inp),
             res.blocked_by,
         )
         saga.close()
         res.point_of_no_return_passed = True
         res.timeline = promoted.timeline
-        if self._v2:
-            # Durable now: a worker that dies later replays the switchover instead of running
-            # it again against a home that is already the primary.
-            await steps.checkpoint("home promoted")
+        # Durable now: a worker that dies later replays the switchover instead of running it
+        # again against a home that is already the primary.
+        await steps.checkpoint("home promoted")
+        return pause
 
+    async def _cut_over(self, inp: FailbackInput, res: FailbackResult, p: Planned) -> VerifyResult:
+        """Apps and clients back home, and a write seen landing there."""
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=home), RepointAppsResult)
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=p.home))
         self._phase = Phase.DNS_CUTOVER
-        await self._guarded(
-            "dns_cutover",
-            steps.DNS_CUTOVER,
-            DnsCutoverInput(site=home),
-            DnsResult,
-            self._policy_for(inp),
-            res.blocked_by,
-        )
+        cutover = DnsCutoverInput(site=p.home)
+        await self._guarded("dns_cutover", steps.DNS_CUTOVER, cutover, self._policy_for(inp), res.blocked_by)
         self._phase = Phase.VERIFY
-        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=home), VerifyResult)
+        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=p.home))
         res.first_write_at = verify.first_write_at
-        res.write_pause_seconds = round((verify.first_write_at - pause.paused_at).total_seconds(), 3)
-        res.switchover_seconds = round((workflow.now() - switch_started).total_seconds(), 3)
+        return verify
 
-        # Home serves. The other standbys follow it (first, before the old primary writes its
-        # shutdown checkpoint, so they do not get WAL home never had); best effort.
+    async def _rejoin_the_rest(self, res: FailbackResult, p: Planned) -> None:
+        """Home serves. The other standbys follow it (first, before the old primary writes its
+        shutdown checkpoint, so they do not get WAL home never had); best effort. Then the old
+        primary, read-only since the pause, is stopped and marked, and rewound onto home's
+        timeline (it diverged by little more than its shutdown checkpoint); the fence marks of
+        the servers that are standbys of home again are retired."""
+        workflow_id, home, primary = workflow.info().workflow_id, p.home, p.primary
         self._phase = Phase.REJOIN
-        for site in others:
-            state = states.get(site)
+        for site in p.others:
+            state = p.states.get(site)
             if state is None or not state.reachable or not state.in_recovery:
                 res.warnings.append(f"{site} was not a running standby at the start: not rejoined")
                 continue
@@ -276,17 +280,12 @@ class FailbackWorkflow(GatedRunbook):
                     f"rejoin_{site}",
                     steps.FAILBACK_REJOIN,
                     RejoinInput(site=site, source=home, run_id=workflow_id),
-                    RejoinResult,
                 )
             except ActivityError as err:
                 res.warnings.append(f"{site} did not rejoin {home}: {describe_error(err)}")
 
-        # The old primary: read-only since the pause; now stopped and marked, then rewound
-        # onto home's timeline (it diverged by little more than its shutdown checkpoint).
         self._phase = Phase.FENCE
-        await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=workflow_id), FenceResult
-        )
+        await self._step("fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=workflow_id))
         self._phase = Phase.REJOIN_OLD_PRIMARY
         retire = [home]
         try:
@@ -294,7 +293,6 @@ class FailbackWorkflow(GatedRunbook):
                 "rejoin_old_primary",
                 steps.FAILBACK_REJOIN,
                 RejoinInput(site=primary, source=home, run_id=workflow_id, method=RejoinMethod.AUTO),
-                RejoinResult,
             )
             res.old_primary_rejoin = old.outcome
             retire.append(primary)
@@ -302,9 +300,7 @@ class FailbackWorkflow(GatedRunbook):
             res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
 
         self._phase = Phase.RETIRE_FENCES
-        await self._step(
-            "retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire), RetireFenceResult
-        )
+        await self._step("retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire))
 
     def _policy_for(self, inp: FailbackInput) -> Policy:
         """The policy the plan recorded; histories before it: break glass on, waiting as long
@@ -318,10 +314,8 @@ class FailbackWorkflow(GatedRunbook):
     async def _look_again(self, plan: PlanResult, home: str, primary: str) -> None:
         """DNS, the servers: still the cloud primary writable alone, home still its streaming
         standby? Else stop before pausing writes, saying what changed."""
-        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(), PlanResult)
-        now = await self._step(
-            "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
-        )
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput())
+        now = await self._step("assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         topology = establish(now.states, plan_now.dns_record, plan_now.dns_value, plan_now.dns_site or None)
         changes = []
         if plan_now.dns_site != plan.dns_site:

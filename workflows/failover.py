@@ -11,6 +11,7 @@ whatever its ending, writes its evidence.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
@@ -32,45 +33,35 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         DecisionType,
         DrMode,
-        SignalsResult,
     )
-    from hybridops.contracts.failover import EvidenceInput, FailoverInput, FailoverResult
+    from hybridops.contracts.failover import FailoverInput, FailoverResult
     from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
         DnsCutoverInput,
-        DnsResult,
         FenceInput,
         FenceResult,
         Finding,
         FindingKind,
         FollowInput,
-        FollowResult,
         PlanInput,
         PlanResult,
         PrepareInput,
-        PrepareResult,
         PromoteInput,
-        PromoteResult,
         ReleaseInput,
-        ReleaseResult,
         RepointAppsInput,
-        RepointAppsResult,
         RpoInput,
         RpoMeasure,
-        RpoResult,
         Topology,
         UnfenceInput,
-        UnfenceResult,
         VerifyInput,
-        VerifyResult,
     )
     from hybridops.decision import decide, policy_in_force, signal_targets, topology_of
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
-    from workflows.runbook import GatedRunbook
-    from workflows.saga import Saga
+    from workflows.approval import BreakGlass
+    from workflows.saga import LeasedSaga, Saga
 
 
 def world_changes(
@@ -107,13 +98,34 @@ def world_changes(
     return out
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The servers as the run first read them, and the topology established from them."""
+
+    assessed: AssessResult
+    topology: Topology
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What the decide phase settled, for the phases after it."""
+
+    plan: PlanResult
+    assessed: AssessResult
+    """The servers as the decision saw them (after a split brain was settled)."""
+    request: DecisionRequest
+    decision: Decision
+    policy: Policy
+    target: str
+    """The decision's target (never None past the decide phase)."""
+
+
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
-class FailoverWorkflow(GatedRunbook):
+class FailoverWorkflow(BreakGlass, LeasedSaga):
     """Fail the database and its apps over from the current primary to a cloud standby."""
 
     RUNBOOK = "failover"
     EVIDENCE = steps.EVIDENCE
-    EVIDENCE_INPUT = EvidenceInput
 
     def __init__(self) -> None:
         super().__init__()
@@ -142,70 +154,68 @@ class FailoverWorkflow(GatedRunbook):
         return await self._end(res, failure)
 
     async def _failover(self, inp: FailoverInput, res: FailoverResult, saga: Saga) -> None:
-        workflow_id = workflow.info().workflow_id
+        """The sequence, a phase per method: before the point of no return each change has
+        registered its compensation in ``saga``; after it the run only goes forward."""
+        decided = await self._decide(inp, res)
+        await self._gate(inp, decided)
+        fence = await self._prepare_and_fence(decided, res, saga)
+        await self._promote(inp, decided, fence, res, saga)
+        await self._cut_over(decided, res)
+        await self._rejoin_standbys(decided)
+        if inp.await_alert_resolve_s > 0:
+            await self._await_resolve(inp.await_alert_resolve_s)
 
-        # Decide: everything the choice rests on is an activity result, so it is in the
-        # history and a replay decides the same.
+    async def _establish(self, inp: FailoverInput, res: FailoverResult) -> tuple[PlanResult, Seen, str]:
+        """Plan, and read the servers: who the primary is (the servers say, DNS only where
+        clients go). A run started for a primary that turns out healthy stops here (after
+        repairing DNS if it pointed elsewhere). Returns the current primary ("" while a
+        split brain waits to be settled)."""
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
-        plan = await self._step("plan", steps.PLAN, PlanInput(), PlanResult)
+        plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed(plan.placement, plan.queue_suffix)
-        assessed = await self._step(
-            "assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
-        )
-        topology: Topology | None = None
-        current = plan.dns_site  # histories before the patch: the primary from DNS
-        if self._v2:
-            topology = topology_of(plan, assessed.states)
-            res.topology, res.findings = topology, topology.findings
-            if topology.has(FindingKind.SPLIT_BRAIN):
-                current = ""  # settled below, once the policy is known
-            elif topology.acting_primary is None:
-                raise ApplicationError(
-                    "cannot establish the current primary: no server accepts writes, no standby names"
-                    " its upstream and DNS points at no site; "
-                    + "; ".join(f.detail for f in topology.findings),
-                    type="TopologyUnknown",
-                    non_retryable=True,
-                )
-            else:
-                current = topology.acting_primary
-        if inp.only_if_primary_down and current:
-            now = next((s for s in assessed.states if s.site == current), None)
-            if topology is not None and topology.primary == current:
-                await self._repair_dns(topology, plan, res)
-                raise ApplicationError(
-                    f"the current primary {current} accepts writes: nothing to fail over (the alert or page"
-                    " that started this run is stale; a planned failover sets only_if_primary_down false)"
-                    + (
-                        f"; DNS pointed at {topology.dns_site or 'nothing'} and was repaired"
-                        if res.dns_repaired
-                        else ""
-                    ),
-                    type="PrimaryHealthy",
-                    non_retryable=True,
-                )
-            if (
-                topology is None
-                and now is not None
-                and now.reachable
-                and now.in_recovery is False
-                and not now.fenced
-            ):
-                raise ApplicationError(
-                    f"the current primary {current} answers as a writable primary:"
-                    " nothing to fail over (the alert that started this run is stale)",
-                    type="PrimaryHealthy",
-                    non_retryable=True,
-                )
+        assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
+        topology = topology_of(plan, assessed.states)
+        res.topology, res.findings = topology, topology.findings
+        if topology.has(FindingKind.SPLIT_BRAIN):
+            current = ""  # settled by the decide phase, once the policy is known
+        elif topology.acting_primary is None:
+            raise ApplicationError(
+                "cannot establish the current primary: no server accepts writes, no standby names"
+                " its upstream and DNS points at no site; " + "; ".join(f.detail for f in topology.findings),
+                type="TopologyUnknown",
+                non_retryable=True,
+            )
+        else:
+            current = topology.acting_primary
+        if inp.only_if_primary_down and current and topology.primary == current:
+            await self._repair_dns(topology, plan, res)
+            raise ApplicationError(
+                f"the current primary {current} accepts writes: nothing to fail over (the alert or page"
+                " that started this run is stale; a planned failover sets only_if_primary_down false)"
+                + (
+                    f"; DNS pointed at {topology.dns_site or 'nothing'} and was repaired"
+                    if res.dns_repaired
+                    else ""
+                ),
+                type="PrimaryHealthy",
+                non_retryable=True,
+            )
+        return plan, Seen(assessed, topology), current
+
+    async def _decide(self, inp: FailoverInput, res: FailoverResult) -> Decided:
+        """Decide the target: everything the choice rests on is an activity result, so it is
+        in the history and a replay decides the same. A hold, or a mode this runbook does not
+        do, stops the run before anything changed."""
+        workflow_id = workflow.info().workflow_id
+        plan, seen, current = await self._establish(inp, res)
+        assessed, topology = seen.assessed, seen.topology
         request = DecisionRequest(
             decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target
         )
-        gathered = await self._step(
-            "gather_signals", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
-        )
+        gathered = await self._step("gather_signals", steps.SIGNALS, signal_targets(request, plan.sites))
         policy = policy_in_force(plan, gathered)
-        if topology is not None and topology.has(FindingKind.SPLIT_BRAIN):
+        if topology.has(FindingKind.SPLIT_BRAIN):
             assessed, current = await self._settle_split_brain(topology, policy, res, workflow_id)
             request = request.model_copy(update={"current_primary": current})
             if inp.only_if_primary_down:
@@ -229,49 +239,46 @@ class FailoverWorkflow(GatedRunbook):
                 type="PolicyModeUnsupported",
                 non_retryable=True,
             )
-        self._target = target = decision.target
-        old = decision.old_primary
-        if self._v2:
-            self._policy, self._decision_id = policy, decision.decision_id
+        self._target = decision.target
+        self._policy, self._decision_id = policy, decision.decision_id
         await steps.checkpoint("decided")
+        return Decided(plan, assessed, request, decision, policy, decision.target)
 
-        if self._v2:
-            # The gate comes before anything that hurts a live primary (a run waiting an hour
-            # must not keep a healthy primary fenced for that hour), and the run looks again
-            # after it: the world may have moved while it waited.
-            old_state = next((s for s in assessed.states if s.site == old), None)
-            unreachable = old_state is None or not old_state.reachable
-            if (
-                inp.require_approval
-                or decision.requires_approval
-                or (unreachable and policy.safety.unverified_fence_requires_approval)
-            ):
-                await self._approval_gate(inp.approval_timeout_s)
-                await self._look_again(inp, plan, assessed, decision, request)
-                # Durable before the first change: a worker that dies after fencing must not
-                # look again at a world its own fence changed.
-                await steps.checkpoint("looked again")
+    async def _gate(self, inp: FailoverInput, d: Decided) -> None:
+        """The approval gate, when the input, the decision or an unverifiable fence asks for
+        one. It comes before anything that hurts a live primary (a run waiting an hour must
+        not keep a healthy primary fenced for that hour), and the run looks again after it:
+        the world may have moved while it waited."""
+        old_state = next((s for s in d.assessed.states if s.site == d.decision.old_primary), None)
+        unreachable = old_state is None or not old_state.reachable
+        if not (
+            inp.require_approval
+            or d.decision.requires_approval
+            or (unreachable and d.policy.safety.unverified_fence_requires_approval)
+        ):
+            return
+        await self._approval_gate(inp.approval_timeout_s)
+        await self._look_again(inp, d.plan, d.assessed, d.decision, d.request)
+        # Durable before the first change: a worker that dies after fencing must not look
+        # again at a world its own fence changed.
+        await steps.checkpoint("looked again")
 
+    async def _prepare_and_fence(self, d: Decided, res: FailoverResult, saga: Saga) -> FenceResult:
+        """Make the target ready, then fence the old primary; each registers its undo first."""
+        workflow_id, target, old = workflow.info().workflow_id, d.target, d.decision.old_primary
         self._phase = Phase.PREPARE_TARGET
         saga.register(
-            "release_target",
-            lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id), ReleaseResult),
+            "release_target", lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id))
         )
-        await self._step(
-            "prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=workflow_id), PrepareResult
-        )
+        await self._step("prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=workflow_id))
 
         self._phase = Phase.FENCE
         saga.register(
-            "unfence_primary",
-            lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id), UnfenceResult),
+            "unfence_primary", lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id))
         )
-        fence = await self._step(
-            "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id), FenceResult
-        )
+        fence = await self._step("fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id))
         res.fence = fence
-        unverified = topology is not None and fence.token is None
-        if unverified:
+        if fence.token is None:
             res.findings.append(
                 Finding(
                     kind=FindingKind.FENCE_UNVERIFIED,
@@ -280,68 +287,66 @@ class FailoverWorkflow(GatedRunbook):
                     f" ({fence.isolated or 'not isolated'})",
                 )
             )
+        return fence
 
-        if not self._v2 and (inp.require_approval or decision.requires_approval):
-            await self._approval_gate(inp.approval_timeout_s)
-
+    async def _promote(
+        self, inp: FailoverInput, d: Decided, fence: FenceResult, res: FailoverResult, saga: Saga
+    ) -> None:
+        """Promote the target once it has replayed the fenced primary's last LSN: the point of
+        no return (break glass when a safety rule blocks it)."""
         self._phase = Phase.PROMOTE
         promote_in = PromoteInput(
-            site=target,
-            run_id=workflow_id,
+            site=d.target,
+            run_id=workflow.info().workflow_id,
             wait_for_lsn=fence.fenced_lsn,
             max_catchup_s=inp.max_catchup_s,
             fence=fence.token,
         )
-        await self._guarded("promote", steps.PROMOTE, promote_in, PromoteResult, policy, res.blocked_by)
+        await self._guarded("promote", steps.PROMOTE, promote_in, d.policy, res.blocked_by)
         saga.close()
         res.point_of_no_return_passed = True
 
+    async def _cut_over(self, d: Decided, res: FailoverResult) -> None:
+        """Send the apps and clients to the new primary, check that a write lands there, and
+        measure RTO and RPO."""
+        target = d.target
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target), RepointAppsResult)
+        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target))
 
         self._phase = Phase.DNS_CUTOVER
         await self._guarded(
-            "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), DnsResult, policy, res.blocked_by
+            "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), d.policy, res.blocked_by
         )
 
         self._phase = Phase.VERIFY
-        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target), VerifyResult)
+        verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target))
         res.rto_seconds = round((verify.first_write_at - res.incident_started_at).total_seconds(), 3)
-        lag = next((c.lag_seconds for c in decision.candidates if c.site == target), None)
+        lag = next((c.lag_seconds for c in d.decision.candidates if c.site == target), None)
         try:
             rpo = await self._step(
                 "measure_rpo",
                 steps.RPO,
-                RpoInput(
-                    site=target,
-                    incident_started_at=res.incident_started_at,
-                    fallback_lag_seconds=lag,
-                ),
-                RpoResult,
+                RpoInput(site=target, incident_started_at=res.incident_started_at, fallback_lag_seconds=lag),
             )
             res.rpo = rpo.rpo
         except ActivityError:
             res.rpo = RpoMeasure(seconds=lag, method="lag")  # recorded as a failed step
 
-        # Rejoin: the other standbys follow the new primary. Best effort: the failover itself
-        # is done; a standby that cannot follow is in the evidence for a human.
+    async def _rejoin_standbys(self, d: Decided) -> None:
+        """The other standbys follow the new primary. Best effort: the failover itself is
+        done; a standby that cannot follow is in the evidence for a human."""
         self._phase = Phase.REJOIN
-        others = [s.name for s in plan.sites if s.name not in (target, old) and s.cloud is not None]
-        reachable = {s.site for s in assessed.states if s.reachable and s.in_recovery}
+        target, old = d.target, d.decision.old_primary
+        others = [s.name for s in d.plan.sites if s.name not in (target, old) and s.cloud is not None]
+        reachable = {s.site for s in d.assessed.states if s.reachable and s.in_recovery}
         others = [s for s in others if s in reachable]
         if others:
             try:
                 await self._step(
-                    "rejoin_standbys",
-                    steps.FOLLOW,
-                    FollowInput(sites=others, new_primary=target),
-                    FollowResult,
+                    "rejoin_standbys", steps.FOLLOW, FollowInput(sites=others, new_primary=target)
                 )
             except ActivityError:
                 pass
-
-        if inp.await_alert_resolve_s > 0:
-            await self._await_resolve(inp.await_alert_resolve_s)
 
     async def _repair_dns(self, topology: Topology, plan: PlanResult, res: FailoverResult) -> None:
         """The primary is healthy but DNS sends clients elsewhere (a restored zone, a record
@@ -356,7 +361,6 @@ class FailoverWorkflow(GatedRunbook):
             "dns_repair",
             steps.DNS_CUTOVER,
             DnsCutoverInput(site=topology.primary),
-            DnsResult,
             policy,
             res.blocked_by,
         )
@@ -374,12 +378,10 @@ class FailoverWorkflow(GatedRunbook):
         them: when the world moved (DNS, who is writable, the target's role or timeline, the
         decision), stop before acting, saying what changed."""
         self._phase = Phase.DECIDE
-        plan_now = await self._step("plan_again", steps.PLAN, PlanInput(), PlanResult)
-        now = await self._step(
-            "assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]), AssessResult
-        )
+        plan_now = await self._step("plan_again", steps.PLAN, PlanInput())
+        now = await self._step("assess_again", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         gathered = await self._step(
-            "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites), SignalsResult
+            "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites)
         )
         again, _ = decide(request, plan_now, now.states, gathered)
         changes = world_changes(plan, before, decision, plan_now, now, again)
@@ -422,17 +424,13 @@ class FailoverWorkflow(GatedRunbook):
         for site in topology.writable:
             if site != keep:
                 await self._step(
-                    f"fence_writer_{site}",
-                    steps.FENCE,
-                    FenceInput(site=site, run_id=workflow_id),
-                    FenceResult,
+                    f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=workflow_id)
                 )
                 res.fenced.append(site)
         after = await self._step(
             "assess_after_fence",
             steps.ASSESS,
             AssessInput(sites=[s.site for s in topology.servers]),
-            AssessResult,
         )
         return after, keep
 

@@ -18,19 +18,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from hybridops.constants import ACQUIRE_UPDATE, LEASE_QUERY, RELEASE_SIGNAL, ActivityName, WorkflowType
-    from hybridops.contracts.lease import (
-        HolderInput,
-        HolderResult,
-        LeaseGrant,
-        LeaseHolder,
-        LeaseRequest,
-        LeaseState,
-    )
+    from hybridops.constants import ACQUIRE_UPDATE, LEASE_QUERY, RELEASE_SIGNAL, WorkflowType
+    from hybridops.contracts.lease import LeaseGrant, LeaseHolder, LeaseRequest, LeaseState
+    from workflows.steps import LEASE_ACQUIRE, LEASE_HOLDER_OPEN
 
 
 @workflow.defn(name=WorkflowType.LEASE.value)
@@ -109,11 +102,11 @@ class TopologyLeaseWorkflow:
             except TimeoutError:
                 pass
             alive = await workflow.execute_activity(
-                ActivityName.LEASE_HOLDER_OPEN,
-                HolderInput(workflow_id=held.workflow_id, run_id=held.run_id),
-                result_type=HolderResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+                LEASE_HOLDER_OPEN.activity,
+                LEASE_HOLDER_OPEN.input(workflow_id=held.workflow_id, run_id=held.run_id),
+                result_type=LEASE_HOLDER_OPEN.result,
+                start_to_close_timeout=LEASE_HOLDER_OPEN.timeout,
+                retry_policy=LEASE_HOLDER_OPEN.retry,
             )
             if not alive.open and self.state.holder == held:
                 workflow.logger.warning(
@@ -134,13 +127,13 @@ async def acquire_lease(runbook: str, wait_s: float) -> LeaseGrant:
     it may wait, and only the control worker needs the client it takes)."""
     info = workflow.info()
     return await workflow.execute_activity(
-        ActivityName.ACQUIRE_LEASE,
-        LeaseRequest(workflow_id=info.workflow_id, run_id=info.run_id, runbook=runbook, wait_s=wait_s),
-        result_type=LeaseGrant,
+        LEASE_ACQUIRE.activity,
+        LEASE_ACQUIRE.input(workflow_id=info.workflow_id, run_id=info.run_id, runbook=runbook, wait_s=wait_s),
+        result_type=LEASE_ACQUIRE.result,
         task_queue=info.task_queue,
-        start_to_close_timeout=timedelta(seconds=wait_s + 60),
+        start_to_close_timeout=LEASE_ACQUIRE.timeout + timedelta(seconds=wait_s),
         heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5), maximum_attempts=10),
+        retry_policy=LEASE_ACQUIRE.retry,
     )
 
 

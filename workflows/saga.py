@@ -1,9 +1,14 @@
-"""The saga helper: compensations registered before the step they undo, run in reverse.
+"""The saga: compensations registered before the step they undo, run in reverse.
 
 A step that changes the world registers its compensation *before* it runs (DESIGN.md rule 3):
 if the worker dies mid-step, the compensation is already known. Compensations are idempotent
 (undoing something that never happened is a no-op), run in reverse order, and are shielded
 from cancellation: once started, they finish.
+
+* :class:`Saga`: the stack of compensations, usable by any runbook on its own (burst builds
+  its saga from the state it carries across continue-as-new; drill's teardown is one).
+* :class:`LeasedSaga`: a runbook that changes a database's topology runs its sequence in a
+  saga while it holds the topology lease (rule 13), and looks before undoing anything.
 """
 
 from __future__ import annotations
@@ -11,6 +16,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from hybridops.contracts.base import Phase, RunStatus
+    from hybridops.contracts.lease import LeaseGrant
+    from hybridops.contracts.sites import AssessInput
+    from workflows import steps
+    from workflows.lease import acquire_lease, lease_refused, release_lease
+    from workflows.runbook import SAFETY_PATCH, Rejected, RunbookBase
 
 
 @dataclass
@@ -56,3 +73,73 @@ class Saga:
                 first = first or err
         if first is not None:
             raise first
+
+
+class LeasedSaga(RunbookBase):
+    """A runbook whose sequence runs in a saga while it holds the topology lease.
+    ``PROMOTED_CHECK`` names the look before undoing; :meth:`_promotion_site` says where."""
+
+    PROMOTED_CHECK: ClassVar[str] = "assess_target"
+    """The name the look before undoing is recorded under."""
+
+    def _promotion_site(self) -> str | None:
+        """The site this run may have promoted (looked at before undoing anything); None:
+        the run cannot have promoted (it has not chosen its target yet)."""
+        return self._target
+
+    async def _saga(
+        self, res: Any, lease_wait_s: float, body: Callable[[Saga], Awaitable[None]]
+    ) -> BaseException | None:
+        """Hold the topology lease, run ``body``; on a failure before the point of no return,
+        look (has the target been promoted after all?), then compensate in reverse. Sets the
+        result's status and error; returns the failure (None: success). Every ending gives the
+        lease back: success, compensation, failure, cancellation."""
+        saga = Saga()
+        failure: BaseException | None = None
+        # Every run is on the patch now; its marker stays where ``patched`` was, so histories
+        # recorded on the patch replay (tests/histories/README.md).
+        workflow.deprecate_patch(SAFETY_PATCH)
+        try:
+            lease: LeaseGrant = await acquire_lease(self.RUNBOOK, lease_wait_s)
+            res.lease = lease
+            if not lease.granted:
+                raise lease_refused(lease)
+            await body(saga)
+            res.status = RunStatus.SUCCEEDED
+        except (Exception, asyncio.CancelledError) as err:
+            failure = err
+            res.error = steps.describe_error(err)
+            # Look before undoing: a run replayed after a worker died may not know it promoted
+            # already (its result was not recorded), so every run looks.
+            site = self._promotion_site()
+            if not saga.closed and site is not None:
+                await self._close_if_promoted(site, saga, res)
+            if saga.closed:
+                res.status = RunStatus.FAILED
+                res.error += f" (past the point of no return: finish by hand, see runbooks/{self.RUNBOOK}.md)"
+            else:
+                self._phase = Phase.COMPENSATE
+                try:
+                    await saga.compensate()
+                    res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
+                except Exception as comp_err:
+                    res.status = RunStatus.FAILED
+                    res.error += f"; a compensation failed: {steps.describe_error(comp_err)}"
+        if res.lease is not None and res.lease.granted:
+            await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
+        return failure
+
+    async def _close_if_promoted(self, site: str, saga: Saga, res: Any) -> None:
+        """Before undoing anything, look: if ``site`` is already a primary (promotion ran,
+        whatever the failure said), the point of no return is behind us, and undoing (an
+        unfence, a resume of writes) would make two writable primaries. Unknown counts as
+        promoted."""
+        try:
+            after = await self._step(self.PROMOTED_CHECK, steps.ASSESS, AssessInput(sites=[site]))
+            state = after.states[0] if after.states else None
+            promoted = state is None or not state.reachable or state.in_recovery is not True
+        except ActivityError:
+            promoted = True
+        if promoted:
+            saga.close()
+            res.point_of_no_return_passed = True

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -33,12 +33,98 @@ with workflow.unsafe.imports_passed_through():
         ActivityResult,
         CheckpointInput,
         CheckpointResult,
+        EvidenceResult,
         StepOutcome,
         StepRecord,
     )
+    from hybridops.contracts.bootstrap import (
+        BootstrapEvidenceInput,
+        BootstrapPlan,
+        BootstrapPlanInput,
+        BootstrapStepInput,
+        BootstrapStepResult,
+    )
+    from hybridops.contracts.burst import (
+        BurstEvidenceInput,
+        BurstPlan,
+        BurstPlanInput,
+        DeployWorkloadsInput,
+        DeployWorkloadsResult,
+        LoadInput,
+        LoadResult,
+        PoolInput,
+        PoolResult,
+        RemoveWorkloadsInput,
+        RemoveWorkloadsResult,
+        WeightsInput,
+        WeightsResult,
+    )
+    from hybridops.contracts.decision import SignalsInput, SignalsResult
+    from hybridops.contracts.drill import (
+        BackupStepResult,
+        DrillEvidenceInput,
+        DrillPlan,
+        DrillPlanInput,
+        RestoreInput,
+        RestoreStepResult,
+        ScratchInput,
+        ScratchResult,
+        TakeBackupInput,
+        TeardownInput,
+        TeardownResult,
+        VerifyRestoreInput,
+        VerifyRestoreResult,
+    )
+    from hybridops.contracts.failback import (
+        CatchUpInput,
+        CatchUpResult,
+        FailbackEvidenceInput,
+        PauseInput,
+        PauseResult,
+        PromoteHomeInput,
+        PromoteHomeResult,
+        RejoinInput,
+        RejoinResult,
+        ResumeInput,
+        ResumeResult,
+        RetireFenceInput,
+        RetireFenceResult,
+    )
+    from hybridops.contracts.failover import EvidenceInput
+    from hybridops.contracts.lease import HolderInput, HolderResult, LeaseGrant, LeaseRequest
+    from hybridops.contracts.sites import (
+        AssessInput,
+        AssessResult,
+        DnsCutoverInput,
+        DnsResult,
+        FenceInput,
+        FenceResult,
+        FollowInput,
+        FollowResult,
+        PlanInput,
+        PlanResult,
+        PrepareInput,
+        PrepareResult,
+        PromoteInput,
+        PromoteResult,
+        ReleaseInput,
+        ReleaseResult,
+        RepointAppsInput,
+        RepointAppsResult,
+        RpoInput,
+        RpoResult,
+        UnfenceInput,
+        UnfenceResult,
+        VerifyInput,
+        VerifyResult,
+    )
 
-R = TypeVar("R", bound=BaseModel)
+In = TypeVar("In", bound=BaseModel)
+"""A step's input type."""
+Out = TypeVar("Out", bound=BaseModel)
+"""A step's result type."""
 A = TypeVar("A", bound=ActivityResult)
+"""The result type of a recorded step (it says whether it changed anything, on which attempt)."""
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -61,10 +147,13 @@ AFTER_PONR_RETRY = RetryPolicy(
 
 
 @dataclass(frozen=True)
-class Step:
-    """One activity as the workflow calls it."""
+class Step(Generic[In, Out]):
+    """One activity as the workflow calls it: a call names the step and its input, and the
+    result type follows (mypy checks both, as with the SDK's ``execute_activity_method``)."""
 
     activity: ActivityName
+    input: type[In]
+    result: type[Out]
     queue: TaskQueue
     timeout: timedelta
     retry: RetryPolicy
@@ -73,75 +162,299 @@ class Step:
     """Always a local activity: a plan step, which reads the placement the rest follows."""
 
 
-PLAN = Step(ActivityName.PLAN_SITES, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True)
-ASSESS = Step(ActivityName.ASSESS_SITES, TaskQueue.DB, timedelta(seconds=30), READ_RETRY)
-SIGNALS = Step(ActivityName.GATHER_SIGNALS, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
-PREPARE = Step(ActivityName.PREPARE_TARGET, TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
-RELEASE = Step(ActivityName.RELEASE_TARGET, TaskQueue.INFRA, timedelta(minutes=30), CHANGE_RETRY)
-FENCE = Step(ActivityName.FENCE_PRIMARY, TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
-UNFENCE = Step(ActivityName.UNFENCE_PRIMARY, TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY)
-PROMOTE = Step(
-    ActivityName.PROMOTE_STANDBY, TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True
+PLAN = Step(
+    ActivityName.PLAN_SITES,
+    PlanInput,
+    PlanResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+    local_only=True,
 )
-REPOINT = Step(ActivityName.REPOINT_APPS, TaskQueue.INFRA, timedelta(seconds=120), AFTER_PONR_RETRY)
-DNS_CUTOVER = Step(ActivityName.DNS_CUTOVER, TaskQueue.DNS, timedelta(seconds=180), AFTER_PONR_RETRY)
-VERIFY = Step(ActivityName.VERIFY_WRITES, TaskQueue.DB, timedelta(seconds=90), AFTER_PONR_RETRY)
-RPO = Step(ActivityName.MEASURE_RPO, TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
-FOLLOW = Step(ActivityName.FOLLOW_PRIMARY, TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
-CHECKPOINT = Step(ActivityName.CHECKPOINT, TaskQueue.CONTROL, timedelta(seconds=10), READ_RETRY)
-EVIDENCE = Step(ActivityName.WRITE_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY)
+ASSESS = Step(
+    ActivityName.ASSESS_SITES, AssessInput, AssessResult, TaskQueue.DB, timedelta(seconds=30), READ_RETRY
+)
+SIGNALS = Step(
+    ActivityName.GATHER_SIGNALS,
+    SignalsInput,
+    SignalsResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+PREPARE = Step(
+    ActivityName.PREPARE_TARGET,
+    PrepareInput,
+    PrepareResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=30),
+    CHANGE_RETRY,
+)
+RELEASE = Step(
+    ActivityName.RELEASE_TARGET,
+    ReleaseInput,
+    ReleaseResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=30),
+    CHANGE_RETRY,
+)
+FENCE = Step(
+    ActivityName.FENCE_PRIMARY, FenceInput, FenceResult, TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY
+)
+UNFENCE = Step(
+    ActivityName.UNFENCE_PRIMARY,
+    UnfenceInput,
+    UnfenceResult,
+    TaskQueue.DB,
+    timedelta(seconds=120),
+    CHANGE_RETRY,
+)
+PROMOTE = Step(
+    ActivityName.PROMOTE_STANDBY,
+    PromoteInput,
+    PromoteResult,
+    TaskQueue.DB,
+    timedelta(seconds=180),
+    CHANGE_RETRY,
+    irreversible=True,
+)
+REPOINT = Step(
+    ActivityName.REPOINT_APPS,
+    RepointAppsInput,
+    RepointAppsResult,
+    TaskQueue.INFRA,
+    timedelta(seconds=120),
+    AFTER_PONR_RETRY,
+)
+DNS_CUTOVER = Step(
+    ActivityName.DNS_CUTOVER,
+    DnsCutoverInput,
+    DnsResult,
+    TaskQueue.DNS,
+    timedelta(seconds=180),
+    AFTER_PONR_RETRY,
+)
+VERIFY = Step(
+    ActivityName.VERIFY_WRITES,
+    VerifyInput,
+    VerifyResult,
+    TaskQueue.DB,
+    timedelta(seconds=90),
+    AFTER_PONR_RETRY,
+)
+RPO = Step(ActivityName.MEASURE_RPO, RpoInput, RpoResult, TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+FOLLOW = Step(
+    ActivityName.FOLLOW_PRIMARY, FollowInput, FollowResult, TaskQueue.DB, timedelta(seconds=60), READ_RETRY
+)
+CHECKPOINT = Step(
+    ActivityName.CHECKPOINT,
+    CheckpointInput,
+    CheckpointResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=10),
+    READ_RETRY,
+)
+EVIDENCE = Step(
+    ActivityName.WRITE_EVIDENCE,
+    EvidenceInput,
+    EvidenceResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=120),
+    AFTER_PONR_RETRY,
+)
 
 # DrillWorkflow: restores take as long as the backup is big; the rest is quick.
 DRILL_PLAN = Step(
-    ActivityName.PLAN_DRILL, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True
+    ActivityName.PLAN_DRILL,
+    DrillPlanInput,
+    DrillPlan,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+    local_only=True,
 )
-DRILL_BACKUP = Step(ActivityName.TAKE_BACKUP, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
-DRILL_RESTORE = Step(ActivityName.RESTORE_BACKUP, TaskQueue.DB, timedelta(hours=4), CHANGE_RETRY)
-DRILL_START = Step(ActivityName.START_SCRATCH, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
-DRILL_VERIFY = Step(ActivityName.VERIFY_RESTORE, TaskQueue.DB, timedelta(minutes=5), READ_RETRY)
-DRILL_TEARDOWN = Step(ActivityName.TEARDOWN_SCRATCH, TaskQueue.DB, timedelta(minutes=10), AFTER_PONR_RETRY)
+DRILL_BACKUP = Step(
+    ActivityName.TAKE_BACKUP,
+    TakeBackupInput,
+    BackupStepResult,
+    TaskQueue.DB,
+    timedelta(hours=2),
+    CHANGE_RETRY,
+)
+DRILL_RESTORE = Step(
+    ActivityName.RESTORE_BACKUP,
+    RestoreInput,
+    RestoreStepResult,
+    TaskQueue.DB,
+    timedelta(hours=4),
+    CHANGE_RETRY,
+)
+DRILL_START = Step(
+    ActivityName.START_SCRATCH, ScratchInput, ScratchResult, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY
+)
+DRILL_VERIFY = Step(
+    ActivityName.VERIFY_RESTORE,
+    VerifyRestoreInput,
+    VerifyRestoreResult,
+    TaskQueue.DB,
+    timedelta(minutes=5),
+    READ_RETRY,
+)
+DRILL_TEARDOWN = Step(
+    ActivityName.TEARDOWN_SCRATCH,
+    TeardownInput,
+    TeardownResult,
+    TaskQueue.DB,
+    timedelta(minutes=10),
+    AFTER_PONR_RETRY,
+)
 DRILL_EVIDENCE = Step(
-    ActivityName.WRITE_DRILL_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+    ActivityName.WRITE_DRILL_EVIDENCE,
+    DrillEvidenceInput,
+    EvidenceResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=120),
+    AFTER_PONR_RETRY,
 )
 
 # FailbackWorkflow: a rejoin may be a base backup (hours); catch_up enforces its own deadline
 # (the input's), so its timeout is only a backstop.
-FAILBACK_REJOIN = Step(ActivityName.REJOIN_STANDBY, TaskQueue.DB, timedelta(hours=6), CHANGE_RETRY)
-FAILBACK_CATCH_UP = Step(ActivityName.CATCH_UP, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY)
-FAILBACK_PAUSE = Step(ActivityName.PAUSE_WRITES, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
-FAILBACK_RESUME = Step(ActivityName.RESUME_WRITES, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY)
-FAILBACK_PROMOTE = Step(
-    ActivityName.PROMOTE_HOME, TaskQueue.DB, timedelta(seconds=180), CHANGE_RETRY, irreversible=True
+FAILBACK_REJOIN = Step(
+    ActivityName.REJOIN_STANDBY, RejoinInput, RejoinResult, TaskQueue.DB, timedelta(hours=6), CHANGE_RETRY
 )
-FAILBACK_RETIRE_FENCE = Step(ActivityName.RETIRE_FENCE, TaskQueue.DB, timedelta(seconds=60), AFTER_PONR_RETRY)
+FAILBACK_CATCH_UP = Step(
+    ActivityName.CATCH_UP, CatchUpInput, CatchUpResult, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY
+)
+FAILBACK_PAUSE = Step(
+    ActivityName.PAUSE_WRITES, PauseInput, PauseResult, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY
+)
+FAILBACK_RESUME = Step(
+    ActivityName.RESUME_WRITES, ResumeInput, ResumeResult, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY
+)
+FAILBACK_PROMOTE = Step(
+    ActivityName.PROMOTE_HOME,
+    PromoteHomeInput,
+    PromoteHomeResult,
+    TaskQueue.DB,
+    timedelta(seconds=180),
+    CHANGE_RETRY,
+    irreversible=True,
+)
+FAILBACK_RETIRE_FENCE = Step(
+    ActivityName.RETIRE_FENCE,
+    RetireFenceInput,
+    RetireFenceResult,
+    TaskQueue.DB,
+    timedelta(seconds=60),
+    AFTER_PONR_RETRY,
+)
 FAILBACK_EVIDENCE = Step(
-    ActivityName.WRITE_FAILBACK_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+    ActivityName.WRITE_FAILBACK_EVIDENCE,
+    FailbackEvidenceInput,
+    EvidenceResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=120),
+    AFTER_PONR_RETRY,
 )
 
 # BurstWorkflow: a node pool may take many minutes (Terraform); the load check is quick.
 BURST_PLAN = Step(
-    ActivityName.PLAN_BURST, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True
+    ActivityName.PLAN_BURST,
+    BurstPlanInput,
+    BurstPlan,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+    local_only=True,
 )
-BURST_POOL = Step(ActivityName.SCALE_POOL, TaskQueue.INFRA, timedelta(minutes=45), CHANGE_RETRY)
-BURST_DEPLOY = Step(ActivityName.DEPLOY_WORKLOADS, TaskQueue.INFRA, timedelta(minutes=20), CHANGE_RETRY)
-BURST_REMOVE = Step(ActivityName.REMOVE_WORKLOADS, TaskQueue.INFRA, timedelta(minutes=20), AFTER_PONR_RETRY)
-BURST_TRAFFIC = Step(ActivityName.SET_TRAFFIC, TaskQueue.DNS, timedelta(minutes=5), CHANGE_RETRY)
-BURST_LOAD = Step(ActivityName.READ_LOAD, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY)
+BURST_POOL = Step(
+    ActivityName.SCALE_POOL, PoolInput, PoolResult, TaskQueue.INFRA, timedelta(minutes=45), CHANGE_RETRY
+)
+BURST_DEPLOY = Step(
+    ActivityName.DEPLOY_WORKLOADS,
+    DeployWorkloadsInput,
+    DeployWorkloadsResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=20),
+    CHANGE_RETRY,
+)
+BURST_REMOVE = Step(
+    ActivityName.REMOVE_WORKLOADS,
+    RemoveWorkloadsInput,
+    RemoveWorkloadsResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=20),
+    AFTER_PONR_RETRY,
+)
+BURST_TRAFFIC = Step(
+    ActivityName.SET_TRAFFIC, WeightsInput, WeightsResult, TaskQueue.DNS, timedelta(minutes=5), CHANGE_RETRY
+)
+BURST_LOAD = Step(
+    ActivityName.READ_LOAD, LoadInput, LoadResult, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY
+)
 BURST_EVIDENCE = Step(
-    ActivityName.WRITE_BURST_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+    ActivityName.WRITE_BURST_EVIDENCE,
+    BurstEvidenceInput,
+    EvidenceResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=120),
+    AFTER_PONR_RETRY,
 )
 
 # BootstrapWorkflow: each step converges a host (RKE2 and Packer take many minutes).
 BOOTSTRAP_PLAN = Step(
-    ActivityName.PLAN_BOOTSTRAP, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY, local_only=True
+    ActivityName.PLAN_BOOTSTRAP,
+    BootstrapPlanInput,
+    BootstrapPlan,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+    local_only=True,
 )
-BOOTSTRAP_STEP = Step(ActivityName.BOOTSTRAP_STEP, TaskQueue.INFRA, timedelta(hours=2), CHANGE_RETRY)
+BOOTSTRAP_STEP = Step(
+    ActivityName.BOOTSTRAP_STEP,
+    BootstrapStepInput,
+    BootstrapStepResult,
+    TaskQueue.INFRA,
+    timedelta(hours=2),
+    CHANGE_RETRY,
+)
 BOOTSTRAP_EVIDENCE = Step(
-    ActivityName.WRITE_BOOTSTRAP_EVIDENCE, TaskQueue.CONTROL, timedelta(seconds=120), AFTER_PONR_RETRY
+    ActivityName.WRITE_BOOTSTRAP_EVIDENCE,
+    BootstrapEvidenceInput,
+    EvidenceResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=120),
+    AFTER_PONR_RETRY,
 )
 
 
-STEPS: dict[ActivityName, Step] = {v.activity: v for v in list(globals().values()) if isinstance(v, Step)}
+# The topology lease (workflows/lease.py). Both run on the control queue: ``acquire_lease`` is
+# queued on the asking run's own queue (it may wait, and only the control worker holds the
+# client it needs), ``lease_holder_open`` on the lease workflow's.
+LEASE_ACQUIRE = Step(
+    ActivityName.ACQUIRE_LEASE,
+    LeaseRequest,
+    LeaseGrant,
+    TaskQueue.CONTROL,
+    timedelta(seconds=60),
+    RetryPolicy(maximum_interval=timedelta(seconds=5), maximum_attempts=10),
+)
+"""Its timeout is this plus the wait the request asks for."""
+LEASE_HOLDER_OPEN = Step(
+    ActivityName.LEASE_HOLDER_OPEN,
+    HolderInput,
+    HolderResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    RetryPolicy(maximum_interval=timedelta(seconds=10)),
+)
+"""Retried until it answers: a lease is freed only on a holder known to be closed."""
+
+
+STEPS: dict[ActivityName, Step[Any, Any]] = {
+    v.activity: v for v in list(globals().values()) if isinstance(v, Step)
+}
 """Every step above, by its activity: the table workers/main.py registers each activity from,
 on its step's queue (DESIGN.md rule 7)."""
 
@@ -163,29 +476,27 @@ async def checkpoint(name: str) -> None:
     """
     await workflow.execute_activity(
         CHECKPOINT.activity,
-        CheckpointInput(name=name),
-        result_type=CheckpointResult,
+        CHECKPOINT.input(name=name),
+        result_type=CHECKPOINT.result,
         start_to_close_timeout=CHECKPOINT.timeout,
         retry_policy=CHECKPOINT.retry,
     )
 
 
-async def run_step(
-    step: Step, arg: BaseModel, result_type: type[R], placement: str, queue_suffix: str = ""
-) -> R:
+async def run_step(step: Step[In, Out], arg: In, placement: str, queue_suffix: str = "") -> Out:
     """Run ``step`` as a local activity (colocated) or on its task queue (queues)."""
     if placement == "colocated" or step.local_only:
         return await workflow.execute_local_activity(
             step.activity,
             arg,
-            result_type=result_type,
+            result_type=step.result,
             start_to_close_timeout=step.timeout,
             retry_policy=step.retry,
         )
     return await workflow.execute_activity(
         step.activity,
         arg,
-        result_type=result_type,
+        result_type=step.result,
         task_queue=step.queue.value + queue_suffix,
         start_to_close_timeout=step.timeout,
         retry_policy=step.retry,
@@ -215,9 +526,8 @@ def failed_attempts(err: BaseException) -> int:
 async def record_step(
     records: list[StepRecord],
     name: str,
-    step: Step,
-    arg: BaseModel,
-    result_type: type[A],
+    step: Step[In, A],
+    arg: In,
     placement: str,
     queue_suffix: str = "",
 ) -> A:
@@ -226,7 +536,7 @@ async def record_step(
     rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
     records.append(rec)
     try:
-        result = await run_step(step, arg, result_type, placement, queue_suffix)
+        result = await run_step(step, arg, placement, queue_suffix)
     except Exception as err:  # ActivityError; a local activity's can arrive as its cause alone
         rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
         rec.attempts, rec.detail = failed_attempts(err), describe_error(err)

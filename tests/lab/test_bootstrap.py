@@ -6,6 +6,8 @@ steps that had converged as unchanged."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import sys
 import uuid
@@ -13,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
-from hybridops.constants import TaskQueue, WorkflowType
-from hybridops.contracts.base import StepOutcome
+from hybridops.constants import PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.contracts.base import Phase, Progress, StepOutcome
 from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult
-from hybridops.inventory import BootstrapSettings
+from hybridops.evidence import evidence_folder
+from hybridops.inventory import BootstrapSettings, Placement
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
+from tests.lab.helpers import eventually
+from workers.main import build_workers
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "ansible"
 
@@ -126,3 +132,50 @@ async def test_a_failed_bootstrap_run_again_resumes(
     assert (root / "jenkins" / "config.yaml").exists() and (root / "gitops" / "config.yaml").exists()
     report = (Path(again.evidence_dir or "") / "report.md").read_text()
     assert "| rke2 | unchanged |" in report
+
+
+async def test_a_cancelled_bootstrap_writes_its_evidence(
+    client: Client, lab: Lab, run_workers, tmp_path: Path
+) -> None:
+    """The cancellation that reaches the workflow as itself (``asyncio.CancelledError``, not
+    an activity's failure): it arrives in the same workflow task as the result of the step
+    it interrupts. Made so here: the workflows' worker is stopped while RKE2 runs on the infra
+    worker, the run is cancelled, RKE2 completes, and a new worker takes both at once."""
+    inv = lab_inventory(
+        lab, bootstrap=settings(tmp_path), placement=Placement.QUEUES, faults={"bootstrap_rke2": "delay:5"}
+    )
+    await run_workers(client, inv, tuple(q for q in TaskQueue if q != TaskQueue.CONTROL))
+    [control] = build_workers(client, inv, [TaskQueue.CONTROL])
+    serving = asyncio.create_task(control.run())
+    handle = await run(client, inv, BootstrapInput())
+
+    async def at_rke2() -> bool:
+        return (await handle.query(PROGRESS_QUERY, result_type=Progress)).phase == Phase.RKE2
+
+    await eventually("the rke2 step", at_rke2)
+    await control.shutdown()
+    await serving
+    await handle.cancel()
+
+    async def rke2_done() -> bool:
+        events = [e async for e in handle.fetch_history_events()]
+        return sum(e.HasField("activity_task_completed_event_attributes") for e in events) == 3
+
+    await eventually("rke2 to complete with no workflow worker", rke2_done, timeout=60)
+    [control] = build_workers(client, inv, [TaskQueue.CONTROL])
+    serving = asyncio.create_task(control.run())
+    try:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        assert isinstance(failure.value.cause, CancelledError), failure.value.cause
+        assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    finally:
+        await control.shutdown()
+        await serving
+
+    # Evidence of the run as far as it got, written before the cancellation ended it.
+    folder = evidence_folder(inv.output_dir, "bootstrap", handle.id)
+    evidence = json.loads((folder / "evidence.json").read_text())
+    assert evidence["status"] == "failed" and "CancelledError" in evidence["error"], evidence
+    assert [s["name"] for s in evidence["steps"]] == ["validate_network", "build_images", "rke2"]
+    assert (folder / "report.md").exists() and (folder / "manifest.json").exists()

@@ -28,13 +28,8 @@ class FailoverWithoutSignals(FailoverWorkflow):
         return await super().run(inp)
 
     async def _step(
-        self,
-        name: str,
-        step: steps.Step,
-        arg: BaseModel,
-        rtype: type[Any],
-        into: list[StepRecord] | None = None,
+        self, name: str, step: steps.Step[Any, Any], arg: BaseModel, into: list[StepRecord] | None = None
     ) -> Any:
         if step is steps.SIGNALS:
-            return rtype()  # the step that was removed
-        return await super()._step(name, step, arg, rtype, into)
+            return step.result()  # the step that was removed
+        return await super()._step(name, step, arg, into)

@@ -3,7 +3,8 @@
 This is what makes a breaking workflow change fail CI: a change that makes a runbook issue
 other commands than its stored histories recorded must be versioned with
 ``workflow.patched`` (or, when no run of the old code can exist, the histories recaptured:
-tests/histories/README.md).
+tests/histories/README.md). A patch once deprecated retires the histories recorded before it:
+they stay in a folder of their own, replayed against the release that made them, not here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -30,10 +32,22 @@ from tests.unit.audit_changed_workflow import FailoverWithoutSignals
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 SCENARIOS = {"succeeded", "succeeded-queues", "compensated", "approved", "rejected", "policy-hold"}
+RETIRED = HISTORIES / "before-never-two-writers"
+"""Histories recorded before the never-two-writers patch. Retired: the patch is deprecated and
+its old branch removed, so they no longer replay on today's code; they replay against the
+release that made them, tag ``r14-before-deprecate-patch`` = commit 1c9de42
+(tests/histories/README.md). Only the current folder is replayed here."""
 
 
 def stored() -> list[Path]:
-    return find_history_files(HISTORIES)
+    """The current histories: the files directly in tests/histories/ (not the retired folder)."""
+    return [p for p in find_history_files(HISTORIES) if p.parent == HISTORIES]
+
+
+def test_only_the_retired_folder_is_left_out() -> None:
+    left_out = {p.parent for p in find_history_files(HISTORIES)} - {HISTORIES}
+    assert left_out == {RETIRED}, left_out
+    assert stored() == sorted(HISTORIES.glob(f"*{HISTORY_SUFFIX}")) != []
 
 
 def test_the_stored_histories_cover_the_failover_scenarios() -> None:
@@ -56,14 +70,18 @@ def test_the_replayer_takes_the_workers_workflows() -> None:
 
 
 async def test_a_removed_step_is_reported_as_nondeterministic_with_a_reason() -> None:
-    # A history of the code before the never-two-writers patch: its decide phase is the one
-    # the changed copy breaks, and the SDK names the missing step.
-    path = HISTORIES / "before-never-two-writers" / f"failover-succeeded{HISTORY_SUFFIX}"
+    # The changed copy breaks the decide phase, and the SDK names the missing step (of a run
+    # whose steps are queued activities: a local one is named by its sequence number only).
+    path = HISTORIES / f"failover-succeeded-queues{HISTORY_SUFFIX}"
     [report] = await replay(load_history_files([path]), partial(make_replayer, [FailoverWithoutSignals]))
     assert report.outcome == ReplayOutcome.NONDETERMINISTIC, report
-    assert report.workflow_id == "failover-succeeded" and report.workflow_type == "FailoverWorkflow"
-    # The reason is the SDK's: which command or marker did not match.
-    assert "Nondeterminism" in report.reason and "gather_signals" in report.reason, report.reason
+    assert report.workflow_id == "failover-succeeded-queues" and report.workflow_type == "FailoverWorkflow"
+    # The reason is the SDK's: which event did not match a command; that event is the
+    # scheduling of the step that was removed.
+    found = re.search(r"HistoryEvent\(id: (\d+), ActivityTaskScheduled\)", report.reason)
+    assert "Nondeterminism" in report.reason and found, report.reason
+    [event] = [e for e in json.loads(path.read_text())["events"] if e["eventId"] == found[1]]
+    assert event["activityTaskScheduledEventAttributes"]["activityType"]["name"] == "gather_signals"
 
 
 async def test_every_history_is_reported_never_stopping_at_the_first_failure(tmp_path: Path) -> None:
@@ -131,14 +149,21 @@ async def test_in_parallel_every_verdict_is_the_same_and_in_order(tmp_path: Path
 
 def test_cli_replay_exit_code_and_json(tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(audit_app, ["replay", "--from-dir", str(HISTORIES), "--json"])
+    current = tmp_path / "current"  # the CLI reads a folder with its subfolders: not the retired one
+    current.mkdir()
+    for path in stored():
+        (current / path.name).write_bytes(path.read_bytes())
+    ok = runner.invoke(audit_app, ["replay", "--from-dir", str(current), "--json"])
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.output)
     assert data["ok"] and data["counts"]["clean"] == len(stored())
     assert all(r["outcome"] == "clean" for r in data["results"])
 
-    (tmp_path / f"x{HISTORY_SUFFIX}").write_text("[]")
-    bad = runner.invoke(audit_app, ["replay", "--from-dir", str(HISTORIES), "--from-dir", str(tmp_path)])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / f"x{HISTORY_SUFFIX}").write_text("[]")
+    bad = runner.invoke(
+        audit_app, ["replay", "--from-dir", str(current), "--from-dir", str(tmp_path / "bad")]
+    )
     assert bad.exit_code == 1, bad.output
     assert "replayed cleanly" in bad.output and "error" in bad.output
     assert f"{len(stored())} of {len(stored()) + 1} replayed cleanly" in bad.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import typing
 from pathlib import Path
 
 import pytest
@@ -74,16 +75,28 @@ def test_every_scheduled_activity_is_registered_once(tmp_path: Path, placement: 
         assert len(names) == len(set(names)), f"{queue} registers a name twice: {sorted(names)}"
         for name in names:
             served.setdefault(name, set()).add(queue)
-    others = scheduled_elsewhere()
-    assert {ActivityName.ACQUIRE_LEASE.value, ActivityName.LEASE_HOLDER_OPEN.value} <= set(others)
-    for name, where in others.items():
-        assert name in served, f"{where} schedules {name!r}, which no worker registers"
+    # Every activity a workflow schedules goes through the step table, the lease's too: the
+    # table is where its queue comes from.
+    assert scheduled_elsewhere() == {}
+    for name in (ActivityName.ACQUIRE_LEASE, ActivityName.LEASE_HOLDER_OPEN):
+        assert STEPS[name].queue == TaskQueue.CONTROL and TaskQueue.CONTROL in served[name.value], name
     for name, step in STEPS.items():
         assert step.queue in served.get(name, set()), f"{name} is not registered on its queue {step.queue}"
         if placement == Placement.COLOCATED or step.local_only:
             # Run as a local activity: on the worker of the workflow, the control queue's.
             assert TaskQueue.CONTROL in served[name], name
     assert set(served) == {n.value for n in ActivityName}, "every named activity is served"
+
+
+def test_every_step_names_the_input_and_result_types_of_its_activity(tmp_path: Path) -> None:
+    """The step table's types are the ones the activity is declared with, so a workflow that
+    mypy lets pass the step's input gets what the activity returns."""
+    inv = inventory(tmp_path, Placement.QUEUES)
+    by_name = {activity_name(fn): fn for fn in every_activity(inv, None)}
+    for name, step in STEPS.items():
+        hints = typing.get_type_hints(by_name[name.value])
+        [arg] = [t for k, t in hints.items() if k != "return"]
+        assert (arg, hints["return"]) == (step.input, step.result), name
 
 
 def test_a_dns_worker_registers_the_dns_steps_and_builds_no_other_driver(
