@@ -30,25 +30,81 @@ def dns_points_at(lab: Lab) -> str | None:
     return inv.site_by_host(rec.values[0]) if rec and rec.values else None
 
 
+CONNECT_TIMEOUT_S = 2
+"""libpq's shortest (it rounds 1 up to 2). A server that is down refuses at once on loopback, so
+a timeout is never "down": it leaves the role unknown."""
+DOWN_MESSAGES = ("Connection refused", "the database system is ")
+"""libpq's words for a server that takes no connection now: nothing listens on its port (killed
+or stopped), or the server says it cannot take one (SQLSTATE 57P03: starting up, shutting down,
+in recovery after a crash, not yet accepting connections). psycopg gives a failed connection no
+SQLSTATE, so its message is what there is to read."""
+READS = 3
+"""Fresh connections tried when the server breaks each mid-query (it was killed or stopped
+just then): the next one is refused, and that is the answer."""
+
+
+class RoleUnknown(AssertionError):
+    """A server answered with an error that says nothing of its role: a timeout, too many
+    clients, a failed login, a query that failed. Counting it as "not writable" would let a
+    safety check pass on a server it never read, so a test that cannot tell fails."""
+
+
+def refuses_connections(err: psycopg.Error) -> bool:
+    """The error is the server refusing connections (down), not one that leaves it unknown."""
+    return (
+        isinstance(err, psycopg.OperationalError)
+        and err.sqlstate is None
+        and any(m in str(err) for m in DOWN_MESSAGES)
+    )
+
+
+def ask(lab: Lab, site: str, sql: str, dbname: str = "postgres") -> tuple[Any, ...] | None:
+    """``sql``'s first row on ``site``'s server, read on a fresh connection, or None when the
+    server is down (:func:`refuses_connections`). A connection the server breaks mid-query is
+    read again on a new one; any other error raises :class:`RoleUnknown` naming the site, except
+    the refusal of a write by a read-only server (``ReadOnlySqlTransaction``), which is an
+    answer and is raised as it is."""
+    for _ in range(READS):
+        try:
+            conn = psycopg.connect(
+                host=lab.ip(site),
+                port=lab.ports.pg,
+                user="postgres",
+                dbname=dbname,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                autocommit=True,
+            )
+        except psycopg.Error as err:
+            if refuses_connections(err):
+                return None
+            raise RoleUnknown(f"{site}: cannot tell its role: {err}") from err
+        with conn:
+            try:
+                row = conn.execute(sql).fetchone()
+                return tuple(row) if row is not None else ()
+            except psycopg.errors.ReadOnlySqlTransaction:
+                raise
+            except psycopg.Error as err:
+                if not conn.broken:
+                    raise RoleUnknown(f"{site}: cannot tell its role: {err}") from err
+    raise RoleUnknown(f"{site}: cannot tell its role: it broke {READS} connections in a row mid-query")
+
+
 def role(lab: Lab, site: str) -> str:
-    """primary, standby or down."""
-    return lab.role(site)
+    """``primary``, ``standby`` or ``down`` (refusing connections), read from the server;
+    :class:`RoleUnknown` when it cannot tell."""
+    row = ask(lab, site, "SELECT pg_is_in_recovery()")
+    return "down" if row is None else ("standby" if row[0] else "primary")
 
 
 def can_write(lab: Lab, site: str) -> bool:
+    """A write commits on ``site`` now. False when the server refuses it as read-only (a
+    standby, a fenced primary) or is down; :class:`RoleUnknown` when it cannot tell."""
     try:
-        with psycopg.connect(
-            host=lab.ip(site),
-            port=lab.ports.pg,
-            user="postgres",
-            dbname="app",
-            connect_timeout=2,
-            autocommit=True,
-        ) as conn:
-            conn.execute("INSERT INTO hybridops_probe (run_id) VALUES ('test')")
-            return True
-    except psycopg.Error:
+        row = ask(lab, site, "INSERT INTO hybridops_probe (run_id) VALUES ('test') RETURNING true", "app")
+    except psycopg.errors.ReadOnlySqlTransaction:
         return False
+    return row is not None
 
 
 def timeline(lab: Lab, site: str) -> int:
@@ -109,6 +165,31 @@ def assert_one_writer(lab: Lab) -> str:
     assert len(writers) == 1, f"writable servers: {writers}"
     assert dns_points_at(lab) == writers[0], f"DNS points at {dns_points_at(lab)}, the writer is {writers[0]}"
     return writers[0]
+
+
+def assert_failed_over(lab: Lab, target: str | None, old: str = "onprem") -> str:
+    """The end state of a failover that succeeded from a dead ``old`` primary: ``target`` the
+    one writable server with DNS at it (:func:`assert_one_writer`), promoted exactly once (one
+    new timeline), ``old`` down behind its fence mark, every other site still a standby."""
+    assert target is not None, "the run chose no target"
+    writer = assert_one_writer(lab)
+    assert writer == target, f"the writable server is {writer}, the run's target {target}"
+    assert timeline(lab, target) == 2, "promoted exactly once: one new timeline"
+    assert role(lab, old) == "down", f"{old} is {role(lab, old)}, not down"
+    assert fenced(lab, old), f"{old} has no fence mark"
+    others = {s: role(lab, s) for s in lab.inventory().sites if s not in (target, old)}
+    assert set(others.values()) <= {"standby"}, others
+    return writer
+
+
+def assert_nothing_promoted(lab: Lab, dead: str = "onprem") -> None:
+    """The end state of a run that stopped before promotion while ``dead``, the primary, is
+    down: no writable server anywhere, DNS still at ``dead``, every other site a standby."""
+    assert writable_sites(lab) == [], f"writable servers: {writable_sites(lab)}"
+    assert role(lab, dead) == "down"
+    assert dns_points_at(lab) == dead, f"DNS points at {dns_points_at(lab)}"
+    others = {s: role(lab, s) for s in lab.inventory().sites if s != dead}
+    assert set(others.values()) == {"standby"}, others
 
 
 def promote_by_hand(lab: Lab, site: str) -> None:
