@@ -2,7 +2,8 @@
 playbook, and lab stand-ins for the RKE2, Jenkins and GitOps roles that converge files (the
 real roles install software; they are syntax-checked and linted in tests/unit/test_ansible.py).
 A dry run changes nothing; a run failing at Jenkins, started again, completes and shows the
-steps that had converged as unchanged."""
+steps that had converged as unchanged. Without a Packer template, building images is skipped.
+A bootstrap leaves the database topology as it was."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hybridops.contracts.bootstrap import BootstrapInput, BootstrapResult
 from hybridops.inventory import BootstrapSettings
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
+from tests.lab.helpers import assert_one_writer
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "ansible"
 
@@ -91,9 +93,17 @@ async def test_a_dry_run_changes_nothing(client: Client, lab: Lab, run_workers, 
         "jenkins",
         "gitops_enroll",
     ]
-    assert all(s.outcome == StepOutcome.UNCHANGED for s in dry.steps)
+    # No Packer template in the settings: there are no images to build, so the step is skipped.
+    assert {s.name: s.outcome for s in dry.steps} == {
+        "validate_network": StepOutcome.UNCHANGED,
+        "build_images": StepOutcome.SKIPPED,
+        "rke2": StepOutcome.UNCHANGED,
+        "jenkins": StepOutcome.UNCHANGED,
+        "gitops_enroll": StepOutcome.UNCHANGED,
+    }
     assert "would change" in next(s.detail for s in dry.steps if s.name == "rke2")
     assert not (tmp_path / "ctrl-01").exists(), "a dry run changes nothing"
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_failed_bootstrap_run_again_resumes(
@@ -109,7 +119,7 @@ async def test_a_failed_bootstrap_run_again_resumes(
     first = failure.value.cause.details[0]  # type: ignore[union-attr]
     assert outcomes(first["steps"]) == {
         "validate_network": "unchanged",
-        "build_images": "unchanged",
+        "build_images": "skipped",
         "rke2": "changed",
         "jenkins": "failed",
     }
@@ -118,11 +128,12 @@ async def test_a_failed_bootstrap_run_again_resumes(
     again: BootstrapResult = await (await run(client, inv, BootstrapInput())).result()
     assert outcomes([s.model_dump(mode="json") for s in again.steps]) == {
         "validate_network": "unchanged",
-        "build_images": "unchanged",
+        "build_images": "skipped",
         "rke2": "unchanged",
         "jenkins": "changed",
         "gitops_enroll": "changed",
     }
     assert (root / "jenkins" / "config.yaml").exists() and (root / "gitops" / "config.yaml").exists()
     report = (Path(again.evidence_dir or "") / "report.md").read_text()
-    assert "| rke2 | unchanged |" in report
+    assert "| rke2 | unchanged |" in report and "| build_images | skipped |" in report
+    assert assert_one_writer(lab) == "onprem"
