@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -38,9 +38,30 @@ DOWN_MESSAGES = ("Connection refused", "the database system is ")
 or stopped), or the server says it cannot take one (SQLSTATE 57P03: starting up, shutting down,
 in recovery after a crash, not yet accepting connections). psycopg gives a failed connection no
 SQLSTATE, so its message is what there is to read."""
-READS = 3
-"""Fresh connections tried when the server breaks each mid-query (it was killed or stopped
-just then): the next one is refused, and that is the answer."""
+GONE_MESSAGES = (
+    "server closed the connection unexpectedly",
+    "Connection reset by peer",
+    "terminating connection due to administrator command",
+    "terminating connection because of crash of another server process",
+)
+"""libpq's and the server's words for a connection dropped before the session began: the server
+went away between accepting and answering (killed: it resets the connections still in its
+listen queue; a fast shutdown or a fence terminating client backends; a crash restart). Like a
+connection broken mid-query, it says nothing yet: read again."""
+GONE_WITHIN_S = 2.0
+"""How long a server may keep dropping connections before its role counts as unknown: a
+shutdown or a kill is over well within it, and then the port refuses or the server answers."""
+REREAD_S = 0.01
+
+
+def reads() -> Iterator[None]:
+    """Attempts to read a server while it keeps dropping connections: the first at once, then
+    one every :data:`REREAD_S` until :data:`GONE_WITHIN_S` has passed."""
+    deadline = time.monotonic() + GONE_WITHIN_S
+    yield
+    while time.monotonic() < deadline:
+        time.sleep(REREAD_S)
+        yield
 
 
 class RoleUnknown(AssertionError):
@@ -58,13 +79,22 @@ def refuses_connections(err: psycopg.Error) -> bool:
     )
 
 
+def went_away(err: psycopg.Error) -> bool:
+    """The server dropped the connection before the session began (see :data:`GONE_MESSAGES`)."""
+    return (
+        isinstance(err, psycopg.OperationalError)
+        and err.sqlstate is None
+        and any(m in str(err) for m in GONE_MESSAGES)
+    )
+
+
 def ask(lab: Lab, site: str, sql: str, dbname: str = "postgres") -> tuple[Any, ...] | None:
     """``sql``'s first row on ``site``'s server, read on a fresh connection, or None when the
-    server is down (:func:`refuses_connections`). A connection the server breaks mid-query is
-    read again on a new one; any other error raises :class:`RoleUnknown` naming the site, except
-    the refusal of a write by a read-only server (``ReadOnlySqlTransaction``), which is an
-    answer and is raised as it is."""
-    for _ in range(READS):
+    server is down (:func:`refuses_connections`). A connection the server drops, before the
+    session began or mid-query, is read again on a new one. Any other error raises
+    :class:`RoleUnknown` naming the site, except the refusal of a write by a read-only server
+    (``ReadOnlySqlTransaction``), which is an answer and is raised as it is."""
+    for _ in reads():
         try:
             conn = psycopg.connect(
                 host=lab.ip(site),
@@ -77,6 +107,8 @@ def ask(lab: Lab, site: str, sql: str, dbname: str = "postgres") -> tuple[Any, .
         except psycopg.Error as err:
             if refuses_connections(err):
                 return None
+            if went_away(err):
+                continue
             raise RoleUnknown(f"{site}: cannot tell its role: {err}") from err
         with conn:
             try:
@@ -87,7 +119,7 @@ def ask(lab: Lab, site: str, sql: str, dbname: str = "postgres") -> tuple[Any, .
             except psycopg.Error as err:
                 if not conn.broken:
                     raise RoleUnknown(f"{site}: cannot tell its role: {err}") from err
-    raise RoleUnknown(f"{site}: cannot tell its role: it broke {READS} connections in a row mid-query")
+    raise RoleUnknown(f"{site}: cannot tell its role: it kept dropping connections for {GONE_WITHIN_S} s")
 
 
 def role(lab: Lab, site: str) -> str:

@@ -6,9 +6,11 @@ short timeout, when it breaks: a killed server refuses at once on loopback) and 
 instant at which two or more were writable.
 
 A server that refuses connections (killed, stopped, starting up: what the chaos cases do to
-servers) is not writable. Any other error (a timeout, too many clients, a failed query) leaves
-the site's role unknown at that instant: it is recorded, and :meth:`WritableSampler.check`
-fails on it, since an instant the sampler could not read is no evidence of a single writer.
+servers) is not writable; one that drops the connection (going away just then) is read again
+on a new one (tests/lab/helpers.py:reads). Any other error (a timeout, too many clients, a
+failed query) leaves the site's role unknown at that instant: it is recorded, and
+:meth:`WritableSampler.check` fails on it, since an instant the sampler could not read is no
+evidence of a single writer.
 
 The sites of one instant are read one after another, never at once, so the order matters: a
 correct switchover makes the old writer read-only *before* the new one becomes writable. Each
@@ -30,7 +32,7 @@ import psycopg
 
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
-from tests.lab.helpers import READS, RoleUnknown, refuses_connections
+from tests.lab.helpers import GONE_WITHIN_S, RoleUnknown, reads, refuses_connections, went_away
 
 INTERVAL_S = 0.02
 """The issue's 20 ms."""
@@ -83,7 +85,7 @@ class WritableSampler:
 
     def _writable(self, site: str, at: datetime) -> bool:
         """Writable now; False when down, and when unknown (recorded in :attr:`unknown`)."""
-        for _ in range(READS):
+        for _ in reads():
             conn = self._conns.get(site)
             try:
                 if conn is None or conn.closed:
@@ -99,6 +101,8 @@ class WritableSampler:
             except psycopg.Error as err:
                 if refuses_connections(err):
                     return False
+                if went_away(err):
+                    continue  # dropped before the session began (see helpers.GONE_MESSAGES)
                 self.unknown.append(Unknown(at, site, str(err)))
                 return False
             try:
@@ -110,7 +114,7 @@ class WritableSampler:
                     self.unknown.append(Unknown(at, site, str(err)))
                     return False
                 # The server broke the connection mid-query (killed, stopped): ask a new one.
-        self.unknown.append(Unknown(at, site, f"broke {READS} connections in a row mid-query"))
+        self.unknown.append(Unknown(at, site, f"kept dropping connections for {GONE_WITHIN_S} s"))
         return False
 
     def _drop(self, site: str) -> None:

@@ -35,13 +35,17 @@ def error_response(sqlstate: str, message: str) -> bytes:
 
 READY = b"R" + struct.pack("!II", 8, 0) + b"Z" + struct.pack("!I", 5) + b"I"
 """AuthenticationOk, then ReadyForQuery: a session that is open."""
+DROP = b""
+"""No answer at all: the connection closed before the session began."""
 
 
 @dataclass
 class FakeServer:
     """Listens on loopback and gives every startup ``reply``: an error (the server refuses the
     session), :data:`READY` (then it drops the connection at the first query, as a killed
-    server does, and stops listening), or None (it never answers)."""
+    server does, and stops listening), :data:`DROP` (it drops the connection before answering,
+    as a killed server resets the ones in its listen queue, and stops listening), or None (it
+    never answers)."""
 
     reply: bytes | None
     sock: socket.socket = field(default_factory=socket.socket)
@@ -77,6 +81,10 @@ class FakeServer:
             conn.sendall(b"N")
         if self.reply is None:
             return  # holds the connection and never answers
+        if self.reply is DROP:
+            self.sock.close()
+            conn.close()
+            return
         conn.sendall(self.reply)
         if self.reply is READY:
             conn.recv(1)  # the first query: the server dies here, and nothing listens after
@@ -163,12 +171,12 @@ def test_too_many_clients_or_no_answer_leaves_the_role_unknown(server: FakeServe
         sampler.check_known()
 
 
-@pytest.mark.parametrize("server", [READY], indirect=True, ids=["killed"])
-def test_a_server_killed_mid_query_is_read_again_and_found_down(server: FakeServer) -> None:
+@pytest.mark.parametrize("server", [READY, DROP], indirect=True, ids=["mid-query", "at-startup"])
+def test_a_server_killed_mid_query_or_at_startup_is_read_again_and_found_down(server: FakeServer) -> None:
     assert role(lab_at(server.port), "onprem") == "down"
 
 
-@pytest.mark.parametrize("server", [READY], indirect=True, ids=["killed"])
-def test_the_sampler_reads_a_server_killed_mid_query_again_and_finds_it_down(server: FakeServer) -> None:
+@pytest.mark.parametrize("server", [READY, DROP], indirect=True, ids=["mid-query", "at-startup"])
+def test_the_sampler_reads_a_server_killed_mid_query_or_at_startup_again(server: FakeServer) -> None:
     sampler = sampled(lab_at(server.port))
     assert sampler.last == () and sampler.unknown == []
