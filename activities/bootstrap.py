@@ -86,7 +86,7 @@ class BootstrapActivities:
         b = self.inventory.bootstrap
         if b.packer_template is None:
             return BootstrapStepResult(
-                detail="no image template configured (bootstrap.packer_template): skipped"
+                skipped=True, detail="no image template configured (bootstrap.packer_template): skipped"
             )
         with tempfile.TemporaryDirectory(prefix="hybridops-packer-") as work:
             packer = PackerRunner(Path(b.packer_template), Path(work), binary=b.packer_binary)

@@ -8,8 +8,11 @@ when the inventory configures a key (DESIGN.md rule 5; :mod:`hybridops.codec`).
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import re
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.common import HeaderCodecBehavior
@@ -67,6 +70,20 @@ def connect_options(settings: TemporalSettings) -> dict[str, Any]:
 
 def _pem(text: str | None) -> bytes | None:
     return None if text is None else (text.strip() + "\n").encode()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a process that used the SDK with ``code``, without finalizing Python.
+
+    The SDK's Rust runtime keeps threads that call into Python; when Python finalizes while one
+    does, the process dies of ``Fatal Python error: PyGILState_Release`` (SIGABRT, exit -6)
+    after its work is done, and scripts that read the exit code see a crash. Seen on
+    ``hybridops audit verify`` and on a worker that could not connect. Once the work is done
+    and everything is flushed, nothing is left for finalization to do: leave at once."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')

@@ -7,6 +7,7 @@ directory, so no test depends on another's leftovers, and none meets the demo la
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -34,6 +35,28 @@ from workers.main import build_workers
 _counter = itertools.count(1)
 TEST_NET = os.environ.get("HYBRIDOPS_TEST_NET", "127.88")
 """The /16 the test labs take their /24s from; set it apart to run two test sessions at once."""
+
+
+ENV_AT_START = dict(os.environ)
+"""This process's environment before any lab: a lab's variables are put back to it."""
+
+
+@contextlib.contextmanager
+def lab_environment(lab: Lab) -> Iterator[None]:
+    """The lab's variables (:meth:`Lab.env`) in this process's environment while a test uses the
+    lab, since in-process workers read the lab's DNS keys and alert token from it; put back as
+    they were afterwards, so that none leaks into a test without a lab (the unit tests)."""
+    env = lab.env()
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def free_port() -> int:
@@ -97,14 +120,18 @@ def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False)
     ui = free_port() if own_temporal else 0
     ports = LabPorts(net=f"{TEST_NET}.{n}", pg=15432, dns=free_port(), temporal=port, ui=ui)
     the_lab = Lab(root, ports, queue_suffix=f"-t{seq}-{os.getpid()}")  # queues never taken round
-    os.environ.update(the_lab.env())
     try:
-        the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring)
-        yield the_lab
-        # Whatever the test asserted, the evidence its runs wrote has the one shape.
-        assert_evidence_conforms(root / "output")
+        # The lab itself puts its DNS keys in the environment whenever it reads its DNS (its
+        # down too, which snapshots the records): everything runs inside the restoring scope.
+        with lab_environment(the_lab):
+            try:
+                the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring)
+                yield the_lab
+                # Whatever the test asserted, the evidence its runs wrote has the one shape.
+                assert_evidence_conforms(root / "output")
+            finally:
+                the_lab.down()
     finally:
-        the_lab.down()
         if os.environ.get("KEEP_LAB") is None:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -151,9 +178,9 @@ def module_lab(_one_lab_per_module: Lab) -> Iterator[Lab]:
     if the_lab.queue_suffix != base:  # not the module's first case
         the_lab.reset()
     the_lab.queue_suffix = f"{base}-c{next(_module_cases)}"
-    os.environ.update(the_lab.env())
     try:
-        yield the_lab
+        with lab_environment(the_lab):
+            yield the_lab
     finally:
         the_lab.stop_code()
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import sys
 
-from hybridops.client import connect, unreachable_reason
+from hybridops.client import connect, exit_now, unreachable_reason
 from hybridops.constants import TaskQueue
 from hybridops.errors import ConfigError
 from hybridops.inventory import load_inventory
@@ -62,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

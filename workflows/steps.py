@@ -542,5 +542,5 @@ async def record_step(
         rec.attempts, rec.detail = failed_attempts(err), describe_error(err)
         raise
     rec.ended_at, rec.attempts, rec.detail = workflow.now(), result.attempt, result.detail
-    rec.outcome = StepOutcome.CHANGED if result.changed else StepOutcome.UNCHANGED
+    rec.outcome = result.step_outcome()
     return result

@@ -13,12 +13,11 @@ arguments, input or inventory, Temporal unreachable, no such run).
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
 from hybridops.cli import audit, bootstrap, burst, decide, drill, failback, failover, lab, runs, serve
 from hybridops.cli.failures import command_group
+from hybridops.client import exit_now
 
 app = command_group("HybridOps: DR and cloud-bursting runbooks as Temporal workflows.")
 
@@ -41,11 +40,8 @@ app.add_typer(burst.burst_app, name="burst")
 def main() -> None:
     """The console script: run the app, then leave at once with its exit code.
 
-    The exit code is a contract scripts rely on. A command that touched Temporal has the SDK's
-    Rust runtime threads alive when Python finalizes, and a finalization that races them ended
-    ``hybridops audit verify`` with SIGABRT (-6) after its output, in about one run of three
-    on a loaded machine. So, once the app is done and everything is flushed, the process exits
-    without finalizing (``os._exit``): nothing is left to run by then."""
+    The exit code is a contract scripts rely on: :func:`hybridops.client.exit_now` says why
+    the process does not finalize."""
     code: int | str | None = 0
     try:
         app()
@@ -54,10 +50,7 @@ def main() -> None:
     if isinstance(code, str):  # SystemExit("message"): print it as Python would
         print(code, file=sys.stderr)
         code = 1
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
+    exit_now(code or 0)
 
 
 __all__ = ["app", "main"]

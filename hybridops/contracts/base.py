@@ -253,6 +253,10 @@ class ActivityResult(Contract):
     attempt: int = 1
     detail: str = ""
 
+    def step_outcome(self) -> StepOutcome:
+        """How the step ended, as its record in the evidence says."""
+        return StepOutcome.CHANGED if self.changed else StepOutcome.UNCHANGED
+
 
 class CheckpointInput(Contract):
     """Input of ``checkpoint``: a no-op whose scheduling makes the run so far durable."""

@@ -7,7 +7,15 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from hybridops.contracts.base import ActivityResult, Actor, Contract, RunStatus, ShortText, StepRecord
+from hybridops.contracts.base import (
+    ActivityResult,
+    Actor,
+    Contract,
+    RunStatus,
+    ShortText,
+    StepOutcome,
+    StepRecord,
+)
 
 
 class BootstrapStep(StrEnum):
@@ -42,6 +50,12 @@ class BootstrapStepResult(ActivityResult):
     hosts: dict[str, dict[str, int]] = {}
     """Per host: ok, changed, failed, unreachable, skipped (the Ansible recap)."""
     artifacts: list[str] = []
+    skipped: bool = False
+    """The step has nothing to do here (images without a Packer template): it neither
+    changed nor checked anything, and is recorded as ``skipped``."""
+
+    def step_outcome(self) -> StepOutcome:
+        return StepOutcome.SKIPPED if self.skipped else super().step_outcome()
 
 
 class BootstrapPlanInput(Contract):

@@ -36,7 +36,7 @@ from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
 from hybridops.workload import read_ledger
-from tests.lab.helpers import dns_points_at, eventually, spawn_worker, timeline
+from tests.lab.helpers import dns_points_at, eventually, role, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler
 
 FAILOVER_STEPS = (
@@ -86,10 +86,13 @@ WARM_WRITES = 50
 
 
 def writable_now(lab: Lab) -> tuple[str, ...]:
-    """The sites a new client could write to now, read from the servers."""
+    """The sites a new client could write to now, read from the servers (a site whose role
+    cannot be read fails: :class:`tests.lab.helpers.RoleUnknown`)."""
     sampler = WritableSampler(lab)
     try:
-        return sampler.sample()
+        writable = sampler.sample()
+        sampler.check_known()
+        return writable
     finally:
         sampler.close()
 
@@ -106,7 +109,7 @@ def assert_starting_topology(lab: Lab) -> None:
     """What ``lab.reset()`` promises: onprem the one writable primary, azure and gcp
     streaming from it, DNS at onprem, no fence, pause, promotion or crash marks."""
     assert writable_now(lab) == ("onprem",), writable_now(lab)
-    assert [lab.role(s) for s in SITES] == ["primary", "standby", "standby"]
+    assert [role(lab, s) for s in SITES] == ["primary", "standby", "standby"]
     assert _replicas(lab, "onprem") == {"azure": "streaming", "gcp": "streaming"}
     assert dns_points_at(lab) == "onprem"
     marks = ("hybridops.fence.json", "hybridops.pause.json", "hybridops.promoted.json")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -30,25 +30,113 @@ def dns_points_at(lab: Lab) -> str | None:
     return inv.site_by_host(rec.values[0]) if rec and rec.values else None
 
 
+CONNECT_TIMEOUT_S = 2
+"""libpq's shortest (it rounds 1 up to 2). A server that is down refuses at once on loopback, so
+a timeout is never "down": it leaves the role unknown."""
+DOWN_MESSAGES = ("Connection refused", "the database system is ")
+"""libpq's words for a server that takes no connection now: nothing listens on its port (killed
+or stopped), or the server says it cannot take one (SQLSTATE 57P03: starting up, shutting down,
+in recovery after a crash, not yet accepting connections). psycopg gives a failed connection no
+SQLSTATE, so its message is what there is to read."""
+GONE_MESSAGES = (
+    "server closed the connection unexpectedly",
+    "Connection reset by peer",
+    "terminating connection due to administrator command",
+    "terminating connection because of crash of another server process",
+)
+"""libpq's and the server's words for a connection dropped before the session began: the server
+went away between accepting and answering (killed: it resets the connections still in its
+listen queue; a fast shutdown or a fence terminating client backends; a crash restart). Like a
+connection broken mid-query, it says nothing yet: read again."""
+GONE_WITHIN_S = 2.0
+"""How long a server may keep dropping connections before its role counts as unknown: a
+shutdown or a kill is over well within it, and then the port refuses or the server answers."""
+REREAD_S = 0.01
+
+
+def reads() -> Iterator[None]:
+    """Attempts to read a server while it keeps dropping connections: the first at once, then
+    one every :data:`REREAD_S` until :data:`GONE_WITHIN_S` has passed."""
+    deadline = time.monotonic() + GONE_WITHIN_S
+    yield
+    while time.monotonic() < deadline:
+        time.sleep(REREAD_S)
+        yield
+
+
+class RoleUnknown(AssertionError):
+    """A server answered with an error that says nothing of its role: a timeout, too many
+    clients, a failed login, a query that failed. Counting it as "not writable" would let a
+    safety check pass on a server it never read, so a test that cannot tell fails."""
+
+
+def refuses_connections(err: psycopg.Error) -> bool:
+    """The error is the server refusing connections (down), not one that leaves it unknown."""
+    return (
+        isinstance(err, psycopg.OperationalError)
+        and err.sqlstate is None
+        and any(m in str(err) for m in DOWN_MESSAGES)
+    )
+
+
+def went_away(err: psycopg.Error) -> bool:
+    """The server dropped the connection before the session began (see :data:`GONE_MESSAGES`)."""
+    return (
+        isinstance(err, psycopg.OperationalError)
+        and err.sqlstate is None
+        and any(m in str(err) for m in GONE_MESSAGES)
+    )
+
+
+def ask(lab: Lab, site: str, sql: str, dbname: str = "postgres") -> tuple[Any, ...] | None:
+    """``sql``'s first row on ``site``'s server, read on a fresh connection, or None when the
+    server is down (:func:`refuses_connections`). A connection the server drops, before the
+    session began or mid-query, is read again on a new one. Any other error raises
+    :class:`RoleUnknown` naming the site, except the refusal of a write by a read-only server
+    (``ReadOnlySqlTransaction``), which is an answer and is raised as it is."""
+    for _ in reads():
+        try:
+            conn = psycopg.connect(
+                host=lab.ip(site),
+                port=lab.ports.pg,
+                user="postgres",
+                dbname=dbname,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                autocommit=True,
+            )
+        except psycopg.Error as err:
+            if refuses_connections(err):
+                return None
+            if went_away(err):
+                continue
+            raise RoleUnknown(f"{site}: cannot tell its role: {err}") from err
+        with conn:
+            try:
+                row = conn.execute(sql).fetchone()
+                return tuple(row) if row is not None else ()
+            except psycopg.errors.ReadOnlySqlTransaction:
+                raise
+            except psycopg.Error as err:
+                if not conn.broken:
+                    raise RoleUnknown(f"{site}: cannot tell its role: {err}") from err
+    raise RoleUnknown(f"{site}: cannot tell its role: it kept dropping connections for {GONE_WITHIN_S} s")
+
+
 def role(lab: Lab, site: str) -> str:
-    """primary, standby or down."""
-    return lab.role(site)
+    """``primary``, ``standby`` or ``down`` (refusing connections), read from the server;
+    :class:`RoleUnknown` when it cannot tell."""
+    row = ask(lab, site, "SELECT pg_is_in_recovery()")
+    return "down" if row is None else ("standby" if row[0] else "primary")
 
 
 def can_write(lab: Lab, site: str) -> bool:
+    """A write commits on ``site`` now. False when the server refuses it as read-only (a
+    standby, a fenced primary) or is down; :class:`RoleUnknown` when it cannot tell."""
     try:
-        with psycopg.connect(
-            host=lab.ip(site),
-            port=lab.ports.pg,
-            user="postgres",
-            dbname="app",
-            connect_timeout=2,
-            autocommit=True,
-        ) as conn:
-            conn.execute("INSERT INTO hybridops_probe (run_id) VALUES ('test')")
-            return True
-    except psycopg.Error:
+        row = ask(lab, site, "INSERT INTO hybridops_probe (run_id) VALUES ('test') RETURNING true", "app")
+    except psycopg.errors.ReadOnlySqlTransaction:
         return False
+    return row is not None
 
 
 def timeline(lab: Lab, site: str) -> int:
@@ -109,6 +197,31 @@ def assert_one_writer(lab: Lab) -> str:
     assert len(writers) == 1, f"writable servers: {writers}"
     assert dns_points_at(lab) == writers[0], f"DNS points at {dns_points_at(lab)}, the writer is {writers[0]}"
     return writers[0]
+
+
+def assert_failed_over(lab: Lab, target: str | None, old: str = "onprem") -> str:
+    """The end state of a failover that succeeded from a dead ``old`` primary: ``target`` the
+    one writable server with DNS at it (:func:`assert_one_writer`), promoted exactly once (one
+    new timeline), ``old`` down behind its fence mark, every other site still a standby."""
+    assert target is not None, "the run chose no target"
+    writer = assert_one_writer(lab)
+    assert writer == target, f"the writable server is {writer}, the run's target {target}"
+    assert timeline(lab, target) == 2, "promoted exactly once: one new timeline"
+    assert role(lab, old) == "down", f"{old} is {role(lab, old)}, not down"
+    assert fenced(lab, old), f"{old} has no fence mark"
+    others = {s: role(lab, s) for s in lab.inventory().sites if s not in (target, old)}
+    assert set(others.values()) <= {"standby"}, others
+    return writer
+
+
+def assert_nothing_promoted(lab: Lab, dead: str = "onprem") -> None:
+    """The end state of a run that stopped before promotion while ``dead``, the primary, is
+    down: no writable server anywhere, DNS still at ``dead``, every other site a standby."""
+    assert writable_sites(lab) == [], f"writable servers: {writable_sites(lab)}"
+    assert role(lab, dead) == "down"
+    assert dns_points_at(lab) == dead, f"DNS points at {dns_points_at(lab)}"
+    others = {s: role(lab, s) for s in lab.inventory().sites if s != dead}
+    assert set(others.values()) == {"standby"}, others
 
 
 def promote_by_hand(lab: Lab, site: str) -> None:

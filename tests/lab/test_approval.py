@@ -15,7 +15,17 @@ from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress
 from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import can_write, dns_points_at, eventually, fenced, role, start
+from tests.lab.helpers import (
+    assert_failed_over,
+    assert_nothing_promoted,
+    assert_one_writer,
+    can_write,
+    dns_points_at,
+    eventually,
+    fenced,
+    role,
+    start,
+)
 
 
 async def _waiting(handle) -> bool:  # type: ignore[no-untyped-def]
@@ -60,6 +70,8 @@ async def test_gate_waits_then_proceeds_on_approval(client: Client, lab: Lab, ru
     # Approving a run that is no longer waiting is refused.
     with pytest.raises(Exception, match=r"not waiting|completed|not found"):
         await handle.execute_update(APPROVE_UPDATE, ApprovalInput(by="bob"))
+    # The end state: the target the one writable server, DNS at it, onprem fenced.
+    assert_failed_over(lab, result.target)
 
 
 async def test_rejection_compensates(client: Client, lab: Lab, run_workers) -> None:
@@ -75,6 +87,7 @@ async def test_rejection_compensates(client: Client, lab: Lab, run_workers) -> N
     assert failure.value.cause.details[0]["status"] == "rejected"  # type: ignore[union-attr]
     assert role(lab, "onprem") == "primary" and not fenced(lab, "onprem")
     assert dns_points_at(lab) == "onprem"
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_approval_timeout_compensates(temporal_env: WorkflowEnvironment, lab: Lab, run_workers) -> None:
@@ -95,3 +108,5 @@ async def test_approval_timeout_compensates(temporal_env: WorkflowEnvironment, l
     assert not fenced(lab, "onprem") and dns_points_at(lab) == "onprem"
     evidence = json.loads((Path(inv.output_dir) / "failover" / handle.id / "evidence.json").read_text())
     assert evidence["status"] == "compensated"
+    # Nothing promoted: the dead primary stays the only one, and no server is writable.
+    assert_nothing_promoted(lab)

@@ -21,7 +21,7 @@ from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, Ru
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import eventually, start
+from tests.lab.helpers import assert_failed_over, eventually, start
 
 
 async def _waiting(handle) -> bool:  # type: ignore[no-untyped-def]
@@ -129,3 +129,5 @@ async def test_audit_report_of_an_approved_failover_and_tampered_evidence(
 
     [mine] = await eventually("the run in visibility", listed)
     assert mine.outcome == ReplayOutcome.CLEAN, mine
+    # The end state: the target the one writable server, DNS at it, onprem fenced.
+    assert_failed_over(lab, result.target)

@@ -23,7 +23,7 @@ from hybridops.evidence import MANIFEST, manifest_text, sha256
 from hybridops.inventory import Placement
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import start
+from tests.lab.helpers import assert_failed_over, start
 
 
 def verify(lab: Lab, workflow_id: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,3 +91,5 @@ async def test_verify_against_the_history_catches_a_rewritten_manifest(
         (copy / name).write_bytes((folder / name).read_bytes())
     code, found = verdict(lab, handle.id, "--dir", str(copy))
     assert code == 1 and found["folder"] == str(copy) and found["removed"] == ["report.md"], found
+    # The end state: the target the one writable server, DNS at it, onprem fenced.
+    assert_failed_over(lab, result.target)

@@ -17,7 +17,7 @@ from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import BackupSettings, DnsSettings, Inventory, SiteConfig
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
-from tests.lab.helpers import dns_points_at, eventually
+from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, role
 
 TABLE = "hybridops_workload"
 
@@ -57,7 +57,7 @@ async def test_backup_point_in_time_and_latest_restore(lab: Lab) -> None:
     driver = make_backup_driver(inv)
     assert isinstance(driver, BaseBackupDriver)
     assert inv.backup.scratch_dir is not None
-    roles = {site: lab.role(site) for site in SITES}
+    roles = {site: role(lab, site) for site in SITES}
     timings: dict[str, float] = {}
 
     insert(lab, range(1, 51))
@@ -133,8 +133,9 @@ async def test_backup_point_in_time_and_latest_restore(lab: Lab) -> None:
     assert verify.first_segment == info.wal_segment and verify.segments >= 3
 
     # Production is as it was.
-    assert {site: lab.role(site) for site in SITES} == roles
+    assert {site: role(lab, site) for site in SITES} == roles
     assert dns_points_at(lab) == "onprem"
+    assert assert_one_writer(lab) == "onprem"
     print("timings (s):", {k: round(v, 3) for k, v in timings.items()})
 
 
@@ -158,7 +159,7 @@ async def test_restore_refuses_a_used_directory_and_the_production_data_dirs(lab
     assert not (lab.data_dir("azure") / RESTORE_MARK).exists()
     with pytest.raises(PreconditionFailed, match="scratch_dir"):
         ScratchServer(inv, lab.root / "elsewhere")
-    assert lab.role("azure") == "standby"
+    assert role(lab, "azure") == "standby"
 
     # The standby's backup restores; a scratch server a drill left running stops with the lab.
     left = ScratchServer(inv, inv.backup.scratch_dir / "left")
@@ -167,6 +168,7 @@ async def test_restore_refuses_a_used_directory_and_the_production_data_dirs(lab
     lab.stop_scratch()
     assert not left.running()
     assert await left.teardown() is True
+    assert assert_one_writer(lab) == "onprem"
 
 
 def _inventory(tmp_path: Path, **backup: object) -> Inventory:

@@ -2,7 +2,8 @@
 playbook, and lab stand-ins for the RKE2, Jenkins and GitOps roles that converge files (the
 real roles install software; they are syntax-checked and linted in tests/unit/test_ansible.py).
 A dry run changes nothing; a run failing at Jenkins, started again, completes and shows the
-steps that had converged as unchanged."""
+steps that had converged as unchanged. Without a Packer template, building images is skipped.
+A bootstrap leaves the database topology as it was."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from hybridops.evidence import evidence_folder
 from hybridops.inventory import BootstrapSettings, Placement
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import eventually
+from tests.lab.helpers import assert_one_writer, eventually
 from workers.main import build_workers
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "ansible"
@@ -97,9 +98,17 @@ async def test_a_dry_run_changes_nothing(client: Client, lab: Lab, run_workers, 
         "jenkins",
         "gitops_enroll",
     ]
-    assert all(s.outcome == StepOutcome.UNCHANGED for s in dry.steps)
+    # No Packer template in the settings: there are no images to build, so the step is skipped.
+    assert {s.name: s.outcome for s in dry.steps} == {
+        "validate_network": StepOutcome.UNCHANGED,
+        "build_images": StepOutcome.SKIPPED,
+        "rke2": StepOutcome.UNCHANGED,
+        "jenkins": StepOutcome.UNCHANGED,
+        "gitops_enroll": StepOutcome.UNCHANGED,
+    }
     assert "would change" in next(s.detail for s in dry.steps if s.name == "rke2")
     assert not (tmp_path / "ctrl-01").exists(), "a dry run changes nothing"
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_failed_bootstrap_run_again_resumes(
@@ -115,7 +124,7 @@ async def test_a_failed_bootstrap_run_again_resumes(
     first = failure.value.cause.details[0]  # type: ignore[union-attr]
     assert outcomes(first["steps"]) == {
         "validate_network": "unchanged",
-        "build_images": "unchanged",
+        "build_images": "skipped",
         "rke2": "changed",
         "jenkins": "failed",
     }
@@ -124,14 +133,15 @@ async def test_a_failed_bootstrap_run_again_resumes(
     again: BootstrapResult = await (await run(client, inv, BootstrapInput())).result()
     assert outcomes([s.model_dump(mode="json") for s in again.steps]) == {
         "validate_network": "unchanged",
-        "build_images": "unchanged",
+        "build_images": "skipped",
         "rke2": "unchanged",
         "jenkins": "changed",
         "gitops_enroll": "changed",
     }
     assert (root / "jenkins" / "config.yaml").exists() and (root / "gitops" / "config.yaml").exists()
     report = (Path(again.evidence_dir or "") / "report.md").read_text()
-    assert "| rke2 | unchanged |" in report
+    assert "| rke2 | unchanged |" in report and "| build_images | skipped |" in report
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_cancelled_bootstrap_writes_its_evidence(
@@ -179,3 +189,4 @@ async def test_a_cancelled_bootstrap_writes_its_evidence(
     assert evidence["status"] == "failed" and "CancelledError" in evidence["error"], evidence
     assert [s["name"] for s in evidence["steps"]] == ["validate_network", "build_images", "rke2"]
     assert (folder / "report.md").exists() and (folder / "manifest.json").exists()
+    assert assert_one_writer(lab) == "onprem"

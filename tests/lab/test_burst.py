@@ -24,7 +24,7 @@ from hybridops.contracts.burst import BurstInput, BurstResult, BurstState
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import eventually
+from tests.lab.helpers import assert_one_writer, eventually
 
 # Long enough that neither ends a test by surprise while time is skipped.
 LONG = {"max_duration_s": 30 * 24 * 3600.0, "budget_cap": 1e7}
@@ -102,6 +102,7 @@ async def test_holds_while_load_is_high_and_scales_in_when_it_drops(
     after = await world(inv)
     assert after["pools"] == before["pools"] and after["deployed"]["azure"] == []
     assert {k: w for k, (_, w) in after["weights"].items()} == {"onprem": 100}
+    assert assert_one_writer(lab) == "onprem"  # a burst never touches the database
 
 
 async def test_stop_signal_scales_in(skipping: Client, plain: Client, lab: Lab, run_workers) -> None:
@@ -115,6 +116,7 @@ async def test_stop_signal_scales_in(skipping: Client, plain: Client, lab: Lab, 
     assert result.ended_because == "stopped: traffic peak is over"
     assert result.status == RunStatus.SUCCEEDED and len(result.compensations) == 3
     assert (await world(inv))["pools"][result.target or ""] == 0
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_budget_cap_scales_in(skipping: Client, plain: Client, lab: Lab, run_workers) -> None:
@@ -127,6 +129,7 @@ async def test_budget_cap_scales_in(skipping: Client, plain: Client, lab: Lab, r
     assert result.ended_because.startswith("budget: estimated cost") and result.cost_estimate >= 0.05
     assert result.checks <= 4 and result.status == RunStatus.SUCCEEDED
     assert (await world(inv))["pools"]["azure"] == 0
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_dns_failure_compensates_everything(
@@ -146,6 +149,7 @@ async def test_a_dns_failure_compensates_everything(
     after = await world(inv)
     assert after["pools"] == before["pools"] and after["deployed"]["gcp"] == []
     assert {k: w for k, (_, w) in after["weights"].items()} == {"onprem": 100}
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_long_burst_keeps_its_history_bounded(
@@ -177,6 +181,7 @@ async def test_a_long_burst_keeps_its_history_bounded(
     # Every run's plan is a recorded step, the first run's before the scale-out.
     names = [s.name for s in result.steps]
     assert names[:2] == ["plan", "gather_signals"] and names.count("plan") == result.runs, names
+    assert assert_one_writer(lab) == "onprem"
 
 
 def forged_state(**fields: Any) -> BurstState:
@@ -215,6 +220,7 @@ async def test_a_start_with_state_is_refused_and_changes_nothing(
     assert EventType.EVENT_TYPE_MARKER_RECORDED not in events  # no local activity either
     assert await world(inv) == before
     assert not (inv.output_dir / "burst").exists()
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_burst_that_needs_approval_waits_before_scaling(
@@ -240,6 +246,4 @@ async def test_a_burst_that_needs_approval_waits_before_scaling(
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     assert await world(inv) == before
-    from tests.lab.helpers import assert_one_writer
-
     assert assert_one_writer(lab) == "onprem"

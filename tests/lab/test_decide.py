@@ -22,7 +22,15 @@ from hybridops.contracts.decision import DecisionType, DrMode
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_points_at, fenced, role, start
+from tests.lab.helpers import (
+    assert_failed_over,
+    assert_nothing_promoted,
+    assert_one_writer,
+    dns_points_at,
+    fenced,
+    role,
+    start,
+)
 
 
 def untouched(lab: Lab) -> None:
@@ -31,6 +39,7 @@ def untouched(lab: Lab) -> None:
     assert not fenced(lab, "onprem")
     assert not (lab.root / "clusters" / "azure.json").exists()
     assert not (lab.root / "clusters" / "gcp.json").exists()
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def failed(handle: Any) -> dict[str, Any]:
@@ -57,6 +66,7 @@ async def test_decision_and_signals_are_in_the_evidence(client: Client, lab: Lab
     assert d.target == "gcp", d.rationale
     report = (Path(result.evidence_dir or "") / "report.md").read_text()
     assert "## Decision" in report and d.decision_id in report and "## Signals at" in report
+    assert_failed_over(lab, result.target)
 
 
 async def test_a_policy_that_holds_changes_nothing(
@@ -78,6 +88,7 @@ async def test_a_policy_that_holds_changes_nothing(
         (Path(inv.output_dir) / "failover" / details["workflow_id"] / "evidence.json").read_text()
     )
     assert evidence["decision"]["decision_type"] == "hold"
+    assert_nothing_promoted(lab)
 
 
 async def test_a_stale_alert_finds_the_primary_healthy_and_changes_nothing(
@@ -134,6 +145,7 @@ async def test_a_run_that_begins_late_changes_nothing(client: Client, lab: Lab, 
     assert (
         dns_points_at(lab) == "onprem" and role(lab, "azure") == "standby" and role(lab, "gcp") == "standby"
     )
+    assert_nothing_promoted(lab)
 
 
 async def test_a_failed_step_is_recorded_as_failed(client: Client, lab: Lab, run_workers) -> None:
@@ -145,3 +157,4 @@ async def test_a_failed_step_is_recorded_as_failed(client: Client, lab: Lab, run
     step = next(s for s in details["steps"] if s["name"] == "prepare_target")
     assert step["outcome"] == "failed" and step["attempts"] == 1 and step["ended_at"] is not None
     assert "InjectedFault" in step["detail"]
+    assert_nothing_promoted(lab)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,62 +37,10 @@ from tests.lab.helpers import (
     start,
     timeline,
 )
+from tests.lab.sampler import WritableSampler
 from workflows.failback import FailbackWorkflow
 
 SITES = ("onprem", "azure", "gcp")
-
-
-class WritableSampler:
-    """Samples, from a background thread, which servers a new client could write to
-    (``pg_is_in_recovery()`` false and ``default_transaction_read_only`` off in a fresh session),
-    and records every sample in which more than one was writable.
-
-    The sites are read one after another, home first. A switchover makes the old primary
-    read-only *before* home becomes writable, and neither goes back, so reading home first can
-    never show both writable in a correct run, while an overlap that a sample falls into
-    shows as two writable sites."""
-
-    def __init__(self, lab: Lab, order: tuple[str, ...] = SITES) -> None:
-        self.lab = lab
-        self.order = order
-        self.samples = 0
-        self.violations: list[tuple[float, list[str]]] = []
-        self.seen_writable: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _writable(self, site: str) -> bool:
-        try:
-            with psycopg.connect(
-                host=self.lab.ip(site),
-                port=self.lab.ports.pg,
-                user="postgres",
-                dbname="app",
-                connect_timeout=1,
-                application_name="sampler",
-            ) as conn:
-                row = conn.execute(
-                    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
-                ).fetchone()
-                return bool(row and not row[0] and row[1] == "off")
-        except psycopg.Error:
-            return False
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            writable = [s for s in self.order if self._writable(s)]
-            self.samples += 1
-            self.seen_writable.update(writable)
-            if len(writable) > 1:
-                self.violations.append((time.time(), writable))
-
-    def __enter__(self) -> WritableSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 async def _start_failback(client: Client, inv: Inventory, arg: Any) -> WorkflowHandle[Any, Any]:
@@ -177,7 +123,8 @@ async def test_full_cycle_with_the_writer_running(client: Client, lab: Lab, run_
             count_at_end = len(_acks(lab))
             again = len(on_onprem) + 200
             await eventually("writes on onprem again", lambda: _writes_on(lab, "onprem", again))
-        assert sampler.samples > 50, sampler.samples
+        assert sampler.instants > 50, sampler.instants
+        sampler.check()  # no instant with two writable servers, none with a role unknown
         assert sampler.violations == [], sampler.violations
         assert sampler.seen_writable == {"onprem", "azure"}
     finally:
@@ -237,7 +184,7 @@ async def test_full_cycle_with_the_writer_running(client: Client, lab: Lab, run_
     print(
         f"\nfailback: rejoin {result.rejoin_seconds} s, catch-up {result.catch_up_seconds} s,"
         f" switchover {result.switchover_seconds} s, write pause {result.write_pause_seconds} s"
-        f" (writer's longest gap {gap:.3f} s), {sampler.samples} samples, lost in failover"
+        f" (writer's longest gap {gap:.3f} s), {sampler.instants} samples, lost in failover"
         f" {len(lost_in_failover)}"
     )
 
@@ -266,6 +213,7 @@ async def test_promote_failure_compensates(client: Client, lab: Lab, run_workers
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
+    sampler.check()  # no instant with two writable servers, none with a role unknown
     assert sampler.violations == [] and sampler.seen_writable == {"azure"}
     details = failure.value.cause.details[0]  # type: ignore[union-attr]
     assert details["status"] == "compensated", details["error"]

@@ -18,7 +18,7 @@ from hybridops.constants import TaskQueue
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.fuzz import WORKFLOW_INPUTS, encoded, input_objects, named_fields
-from tests.lab.helpers import dns_changes, dns_points_at, fenced, role
+from tests.lab.helpers import assert_one_writer, dns_changes, dns_points_at, fenced, role
 
 PER_WORKFLOW = 6
 """Invalid inputs started per workflow type (the rest of the generated ones are only validated)."""
@@ -94,6 +94,7 @@ async def test_invalid_inputs_fail_at_once_naming_the_field(
     assert dns_changes(lab) == dns_before and dns_points_at(lab) == "onprem"
     assert role(lab, "onprem") == "primary" and not fenced(lab, "onprem")
     assert role(lab, "azure") == "standby" and role(lab, "gcp") == "standby"
+    assert assert_one_writer(lab) == "onprem"
     assert not (lab.root / "clusters").exists() or not any((lab.root / "clusters").iterdir())
     assert not Path(inv.output_dir).exists() or not any(Path(inv.output_dir).rglob("evidence.json"))
 

@@ -17,7 +17,7 @@ from hybridops.lab import Lab
 from hybridops.lab.dns_state import run_sync
 from hybridops.lab.postgres import WritableSite
 from hybridops.lab.processes import wait_until
-from tests.lab.helpers import dns_points_at
+from tests.lab.helpers import assert_one_writer, dns_points_at, writable_sites
 
 QUIET = {"temporal": False, "worker": False, "writer": False, "monitoring": False}
 
@@ -41,6 +41,8 @@ def test_dns_comes_back_where_it_was_after_down_and_up(lab: Lab) -> None:
     assert dns_points_at(lab) == "azure"
     assert _weights(lab) == burst
     assert "re-applied" in lab.dns_note and "(lab down)" in lab.dns_note and not lab.dns_stale
+    # Only DNS moved (by hand): the servers came back as they were, onprem the one writer.
+    assert writable_sites(lab) == ["onprem"]
 
 
 def test_a_killed_dns_server_comes_back_with_the_last_snapshot(lab: Lab) -> None:
@@ -55,6 +57,7 @@ def test_a_killed_dns_server_comes_back_with_the_last_snapshot(lab: Lab) -> None
     assert lab.pid("dns") not in (None, pid)
     assert dns_points_at(lab) == "gcp"
     assert lab.dns_stale and "(lab point_dns)" in lab.dns_note and "without `lab down`" in lab.dns_note
+    assert writable_sites(lab) == ["onprem"]
 
 
 def test_two_writable_servers_are_named_loudly(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,6 +69,7 @@ def test_two_writable_servers_are_named_loudly(lab: Lab, monkeypatch: pytest.Mon
     lab.up(**QUIET)  # must not hang on azure, which no longer streams
 
     assert lab.writable_sites() == [WritableSite("onprem", 1), WritableSite("azure", 2)]
+    assert writable_sites(lab) == ["onprem", "azure"]  # read by a write on each server
     warnings = lab.warnings()
     assert len(warnings) == 2, warnings
     split, dns = warnings
@@ -95,3 +99,4 @@ def test_lab_reset_starts_the_snapshots_anew_at_onprem(lab: Lab) -> None:
 
     assert dns_points_at(lab) == "onprem"
     assert "(lab reset)" in lab.dns_note
+    assert assert_one_writer(lab) == "onprem"

@@ -22,6 +22,7 @@ from hybridops.inventory import SignalsKind
 from hybridops.lab import Lab
 from hybridops.lab.monitoring import QUERIES
 from hybridops.lab.processes import wait_until
+from tests.lab.helpers import role, writable_sites
 
 CLOUDS = {"azure": "azure", "gcp": "gcp"}
 
@@ -128,6 +129,8 @@ def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
     )
     took = time.monotonic() - killed
     print(f"HybridOpsNoWritablePrimary firing {took:.1f} s after the kill")
+    # What the alert says, read from the servers: no server takes writes, onprem is down.
+    assert writable_sites(lab) == [] and role(lab, "onprem") == "down"
     (alert,) = alerts
     assert alert["labels"]["severity"] == "critical"
     assert alert["labels"]["runbook"] == "failover"
@@ -141,15 +144,16 @@ def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
         timeout=15,
     )
 
-    # Alertmanager delivered to the receiver with the lab's token (no 401 in its log).
-    if lab.pid("alert-receiver"):
-        wait_until(
-            "a webhook notification",
-            lambda: _metric(lab, 'alertmanager_notifications_total{integration="webhook"}') > 0,
-            timeout=15,
-        )
-        assert _metric(lab, 'alertmanager_notifications_failed_total{integration="webhook"}') == 0
-        assert "status=401" not in lab.log("alert-receiver").read_text()
+    # Alertmanager delivered to the receiver with the lab's token (no 401 in its log). The
+    # monitored lab always runs the receiver: a receiver that is not running is a failure.
+    assert lab.pid("alert-receiver"), "the alert receiver is not running"
+    wait_until(
+        "a webhook notification",
+        lambda: _metric(lab, 'alertmanager_notifications_total{integration="webhook"}') > 0,
+        timeout=15,
+    )
+    assert _metric(lab, 'alertmanager_notifications_failed_total{integration="webhook"}') == 0
+    assert "status=401" not in lab.log("alert-receiver").read_text()
 
     # `lab down` leaves nothing behind.
     pids = [pid for name in lab.monitoring.process_names() if (pid := lab.pid(name))]

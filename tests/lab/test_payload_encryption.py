@@ -38,7 +38,7 @@ from hybridops.identity import IdentityClientInterceptor, local_identity
 from hybridops.inventory import CodecSettings, Inventory
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import eventually, start
+from tests.lab.helpers import assert_failed_over, assert_one_writer, eventually, start
 from workflows.failover import FailoverWorkflow
 
 KEY_ENV = "HYBRIDOPS_TEST_CODEC_KEY"
@@ -189,6 +189,8 @@ async def test_history_on_the_server_has_no_clear_text(
     )
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert [r["outcome"] for r in json.loads(replayed.stdout)["results"]] == ["clean"]
+    # The end state: the target the one writable server, DNS at it, onprem fenced.
+    assert_failed_over(lab, result.target)
 
 
 async def test_a_rejection_message_is_not_in_clear_either(
@@ -214,3 +216,5 @@ async def test_a_rejection_message_is_not_in_clear_either(
     assert b"Encoded failure" in wire
     decoded = await fetch_history(client, handle.id)
     assert decoded.history is not None and comment.encode() in _wire(decoded.history.events)
+    # Rejected at the gate, before fencing: onprem still the one writable server.
+    assert assert_one_writer(lab) == "onprem"

@@ -11,7 +11,7 @@ from drivers.postgres.server import PROMOTE_MARK
 from drivers.postgres.timelines import archived_timelines, confirm_new_timeline
 from hybridops.errors import PreconditionFailed, TimelineCollision
 from hybridops.lab import Lab
-from tests.lab.helpers import eventually, role, timeline
+from tests.lab.helpers import eventually, role, timeline, writable_sites
 
 
 def _sql(lab: Lab, site: str, *statements: str) -> list[object]:
@@ -57,6 +57,8 @@ async def test_split_brain_promotion_takes_the_next_free_timeline(lab: Lab) -> N
     assert held[3] == _own_history(lab, "gcp", 3)
     for site in ("azure", "gcp"):
         assert _history_archive_failures(lab, site) == [], site
+    # The split brain this test made, read from the servers: all three take writes.
+    assert writable_sites(lab) == ["onprem", "azure", "gcp"]
 
 
 def _own_history(lab: Lab, site: str, tli: int) -> bytes:
@@ -80,6 +82,8 @@ async def test_promotion_refused_without_restore_command(lab: Lab) -> None:
     no_archive = inv.model_copy(update={"backup": inv.backup.model_copy(update={"wal_archive": None})})
     result = await LocalPostgresDriver(no_archive).promote("gcp", None, 30, run_id="test-no-archive")
     assert result.changed and result.timeline == 2 and role(lab, "gcp") == "primary"
+    # The driver promotes what it is told to (the runbook fences first): two writers now.
+    assert writable_sites(lab) == ["onprem", "gcp"] and role(lab, "azure") == "standby"
 
 
 async def test_a_stranger_taking_a_held_timeline_is_caught(lab: Lab) -> None:
@@ -107,3 +111,4 @@ async def test_a_stranger_taking_a_held_timeline_is_caught(lab: Lab) -> None:
         await confirm_new_timeline("gcp", 2, {}, lab.archive, lab.data_dir("gcp") / "pg_wal")
     assert err.value.ids == {"site": "gcp", "timeline": 2}
     assert _history_archive_failures(lab, "gcp")
+    assert writable_sites(lab) == ["onprem", "azure", "gcp"]

@@ -12,7 +12,15 @@ from hybridops.contracts.base import RunStatus
 from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import dns_changes, dns_points_at, eventually, spawn_worker, start, timeline
+from tests.lab.helpers import (
+    assert_failed_over,
+    dns_changes,
+    dns_points_at,
+    eventually,
+    spawn_worker,
+    start,
+    timeline,
+)
 
 
 async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -> None:
@@ -48,3 +56,7 @@ async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -
     promote = [s for s in result.steps if s.name == "promote"]
     dns = [s for s in result.steps if s.name == "dns_cutover"]
     assert len(promote) == 1 and len(dns) == 1
+    # Azure the only writable server (read from the servers), DNS at it, onprem fenced, gcp a
+    # standby: the run finished by the second worker left one writer.
+    assert result.target == "azure"
+    assert_failed_over(lab, "azure")
