@@ -351,7 +351,7 @@ async def run_script(
         point_of_no_return_passed=True,
     )
     ev_start = time.perf_counter()
-    await own.write_evidence(EvidenceInput(result=result))
+    await env.run(own.write_evidence, EvidenceInput(result=result))
     evidence_ms = (time.perf_counter() - ev_start) * 1000
     wall_ms = (time.perf_counter() - t0) * 1000
     ended = datetime.now(UTC)
