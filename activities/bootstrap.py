@@ -10,8 +10,9 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import apply_fault, step_activity, write_run_evidence
+from activities.common import Activities, apply_fault, step_activity, write_run_evidence
 from drivers.ansible import AnsibleRunner
+from drivers.lazy import Drivers
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.bootstrap import (
@@ -32,11 +33,11 @@ PLAYBOOKS = {
 }
 
 
-class BootstrapActivities:
-    def __init__(self, inventory: Inventory, client: Client | None) -> None:
-        self.inventory = inventory
-        self.client = client
-        self.faults = inventory.faults
+class BootstrapActivities(Activities):
+    def __init__(
+        self, inventory: Inventory, drivers: Drivers | None = None, client: Client | None = None
+    ) -> None:
+        super().__init__(inventory, drivers, client)
         b = inventory.bootstrap
         self.playbook_dir = b.playbook_dir or Path(__file__).resolve().parents[1] / "infra" / "ansible"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import step_activity, write_run_evidence
+from activities.common import Activities, step_activity, write_run_evidence
 from drivers.dns import DnsCapability, DnsDriver
 from drivers.infra import InfraDriver
 from drivers.lazy import Drivers
@@ -37,7 +37,7 @@ from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.inventory import Inventory
 
 
-class BurstActivities:
+class BurstActivities(Activities):
     def __init__(
         self,
         inventory: Inventory,
@@ -45,12 +45,9 @@ class BurstActivities:
         client: Client | None = None,
         gitops: Any = None,
     ) -> None:
-        self.inventory = inventory
-        self.drivers = drivers or Drivers(inventory)
+        super().__init__(inventory, drivers, client)
         self.gitops = gitops
         """The GitOps driver (drivers/gitops); ``None`` when the inventory names none."""
-        self.client = client
-        self.faults = inventory.faults
 
     def all(self) -> list[Callable[..., Any]]:
         return [

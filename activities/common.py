@@ -7,6 +7,7 @@ never loops on a bug), and stamps the attempt number on the result for the evide
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import os
@@ -20,12 +21,14 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from drivers.lazy import Drivers
 from drivers.progress import reporting
 from hybridops import evidence
 from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
 from hybridops.contracts.evidence import AnyRunbookResult, evidence_of
 from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
+from hybridops.inventory import Inventory
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=ActivityResult)
@@ -155,6 +158,25 @@ def step_activity(
         return cast(Callable[..., Awaitable[R]], activity.defn(name=name)(run))
 
     return wrap
+
+
+class Activities(abc.ABC):
+    """Base of every activities class, built once per worker: the inventory, the drivers
+    (built on first use, shared by every class of one worker; a test hands in fakes), the
+    Temporal client (the evidence steps fetch the run's history; None outside a worker) and
+    the inventory's injected faults, which :func:`step_activity` reads."""
+
+    def __init__(
+        self, inventory: Inventory, drivers: Drivers | None = None, client: Client | None = None
+    ) -> None:
+        self.inventory = inventory
+        self.drivers = drivers or Drivers(inventory)
+        self.client = client
+        self.faults = inventory.faults
+
+    @abc.abstractmethod
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity of this class, for worker registration."""
 
 
 def result_of(result: type[R], answer: BaseModel, **extra: Any) -> R:

@@ -10,22 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from activities.common import step_activity
-from drivers.lazy import Drivers
+from activities.common import Activities, step_activity
 from hybridops.constants import ActivityName
 from hybridops.contracts.decision import SignalsInput, SignalsResult
-from hybridops.inventory import Inventory
 from hybridops.policy import load_policy
 
 
-class DecideActivities:
+class DecideActivities(Activities):
     """Built once per worker; its signal sources come from the inventory's ``signals``, built
     on first use (a worker that serves no control queue needs none)."""
-
-    def __init__(self, inventory: Inventory, drivers: Drivers | None = None) -> None:
-        self.inventory = inventory
-        self.drivers = drivers or Drivers(inventory)
-        self.faults = inventory.faults
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.gather_signals]

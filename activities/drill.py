@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import step_activity, write_run_evidence
+from activities.common import Activities, step_activity, write_run_evidence
 from drivers.backup import BackupDriver
 from drivers.backup.scratch import DATA, ScratchServer
 from drivers.lazy import Drivers
@@ -39,16 +39,8 @@ from hybridops.errors import ConfigError, PreconditionFailed
 from hybridops.inventory import Inventory
 
 
-class DrillActivities:
+class DrillActivities(Activities):
     """Activities of ``DrillWorkflow``, with the backup and DNS drivers the inventory names."""
-
-    def __init__(
-        self, inventory: Inventory, drivers: Drivers | None = None, client: Client | None = None
-    ) -> None:
-        self.inventory = inventory
-        self.drivers = drivers or Drivers(inventory)
-        self.client = client
-        self.faults = inventory.faults
 
     @classmethod
     def build(cls, inventory: Inventory, client: Client | None) -> DrillActivities:

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.common import result_of, step_activity, write_run_evidence
+from activities.common import Activities, result_of, step_activity, write_run_evidence
 from activities.sites import promote_checked
 from drivers.lazy import Drivers
 from drivers.postgres import PostgresDriver
@@ -53,16 +53,13 @@ def _step_table(steps: list[StepRecord]) -> list[str]:
     return rows
 
 
-class FailbackActivities:
+class FailbackActivities(Activities):
     """Activities of ``FailbackWorkflow``. Built once per worker with its drivers."""
 
     def __init__(
         self, inventory: Inventory, drivers: Drivers | None = None, client: Client | None = None
     ) -> None:
-        self.inventory = inventory
-        self.drivers = drivers or Drivers(inventory)
-        self.client = client
-        self.faults = inventory.faults
+        super().__init__(inventory, drivers, client)
         self._topology: TopologyReader | None = None
 
     @property

@@ -8,22 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
-
-from activities.common import step_activity, write_run_evidence
+from activities.common import Activities, step_activity, write_run_evidence
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.failover import EvidenceInput
-from hybridops.inventory import Inventory
 
 
-class FailoverActivities:
+class FailoverActivities(Activities):
     """Activities of ``FailoverWorkflow`` of its own. Built once per worker with its client."""
-
-    def __init__(self, inventory: Inventory, client: Client | None = None) -> None:
-        self.inventory = inventory
-        self.client = client
-        self.faults = inventory.faults
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of the runbook's own, for worker registration."""

@@ -12,21 +12,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.common import step_activity
+from activities.common import Activities, step_activity
 from drivers.progress import report as report_progress
 from hybridops.constants import ACQUIRE_UPDATE, ActivityName, TaskQueue, WorkflowType
 from hybridops.contracts.lease import HolderInput, HolderResult, LeaseGrant, LeaseRequest, LeaseState
 from hybridops.errors import ConfigError
-from hybridops.inventory import Inventory
 
 
-class LeaseActivities:
+class LeaseActivities(Activities):
     """Activities of the topology lease. Built once per worker with its client."""
-
-    def __init__(self, inventory: Inventory, client: Client | None) -> None:
-        self.inventory = inventory
-        self.client = client
-        self.faults = inventory.faults
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.acquire_lease, self.lease_holder_open]

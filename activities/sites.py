@@ -19,10 +19,9 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import result_of, step_activity
+from activities.common import Activities, result_of, step_activity
 from drivers.dns import DnsDriver
 from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
-from drivers.lazy import Drivers
 from drivers.postgres import PostgresDriver
 from drivers.progress import report as report_progress
 from drivers.topology import TopologyReader, refuse
@@ -58,7 +57,6 @@ from hybridops.contracts.sites import (
 )
 from hybridops.decision import plan_of
 from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
-from hybridops.inventory import Inventory
 from hybridops.lsn import format_lsn, parse_lsn
 from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
@@ -88,14 +86,9 @@ async def promote_checked(pg: PostgresDriver, topology: TopologyReader, inp: Pro
     return result_of(PromoteResult, promoted)
 
 
-class SiteActivities:
+class SiteActivities(Activities):
     """The site steps, built once per worker; its drivers are built when a step first needs
     them, so a worker serving one queue holds only that queue's credentials."""
-
-    def __init__(self, inventory: Inventory, drivers: Drivers | None = None) -> None:
-        self.inventory = inventory
-        self.drivers = drivers or Drivers(inventory)
-        self.faults = inventory.faults
 
     @property
     def pg(self) -> PostgresDriver:

@@ -46,13 +46,13 @@ def every_activity(inventory: Inventory, client: Client | None) -> list[Callable
     drivers = Drivers(inventory)
     return [
         *SiteActivities(inventory, drivers).all(),
-        *FailoverActivities(inventory, client).all(),
+        *FailoverActivities(inventory, drivers, client).all(),
         *DecideActivities(inventory, drivers).all(),
         *FailbackActivities(inventory, drivers, client).all(),
         *DrillActivities(inventory, drivers, client).all(),
         *BurstActivities(inventory, drivers, client).all(),
-        *BootstrapActivities(inventory, client).all(),
-        *LeaseActivities(inventory, client).all(),
+        *BootstrapActivities(inventory, drivers, client).all(),
+        *LeaseActivities(inventory, drivers, client).all(),
     ]
 
 

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from hybridops.constants import ActivityName, TaskQueue
+    from hybridops.contracts import bootstrap, burst, decision, drill, failback, failover, lease, sites
     from hybridops.contracts.base import (
         ActivityResult,
         CheckpointInput,
@@ -36,87 +37,6 @@ with workflow.unsafe.imports_passed_through():
         EvidenceResult,
         StepOutcome,
         StepRecord,
-    )
-    from hybridops.contracts.bootstrap import (
-        BootstrapEvidenceInput,
-        BootstrapPlan,
-        BootstrapPlanInput,
-        BootstrapStepInput,
-        BootstrapStepResult,
-    )
-    from hybridops.contracts.burst import (
-        BurstEvidenceInput,
-        BurstPlan,
-        BurstPlanInput,
-        DeployWorkloadsInput,
-        DeployWorkloadsResult,
-        LoadInput,
-        LoadResult,
-        PoolInput,
-        PoolResult,
-        RemoveWorkloadsInput,
-        RemoveWorkloadsResult,
-        WeightsInput,
-        WeightsResult,
-    )
-    from hybridops.contracts.decision import SignalsInput, SignalsResult
-    from hybridops.contracts.drill import (
-        BackupStepResult,
-        DrillEvidenceInput,
-        DrillPlan,
-        DrillPlanInput,
-        RestoreInput,
-        RestoreStepResult,
-        ScratchInput,
-        ScratchResult,
-        TakeBackupInput,
-        TeardownInput,
-        TeardownResult,
-        VerifyRestoreInput,
-        VerifyRestoreResult,
-    )
-    from hybridops.contracts.failback import (
-        CatchUpInput,
-        CatchUpResult,
-        FailbackEvidenceInput,
-        PauseInput,
-        PauseResult,
-        PromoteHomeInput,
-        PromoteHomeResult,
-        RejoinInput,
-        RejoinResult,
-        ResumeInput,
-        ResumeResult,
-        RetireFenceInput,
-        RetireFenceResult,
-    )
-    from hybridops.contracts.failover import EvidenceInput
-    from hybridops.contracts.lease import HolderInput, HolderResult, LeaseGrant, LeaseRequest
-    from hybridops.contracts.sites import (
-        AssessInput,
-        AssessResult,
-        DnsCutoverInput,
-        DnsResult,
-        FenceInput,
-        FenceResult,
-        FollowInput,
-        FollowResult,
-        PlanInput,
-        PlanResult,
-        PrepareInput,
-        PrepareResult,
-        PromoteInput,
-        PromoteResult,
-        ReleaseInput,
-        ReleaseResult,
-        RepointAppsInput,
-        RepointAppsResult,
-        RpoInput,
-        RpoResult,
-        UnfenceInput,
-        UnfenceResult,
-        VerifyInput,
-        VerifyResult,
     )
 
 In = TypeVar("In", bound=BaseModel)
@@ -164,55 +84,65 @@ class Step(Generic[In, Out]):
 
 PLAN = Step(
     ActivityName.PLAN_SITES,
-    PlanInput,
-    PlanResult,
+    sites.PlanInput,
+    sites.PlanResult,
     TaskQueue.CONTROL,
     timedelta(seconds=30),
     READ_RETRY,
     local_only=True,
 )
 ASSESS = Step(
-    ActivityName.ASSESS_SITES, AssessInput, AssessResult, TaskQueue.DB, timedelta(seconds=30), READ_RETRY
+    ActivityName.ASSESS_SITES,
+    sites.AssessInput,
+    sites.AssessResult,
+    TaskQueue.DB,
+    timedelta(seconds=30),
+    READ_RETRY,
 )
 SIGNALS = Step(
     ActivityName.GATHER_SIGNALS,
-    SignalsInput,
-    SignalsResult,
+    decision.SignalsInput,
+    decision.SignalsResult,
     TaskQueue.CONTROL,
     timedelta(seconds=30),
     READ_RETRY,
 )
 PREPARE = Step(
     ActivityName.PREPARE_TARGET,
-    PrepareInput,
-    PrepareResult,
+    sites.PrepareInput,
+    sites.PrepareResult,
     TaskQueue.INFRA,
     timedelta(minutes=30),
     CHANGE_RETRY,
 )
 RELEASE = Step(
     ActivityName.RELEASE_TARGET,
-    ReleaseInput,
-    ReleaseResult,
+    sites.ReleaseInput,
+    sites.ReleaseResult,
     TaskQueue.INFRA,
     timedelta(minutes=30),
     CHANGE_RETRY,
 )
 FENCE = Step(
-    ActivityName.FENCE_PRIMARY, FenceInput, FenceResult, TaskQueue.DB, timedelta(seconds=120), CHANGE_RETRY
+    ActivityName.FENCE_PRIMARY,
+    sites.FenceInput,
+    sites.FenceResult,
+    TaskQueue.DB,
+    timedelta(seconds=120),
+    CHANGE_RETRY,
 )
 UNFENCE = Step(
     ActivityName.UNFENCE_PRIMARY,
-    UnfenceInput,
-    UnfenceResult,
+    sites.UnfenceInput,
+    sites.UnfenceResult,
     TaskQueue.DB,
     timedelta(seconds=120),
     CHANGE_RETRY,
 )
 PROMOTE = Step(
     ActivityName.PROMOTE_STANDBY,
-    PromoteInput,
-    PromoteResult,
+    sites.PromoteInput,
+    sites.PromoteResult,
     TaskQueue.DB,
     timedelta(seconds=180),
     CHANGE_RETRY,
@@ -220,31 +150,38 @@ PROMOTE = Step(
 )
 REPOINT = Step(
     ActivityName.REPOINT_APPS,
-    RepointAppsInput,
-    RepointAppsResult,
+    sites.RepointAppsInput,
+    sites.RepointAppsResult,
     TaskQueue.INFRA,
     timedelta(seconds=120),
     AFTER_PONR_RETRY,
 )
 DNS_CUTOVER = Step(
     ActivityName.DNS_CUTOVER,
-    DnsCutoverInput,
-    DnsResult,
+    sites.DnsCutoverInput,
+    sites.DnsResult,
     TaskQueue.DNS,
     timedelta(seconds=180),
     AFTER_PONR_RETRY,
 )
 VERIFY = Step(
     ActivityName.VERIFY_WRITES,
-    VerifyInput,
-    VerifyResult,
+    sites.VerifyInput,
+    sites.VerifyResult,
     TaskQueue.DB,
     timedelta(seconds=90),
     AFTER_PONR_RETRY,
 )
-RPO = Step(ActivityName.MEASURE_RPO, RpoInput, RpoResult, TaskQueue.DB, timedelta(seconds=60), READ_RETRY)
+RPO = Step(
+    ActivityName.MEASURE_RPO, sites.RpoInput, sites.RpoResult, TaskQueue.DB, timedelta(seconds=60), READ_RETRY
+)
 FOLLOW = Step(
-    ActivityName.FOLLOW_PRIMARY, FollowInput, FollowResult, TaskQueue.DB, timedelta(seconds=60), READ_RETRY
+    ActivityName.FOLLOW_PRIMARY,
+    sites.FollowInput,
+    sites.FollowResult,
+    TaskQueue.DB,
+    timedelta(seconds=60),
+    READ_RETRY,
 )
 CHECKPOINT = Step(
     ActivityName.CHECKPOINT,
@@ -256,7 +193,7 @@ CHECKPOINT = Step(
 )
 EVIDENCE = Step(
     ActivityName.WRITE_EVIDENCE,
-    EvidenceInput,
+    failover.EvidenceInput,
     EvidenceResult,
     TaskQueue.CONTROL,
     timedelta(seconds=120),
@@ -266,8 +203,8 @@ EVIDENCE = Step(
 # DrillWorkflow: restores take as long as the backup is big; the rest is quick.
 DRILL_PLAN = Step(
     ActivityName.PLAN_DRILL,
-    DrillPlanInput,
-    DrillPlan,
+    drill.DrillPlanInput,
+    drill.DrillPlan,
     TaskQueue.CONTROL,
     timedelta(seconds=30),
     READ_RETRY,
@@ -275,42 +212,47 @@ DRILL_PLAN = Step(
 )
 DRILL_BACKUP = Step(
     ActivityName.TAKE_BACKUP,
-    TakeBackupInput,
-    BackupStepResult,
+    drill.TakeBackupInput,
+    drill.BackupStepResult,
     TaskQueue.DB,
     timedelta(hours=2),
     CHANGE_RETRY,
 )
 DRILL_RESTORE = Step(
     ActivityName.RESTORE_BACKUP,
-    RestoreInput,
-    RestoreStepResult,
+    drill.RestoreInput,
+    drill.RestoreStepResult,
     TaskQueue.DB,
     timedelta(hours=4),
     CHANGE_RETRY,
 )
 DRILL_START = Step(
-    ActivityName.START_SCRATCH, ScratchInput, ScratchResult, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY
+    ActivityName.START_SCRATCH,
+    drill.ScratchInput,
+    drill.ScratchResult,
+    TaskQueue.DB,
+    timedelta(hours=2),
+    CHANGE_RETRY,
 )
 DRILL_VERIFY = Step(
     ActivityName.VERIFY_RESTORE,
-    VerifyRestoreInput,
-    VerifyRestoreResult,
+    drill.VerifyRestoreInput,
+    drill.VerifyRestoreResult,
     TaskQueue.DB,
     timedelta(minutes=5),
     READ_RETRY,
 )
 DRILL_TEARDOWN = Step(
     ActivityName.TEARDOWN_SCRATCH,
-    TeardownInput,
-    TeardownResult,
+    drill.TeardownInput,
+    drill.TeardownResult,
     TaskQueue.DB,
     timedelta(minutes=10),
     AFTER_PONR_RETRY,
 )
 DRILL_EVIDENCE = Step(
     ActivityName.WRITE_DRILL_EVIDENCE,
-    DrillEvidenceInput,
+    drill.DrillEvidenceInput,
     EvidenceResult,
     TaskQueue.CONTROL,
     timedelta(seconds=120),
@@ -320,21 +262,41 @@ DRILL_EVIDENCE = Step(
 # FailbackWorkflow: a rejoin may be a base backup (hours); catch_up enforces its own deadline
 # (the input's), so its timeout is only a backstop.
 FAILBACK_REJOIN = Step(
-    ActivityName.REJOIN_STANDBY, RejoinInput, RejoinResult, TaskQueue.DB, timedelta(hours=6), CHANGE_RETRY
+    ActivityName.REJOIN_STANDBY,
+    failback.RejoinInput,
+    failback.RejoinResult,
+    TaskQueue.DB,
+    timedelta(hours=6),
+    CHANGE_RETRY,
 )
 FAILBACK_CATCH_UP = Step(
-    ActivityName.CATCH_UP, CatchUpInput, CatchUpResult, TaskQueue.DB, timedelta(hours=2), CHANGE_RETRY
+    ActivityName.CATCH_UP,
+    failback.CatchUpInput,
+    failback.CatchUpResult,
+    TaskQueue.DB,
+    timedelta(hours=2),
+    CHANGE_RETRY,
 )
 FAILBACK_PAUSE = Step(
-    ActivityName.PAUSE_WRITES, PauseInput, PauseResult, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY
+    ActivityName.PAUSE_WRITES,
+    failback.PauseInput,
+    failback.PauseResult,
+    TaskQueue.DB,
+    timedelta(seconds=60),
+    CHANGE_RETRY,
 )
 FAILBACK_RESUME = Step(
-    ActivityName.RESUME_WRITES, ResumeInput, ResumeResult, TaskQueue.DB, timedelta(seconds=60), CHANGE_RETRY
+    ActivityName.RESUME_WRITES,
+    failback.ResumeInput,
+    failback.ResumeResult,
+    TaskQueue.DB,
+    timedelta(seconds=60),
+    CHANGE_RETRY,
 )
 FAILBACK_PROMOTE = Step(
     ActivityName.PROMOTE_HOME,
-    PromoteHomeInput,
-    PromoteHomeResult,
+    failback.PromoteHomeInput,
+    failback.PromoteHomeResult,
     TaskQueue.DB,
     timedelta(seconds=180),
     CHANGE_RETRY,
@@ -342,15 +304,15 @@ FAILBACK_PROMOTE = Step(
 )
 FAILBACK_RETIRE_FENCE = Step(
     ActivityName.RETIRE_FENCE,
-    RetireFenceInput,
-    RetireFenceResult,
+    failback.RetireFenceInput,
+    failback.RetireFenceResult,
     TaskQueue.DB,
     timedelta(seconds=60),
     AFTER_PONR_RETRY,
 )
 FAILBACK_EVIDENCE = Step(
     ActivityName.WRITE_FAILBACK_EVIDENCE,
-    FailbackEvidenceInput,
+    failback.FailbackEvidenceInput,
     EvidenceResult,
     TaskQueue.CONTROL,
     timedelta(seconds=120),
@@ -360,41 +322,56 @@ FAILBACK_EVIDENCE = Step(
 # BurstWorkflow: a node pool may take many minutes (Terraform); the load check is quick.
 BURST_PLAN = Step(
     ActivityName.PLAN_BURST,
-    BurstPlanInput,
-    BurstPlan,
+    burst.BurstPlanInput,
+    burst.BurstPlan,
     TaskQueue.CONTROL,
     timedelta(seconds=30),
     READ_RETRY,
     local_only=True,
 )
 BURST_POOL = Step(
-    ActivityName.SCALE_POOL, PoolInput, PoolResult, TaskQueue.INFRA, timedelta(minutes=45), CHANGE_RETRY
+    ActivityName.SCALE_POOL,
+    burst.PoolInput,
+    burst.PoolResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=45),
+    CHANGE_RETRY,
 )
 BURST_DEPLOY = Step(
     ActivityName.DEPLOY_WORKLOADS,
-    DeployWorkloadsInput,
-    DeployWorkloadsResult,
+    burst.DeployWorkloadsInput,
+    burst.DeployWorkloadsResult,
     TaskQueue.INFRA,
     timedelta(minutes=20),
     CHANGE_RETRY,
 )
 BURST_REMOVE = Step(
     ActivityName.REMOVE_WORKLOADS,
-    RemoveWorkloadsInput,
-    RemoveWorkloadsResult,
+    burst.RemoveWorkloadsInput,
+    burst.RemoveWorkloadsResult,
     TaskQueue.INFRA,
     timedelta(minutes=20),
     AFTER_PONR_RETRY,
 )
 BURST_TRAFFIC = Step(
-    ActivityName.SET_TRAFFIC, WeightsInput, WeightsResult, TaskQueue.DNS, timedelta(minutes=5), CHANGE_RETRY
+    ActivityName.SET_TRAFFIC,
+    burst.WeightsInput,
+    burst.WeightsResult,
+    TaskQueue.DNS,
+    timedelta(minutes=5),
+    CHANGE_RETRY,
 )
 BURST_LOAD = Step(
-    ActivityName.READ_LOAD, LoadInput, LoadResult, TaskQueue.CONTROL, timedelta(seconds=30), READ_RETRY
+    ActivityName.READ_LOAD,
+    burst.LoadInput,
+    burst.LoadResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
 )
 BURST_EVIDENCE = Step(
     ActivityName.WRITE_BURST_EVIDENCE,
-    BurstEvidenceInput,
+    burst.BurstEvidenceInput,
     EvidenceResult,
     TaskQueue.CONTROL,
     timedelta(seconds=120),
@@ -404,8 +381,8 @@ BURST_EVIDENCE = Step(
 # BootstrapWorkflow: each step converges a host (RKE2 and Packer take many minutes).
 BOOTSTRAP_PLAN = Step(
     ActivityName.PLAN_BOOTSTRAP,
-    BootstrapPlanInput,
-    BootstrapPlan,
+    bootstrap.BootstrapPlanInput,
+    bootstrap.BootstrapPlan,
     TaskQueue.CONTROL,
     timedelta(seconds=30),
     READ_RETRY,
@@ -413,15 +390,15 @@ BOOTSTRAP_PLAN = Step(
 )
 BOOTSTRAP_STEP = Step(
     ActivityName.BOOTSTRAP_STEP,
-    BootstrapStepInput,
-    BootstrapStepResult,
+    bootstrap.BootstrapStepInput,
+    bootstrap.BootstrapStepResult,
     TaskQueue.INFRA,
     timedelta(hours=2),
     CHANGE_RETRY,
 )
 BOOTSTRAP_EVIDENCE = Step(
     ActivityName.WRITE_BOOTSTRAP_EVIDENCE,
-    BootstrapEvidenceInput,
+    bootstrap.BootstrapEvidenceInput,
     EvidenceResult,
     TaskQueue.CONTROL,
     timedelta(seconds=120),
@@ -434,8 +411,8 @@ BOOTSTRAP_EVIDENCE = Step(
 # client it needs), ``lease_holder_open`` on the lease workflow's.
 LEASE_ACQUIRE = Step(
     ActivityName.ACQUIRE_LEASE,
-    LeaseRequest,
-    LeaseGrant,
+    lease.LeaseRequest,
+    lease.LeaseGrant,
     TaskQueue.CONTROL,
     timedelta(seconds=60),
     RetryPolicy(maximum_interval=timedelta(seconds=5), maximum_attempts=10),
@@ -443,8 +420,8 @@ LEASE_ACQUIRE = Step(
 """Its timeout is this plus the wait the request asks for."""
 LEASE_HOLDER_OPEN = Step(
     ActivityName.LEASE_HOLDER_OPEN,
-    HolderInput,
-    HolderResult,
+    lease.HolderInput,
+    lease.HolderResult,
     TaskQueue.CONTROL,
     timedelta(seconds=30),
     RetryPolicy(maximum_interval=timedelta(seconds=10)),

@@ -41,7 +41,7 @@ async def write_failover_evidence(
     ``history`` as its history.json when given); returns the step's result (its ``path``)."""
     inventory = load_inventory(EXAMPLE).model_copy(update={"output_dir": output_dir})
     client = HistoryClient(history) if history is not None else None
-    step = FailoverActivities(inventory, client).write_evidence  # type: ignore[arg-type]
+    step = FailoverActivities(inventory, client=client).write_evidence  # type: ignore[arg-type]
     # The step runs in the SDK's test activity context, as a worker would run it.
     result_of_step: EvidenceResult = await ActivityEnvironment().run(step, EvidenceInput(result=result))
     return result_of_step
