@@ -86,7 +86,8 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+"""sdk-core's message in a RuntimeError's debug text."""
 _CONNECT_FAILED = "Failed client connect"
 """How the SDK's ``RuntimeError`` begins when no server answered at the address."""
 
@@ -98,7 +99,7 @@ def unreachable_reason(err: RuntimeError) -> str | None:
     if not text.startswith(_CONNECT_FAILED):
         return None
     # sdk-core's debug dump ends in the OS's words ("Connection refused"): keep those.
-    found = _CORE_MESSAGE.findall(text)
+    found = CORE_MESSAGE.findall(text)
     return (found[-1] if found else text.removeprefix(_CONNECT_FAILED).strip(": ")[:200]).lower()
 
 

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import re
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -37,8 +36,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError, _Definition
 
 from hybridops.audit.histories import HistorySource, load_history_files
-
-_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+from hybridops.client import CORE_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +226,7 @@ async def _replay_all(
 def core_message(text: str) -> str:
     """The message sdk-core put in its failure ("[TMPRL1100] Nondeterminism error: Activity type
     of recorded marker 'x' does not match ..."), out of the debug dump that wraps it."""
-    found = _CORE_MESSAGE.search(text)
+    found = CORE_MESSAGE.search(text)
     return found.group(1).replace('\\"', '"') if found else text
 
 
