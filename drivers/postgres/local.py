@@ -27,6 +27,7 @@ from drivers.postgres.switchover import LocalSwitchover
 from drivers.postgres.timelines import archived_timelines, confirm_new_timeline
 from drivers.postgres.types import Fenced, Promoted
 from drivers.progress import report as report_progress
+from hybridops.capabilities import Capability
 from hybridops.contracts.sites import FenceToken, SiteState
 from hybridops.errors import DatabaseError, DatabaseUnreachable, PreconditionFailed
 from hybridops.lsn import parse_lsn
@@ -44,6 +45,17 @@ def _conninfo_host(conninfo: str | None) -> str | None:
 class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
     """PostgreSQL servers on this host, controlled with libpq and ``pg_ctl``: the topology
     steps here, failback's rejoin and switchover in their own modules."""
+
+    capabilities = frozenset(
+        {
+            Capability.PROMOTE,
+            Capability.FENCE,
+            Capability.FOLLOW,
+            Capability.REWIND,
+            Capability.RECLONE,
+            Capability.SWITCHOVER,
+        }
+    )
 
     async def _assess(self, site: str) -> SiteState:
         mark = self._read_mark(site)
