@@ -12,9 +12,10 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.common import Activities, step_activity, write_run_evidence
-from drivers.dns import DnsCapability, DnsDriver
+from drivers.dns import DnsDriver
 from drivers.infra import InfraDriver
 from drivers.lazy import Drivers
+from hybridops.capabilities import Capability
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
 from hybridops.contracts.burst import (
@@ -73,7 +74,7 @@ class BurstActivities(Activities):
         """Read-only: what the burst works with. A DNS driver without weighted records fails
         it here, before the first change (DESIGN.md rule 14)."""
         inv, b = self.inventory, self.inventory.burst
-        self.dns.require(DnsCapability.WEIGHTED)
+        self.dns.require(Capability.WEIGHTED)
         home = next(n for n, s in inv.sites.items() if s.cloud is None)
         return BurstPlan(
             placement=inv.placement.value,

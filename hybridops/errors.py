@@ -66,6 +66,12 @@ class DnsRecordInvalid(FatalError):
     """The provider rejected a record as invalid."""
 
 
+class DnsAuthError(FatalError):
+    """The provider refused who we are or what we may do: bad or expired credentials, a key
+    it does not know, a signature that does not verify, a policy that does not allow the
+    change. Retrying with the same credentials cannot help."""
+
+
 class CapabilityMissing(FatalError):
     """A driver lacks a capability the step needs (DESIGN.md rule 14): ids name the driver
     and the capability. A runbook checks the capabilities it needs before its first change,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import abc
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
 
+from hybridops.capabilities import Capability
 from hybridops.errors import CapabilityMissing, DnsRecordInvalid
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,6 @@ class RecordChange:
     current: Record
 
 
-class DnsCapability(StrEnum):
-    """What a DNS driver may do beyond one record set per name (declared, never discovered
-    by a failing call)."""
-
-    WEIGHTED = "weighted"
-    """Weighted record sets under one name (a burst's traffic share)."""
-
-
 def normalise(name: str) -> str:
     return name.rstrip(".").lower()
 
@@ -50,10 +42,11 @@ def normalise(name: str) -> str:
 class DnsDriver(abc.ABC):
     """One hosted zone at one provider."""
 
-    capabilities: frozenset[DnsCapability] = frozenset()
-    """What this driver can do beyond :meth:`ensure_record`; see :meth:`require`."""
+    capabilities: frozenset[Capability] = frozenset()
+    """What this driver can do beyond :meth:`ensure_record` (of the kernel's vocabulary, DNS
+    declares only :attr:`Capability.WEIGHTED`); see :meth:`require`."""
 
-    def require(self, capability: DnsCapability) -> None:
+    def require(self, capability: Capability) -> None:
         """Raise :class:`CapabilityMissing` (fatal) naming the driver and ``capability`` when
         this driver does not declare it. Callers check before their first change."""
         if capability not in self.capabilities:
@@ -109,8 +102,8 @@ class DnsDriver(abc.ABC):
 
     async def get_weights(self, name: str, type: str = "A") -> dict[str, tuple[str, int]]:
         """Read-only. The weighted record sets of ``name``/``type``: set identifier to
-        (value, weight). Empty when there are none. Needs :attr:`DnsCapability.WEIGHTED`."""
-        self.require(DnsCapability.WEIGHTED)
+        (value, weight). Empty when there are none. Needs :attr:`Capability.WEIGHTED`."""
+        self.require(Capability.WEIGHTED)
         return await self._get_weights(self._check_name(name), type)
 
     async def ensure_weights(
@@ -119,8 +112,8 @@ class DnsDriver(abc.ABC):
         """Make the weighted record sets of ``name``/``type`` exactly ``weights`` (set
         identifier to (value, weight)), in one atomic change; identifiers not listed are
         removed. Idempotent: returns whether anything changed. Needs
-        :attr:`DnsCapability.WEIGHTED`."""
-        self.require(DnsCapability.WEIGHTED)
+        :attr:`Capability.WEIGHTED`."""
+        self.require(Capability.WEIGHTED)
         name = self._check_name(name)
         if not weights:
             raise DnsRecordInvalid("no weighted records given", zone=self.zone, record=name)

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from drivers.dns.base import DnsCapability, DnsDriver, Record, normalise
-from hybridops.errors import DnsError, DnsRecordInvalid, DnsZoneNotFound
+from drivers.dns.base import DnsDriver, Record, normalise
+from hybridops.capabilities import Capability
+from hybridops.errors import DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
 from hybridops.secrets import resolve_secret
 
 # Route53 error codes, mapped onto the shared errors.
-_FATAL = {
+_FATAL: dict[str, type[DnsError | DnsRecordInvalid | DnsZoneNotFound | DnsAuthError]] = {
     "InvalidChangeBatch": DnsRecordInvalid,
     "InvalidInput": DnsRecordInvalid,
     "NoSuchHostedZone": DnsZoneNotFound,
-    "AccessDenied": DnsZoneNotFound,
+    "AccessDenied": DnsAuthError,
+    "AccessDeniedException": DnsAuthError,
+    "InvalidClientTokenId": DnsAuthError,
+    "SignatureDoesNotMatch": DnsAuthError,
+    "ExpiredToken": DnsAuthError,
+    "UnrecognizedClientException": DnsAuthError,
 }
+INSYNC_WAIT_S = 120
+"""How long a change may take to reach every Route53 server (AWS says within 60 s)."""
 
 
 class Route53Driver(DnsDriver):
     """A Route53 hosted zone, found by name."""
 
-    capabilities = frozenset({DnsCapability.WEIGHTED})
+    capabilities = frozenset({Capability.WEIGHTED})
 
     def __init__(self, settings: DnsSettings) -> None:
         super().__init__(settings.zone)
@@ -109,14 +116,21 @@ class Route53Driver(DnsDriver):
         self._wait_insync(change)
 
     def _wait_insync(self, change: Any) -> None:
+        """Until the change is INSYNC, through boto3's ``resource_record_sets_changed``
+        waiter (GetChange every second here, for :data:`INSYNC_WAIT_S`)."""
         change_id = change["ChangeInfo"]["Id"]
-        deadline = time.monotonic() + 120
-        status = change["ChangeInfo"]["Status"]
-        while status != "INSYNC":
-            if time.monotonic() > deadline:
-                raise DnsError(f"change {change_id} not INSYNC after 120s", zone=self.zone)
-            time.sleep(0.5)
-            status = self._call("get_change", Id=change_id)["ChangeInfo"]["Status"]
+        if change["ChangeInfo"]["Status"] == "INSYNC":
+            return
+        waiter = self._client.get_waiter("resource_record_sets_changed")
+        try:
+            waiter.wait(Id=change_id, WaiterConfig={"Delay": 1, "MaxAttempts": INSYNC_WAIT_S})
+        except WaiterError as err:
+            last = (err.last_response or {}).get("Error", {}).get("Code", "")
+            if last in _FATAL:
+                raise _FATAL[last](f"route53 get_change {change_id}: {last}", zone=self.zone) from None
+            raise DnsError(
+                f"change {change_id} not INSYNC after {INSYNC_WAIT_S}s: {err}", zone=self.zone
+            ) from None
 
     async def _get_record(self, name: str, type: str) -> Record | None:
         return await asyncio.to_thread(self._get_record_sync, name, type)

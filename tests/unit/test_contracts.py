@@ -139,8 +139,9 @@ async def test_a_dns_driver_without_weighted_records_says_so_before_any_change()
     """Capabilities are declared (DESIGN.md rule 14): asking a driver that declares no
     weighted records for them is a fatal error naming the driver and the capability, raised
     before any hook runs; Route53 declares it."""
-    from drivers.dns.base import DnsCapability, DnsDriver, Record
+    from drivers.dns.base import DnsDriver, Record
     from drivers.dns.route53 import Route53Driver
+    from hybridops.capabilities import Capability
     from hybridops.errors import CapabilityMissing
 
     calls: list[str] = []
@@ -170,7 +171,7 @@ async def test_a_dns_driver_without_weighted_records_says_so_before_any_change()
     with pytest.raises(CapabilityMissing):
         await driver.get_weights("app.lab.test")
     assert calls == []
-    assert DnsCapability.WEIGHTED in Route53Driver.capabilities
+    assert Capability.WEIGHTED in Route53Driver.capabilities
 
 
 def test_plan_result_keeps_its_recorded_json_key() -> None:
