@@ -49,6 +49,8 @@ agent driver does on every site's own host."""
 
 class DnsKind(StrEnum):
     ROUTE53 = "route53"
+    RFC2136 = "rfc2136"
+    """Dynamic updates (RFC 2136) signed with TSIG to a primary name server (BIND, PowerDNS)."""
 
 
 class InfraKind(StrEnum):
@@ -222,8 +224,20 @@ class DnsSettings(Strict):
     """Route53 API endpoint; AWS's when absent (the lab points it at moto)."""
     region: str = "us-east-1"
     credentials_ref: str | None = None
-    """A secret reference holding ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``; the default AWS
-    credential chain when absent."""
+    """A secret reference. ``route53``: ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, the default AWS
+    credential chain when absent. ``rfc2136``: the TSIG key's secret (base64), unsigned
+    updates when absent."""
+    server: str | None = None
+    """``rfc2136``: the address (IP) of the primary name server that takes the updates and
+    answers the driver's queries."""
+    port: int = Field(default=53, ge=1, le=65535)
+    """``rfc2136``: the name server's port (UDP for queries, TCP for updates)."""
+    tsig_key: str | None = None
+    """``rfc2136``: the TSIG key's name, as the server's ``key`` statement spells it."""
+    tsig_algorithm: str = "hmac-sha256"
+    """``rfc2136``: the TSIG key's algorithm."""
+    timeout_s: float = Field(default=3.0, gt=0)
+    """``rfc2136``: how long one query or update may take before it counts as unanswered."""
 
 
 class TerraformSettings(Strict):

@@ -6,7 +6,10 @@ from drivers.dns.base import DnsDriver
 from drivers.loader import load_driver
 from hybridops.inventory import DnsKind, DnsSettings
 
-DRIVERS: dict[DnsKind, str] = {DnsKind.ROUTE53: "drivers.dns.route53:Route53Driver"}
+DRIVERS: dict[DnsKind, str] = {
+    DnsKind.ROUTE53: "drivers.dns.route53:Route53Driver",
+    DnsKind.RFC2136: "drivers.dns.rfc2136:Rfc2136Driver",
+}
 
 
 def make_dns_driver(settings: DnsSettings) -> DnsDriver:

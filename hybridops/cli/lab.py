@@ -24,7 +24,7 @@ from hybridops.cli.failover import print_summary
 from hybridops.cli.failures import command_group
 from hybridops.constants import WorkflowType
 from hybridops.contracts.failover import FailoverInput, FailoverResult
-from hybridops.inventory import INVENTORY_ENV, load_inventory
+from hybridops.inventory import INVENTORY_ENV, DnsKind, load_inventory
 
 if TYPE_CHECKING:
     from hybridops.lab import Lab
@@ -52,10 +52,18 @@ def lab_up(
         bool | None,
         typer.Option("--monitoring/--no-monitoring", help="Prometheus, Alertmanager; default: if installed"),
     ] = None,
+    dns: Annotated[
+        DnsKind | None,
+        typer.Option(
+            "--dns",
+            help="route53 (moto's Route53 API) or rfc2136 (a real BIND, TSIG updates, the writer"
+            " resolving through DNS); default: as the lab last ran, else $HYBRIDOPS_LAB_DNS, else route53",
+        ),
+    ] = None,
 ) -> None:
     """Start Temporal, PostgreSQL (primary + 2 standbys), DNS, monitoring, a worker and the writer."""
     lab = _lab()
-    inv = lab.up(writer=writer, monitoring=monitoring, first_backup=True)
+    inv = lab.up(writer=writer, monitoring=monitoring, first_backup=True, dns=dns)
     console.print(f"lab up; inventory {lab.root / 'inventory.yaml'}")
     if lab.monitored:
         mon = lab.monitoring

@@ -13,6 +13,7 @@ from hybridops.inventory import (
     AlertsSettings,
     BackupSettings,
     BurstSettings,
+    DnsKind,
     DnsSettings,
     GitOpsSettings,
     GitSettings,
@@ -24,16 +25,19 @@ from hybridops.inventory import (
     TemporalSettings,
     WorkloadSettings,
 )
-from hybridops.lab.layout import DBNAME, DNS_KEYS_ENV, RECORD, SITES, ZONE, LabLayout
+from hybridops.lab.layout import DBNAME, DNS_KEYS_ENV, RECORD, SITES, TSIG_KEY, ZONE, LabLayout
 from hybridops.lab.monitoring import Monitoring
 
 STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
 """The lab's cloud signals that are known without monitoring."""
 
 
-def lab_inventory(layout: LabLayout, queue_suffix: str, monitoring: Monitoring | None) -> Inventory:
+def lab_inventory(
+    layout: LabLayout, queue_suffix: str, monitoring: Monitoring | None, dns: DnsKind = DnsKind.ROUTE53
+) -> Inventory:
     """The inventory that describes the lab. With ``monitoring`` (running), the signals come
-    from the global Prometheus and alerts go to ``hybridops serve alerts``."""
+    from the global Prometheus and alerts go to ``hybridops serve alerts``. ``dns``: the lab's
+    DNS backend (:func:`lab_dns_settings`)."""
     ports = layout.ports
     return Inventory(
         temporal=TemporalSettings(
@@ -53,13 +57,7 @@ def lab_inventory(layout: LabLayout, queue_suffix: str, monitoring: Monitoring |
             for name, cloud in SITES.items()
         },
         postgres=PostgresSettings(run_as=layout.run_as),
-        dns=DnsSettings(
-            zone=ZONE,
-            record=RECORD,
-            ttl=1,
-            endpoint_url=layout.dns_url,
-            credentials_ref=f"env:{DNS_KEYS_ENV}",
-        ),
+        dns=lab_dns_settings(layout, dns),
         infra=InfraSettings(apps_dir=layout.root / "apps"),
         workload=WorkloadSettings(ledger=layout.ledger),
         signals=_signals(monitoring),
@@ -74,6 +72,29 @@ def lab_inventory(layout: LabLayout, queue_suffix: str, monitoring: Monitoring |
         burst=BurstSettings(load_file=layout.load_file),
         policy=layout.policy_file,
         gitops=GitOpsSettings(git=GitSettings(repo=str(layout.gitops_repo))),
+    )
+
+
+def lab_dns_settings(layout: LabLayout, kind: DnsKind) -> DnsSettings:
+    """The lab's DNS as the inventory describes it: moto's Route53 API with any keys, or its
+    BIND with the lab's TSIG key (a ``file:`` reference to the secret the lab made)."""
+    if kind == DnsKind.RFC2136:
+        return DnsSettings(
+            driver=kind,
+            zone=ZONE,
+            record=RECORD,
+            ttl=1,
+            server=layout.bind_ip,
+            port=layout.ports.dns,
+            tsig_key=TSIG_KEY,
+            credentials_ref=f"file:{layout.tsig_file}",
+        )
+    return DnsSettings(
+        zone=ZONE,
+        record=RECORD,
+        ttl=1,
+        endpoint_url=layout.dns_url,
+        credentials_ref=f"env:{DNS_KEYS_ENV}",
     )
 
 

@@ -1,8 +1,11 @@
-"""The lab's DNS: moto's Route53 server on loopback (``net.53``), used through the DNS driver
-the inventory names (:func:`drivers.dns.make_dns_driver`) and its public methods only.
+"""The lab's DNS on loopback (``net.53``): moto's Route53 server (``route53``, the default) or
+a real BIND taking TSIG-signed dynamic updates (``rfc2136``, :mod:`hybridops.lab.bind`), used
+through the DNS driver the inventory names (:func:`drivers.dns.make_dns_driver`) and its
+public methods only.
 
-The server keeps its zone in memory; :mod:`hybridops.lab.dns_state` keeps a snapshot of the
+moto keeps its zone in memory; :mod:`hybridops.lab.dns_state` keeps a snapshot of the
 records, which a fresh server gets back, so a restart never sends clients to a stale primary.
+BIND keeps its zone in its journal, and the same snapshot is taken of it all the same.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass
 
 from drivers.dns import DnsDriver, make_dns_driver
 from hybridops.errors import HybridOpsError
-from hybridops.inventory import Inventory
+from hybridops.inventory import DnsKind, Inventory
+from hybridops.lab.bind import LabBind
 from hybridops.lab.dns_state import DnsSnapshot, reapply, run_sync, take
 from hybridops.lab.layout import RECORD, LabLayout
-from hybridops.lab.processes import Processes, answers, wait_until
+from hybridops.lab.processes import LabError, Processes, answers, wait_until
 
 DNS = "dns"
 """The DNS server's process name."""
@@ -50,18 +54,26 @@ class LabDns:
         """Start the server (unless running), make the zone, and bring the records back: kept
         when the server was running, the last snapshot when it starts empty, the A record at
         onprem when there never was one. Takes a snapshot after."""
-        if not self.processes.pid(DNS):
-            net, port = self.layout.ports.net, self.layout.ports.dns
-            self.processes.spawn(
-                DNS, [sys.executable, "-m", "moto.server", "-H", f"{net}.53", "-p", str(port)]
-            )
-            wait_until("moto's Route53 server", lambda: answers(f"{self.layout.dns_url}/moto-api/"))
+        kind = self.inventory().dns.driver
+        running = bool(self.processes.pid(DNS))
+        if not running:
+            if kind == DnsKind.RFC2136:
+                LabBind(self.layout, self.processes).spawn(DNS)
+            else:
+                ip, port = self.layout.dns_ip, self.layout.ports.dns
+                self.processes.spawn(DNS, [sys.executable, "-m", "moto.server", "-H", ip, "-p", str(port)])
+                wait_until("moto's Route53 server", lambda: answers(f"{self.layout.dns_url}/moto-api/"))
         dns = self.driver()
-        run_sync(dns.ensure_zone())
+        if kind == DnsKind.RFC2136:
+            # BIND serves the zone from its file: ready when it answers for it with the key.
+            wait_until("BIND to serve the lab's zone", lambda: self._serving(dns))
+        else:
+            run_sync(dns.ensure_zone())
         kept = DnsSnapshot.load(self.layout.dns_file)
         stale = False
         if dns.get_record_sync(RECORD, "A") is not None:
-            note = f"DNS kept: {RECORD} -> {self.site()} (the server was running)"
+            why = "the server was running" if running else "BIND kept it in its zone journal"
+            note = f"DNS kept: {RECORD} -> {self.site()} ({why})"
         elif kept is None or not kept.values:
             # Only a lab that never had a record (first up, or after reset) starts at onprem.
             run_sync(dns.ensure_record(RECORD, "A", [self.layout.ip("onprem")], 1))
@@ -83,6 +95,13 @@ class LabDns:
                 )
         self.snapshot("up")
         return DnsStart(note=note, stale=stale)
+
+    def _serving(self, dns: DnsDriver) -> bool:
+        """BIND answers for the zone; :class:`LabError` at once when ``named`` exited."""
+        if not self.processes.pid(DNS):
+            tail = self.processes.log(DNS).read_text(errors="replace").splitlines()[-5:]
+            raise LabError("named exited: " + " | ".join(tail))
+        return run_sync(dns.ensure_zone()) is False
 
     def point(self, site: str) -> None:
         """Make the A record point at ``site``; snapshot."""

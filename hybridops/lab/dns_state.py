@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from drivers.dns import DnsDriver
+from hybridops.capabilities import Capability
 
 T = TypeVar("T")
 
@@ -66,9 +67,11 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def take(
     dns: DnsDriver, record: str, ttl: int, weighted_record: str, weighted_ttl: int, taken_by: str
 ) -> DnsSnapshot:
-    """Read-only. The A record ``record`` and the weighted sets of ``weighted_record`` as the
-    provider holds them now. Raises the driver's errors (:class:`DnsError` when it is down)."""
+    """Read-only. The A record ``record`` and the weighted sets of ``weighted_record`` (none
+    for a driver without weighted records) as the provider holds them now. Raises the
+    driver's errors (:class:`DnsError` when it is down)."""
     current = await dns.get_record(record, "A")
+    weighted = Capability.WEIGHTED in dns.capabilities
     return DnsSnapshot(
         taken_at=datetime.now(UTC),
         taken_by=taken_by,
@@ -76,14 +79,15 @@ async def take(
         values=list(current.values) if current else None,
         ttl=current.ttl if current else ttl,
         weighted_record=weighted_record,
-        weights=await dns.get_weights(weighted_record, "A"),
+        weights=await dns.get_weights(weighted_record, "A") if weighted else {},
         weighted_ttl=weighted_ttl,
     )
 
 
 async def reapply(dns: DnsDriver, snapshot: DnsSnapshot) -> None:
-    """Make the provider hold exactly the snapshot's records (idempotent)."""
+    """Make the provider hold exactly the snapshot's records (idempotent). Weighted sets only
+    where the driver has them (a snapshot of moto's server re-applied to BIND has its A record)."""
     if snapshot.values:
         await dns.ensure_record(snapshot.record, "A", snapshot.values, snapshot.ttl)
-    if snapshot.weights:
+    if snapshot.weights and Capability.WEIGHTED in dns.capabilities:
         await dns.ensure_weights(snapshot.weighted_record, "A", snapshot.weights, snapshot.weighted_ttl)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from hybridops.errors import ConfigError
-from hybridops.inventory import Inventory, write_inventory
+from hybridops.inventory import DnsKind, Inventory, write_inventory
 from hybridops.lab.config import lab_inventory, write_policy
-from hybridops.lab.dns import LabDns
+from hybridops.lab.dns import DNS, LabDns
 from hybridops.lab.dns_state import DnsSnapshot
-from hybridops.lab.layout import DEFAULT_PORTS, LabLayout, LabPorts
+from hybridops.lab.layout import DEFAULT_PORTS, LAB_DNS_ENV, LabLayout, LabPorts
 from hybridops.lab.monitoring import Monitoring
 from hybridops.lab.postgres import LabPostgres, WritableSite
 from hybridops.lab.processes import Processes
@@ -66,13 +66,25 @@ class Lab(LabLayout):
         return Monitoring(self, self.processes)
 
     @property
+    def dns_kind(self) -> DnsKind:
+        """The lab's DNS backend: what the last ``up`` chose (kept in the state file), else
+        :data:`LAB_DNS_ENV`, else ``route53``."""
+        chosen = self.processes.read_state().get("dns") or os.environ.get(LAB_DNS_ENV) or DnsKind.ROUTE53
+        try:
+            return DnsKind(chosen)
+        except ValueError:
+            raise ConfigError(f"lab dns: {chosen!r} is not one of {[k.value for k in DnsKind]}") from None
+
+    @property
     def monitored(self) -> bool:
         """Whether the last ``up`` started monitoring (kept in the state file)."""
         return bool(self.processes.read_state().get("monitoring", False))
 
     def inventory(self) -> Inventory:
         """The inventory that describes this lab (:func:`hybridops.lab.config.lab_inventory`)."""
-        return lab_inventory(self, self.queue_suffix, self.monitoring if self.monitored else None)
+        return lab_inventory(
+            self, self.queue_suffix, self.monitoring if self.monitored else None, self.dns_kind
+        )
 
     def write_policy(self) -> None:
         write_policy(self)
@@ -159,14 +171,23 @@ class Lab(LabLayout):
         writer: bool = True,
         monitoring: bool | None = None,
         first_backup: bool = False,
+        dns: DnsKind | None = None,
     ) -> Inventory:
         """Bring every part up (idempotent); returns the inventory it wrote. ``monitoring``:
         ``None`` starts it when its binaries are installed. ``first_backup``: take a base
-        backup when there is none, so a drill started with ``{}`` has one to restore."""
+        backup when there is none, so a drill started with ``{}`` has one to restore.
+        ``dns``: ``route53`` or ``rfc2136`` (:attr:`dns_kind` when None); a lab whose DNS runs
+        keeps its backend (``lab down`` first to change it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         monitoring = Monitoring.wanted(monitoring)
+        kind = self.dns_kind if dns is None else DnsKind(dns)
+        if kind != self.dns_kind and self.pid(DNS):
+            raise ConfigError(
+                f"lab dns: the lab runs {self.dns_kind.value}; `lab down` before choosing {kind.value}"
+            )
         state = self.processes.read_state()
         state["monitoring"] = monitoring
+        state["dns"] = kind.value
         self.processes.write_state(state)
         inv = self.inventory()
         write_inventory(inv, self.inventory_file)

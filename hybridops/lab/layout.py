@@ -22,6 +22,12 @@ ALERT_TOKEN_ENV = "HYBRIDOPS_LAB_ALERT_TOKEN"
 """The environment variable holding the alert receiver's bearer token (:meth:`LabLayout.env`)."""
 DNS_KEYS_ENV = "HYBRIDOPS_LAB_AWS_KEYS"
 """The environment variable holding the lab's DNS API keys (moto accepts any)."""
+LAB_DNS_ENV = "HYBRIDOPS_LAB_DNS"
+"""The lab's DNS backend when ``lab up`` names none and the lab never ran: ``route53`` (moto's
+Route53 API, the default) or ``rfc2136`` (a real BIND taking TSIG-signed dynamic updates).
+Set it to run the lab tests on BIND."""
+TSIG_KEY = "hybridops-lab"
+"""The name of the TSIG key the lab's BIND takes updates signed with."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,30 @@ class LabLayout:
     @property
     def dns_url(self) -> str:
         """moto's Route53 server, on ``net.53``."""
-        return f"http://{self.ports.net}.53:{self.ports.dns}"
+        return f"http://{self.dns_ip}:{self.ports.dns}"
+
+    @property
+    def dns_ip(self) -> str:
+        """Where moto's Route53 server listens: ``net.53``."""
+        return f"{self.ports.net}.53"
+
+    @property
+    def bind_ip(self) -> str:
+        """Where the lab's BIND listens, on the lab's DNS port: ``127.0.0.1``, because named
+        listens only on the addresses of the machine's interfaces (it scans them), and the
+        lab's ``net.*`` addresses are routed to loopback without being configured on it."""
+        return "127.0.0.1"
+
+    @property
+    def bind_dir(self) -> Path:
+        """BIND's configuration, zone file and journal (:mod:`hybridops.lab.bind`)."""
+        return self.root / "bind"
+
+    @property
+    def tsig_file(self) -> Path:
+        """The TSIG key's secret (base64, mode 0600), made once by the lab; the inventory
+        refers to it with a ``file:`` secret reference."""
+        return self.bind_dir / "tsig.secret"
 
     @property
     def policy_file(self) -> Path:

@@ -38,6 +38,8 @@ def wait_until(what: str, check: Callable[[], T], timeout: float = 30.0, interva
             value = check()
             if value:
                 return value
+        except LabError:
+            raise  # the check knows it never will be
         except Exception as err:  # the thing may not be up yet
             last = err
         time.sleep(interval)
