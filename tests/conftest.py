@@ -28,7 +28,7 @@ from temporalio.worker import Worker
 
 from hybridops.constants import TaskQueue
 from hybridops.identity import IdentityClientInterceptor, local_identity
-from hybridops.inventory import Inventory, TemporalSettings, write_inventory
+from hybridops.inventory import DnsKind, Inventory, TemporalSettings, write_inventory
 from hybridops.lab import Lab, LabPorts
 from tests.evidence_schema import assert_evidence_conforms
 from workers.main import build_workers
@@ -114,9 +114,12 @@ async def identified_client(temporal_env: WorkflowEnvironment, identity: str) ->
     )
 
 
-def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False) -> Iterator[Lab]:
+def _fresh_lab(
+    temporal_port: int, monitoring: bool, own_temporal: bool = False, dns: DnsKind | None = None
+) -> Iterator[Lab]:
     """A lab on its own /24 and directory. ``own_temporal``: the lab's own dev server (SQLite
-    file under the lab's root, on a port of its own) instead of the session's in-memory one."""
+    file under the lab's root, on a port of its own) instead of the session's in-memory one.
+    ``dns``: its DNS backend; None for ``$HYBRIDOPS_LAB_DNS``, else moto's Route53 server."""
     # A /24 each, taken round from the /16 (the suite makes more labs than a /16 has /24s;
     # each lab is down before the one that takes its /24 again, 250 labs later).
     seq = next(_counter)
@@ -132,7 +135,7 @@ def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False)
         # down too, which snapshots the records): everything runs inside the restoring scope.
         with lab_environment(the_lab):
             try:
-                the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring)
+                the_lab.up(temporal=own_temporal, worker=False, writer=False, monitoring=monitoring, dns=dns)
                 yield the_lab
                 # Whatever the test asserted, the evidence its runs wrote has the one shape.
                 assert_evidence_conforms(root / "output")
@@ -143,11 +146,17 @@ def _fresh_lab(temporal_port: int, monitoring: bool, own_temporal: bool = False)
             shutil.rmtree(root, ignore_errors=True)
 
 
+def lab_dns(request: pytest.FixtureRequest) -> DnsKind | None:
+    """The DNS backend a test module asks for with a module-level ``LAB_DNS`` (a module that
+    imports other modules' tests to run them on BIND); None for the default."""
+    return getattr(request.module, "LAB_DNS", None)
+
+
 @pytest.fixture
-def lab(temporal_port: int) -> Iterator[Lab]:
+def lab(temporal_port: int, request: pytest.FixtureRequest) -> Iterator[Lab]:
     """A fresh lab: PostgreSQL onprem primary + azure and gcp standbys, DNS at onprem.
     No worker, no writer and no monitoring unless the test starts them."""
-    yield from _fresh_lab(temporal_port, monitoring=False)
+    yield from _fresh_lab(temporal_port, monitoring=False, dns=lab_dns(request))
 
 
 @pytest.fixture
@@ -160,8 +169,8 @@ def monitored_lab(temporal_env: WorkflowEnvironment, temporal_port: int) -> Iter
 
 
 @pytest.fixture(scope="module")
-def _one_lab_per_module(temporal_port: int) -> Iterator[Lab]:
-    yield from _fresh_lab(temporal_port, monitoring=False)
+def _one_lab_per_module(temporal_port: int, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    yield from _fresh_lab(temporal_port, monitoring=False, dns=lab_dns(request))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from drivers.dns import make_dns_driver
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
-from hybridops.inventory import Inventory
+from hybridops.inventory import DnsKind, Inventory
 from hybridops.lab import Lab
 
 T = TypeVar("T")
@@ -180,10 +180,10 @@ async def eventually(what: str, check: Callable[[], Awaitable[T]], timeout: floa
 
 
 def dns_changes(lab: Lab) -> int:
-    """ChangeResourceRecordSets calls moto's server has answered, from its access log."""
-    return sum(
-        1 for line in lab.log("dns").read_text().splitlines() if '"POST /2013-04-01/hostedzone/' in line
-    )
+    """Changes the lab's DNS server applied, from its log: ChangeResourceRecordSets calls
+    moto's server answered, or record sets BIND replaced (one ``deleting rrset`` line each)."""
+    marker = "deleting rrset at" if lab.dns_kind == DnsKind.RFC2136 else '"POST /2013-04-01/hostedzone/'
+    return sum(1 for line in lab.log("dns").read_text().splitlines() if marker in line)
 
 
 def writable_sites(lab: Lab) -> list[str]:
