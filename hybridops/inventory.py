@@ -239,6 +239,17 @@ class DnsSettings(Strict):
     timeout_s: float = Field(default=3.0, gt=0)
     """``rfc2136``: how long one query or update may take before it counts as unanswered."""
 
+    @model_validator(mode="after")
+    def _check_rfc2136(self) -> DnsSettings:
+        if self.driver == DnsKind.RFC2136:
+            if not self.server:
+                raise ValueError("dns.server: the rfc2136 driver needs the primary name server's address")
+            if (self.tsig_key is None) != (self.credentials_ref is None):
+                raise ValueError(
+                    "dns.tsig_key and dns.credentials_ref: a TSIG key needs both its name and secret"
+                )
+        return self
+
 
 class TerraformSettings(Strict):
     """``terraform`` infra driver: the root configurations of ``infra/terraform/`` per cloud."""
