@@ -51,6 +51,8 @@ class DnsKind(StrEnum):
     ROUTE53 = "route53"
     RFC2136 = "rfc2136"
     """Dynamic updates (RFC 2136) signed with TSIG to a primary name server (BIND, PowerDNS)."""
+    CLOUDDNS = "clouddns"
+    """Google Cloud DNS through ``google-cloud-dns``."""
 
 
 class InfraKind(StrEnum):
@@ -221,11 +223,13 @@ class DnsSettings(Strict):
     record: str
     ttl: int = Field(default=5, ge=1)
     endpoint_url: str | None = None
-    """Route53 API endpoint; AWS's when absent (the lab points it at moto)."""
+    """The provider's API endpoint (Route53, Cloud DNS); the provider's own when absent (the
+    lab points route53 at moto, the tests point clouddns at a fake)."""
     region: str = "us-east-1"
     credentials_ref: str | None = None
     """A secret reference. ``route53``: ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, the default AWS
-    credential chain when absent. ``rfc2136``: the TSIG key's secret (base64), unsigned
+    credential chain when absent. ``clouddns``: a service account's JSON key, Application
+    Default Credentials when absent. ``rfc2136``: the TSIG key's secret (base64), unsigned
     updates when absent."""
     server: str | None = None
     """``rfc2136``: the address (IP) of the primary name server that takes the updates and
@@ -238,6 +242,11 @@ class DnsSettings(Strict):
     """``rfc2136``: the TSIG key's algorithm."""
     timeout_s: float = Field(default=3.0, gt=0)
     """``rfc2136``: how long one query or update may take before it counts as unanswered."""
+    project: str | None = None
+    """``clouddns``: the Google Cloud project holding the managed zone (the credentials' own
+    project when absent)."""
+    managed_zone: str | None = None
+    """``clouddns``: the managed zone's resource name (``corp-example-com``), not its DNS name."""
 
     @model_validator(mode="after")
     def _check_rfc2136(self) -> DnsSettings:

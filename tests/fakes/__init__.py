@@ -1,0 +1,1 @@
+"""Fakes at the process and HTTP boundaries (executables, and servers the real clients talk to)."""
