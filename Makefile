@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	-scripts/debian-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,lab]'
 	touch $(STAMP)
 
 install: $(STAMP)
