@@ -53,6 +53,8 @@ class DnsKind(StrEnum):
     """Dynamic updates (RFC 2136) signed with TSIG to a primary name server (BIND, PowerDNS)."""
     CLOUDDNS = "clouddns"
     """Google Cloud DNS through ``google-cloud-dns``."""
+    AZUREDNS = "azuredns"
+    """Azure DNS through ``azure-mgmt-dns`` and ``azure-identity``."""
 
 
 class InfraKind(StrEnum):
@@ -229,7 +231,8 @@ class DnsSettings(Strict):
     credentials_ref: str | None = None
     """A secret reference. ``route53``: ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, the default AWS
     credential chain when absent. ``clouddns``: a service account's JSON key, Application
-    Default Credentials when absent. ``rfc2136``: the TSIG key's secret (base64), unsigned
+    Default Credentials when absent. ``azuredns``: the service principal's client secret,
+    DefaultAzureCredential when absent. ``rfc2136``: the TSIG key's secret (base64), unsigned
     updates when absent."""
     server: str | None = None
     """``rfc2136``: the address (IP) of the primary name server that takes the updates and
@@ -247,6 +250,19 @@ class DnsSettings(Strict):
     project when absent)."""
     managed_zone: str | None = None
     """``clouddns``: the managed zone's resource name (``corp-example-com``), not its DNS name."""
+    subscription_id: str | None = None
+    """``azuredns``: the Azure subscription holding the zone."""
+    resource_group: str | None = None
+    """``azuredns``: the zone's resource group."""
+    tenant_id: str | None = None
+    """``azuredns``: the Entra ID tenant of the service principal whose client secret
+    ``credentials_ref`` holds (with ``client_id``); DefaultAzureCredential (workload identity,
+    managed identity, environment) when there is no secret."""
+    client_id: str | None = None
+    """``azuredns``: the service principal's application id."""
+    authority_host: str | None = None
+    """``azuredns``: the Entra ID authority (``login.microsoftonline.us`` for a sovereign cloud);
+    the public cloud's, or ``$AZURE_AUTHORITY_HOST``, when absent."""
 
     @model_validator(mode="after")
     def _check_rfc2136(self) -> DnsSettings:

@@ -10,6 +10,7 @@ DRIVERS: dict[DnsKind, str] = {
     DnsKind.ROUTE53: "drivers.dns.route53:Route53Driver",
     DnsKind.RFC2136: "drivers.dns.rfc2136:Rfc2136Driver",
     DnsKind.CLOUDDNS: "drivers.dns.clouddns:CloudDnsDriver",
+    DnsKind.AZUREDNS: "drivers.dns.azuredns:AzureDnsDriver",
 }
 
 

@@ -1,0 +1,178 @@
+"""The Azure DNS driver (``azure-mgmt-dns`` with ``azure-identity``).
+
+Credentials: a service principal's client secret from a secret reference (with the inventory's
+tenant and client ids), or ``DefaultAzureCredential`` (workload identity on AKS, a managed
+identity, the environment) when the inventory names no secret. azure-core's bearer policy asks
+the credential for a token before each request and a new one when the old is near its expiry:
+the driver never holds a token itself.
+
+A change is conditional on the record set's etag: replaced only if it is still the set the
+driver read (``If-Match``), created only if there is none (``If-None-Match: *``), so a
+concurrent edit is never overwritten (412: read again, retryable). Azure DNS applies a record
+set synchronously: done when the PUT answers, no waiting.
+
+Azure DNS has no weighted record sets (Traffic Manager does that, outside DNS zones): the
+driver declares none, and a burst on it refuses before its first change, naming the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.identity import (
+    AzureAuthorityHosts,
+    ClientSecretCredential,
+    CredentialUnavailableError,
+    DefaultAzureCredential,
+)
+from azure.mgmt.dns import DnsManagementClient
+from azure.mgmt.dns.models import AaaaRecord, ARecord, RecordSet, Zone
+
+from drivers.dns.base import DnsDriver, Record
+from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
+from hybridops.inventory import DnsSettings
+from hybridops.secrets import resolve_secret
+
+ZONE_MISSING = ("ParentResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound")
+"""ARM's codes for a 404 about the zone (or what holds it), not about the record set."""
+
+
+class AzureDnsDriver(DnsDriver):
+    """An Azure DNS zone in a resource group."""
+
+    capabilities = frozenset()  # see the module's docstring
+
+    def __init__(self, settings: DnsSettings) -> None:
+        super().__init__(settings.zone)
+        if not settings.subscription_id or not settings.resource_group:
+            raise ConfigError("dns.subscription_id, dns.resource_group: the azuredns driver needs both")
+        self.resource_group = settings.resource_group
+        secret = resolve_secret(settings.credentials_ref)
+        authority: dict[str, Any] = {}
+        if settings.authority_host:
+            authority["authority"] = settings.authority_host
+            # Instance discovery asks the public cloud about the authority: only Microsoft's
+            # own clouds are known there (an Azure Stack's or a private one's is not).
+            known = {h.rstrip("/") for h in vars(AzureAuthorityHosts).values() if isinstance(h, str)}
+            if settings.authority_host.removeprefix("https://").rstrip("/") not in known:
+                authority["disable_instance_discovery"] = True
+        credential: Any
+        if secret is not None:
+            if not settings.tenant_id or not settings.client_id:
+                raise ConfigError("dns.tenant_id and dns.client_id: a client secret needs both")
+            credential = ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **authority)
+        else:
+            credential = DefaultAzureCredential(**authority)
+        base = {"base_url": settings.endpoint_url} if settings.endpoint_url else {}
+        self._client = DnsManagementClient(credential, settings.subscription_id, **base)
+
+    def _relative(self, name: str) -> str:
+        return "@" if name == self.zone else name[: -len(self.zone) - 1]
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn`` with Azure's errors mapped onto the shared ones."""
+        try:
+            return fn(*args, **kwargs)
+        except CredentialUnavailableError as err:
+            raise DnsAuthError(f"azuredns {what}: no credential: {err.message}", zone=self.zone) from None
+        except ClientAuthenticationError as err:
+            # 401/403 from ARM, or the token endpoint refusing the client (its message names
+            # the client and tenant, never the secret).
+            raise DnsAuthError(f"azuredns {what}: {_summary(err)}", zone=self.zone) from None
+        except ResourceNotFoundError as err:
+            raise DnsZoneNotFound(f"azuredns {what}: {_summary(err)}", zone=self.zone) from None
+        except (ResourceModifiedError, ResourceExistsError) as err:
+            # The etag no longer matches: someone changed the set since the read. Read again.
+            raise DnsError(
+                f"azuredns {what}: changed concurrently: {_summary(err)}", zone=self.zone
+            ) from None
+        except HttpResponseError as err:
+            if err.status_code == 400:
+                raise DnsRecordInvalid(f"azuredns {what}: {_summary(err)}", zone=self.zone) from None
+            raise DnsError(f"azuredns {what}: {_summary(err)}", zone=self.zone) from None
+        except (ServiceRequestError, OSError) as err:
+            raise DnsError(f"azuredns {what}: {err}", zone=self.zone) from None
+
+    def _record_set(self, name: str, type: str) -> RecordSet | None:
+        try:
+            return self._client.record_sets.get(self.resource_group, self.zone, self._relative(name), type)
+        except ResourceNotFoundError as err:
+            if _code(err) in ZONE_MISSING:
+                raise DnsZoneNotFound(f"azuredns get {name}: {_summary(err)}", zone=self.zone) from None
+            return None
+
+    def _get_sync(self, name: str, type: str) -> tuple[Record | None, str | None]:
+        rs = self._call(f"get {name}", self._record_set, name, type)
+        if rs is None:
+            return None, None
+        values = [r.ipv4_address for r in rs.a_records or []] + [
+            r.ipv6_address for r in rs.aaaa_records or []
+        ]
+        return Record(name, type, int(rs.ttl or 0), tuple(sorted(values))), rs.etag
+
+    def _get_record_sync(self, name: str, type: str) -> Record | None:
+        return self._get_sync(name, type)[0]
+
+    def _upsert_sync(self, record: Record) -> None:
+        if record.type == "A":
+            rs = RecordSet(ttl=record.ttl, a_records=[ARecord(ipv4_address=v) for v in record.values])
+        elif record.type == "AAAA":
+            rs = RecordSet(ttl=record.ttl, aaaa_records=[AaaaRecord(ipv6_address=v) for v in record.values])
+        else:
+            raise DnsRecordInvalid(f"azuredns: record type {record.type} not handled", zone=self.zone)
+        _, etag = self._get_sync(record.name, record.type)
+        condition = {"if_match": etag} if etag else {"if_none_match": "*"}
+        self._call(
+            f"put {record.name}",
+            self._client.record_sets.create_or_update,
+            self.resource_group,
+            self.zone,
+            self._relative(record.name),
+            record.type,
+            rs,
+            **condition,
+        )
+
+    async def _get_record(self, name: str, type: str) -> Record | None:
+        return await asyncio.to_thread(self._get_record_sync, name, type)
+
+    async def _upsert(self, record: Record) -> None:
+        await asyncio.to_thread(self._upsert_sync, record)
+
+    def _ensure_zone_sync(self) -> bool:
+        try:
+            self._call("get zone", self._client.zones.get, self.resource_group, self.zone)
+            return False
+        except DnsZoneNotFound:
+            self._call(
+                "create zone",
+                self._client.zones.create_or_update,
+                self.resource_group,
+                self.zone,
+                Zone(location="global"),
+                if_none_match="*",
+            )
+            return True
+
+    async def _ensure_zone(self) -> bool:
+        return await asyncio.to_thread(self._ensure_zone_sync)
+
+
+def _code(err: HttpResponseError) -> str:
+    return str(getattr(err.error, "code", "") or "")
+
+
+def _summary(err: HttpResponseError | ClientAuthenticationError) -> str:
+    status = getattr(err, "status_code", None)
+    code = _code(err) if isinstance(err, HttpResponseError) else ""
+    message = getattr(getattr(err, "error", None), "message", None) or err.message
+    return " ".join(str(p) for p in (status, code, message) if p)
