@@ -52,7 +52,7 @@ def tool_environment(
     """A tool's whole environment (:func:`hybridops.childenv.child_environment`: ``SAFE_ENV``
     and ``inherited`` from the worker's, then ``plain``), then the secret references resolved
     now; and the secret values, to redact."""
-    from hybridops.secrets import resolve_secret
+    from drivers.secrets import resolve_secret
 
     resolved = {name: v for name, ref in secret_refs.items() if (v := resolve_secret(ref)) is not None}
     env = child_environment({**plain, **resolved}, inherited)

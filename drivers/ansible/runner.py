@@ -43,9 +43,10 @@ from drivers.ansible.errors import HostsUnreachable, PlaybookError, PlaybookFail
 from drivers.ansible.types import FailedTask, HostRecap, PlaybookResult
 from drivers.process import HEARTBEAT_S, redact, refuse_secrets, tail
 from drivers.progress import report as report_progress
+from drivers.secrets import resolve_secret
 from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError
-from hybridops.secrets import MIN_SECRET_LEN, resolve_secret
+from hybridops.secrets import MIN_SECRET_LEN
 
 MESSAGE_LIMIT = 500
 """Longest task message kept (a module's stderr can be long)."""

@@ -37,10 +37,10 @@ from drivers.backup.process import run_tool
 from drivers.postgres import binaries as pgbin
 from drivers.postgres.connect import connect_site
 from drivers.progress import report as report_progress
+from drivers.secrets import resolve_secret
 from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import ConfigError, FatalError, InputError, PreconditionFailed
 from hybridops.lsn import parse_lsn
-from hybridops.secrets import resolve_secret
 
 BACKUP_TIMEOUT_S = 6 * 3600.0
 ARCHIVE_WAIT_S = 120.0

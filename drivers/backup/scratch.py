@@ -32,9 +32,9 @@ from drivers.backup import recovery
 from drivers.backup.errors import ScratchServerFailed
 from drivers.postgres import binaries as pgbin
 from drivers.progress import report as report_progress
+from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, HybridOpsError, PreconditionFailed
 from hybridops.inventory import Inventory
-from hybridops.secrets import resolve_secret
 
 START_TIMEOUT_S = 600.0
 DATA = "data"

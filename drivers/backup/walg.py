@@ -31,11 +31,12 @@ from drivers.backup.errors import BackupNotFound
 from drivers.backup.process import run_tool
 from drivers.postgres import binaries as pgbin
 from drivers.postgres.connect import connect_site
+from drivers.secrets import resolve_reference, resolve_secret
 from hybridops.childenv import child_environment
 from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import ConfigError, DatabaseUnreachable, FatalError, HybridOpsError
 from hybridops.lsn import parse_lsn
-from hybridops.secrets import MIN_SECRET_LEN, resolve_reference, resolve_secret
+from hybridops.secrets import MIN_SECRET_LEN
 
 ENV_FILE = "hybridops-walg.env"
 """In a restored data directory: the variables ``wal-g wal-fetch`` needs, sourced by

@@ -38,9 +38,9 @@ from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.dns.models import AaaaRecord, ARecord, RecordSet, Zone
 
 from drivers.dns.base import DnsDriver, Record
+from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
-from hybridops.secrets import resolve_secret
 
 ZONE_MISSING = ("ParentResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound")
 """ARM's codes for a 404 about the zone (or what holds it), not about the record set."""

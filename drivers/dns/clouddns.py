@@ -30,9 +30,9 @@ from google.cloud import dns as gdns
 from google.oauth2 import service_account
 
 from drivers.dns.base import DnsDriver, Record, normalise
+from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
-from hybridops.secrets import resolve_secret
 
 SCOPES = ("https://www.googleapis.com/auth/ndev.clouddns.readwrite",)
 DONE_WITHIN_S = 120.0

@@ -31,9 +31,9 @@ import dns.tsig
 import dns.update
 
 from drivers.dns.base import DnsDriver, Record
+from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
-from hybridops.secrets import resolve_secret
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from drivers.dns.base import DnsDriver, Record, normalise
+from drivers.secrets import resolve_secret
 from hybridops.capabilities import Capability
 from hybridops.errors import DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
-from hybridops.secrets import resolve_secret
 
 # Route53 error codes, mapped onto the shared errors.
 _FATAL: dict[str, type[DnsError | DnsRecordInvalid | DnsZoneNotFound | DnsAuthError]] = {

@@ -25,9 +25,9 @@ import aiohttp
 from drivers.gitops.base import GitOpsDriver, fill_all, object_name, result_of
 from drivers.gitops.errors import GitOpsAppNotFound, GitOpsAuthFailed, GitOpsError, GitOpsRejected
 from drivers.gitops.types import AppState, GitOpsResult
+from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError
 from hybridops.inventory import GitOpsSettings
-from hybridops.secrets import resolve_secret
 
 RUN_ANNOTATION = "hybridops.io/run-id"
 """Set on the Applications deploy creates: which run made them."""

@@ -30,9 +30,9 @@ from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 from drivers.gitops.base import GitOpsDriver, fill, fill_all, object_name, result_of
 from drivers.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
 from drivers.gitops.types import AppState, GitOpsResult
+from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError
 from hybridops.inventory import GitOpsSettings
-from hybridops.secrets import resolve_secret
 
 GROUP = "kustomize.toolkit.fluxcd.io"
 VERSION = "v1"

@@ -30,10 +30,10 @@ from drivers.gitops.base import GitOpsDriver, fill, result_of
 from drivers.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
 from drivers.gitops.types import AppState, GitOpsResult
 from drivers.progress import report as report_progress
+from drivers.secrets import resolve_secret
 from hybridops.childenv import child_environment
 from hybridops.errors import ConfigError
 from hybridops.inventory import GitOpsSettings
-from hybridops.secrets import resolve_secret
 
 GIT_INHERITED_ENV = ("SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH")
 """What git takes from the worker's environment beyond the allow-list: how to reach the remote

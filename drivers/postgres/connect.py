@@ -8,9 +8,9 @@ from typing import Any
 
 import psycopg
 
+from drivers.secrets import resolve_secret
 from hybridops.errors import DatabaseUnreachable
 from hybridops.inventory import Inventory
-from hybridops.secrets import resolve_secret
 
 
 async def connect_site(

@@ -25,8 +25,8 @@ from drivers.postgres import binaries as pgbin
 from drivers.postgres.base import PostgresDriver
 from drivers.postgres.connect import connect_site
 from drivers.progress import report as report_progress
+from drivers.secrets import resolve_secret
 from hybridops.errors import DatabaseUnreachable
-from hybridops.secrets import resolve_secret
 
 FENCE_MARK = "hybridops.fence.json"
 PROMOTE_MARK = "hybridops.promoted.json"

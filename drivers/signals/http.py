@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from drivers.secrets import resolve_secret
 from hybridops.contracts.sites import SiteRef
 from hybridops.errors import ConfigError
 from hybridops.inventory import SignalSource
-from hybridops.secrets import resolve_secret
 
 ONPREM = "onprem"
 """What ``{cloud}`` becomes for the on-prem site (a site without a cloud)."""

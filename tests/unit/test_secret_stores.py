@@ -1,0 +1,92 @@
+"""Secret stores (drivers/secrets/): ``vault:`` through the real ``hvac`` client against a fake
+Vault (tests/fakes/vault.py) that checks the token and the KV v2 path; values cached briefly;
+an unresolved reference names the reference, never a value; drivers resolve through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from drivers.secrets import SecretUnavailable, resolve_reference, resolve_secret
+from drivers.secrets.stores import forget
+from hybridops.errors import ConfigError
+from tests.fakes.vault import FakeVault
+
+VALUE = "tsig-secret-value-0123456789"
+
+
+@pytest.fixture
+def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVault]:
+    fake = FakeVault("hvs.test-token")
+    fake.secrets[("secret", "hybridops/dns")] = {"tsig": VALUE}
+    monkeypatch.setenv("VAULT_ADDR", fake.start())
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.test-token")
+    forget()
+    yield fake
+    forget()
+    fake.stop()
+
+
+def test_a_vault_reference_reads_the_key_and_is_cached(vault: FakeVault) -> None:
+    ref = "vault:secret/hybridops/dns#tsig"
+    assert resolve_secret(ref) == VALUE
+    assert resolve_secret(ref) == VALUE
+    assert vault.reads == ["/v1/secret/data/hybridops/dns"]  # once: the second from the cache
+
+
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [
+        ("vault:secret/hybridops/missing#tsig", "no such secret"),
+        ("vault:secret/hybridops/dns#other", "no key"),
+        ("vault:secret#tsig", "expected vault:MOUNT/PATH#KEY"),
+        ("keyring:x", "scheme must be one of"),
+    ],
+)
+def test_an_unresolved_reference_names_the_reference(vault: FakeVault, ref: str, why: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve_reference(ref)
+    assert ref in str(err.value) and why in str(err.value) and VALUE not in str(err.value)
+
+
+def test_a_wrong_token_is_denied_and_a_dead_vault_is_retryable(
+    vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.wrong")
+    with pytest.raises(ConfigError) as err:
+        resolve_reference("vault:secret/hybridops/dns#tsig")
+    assert "denied" in str(err.value)
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:9")
+    with pytest.raises(SecretUnavailable) as down:
+        resolve_reference("vault:secret/hybridops/dns#tsig")
+    assert down.value.retryable and VALUE not in str(down.value)
+
+
+def test_env_and_file_still_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYBRIDOPS_TEST_SECRET", VALUE)
+    assert resolve_secret("env:HYBRIDOPS_TEST_SECRET") == VALUE
+    assert resolve_secret(None) is None
+
+
+def test_a_driver_takes_its_secret_from_vault(vault: FakeVault) -> None:
+    """The rfc2136 driver's TSIG secret as a Vault reference (any driver resolves through
+    drivers.secrets)."""
+    import base64
+
+    from drivers.dns import make_dns_driver
+    from hybridops.inventory import DnsSettings
+
+    vault.secrets[("secret", "hybridops/dns")] = {"tsig": base64.b64encode(b"k" * 32).decode()}
+    settings = DnsSettings.model_validate(
+        {
+            "driver": "rfc2136",
+            "zone": "corp.example.com",
+            "record": "db.corp.example.com",
+            "server": "127.0.0.1",
+            "tsig_key": "k",
+            "credentials_ref": "vault:secret/hybridops/dns#tsig",
+        }
+    )
+    make_dns_driver(settings)
+    assert vault.reads == ["/v1/secret/data/hybridops/dns"]
