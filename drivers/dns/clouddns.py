@@ -26,7 +26,7 @@ from typing import Any
 import google.auth
 import google.auth.exceptions
 from google.api_core import exceptions as gexc
-from google.cloud import dns as gdns
+from google.cloud.dns import Client as DnsClient
 from google.oauth2 import service_account
 
 from drivers.dns.base import DnsDriver, Record, normalise
@@ -75,7 +75,7 @@ class CloudDnsDriver(DnsDriver):
         if not project:
             raise ConfigError("dns.project: no project named and none in the credentials")
         options = {"api_endpoint": settings.endpoint_url} if settings.endpoint_url else None
-        self._client = gdns.Client(project=project, credentials=credentials, client_options=options)
+        self._client = DnsClient(project=project, credentials=credentials, client_options=options)
         self._zone_api = self._client.zone(settings.managed_zone, self.zone + ".")
         self._path = f"/projects/{project}/managedZones/{settings.managed_zone}"
 

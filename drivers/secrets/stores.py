@@ -22,6 +22,7 @@ CACHE_S = 60.0
 
 STORES: dict[str, str] = {
     "vault": "drivers.secrets.vault:read",
+    "gcp-secret": "drivers.secrets.gcp:read",
 }
 """Scheme to ``module:function`` reading one reference (the part after the scheme)."""
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 SCOPE = "https://www.googleapis.com/auth/ndev.clouddns.readwrite"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+SECRET_MANAGER_AUDIENCE = "https://secretmanager.googleapis.com/"
 
 
 def _b64(data: str) -> bytes:
@@ -48,6 +49,8 @@ class FakeCloudDns:
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     zone_exists: bool = True
     refuse_tokens: bool = False
+    scope: str = SCOPE
+    """The OAuth scope a grant must ask for (Cloud DNS's; Secret Manager's fake: cloud-platform)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> str:
@@ -107,7 +110,7 @@ class FakeCloudDns:
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
         # Google's token endpoint wants its own URI as the audience, wherever the key's
         # token_uri sends the grant.
-        if claims.get("aud") != GOOGLE_TOKEN_URI or SCOPE not in claims.get("scope", "").split():
+        if claims.get("aud") != GOOGLE_TOKEN_URI or self.scope not in claims.get("scope", "").split():
             return 400, {"error": "invalid_scope"}
         if claims.get("exp", 0) < time.time():
             return 400, {"error": "invalid_grant", "error_description": "expired assertion"}
@@ -198,3 +201,47 @@ class FakeCloudDns:
             **change,
         }
         return 200, self.changes[cid]
+
+
+@dataclass
+class FakeSecretManager(FakeCloudDns):
+    """Google Cloud Secret Manager's REST API (``:access`` of a secret version) behind the same
+    token endpoint: a bearer token it issued, the documented path, Google's error format."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    """``projects/P/secrets/N/versions/V`` to the payload (``latest`` is a version name too)."""
+    self_signed: int = 0
+    """Requests authenticated with a self-signed JWT."""
+
+    def _api(
+        self, req: BaseHTTPRequestHandler, method: str, parsed: urllib.parse.SplitResult, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        auth = req.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or not (token in self.tokens or self._self_signed(token)):
+            return self._error(401, "authError", "Request had invalid authentication credentials.")
+        if method != "GET" or not parsed.path.startswith("/v1/") or not parsed.path.endswith(":access"):
+            return self._error(404, "notFound", f"no such path {parsed.path}")
+        name = parsed.path.removeprefix("/v1/").removesuffix(":access")
+        if name not in self.versions:
+            return self._error(404, "notFound", f"Secret Version [{name}] not found.")
+        data = base64.b64encode(self.versions[name].encode()).decode()
+        return 200, {"name": name, "payload": {"data": data}}
+
+    def _self_signed(self, token: str) -> bool:
+        """A self-signed JWT (google-auth's JWT access for service accounts, which Google's
+        APIs take instead of an OAuth token): signed by the key, for this API or with the
+        scope, not expired."""
+        try:
+            head, payload, sig = token.split(".")
+            self.public_key.verify(
+                _b64(sig), f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+            claims = json.loads(_b64(payload))
+        except Exception:
+            return False
+        self.self_signed += 1
+        audience_ok = (
+            claims.get("aud") == SECRET_MANAGER_AUDIENCE or self.scope in claims.get("scope", "").split()
+        )
+        return bool(audience_ok and claims.get("exp", 0) > time.time())

@@ -4,14 +4,22 @@ an unresolved reference names the reference, never a value; drivers resolve thro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from drivers.secrets import SecretUnavailable, resolve_reference, resolve_secret
+from drivers.secrets.gcp import ENDPOINT_ENV
 from drivers.secrets.stores import forget
 from hybridops.errors import ConfigError
+from tests.fakes.clouddns import FakeSecretManager
 from tests.fakes.vault import FakeVault
+
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 VALUE = "tsig-secret-value-0123456789"
 
@@ -90,3 +98,56 @@ def test_a_driver_takes_its_secret_from_vault(vault: FakeVault) -> None:
     )
     make_dns_driver(settings)
     assert vault.reads == ["/v1/secret/data/hybridops/dns"]
+
+
+@pytest.fixture
+def secret_manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSecretManager]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    fake = FakeSecretManager("p1", "-", "-", key.public_key(), scope=CLOUD_PLATFORM)
+    url = fake.start()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    sa = tmp_path / "sa.json"
+    sa.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "p1",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "worker@p1.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{url}/token",
+            }
+        )
+    )
+    # Application Default Credentials from the key file; the client at the fake.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sa))
+    monkeypatch.setenv(ENDPOINT_ENV, url)
+    fake.versions["projects/p1/secrets/dns-key/versions/latest"] = VALUE
+    fake.versions["projects/p1/secrets/dns-key/versions/2"] = VALUE + "-v2"
+    forget()
+    yield fake
+    forget()
+    fake.stop()
+
+
+def test_a_gcp_secret_reference_reads_the_version(secret_manager: FakeSecretManager) -> None:
+    assert resolve_secret("gcp-secret:p1/dns-key") == VALUE
+    assert resolve_secret("gcp-secret:p1/dns-key/2") == VALUE + "-v2"
+    # google-auth signs its own JWT for a service account (no token endpoint), as in production.
+    assert secret_manager.self_signed >= 1
+    assert "GET /v1/projects/p1/secrets/dns-key/versions/latest:access" in secret_manager.requests
+    with pytest.raises(ConfigError) as err:
+        resolve_reference("gcp-secret:p1/missing")
+    assert "gcp-secret:p1/missing" in str(err.value) and "no such secret" in str(err.value)
+    with pytest.raises(ConfigError):
+        resolve_reference("gcp-secret:p1")
+
+
+def test_a_key_the_service_does_not_know_is_a_denied_read(secret_manager: FakeSecretManager) -> None:
+    secret_manager.public_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    with pytest.raises(ConfigError) as err:
+        resolve_reference("gcp-secret:p1/dns-key")
+    assert "denied" in str(err.value) and VALUE not in str(err.value)
