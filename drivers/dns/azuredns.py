@@ -28,15 +28,11 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from azure.identity import (
-    AzureAuthorityHosts,
-    ClientSecretCredential,
-    CredentialUnavailableError,
-    DefaultAzureCredential,
-)
+from azure.identity import CredentialUnavailableError
 from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.dns.models import AaaaRecord, ARecord, RecordSet, Zone
 
+from drivers.azure_auth import azure_credential
 from drivers.dns.base import DnsDriver, Record
 from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
@@ -57,21 +53,9 @@ class AzureDnsDriver(DnsDriver):
             raise ConfigError("dns.subscription_id, dns.resource_group: the azuredns driver needs both")
         self.resource_group = settings.resource_group
         secret = resolve_secret(settings.credentials_ref)
-        authority: dict[str, Any] = {}
-        if settings.authority_host:
-            authority["authority"] = settings.authority_host
-            # Instance discovery asks the public cloud about the authority: only Microsoft's
-            # own clouds are known there (an Azure Stack's or a private one's is not).
-            known = {h.rstrip("/") for h in vars(AzureAuthorityHosts).values() if isinstance(h, str)}
-            if settings.authority_host.removeprefix("https://").rstrip("/") not in known:
-                authority["disable_instance_discovery"] = True
-        credential: Any
-        if secret is not None:
-            if not settings.tenant_id or not settings.client_id:
-                raise ConfigError("dns.tenant_id and dns.client_id: a client secret needs both")
-            credential = ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **authority)
-        else:
-            credential = DefaultAzureCredential(**authority)
+        if secret is not None and not (settings.tenant_id and settings.client_id):
+            raise ConfigError("dns.tenant_id and dns.client_id: a client secret needs both")
+        credential = azure_credential(settings.tenant_id, settings.client_id, secret, settings.authority_host)
         base = {"base_url": settings.endpoint_url} if settings.endpoint_url else {}
         self._client = DnsManagementClient(credential, settings.subscription_id, **base)
 

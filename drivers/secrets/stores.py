@@ -23,6 +23,7 @@ CACHE_S = 60.0
 STORES: dict[str, str] = {
     "vault": "drivers.secrets.vault:read",
     "gcp-secret": "drivers.secrets.gcp:read",
+    "azure-keyvault": "drivers.secrets.azure_keyvault:read",
 }
 """Scheme to ``module:function`` reading one reference (the part after the scheme)."""
 

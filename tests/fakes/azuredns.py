@@ -73,6 +73,8 @@ class FakeAzure:
     resource_group: str
     zone: str
     token_requests: int = 1000
+    scope: str = ARM_SCOPE
+    """The scope a client-credentials grant must ask for (ARM's; Key Vault's fake: the vault's)."""
     expires_in: int = 3599
     """What the token endpoint says of each token's life (seconds)."""
     record_sets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -129,7 +131,11 @@ class FakeAzure:
         req.send_header("Content-Type", "application/json")
         req.send_header("Content-Length", str(len(data)))
         if status == 401 and not parsed.path.startswith(f"/{self.tenant}/"):
-            req.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            req.send_header(
+                "WWW-Authenticate",
+                f'Bearer authorization="https://{self.host}/{self.tenant}",'
+                f' resource="{self.scope.removesuffix("/.default")}"',
+            )
         if "etag" in answer:
             req.send_header("ETag", answer["etag"])
         req.end_headers()
@@ -157,7 +163,7 @@ class FakeAzure:
                     "error_description": "AADSTS7000215: Invalid client secret provided.",
                     "error_codes": [7000215],
                 }
-            if ARM_SCOPE not in form.get("scope", "").split():
+            if self.scope not in form.get("scope", "").split():
                 return 400, {"error": "invalid_scope"}
             token = f"eyJ.fake-{uuid.uuid4().hex}"
             self.tokens[token] = 0
@@ -239,3 +245,30 @@ class FakeAzure:
             }
             return (201 if held is None else 200), self.record_sets[key]
         return self._error(405, "MethodNotAllowed", method)
+
+
+@dataclass
+class FakeKeyVault(FakeAzure):
+    """Azure Key Vault's secrets API behind the same Entra ID endpoints: an unauthenticated
+    request gets Key Vault's 401 challenge naming the tenant's authority and the vault
+    resource, as the real service does, then only a token it issued is taken."""
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Name (or ``name/version``) to value."""
+
+    def _arm(
+        self, req: BaseHTTPRequestHandler, method: str, parsed: urllib.parse.SplitResult, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        auth = req.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or token not in self.tokens:
+            return 401, {
+                "error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer."}
+            }
+        if not dict(urllib.parse.parse_qsl(parsed.query)).get("api-version"):
+            return self._error(400, "BadParameter", "api-version is required")
+        name = parsed.path.removeprefix("/secrets/").strip("/")
+        if method != "GET" or not parsed.path.startswith("/secrets/") or name not in self.secrets:
+            return self._error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found.")
+        base = f"https://{self.host}/secrets/{name.split('/')[0]}"
+        return 200, {"value": self.secrets[name], "id": f"{base}/v1", "attributes": {"enabled": True}}

@@ -13,9 +13,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from drivers.secrets import SecretUnavailable, resolve_reference, resolve_secret
+from drivers.secrets.azure_keyvault import URL_ENV as KV_URL_ENV
 from drivers.secrets.gcp import ENDPOINT_ENV
 from drivers.secrets.stores import forget
 from hybridops.errors import ConfigError
+from tests.fakes.azuredns import FakeKeyVault
 from tests.fakes.clouddns import FakeSecretManager
 from tests.fakes.vault import FakeVault
 
@@ -151,3 +153,45 @@ def test_a_key_the_service_does_not_know_is_a_denied_read(secret_manager: FakeSe
     with pytest.raises(ConfigError) as err:
         resolve_reference("gcp-secret:p1/dns-key")
     assert "denied" in str(err.value) and VALUE not in str(err.value)
+
+
+KV_SCOPE = "https://vault.azure.net/.default"
+
+
+@pytest.fixture
+def key_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKeyVault]:
+    fake = FakeKeyVault("tenant-1", "client-1", "kv-client-secret-1", "-", "-", "-", scope=KV_SCOPE)
+    host = fake.start(tmp_path)
+    fake.secrets["dns-key"] = VALUE
+    fake.secrets["dns-key/v0"] = VALUE + "-old"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca))
+    monkeypatch.setenv(KV_URL_ENV, f"https://{host}")
+    for key, value in {
+        "AZURE_TENANT_ID": "tenant-1",
+        "AZURE_CLIENT_ID": "client-1",
+        "AZURE_CLIENT_SECRET": "kv-client-secret-1",
+        "AZURE_AUTHORITY_HOST": host,
+    }.items():
+        monkeypatch.setenv(key, value)
+    forget()
+    yield fake
+    forget()
+    fake.stop()
+
+
+def test_an_azure_keyvault_reference_answers_the_challenge(key_vault: FakeKeyVault) -> None:
+    """The client's first request gets Key Vault's 401 challenge; the token it then fetches
+    for the vault's scope from the authority the challenge names is taken."""
+    assert resolve_secret("azure-keyvault:kv1/dns-key") == VALUE
+    assert resolve_secret("azure-keyvault:kv1/dns-key/v0") == VALUE + "-old"
+    assert any(r.endswith("/oauth2/v2.0/token") for r in key_vault.requests) and key_vault.tokens
+    with pytest.raises(ConfigError) as err:
+        resolve_reference("azure-keyvault:kv1/missing")
+    assert "azure-keyvault:kv1/missing" in str(err.value) and "no such secret" in str(err.value)
+
+
+def test_a_refused_client_is_a_denied_read(key_vault: FakeKeyVault, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "not-the-secret-123")
+    with pytest.raises(ConfigError) as err:
+        resolve_reference("azure-keyvault:kv1/dns-key")
+    assert "denied" in str(err.value) and "not-the-secret-123" not in str(err.value)
