@@ -320,6 +320,20 @@ class SignalsKind(StrEnum):
     GCP_MONITORING = "gcp_monitoring"
 
 
+class SignalCredential(StrEnum):
+    """How a signals source authenticates."""
+
+    TOKEN = "token"
+    """The bearer token ``token_ref`` names (none when absent): Prometheus, or a fixed token."""
+    AZURE = "azure"
+    """Entra ID tokens for ARM from the worker's Azure credential chain (``AZURE_TENANT_ID``,
+    ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``, ``AZURE_AUTHORITY_HOST`` when set, else
+    DefaultAzureCredential: workload identity, managed identity), fetched again before expiry."""
+    GOOGLE = "google"
+    """OAuth tokens from Google's Application Default Credentials (workload identity, the
+    metadata server, ``GOOGLE_APPLICATION_CREDENTIALS``), refreshed when they expire."""
+
+
 class SignalSource(Strict):
     """One source of live signals. What ``queries`` and ``resources`` hold depends on the driver:
 
@@ -336,7 +350,10 @@ class SignalSource(Strict):
     queries: dict[SignalName, str] = {}
     resources: dict[str, str] = {}
     token_ref: str | None = None
-    """A secret reference for the bearer token the API wants."""
+    """A secret reference for the bearer token the API wants (``credential: token``)."""
+    credential: SignalCredential = SignalCredential.TOKEN
+    """Where the bearer token comes from: ``token_ref`` (a fixed token, which expires within
+    the hour at the clouds), or the cloud's credential chain (``azure``, ``google``)."""
     timeout_s: float = Field(default=2.0, gt=0)
 
 

@@ -4,9 +4,11 @@ secret reference, and every failure turned into a one-line reason that never hol
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
+import threading
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
@@ -17,7 +19,7 @@ import aiohttp
 from drivers.secrets import resolve_secret
 from hybridops.contracts.sites import SiteRef
 from hybridops.errors import ConfigError
-from hybridops.inventory import SignalSource
+from hybridops.inventory import SignalCredential, SignalSource
 
 ONPREM = "onprem"
 """What ``{cloud}`` becomes for the on-prem site (a site without a cloud)."""
@@ -110,9 +112,16 @@ class HttpSource:
 
     async def __aenter__(self) -> HttpSource:
         try:
-            self._token = resolve_secret(self.source.token_ref)
+            if self.source.credential == SignalCredential.TOKEN:
+                self._token = resolve_secret(self.source.token_ref)
+            else:
+                self._token = await asyncio.to_thread(chain_token, self.source.credential)
         except ConfigError as err:
             raise SourceError(f"token: {err}") from None
+        except Exception as err:  # a credential chain's own errors (refused, unavailable)
+            raise SourceError(
+                f"token from the {self.source.credential.value} credential chain: {_first_line(err)}"
+            ) from None
         headers = {"Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -165,6 +174,51 @@ class HttpSource:
         if body is None:
             raise SourceError(self.redact(f"answer is not JSON: {_excerpt(raw)}"))
         return body
+
+
+AZURE_ARM_SCOPE = "https://management.azure.com/.default"
+GOOGLE_MONITORING_SCOPE = "https://www.googleapis.com/auth/monitoring.read"
+_chains: dict[SignalCredential, Any] = {}
+_chains_lock = threading.Lock()
+
+
+def chain_token(kind: SignalCredential) -> str:
+    """A valid bearer token from the worker's ``kind`` credential chain. The credential is made
+    once per process and kept, so its library's cache and refresh work across collections: a
+    token is reused while valid and fetched again when it expires (azure-identity five minutes
+    before, google-auth a few minutes before)."""
+    with _chains_lock:
+        if kind not in _chains:
+            if kind == SignalCredential.AZURE:
+                from drivers.azure_auth import azure_credential
+
+                env = os.environ
+                tenant, client = env.get("AZURE_TENANT_ID"), env.get("AZURE_CLIENT_ID")
+                secret = env.get("AZURE_CLIENT_SECRET") if tenant and client else None
+                _chains[kind] = azure_credential(tenant, client, secret, env.get("AZURE_AUTHORITY_HOST"))
+            else:
+                import google.auth
+
+                _chains[kind] = google.auth.default(scopes=[GOOGLE_MONITORING_SCOPE])[0]
+        credential = _chains[kind]
+    if kind == SignalCredential.AZURE:
+        return str(credential.get_token(AZURE_ARM_SCOPE).token)
+    import google.auth.transport.requests
+
+    if not credential.valid:
+        credential.refresh(google.auth.transport.requests.Request())
+    return str(credential.token)
+
+
+def forget_credentials() -> None:
+    """Drop the kept credentials (tests; a worker whose identity changed)."""
+    with _chains_lock:
+        _chains.clear()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
 def _excerpt(raw: bytes) -> str:

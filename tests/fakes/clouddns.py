@@ -50,6 +50,8 @@ class FakeCloudDns:
     zone_exists: bool = True
     refuse_tokens: bool = False
     scope: str = SCOPE
+    expires_in: int = 3599
+    """What the token endpoint says of each token's life (seconds)."""
     """The OAuth scope a grant must ask for (Cloud DNS's; Secret Manager's fake: cloud-platform)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,7 +118,7 @@ class FakeCloudDns:
             return 400, {"error": "invalid_grant", "error_description": "expired assertion"}
         token = f"ya29.fake-{len(self.tokens) + 1}"
         self.tokens[token] = 0
-        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+        return 200, {"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}
 
     def _error(self, code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
         return code, {

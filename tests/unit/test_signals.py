@@ -63,7 +63,31 @@ class FakeApi:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(Seen(request.path, dict(request.query), request.headers.get("Authorization")))
         assert self.handler is not None, "the test sets the fake's handler"
+        wrong = self.misaddressed(request)
+        if wrong is not None:
+            return web.json_response({"error": {"code": 400, "message": wrong}}, status=400)
         return await self.handler(request)
+
+    @staticmethod
+    def misaddressed(request: web.Request) -> str | None:
+        """Whatever the test's answer, a request must be one of the APIs' documented ones:
+        Prometheus's instant query, ARM's Metrics - List on a resource, Monitoring v3's
+        timeSeries.list of a project, each with its required query parameters, and a bearer
+        token when it carries authorization at all."""
+        path, query = request.path, set(request.query)
+        auth = request.headers.get("Authorization")
+        if auth is not None and not (auth.startswith("Bearer ") and len(auth) > len("Bearer ")):
+            return f"malformed Authorization {auth[:12]!r}"
+        if path == "/api/v1/query":
+            need = {"query", "time"}
+        elif path.startswith("/subscriptions/") and path.endswith("/providers/Microsoft.Insights/metrics"):
+            need = {"api-version", "metricnames", "timespan", "interval", "aggregation"}
+        elif path.startswith("/v3/projects/") and path.endswith("/timeSeries"):
+            need = {"filter", "interval.startTime", "interval.endTime"}
+        else:
+            return f"no such API path {path}"
+        missing = need - query
+        return f"missing query parameters {sorted(missing)}" if missing else None
 
     def answer(self, body: Any, status: int = 200) -> None:
         """Answer every request with ``body`` (JSON unless bytes)."""
