@@ -4,7 +4,8 @@ runbook cases of the other modules run again here on BIND (the module's ``LAB_DN
 their ``lab`` and ``module_lab`` BIND labs), with the writer resolving the name through the
 DNS protocol, and a burst refused before any change because RFC 2136 has no weighted records.
 
-The whole lab suite runs on BIND with ``HYBRIDOPS_LAB_DNS=rfc2136``.
+Other lab modules run on BIND with ``HYBRIDOPS_LAB_DNS=rfc2136`` (not the burst's: it needs
+weighted records).
 """
 
 from __future__ import annotations
