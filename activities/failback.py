@@ -149,7 +149,10 @@ class FailbackActivities(Activities):
         left it; it is a rewound standby now, so the mark does not forbid this (it is retired
         once home serves)."""
         promoted = await promote_checked(
-            self.pg, self.topology, inp.model_copy(update={"allow_fenced": True})
+            self.pg,
+            self.topology,
+            inp.model_copy(update={"allow_fenced": True}),
+            agent=self.drivers.is_agent(),
         )
         return PromoteHomeResult(**promoted.model_dump())
 

@@ -51,6 +51,13 @@ class ActivityName(StrEnum):
     VERIFY_WRITES = "verify_writes"
     MEASURE_RPO = "measure_rpo"
     FOLLOW_PRIMARY = "follow_primary"
+    CHECK_PROMOTION = "check_promotion"
+    """The cross-site safety rules of a promotion, read where every server can be read (a site
+    agent holds only its own server's credentials): run right before the agent promotes."""
+    CHECK_UNFENCE = "check_unfence"
+    """The same for an unfence (compensation): no other server accepts writes."""
+    ISOLATE_SITE = "isolate_site"
+    """Cut off a site whose agent does not answer (its host is down): the infra driver's isolate."""
     # Failover's own, and its decide phase.
     WRITE_EVIDENCE = "write_evidence"
     GATHER_SIGNALS = "gather_signals"

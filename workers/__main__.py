@@ -30,13 +30,22 @@ def main(argv: list[str] | None = None) -> int:
         "--queue",
         action="append",
         choices=[q.value for q in TaskQueue],
-        help="a task queue to serve (repeat for several); all by default",
+        help="a task queue to serve (repeat for several); all by default, none with --site",
+    )
+    parser.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        help="be the agent of this site (repeat for several): serve its queue, hybridops-db-SITE,"
+        " with the steps that touch its server and files; run it on the server's host",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    queues = [TaskQueue(q) for q in args.queue] if args.queue else list(TaskQueue)
+    queues = [TaskQueue(q) for q in args.queue] if args.queue else ([] if args.site else list(TaskQueue))
     try:
         inv = load_inventory()
+        for site in args.site:
+            inv.site(site)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -49,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if reason is None:
                 raise
             raise SystemExit(f"error: cannot reach Temporal at {inv.temporal.address} ({reason})") from None
-        await run_workers(client, inv, queues)
+        await run_workers(client, inv, queues, args.site)
 
     try:
         asyncio.run(serve())

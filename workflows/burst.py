@@ -206,7 +206,7 @@ class BurstWorkflow(ApprovalGate):
         while True:
             if self._stop_requested:
                 return f"stopped: {self._stop_requested}"
-            load = await steps.run_step(steps.BURST_LOAD, LoadInput(), self._placement, self._queue_suffix)
+            load = await steps.run_step(steps.BURST_LOAD, LoadInput(), self._where)
             state.checks += 1
             checks_here += 1
             state.last_load = load.load

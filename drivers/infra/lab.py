@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 
-from drivers.infra.base import AppDatabase, InfraCapability, InfraDriver, IsolateTarget
+from drivers.infra.base import AppDatabase, InfraDriver, IsolateTarget
+from hybridops.capabilities import Capability
 from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraSettings
@@ -34,7 +35,14 @@ def _write_json(path: Path, data: dict[str, Any]) -> bool:
 
 
 class LabInfraDriver(InfraDriver):
-    capabilities = frozenset({InfraCapability.NODE_POOLS, InfraCapability.ISOLATE})
+    capabilities = frozenset(
+        {
+            Capability.PREPARE_CLUSTER,
+            Capability.NODE_POOLS,
+            Capability.ISOLATE,
+            Capability.REPOINT_APPS,
+        }
+    )
 
     def __init__(self, settings: InfraSettings) -> None:
         if settings.apps_dir is None:

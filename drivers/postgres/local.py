@@ -58,23 +58,28 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
     )
 
     async def _assess(self, site: str) -> SiteState:
-        mark = self._read_mark(site)
-        fenced = mark is not None
-        fenced_by = mark.get("fenced_by") if mark else None
-        promoted = self._read_mark(site, PROMOTE_MARK)
-        promoted_by = promoted.get("promoted_by") if promoted else None
+        local = self.is_local(site)
+        # This site's agent reads its marks from the data directory, alive or not; any other
+        # process asks the server (a server that does not answer keeps its marks to itself).
+        mark = self._read_mark(site) if local else None
+        promoted = self._read_mark(site, PROMOTE_MARK) if local else None
         try:
             conn = await self._connect(site)
         except DatabaseUnreachable as err:
             return SiteState(
                 site=site,
                 reachable=False,
-                fenced=fenced,
-                fenced_by=fenced_by,
-                promoted_by=promoted_by,
-                error=str(err),
+                fenced=mark is not None,
+                fenced_by=mark.get("fenced_by") if mark else None,
+                promoted_by=promoted.get("promoted_by") if promoted else None,
+                error=str(err) if local else f"{err} (its marks are read by its agent only)",
             )
         async with conn:
+            if not local:
+                mark, promoted = await self._marks_over_sql(conn, FENCE_MARK, PROMOTE_MARK)
+            fenced = mark is not None
+            fenced_by = mark.get("fenced_by") if mark else None
+            promoted_by = promoted.get("promoted_by") if promoted else None
             cur = await conn.execute(
                 "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
                 " pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(),"

@@ -23,14 +23,25 @@ def _log_to_stderr() -> None:
 
 def worker(
     queue: Annotated[list[str] | None, typer.Option(help="Task queue(s) to serve; all by default")] = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Be the agent of this site (its queue hybridops-db-SITE); run it on the server's host"
+        ),
+    ] = None,
 ) -> None:
-    """Run a worker serving the task queues (``python -m workers``, which this becomes)."""
+    """Run a worker serving the task queues, or a site's agent (``python -m workers``, which
+    this becomes)."""
     try:
-        queues = [TaskQueue(q) for q in queue] if queue else list(TaskQueue)
+        queues = [TaskQueue(q) for q in queue] if queue else ([] if site else list(TaskQueue))
     except ValueError:
         fail(f"queue: one of {[q.value for q in TaskQueue]}")
-    inventory()  # a bad inventory fails here, naming the key; the lab's environment is set
+    inv = inventory()  # a bad inventory fails here, naming the key; the lab's environment is set
+    for name in site or []:
+        if name not in inv.sites:
+            fail(f"site: {name!r} is not a site of the inventory ({sorted(inv.sites)})")
     args = [arg for q in queues for arg in ("--queue", q.value)]
+    args += [arg for name in site or [] for arg in ("--site", name)]
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", "workers", *args])
 

@@ -241,3 +241,14 @@ def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def scheduled_queues(history: Any) -> dict[str, set[str]]:
+    """The task queues each activity type was scheduled on in ``history`` (a
+    ``WorkflowHistory``): local activities are not scheduled, so they are not here."""
+    out: dict[str, set[str]] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            out.setdefault(attrs.activity_type.name, set()).add(attrs.task_queue.name)
+    return out
