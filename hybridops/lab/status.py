@@ -6,6 +6,7 @@ Read-only: nothing here changes the lab.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Any
 
@@ -41,6 +42,46 @@ def topology_warnings(writable: list[WritableSite], dns_at: str | None) -> list[
     return out
 
 
+POLL_FRESH_S = 70.0
+"""A worker long-polls for up to a minute: a last poll older than this is a worker gone."""
+
+
+def agents_status(layout: LabLayout, processes: Processes) -> dict[str, str]:
+    """Each site's agent: its process, and whether Temporal sees it polling its queue (the
+    task queue's description: what a step scheduled there would meet)."""
+    from hybridops.client import connect, queue_pollers
+    from hybridops.inventory import load_inventory
+
+    try:
+        inv = load_inventory(layout.inventory_file)
+    except Exception:  # no lab yet, or an inventory edited into something invalid
+        return {f"agent:{site}": "unknown (no valid lab inventory)" for site in SITES}
+
+    async def read() -> dict[str, list[float]]:
+        client = await connect(inv.temporal)
+        return {
+            site: [p.seconds_ago for p in await queue_pollers(client, inv.site_queue(site))] for site in SITES
+        }
+
+    try:
+        polls: dict[str, list[float]] | None = asyncio.run(asyncio.wait_for(read(), 5))
+    except Exception:  # Temporal down or not answering: say so, never fail the status
+        polls = None
+    out = {}
+    for site in SITES:
+        process = "running" if processes.pid(f"agent-{site}") else "stopped"
+        if polls is None:
+            seen = "polling unknown (Temporal does not answer)"
+        elif any(ago < POLL_FRESH_S for ago in polls[site]):
+            seen = f"polling {inv.site_queue(site)}"
+        elif polls[site]:
+            seen = f"not polling (last poll {min(polls[site]):.0f} s ago)"
+        else:
+            seen = "not polling"
+        out[f"agent:{site}"] = f"{process}, {seen}"
+    return out
+
+
 def lab_status(
     layout: LabLayout,
     processes: Processes,
@@ -61,6 +102,7 @@ def lab_status(
         if (layout.data_dir(site) / FENCE_MARK).exists():
             role += " (fenced)"
         out[f"pg:{site}"] = role
+    out.update(agents_status(layout, processes))
     out["dns record"] = (dns.site() or "?") if processes.pid(DNS) else "stopped"
     out["warnings"] = topology_warnings(postgres.writable_sites(), dns.site())
     return out
