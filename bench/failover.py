@@ -60,10 +60,10 @@ from hybridops.contracts.sites import (
     VerifyInput,
 )
 from hybridops.decision import decide, signal_targets
-from hybridops.inventory import HOME_ENV, Inventory
+from hybridops.inventory import HOME_ENV, Inventory, Placement
 from hybridops.lab import Lab, LabPorts
 from hybridops.workload import Ack, read_ledger
-from workers.main import build_workers
+from workers.main import build_agent, build_workers
 from workflows.failover import FailoverWorkflow
 
 PORTS = LabPorts(net="127.79.0", pg=25432, dns=25353, temporal=27233, ui=28233)
@@ -139,6 +139,9 @@ class Run:
 
     number: int
     workflow: Measure | None = None
+    """The workflow with site agents (placement ``queues``, the lab's and production's)."""
+    colocated: Measure | None = None
+    """The same workflow with every step a local activity of the control worker."""
     script: Measure | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -377,24 +380,33 @@ def _describe(err: BaseException) -> str:
 
 
 async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
-    """``runs`` runs of the workflow and of the script, with workers in this process."""
+    """``runs`` runs of the workflow with site agents, of the workflow colocated, and of the
+    script, with workers (the agents too) in this process."""
     client = await connect(inv.temporal)
     acts = SiteActivities(inv)
     own = FailoverActivities(inv)
     signals = DecideActivities(inv)
+    colocated = inv.model_copy(
+        update={"placement": Placement.COLOCATED, "task_queue_suffix": inv.task_queue_suffix + "-colocated"}
+    )
     results: list[Run] = []
     async with AsyncExitStack() as stack:
-        for worker in build_workers(client, inv):
+        workers = [*build_workers(client, inv), *build_workers(client, colocated, [TaskQueue.CONTROL])]
+        workers += [build_agent(client, inv, site) for site in inv.sites]
+        for worker in workers:
             await stack.enter_async_context(worker)
         for n in range(1, runs + 1):
             run = Run(n)
             results.append(run)
-            log(f"run {n}/{runs}: workflow")
-            try:
-                run.workflow = await run_workflow(client, inv, lab, f"bench-failover-{tag}-{n}")
-            except Exception as err:
-                run.errors.append(f"workflow: {_describe(err)}")
-                log(f"run {n}: workflow failed: {_describe(err)}")
+            for name, on, attr in (("site agents", inv, "workflow"), ("colocated", colocated, "colocated")):
+                log(f"run {n}/{runs}: workflow ({name})")
+                try:
+                    setattr(
+                        run, attr, await run_workflow(client, on, lab, f"bench-failover-{tag}-{attr}-{n}")
+                    )
+                except Exception as err:
+                    run.errors.append(f"workflow ({name}): {_describe(err)}")
+                    log(f"run {n}: workflow ({name}) failed: {_describe(err)}")
             log(f"run {n}/{runs}: script baseline")
             try:
                 run.script = await run_script(acts, own, signals, lab, f"bench-script-{tag}-{n}")
@@ -402,6 +414,31 @@ async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
                 run.errors.append(f"script: {_describe(err)}")
                 log(f"run {n}: script failed: {_describe(err)}")
     return results
+
+
+def print_placements(results: list[Run]) -> None:
+    """The RTO with a site agent per database against every step on the control worker."""
+    print("Site agents against the colocated worker (RTO as the run measured it, and as the writer saw it):")
+    cols = (
+        f"{'run':>3}  {'agents s':>8}  {'colocated s':>11}  {'ratio':>5}"
+        f"  {'writer agents s':>15}  {'writer colocated s':>18}"
+    )
+    print(cols)
+    print("-" * len(cols))
+    ratios = []
+    for r in results:
+        a, c = r.workflow, r.colocated
+        ratio = a.rto_s / c.rto_s if a and c and a.rto_s and c.rto_s else None
+        if ratio is not None:
+            ratios.append(ratio)
+        print(
+            f"{r.number:>3}  {_f(a.rto_s if a else None, '.3f', 8)}  {_f(c.rto_s if c else None, '.3f', 11)}"
+            f"  {_f(ratio, '.2f', 5)}  {_f(a.writer_rto_s if a else None, '.3f', 15)}"
+            f"  {_f(c.writer_rto_s if c else None, '.3f', 18)}"
+        )
+    median = _median(list(ratios))
+    print(f"median RTO ratio, site agents / colocated: {_f(median, '.2f')}")
+    print()
 
 
 # --------------------------------------------------------------------------- printing
@@ -613,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     print_report(results, lab)
+    print_placements(results)
     return 1 if any(r.errors for r in results) else 0
 
 
