@@ -46,6 +46,8 @@ FAILOVER_STEPS = (
     "checkpoint",
     "prepare_target",
     "fence_primary",
+    "isolate_site",
+    "check_promotion",
     "promote_standby",
     "repoint_apps",
     "dns_cutover",
@@ -54,7 +56,8 @@ FAILOVER_STEPS = (
     "follow_primary",
     "write_evidence",
 )
-"""Every activity a failover with a reachable second standby runs, in order."""
+"""Every activity a failover with a reachable second standby runs, in order (onprem's server
+dead, its agent alive: the fence is unverified and the control worker isolates the site)."""
 FAILBACK_STEPS = (
     "plan_failover",
     "assess_sites",
@@ -62,6 +65,7 @@ FAILBACK_STEPS = (
     "rejoin_standby",
     "catch_up",
     "pause_writes",
+    "check_promotion",
     "promote_home",
     "repoint_apps",
     "dns_cutover",
@@ -174,40 +178,50 @@ def reboot_site(lab: Lab, site: str, timeout: float = 30) -> None:
 
 @dataclass
 class WorkerKeeper:
-    """A worker process (``hybridops worker``) that is restarted whenever it dies, as a
-    supervisor would: a crash fault SIGKILLs it, :meth:`kill` does it from outside. Each death
-    is recorded with its return code (``-9`` for SIGKILL)."""
+    """The lab's worker processes, each restarted whenever it dies, as a supervisor would: the
+    control worker (``hybridops worker``) and each site's agent (``hybridops worker --site``).
+    A crash fault SIGKILLs whichever runs its step; :meth:`kill` does it from outside. Each
+    death is recorded with its return code (``-9`` for SIGKILL)."""
 
     lab: Lab
     deaths: list[int] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
 
+    @staticmethod
+    def names() -> list[str | None]:
+        """None: the control worker; a site: its agent."""
+        return [None, *SITES]
+
     def start(self) -> None:
-        self.proc = spawn_worker(self.lab)
+        for site in self.names():
+            self.procs[site or ""] = spawn_worker(self.lab, site)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                self.deaths.append(self.proc.returncode)
-                self.proc = spawn_worker(self.lab)
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    self.deaths.append(proc.returncode)
+                    self.procs[name] = spawn_worker(self.lab, name or None)
             await asyncio.sleep(0.05)
 
-    def kill(self) -> None:
-        """SIGKILL the worker (the keeper restarts it)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+    def kill(self, site: str | None = None) -> None:
+        """SIGKILL the control worker, or ``site``'s agent (the keeper restarts it)."""
+        proc = self.procs.get(site or "")
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 @contextlib.asynccontextmanager
