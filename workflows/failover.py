@@ -289,6 +289,12 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         except ActivityError as err:
             if not steps.agent_absent(err):
                 raise
+            # Not a failure of the run: the answer to "is the host alive?" was no.
+            record = self._steps[-1]
+            record.outcome = StepOutcome.SKIPPED
+            record.detail = (
+                f"{old}'s agent did not answer within {self._where.agent_start_s:g} s: its host is down"
+            )
             fence = await self._isolate_absent(old, workflow_id)
         if fence.token is None and fence.isolated is None:
             # The agent marked a server that did not answer; isolating it needs the infra

@@ -71,13 +71,13 @@ def agents_status(layout: LabLayout, processes: Processes) -> dict[str, str]:
     for site in SITES:
         process = "running" if processes.pid(f"agent-{site}") else "stopped"
         if polls is None:
-            seen = "polling unknown (Temporal does not answer)"
-        elif any(ago < POLL_FRESH_S for ago in polls[site]):
-            seen = f"polling {inv.site_queue(site)}"
+            seen = "Temporal does not answer"
         elif polls[site]:
-            seen = f"not polling (last poll {min(polls[site]):.0f} s ago)"
+            # A killed worker stays listed until its long poll would have ended: the age says it.
+            seen = f"{inv.site_queue(site)}: last poll {min(polls[site]):.0f} s ago"
+            seen += "" if min(polls[site]) < POLL_FRESH_S else " (gone)"
         else:
-            seen = "not polling"
+            seen = f"{inv.site_queue(site)}: no poller"
         out[f"agent:{site}"] = f"{process}, {seen}"
     return out
 

@@ -191,3 +191,31 @@ async def test_two_writable_at_the_start(client: Client, module_lab: Lab) -> Non
         premise=frozenset({"onprem", "azure"}),
         until=ended,
     )
+
+
+async def test_control_worker_and_target_agent_killed_together(client: Client, module_lab: Lab) -> None:
+    """Both the control worker and the target's agent die the moment the promotion begins
+    (the agent's step in flight, the workflow's worker with it); the keeper brings both back,
+    and the run completes with one promotion, one writer, DNS at it."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    inv = lab_inventory(lab)
+    with WritableSampler(lab) as sampler:
+        async with kept_worker(lab) as workers:
+            lab.start_writer()
+            await writes_on(lab, "onprem")
+            start_tl = highest_timeline(lab)
+            at = lab.break_site("onprem")
+            handle = await start_run(
+                client,
+                inv,
+                Runbook.FAILOVER,
+                FailoverInput(target=TargetChoice.AZURE, incident_started_at=at),
+            )
+            await eventually("the promotion to begin", lambda: _mark(lab, "azure"), timeout=90)
+            workers.kill()
+            workers.kill("azure")
+            run = await finish(handle, Runbook.FAILOVER)
+    assert sorted(workers.deaths) == [-9, -9], workers.deaths
+    out = assert_case(lab, inv, [run], start_tl, sampler)
+    assert out is not None and out.writer == "azure"
