@@ -141,7 +141,11 @@ class Lab(LabLayout):
 
     def start_worker(self) -> None:
         if not self.pid("worker"):
-            self.processes.spawn("worker", [sys.executable, "-m", "workers"], self.env())
+            self.processes.spawn(
+                "worker",
+                [sys.executable, "-m", "workers", "--metrics-listen", self.ports.worker_metrics],
+                self.env(),
+            )
 
     def stop_code(self) -> None:
         """Stop the processes that run HybridOps code (writer, worker, alert receiver), so the
