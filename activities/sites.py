@@ -25,6 +25,7 @@ from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
 from drivers.postgres import PostgresDriver
 from drivers.progress import report as report_progress
 from drivers.topology import TopologyReader, refuse
+from hybridops import metrics
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import CheckpointInput, CheckpointResult, RuleViolation
 from hybridops.contracts.sites import (
@@ -180,6 +181,7 @@ class SiteActivities(Activities):
                 IsolateTarget(site=inp.site, host=site.host, data_dir=site.data_dir), inp.run_id
             )
             result.detail += f"; {result.isolated}"
+        metrics.SITE_FENCED.labels(inp.site).set(1)
         return result
 
     @step_activity(ActivityName.UNFENCE_PRIMARY)
@@ -201,7 +203,9 @@ class SiteActivities(Activities):
                 ],
                 f"unfence {inp.site}",
             )
-        return UnfenceResult(changed=await self.pg.unfence(inp.site))
+        result = UnfenceResult(changed=await self.pg.unfence(inp.site))
+        metrics.SITE_FENCED.labels(inp.site).set(0)
+        return result
 
     @step_activity(ActivityName.PROMOTE_STANDBY)
     async def promote_standby(self, inp: PromoteInput) -> PromoteResult:

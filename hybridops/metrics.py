@@ -73,6 +73,18 @@ LAST_STEP_SECONDS = Gauge(
     "hybridops_last_step_duration_seconds", "The last run's step durations.",
     ["runbook", "step"], registry=REGISTRY,
 )  # fmt: skip
+SITE_FENCED = Gauge(
+    "hybridops_site_fenced", "1 while a site's server is fenced by a run, 0 once unfenced or retired.",
+    ["site"], registry=REGISTRY,
+)  # fmt: skip
+BURST_NODES = Gauge(
+    "hybridops_burst_pool_nodes", "Nodes in a cloud's burst pool, as last set by a burst.",
+    ["cloud"], registry=REGISTRY,
+)  # fmt: skip
+BURST_TRAFFIC_SHARE = Gauge(
+    "hybridops_burst_traffic_share", "Each site's share (0..1) of the weighted record, as last set.",
+    ["site"], registry=REGISTRY,
+)  # fmt: skip
 BURST_COST = Gauge(
     "hybridops_burst_cost_estimate", "The last burst's estimated cost (the inventory's currency).",
     registry=REGISTRY,
@@ -95,6 +107,14 @@ DRILL_LAST_PASSED = Gauge(
 DRILL_MAX_AGE = Gauge(
     "hybridops_drill_max_age_seconds", "How old the last passed drill may be (drill.max_age_h).",
     registry=REGISTRY,
+)  # fmt: skip
+QUEUE_BACKLOG = Gauge(
+    "hybridops_task_queue_backlog", "Tasks waiting for a worker on a task queue (the server's estimate).",
+    ["task_queue", "task_type"], registry=REGISTRY,
+)  # fmt: skip
+QUEUE_BACKLOG_AGE = Gauge(
+    "hybridops_task_queue_backlog_age_seconds", "How long the oldest task of a queue's backlog has waited.",
+    ["task_queue", "task_type"], registry=REGISTRY,
 )  # fmt: skip
 OBSERVED = Gauge(
     "hybridops_observer_last_success_timestamp_seconds",

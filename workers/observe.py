@@ -1,6 +1,7 @@
 """What the control worker reads of Temporal for the metrics, every ``interval_s``: the runs
-waiting for an approval (each running runbook's ``progress`` query) and the last drill that
-passed (:func:`hybridops.drills.drill_status`).
+waiting for an approval (each running runbook's ``progress`` query), the last drill that
+passed (:func:`hybridops.drills.drill_status`) and each task queue's backlog (the server's
+``DescribeTaskQueue`` statistics: no worker sees its queue's backlog).
 
 Read from the server, never counted in workflow code: the numbers are right after a worker
 restart, and workflows stay deterministic (DESIGN.md rule 1). The cost is one visibility
@@ -15,6 +16,9 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueRef
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from hybridops import metrics
@@ -69,7 +73,32 @@ async def observe_once(client: Client, inv: Inventory) -> None:
     metrics.DRILL_MAX_AGE.set(inv.drill.max_age_h * 3600)
     metrics.DRILL_LAST_PASSED.set(drills.last_passed_at.timestamp() if drills.last_passed_at else 0)
     metrics.BURST_BUDGET.set(inv.burst.budget_cap)
+    for queue in TaskQueue:
+        await observe_backlog(client, inv.queue(queue))
     metrics.OBSERVED.set(time.time())
+
+
+BACKLOG_TYPES = {
+    "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+}
+
+
+async def observe_backlog(client: Client, queue: str) -> None:
+    """A task queue's backlog (tasks waiting for a worker) and its age, by task type."""
+    for kind, task_type in BACKLOG_TYPES.items():
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueueRef(name=queue),
+                task_queue_type=task_type,
+                report_stats=True,
+            )
+        )
+        metrics.QUEUE_BACKLOG.labels(queue, kind).set(resp.stats.approximate_backlog_count)
+        metrics.QUEUE_BACKLOG_AGE.labels(queue, kind).set(
+            resp.stats.approximate_backlog_age.ToTimedelta().total_seconds()
+        )
 
 
 async def observe(client: Client, inv: Inventory, interval_s: float = 15.0) -> None:

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from hybridops import metrics
-from hybridops.constants import Runbook
+from hybridops.constants import Runbook, TaskQueue
 from hybridops.contracts.base import RunStatus
 from hybridops.contracts.evidence import (
     DrillDetails,
@@ -147,3 +147,32 @@ async def test_runs_started_through_the_workflow_meter(temporal_env: WorkflowEnv
     assert "hybridops_runs_started_total{" in text and 'runbook="drill"' in text
     assert f'task_queue="{queue}"' in text
     assert "temporal_num_pollers" in text
+
+
+async def test_the_observer_reads_temporal(client: Client) -> None:
+    """The control worker's reading: no drill passed (0), nobody waits, each queue's backlog."""
+    from hybridops.inventory import parse_inventory
+    from workers.observe import observe_once
+
+    suffix = f"-obs-{uuid.uuid4().hex[:6]}"
+    inv = parse_inventory(
+        {
+            "task_queue_suffix": suffix,
+            "sites": {
+                "onprem": {"host": "127.0.0.1", "data_dir": "/nonexistent/onprem"},
+                "azure": {"host": "127.0.0.2", "cloud": "azure", "data_dir": "/nonexistent/azure"},
+            },
+            "dns": {"zone": "example.test", "record": "db.example.test"},
+            "drill": {"max_age_h": 2},
+        }
+    )
+    await observe_once(client, inv)
+    assert sample("hybridops_drill_last_passed_timestamp_seconds") == 0
+    assert sample("hybridops_drill_max_age_seconds") == 7200
+    assert sample("hybridops_runs_waiting_for_approval", runbook="failover") == 0
+    assert sample("hybridops_approval_waiting_since_timestamp_seconds", runbook="failover") is None
+    for queue in TaskQueue:
+        for kind in ("workflow", "activity"):
+            labels = {"task_queue": queue.value + suffix, "task_type": kind}
+            assert sample("hybridops_task_queue_backlog", **labels) == 0
+    assert (sample("hybridops_observer_last_success_timestamp_seconds") or 0) > 0
