@@ -26,7 +26,8 @@ from workers.main import run_workers
 from workers.observe import observe
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (tests/unit/test_stack.py checks the compose file's commands against it)."""
     parser = argparse.ArgumentParser(
         prog="python -m workers", description="A HybridOps worker: serves task queues."
     )
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="HOST:PORT",
         help="serve the SDK's and HybridOps' metrics on http://HOST:PORT/metrics; none by default",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     queues = [TaskQueue(q) for q in args.queue] if args.queue else list(TaskQueue)
