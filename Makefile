@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint evidence-schema bench bench-alerts bench-drill bench-chaos bench-replay down install deps clean
+.PHONY: demo test lint dashboards evidence-schema bench bench-alerts bench-drill bench-chaos bench-replay down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -39,6 +39,10 @@ lint: $(STAMP)
 ## fails when the two differ.
 evidence-schema: $(STAMP)
 	$(BIN)/python -m hybridops.contracts.evidence > runbooks/evidence.schema.json
+
+## infra/grafana/dashboards/*.json from infra/grafana/build.py; a unit test fails when they differ.
+dashboards: $(STAMP)
+	$(BIN)/python infra/grafana/build.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/failover.py
