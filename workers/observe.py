@@ -1,6 +1,7 @@
 """What the control worker reads of Temporal for the metrics, every ``interval_s``: the runs
 waiting for an approval (each running runbook's ``progress`` query), the last drill that
-passed (:func:`hybridops.drills.drill_status`) and each task queue's backlog (the server's
+passed (:func:`hybridops.drills.drill_status`), the objectives runs are measured against
+(the policy's, the inventory's drill objectives) and each task queue's backlog (the server's
 ``DescribeTaskQueue`` statistics: no worker sees its queue's backlog).
 
 Read from the server, never counted in workflow code: the numbers are right after a worker
@@ -26,6 +27,7 @@ from hybridops.constants import PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.contracts.base import Progress
 from hybridops.drills import drill_status
 from hybridops.inventory import Inventory
+from hybridops.policy import load_policy
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,14 @@ async def observe_once(client: Client, inv: Inventory) -> None:
     metrics.DRILL_MAX_AGE.set(inv.drill.max_age_h * 3600)
     metrics.DRILL_LAST_PASSED.set(drills.last_passed_at.timestamp() if drills.last_passed_at else 0)
     metrics.BURST_BUDGET.set(inv.burst.budget_cap)
+    # The objectives the runs are measured against: the policy's constraints (failover,
+    # failback), the inventory's drill objectives.
+    constraints = load_policy(inv.policy).constraints
+    for runbook in ("failover", "failback"):
+        metrics.RTO_OBJECTIVE.labels(runbook).set(constraints.rto_max_s)
+        metrics.RPO_OBJECTIVE.labels(runbook).set(constraints.rpo_max_s)
+    metrics.RTO_OBJECTIVE.labels("drill").set(inv.drill.rto_objective_s)
+    metrics.RPO_OBJECTIVE.labels("drill").set(inv.drill.rpo_objective_s)
     for queue in TaskQueue:
         await observe_backlog(client, inv.queue(queue))
     metrics.OBSERVED.set(time.time())

@@ -175,4 +175,5 @@ async def test_the_observer_reads_temporal(client: Client) -> None:
         for kind in ("workflow", "activity"):
             labels = {"task_queue": queue.value + suffix, "task_type": kind}
             assert sample("hybridops_task_queue_backlog", **labels) == 0
+    assert sample("hybridops_rto_objective_seconds", runbook="failover") == 900  # runbooks/policy.yaml
     assert (sample("hybridops_observer_last_success_timestamp_seconds") or 0) > 0
