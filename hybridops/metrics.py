@@ -38,6 +38,9 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 SECONDS_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 """RTO and step durations: a lab failover takes seconds, a production one minutes."""
 RPO_BUCKETS = (0, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600)
+STEP_BUCKETS = (0.1, 0.5, 1, 5, 30, 120, 600, 3600)
+"""Coarser: a series set per runbook and step (about 40 pairs), the largest part of the
+endpoint (bench/metrics.py)."""
 
 RUNS_ENDED = Counter(
     "hybridops_runs_ended", "Runs that ended (evidence written), by runbook and status.",
@@ -67,7 +70,7 @@ LAST_RUN_END = Gauge(
 )  # fmt: skip
 STEP_SECONDS = Histogram(
     "hybridops_step_duration_seconds", "How long each step (phase) of a run took.",
-    ["runbook", "step"], buckets=SECONDS_BUCKETS, registry=REGISTRY,
+    ["runbook", "step"], buckets=STEP_BUCKETS, registry=REGISTRY,
 )  # fmt: skip
 LAST_STEP_SECONDS = Gauge(
     "hybridops_last_step_duration_seconds", "The last run's step durations.",
@@ -242,7 +245,14 @@ class MetricsEndpoint:
         await runner.setup()
         host, port = parse_listen(self.listen, "--metrics-listen")
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            # The process's work matters more than its metrics: it goes on without them, and
+            # the scrape's `up 0` (and the alert rules on the missing series) say so.
+            log.error("metrics: cannot listen on %s: %s; serving no metrics", self.listen, err)
+            await runner.cleanup()
+            return
         log.info("metrics on http://%s/metrics", self.listen)
         try:
             await asyncio.Event().wait()
@@ -257,4 +267,12 @@ def start_metrics(listen: str | None, sdk: bool = True) -> asyncio.Task[None] | 
         return None
     parse_listen(listen, "--metrics-listen")  # a bad address fails here, naming the flag
     endpoint = MetricsEndpoint(listen, install_sdk_metrics() if sdk else None)
-    return asyncio.get_running_loop().create_task(endpoint.serve(), name="metrics")
+    task = asyncio.get_running_loop().create_task(endpoint.serve(), name="metrics")
+    # The loop holds its tasks weakly: an endpoint whose caller dropped the task would be
+    # collected while it serves (seen in bench/failover.py: "Task was destroyed but it is pending").
+    _serving.add(task)
+    task.add_done_callback(_serving.discard)
+    return task
+
+
+_serving: set[asyncio.Task[None]] = set()

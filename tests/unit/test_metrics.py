@@ -177,3 +177,15 @@ async def test_the_observer_reads_temporal(client: Client) -> None:
             assert sample("hybridops_task_queue_backlog", **labels) == 0
     assert sample("hybridops_rto_objective_seconds", runbook="failover") == 900  # runbooks/policy.yaml
     assert (sample("hybridops_observer_last_success_timestamp_seconds") or 0) > 0
+
+
+async def test_a_taken_port_leaves_the_process_running(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        await asyncio.wait_for(metrics.MetricsEndpoint(listen).serve(), timeout=10)  # returns
+    assert "cannot listen on" in caplog.text
