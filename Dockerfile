@@ -44,7 +44,10 @@ RUN apt-get update \
         postgresql-client=15* \
         tini=0.19.* \
     && rm -rf /var/lib/apt/lists/*
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/hybridops hybridops
+# HYBRIDOPS_HOME, and the evidence folder owned by the user before a volume is mounted there
+# (a named volume takes the ownership of the image's folder; without it, root's).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/hybridops hybridops \
+    && install -d -o 10001 -g 10001 /var/lib/hybridops/output
 COPY --from=terraform /bin/terraform /usr/local/bin/terraform
 COPY --from=packer /bin/packer /usr/local/bin/packer
 COPY --from=build /opt/venv /opt/venv

@@ -192,8 +192,12 @@ def test_environment_variables_are_the_ones_the_code_reads() -> None:
         assert mount in service["volumes"], name
     assert f"{INVENTORY_ENV}=/etc/hybridops/inventory.yaml" in DOCKERFILE
     assert f"{HOME_ENV}=/var/lib/hybridops" in DOCKERFILE
-    # Evidence lands in a volume: the inventory's output_dir is where it is mounted.
-    assert "evidence:" + str(inventory().output_dir) in SERVICES["worker-control"]["volumes"]
+    # Evidence lands in a volume: the inventory's output_dir is where it is mounted, a folder
+    # the image's user owns (a named volume takes the image folder's ownership).
+    output_dir = str(inventory().output_dir)
+    assert "evidence:" + output_dir in SERVICES["worker-control"]["volumes"]
+    assert f"install -d -o 10001 -g 10001 {output_dir}" in DOCKERFILE
+    assert "USER 10001:10001" in DOCKERFILE
 
 
 def test_every_version_and_variable_comes_from_dot_env() -> None:
