@@ -282,3 +282,18 @@ def test_the_compose_inventory_loads() -> None:
     inv = inventory()
     assert inv.placement.value == "queues"  # a worker per queue, each with its credentials
     assert inv.temporal.codec.enabled
+
+
+def test_hybridops_worker_hands_its_flags_to_the_worker_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hybridops worker`` becomes ``python -m workers`` with the same queue and metrics flags,
+    and those parse there too."""
+    from hybridops.cli import serve
+
+    became: list[list[str]] = []
+    monkeypatch.setattr(serve, "inventory", inventory)
+    monkeypatch.setattr(serve.os, "execv", lambda path, argv: became.append(argv))
+    serve.worker(queue=["hybridops-dns"], metrics_listen="0.0.0.0:9464")
+    (argv,) = became
+    assert argv[1:3] == ["-m", "workers"]
+    args = build_parser().parse_args(argv[3:])
+    assert (args.queue, args.metrics_listen) == (["hybridops-dns"], "0.0.0.0:9464")
