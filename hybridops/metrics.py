@@ -92,6 +92,10 @@ BURST_COST = Gauge(
     "hybridops_burst_cost_estimate", "The last burst's estimated cost (the inventory's currency).",
     registry=REGISTRY,
 )  # fmt: skip
+BURST_COST_RUNNING = Gauge(
+    "hybridops_burst_cost_so_far", "The running bursts' estimated cost so far (0: none runs).",
+    registry=REGISTRY,
+)  # fmt: skip
 BURST_BUDGET = Gauge("hybridops_burst_budget_cap", "The bursts' budget cap.", registry=REGISTRY)
 
 WAITING_FOR_APPROVAL = Gauge(

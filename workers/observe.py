@@ -1,5 +1,6 @@
 """What the control worker reads of Temporal for the metrics, every ``interval_s``: the runs
-waiting for an approval (each running runbook's ``progress`` query), the last drill that
+waiting for an approval (each running runbook's ``progress`` query), the running bursts' cost
+so far (their ``burst_state``), the last drill that
 passed (:func:`hybridops.drills.drill_status`), the objectives runs are measured against
 (the policy's, the inventory's drill objectives) and each task queue's backlog (the server's
 ``DescribeTaskQueue`` statistics: no worker sees its queue's backlog).
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueRef
@@ -23,8 +24,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from hybridops import metrics
-from hybridops.constants import PROGRESS_QUERY, TaskQueue, WorkflowType
+from hybridops.constants import BURST_STATE_QUERY, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.contracts.base import Progress
+from hybridops.contracts.burst import BurstState, burst_cost
 from hybridops.drills import drill_status
 from hybridops.inventory import Inventory
 from hybridops.policy import load_policy
@@ -51,10 +53,15 @@ async def observe_once(client: Client, inv: Inventory) -> None:
     types = " OR ".join(f'WorkflowType = "{t}"' for t in RUNBOOK_TYPES)
     query = f'ExecutionStatus = "Running" AND TaskQueue = "{queue}" AND ({types})'
     waiting: dict[str, list[datetime]] = defaultdict(list)
+    burst_cost_so_far = 0.0
     async for wf in client.list_workflows(query, limit=200):
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
         try:
-            progress = await client.get_workflow_handle(wf.id, run_id=wf.run_id).query(
-                PROGRESS_QUERY, result_type=Progress
+            progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
+            state = (
+                await handle.query(BURST_STATE_QUERY, result_type=BurstState)
+                if wf.workflow_type == WorkflowType.BURST.value
+                else None
             )
         except Exception as err:  # a run that ended meanwhile, a worker restarting
             log.debug("observe: no progress of %s: %s", wf.id, err)
@@ -62,6 +69,10 @@ async def observe_once(client: Client, inv: Inventory) -> None:
         since = waiting_since(progress)
         if since is not None:
             waiting[RUNBOOK_TYPES[wf.workflow_type]].append(since)
+        if state is not None:
+            # The workflow's own formula, on the inventory's prices (the plan copies them).
+            burst_cost_so_far += burst_cost(state, inv.burst.price_per_node_hour, datetime.now(UTC))[1]
+    metrics.BURST_COST_RUNNING.set(burst_cost_so_far)
     for runbook in RUNBOOK_TYPES.values():
         metrics.WAITING_FOR_APPROVAL.labels(runbook).set(len(waiting[runbook]))
         if waiting[runbook]:

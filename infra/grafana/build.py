@@ -195,6 +195,7 @@ BOARDS: tuple[Board, ...] = (
                 "Cost against the cap",
                 "stat",
                 (
+                    Query("max(hybridops_burst_cost_so_far)", "running bursts"),
                     Query("max(hybridops_burst_cost_estimate)", "last burst"),
                     Query("max(hybridops_burst_budget_cap)", "cap"),
                 ),

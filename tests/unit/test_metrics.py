@@ -176,6 +176,7 @@ async def test_the_observer_reads_temporal(client: Client) -> None:
             labels = {"task_queue": queue.value + suffix, "task_type": kind}
             assert sample("hybridops_task_queue_backlog", **labels) == 0
     assert sample("hybridops_rto_objective_seconds", runbook="failover") == 900  # runbooks/policy.yaml
+    assert sample("hybridops_burst_cost_so_far") == 0  # no burst runs
     assert (sample("hybridops_observer_last_success_timestamp_seconds") or 0) > 0
 
 
