@@ -25,6 +25,7 @@ from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
 from drivers.postgres import PostgresDriver
 from drivers.progress import report as report_progress
 from drivers.topology import TopologyReader, refuse
+from hybridops import metrics
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import CheckpointInput, CheckpointResult, RuleViolation
 from hybridops.contracts.sites import (
@@ -210,6 +211,7 @@ class SiteActivities(Activities):
         if result.token is None and self.drivers.local_sites is None:
             result.isolated = await self._isolate(inp.site, inp.run_id)
             result.detail += f"; {result.isolated}"
+        metrics.SITE_FENCED.labels(inp.site).set(1)
         return result
 
     async def _isolate(self, name: str, run_id: str) -> str:
@@ -263,7 +265,9 @@ class SiteActivities(Activities):
         sees its own server only: its guard step checked the others right before."""
         if not self.drivers.is_agent():
             await self._unfence_rules(inp.site)
-        return UnfenceResult(changed=await self.pg.unfence(inp.site))
+        result = UnfenceResult(changed=await self.pg.unfence(inp.site))
+        metrics.SITE_FENCED.labels(inp.site).set(0)
+        return result
 
     @step_activity(ActivityName.PROMOTE_STANDBY)
     async def promote_standby(self, inp: PromoteInput) -> PromoteResult:

@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -62,6 +63,7 @@ from hybridops.contracts.sites import (
 from hybridops.decision import decide, signal_targets
 from hybridops.inventory import HOME_ENV, Inventory, Placement
 from hybridops.lab import Lab, LabPorts
+from hybridops.metrics import free_loopback_port, start_metrics
 from hybridops.workload import Ack, read_ledger
 from workers.main import build_agent, build_workers
 from workflows.failover import FailoverWorkflow
@@ -379,9 +381,26 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
+async def scrape_every_second(url: str) -> None:
+    """What the lab's Prometheus does to a worker: read its endpoint every second."""
+    while True:
+        try:
+            await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+        except OSError as err:  # not listening yet; Prometheus would record a failed scrape too
+            log(f"metrics scrape failed: {err}")
+        await asyncio.sleep(1)
+
+
+async def bench(lab: Lab, inv: Inventory, runs: int, tag: str, with_metrics: bool = False) -> list[Run]:
     """``runs`` runs of the workflow with site agents, of the workflow colocated, and of the
-    script, with workers (the agents too) in this process."""
+    script, with workers (the agents too) in this process; with
+    ``with_metrics``, the worker's metrics on (the SDK's exporter, HybridOps' registry, the
+    endpoint) and scraped every second, as ``python -m workers --metrics-listen`` is in the lab."""
+    scraper: asyncio.Task[None] | None = None
+    if with_metrics:
+        listen = f"127.0.0.1:{free_loopback_port()}"
+        start_metrics(listen)  # before the client connects: the runtime with its exporter
+        scraper = asyncio.create_task(scrape_every_second(f"http://{listen}/metrics"))
     client = await connect(inv.temporal)
     acts = SiteActivities(inv)
     own = FailoverActivities(inv)
@@ -413,6 +432,8 @@ async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
             except Exception as err:
                 run.errors.append(f"script: {_describe(err)}")
                 log(f"run {n}: script failed: {_describe(err)}")
+    if scraper is not None:
+        scraper.cancel()
     return results
 
 
@@ -625,6 +646,9 @@ def print_report(results: list[Run], lab: Lab) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
+    parser.add_argument(
+        "--metrics", action="store_true", help="the worker's metrics on and scraped every second"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs: at least 1")
@@ -642,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         inv = lab.up(temporal=True, worker=False, writer=True, monitoring=False)
         # Evidence goes to the temp dir, not to the repository's output/.
         inv = inv.model_copy(update={"output_dir": tmp / "output"})
-        results = asyncio.run(bench(lab, inv, args.runs, tag))
+        log(f"worker metrics {'on, scraped every second' if args.metrics else 'off'}")
+        results = asyncio.run(bench(lab, inv, args.runs, tag, args.metrics))
     finally:
         log("lab down")
         try:

@@ -125,6 +125,9 @@ RELEASE_SIGNAL = "release"
 LEASE_QUERY = "holder"
 """Name of the lease workflow's Query: who holds the lease now."""
 
+BURST_STATE_QUERY = "burst_state"
+"""Name of the burst workflow's Query: what the burst has done so far (``BurstState``)."""
+
 STOP_SIGNAL = "stop"
 """Name of the Signal that ends a burst cleanly (it scales in)."""
 

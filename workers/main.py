@@ -32,6 +32,7 @@ from hybridops.constants import ActivityName, TaskQueue
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory, Placement
 from workflows.identity import IdentityInterceptor
+from workflows.metrics import RunMetricsInterceptor
 from workflows.registry import WORKFLOWS
 from workflows.steps import STEPS
 
@@ -133,7 +134,7 @@ def build_workers(
             workflows=WORKFLOWS if queue == TaskQueue.CONTROL else [],
             activities=registered,
             # Hands the caller's identity (a start's, an approval's) to the workflow.
-            interceptors=[IdentityInterceptor()],
+            interceptors=[IdentityInterceptor(), RunMetricsInterceptor()],
         )
         for queue, registered in registrations(inventory, queues, acts).items()
     ]

@@ -86,9 +86,15 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
         return
     table = Table("part", "state")
     for k, v in status.items():
-        if k not in ("root", "ports", "warnings"):
+        if k not in ("root", "ports", "warnings", "addresses"):
             table.add_row(k, str(v))
     console.print(table)
+    for name, url in status["addresses"].items():
+        console.print(f"{name + ':':<18} {url}", highlight=False, soft_wrap=True)
+    if "Prometheus" in status["addresses"]:
+        from hybridops.lab.status import grafana_hint
+
+        console.print(grafana_hint(status["addresses"]["Prometheus"]), highlight=False)
     if status.get("dns") == "running":
         # The same reading the runbooks make: every server asked, DNS asked, findings named.
         from drivers.lazy import Drivers

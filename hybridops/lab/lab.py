@@ -152,7 +152,8 @@ class Lab(LabLayout):
         database host), each a process of its own."""
         if not self.pid("worker"):
             queues = [arg for q in CONTROL_QUEUES for arg in ("--queue", q.value)]
-            self.processes.spawn("worker", [sys.executable, "-m", "workers", *queues], self.env())
+            metrics = ["--metrics-listen", self.ports.worker_metrics]
+            self.processes.spawn("worker", [sys.executable, "-m", "workers", *queues, *metrics], self.env())
         for site in SITES:
             self.start_agent(site)
 

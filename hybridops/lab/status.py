@@ -7,7 +7,9 @@ Read-only: nothing here changes the lab.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from hybridops.lab.dns import DNS, LabDns
@@ -82,6 +84,38 @@ def agents_status(layout: LabLayout, processes: Processes) -> dict[str, str]:
     return out
 
 
+DASHBOARDS = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "dashboards"
+"""The Grafana dashboards (infra/grafana/build.py writes them)."""
+GRAFANA_BINARIES = ("grafana", "grafana-server")
+
+
+def addresses(layout: LabLayout, processes: Processes, monitoring: Monitoring) -> dict[str, str]:
+    """The address of every UI and endpoint the lab serves now, by name (those running)."""
+    out: dict[str, str] = {}
+    if processes.pid("temporal"):
+        out["Temporal UI"] = f"http://127.0.0.1:{layout.ports.ui}"
+    if processes.pid("prometheus-global"):
+        out["Prometheus"] = monitoring.prometheus_url
+    if processes.pid("alertmanager"):
+        out["Alertmanager"] = monitoring.alertmanager_url
+    if processes.pid("worker"):
+        out["worker metrics"] = f"http://{layout.ports.worker_metrics}/metrics"
+    if processes.pid("alert-receiver"):
+        out["receiver metrics"] = f"http://{monitoring.metrics_address('alert-receiver')}/metrics"
+    return out
+
+
+def grafana_hint(prometheus_url: str) -> str:
+    """How to see the dashboards: the lab runs no Grafana (installed here or not)."""
+    installed = any(shutil.which(name) for name in GRAFANA_BINARIES)
+    where = "Grafana is installed here, but the lab does not run it" if installed else "No Grafana here"
+    return (
+        f"{where}: in a Grafana, add a Prometheus data source at {prometheus_url}, then import each"
+        f" of {DASHBOARDS}/*.json (Dashboards > New > Import) and pick that data source; or run"
+        " the compose stack, which provisions them (README, 'The deployable stack')."
+    )
+
+
 def lab_status(
     layout: LabLayout,
     processes: Processes,
@@ -91,7 +125,8 @@ def lab_status(
     monitored: bool,
 ) -> dict[str, Any]:
     """Each part by name: ``running``/``stopped``, a database's role (``primary``, ``standby``,
-    ``down``, ``(fenced)`` added), the site DNS points at, and ``warnings``."""
+    ``down``, ``(fenced)`` added), the site DNS points at, the ``addresses`` of the UIs and
+    endpoints that run (:func:`addresses`), and ``warnings``."""
     out: dict[str, Any] = {"root": str(layout.root), "ports": asdict(layout.ports)}
     for name in CORE:
         out[name] = "running" if processes.pid(name) else "stopped"
@@ -104,5 +139,6 @@ def lab_status(
         out[f"pg:{site}"] = role
     out.update(agents_status(layout, processes))
     out["dns record"] = (dns.site() or "?") if processes.pid(DNS) else "stopped"
+    out["addresses"] = addresses(layout, processes, monitoring)
     out["warnings"] = topology_warnings(postgres.writable_sites(), dns.site())
     return out
