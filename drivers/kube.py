@@ -61,7 +61,7 @@ def api_client(
         try:
             config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException as err:
-            raise ConfigError(f"{key}: no api_url or kubeconfig_ref, and not in a cluster: {err}") from None
+            raise ConfigError(f"{key}: no credentials configured and not in a cluster: {err}") from None
         return client.ApiClient(cfg)
     try:
         config.load_kube_config_from_dict(

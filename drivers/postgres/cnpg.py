@@ -485,6 +485,7 @@ class CnpgPostgresDriver(SqlSteps):
             mark = _mark(obj, PROMOTED_BY)
             ours = bool(mark and run_id and mark.get("run_id") == run_id)
             sql: dict[str, Any] | None = None
+            changed = True
             if not is_replica(obj):
                 done = _is_primary_now(obj, int(mark.get("timeline") or 0) if mark and ours else None)
                 if done:
@@ -496,6 +497,7 @@ class CnpgPostgresDriver(SqlSteps):
                     )
                 # Promoted already, by this run (a retry) or by someone else: wait until done.
                 from_timeline = int(mark.get("timeline") or 0) if mark and ours else None
+                changed = ours
             else:
                 token = await self._promotion_token(site, obj)
                 # With a token, CloudNativePG itself waits until the shutdown checkpoint it
@@ -512,7 +514,7 @@ class CnpgPostgresDriver(SqlSteps):
             after = await self._wait(cluster, "promotion", lambda o: _is_primary_now(o, from_timeline))
         timeline = int(_status(after).get("timelineID") or 0)
         return Promoted(
-            changed=ours or sql is not None or from_timeline is not None,
+            changed=changed,
             timeline=timeline,
             promoted_at=datetime.now(UTC),
             replay_lsn=sql["replay_lsn"] if sql else None,
@@ -591,7 +593,6 @@ class CnpgPostgresDriver(SqlSteps):
                     "at": _now(),
                     "was_running": _primary_ready(obj),
                     "was_read_only": is_replica(obj),
-                    "replica": _replica(obj),
                     "sql": {k: sql[k] for k in ("system_identifier", "replay_lsn", "current_lsn")}
                     if sql
                     else None,
@@ -616,7 +617,8 @@ class CnpgPostgresDriver(SqlSteps):
             if token and "token" not in mark:
                 mark["token"] = token
                 await cluster.patch(lambda o: _set_mark(o, FENCED_BY, mark))
-            await self._wait(cluster, "fencing", lambda o: not _primary_ready(o))
+            # Done when CloudNativePG stopped every instance (none ready).
+            await self._wait(cluster, "fencing", lambda o: not _status(o).get("readyInstances"))
         proof = fence_token(mark.get("token")) or _sql_token(mark)
         return Fenced(
             changed=changed,
@@ -676,7 +678,7 @@ class CnpgPostgresDriver(SqlSteps):
                     raise PreconditionFailed(
                         "cannot demote: spec.replica.source names no cluster to hand over to", site=site
                     )
-                mark = {"run_id": run_id, "at": _now(), "replica": _replica(obj)}
+                mark = {"run_id": run_id, "at": _now()}
                 await cluster.patch(lambda o: _set_mark(o, PAUSED_BY, mark))
             _, changed = await cluster.patch(_demotion)
             obj = await self._wait(cluster, "demotion", _demoted)

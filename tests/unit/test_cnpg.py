@@ -9,11 +9,14 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 
+from drivers import kube
 from drivers.postgres import PostgresDriver, make_postgres_driver
 from drivers.postgres.cnpg import (
     FENCED_BY,
@@ -28,6 +31,7 @@ from hybridops.capabilities import Capability
 from hybridops.errors import (
     CapabilityMissing,
     ConfigError,
+    DatabaseError,
     DatabaseUnreachable,
     PreconditionFailed,
 )
@@ -59,14 +63,14 @@ async def kubeapi(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeApi]
     await fake.stop()
 
 
-def inventory(api_url: str, timeout_s: float = 5.0, **azure: Any) -> Inventory:
+def inventory(url: str, timeout_s: float = 5.0, **azure: Any) -> Inventory:
     port = closed_port()
 
     def cnpg(cluster: str) -> dict[str, Any]:
         return {
             "cluster": cluster,
             "namespace": NS,
-            "api_url": api_url,
+            "api_url": url,
             "token_ref": f"env:{TOKEN_ENV}",
             "timeout_s": timeout_s,
             "poll_s": 0.005,
@@ -418,3 +422,71 @@ async def test_follow_needs_an_external_cluster_for_the_new_primary(kubeapi: Fak
 
 def test_lsn_helpers_agree_with_the_fake() -> None:
     assert format_lsn(parse_lsn("16/B374D848") or 0) == "16/B374D848"
+
+
+# --------------------------------------------------------------------------- the API's failures
+
+
+async def test_a_failing_api_server_is_retryable_and_an_admission_refusal_is_not(
+    kubeapi: FakeKubeApi,
+) -> None:
+    replicas_of_onprem(kubeapi)
+    pg = driver(kubeapi)
+    kubeapi.fail = [503]
+    with pytest.raises(DatabaseUnreachable, match="HTTP 503") as caught:
+        await pg.promote("azure", None, 1.0, RUN)
+    assert caught.value.retryable
+    # Someone left the stanza invalid (enabled with primary): CloudNativePG's webhook refuses.
+    kubeapi.cluster("pg-azure", NS)["spec"]["replica"]["enabled"] = True
+    with pytest.raises(DatabaseError, match=r"HTTP 422.*not compatible with the primary field") as refused:
+        await pg.promote("azure", None, 1.0, RUN)
+    assert not refused.value.retryable
+
+
+async def test_a_kubeconfig_and_its_context_reach_the_cluster(
+    kubeapi: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replicas_of_onprem(kubeapi)
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "aks", "cluster": {"server": kubeapi.url}},
+            {"name": "nowhere", "cluster": {"server": f"http://127.0.0.1:{closed_port()}"}},
+        ],
+        "users": [{"name": "hybridops", "user": {"token": TOKEN}}],
+        "contexts": [
+            {"name": "aks-dr", "context": {"cluster": "aks", "user": "hybridops"}},
+            {"name": "other", "context": {"cluster": "nowhere", "user": "hybridops"}},
+        ],
+        "current-context": "other",
+    }
+    monkeypatch.setenv("HYBRIDOPS_TEST_CNPG_KUBECONFIG", yaml.safe_dump(kubeconfig))
+    pg = driver(
+        kubeapi,
+        api_url=None,
+        token_ref=None,
+        kubeconfig_ref="env:HYBRIDOPS_TEST_CNPG_KUBECONFIG",
+        context="aks-dr",
+    )
+    assert (await pg.assess("azure")).reachable
+
+
+def test_an_api_url_with_a_ca_and_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    monkeypatch.setenv("HYBRIDOPS_TEST_CNPG_CA", ca)
+    api = kube.api_client(
+        "sites.azure.cnpg",
+        api_url="https://aks.example.net:443",
+        token_ref=f"env:{TOKEN_ENV}",
+        ca_cert_ref="env:HYBRIDOPS_TEST_CNPG_CA",
+    )
+    cfg = api.configuration
+    assert cfg.host == "https://aks.example.net:443" and cfg.verify_ssl
+    assert Path(cfg.ssl_ca_cert).read_text() == ca
+    assert kube.redact(api, f"saw Bearer {TOKEN}") == "saw Bearer ***"
+    api.close()
+    with pytest.raises(ConfigError, match=r"sites\.azure\.cnpg\.kubeconfig_ref: not a kubeconfig"):
+        monkeypatch.setenv("HYBRIDOPS_TEST_CNPG_CA", "{not: [yaml")
+        kube.api_client("sites.azure.cnpg", kubeconfig_ref="env:HYBRIDOPS_TEST_CNPG_CA")
