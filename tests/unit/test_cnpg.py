@@ -5,9 +5,11 @@ connections): the driver's best-effort positions are absent, the API's answers s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -490,3 +492,29 @@ def test_an_api_url_with_a_ca_and_a_token(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ConfigError, match=r"sites\.azure\.cnpg\.kubeconfig_ref: not a kubeconfig"):
         monkeypatch.setenv("HYBRIDOPS_TEST_CNPG_CA", "{not: [yaml")
         kube.api_client("sites.azure.cnpg", kubeconfig_ref="env:HYBRIDOPS_TEST_CNPG_CA")
+
+
+async def test_the_fake_runs_alone_for_the_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text(yaml.safe_dump([{"name": "pg-azure", "namespace": NS, "replica_of": "onprem"}]))
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.kubeapi",
+        "--token-env",
+        TOKEN_ENV,
+        "--clusters",
+        str(clusters),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line.startswith("listening on http://127.0.0.1:")
+        state = await make_postgres_driver(inventory(line.split()[-1])).assess("azure")
+        assert state.reachable and state.in_recovery and state.upstream == "onprem"
+    finally:
+        proc.terminate()
+        await proc.wait()
