@@ -372,7 +372,8 @@ class CnpgPostgresDriver(SqlSteps):
                 obj = await cluster.get()
         except HybridOpsError as err:
             return SiteState(site=site, reachable=False, error=str(err))
-        positions = await self._positions(site)
+        # No ready primary instance (fenced, stopped): no SQL to wait a connect timeout for.
+        positions = await self._positions(site) if _primary_ready(obj) else None
         return self._state_of(site, obj, positions)
 
     async def _positions(self, site: str) -> dict[str, Any] | None:
