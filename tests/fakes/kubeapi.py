@@ -29,8 +29,9 @@ hooks are called at each transition (promote, demote, stop, start), so that a re
 lab's standby) can be driven to match, and its ``pg_controldata`` can be the demotion token.
 
 Run alone (for the lab): ``python -m tests.fakes.kubeapi --listen 127.0.0.1:0 --token-env NAME
---clusters clusters.yaml``; it prints ``listening on URL`` once it serves. The YAML is a list
-of :meth:`FakeKubeApi.add_cluster` arguments.
+--clusters clusters.yaml [--promote CLUSTER=CONNINFO ...]``; it prints ``listening on URL``
+once it serves. The YAML is a list of :meth:`FakeKubeApi.add_cluster` arguments; each
+``--promote`` names the real server :class:`PromotingHooks` promotes with its cluster.
 """
 
 from __future__ import annotations
@@ -121,6 +122,24 @@ class PostgresHooks:
 
     async def start(self, ns: str, name: str) -> None:
         """The fence lifted: PostgreSQL started again."""
+
+
+class PromotingHooks(PostgresHooks):
+    """Promotes a real server when the controller promotes its cluster: ``conninfo`` maps a
+    cluster's name to a libpq connection string of the server behind it (a superuser's, or
+    one granted ``pg_promote``). Stopping, starting and demoting stay simulated: a real
+    demotion restarts the server as a standby, which is the lab's business, not SQL's."""
+
+    def __init__(self, conninfo: dict[str, str]) -> None:
+        self.conninfo = conninfo
+
+    async def promote(self, ns: str, name: str) -> None:
+        if name not in self.conninfo:
+            return
+        import psycopg  # only here: the fake runs without a database otherwise
+
+        async with await psycopg.AsyncConnection.connect(self.conninfo[name], autocommit=True) as conn:
+            await conn.execute("SELECT pg_promote(true, 60)")
 
 
 @dataclass
@@ -521,7 +540,8 @@ async def _serve(args: argparse.Namespace) -> None:
     token = os.environ.get(args.token_env)
     if not token:
         raise SystemExit(f"the environment variable {args.token_env} (the bearer token) is not set")
-    fake = FakeKubeApi(token=token)
+    promote = dict(item.split("=", 1) for item in args.promote)
+    fake = FakeKubeApi(token=token, hooks=PromotingHooks(promote))
     with open(args.clusters) as f:
         for spec in yaml.safe_load(f) or []:
             fake.add_cluster(**spec)
@@ -536,6 +556,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--token-env", required=True, help="the variable holding the bearer token")
     parser.add_argument("--clusters", required=True, help="YAML: a list of add_cluster arguments")
+    parser.add_argument(
+        "--promote",
+        action="append",
+        default=[],
+        metavar="CLUSTER=CONNINFO",
+        help="promote this real server (pg_promote) when the cluster is promoted; repeatable",
+    )
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve(args))

@@ -1,13 +1,13 @@
 """The ``cnpg`` driver with a real PostgreSQL server behind the fake Kubernetes API: the lab's
 gcp standby plays the replica cluster's designated primary. The fake's controller promotes it
-for real (:class:`ServerHooks`), so the driver's SQL (positions, the catch-up before the
-promotion, the write probe) meets a real server, and the API and SQL must agree."""
+for real (:class:`PromotingHooks`: ``pg_promote``), so the driver's SQL (positions, the
+catch-up before the promotion, the write probe) meets a real server, and the API and SQL must
+agree."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import psycopg
 import pytest
 import pytest_asyncio
 
@@ -15,7 +15,7 @@ from drivers.postgres import make_postgres_driver
 from hybridops.inventory import CnpgSettings, PostgresKind
 from hybridops.lab import Lab
 from hybridops.lsn import parse_lsn
-from tests.fakes.kubeapi import FakeKubeApi, PostgresHooks
+from tests.fakes.kubeapi import FakeKubeApi, PromotingHooks
 from tests.lab.helpers import ask, role, timeline
 
 TOKEN = "kube-lab-tok-3e2d1c-very-secret"
@@ -23,23 +23,10 @@ TOKEN_ENV = "HYBRIDOPS_TEST_CNPG_LAB_TOKEN"
 RUN = "failover-cnpg-lab"
 
 
-class ServerHooks(PostgresHooks):
-    """CloudNativePG's instance manager, for the lab's server of ``site``: a promotion is the
-    server's ``pg_promote``."""
-
-    def __init__(self, lab: Lab, site: str) -> None:
-        self.lab, self.site = lab, site
-
-    async def promote(self, ns: str, name: str) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            host=self.lab.ip(self.site), port=self.lab.ports.pg, user="postgres", autocommit=True
-        ) as conn:
-            await conn.execute("SELECT pg_promote(true, 60)")
-
-
 @pytest_asyncio.fixture
 async def kubeapi(lab: Lab) -> AsyncIterator[FakeKubeApi]:
-    fake = FakeKubeApi(token=TOKEN, hooks=ServerHooks(lab, "gcp"))
+    gcp = f"host={lab.ip('gcp')} port={lab.ports.pg} user=postgres dbname=postgres"
+    fake = FakeKubeApi(token=TOKEN, hooks=PromotingHooks({"pg-gcp": gcp}))
     await fake.start()
     yield fake
     await fake.stop()
