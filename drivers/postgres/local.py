@@ -335,34 +335,6 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             await conn.execute("SELECT pg_reload_conf()")
         return True
 
-    async def _write_probe(self, host: str, site: str, table: str, run_id: str) -> datetime:
-        conn = await self._connect(site, host=host)
-        async with conn:
-            try:
-                cur = await conn.execute(
-                    sql.SQL("INSERT INTO {} (run_id) VALUES (%s) RETURNING written_at").format(
-                        sql.Identifier(table)
-                    ),
-                    (run_id,),
-                )
-            except psycopg.errors.ReadOnlySqlTransaction as err:
-                raise DatabaseUnreachable(f"read-only: {err}", site=site, host=host) from None
-            except psycopg.Error as err:
-                raise DatabaseError(f"probe write failed: {err}", site=site, host=host) from None
-            row = await cur.fetchone()
-            assert row is not None
-            written_at: datetime = row[0]
-            return written_at
-
-    async def _surviving(self, site: str, table: str, seqs: list[int]) -> set[int]:
-        conn = await self._connect(site)
-        async with conn:
-            cur = await conn.execute(
-                sql.SQL("SELECT seq FROM {} WHERE seq = ANY(%s)").format(sql.Identifier(table)),
-                (seqs,),
-            )
-            return {r[0] for r in await cur.fetchall()}
-
     async def _retire_fence(self, site: str) -> bool:
         if self._read_mark(site) is None:
             return False

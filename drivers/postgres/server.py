@@ -3,8 +3,9 @@
 
 What every part of the driver shares (:mod:`drivers.postgres.local` for the topology
 steps, :mod:`drivers.postgres.rejoin` and :mod:`drivers.postgres.switchover` for
-failback's): connecting, the marks the driver leaves in a data directory, starting and
-stopping a server, waiting for it to stream, heartbeating through long tool runs.
+failback's): connecting (:mod:`drivers.postgres.sql`, with the SQL every driver shares), the
+marks the driver leaves in a data directory, starting and stopping a server, waiting for it to
+stream, heartbeating through long tool runs.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import psutil
 import psycopg
 
 from drivers.postgres import binaries as pgbin
-from drivers.postgres.base import PostgresDriver
-from drivers.postgres.connect import connect_site
+from drivers.postgres.sql import SqlSteps
 from drivers.progress import report as report_progress
 from hybridops.errors import ConfigError, DatabaseError, DatabaseUnreachable
 from hybridops.secrets import resolve_secret
@@ -36,7 +36,7 @@ PAUSE_MARK = "hybridops.pause.json"
 T = TypeVar("T")
 
 
-class LocalServer(PostgresDriver):
+class LocalServer(SqlSteps):
     """The servers on this host: connections, data directory files, ``pg_ctl``. The hooks are
     implemented by :class:`drivers.postgres.local.LocalPostgresDriver` and its parts."""
 
@@ -74,9 +74,6 @@ class LocalServer(PostgresDriver):
             except ValueError:
                 out.append({})  # there, but not readable: it still marks the server
         return out
-
-    async def _connect(self, site: str, host: str | None = None) -> psycopg.AsyncConnection[Any]:
-        return await connect_site(self.inventory, site, host)
 
     def _password_env(self, site: str) -> dict[str, str]:
         """``PGPASSWORD`` for a client tool connecting to ``site`` (its own environment only:
