@@ -61,6 +61,8 @@ class InfraDriver(abc.ABC):
 
     async def repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
         """Make every app in ``apps`` use ``db``. Idempotent: returns whether any changed."""
+        if not apps:
+            return False  # nothing to repoint: no capability needed
         require(self, Capability.REPOINT_APPS)
         return await self._repoint_apps(apps, db)
 

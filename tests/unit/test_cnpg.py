@@ -19,6 +19,7 @@ import pytest_asyncio
 import yaml
 
 from drivers import kube
+from drivers.loader import driver_class
 from drivers.postgres import PostgresDriver, make_postgres_driver
 from drivers.postgres.cnpg import (
     FENCED_BY,
@@ -28,7 +29,7 @@ from drivers.postgres.cnpg import (
     CnpgPostgresDriver,
     decode_token,
 )
-from drivers.postgres.registry import driver_class
+from drivers.postgres.registry import DRIVERS
 from hybridops.capabilities import Capability
 from hybridops.errors import (
     CapabilityMissing,
@@ -127,7 +128,7 @@ def no_token(err: BaseException | str) -> str:
 
 
 def test_capabilities_are_what_cloudnativepg_does() -> None:
-    assert driver_class(PostgresKind.CNPG) is CnpgPostgresDriver
+    assert driver_class(DRIVERS, PostgresKind.CNPG, "sites.gcp.driver") is CnpgPostgresDriver
     assert CnpgPostgresDriver.capabilities == {
         Capability.PROMOTE,
         Capability.FENCE,
