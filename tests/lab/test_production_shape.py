@@ -6,7 +6,9 @@ changes anything, naming what is missing; each case ends with one writer and DNS
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 
+from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.base import RunStatus
+from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import (
     CnpgSettings,
@@ -36,11 +40,45 @@ TOKEN = "kube-prod-shape-tok-9a8b7c-very-secret"
 TOKEN_ENV = "HYBRIDOPS_TEST_PROD_SHAPE_KUBE_TOKEN"
 
 
+class LabHooks(PromotingHooks):
+    """The fake operator acting on the lab's real gcp server: it promotes it (as
+    :class:`PromotingHooks`), demotes it as CloudNativePG's switchover does before the server
+    restarts as a replica (no new writes, sessions ended, a checkpoint whose REDO location is
+    the token's), and stops and starts it when the cluster is fenced and unfenced."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.gcp = f"host={lab.ip('gcp')} port={lab.ports.pg} user=postgres dbname=postgres"
+        super().__init__({"pg-gcp": self.gcp})
+
+    async def demote(self, ns: str, name: str, simulated: dict[str, str]) -> dict[str, str]:
+        """The operator fenced (stopped) the cluster first: the token is the stopped server's
+        shutdown checkpoint, and it comes back in recovery (read-only) when started."""
+        data = self.lab.data_dir("gcp")
+        out = await asyncio.to_thread(self.lab.postgres._pg, "pg_controldata", str(data))
+        control = {
+            k.strip(): v.strip() for k, sep, v in (ln.partition(":") for ln in out.splitlines()) if sep
+        }
+        (data / "standby.signal").write_text("")
+        return {
+            **simulated,
+            "latestCheckpointTimelineID": control["Latest checkpoint's TimeLineID"],
+            "latestCheckpointREDOLocation": control["Latest checkpoint's REDO location"],
+            "databaseSystemIdentifier": control["Database system identifier"],
+        }
+
+    async def stop(self, ns: str, name: str) -> None:
+        data = str(self.lab.data_dir("gcp"))
+        await asyncio.to_thread(self.lab.postgres._pg, "pg_ctl", "-D", data, "stop", "-m", "fast", "-w")
+
+    async def start(self, ns: str, name: str) -> None:
+        await asyncio.to_thread(self.lab.pg_start, "gcp")
+
+
 @pytest_asyncio.fixture
 async def kubeapi(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeApi]:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    gcp = f"host={lab.ip('gcp')} port={lab.ports.pg} user=postgres dbname=postgres"
-    fake = FakeKubeApi(token=TOKEN, hooks=PromotingHooks({"pg-gcp": gcp}))
+    fake = FakeKubeApi(token=TOKEN, hooks=LabHooks(lab))
     await fake.start()
     row = ask(lab, "gcp", "SELECT system_identifier::text FROM pg_control_system()")
     assert row is not None
@@ -61,7 +99,12 @@ def production_shaped(lab: Lab, kubeapi: FakeKubeApi, tmp_path: Path, **changes:
     Terraform (its fake) for the clusters."""
     base = lab.inventory()
     cnpg = CnpgSettings(
-        cluster="pg-gcp", namespace="db", api_url=kubeapi.url, token_ref=f"env:{TOKEN_ENV}", poll_s=0.02
+        cluster="pg-gcp",
+        namespace="db",
+        api_url=kubeapi.url,
+        token_ref=f"env:{TOKEN_ENV}",
+        poll_s=0.02,
+        timeout_s=20,
     )
     sites = {
         **base.sites,
@@ -123,3 +166,32 @@ async def test_a_failover_to_the_cnpg_site_completes(
     assert dns_points_at(lab) == "gcp" and assert_one_writer(lab) == "gcp"
     calls = (tmp_path / "tf" / "calls.jsonl").read_text()
     assert '"apply"' in calls
+
+
+async def test_a_failback_from_the_cnpg_site_completes(
+    client: Client, lab: Lab, kubeapi: FakeKubeApi, run_workers: Any, tmp_path: Path
+) -> None:
+    """After a failover to gcp (CloudNativePG), the failback brings onprem home: onprem's agent
+    rewinds it as a standby of gcp's real server, gcp's writes pause through the API (a
+    demotion, with its token), onprem is promoted, DNS moves home; gcp, which CNPG cannot
+    rewind, is fenced and left for the operator, and the evidence says so."""
+    inv = production_shaped(lab, kubeapi, tmp_path, apps=[])
+    await run_workers(client, inv)
+    at = lab.break_site("onprem", agent=False)
+    failover = await (await start(client, inv, FailoverInput(target="gcp", incident_started_at=at))).result()
+    assert failover.status == RunStatus.SUCCEEDED, failover.error
+    handle = await client.start_workflow(
+        WorkflowType.FAILBACK.value,
+        {"require_approval": False},
+        id=f"test-failback-{uuid.uuid4().hex[:8]}",
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        result_type=FailbackResult,
+    )
+    result: FailbackResult = await handle.result()
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    assert any("'rewind' or 'reclone'" in w for w in result.warnings), result.warnings
+    assert role(lab, "onprem") == "primary" and timeline(lab, "onprem") == 3
+    assert dns_points_at(lab) == "onprem" and assert_one_writer(lab) == "onprem"
+    cluster = kubeapi.clusters[("db", "pg-gcp")]
+    assert cluster["metadata"]["annotations"].get("cnpg.io/fencedInstances") == '["*"]'
+    assert role(lab, "gcp") in ("down", "standby")
