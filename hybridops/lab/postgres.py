@@ -209,22 +209,17 @@ class LabPostgres:
                 return False
         return True
 
+    def stop_server(self, site: str, mode: str = "fast") -> None:
+        """Stop ``site``'s server (``pg_ctl`` ``mode``) and wait for it, at most 30 s;
+        :class:`HybridOpsError` when it did not stop."""
+        self._pg("pg_ctl", "-D", str(self.layout.data_dir(site)), "-m", mode, "-w", "-t", "30", "stop")
+
     def stop(self, mode: str = "fast") -> None:
         """Stop every server (``pg_ctl`` ``mode``), killing one that does not stop in 30 s."""
         for site in SITES:
             if self.running(site):
                 try:
-                    self._pg(
-                        "pg_ctl",
-                        "-D",
-                        str(self.layout.data_dir(site)),
-                        "-m",
-                        mode,
-                        "-w",
-                        "-t",
-                        "30",
-                        "stop",
-                    )
+                    self.stop_server(site, mode)
                 except HybridOpsError:
                     self.kill(site)
 
