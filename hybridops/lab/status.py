@@ -13,7 +13,7 @@ from hybridops.lab.dns import DNS, LabDns
 from hybridops.lab.layout import RECORD, SITES, LabLayout
 from hybridops.lab.monitoring import Monitoring
 from hybridops.lab.postgres import LabPostgres, WritableSite
-from hybridops.lab.processes import Processes
+from hybridops.lab.processes import LabError, Processes
 
 FENCE_MARK = "hybridops.fence.json"
 """What the PostgreSQL driver leaves in a fenced server's data directory."""
@@ -50,17 +50,21 @@ def lab_status(
     monitored: bool,
 ) -> dict[str, Any]:
     """Each part by name: ``running``/``stopped``, a database's role (``primary``, ``standby``,
-    ``down``, ``(fenced)`` added), the site DNS points at, and ``warnings``."""
+    ``down``, ``unknown (<error>)``, ``(fenced)`` added; ``down: <FATAL line>`` for a server
+    whose last start failed), the site DNS points at, and ``warnings``."""
     out: dict[str, Any] = {"root": str(layout.root), "ports": asdict(layout.ports)}
     for name in CORE:
         out[name] = "running" if processes.pid(name) else "stopped"
     if monitored or any(processes.pid(name) for name in monitoring.process_names()):
         out.update(monitoring.status())
     for site in SITES:
-        role = postgres.role(site) if postgres.running(site) else "stopped"
+        role = postgres.role(site) if postgres.running(site) else postgres.stopped_state(site)
         if (layout.data_dir(site) / FENCE_MARK).exists():
             role += " (fenced)"
         out[f"pg:{site}"] = role
     out["dns record"] = (dns.site() or "?") if processes.pid(DNS) else "stopped"
-    out["warnings"] = topology_warnings(postgres.writable_sites(), dns.site())
+    try:
+        out["warnings"] = topology_warnings(postgres.writable_sites(), dns.site())
+    except LabError as err:  # a server whose role is unknown: said, never counted as down
+        out["warnings"] = [str(err)]
     return out
