@@ -88,17 +88,20 @@ async def promotion_rules(
 async def promote_checked(
     pg: PostgresDriver, topology: TopologyReader, inp: PromoteInput, agent: bool = False
 ) -> PromoteResult:
-    """Every promotion (failover's, failback's) goes through here: converged already (this
-    run promoted it before a crash), else the safety rules, else promote, waiting strictly
-    past the fencing proof's LSN when there is one. A site ``agent`` sees its own server only:
-    the rules across sites ran right before, as the step's guard (workflows/steps.py); here
-    it checks its own server against the fencing proof."""
+    """Every promotion (failover's, failback's) goes through here: the safety rules, then the
+    driver's promotion, waiting strictly past the fencing proof's LSN when there is one.
+
+    A target this run promoted before a crash skips the rules (its new timeline would break
+    ``not_forked``), never the driver: "promoted by this run" is read from the server only once
+    its timeline moved past the one it promoted from, and the driver proves that again, with
+    the WAL archive, or holds (``PromotionIncomplete``: writable on its old timeline). A site
+    ``agent`` sees its own server only: the rules across sites ran right before, as the step's
+    guard (workflows/steps.py); here it checks its own server against the fencing proof."""
     state = await pg.assess(inp.site)
-    if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
-        return PromoteResult(
-            changed=False, timeline=state.timeline or 0, detail=f"already promoted by {inp.run_id}"
-        )
-    await promotion_rules(topology, inp, [inp.site] if agent else None)
+    ours = state.reachable and state.in_recovery is False and bool(inp.run_id)
+    ours = ours and state.promoted_by == inp.run_id
+    if not ours:
+        await promotion_rules(topology, inp, [inp.site] if agent else None)
     wait_for = inp.wait_for_lsn
     if inp.fence is not None:
         # The replay position is the end of the last record replayed: past the shutdown

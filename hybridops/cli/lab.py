@@ -67,6 +67,11 @@ def lab_up(
         console.print(lab.dns_note)
     # The lab is up (exit 0), but a split brain must be impossible to miss.
     _print_lab_warnings(lab.warnings())
+    # The rest is up; a server that could not start is named with why, and the exit says so.
+    for reason in lab.sites_down.values():
+        err_console.print(f"error: {reason}", markup=False, highlight=False, soft_wrap=True)
+    if lab.sites_down:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @lab_app.command("down")

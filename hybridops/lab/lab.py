@@ -122,6 +122,11 @@ class Lab(LabLayout):
         there is no record or the DNS server does not answer."""
         return self.dns.site()
 
+    @property
+    def sites_down(self) -> dict[str, str]:
+        """The servers the last start could not start, each with why (its log's FATAL line)."""
+        return dict(self.postgres.down)
+
     def start_postgres(self) -> None:
         """Create (first time) and start the primary and both standbys."""
         wl = self.inventory().workload
@@ -185,7 +190,8 @@ class Lab(LabLayout):
     ) -> Inventory:
         """Bring every part up (idempotent); returns the inventory it wrote. ``monitoring``:
         ``None`` starts it when its binaries are installed. ``first_backup``: take a base
-        backup when there is none, so a drill started with ``{}`` has one to restore."""
+        backup when there is none, so a drill started with ``{}`` has one to restore. A server
+        that cannot start does not stop the rest: :attr:`sites_down` names it, with why."""
         self.root.mkdir(parents=True, exist_ok=True)
         monitoring = Monitoring.wanted(monitoring)
         state = self.processes.read_state()
@@ -199,7 +205,7 @@ class Lab(LabLayout):
         self.start_postgres()
         self.start_dns()
         self.ensure_gitops_repo()
-        if first_backup:
+        if first_backup and not self.sites_down:  # a backup of a server that is down would fail
             self.ensure_backup()
         if monitoring:
             self.monitoring.start()

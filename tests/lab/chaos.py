@@ -28,6 +28,7 @@ import psycopg
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from drivers.postgres.binaries import chown_to
 from hybridops.constants import Runbook, TaskQueue, WorkflowType
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverResult
@@ -36,9 +37,11 @@ from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
 from hybridops.workload import read_ledger
-from tests.lab.helpers import dns_points_at, eventually, role, spawn_worker, timeline
+from tests.lab.helpers import ask, dns_points_at, eventually, role, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler
 
+PROMOTE_MARK = "hybridops.promoted.json"
+"""The driver's promote mark (drivers/postgres/server.py), written just before ``pg_promote``."""
 FAILOVER_STEPS = (
     "plan_failover",
     "assess_sites",
@@ -171,6 +174,32 @@ def reboot_site(lab: Lab, site: str, timeout: float = 30) -> None:
         assert time.monotonic() < deadline, f"{site}'s killed server was never reaped"
         time.sleep(0.02)
     lab.pg_start(site)
+
+
+def interrupt_promotion(lab: Lab, site: str, run_id: str) -> str:
+    """The window of an interrupted promotion, made without racing a kill: PostgreSQL removes
+    ``standby.signal`` after it chose the new timeline and before the switch is durable, so a
+    standby killed in between starts again as a primary on its old timeline. Here: the
+    standby (caught up) stopped cleanly, ``run_id``'s promote mark written as the driver
+    writes it before ``pg_promote`` (the timeline it leaves, where its replay ended), the
+    signal file removed, the server started. Returns the replay LSN the mark records."""
+    row = ask(
+        lab,
+        site,
+        "SELECT pg_last_wal_replay_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint()),"
+        " pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()",
+    )
+    assert row is not None and row[2], f"{site} is not a caught-up standby: {row}"
+    replay_lsn, tli = str(row[0]), int(row[1])
+    data = lab.data_dir(site)
+    lab.postgres.stop_server(site)
+    mark = {"promoted_by": run_id, "at": "2026-01-01T00:00:00+00:00", "from_timeline": tli}
+    mark["replay_lsn"] = replay_lsn
+    (data / PROMOTE_MARK).write_text(json.dumps(mark))
+    chown_to(data / PROMOTE_MARK, lab.run_as)
+    (data / "standby.signal").unlink()
+    lab.pg_start(site)
+    return replay_lsn
 
 
 # ---------------------------------------------------------------------- workers
