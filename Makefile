@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint evidence-schema bench bench-alerts bench-drill bench-chaos bench-replay down install deps clean
+.PHONY: demo test lint dashboards evidence-schema bench bench-alerts bench-drill bench-chaos bench-replay bench-metrics down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -40,6 +40,10 @@ lint: $(STAMP)
 evidence-schema: $(STAMP)
 	$(BIN)/python -m hybridops.contracts.evidence > runbooks/evidence.schema.json
 
+## infra/grafana/dashboards/*.json from infra/grafana/build.py; a unit test fails when they differ.
+dashboards: $(STAMP)
+	$(BIN)/python infra/grafana/build.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/failover.py
 
@@ -59,6 +63,10 @@ bench-chaos: $(STAMP)
 ## Replaying 1,000 histories: one at a time against one replayer per CPU, histories/s.
 bench-replay: $(STAMP)
 	$(BIN)/python bench/replay.py
+
+## A worker's metrics endpoint: its size and scrape time.
+bench-metrics: $(STAMP)
+	$(BIN)/python bench/metrics.py
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down

@@ -15,6 +15,7 @@ from activities.common import Activities, step_activity, write_run_evidence
 from drivers.dns import DnsDriver
 from drivers.infra import InfraDriver
 from drivers.lazy import Drivers
+from hybridops import metrics
 from hybridops.capabilities import Capability
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult
@@ -106,6 +107,7 @@ class BurstActivities(Activities):
         if inp.nodes is None:
             return PoolResult(nodes_before=before, nodes=before, detail=f"{before} nodes")
         changed = await self.infra.scale_pool(inp.cloud, inp.nodes, inp.run_id)
+        metrics.BURST_NODES.labels(inp.cloud.value).set(inp.nodes)
         return PoolResult(
             nodes_before=before,
             nodes=inp.nodes,
@@ -142,6 +144,9 @@ class BurstActivities(Activities):
     async def set_traffic(self, inp: WeightsInput) -> WeightsResult:
         before = await self.dns.get_weights(inp.record)
         changed = await self.dns.ensure_weights(inp.record, "A", inp.weights, inp.ttl)
+        total = sum(w for _, w in inp.weights.values())
+        for site, (_, weight) in inp.weights.items():
+            metrics.BURST_TRAFFIC_SHARE.labels(site).set(weight / total if total else 0.0)
         shares = ", ".join(f"{k} {w}" for k, (_, w) in sorted(inp.weights.items()))
         return WeightsResult(before=before, changed=changed, detail=f"{inp.record}: {shares}")
 

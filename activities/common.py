@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from drivers.lazy import Drivers
 from drivers.progress import reporting
-from hybridops import evidence
+from hybridops import evidence, metrics
 from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
 from hybridops.contracts.evidence import AnyRunbookResult, evidence_of
@@ -208,6 +208,9 @@ async def write_run_evidence(
         handle = client.get_workflow_handle(result.workflow_id, run_id=result.run_id)
         history_json = (await handle.fetch_history()).to_json()
     folder = evidence.evidence_folder(Path(output_dir), result.runbook, result.workflow_id)
-    files = await asyncio.to_thread(evidence.write_folder, folder, evidence_of(result), history_json)
+    record = evidence_of(result)
+    files = await asyncio.to_thread(evidence.write_folder, folder, record, history_json)
     manifest = await asyncio.to_thread(evidence.sha256, folder / evidence.MANIFEST)
+    # The run's end into this worker's metrics, once the evidence is written (hybridops/metrics.py).
+    metrics.record_run(record)
     return EvidenceResult(path=str(folder), files=files, manifest_sha256=manifest, changed=True)

@@ -19,6 +19,7 @@ from activities.sites import promote_checked
 from drivers.lazy import Drivers
 from drivers.postgres import PostgresDriver
 from drivers.topology import TopologyReader, refuse
+from hybridops import metrics
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import EvidenceResult, RuleViolation, StepRecord
 from hybridops.contracts.failback import (
@@ -149,7 +150,10 @@ class FailbackActivities(Activities):
         left it; it is a rewound standby now, so the mark does not forbid this (it is retired
         once home serves)."""
         promoted = await promote_checked(
-            self.pg, self.topology, inp.model_copy(update={"allow_fenced": True})
+            self.pg,
+            self.topology,
+            inp.model_copy(update={"allow_fenced": True}),
+            agent=self.drivers.is_agent(),
         )
         return PromoteHomeResult(**promoted.model_dump())
 
@@ -157,6 +161,8 @@ class FailbackActivities(Activities):
     async def retire_fence(self, inp: RetireFenceInput) -> RetireFenceResult:
         """Remove the fence marks of sites that have their role back (primary, or streaming)."""
         retired = [site for site in inp.sites if await self.pg.retire_fence(site)]
+        for site in retired:
+            metrics.SITE_FENCED.labels(site).set(0)
         return RetireFenceResult(changed=bool(retired), detail=f"retired: {retired or 'none'}")
 
     @step_activity(ActivityName.WRITE_FAILBACK_EVIDENCE)

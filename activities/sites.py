@@ -25,17 +25,21 @@ from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
 from drivers.postgres import PostgresDriver
 from drivers.progress import report as report_progress
 from drivers.topology import TopologyReader, refuse
+from hybridops import metrics
 from hybridops.constants import ActivityName
 from hybridops.contracts.base import CheckpointInput, CheckpointResult, RuleViolation
 from hybridops.contracts.sites import (
     AssessInput,
     AssessResult,
+    CheckResult,
     DnsCutoverInput,
     DnsResult,
     FenceInput,
     FenceResult,
     FollowInput,
     FollowResult,
+    IsolateInput,
+    IsolateResult,
     PlanInput,
     PlanResult,
     PrepareInput,
@@ -57,24 +61,47 @@ from hybridops.contracts.sites import (
 )
 from hybridops.decision import plan_of
 from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
+from hybridops.inventory import Placement
 from hybridops.lsn import format_lsn, parse_lsn
 from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
 from hybridops.workload import read_ledger
 
 
-async def promote_checked(pg: PostgresDriver, topology: TopologyReader, inp: PromoteInput) -> PromoteResult:
-    """Every promotion (failover's, failback's) goes through here: converged already (this
-    run promoted it before a crash), else the safety rules, else promote, waiting strictly
-    past the fencing proof's LSN when there is one."""
-    state = await pg.assess(inp.site)
-    if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
-        return PromoteResult(
-            changed=False, timeline=state.timeline or 0, detail=f"already promoted by {inp.run_id}"
-        )
-    violations = check_promotion(await topology.read(), inp.site, inp.fence, inp.overrides)
+async def promotion_rules(
+    topology: TopologyReader, inp: PromoteInput, sites: list[str] | None = None
+) -> None:
+    """The safety rules of promoting ``inp.site``, on the servers ``sites`` (all: None), minus
+    the overridden ones; raises ``SafetyRuleViolated`` naming each. A site this run fenced that
+    does not answer counts as fenced: its mark may be unreadable from here (a dead host)."""
+    seen = await topology.read(sites)
+    fenced = set(inp.fenced)
+    seen.servers = [
+        s.model_copy(update={"fenced": True}) if s.site in fenced and not s.reachable else s
+        for s in seen.servers
+    ]
+    violations = check_promotion(seen, inp.site, inp.fence, inp.overrides)
     if violations:
         raise refuse(violations, f"promotion of {inp.site}")
+
+
+async def promote_checked(
+    pg: PostgresDriver, topology: TopologyReader, inp: PromoteInput, agent: bool = False
+) -> PromoteResult:
+    """Every promotion (failover's, failback's) goes through here: the safety rules, then the
+    driver's promotion, waiting strictly past the fencing proof's LSN when there is one.
+
+    A target this run promoted before a crash skips the rules (its new timeline would break
+    ``not_forked``), never the driver: "promoted by this run" is read from the server only once
+    its timeline moved past the one it promoted from, and the driver proves that again, with
+    the WAL archive, or holds (``PromotionIncomplete``: writable on its old timeline). A site
+    ``agent`` sees its own server only: the rules across sites ran right before, as the step's
+    guard (workflows/steps.py); here it checks its own server against the fencing proof."""
+    state = await pg.assess(inp.site)
+    ours = state.reachable and state.in_recovery is False and bool(inp.run_id)
+    ours = ours and state.promoted_by == inp.run_id
+    if not ours:
+        await promotion_rules(topology, inp, [inp.site] if agent else None)
     wait_for = inp.wait_for_lsn
     if inp.fence is not None:
         # The replay position is the end of the last record replayed: past the shutdown
@@ -118,6 +145,9 @@ class SiteActivities(Activities):
             self.fence_primary,
             self.unfence_primary,
             self.promote_standby,
+            self.check_promotion,
+            self.check_unfence,
+            self.isolate_site,
             self.repoint_apps,
             self.dns_cutover,
             self.verify_writes,
@@ -136,7 +166,12 @@ class SiteActivities(Activities):
         """Read-only: the sites, and where clients go now (where DNS points). Who the primary
         is, the servers say (the assess step): a DNS record that is missing or points at no
         site is a finding there, not a reason to refuse a failover."""
-        return plan_of(self.inventory, await self.drivers.dns_value(), load_policy(self.inventory.policy))
+        inv = self.inventory
+        plan = plan_of(inv, await self.drivers.dns_value(), load_policy(inv.policy))
+        if inv.placement == Placement.QUEUES:
+            plan.site_queues = {site: inv.site_queue(site) for site in inv.sites}
+        plan.capabilities, plan.drivers = self.drivers.offered()
+        return plan
 
     @step_activity(ActivityName.ASSESS_SITES)
     async def assess_sites(self, inp: AssessInput) -> AssessResult:
@@ -172,43 +207,77 @@ class SiteActivities(Activities):
     @step_activity(ActivityName.FENCE_PRIMARY)
     async def fence_primary(self, inp: FenceInput) -> FenceResult:
         """Fence the server; when it did not answer, the fence is unverified (only its data
-        directory is marked) and the infra driver is asked to isolate it for good."""
+        directory is marked) and the infra driver is asked to isolate it for good: here when
+        this process holds every driver, else by the run's own ``isolate_site`` step (a site
+        agent holds no infra credentials)."""
         result = result_of(FenceResult, await self.pg.fence(inp.site, inp.run_id))
-        if result.token is None:
-            site = self.inventory.site(inp.site)
-            result.isolated = await self.infra.isolate(
-                IsolateTarget(site=inp.site, host=site.host, data_dir=site.data_dir), inp.run_id
-            )
+        if result.token is None and self.drivers.local_sites is None:
+            result.isolated = await self._isolate(inp.site, inp.run_id)
             result.detail += f"; {result.isolated}"
+        metrics.SITE_FENCED.labels(inp.site).set(1)
         return result
+
+    async def _isolate(self, name: str, run_id: str) -> str:
+        site = self.inventory.site(name)
+        return await self.infra.isolate(
+            IsolateTarget(site=name, host=site.host, data_dir=site.data_dir), run_id
+        )
+
+    @step_activity(ActivityName.ISOLATE_SITE)
+    async def isolate_site(self, inp: IsolateInput) -> IsolateResult:
+        """Cut off a site that could not be fenced (its agent did not answer: the host is
+        down) through the infra driver's isolate capability, or say why it cannot be."""
+        isolated = await self._isolate(inp.site, inp.run_id)
+        return IsolateResult(isolated=isolated, changed=True, detail=f"{inp.reason}; {isolated}".lstrip("; "))
+
+    @step_activity(ActivityName.CHECK_PROMOTION)
+    async def check_promotion(self, inp: PromoteInput) -> CheckResult:
+        """Read-only: the safety rules of a promotion, on every server (the guard of the
+        agent's promote step). Converged already (this run promoted it): nothing to check."""
+        state = await self.pg.assess(inp.site)
+        if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
+            return CheckResult(detail=f"already promoted by {inp.run_id}")
+        await promotion_rules(self.topology, inp)
+        return CheckResult(detail=f"{inp.site} may be promoted")
+
+    @step_activity(ActivityName.CHECK_UNFENCE)
+    async def check_unfence(self, inp: UnfenceInput) -> CheckResult:
+        """Read-only: the guard of the agent's unfence (no other server accepts writes)."""
+        await self._unfence_rules(inp.site)
+        return CheckResult(detail=f"{inp.site} may be unfenced")
+
+    async def _unfence_rules(self, site: str) -> None:
+        topology = await self.topology.read()
+        others = [w for w in topology.writable if w != site]
+        state = topology.state(site)
+        if others and (state is None or state.fenced or not state.reachable):
+            raise refuse(
+                [
+                    RuleViolation(
+                        rule=Rule.SINGLE_WRITER, site=w, detail=f"{w} accepts writes: {site} stays fenced"
+                    )
+                    for w in others
+                ],
+                f"unfence {site}",
+            )
 
     @step_activity(ActivityName.UNFENCE_PRIMARY)
     async def unfence_primary(self, inp: UnfenceInput) -> UnfenceResult:
         """Compensation of ``fence_primary``: never while another server accepts writes
-        (unfencing would make two writers; the fence then stays, for a human)."""
-        topology = await self.topology.read()
-        others = [w for w in topology.writable if w != inp.site]
-        state = topology.state(inp.site)
-        if others and state is not None and state.fenced:
-            raise refuse(
-                [
-                    RuleViolation(
-                        rule=Rule.SINGLE_WRITER,
-                        site=w,
-                        detail=f"{w} accepts writes: {inp.site} stays fenced",
-                    )
-                    for w in others
-                ],
-                f"unfence {inp.site}",
-            )
-        return UnfenceResult(changed=await self.pg.unfence(inp.site))
+        (unfencing would make two writers; the fence then stays, for a human). A site agent
+        sees its own server only: its guard step checked the others right before."""
+        if not self.drivers.is_agent():
+            await self._unfence_rules(inp.site)
+        result = UnfenceResult(changed=await self.pg.unfence(inp.site))
+        metrics.SITE_FENCED.labels(inp.site).set(0)
+        return result
 
     @step_activity(ActivityName.PROMOTE_STANDBY)
     async def promote_standby(self, inp: PromoteInput) -> PromoteResult:
         """Irreversible. Checked right before: the safety rules (one writer after it, every
         role known, the same cluster, not forked), unless an approver overrode one; then the
         target waits to replay past the old primary's fencing proof."""
-        return await promote_checked(self.pg, self.topology, inp)
+        return await promote_checked(self.pg, self.topology, inp, agent=self.drivers.is_agent())
 
     @step_activity(ActivityName.REPOINT_APPS)
     async def repoint_apps(self, inp: RepointAppsInput) -> RepointAppsResult:

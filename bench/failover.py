@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -60,10 +61,11 @@ from hybridops.contracts.sites import (
     VerifyInput,
 )
 from hybridops.decision import decide, signal_targets
-from hybridops.inventory import HOME_ENV, DnsKind, Inventory
+from hybridops.inventory import HOME_ENV, DnsKind, Inventory, Placement
 from hybridops.lab import Lab, LabPorts
+from hybridops.metrics import free_loopback_port, start_metrics
 from hybridops.workload import Ack, read_ledger
-from workers.main import build_workers
+from workers.main import build_agent, build_workers
 from workflows.failover import FailoverWorkflow
 
 PORTS = LabPorts(net="127.79.0", pg=25432, dns=25353, temporal=27233, ui=28233)
@@ -139,6 +141,9 @@ class Run:
 
     number: int
     workflow: Measure | None = None
+    """The workflow with site agents (placement ``queues``, the lab's and production's)."""
+    colocated: Measure | None = None
+    """The same workflow with every step a local activity of the control worker."""
     script: Measure | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -376,32 +381,85 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-async def bench(lab: Lab, inv: Inventory, runs: int, tag: str) -> list[Run]:
-    """``runs`` runs of the workflow and of the script, with workers in this process."""
+async def scrape_every_second(url: str) -> None:
+    """What the lab's Prometheus does to a worker: read its endpoint every second."""
+    while True:
+        try:
+            await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+        except OSError as err:  # not listening yet; Prometheus would record a failed scrape too
+            log(f"metrics scrape failed: {err}")
+        await asyncio.sleep(1)
+
+
+async def bench(lab: Lab, inv: Inventory, runs: int, tag: str, with_metrics: bool = False) -> list[Run]:
+    """``runs`` runs of the workflow with site agents, of the workflow colocated, and of the
+    script, with workers (the agents too) in this process; with
+    ``with_metrics``, the worker's metrics on (the SDK's exporter, HybridOps' registry, the
+    endpoint) and scraped every second, as ``python -m workers --metrics-listen`` is in the lab."""
+    scraper: asyncio.Task[None] | None = None
+    if with_metrics:
+        listen = f"127.0.0.1:{free_loopback_port()}"
+        start_metrics(listen)  # before the client connects: the runtime with its exporter
+        scraper = asyncio.create_task(scrape_every_second(f"http://{listen}/metrics"))
     client = await connect(inv.temporal)
     acts = SiteActivities(inv)
     own = FailoverActivities(inv)
     signals = DecideActivities(inv)
+    colocated = inv.model_copy(
+        update={"placement": Placement.COLOCATED, "task_queue_suffix": inv.task_queue_suffix + "-colocated"}
+    )
     results: list[Run] = []
     async with AsyncExitStack() as stack:
-        for worker in build_workers(client, inv):
+        workers = [*build_workers(client, inv), *build_workers(client, colocated, [TaskQueue.CONTROL])]
+        workers += [build_agent(client, inv, site) for site in inv.sites]
+        for worker in workers:
             await stack.enter_async_context(worker)
         for n in range(1, runs + 1):
             run = Run(n)
             results.append(run)
-            log(f"run {n}/{runs}: workflow")
-            try:
-                run.workflow = await run_workflow(client, inv, lab, f"bench-failover-{tag}-{n}")
-            except Exception as err:
-                run.errors.append(f"workflow: {_describe(err)}")
-                log(f"run {n}: workflow failed: {_describe(err)}")
+            for name, on, attr in (("site agents", inv, "workflow"), ("colocated", colocated, "colocated")):
+                log(f"run {n}/{runs}: workflow ({name})")
+                try:
+                    setattr(
+                        run, attr, await run_workflow(client, on, lab, f"bench-failover-{tag}-{attr}-{n}")
+                    )
+                except Exception as err:
+                    run.errors.append(f"workflow ({name}): {_describe(err)}")
+                    log(f"run {n}: workflow ({name}) failed: {_describe(err)}")
             log(f"run {n}/{runs}: script baseline")
             try:
                 run.script = await run_script(acts, own, signals, lab, f"bench-script-{tag}-{n}")
             except Exception as err:
                 run.errors.append(f"script: {_describe(err)}")
                 log(f"run {n}: script failed: {_describe(err)}")
+    if scraper is not None:
+        scraper.cancel()
     return results
+
+
+def print_placements(results: list[Run]) -> None:
+    """The RTO with a site agent per database against every step on the control worker."""
+    print("Site agents against the colocated worker (RTO as the run measured it, and as the writer saw it):")
+    cols = (
+        f"{'run':>3}  {'agents s':>8}  {'colocated s':>11}  {'ratio':>5}"
+        f"  {'writer agents s':>15}  {'writer colocated s':>18}"
+    )
+    print(cols)
+    print("-" * len(cols))
+    ratios = []
+    for r in results:
+        a, c = r.workflow, r.colocated
+        ratio = a.rto_s / c.rto_s if a and c and a.rto_s and c.rto_s else None
+        if ratio is not None:
+            ratios.append(ratio)
+        print(
+            f"{r.number:>3}  {_f(a.rto_s if a else None, '.3f', 8)}  {_f(c.rto_s if c else None, '.3f', 11)}"
+            f"  {_f(ratio, '.2f', 5)}  {_f(a.writer_rto_s if a else None, '.3f', 15)}"
+            f"  {_f(c.writer_rto_s if c else None, '.3f', 18)}"
+        )
+    median = _median(list(ratios))
+    print(f"median RTO ratio, site agents / colocated: {_f(median, '.2f')}")
+    print()
 
 
 # --------------------------------------------------------------------------- printing
@@ -585,7 +643,7 @@ def print_report(results: list[Run], lab: Lab) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def run_lab(tmp: Path, kind: DnsKind, runs: int, tag: str) -> tuple[Lab, list[Run]]:
+def run_lab(tmp: Path, kind: DnsKind, runs: int, tag: str, metrics: bool = False) -> tuple[Lab, list[Run]]:
     """Bring up a lab on ``kind`` DNS under ``tmp``, bench it, take it down."""
     lab = Lab(tmp / f"lab-{kind.value}", PORTS, queue_suffix=f"-bench-{tag}-{kind.value}")
     saved = dict(os.environ)
@@ -600,7 +658,8 @@ def run_lab(tmp: Path, kind: DnsKind, runs: int, tag: str) -> tuple[Lab, list[Ru
         inv = lab.up(temporal=True, worker=False, writer=True, monitoring=False, dns=kind)
         # Evidence goes to the temp dir, not to the repository's output/.
         inv = inv.model_copy(update={"output_dir": tmp / "output"})
-        results = asyncio.run(bench(lab, inv, runs, tag))
+        log(f"worker metrics {'on, scraped every second' if metrics else 'off'}")
+        results = asyncio.run(bench(lab, inv, runs, tag, metrics))
     finally:
         log("lab down")
         try:
@@ -641,6 +700,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the lab's DNS: route53 (default), or rfc2136, which benches a lab on BIND after one"
         " on Route53 and prints the writer's outage on both side by side",
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="the worker's metrics on and scraped every second"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs: at least 1")
@@ -653,9 +715,10 @@ def main(argv: list[str] | None = None) -> int:
     by_kind: dict[DnsKind, list[Run]] = {}
     try:
         for kind in kinds:
-            lab, by_kind[kind] = run_lab(tmp, kind, args.runs, tag)
+            lab, by_kind[kind] = run_lab(tmp, kind, args.runs, tag, args.metrics)
             print(f"=== DNS: {kind.value} ===")
             print_report(by_kind[kind], lab)
+            print_placements(by_kind[kind])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if len(by_kind) > 1:

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from drivers.backup import BackupDriver, make_backup_driver
+from drivers.backup.registry import DRIVERS as backup_drivers
 from drivers.dns import DnsDriver, make_dns_driver
+from drivers.dns.registry import DRIVERS as dns_drivers
 from drivers.infra import InfraDriver, make_infra_driver
+from drivers.infra.registry import DRIVERS as infra_drivers
+from drivers.loader import driver_class
 from drivers.postgres import PostgresDriver, make_postgres_driver
+from drivers.postgres.registry import DRIVERS as pg_drivers
 from drivers.signals import SignalsDriver, collect_signals, make_signal_drivers
 from drivers.topology import TopologyReader
+from hybridops.capabilities import Capability
 from hybridops.contracts.backup import BackupInfo
 from hybridops.contracts.decision import SignalSnapshot
 from hybridops.contracts.sites import SiteRef, SiteState
@@ -37,8 +44,13 @@ class Drivers:
         dns: DnsDriver | None = None,
         infra: InfraDriver | None = None,
         backup: BackupDriver | None = None,
+        local_sites: frozenset[str] | None = None,
     ) -> None:
         self.inventory = inventory
+        self.local_sites = local_sites
+        """The sites whose server and files this process controls: None, all of them (one
+        host, placement ``colocated``); a site agent, its own; a worker of the shared queues
+        under placement ``queues``, none (it reads every server over SQL only)."""
         self._postgres = postgres
         self._dns = dns
         self._infra = infra
@@ -49,7 +61,7 @@ class Drivers:
     @property
     def postgres(self) -> PostgresDriver:
         if self._postgres is None:
-            self._postgres = make_postgres_driver(self.inventory)
+            self._postgres = make_postgres_driver(self.inventory, self.local_sites)
         return self._postgres
 
     @property
@@ -99,9 +111,34 @@ class Drivers:
         servers: :meth:`TopologyReader.primary`): ``hybridops backup push``, ``lab up``."""
         return await self.backup.backup(site or await self.topology.primary())
 
+    def is_agent(self) -> bool:
+        """Whether this process is one site's agent (it sees its own server only)."""
+        return self.local_sites is not None and len(self.local_sites) == 1
+
+    def offered(self) -> tuple[dict[str, list[Capability]], dict[str, str]]:
+        """What the inventory's drivers can do, per component (``postgres:SITE``, ``infra``,
+        ``dns``, ``backup``), and which driver each is: read from the driver classes, none
+        built (DESIGN.md rule 14)."""
+        inv = self.inventory
+        classes: dict[str, type[Any]] = {
+            f"postgres:{site}": driver_class(pg_drivers, inv.site_driver(site), f"sites.{site}.driver")
+            for site in inv.sites
+        }
+        classes["infra"] = driver_class(infra_drivers, inv.infra.driver, "infra.driver")
+        classes["dns"] = driver_class(dns_drivers, inv.dns.driver, "dns.driver")
+        classes["backup"] = driver_class(backup_drivers, inv.backup.driver, "backup.driver")
+        offered = {
+            key: sorted(Capability(str(c)) for c in getattr(cls, "capabilities", frozenset()))
+            for key, cls in classes.items()
+        }
+        return offered, {key: cls.__name__ for key, cls in classes.items()}
+
     @property
     def topology(self) -> TopologyReader:
         """The topology from the servers and DNS (so it builds both drivers)."""
         if self._topology is None:
-            self._topology = TopologyReader(self.inventory, self.postgres, self.dns)
+            # A site agent holds no DNS credentials: its topology is its own server's.
+            self._topology = TopologyReader(
+                self.inventory, self.postgres, None if self.is_agent() else self.dns
+            )
         return self._topology

@@ -26,3 +26,13 @@ def load_driver(table: Mapping[K, str], kind: K, key: str, base: type[Any], *arg
     if not isinstance(driver, base):
         raise ConfigError(f"{key}: {target} is not a {base.__name__}")
     return driver
+
+
+def driver_class(table: Mapping[K, str], kind: K, key: str) -> type[Any]:
+    """The class ``kind`` names, imported but not built (for what it declares)."""
+    target = table.get(kind)
+    if target is None:
+        raise ConfigError(f"{key}: no driver {kind!r}; known: {sorted(k.value for k in table)}")
+    module, _, cls = target.partition(":")
+    found: type[Any] = getattr(importlib.import_module(module), cls)
+    return found

@@ -8,7 +8,10 @@ a runbook that needs one that is missing: naming the site, the driver and the ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from hybridops.errors import CapabilityMissing
 
 
 class Capability(StrEnum):
@@ -45,3 +48,88 @@ class Capability(StrEnum):
     """Take a base backup of the primary."""
     RESTORE = "restore"
     """Restore a backup into a server."""
+
+
+def require(driver: object, capability: Capability) -> None:
+    """Raise :class:`CapabilityMissing` (fatal) naming ``driver``'s class and ``capability``
+    when the driver does not declare it. A runbook checks before its first change; this is
+    the backstop on the driver's own call, so nothing fails for want of one by surprise."""
+    offered: frozenset[Capability] = getattr(driver, "capabilities", frozenset())
+    if capability not in offered:
+        name = type(driver).__name__
+        raise CapabilityMissing(
+            f"driver {name} has no {capability.value!r} capability", driver=name, capability=capability.value
+        )
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a runbook needs of one component (``postgres:SITE``, ``infra``, ``dns``,
+    ``backup``): one of ``any_of``, for ``why``. Not ``required``: a best-effort step that is
+    skipped (and said) without it."""
+
+    component: str
+    any_of: tuple[Capability, ...]
+    why: str
+    required: bool = True
+
+
+def failover_needs(target: str, old_primary: str, apps: bool) -> list[Need]:
+    """A failover to ``target`` from ``old_primary``."""
+    needs = [
+        Need("infra", (Capability.PREPARE_CLUSTER,), f"prepare {target}'s cluster"),
+        Need(f"postgres:{old_primary}", (Capability.FENCE,), f"fence {old_primary}"),
+        Need(f"postgres:{target}", (Capability.PROMOTE,), f"promote {target}"),
+    ]
+    if apps:
+        needs.append(Need("infra", (Capability.REPOINT_APPS,), f"point the apps at {target}"))
+    return needs
+
+
+def failback_needs(home: str, primary: str, apps: bool) -> list[Need]:
+    """A failback from the cloud primary ``primary`` to ``home``."""
+    rejoin = (Capability.REWIND, Capability.RECLONE)
+    needs = [
+        Need(f"postgres:{home}", rejoin, f"rejoin {home} as a standby of {primary}"),
+        Need(f"postgres:{primary}", (Capability.SWITCHOVER,), f"pause writes on {primary}"),
+        Need(f"postgres:{home}", (Capability.PROMOTE,), f"promote {home}"),
+        Need(f"postgres:{primary}", (Capability.FENCE,), f"fence {primary} once home serves"),
+        Need(f"postgres:{primary}", rejoin, f"rejoin {primary} as a standby of {home}", required=False),
+    ]
+    if apps:
+        needs.append(Need("infra", (Capability.REPOINT_APPS,), f"point the apps at {home}"))
+    return needs
+
+
+def burst_needs() -> list[Need]:
+    """A burst: a bigger node pool, and part of the traffic by weighted records."""
+    return [
+        Need("infra", (Capability.NODE_POOLS,), "grow the burst node pool"),
+        Need("dns", (Capability.WEIGHTED,), "shift part of the traffic"),
+    ]
+
+
+def unmet(
+    needs: list[Need], offered: dict[str, list[Capability]], drivers: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """The needs the offered capabilities do not meet, each in words naming the component (the
+    site), the driver and the capability: (required ones, best-effort ones). Nothing offered
+    (a history from before capabilities were recorded): nothing to say."""
+    if not offered:
+        return [], []
+    missing: list[str] = []
+    optional: list[str] = []
+    for need in needs:
+        have = set(offered.get(need.component, []))
+        if have.intersection(need.any_of):
+            continue
+        what = " or ".join(repr(c.value) for c in need.any_of)
+        where = (
+            need.component.replace("postgres:", "sites.")
+            if need.component.startswith("postgres:")
+            else need.component
+        )
+        driver = drivers.get(need.component, "?")
+        line = f"{where} ({driver}) has no {what} capability, needed to {need.why}"
+        (missing if need.required else optional).append(line)
+    return missing, optional

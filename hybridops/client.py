@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from temporalio.client import Client
@@ -119,3 +121,35 @@ async def connect(settings: TemporalSettings) -> Client:
         header_codec_behavior=HeaderCodecBehavior.CODEC,
         **connect_options(settings),
     )
+
+
+@dataclass(frozen=True)
+class Poller:
+    """A worker Temporal saw polling a task queue, and how long ago it last did."""
+
+    identity: str
+    seconds_ago: float
+
+
+async def queue_pollers(client: Client, queue: str) -> list[Poller]:
+    """The workers polling ``queue`` for activities, as Temporal's task queue description
+    has them (a dead worker stays listed for a while, its last poll growing older)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueRef
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueueRef(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    now = datetime.now(UTC)
+    return [
+        Poller(
+            identity=p.identity,
+            seconds_ago=max(0.0, (now - p.last_access_time.ToDatetime(UTC)).total_seconds()),
+        )
+        for p in answer.pollers
+    ]

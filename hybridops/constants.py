@@ -51,6 +51,13 @@ class ActivityName(StrEnum):
     VERIFY_WRITES = "verify_writes"
     MEASURE_RPO = "measure_rpo"
     FOLLOW_PRIMARY = "follow_primary"
+    CHECK_PROMOTION = "check_promotion"
+    """The cross-site safety rules of a promotion, read where every server can be read (a site
+    agent holds only its own server's credentials): run right before the agent promotes."""
+    CHECK_UNFENCE = "check_unfence"
+    """The same for an unfence (compensation): no other server accepts writes."""
+    ISOLATE_SITE = "isolate_site"
+    """Cut off a site whose agent does not answer (its host is down): the infra driver's isolate."""
     # Failover's own, and its decide phase.
     WRITE_EVIDENCE = "write_evidence"
     GATHER_SIGNALS = "gather_signals"
@@ -117,6 +124,9 @@ RELEASE_SIGNAL = "release"
 
 LEASE_QUERY = "holder"
 """Name of the lease workflow's Query: who holds the lease now."""
+
+BURST_STATE_QUERY = "burst_state"
+"""Name of the burst workflow's Query: what the burst has done so far (``BurstState``)."""
 
 STOP_SIGNAL = "stop"
 """Name of the Signal that ends a burst cleanly (it scales in)."""

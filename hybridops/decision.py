@@ -312,7 +312,9 @@ def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) 
         {
             "request": req.model_dump(mode="json"),
             "snapshot": snapshot.model_dump(mode="json"),
-            "policy": policy.model_dump(mode="json"),
+            # How long an agent may take to answer is how the run executes, not what it
+            # decides on (and policies before it digest as they did).
+            "policy": policy.model_dump(mode="json", exclude={"safety": {"agent_start_timeout_s"}}),
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -463,6 +465,7 @@ def plan_of(inventory: Inventory, dns_value: str | None, policy: Policy) -> Plan
         placement=inventory.placement.value,
         queue_suffix=inventory.task_queue_suffix,
         policy=policy,
+        apps=list(inventory.apps),
     )
 
 

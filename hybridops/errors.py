@@ -85,3 +85,10 @@ class InjectedFault(FatalError):
 class SafetyRuleViolated(FatalError):
     """A safety rule blocks the step (DESIGN.md rule 12): ids name the rules and the sites.
     Only an approval that overrides the rule by name lets the step through."""
+
+
+class PromotionIncomplete(DatabaseError):
+    """A server accepts writes on the timeline it was a standby on: a promotion that was
+    interrupted after the server left recovery and before it switched timeline. Ids name the
+    site and the timeline. Fatal: a writer on the old primary's timeline collides with it in
+    the WAL archive, and only a server proven to have written nothing since can be repaired."""

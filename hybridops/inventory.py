@@ -176,6 +176,10 @@ class CnpgSettings(Strict):
     ca_cert_ref: str | None = None
     """A secret reference to the API server's CA certificate (PEM), with ``api_url``."""
     verify_tls: bool = True
+    timeout_s: float = Field(default=300.0, gt=0)
+    """How long CloudNativePG may take to carry out a promotion, a demotion or a fence."""
+    poll_s: float = Field(default=2.0, gt=0)
+    """How often the ``Cluster`` is read again while waiting for it."""
 
 
 class SiteConfig(Strict):

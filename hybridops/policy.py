@@ -134,6 +134,11 @@ class Safety(Strict):
     (with who and why); False fails the step at once."""
     break_glass_timeout_s: float = Field(default=3600.0, gt=0, le=86400.0)
     """How long a blocked step waits for an override."""
+    agent_start_timeout_s: float = Field(default=10.0, gt=0, le=600.0)
+    """With placement ``queues``: how long a step waits for the site's agent to take it. An
+    agent that does not (its host is down: nobody polls the site's queue) makes the site
+    unreachable: a fence is then unverified (isolated where the infra driver can), any other
+    step fails naming the agent. Part of a dead host's failover time: keep it short."""
 
 
 class Approvers(Strict):

@@ -17,6 +17,9 @@ from typing import Any
 
 from hybridops.errors import ConfigError
 
+SCHEMES = ("env", "file")
+"""The kinds of secret reference (``SCHEME:...``) :func:`resolve_reference` knows."""
+
 MIN_SECRET_LEN = 8
 """The shortest secret accepted, and the shortest text redacted: shorter values are settings
 (``lz4``, ``1``), and redacting them would mangle every message."""
@@ -37,7 +40,9 @@ def resolve_reference(ref: str | None) -> str | None:
             return Path(rest).read_text().strip()
         except OSError as err:
             raise ConfigError(f"secret reference {ref!r}: {err.strerror}") from None
-    raise ConfigError(f"secret reference {ref!r}: scheme must be 'env:' or 'file:'")
+    raise ConfigError(
+        f"secret reference {ref!r}: scheme must be one of {', '.join(s + ':' for s in SCHEMES)}"
+    )
 
 
 def resolve_secret(ref: str | None) -> str | None:

@@ -28,10 +28,10 @@ from temporalio.worker import Worker
 
 from hybridops.constants import TaskQueue
 from hybridops.identity import IdentityClientInterceptor, local_identity
-from hybridops.inventory import DnsKind, Inventory, TemporalSettings, write_inventory
+from hybridops.inventory import DnsKind, Inventory, Placement, TemporalSettings, write_inventory
 from hybridops.lab import Lab, LabPorts
 from tests.evidence_schema import assert_evidence_conforms
-from workers.main import build_workers
+from workers.main import build_agent, build_workers
 
 _counter = itertools.count(1)
 TEST_NET = os.environ.get("HYBRIDOPS_TEST_NET", "127.88")
@@ -215,8 +215,14 @@ async def run_workers() -> AsyncIterator[object]:
     running: list[Worker] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def start(client: Client, inv: Inventory, queues: tuple[TaskQueue, ...] = tuple(TaskQueue)) -> None:
-        for w in build_workers(client, inv, queues):
+    async def start(
+        client: Client, inv: Inventory, queues: tuple[TaskQueue, ...] = tuple(TaskQueue), agents: bool = True
+    ) -> None:
+        workers = build_workers(client, inv, queues)
+        if agents and inv.placement == Placement.QUEUES:
+            # Each site's agent, as production runs one beside each server.
+            workers += [build_agent(client, inv, site) for site in inv.sites]
+        for w in workers:
             running.append(w)
             tasks.append(asyncio.create_task(w.run()))
 

@@ -32,6 +32,7 @@ from hybridops.constants import ActivityName, TaskQueue
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory, Placement
 from workflows.identity import IdentityInterceptor
+from workflows.metrics import RunMetricsInterceptor
 from workflows.registry import WORKFLOWS
 from workflows.steps import STEPS
 
@@ -41,9 +42,12 @@ QUEUE_OF: dict[ActivityName, TaskQueue] = {name: step.queue for name, step in ST
 """Every activity's task queue, by name: the step table's (the lease's steps included)."""
 
 
-def every_activity(inventory: Inventory, client: Client | None) -> list[Callable[..., Any]]:
-    """Every activity of every runbook, sharing one set of drivers (built on first use)."""
-    drivers = Drivers(inventory)
+def every_activity(
+    inventory: Inventory, client: Client | None, local_sites: frozenset[str] | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity of every runbook, sharing one set of drivers (built on first use);
+    ``local_sites``: the sites whose server and files this process controls (None: all)."""
+    drivers = Drivers(inventory, local_sites=local_sites)
     return [
         *SiteActivities(inventory, drivers).all(),
         *FailoverActivities(inventory, drivers, client).all(),
@@ -86,6 +90,30 @@ def registrations(
     }
 
 
+def local_sites_of(inventory: Inventory) -> frozenset[str] | None:
+    """The sites whose files a worker of the shared queues controls: all of them when steps run
+    colocated (one host), none under placement ``queues`` (each site's agent does)."""
+    return None if inventory.placement == Placement.COLOCATED else frozenset()
+
+
+def agent_activities(inventory: Inventory, site: str, client: Client | None) -> list[Callable[..., Any]]:
+    """What the agent of ``site`` registers: the steps that touch a server's process or files
+    (``on_site`` in the step table), with drivers that control ``site`` alone."""
+    inventory.site(site)
+    on_site = {str(name) for name, step in STEPS.items() if step.on_site}
+    return [fn for fn in every_activity(inventory, client, frozenset({site})) if activity_name(fn) in on_site]
+
+
+def build_agent(client: Client, inventory: Inventory, site: str) -> Worker:
+    """The site agent of ``site``: a worker on its own queue, next to its server."""
+    return Worker(
+        client,
+        task_queue=inventory.site_queue(site),
+        activities=agent_activities(inventory, site, client),
+        interceptors=[IdentityInterceptor()],
+    )
+
+
 def build_workers(
     client: Client,
     inventory: Inventory,
@@ -94,7 +122,11 @@ def build_workers(
 ) -> list[Worker]:
     """Workers for ``queues``. ``activities`` replaces the runbooks' (tests do that); each is
     registered on its step's queue all the same."""
-    acts = list(activities) if activities is not None else every_activity(inventory, client)
+    acts = (
+        list(activities)
+        if activities is not None
+        else every_activity(inventory, client, local_sites_of(inventory))
+    )
     return [
         Worker(
             client,
@@ -102,14 +134,20 @@ def build_workers(
             workflows=WORKFLOWS if queue == TaskQueue.CONTROL else [],
             activities=registered,
             # Hands the caller's identity (a start's, an approval's) to the workflow.
-            interceptors=[IdentityInterceptor()],
+            interceptors=[IdentityInterceptor(), RunMetricsInterceptor()],
         )
         for queue, registered in registrations(inventory, queues, acts).items()
     ]
 
 
-async def run_workers(client: Client, inventory: Inventory, queues: Sequence[TaskQueue]) -> None:
-    """Serve ``queues`` until cancelled."""
-    workers = build_workers(client, inventory, queues)
-    log.info("worker serving %s", ", ".join(q.value for q in queues))
+async def run_workers(
+    client: Client, inventory: Inventory, queues: Sequence[TaskQueue], sites: Sequence[str] = ()
+) -> None:
+    """Serve ``queues``, and be the agent of each of ``sites``, until cancelled."""
+    workers = build_workers(client, inventory, queues) if queues else []
+    workers += [build_agent(client, inventory, site) for site in sites]
+    log.info(
+        "worker serving %s",
+        ", ".join([q.value for q in queues] + [f"{inventory.site_queue(s)} (agent of {s})" for s in sites]),
+    )
     await asyncio.gather(*(w.run() for w in workers))

@@ -48,7 +48,7 @@ class BootstrapWorkflow(RunbookBase):
         )
         failure: BaseException | None = None
         try:
-            plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), self._placement)
+            plan = await steps.run_step(steps.BOOTSTRAP_PLAN, BootstrapPlanInput(), self._where)
             self._placed(plan.placement, plan.queue_suffix)
             for step in inp.steps:
                 self._phase = Phase(step.value)

@@ -22,8 +22,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from hybridops.constants import STOP_SIGNAL, WorkflowType
-    from hybridops.contracts.base import Cloud, Phase, RunStatus, StepRecord
+    from hybridops.constants import BURST_STATE_QUERY, STOP_SIGNAL, WorkflowType
+    from hybridops.contracts.base import Phase, RunStatus, StepRecord
     from hybridops.contracts.burst import (
         BurstInput,
         BurstPlan,
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PoolInput,
         RemoveWorkloadsInput,
         WeightsInput,
+        burst_cost,
         carried_state,
     )
     from hybridops.contracts.decision import DecisionRequest, DecisionType
@@ -77,7 +78,7 @@ class BurstWorkflow(ApprovalGate):
         state.steps = [*state.steps, *self._steps]
         return self._hold_state(state)
 
-    @workflow.query(name="burst_state")
+    @workflow.query(name=BURST_STATE_QUERY)
     def burst_state(self) -> BurstState | None:
         return self._state
 
@@ -206,7 +207,7 @@ class BurstWorkflow(ApprovalGate):
         while True:
             if self._stop_requested:
                 return f"stopped: {self._stop_requested}"
-            load = await steps.run_step(steps.BURST_LOAD, LoadInput(), self._placement, self._queue_suffix)
+            load = await steps.run_step(steps.BURST_LOAD, LoadInput(), self._where)
             state.checks += 1
             checks_here += 1
             state.last_load = load.load
@@ -275,9 +276,4 @@ class BurstWorkflow(ApprovalGate):
 
     def _cost(self, state: BurstState, plan: BurstPlan) -> tuple[float, float]:
         """Node-hours so far and their estimated cost (extra nodes x hours x price)."""
-        if state.pool_before is None or state.pool_after is None:
-            return 0.0, 0.0
-        hours = (workflow.now() - state.started_at).total_seconds() / 3600
-        node_hours = round((state.pool_after - state.pool_before) * hours, 6)
-        price = plan.price_per_node_hour.get(Cloud(state.cloud).value, 0.0)
-        return node_hours, round(node_hours * price, 4)
+        return burst_cost(state, plan.price_per_node_hour, workflow.now())

@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from hybridops.capabilities import failback_needs
     from hybridops.constants import WorkflowType
     from hybridops.contracts.base import Phase, RunStatus
     from hybridops.contracts.failback import (
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.topology import establish
     from workflows import steps
     from workflows.approval import BreakGlass
+    from workflows.runbook import refuse_missing
     from workflows.saga import LeasedSaga, Saga
     from workflows.steps import describe_error
 
@@ -135,7 +137,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
         self._phase = Phase.PLAN
         self._refuse_late_start(inp.max_start_delay_s, "planning")
         plan = await self._step("plan", steps.PLAN, PlanInput())
-        self._placed(plan.placement, plan.queue_suffix)
+        self._placed_by(plan)
         sites = {s.name: s for s in plan.sites}
         home = inp.home or next((s.name for s in plan.sites if s.cloud is None), "")
         if home not in sites:
@@ -165,6 +167,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
         self._target, res.home, res.old_primary = home, home, primary
         states = {s.site: s for s in assessed.states}
         _check_roles(states, home, primary)
+        res.warnings += refuse_missing(failback_needs(home, primary, bool(plan.apps)), plan)
         res.other_standbys = [n for n in sites if n not in (home, primary)]
         await steps.checkpoint("planned")
         return Planned(plan, home, primary, states, res.other_standbys)
@@ -300,7 +303,14 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
             res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
 
         self._phase = Phase.RETIRE_FENCES
-        await self._step("retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire))
+        if self._where.site_queues:
+            # Each mark is in its own site's data directory: its agent retires it.
+            for site in retire:
+                await self._step(
+                    f"retire_fence_{site}", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=[site])
+                )
+        else:
+            await self._step("retire_fences", steps.FAILBACK_RETIRE_FENCE, RetireFenceInput(sites=retire))
 
     def _policy_for(self, inp: FailbackInput) -> Policy:
         """The policy the plan recorded; histories before it: break glass on, waiting as long

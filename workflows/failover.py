@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from hybridops.capabilities import failover_needs
     from hybridops.constants import ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
         AlertNotice,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Finding,
         FindingKind,
         FollowInput,
+        IsolateInput,
         PlanInput,
         PlanResult,
         PrepareInput,
@@ -61,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
     from workflows.approval import BreakGlass
+    from workflows.runbook import refuse_missing
     from workflows.saga import LeasedSaga, Saga
 
 
@@ -173,7 +176,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
         plan = await self._step("plan", steps.PLAN, PlanInput())
-        self._placed(plan.placement, plan.queue_suffix)
+        self._placed_by(plan)
         assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         topology = topology_of(plan, assessed.states)
         res.topology, res.findings = topology, topology.findings
@@ -241,6 +244,9 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             )
         self._target = decision.target
         self._policy, self._decision_id = policy, decision.decision_id
+        refuse_missing(
+            failover_needs(decision.target, decision.old_primary or current, bool(plan.apps)), plan
+        )
         await steps.checkpoint("decided")
         return Decided(plan, assessed, request, decision, policy, decision.target)
 
@@ -276,18 +282,59 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         saga.register(
             "unfence_primary", lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id))
         )
-        fence = await self._step("fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id))
+        try:
+            fence = await self._step(
+                "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id)
+            )
+        except ActivityError as err:
+            if not steps.agent_absent(err):
+                raise
+            # Not a failure of the run: the answer to "is the host alive?" was no.
+            record = self._steps[-1]
+            record.outcome = StepOutcome.SKIPPED
+            record.detail = (
+                f"{old}'s agent did not answer within {self._where.agent_start_s:g} s: its host is down"
+            )
+            fence = await self._isolate_absent(old, workflow_id)
+        if fence.token is None and fence.isolated is None:
+            # The agent marked a server that did not answer; isolating it needs the infra
+            # driver, which the agent does not hold.
+            isolated = await self._step(
+                "isolate_old_primary", steps.ISOLATE, IsolateInput(site=old, run_id=workflow_id)
+            )
+            fence.isolated = isolated.isolated
         res.fence = fence
         if fence.token is None:
             res.findings.append(
                 Finding(
                     kind=FindingKind.FENCE_UNVERIFIED,
                     sites=[old],
-                    detail=f"{old} did not answer when it was fenced: only its data directory is marked"
-                    f" ({fence.isolated or 'not isolated'})",
+                    detail=f"{old} did not answer when it was fenced: {fence.detail}"
+                    + (
+                        f"; {fence.isolated}" if fence.isolated and fence.isolated not in fence.detail else ""
+                    ),
                 )
             )
         return fence
+
+    async def _isolate_absent(self, old: str, workflow_id: str) -> FenceResult:
+        """The old primary's agent did not take the fence step: nobody polls its queue, its
+        host is down. The fence is unverified: the infra driver isolates the site (or says
+        why it cannot), and the policy's approval rule for unverified fences applies."""
+        wait = self._where.agent_start_s
+        isolated = await self._step(
+            "isolate_old_primary",
+            steps.ISOLATE,
+            IsolateInput(
+                site=old, run_id=workflow_id, reason=f"{old}'s agent did not answer within {wait:g} s"
+            ),
+        )
+        return FenceResult(
+            changed=isolated.changed,
+            was_running=False,
+            isolated=isolated.isolated,
+            detail=f"its agent did not answer within {wait:g} s (its host is down): not marked",
+        )
 
     async def _promote(
         self, inp: FailoverInput, d: Decided, fence: FenceResult, res: FailoverResult, saga: Saga
@@ -301,6 +348,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             wait_for_lsn=fence.fenced_lsn,
             max_catchup_s=inp.max_catchup_s,
             fence=fence.token,
+            fenced=[d.decision.old_primary] if self._where.site_queues else [],
         )
         await self._guarded("promote", steps.PROMOTE, promote_in, d.policy, res.blocked_by)
         saga.close()

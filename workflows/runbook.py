@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
+    from hybridops.capabilities import Need, unmet
     from hybridops.constants import PROGRESS_QUERY
     from hybridops.contracts.base import (
         ActivityResult,
@@ -38,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepRecord,
     )
+    from hybridops.contracts.sites import PlanResult
+    from hybridops.policy import Safety
     from workflows import steps
 
 In = TypeVar("In", bound=BaseModel)
@@ -67,6 +70,20 @@ class RunResult(Protocol):
 R = TypeVar("R", bound=RunResult)
 
 
+def refuse_missing(needs: list[Need], plan: PlanResult) -> list[str]:
+    """Refuse a run that needs a capability the inventory's drivers do not offer, before it
+    changes anything (DESIGN.md rule 14): the error names each site, driver and capability.
+    Returns the best-effort needs that are not met (the run goes on without them, and says so)."""
+    missing, optional = unmet(needs, plan.capabilities, plan.drivers)
+    if missing:
+        raise ApplicationError(
+            "a capability this run needs is missing; nothing was changed: " + "; ".join(missing),
+            type="CapabilityMissing",
+            non_retryable=True,
+        )
+    return optional
+
+
 class RunbookBase:
     """Base of every runbook workflow. A subclass names itself (``RUNBOOK``) and its evidence
     step, defines ``@workflow.run`` (the SDK wants it on the class) and builds its sequence
@@ -86,8 +103,8 @@ class RunbookBase:
         self._compensations: list[StepRecord] = []
         self._target: str | None = None
         """The site the run acts on, once known (shown in ``progress``)."""
-        self._placement = "colocated"
-        self._queue_suffix = ""
+        self._where = steps.Where()
+        """Where steps run: colocated until the plan step says otherwise."""
         # The approval state is here, not on ApprovalGate, so one progress serves every runbook.
         self._waiting_for_approval = False
         self._blocked: list[RuleViolation] = []
@@ -110,16 +127,28 @@ class RunbookBase:
     def _visible_steps(self) -> list[StepRecord]:
         return self._steps
 
-    def _placed(self, placement: str, queue_suffix: str) -> None:
+    def _placed(
+        self,
+        placement: str,
+        queue_suffix: str,
+        site_queues: dict[str, str] | None = None,
+        agent_start_s: float = 10.0,
+    ) -> None:
         """Where the steps run from now on (the plan step's answer, so it is in the history)."""
-        self._placement, self._queue_suffix = placement, queue_suffix
+        self._where = steps.Where(placement, queue_suffix, site_queues or None, agent_start_s)
+
+    def _placed_by(self, plan: PlanResult) -> None:
+        """Where the steps of a runbook on the sites run: its plan step's placement, with each
+        site's agent queue and how long an agent may take to answer (the policy's)."""
+        timeout = plan.policy.safety.agent_start_timeout_s if plan.policy else Safety().agent_start_timeout_s
+        self._placed(plan.placement, plan.queue_suffix, plan.site_queues, timeout)
 
     async def _step(
         self, name: str, step: steps.Step[In, A], arg: In, into: list[StepRecord] | None = None
     ) -> A:
         """Run one step and record it for the evidence (see :func:`steps.record_step`)."""
         records = self._steps if into is None else into
-        return await steps.record_step(records, name, step, arg, self._placement, self._queue_suffix)
+        return await steps.record_step(records, name, step, arg, self._where)
 
     async def _undo(self, step: steps.Step[In, A], arg: In, name: str | None = None) -> None:
         """Run a compensation, recorded under ``name`` (default: its activity's name)."""
@@ -147,9 +176,7 @@ class RunbookBase:
         self._status = res.status
         res.ended_at = workflow.now()
         self._phase = Phase.EVIDENCE
-        evidence = await steps.run_step(
-            self.EVIDENCE, self.EVIDENCE.input(result=res), self._placement, self._queue_suffix
-        )
+        evidence = await steps.run_step(self.EVIDENCE, self.EVIDENCE.input(result=res), self._where)
         res.evidence_dir = evidence.path
         self._phase = Phase.DONE
         if isinstance(failure, asyncio.CancelledError):

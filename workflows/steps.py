@@ -9,7 +9,14 @@ Placement (the inventory's ``placement``, read once by the plan step and so in t
   They are safe here because every activity is idempotent: a local activity whose worker
   dies is run again by the next worker from the last recorded result, and converges.
 * ``queues``: each step is a normal activity on the queue of its capability (DESIGN.md
-  rule 7), for deployments where database and DNS credentials live on other workers.
+  rule 7), for deployments where database and DNS credentials live on other workers. A step
+  that touches a server's process or files (``on_site``) runs on the queue of the site it acts
+  on, ``hybridops-db-<site>``, where that site's agent polls, next to its server. An agent
+  holds only its own server's credentials, so the safety rules that need every server's view
+  run first as the step's ``guard``, on the reader queue, with the same input; the agent then
+  checks what it can see itself (its own server against the fencing proof). A dead host has no
+  poller: the step's schedule-to-start timeout (the policy's ``agent_start_timeout_s``) says so
+  in seconds, instead of the step waiting for ever.
 
 The plan step itself always runs on the control queue as a local activity: it only reads
 the inventory and DNS, and it is what says where the rest runs.
@@ -23,7 +30,8 @@ from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as TimeoutError_
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -80,6 +88,33 @@ class Step(Generic[In, Out]):
     irreversible: bool = False
     local_only: bool = False
     """Always a local activity: a plan step, which reads the placement the rest follows."""
+    on_site: bool = False
+    """Touches the server or files of the site its input names (``site``): with placement
+    ``queues`` it runs on that site's agent queue."""
+    guard: Step[In, Any] | None = None
+    """With placement ``queues``: a read-only step run right before this one, with the same
+    input, on a worker that sees every server (the cross-site safety rules)."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a run's steps execute, from its plan step (so it is in the history)."""
+
+    placement: str = "colocated"
+    queue_suffix: str = ""
+    site_queues: dict[str, str] | None = None
+    """Each site's agent queue (placement ``queues``)."""
+    agent_start_s: float = 10.0
+    """How long an agent may take to pick up a step (schedule-to-start)."""
+
+    def queue_of(self, step: Step[Any, Any], arg: Any) -> str:
+        """The task queue ``step`` runs on, for ``arg``."""
+        if step.on_site and self.site_queues:
+            sites = getattr(arg, "sites", None)
+            site = getattr(arg, "site", None) or (sites[0] if sites and len(sites) == 1 else None)
+            if site in self.site_queues:
+                return self.site_queues[site]
+        return step.queue.value + self.queue_suffix
 
 
 PLAN = Step(
@@ -130,6 +165,23 @@ FENCE = Step(
     TaskQueue.DB,
     timedelta(seconds=120),
     CHANGE_RETRY,
+    on_site=True,
+)
+CHECK_PROMOTION = Step(
+    ActivityName.CHECK_PROMOTION,
+    sites.PromoteInput,
+    sites.CheckResult,
+    TaskQueue.DB,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+CHECK_UNFENCE = Step(
+    ActivityName.CHECK_UNFENCE,
+    sites.UnfenceInput,
+    sites.CheckResult,
+    TaskQueue.DB,
+    timedelta(seconds=30),
+    READ_RETRY,
 )
 UNFENCE = Step(
     ActivityName.UNFENCE_PRIMARY,
@@ -137,6 +189,16 @@ UNFENCE = Step(
     sites.UnfenceResult,
     TaskQueue.DB,
     timedelta(seconds=120),
+    CHANGE_RETRY,
+    on_site=True,
+    guard=CHECK_UNFENCE,
+)
+ISOLATE = Step(
+    ActivityName.ISOLATE_SITE,
+    sites.IsolateInput,
+    sites.IsolateResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=10),
     CHANGE_RETRY,
 )
 PROMOTE = Step(
@@ -147,6 +209,8 @@ PROMOTE = Step(
     timedelta(seconds=180),
     CHANGE_RETRY,
     irreversible=True,
+    on_site=True,
+    guard=CHECK_PROMOTION,
 )
 REPOINT = Step(
     ActivityName.REPOINT_APPS,
@@ -268,6 +332,7 @@ FAILBACK_REJOIN = Step(
     TaskQueue.DB,
     timedelta(hours=6),
     CHANGE_RETRY,
+    on_site=True,
 )
 FAILBACK_CATCH_UP = Step(
     ActivityName.CATCH_UP,
@@ -284,6 +349,7 @@ FAILBACK_PAUSE = Step(
     TaskQueue.DB,
     timedelta(seconds=60),
     CHANGE_RETRY,
+    on_site=True,
 )
 FAILBACK_RESUME = Step(
     ActivityName.RESUME_WRITES,
@@ -292,6 +358,7 @@ FAILBACK_RESUME = Step(
     TaskQueue.DB,
     timedelta(seconds=60),
     CHANGE_RETRY,
+    on_site=True,
 )
 FAILBACK_PROMOTE = Step(
     ActivityName.PROMOTE_HOME,
@@ -301,6 +368,8 @@ FAILBACK_PROMOTE = Step(
     timedelta(seconds=180),
     CHANGE_RETRY,
     irreversible=True,
+    on_site=True,
+    guard=CHECK_PROMOTION,
 )
 FAILBACK_RETIRE_FENCE = Step(
     ActivityName.RETIRE_FENCE,
@@ -309,6 +378,7 @@ FAILBACK_RETIRE_FENCE = Step(
     TaskQueue.DB,
     timedelta(seconds=60),
     AFTER_PONR_RETRY,
+    on_site=True,
 )
 FAILBACK_EVIDENCE = Step(
     ActivityName.WRITE_FAILBACK_EVIDENCE,
@@ -460,9 +530,10 @@ async def checkpoint(name: str) -> None:
     )
 
 
-async def run_step(step: Step[In, Out], arg: In, placement: str, queue_suffix: str = "") -> Out:
-    """Run ``step`` as a local activity (colocated) or on its task queue (queues)."""
-    if placement == "colocated" or step.local_only:
+async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
+    """Run ``step`` as a local activity (colocated) or on its task queue (queues), after its
+    guard (queues)."""
+    if where.placement == "colocated" or step.local_only:
         return await workflow.execute_local_activity(
             step.activity,
             arg,
@@ -470,15 +541,28 @@ async def run_step(step: Step[In, Out], arg: In, placement: str, queue_suffix: s
             start_to_close_timeout=step.timeout,
             retry_policy=step.retry,
         )
+    if step.guard is not None and where.site_queues:  # a run with site agents (not before them)
+        await run_step(step.guard, arg, where)
+    queue = where.queue_of(step, arg)
+    on_agent = step.on_site and queue != step.queue.value + where.queue_suffix
     return await workflow.execute_activity(
         step.activity,
         arg,
         result_type=step.result,
-        task_queue=step.queue.value + queue_suffix,
+        task_queue=queue,
         start_to_close_timeout=step.timeout,
+        # Nobody polls a dead host's queue: say so in seconds, not never.
+        schedule_to_start_timeout=timedelta(seconds=where.agent_start_s) if on_agent else None,
         retry_policy=step.retry,
         heartbeat_timeout=timedelta(seconds=30),
     )
+
+
+def agent_absent(err: BaseException) -> bool:
+    """Whether a step failed because no agent took it (schedule-to-start timeout)."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return isinstance(err, TimeoutError_) and err.type == TimeoutType.SCHEDULE_TO_START
 
 
 def describe_error(err: BaseException) -> str:
@@ -501,19 +585,14 @@ def failed_attempts(err: BaseException) -> int:
 
 
 async def record_step(
-    records: list[StepRecord],
-    name: str,
-    step: Step[In, A],
-    arg: In,
-    placement: str,
-    queue_suffix: str = "",
+    records: list[StepRecord], name: str, step: Step[In, A], arg: In, where: Where = Where()
 ) -> A:
     """Run one step and record it in ``records`` (start, end, attempts, outcome, detail) for
     the evidence: every runbook records its steps this one way."""
     rec = StepRecord(name=name, started_at=workflow.now(), irreversible=step.irreversible)
     records.append(rec)
     try:
-        result = await run_step(step, arg, placement, queue_suffix)
+        result = await run_step(step, arg, where)
     except Exception as err:  # ActivityError; a local activity's can arrive as its cause alone
         rec.ended_at, rec.outcome = workflow.now(), StepOutcome.FAILED
         rec.attempts, rec.detail = failed_attempts(err), describe_error(err)

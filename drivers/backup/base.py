@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 
+from hybridops.capabilities import Capability
 from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import InputError
 from hybridops.inventory import Inventory
@@ -37,6 +38,9 @@ def check_backup_name(backup: str, field: str = "backup") -> str:
 
 class BackupDriver(ABC):
     """One backup system, configured by the inventory's ``backup`` section."""
+
+    capabilities: frozenset[Capability] = frozenset({Capability.BACKUP, Capability.RESTORE})
+    """Every backup driver takes and restores base backups."""
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory

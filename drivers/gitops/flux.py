@@ -23,14 +23,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import urllib3
-import yaml
-from kubernetes import client, config  # type: ignore[import-untyped]
+from kubernetes import client  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
+from drivers import kube
 from drivers.gitops.base import GitOpsDriver, fill, fill_all, object_name, result_of
 from drivers.gitops.errors import GitOpsAuthFailed, GitOpsError, GitOpsRejected
 from drivers.gitops.types import AppState, GitOpsResult
-from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError
 from hybridops.inventory import GitOpsSettings
 
@@ -177,28 +176,10 @@ class _Kube:
 
     def __init__(self, driver: FluxDriver, cloud: str) -> None:
         self.ns = driver.flux.namespace
-        cfg = client.Configuration()
-        cfg.retries = 1
-        if driver.flux.kubeconfig_ref:
-            text = resolve_secret(driver.flux.kubeconfig_ref) or ""
-            try:
-                kubeconfig = yaml.safe_load(text)
-            except yaml.YAMLError:
-                raise ConfigError("gitops.flux.kubeconfig_ref: not a kubeconfig (invalid YAML)") from None
-            context = fill(driver.flux.context_template, "", cloud) if driver.flux.context_template else None
-            try:
-                config.load_kube_config_from_dict(
-                    kubeconfig, context=context, client_configuration=cfg, persist_config=False
-                )
-            except config.ConfigException as err:
-                raise ConfigError(f"gitops.flux.kubeconfig_ref: {err}") from None
-        else:
-            try:
-                config.load_incluster_config(client_configuration=cfg)
-            except config.ConfigException as err:
-                raise ConfigError(f"gitops.flux: no kubeconfig_ref and not in a cluster: {err}") from None
-        self._cfg = cfg
-        self._client = client.ApiClient(cfg)
+        context = fill(driver.flux.context_template, "", cloud) if driver.flux.context_template else None
+        self._client = kube.api_client(
+            "gitops.flux", kubeconfig_ref=driver.flux.kubeconfig_ref, context=context
+        )
         self.api = client.CustomObjectsApi(self._client)
 
     def __enter__(self) -> _Kube:
@@ -208,12 +189,8 @@ class _Kube:
         self._client.close()
 
     def redact(self, text: str) -> str:
-        """``text`` without the bearer token (read now: in-cluster tokens are refreshed)."""
-        for value in (self._cfg.api_key or {}).values():
-            secret = str(value).removeprefix("Bearer ").strip()
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` without the bearer token."""
+        return kube.redact(self._client, text)
 
     async def get(self, name: str) -> dict[str, Any] | None:
         """The Kustomization ``name``, or None when it does not exist."""
@@ -233,7 +210,7 @@ class _Kube:
         except ApiException as err:
             if err.status == 404 and missing_ok:
                 return None
-            reason = self.redact(f"{what}: HTTP {err.status}: {_message(err)}")
+            reason = self.redact(f"{what}: HTTP {err.status}: {kube.status_message(err)}")
             if err.status in (401, 403):
                 raise GitOpsAuthFailed(reason) from None
             if err.status in (404, 409, 422) or (400 <= err.status < 500 and err.status != 429):
@@ -241,14 +218,3 @@ class _Kube:
             raise GitOpsError(reason) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise GitOpsError(self.redact(f"{what}: {type(err).__name__}: {err}")) from None
-
-
-def _message(err: ApiException) -> str:
-    """The Kubernetes ``Status`` message of a failed call, else its reason."""
-    try:
-        body = yaml.safe_load(err.body) if err.body else None
-    except yaml.YAMLError:
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(err.reason or "error")

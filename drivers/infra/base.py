@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
+from hybridops.capabilities import Capability, require
 from hybridops.contracts.base import Cloud
-
-
-class InfraCapability(StrEnum):
-    """What a driver can do beyond the interface's core (STYLE.md: declare, do not raise)."""
-
-    NODE_POOLS = "node_pools"
-    ISOLATE = "isolate"
-    """Cut an unreachable server off for good (power off its host, detach its network)."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +33,15 @@ class AppDatabase:
 class InfraDriver(abc.ABC):
     """Brings target clusters up and down, and tells apps where their database is."""
 
-    capabilities: frozenset[InfraCapability] = frozenset()
-    """What this driver can do beyond prepare, release and repoint_apps."""
+    capabilities: frozenset[Capability] = frozenset()
+    """What this driver can do (prepare a cluster, node pools, isolate, repoint apps)."""
 
     async def isolate(self, target: IsolateTarget, run_id: str) -> str:
         """Make sure the unreachable server ``target`` can never serve again, even if its host
         comes back (the fence mark only holds while its disk does). Idempotent; returns what
-        was done, or why nothing could be (no :attr:`InfraCapability.ISOLATE`). Never raises
+        was done, or why nothing could be (no :attr:`Capability.ISOLATE`). Never raises
         for a missing capability: a fence is then left unverified, and the evidence says so."""
-        if InfraCapability.ISOLATE not in self.capabilities:
+        if Capability.ISOLATE not in self.capabilities:
             return f"infra driver {type(self).__name__} cannot isolate a server (no 'isolate' capability)"
         return await self._isolate(target, run_id)
 
@@ -60,6 +52,7 @@ class InfraDriver(abc.ABC):
         """Make the target cluster in ``cloud`` ready to take the apps. Idempotent: returns
         whether anything changed. Records ``run_id`` so that :meth:`release` undoes only
         what this run did. In production this may take many minutes (Terraform)."""
+        require(self, Capability.PREPARE_CLUSTER)
         return await self._prepare(cloud, run_id)
 
     async def release(self, cloud: Cloud, run_id: str) -> bool:
@@ -68,10 +61,14 @@ class InfraDriver(abc.ABC):
 
     async def repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
         """Make every app in ``apps`` use ``db``. Idempotent: returns whether any changed."""
+        if not apps:
+            return False  # nothing to repoint: no capability needed
+        require(self, Capability.REPOINT_APPS)
         return await self._repoint_apps(apps, db)
 
     async def pool_nodes(self, cloud: Cloud) -> int:
         """Read-only: how many nodes the burst node pool of ``cloud``'s cluster has."""
+        require(self, Capability.NODE_POOLS)
         return await self._pool_nodes(cloud)
 
     async def scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
@@ -79,13 +76,14 @@ class InfraDriver(abc.ABC):
         production). Idempotent: returns whether anything changed."""
         if nodes < 0:
             raise ValueError(f"nodes: {nodes} < 0")
+        require(self, Capability.NODE_POOLS)
         return await self._scale_pool(cloud, nodes, run_id)
 
     async def _pool_nodes(self, cloud: Cloud) -> int:
-        raise NotImplementedError(f"{self.__class__.__name__}: node pools")
+        return 0  # never called without the node_pools capability
 
     async def _scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
-        raise NotImplementedError(f"{self.__class__.__name__}: node pools")
+        return False  # never called without the node_pools capability
 
     @abc.abstractmethod
     async def _prepare(self, cloud: Cloud, run_id: str) -> bool: ...

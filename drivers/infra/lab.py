@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 
-from drivers.infra.base import AppDatabase, InfraCapability, InfraDriver, IsolateTarget
+from drivers.infra.base import AppDatabase, InfraDriver, IsolateTarget
+from hybridops.capabilities import Capability
 from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraSettings
@@ -34,7 +35,14 @@ def _write_json(path: Path, data: dict[str, Any]) -> bool:
 
 
 class LabInfraDriver(InfraDriver):
-    capabilities = frozenset({InfraCapability.NODE_POOLS, InfraCapability.ISOLATE})
+    capabilities = frozenset(
+        {
+            Capability.PREPARE_CLUSTER,
+            Capability.NODE_POOLS,
+            Capability.ISOLATE,
+            Capability.REPOINT_APPS,
+        }
+    )
 
     def __init__(self, settings: InfraSettings) -> None:
         if settings.apps_dir is None:
@@ -90,8 +98,14 @@ class LabInfraDriver(InfraDriver):
     async def _isolate(self, target: IsolateTarget, run_id: str) -> str:
         """The lab's "host" of a server is its process: a server that does not answer but
         still runs (hung, partitioned) is killed, so it cannot wake up and write; the record
-        says the site is isolated. Its data directory carries the fence mark already."""
+        says the site is isolated. Its disk is put back only as a replica's: ``standby.signal``
+        in its data directory (the fence mark's half that the agent of a dead host could not
+        write), so a ``lab up`` brings it back read-only, never as a second writer."""
         killed = ""
+        if target.data_dir is not None and (target.data_dir / "PG_VERSION").exists():
+            signal_file = target.data_dir / "standby.signal"
+            if not signal_file.exists():
+                signal_file.write_text("")
         pid_file = target.data_dir / "postmaster.pid" if target.data_dir else None
         if pid_file is not None and pid_file.exists():
             try:

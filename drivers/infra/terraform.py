@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drivers.infra.base import AppDatabase, InfraCapability, InfraDriver
+from drivers.infra.base import AppDatabase, InfraDriver
 from drivers.terraform import TerraformRunner
+from hybridops.capabilities import Capability
 from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
 from hybridops.inventory import InfraSettings
@@ -24,7 +25,9 @@ POOL_NODES = ("*node_pool*", "terraform_data.node[*]")
 class TerraformInfraDriver(InfraDriver):
     # No isolate yet: cutting off an on-prem host needs its power or network controller,
     # which no module here drives; an unreachable old primary's fence stays unverified.
-    capabilities = frozenset({InfraCapability.NODE_POOLS})
+    # No repoint_apps: apps are repointed through GitOps (their database setting in the GitOps
+    # repository), which this driver does not do; a runbook that needs it refuses before it starts.
+    capabilities = frozenset({Capability.PREPARE_CLUSTER, Capability.NODE_POOLS})
 
     def __init__(self, settings: InfraSettings) -> None:
         self.tf = settings.terraform
@@ -83,7 +86,4 @@ class TerraformInfraDriver(InfraDriver):
         return False
 
     async def _repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
-        raise ConfigError(
-            "infra.driver terraform: apps are repointed through GitOps (the app's database setting"
-            " in the GitOps repository), not by Terraform; not wired yet"
-        )
+        return False  # never called: no repoint_apps capability

@@ -28,8 +28,15 @@ class PostgresDriver(abc.ABC):
         """What this driver can do at ``site`` (a per-site driver answers for the site's own)."""
         return self.capabilities
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, local_sites: frozenset[str] | None = None) -> None:
         self.inventory = inventory
+        self.local_sites = local_sites
+        """The sites whose server and files this process controls (None: every site). The
+        others are read over SQL only; a step that needs their files is a routing error."""
+
+    def is_local(self, site: str) -> bool:
+        """Whether this process controls ``site``'s server and files."""
+        return self.local_sites is None or site in self.local_sites
 
     async def assess(self, site: str) -> SiteState:
         """Read-only. What the server at ``site`` is: reachable, primary or standby, its

@@ -21,15 +21,23 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from drivers.postgres import binaries as pgbin
+from drivers.postgres import promotion
 from drivers.postgres.rejoin import LocalRejoin
 from drivers.postgres.server import FENCE_MARK, PROMOTE_MARK, STANDBY_SIGNAL
 from drivers.postgres.switchover import LocalSwitchover
-from drivers.postgres.timelines import archived_timelines, confirm_new_timeline
+from drivers.postgres.timelines import archived_timelines, confirm_new_timeline, history_name
 from drivers.postgres.types import Fenced, Promoted
 from drivers.progress import report as report_progress
 from hybridops.capabilities import Capability
 from hybridops.contracts.sites import FenceToken, SiteState
-from hybridops.errors import DatabaseError, DatabaseUnreachable, PreconditionFailed
+from hybridops.errors import (
+    DatabaseError,
+    DatabaseUnreachable,
+    PreconditionFailed,
+    PromotionIncomplete,
+    TimelineCollision,
+)
 from hybridops.lsn import parse_lsn
 
 
@@ -58,23 +66,27 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
     )
 
     async def _assess(self, site: str) -> SiteState:
-        mark = self._read_mark(site)
-        fenced = mark is not None
-        fenced_by = mark.get("fenced_by") if mark else None
-        promoted = self._read_mark(site, PROMOTE_MARK)
-        promoted_by = promoted.get("promoted_by") if promoted else None
+        local = self.is_local(site)
+        # This site's agent reads its marks from the data directory, alive or not; any other
+        # process asks the server (a server that does not answer keeps its marks to itself).
+        mark = self._read_mark(site) if local else None
+        promoted = self._read_mark(site, PROMOTE_MARK) if local else None
         try:
             conn = await self._connect(site)
         except DatabaseUnreachable as err:
+            # Whether its promotion completed, only the running server can say.
             return SiteState(
                 site=site,
                 reachable=False,
-                fenced=fenced,
-                fenced_by=fenced_by,
-                promoted_by=promoted_by,
-                error=str(err),
+                fenced=mark is not None,
+                fenced_by=mark.get("fenced_by") if mark else None,
+                error=str(err) if local else f"{err} (its marks are read by its agent only)",
             )
         async with conn:
+            if not local:
+                mark, promoted = await self._marks_over_sql(conn, FENCE_MARK, PROMOTE_MARK)
+            fenced = mark is not None
+            fenced_by = mark.get("fenced_by") if mark else None
             cur = await conn.execute(
                 "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
                 " pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(),"
@@ -115,7 +127,13 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             last_replay_at=replay_at,
             fenced=fenced,
             fenced_by=fenced_by,
-            promoted_by=promoted_by if not in_recovery else None,
+            # The mark is an intent written before pg_promote: proof only once the server's
+            # timeline moved past the one it promoted from (drivers/postgres/promotion.py).
+            promoted_by=(
+                promoted.get("promoted_by")
+                if promoted and not in_recovery and promotion.completed(promoted, timeline)
+                else None
+            ),
             read_only=bool(read_only),
             system_identifier=ident,
             upstream=self.inventory.site_by_host(upstream) if upstream else None,
@@ -235,11 +253,24 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
     ) -> Promoted:
         if self._read_mark(site) is not None and not allow_fenced:
             raise PreconditionFailed("refusing to promote a fenced server", site=site)
+        state = await self._assess(site)
+        if not state.reachable:
+            raise DatabaseUnreachable(state.error or "does not answer", site=site)
+        repaired = ""
+        if not state.in_recovery:
+            mark = self._read_mark(site, PROMOTE_MARK)
+            timeline = state.timeline or 0
+            if not promotion.incomplete(mark, timeline):
+                return await self._already_writable(site, timeline, mark)
+            assert mark is not None
+            if mark.get("promoted_by") != run_id or not run_id:
+                raise PromotionIncomplete(
+                    promotion.incomplete_detail(site, timeline, mark), site=site, timeline=timeline
+                )
+            repaired = await self._back_to_standby(site, timeline, mark)
+            state = await self._assess(site)
         conn = await self._connect(site)
         async with conn:
-            state = await self._assess(site)
-            if not state.in_recovery:
-                return Promoted(changed=False, timeline=state.timeline or 0, detail="already primary")
             target = parse_lsn(wait_for_lsn)
             deadline = time.monotonic() + max_catchup_s
             while True:
@@ -258,16 +289,26 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
                 state = await self._assess(site)
             archived = await self._timelines_before_promote(site, conn)
             # The intent is written first, so that whoever looks later (a retry of an earlier
-            # step of this run, a second run) can tell this run's promotion from a stranger's.
-            self._write_file(
-                self._data_dir(site) / PROMOTE_MARK,
-                json.dumps({"promoted_by": run_id, "at": datetime.now(UTC).isoformat()}),
-            )
+            # step of this run, a second run) can tell this run's promotion from a stranger's;
+            # with the timeline it leaves, so that it proves nothing until the server left it.
+            # A standby's timeline as assess reads it may lag (its last restartpoint's, when no
+            # WAL receiver runs); the minimum recovery point follows replay onto a new timeline.
+            cur = await conn.execute("SELECT min_recovery_end_timeline FROM pg_control_recovery()")
+            row = await cur.fetchone()
+            leaving = max(state.timeline or 0, int(row[0] or 0) if row else 0)
+            mark = promotion.promote_mark(run_id, leaving, state.replay_lsn)
+            self._write_file(self._data_dir(site) / PROMOTE_MARK, json.dumps(mark))
             cur = await conn.execute("SELECT pg_promote(true, 60)")
             row = await cur.fetchone()
             if not row or not row[0]:
                 raise DatabaseError("pg_promote did not finish within 60s", site=site)
         after = await self._assess(site)
+        if not promotion.completed(mark, after.timeline):
+            raise PromotionIncomplete(
+                promotion.incomplete_detail(site, after.timeline or 0, mark),
+                site=site,
+                timeline=after.timeline,
+            )
         archive_note = await self._timeline_after_promote(site, archived, after.timeline or 0)
         return Promoted(
             changed=True,
@@ -275,8 +316,103 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             promoted_at=datetime.now(UTC),
             replay_lsn=state.replay_lsn,
             last_replay_at=state.last_replay_at,
-            detail=f"promoted at {state.replay_lsn}; timeline {after.timeline}{archive_note}",
+            detail=f"{repaired}promoted at {state.replay_lsn}; timeline {after.timeline}{archive_note}",
         )
+
+    async def _already_writable(self, site: str, timeline: int, mark: dict[str, Any] | None) -> Promoted:
+        """A target that accepts writes already: a promotion that completed (this run's before
+        a crash, or a stranger's), proven by the server's timeline and the WAL archive, never by
+        the mark alone. Raises :class:`PreconditionFailed` for a server writable on a timeline no
+        promotion switched it onto, :class:`TimelineCollision` when the archive holds its
+        timeline from another server or a newer one."""
+        if promotion.completed(mark, timeline):
+            by = f"already promoted by {(mark or {}).get('promoted_by')} (timeline {timeline}"
+            by += f" from {promotion.from_timeline(mark)})"
+        elif await asyncio.to_thread((self._data_dir(site) / "pg_wal" / history_name(timeline)).exists):
+            by = f"already primary on timeline {timeline}, promoted by someone else"
+        else:
+            # No promote mark that proves it and no history file of its own timeline: it never
+            # switched timeline (timeline 1, or the one it followed as a standby).
+            raise PreconditionFailed(
+                f"{site} is writable on timeline {timeline} and no promotion onto it is recorded (no"
+                f" promote mark, no {history_name(timeline)} in its pg_wal): it may be the old primary's"
+                " timeline, where a second writer collides in the WAL archive; not taking it as promoted",
+                site=site,
+                timeline=timeline,
+            )
+        held = await self._timeline_held(site, timeline)
+        return Promoted(changed=False, timeline=timeline, detail=by + held)
+
+    async def _timeline_held(self, site: str, timeline: int) -> str:
+        """The check of :meth:`_timeline_after_promote` for a server promoted earlier: its
+        timeline above every other one the WAL archive holds, and the archive's history file
+        of it the server's own. A note for the detail; raises :class:`TimelineCollision`."""
+        archive = self.inventory.backup.wal_archive
+        if archive is None:
+            return ""
+        archived = await asyncio.to_thread(archived_timelines, archive)
+        newer = sorted(t for t in archived if t > timeline)
+        if newer:
+            raise TimelineCollision(
+                f"{site} is on timeline {timeline}, but the WAL archive holds timeline {newer[-1]},"
+                " promoted by another server since: its promotion is not the newest history",
+                site=site,
+                timeline=timeline,
+            )
+        before = {t: content for t, content in archived.items() if t < timeline}
+        pg_wal = self._data_dir(site) / "pg_wal"
+        return "; " + await confirm_new_timeline(site, timeline, before, archive, pg_wal)
+
+    async def _back_to_standby(self, site: str, timeline: int, mark: dict[str, Any]) -> str:
+        """Repair this run's interrupted promotion (``site`` writable on the timeline the mark
+        says it promoted from), only when the server provably wrote nothing since: stopped, its
+        first record after the WAL it had replayed is its own end-of-recovery checkpoint, and no
+        transaction id was assigned after it. Then ``standby.signal`` goes back and it starts
+        as the standby it was. Otherwise it is started again as found and
+        :class:`PromotionIncomplete` holds the step for a human. Returns a note for the detail."""
+        await self._stop_server(site)
+        reason = await self._wrote_since(site, timeline, mark)
+        if reason:
+            await self._start_server(site)
+            raise PromotionIncomplete(
+                promotion.incomplete_detail(site, timeline, mark) + f" Not repaired: {reason}.",
+                site=site,
+                timeline=timeline,
+            )
+        self._write_file(self._data_dir(site) / STANDBY_SIGNAL, "")
+        await self._start_server(site)
+        return (
+            f"interrupted promotion repaired (writable on timeline {timeline} with nothing written since"
+            f" {mark.get('replay_lsn')}: back to a standby); "
+        )
+
+    async def _wrote_since(self, site: str, timeline: int, mark: dict[str, Any]) -> str:
+        """Why the stopped ``site`` cannot be proven to have written nothing since the end of
+        the WAL it replayed as a standby (the mark's ``replay_lsn``); empty when it is proven."""
+        replay_lsn = mark.get("replay_lsn")
+        if not replay_lsn:
+            return "the promote mark does not say where its replay ended"
+        control = await self._controldata(site)
+        if control.get("Database cluster state") != "shut down":
+            return f"it did not stop cleanly ({control.get('Database cluster state')})"
+        checkpoint_tli = control.get("Latest checkpoint's TimeLineID")
+        if checkpoint_tli != str(timeline):
+            return f"its last checkpoint is on timeline {checkpoint_tli}"
+        try:
+            first = await pgbin.arun(
+                pgbin.bin_dir(self.inventory.postgres.bin_dir),
+                "pg_waldump",
+                [
+                    f"--path={self._data_dir(site) / 'pg_wal'}",
+                    f"--timeline={timeline}",
+                    f"--start={replay_lsn}",
+                    "--limit=1",
+                ],
+                self.inventory.postgres.run_as,
+            )
+        except DatabaseError as err:
+            return f"its WAL after {replay_lsn} cannot be read: {err}"
+        return promotion.writes_after_recovery(first, control.get("Latest checkpoint's NextXID", ""))
 
     async def _timelines_before_promote(
         self, site: str, conn: psycopg.AsyncConnection[Any]
@@ -329,34 +465,6 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             )
             await conn.execute("SELECT pg_reload_conf()")
         return True
-
-    async def _write_probe(self, host: str, site: str, table: str, run_id: str) -> datetime:
-        conn = await self._connect(site, host=host)
-        async with conn:
-            try:
-                cur = await conn.execute(
-                    sql.SQL("INSERT INTO {} (run_id) VALUES (%s) RETURNING written_at").format(
-                        sql.Identifier(table)
-                    ),
-                    (run_id,),
-                )
-            except psycopg.errors.ReadOnlySqlTransaction as err:
-                raise DatabaseUnreachable(f"read-only: {err}", site=site, host=host) from None
-            except psycopg.Error as err:
-                raise DatabaseError(f"probe write failed: {err}", site=site, host=host) from None
-            row = await cur.fetchone()
-            assert row is not None
-            written_at: datetime = row[0]
-            return written_at
-
-    async def _surviving(self, site: str, table: str, seqs: list[int]) -> set[int]:
-        conn = await self._connect(site)
-        async with conn:
-            cur = await conn.execute(
-                sql.SQL("SELECT seq FROM {} WHERE seq = ANY(%s)").format(sql.Identifier(table)),
-                (seqs,),
-            )
-            return {r[0] for r in await cur.fetchall()}
 
     async def _retire_fence(self, site: str) -> bool:
         if self._read_mark(site) is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from drivers.loader import load_driver
+from drivers.loader import driver_class, load_driver
 from drivers.postgres.base import PostgresDriver
 from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined
 from hybridops.capabilities import Capability
@@ -18,21 +18,12 @@ DRIVERS: dict[PostgresKind, str] = {
 }
 
 
-def driver_class(kind: PostgresKind) -> type[PostgresDriver]:
-    """The class ``kind`` names (imported), for its declared capabilities."""
-    module, _, cls = DRIVERS[kind].partition(":")
-    import importlib
-
-    found: type[PostgresDriver] = getattr(importlib.import_module(module), cls)
-    return found
-
-
 class PerSiteDriver(PostgresDriver):
     """Each call goes to the driver of the site it acts on; a driver is built on first use,
     once per kind, so a process that only ever touches one site builds only that site's."""
 
-    def __init__(self, inventory: Inventory) -> None:
-        super().__init__(inventory)
+    def __init__(self, inventory: Inventory, local_sites: frozenset[str] | None = None) -> None:
+        super().__init__(inventory, local_sites)
         self._drivers: dict[PostgresKind, PostgresDriver] = {}
 
     def of(self, site: str) -> PostgresDriver:
@@ -40,12 +31,15 @@ class PerSiteDriver(PostgresDriver):
         kind = self.inventory.site_driver(site)
         if kind not in self._drivers:
             self._drivers[kind] = load_driver(
-                DRIVERS, kind, f"sites.{site}.driver", PostgresDriver, self.inventory
+                DRIVERS, kind, f"sites.{site}.driver", PostgresDriver, self.inventory, self.local_sites
             )
         return self._drivers[kind]
 
     def capabilities_of(self, site: str) -> frozenset[Capability]:
-        return driver_class(self.inventory.site_driver(site)).capabilities
+        found: frozenset[Capability] = driver_class(
+            DRIVERS, self.inventory.site_driver(site), f"sites.{site}.driver"
+        ).capabilities
+        return found
 
     async def _assess(self, site: str) -> SiteState:
         return await self.of(site)._assess(site)
@@ -88,6 +82,7 @@ class PerSiteDriver(PostgresDriver):
         return await self.of(site)._retire_fence(site)
 
 
-def make_postgres_driver(inventory: Inventory) -> PostgresDriver:
-    """The inventory's PostgreSQL drivers, one per site as each site names it."""
-    return PerSiteDriver(inventory)
+def make_postgres_driver(inventory: Inventory, local_sites: frozenset[str] | None = None) -> PostgresDriver:
+    """The inventory's PostgreSQL drivers, one per site as each site names it; ``local_sites``
+    are those whose server and files this process controls (None: all)."""
+    return PerSiteDriver(inventory, local_sites)

@@ -3,8 +3,9 @@
 
 What every part of the driver shares (:mod:`drivers.postgres.local` for the topology
 steps, :mod:`drivers.postgres.rejoin` and :mod:`drivers.postgres.switchover` for
-failback's): connecting, the marks the driver leaves in a data directory, starting and
-stopping a server, waiting for it to stream, heartbeating through long tool runs.
+failback's): connecting (:mod:`drivers.postgres.sql`, with the SQL every driver shares), the
+marks the driver leaves in a data directory, starting and stopping a server, waiting for it to
+stream, heartbeating through long tool runs.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import psutil
 import psycopg
 
 from drivers.postgres import binaries as pgbin
-from drivers.postgres.base import PostgresDriver
-from drivers.postgres.connect import connect_site
+from drivers.postgres.sql import SqlSteps
 from drivers.progress import report as report_progress
 from drivers.secrets import resolve_secret
-from hybridops.errors import DatabaseUnreachable
+from hybridops.errors import ConfigError, DatabaseError, DatabaseUnreachable
 
 FENCE_MARK = "hybridops.fence.json"
 PROMOTE_MARK = "hybridops.promoted.json"
@@ -36,17 +36,44 @@ PAUSE_MARK = "hybridops.pause.json"
 T = TypeVar("T")
 
 
-class LocalServer(PostgresDriver):
+class LocalServer(SqlSteps):
     """The servers on this host: connections, data directory files, ``pg_ctl``. The hooks are
     implemented by :class:`drivers.postgres.local.LocalPostgresDriver` and its parts."""
 
     def _data_dir(self, site: str) -> Path:
+        if not self.is_local(site):
+            raise ConfigError(
+                f"this process is not the agent of site {site}: its server and files are out of reach"
+                f" (a step that needs them runs on the site's own queue, {self.inventory.site_queue(site)})",
+                site=site,
+            )
         data_dir = self.inventory.site(site).data_dir
         assert data_dir is not None  # the inventory validator guarantees it
         return data_dir
 
-    async def _connect(self, site: str, host: str | None = None) -> psycopg.AsyncConnection[Any]:
-        return await connect_site(self.inventory, site, host)
+    async def _marks_over_sql(
+        self, conn: psycopg.AsyncConnection[Any], *names: str
+    ) -> list[dict[str, Any] | None]:
+        """The marks ``names`` in the data directory of the server at the other end of
+        ``conn``, read by the server itself (``pg_read_file``: a superuser, or a role granted
+        ``pg_read_server_files``), for a process that is not that site's agent. A mark that
+        cannot be read is None; a role that may not read files is an error naming the grant."""
+        out: list[dict[str, Any] | None] = []
+        for name in names:
+            try:
+                cur = await conn.execute("SELECT pg_read_file(%s, 0, 1048576, true)", (name,))
+                row = await cur.fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                raise DatabaseError(
+                    f"cannot read {name} over SQL (grant pg_read_server_files to the role HybridOps"
+                    " connects with): the fence and promotion marks are part of the topology"
+                ) from None
+            text = row[0] if row else None
+            try:
+                out.append(json.loads(text) if text else None)
+            except ValueError:
+                out.append({})  # there, but not readable: it still marks the server
+        return out
 
     def _password_env(self, site: str) -> dict[str, str]:
         """``PGPASSWORD`` for a client tool connecting to ``site`` (its own environment only:

@@ -1,63 +1,23 @@
-"""Failback's planned switchover, for the ``local`` PostgreSQL driver: wait for a standby to
-catch up, pause writes on the primary (read-only, sessions ended, WAL switched), resume them.
+"""Failback's planned switchover, for the ``local`` PostgreSQL driver: pause writes on the
+primary (read-only, sessions ended, WAL switched), resume them. Waiting for a standby to catch
+up is every driver's (:mod:`drivers.postgres.sql`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from datetime import UTC, datetime
 
 from drivers.postgres.server import PAUSE_MARK, LocalServer
-from drivers.postgres.types import CaughtUp, Paused
-from drivers.progress import report as report_progress
+from drivers.postgres.types import Paused
 from hybridops.errors import DatabaseError, PreconditionFailed
-from hybridops.lsn import parse_lsn
 
 
 class LocalSwitchover(LocalServer):
-    """The ``catch_up``, ``pause_writes`` and ``resume_writes`` hooks of the local driver
+    """The ``pause_writes`` and ``resume_writes`` hooks of the local driver
     (:class:`PostgresDriver` states their contracts)."""
-
-    async def _catch_up(
-        self, site: str, source: str, max_lag_bytes: int, timeout_s: float, target_lsn: str | None
-    ) -> CaughtUp:
-        started = time.monotonic()
-        target = parse_lsn(target_lsn)
-        async with contextlib.AsyncExitStack() as stack:
-            conn = await stack.enter_async_context(await self._connect(site))
-            src = None if target is not None else await stack.enter_async_context(await self._connect(source))
-            while True:
-                want_txt = target_lsn
-                if src is not None:
-                    cur = await src.execute("SELECT pg_current_wal_lsn()::text")
-                    row = await cur.fetchone()
-                    want_txt = row[0] if row else None
-                cur = await conn.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text")
-                row = await cur.fetchone()
-                if not row or not row[0]:
-                    raise PreconditionFailed("not a standby", site=site)
-                replay = parse_lsn(row[1]) or 0
-                lag = max(0, (parse_lsn(want_txt) or 0) - replay)
-                waited = round(time.monotonic() - started, 3)
-                if lag <= max_lag_bytes:
-                    return CaughtUp(
-                        replay_lsn=row[1],
-                        target_lsn=want_txt,
-                        lag_bytes=lag,
-                        waited_s=waited,
-                        detail=f"replayed {row[1]} of {want_txt} ({lag} bytes behind) in {waited:.3f} s",
-                    )
-                if time.monotonic() - started > timeout_s:
-                    raise PreconditionFailed(
-                        f"replayed {row[1]}, {lag} bytes short of {want_txt} (at most {max_lag_bytes})"
-                        f" after {timeout_s:.0f} s",
-                        site=site,
-                    )
-                report_progress({"replay_lsn": row[1], "lag_bytes": lag})
-                await asyncio.sleep(0.02)
 
     async def _new_sessions_read_only(self, site: str, read_only: bool) -> datetime:
         """Wait until a new session gets ``default_transaction_read_only`` = ``read_only`` (the

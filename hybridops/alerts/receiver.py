@@ -61,6 +61,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from hybridops import metrics
 from hybridops.alerts.limits import StartBudget, check_token
 from hybridops.alerts.payload import AlertStatus, WebhookPayload
 from hybridops.alerts.routes import (
@@ -207,6 +208,13 @@ class AlertReceiver:
         return _reply(200, status="ok")
 
     async def handle_alerts(self, request: web.Request) -> web.Response:
+        """``POST /alerts``; every refusal (4xx, 5xx) counted by its status."""
+        response = await self._handle_alerts(request)
+        if response.status >= 400:
+            metrics.ALERTS_REFUSED.labels(str(response.status)).inc()
+        return response
+
+    async def _handle_alerts(self, request: web.Request) -> web.Response:
         remote = request.remote or "-"
         refused = self._check_token(request.headers.get("Authorization"))
         if refused:
@@ -240,6 +248,8 @@ class AlertReceiver:
             )
             return _reply(422, error="not an Alertmanager version 4 payload", fields=fields)
         route = self._routes.route_for([a.labels for a in payload.relevant])
+        # By route, not alert name: the routes file bounds the label's values, a sender does not.
+        metrics.ALERTS_RECEIVED.labels(route.name if route else "").inc(len(payload.relevant))
         if route is None:
             label_sets: list[dict[str, str]] = []
             for a in payload.relevant:
@@ -337,6 +347,7 @@ class AlertReceiver:
         )
 
     def _duplicate(self, route: Route, wf_id: str, known: _Known, source: str) -> web.Response:
+        metrics.ALERTS_DEDUPLICATED.labels(route.name).inc()
         return _reply(
             200,
             result=Result.DUPLICATE,
@@ -397,6 +408,7 @@ class AlertReceiver:
             return Result.DUPLICATE, known
         known = _Known(wf_id, handle.result_run_id, "started by an earlier notification of this incident")
         self._known.put(wf_id, known)
+        metrics.ALERTS_STARTED.labels(route.name).inc()
         log.info(
             "alert started route=%s runbook=%s workflow_id=%s run_id=%s require_approval=%s drill=%s",
             route.name,

@@ -15,7 +15,19 @@ from __future__ import annotations
 
 import sys
 
-from hybridops.cli import audit, bootstrap, burst, decide, drill, failback, failover, lab, runs, serve
+from hybridops.cli import (
+    audit,
+    bootstrap,
+    burst,
+    decide,
+    drill,
+    failback,
+    failover,
+    inventory,
+    lab,
+    runs,
+    serve,
+)
 from hybridops.cli.failures import command_group
 from hybridops.client import exit_now
 
@@ -35,6 +47,7 @@ app.add_typer(drill.drill_app, name="drill")
 app.add_typer(drill.backup_app, name="backup")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(burst.burst_app, name="burst")
+app.add_typer(inventory.inventory_app, name="inventory")
 
 
 def main() -> None:

@@ -75,6 +75,11 @@ def lab_up(
         console.print(lab.dns_note)
     # The lab is up (exit 0), but a split brain must be impossible to miss.
     _print_lab_warnings(lab.warnings())
+    # The rest is up; a server that could not start is named with why, and the exit says so.
+    for reason in lab.sites_down.values():
+        err_console.print(f"error: {reason}", markup=False, highlight=False, soft_wrap=True)
+    if lab.sites_down:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @lab_app.command("down")
@@ -94,9 +99,15 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
         return
     table = Table("part", "state")
     for k, v in status.items():
-        if k not in ("root", "ports", "warnings"):
+        if k not in ("root", "ports", "warnings", "addresses"):
             table.add_row(k, str(v))
     console.print(table)
+    for name, url in status["addresses"].items():
+        console.print(f"{name + ':':<18} {url}", highlight=False, soft_wrap=True)
+    if "Prometheus" in status["addresses"]:
+        from hybridops.lab.status import grafana_hint
+
+        console.print(grafana_hint(status["addresses"]["Prometheus"]), highlight=False)
     if status.get("dns") == "running":
         # The same reading the runbooks make: every server asked, DNS asked, findings named.
         from drivers.lazy import Drivers

@@ -53,6 +53,19 @@ class BurstState(Contract):
     steps: list[StepRecord] = []
 
 
+def burst_cost(
+    state: BurstState, price_per_node_hour: dict[str, float], now: datetime
+) -> tuple[float, float]:
+    """A burst's node-hours until ``now`` and their estimated cost (extra nodes x hours x the
+    cloud's price): the workflow's budget check and the control worker's metrics, one formula."""
+    if state.pool_before is None or state.pool_after is None:
+        return 0.0, 0.0
+    hours = (now - state.started_at).total_seconds() / 3600
+    node_hours = round((state.pool_after - state.pool_before) * hours, 6)
+    price = price_per_node_hour.get(Cloud(state.cloud).value, 0.0)
+    return node_hours, round(node_hours * price, 4)
+
+
 class BurstInput(Contract):
     """Input of ``BurstWorkflow``. Every field is defaulted: ``{}`` starts a valid burst."""
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 
+from hybridops.capabilities import Capability
 from hybridops.contracts.base import ActivityResult, Cloud, Contract
 from hybridops.policy import Policy
 
@@ -223,6 +224,16 @@ class PlanResult(ActivityResult):
     policy: Policy | None = None
     """The policy in force (its approvals and safety rules), for runbooks that gather no
     signals (failback); None in histories of runs before it was recorded here."""
+    site_queues: dict[str, str] = {}
+    """With placement ``queues``: each site's agent queue (real names), where the steps that
+    touch that site's server or files run. Empty in histories of runs before site agents."""
+    capabilities: dict[str, list[Capability]] = {}
+    """What the inventory's drivers offer, per component: ``postgres:SITE``, ``infra``,
+    ``dns``, ``backup`` (DESIGN.md rule 14): checked before the first change."""
+    drivers: dict[str, str] = {}
+    """The driver behind each component of :attr:`capabilities` (for the refusal's words)."""
+    apps: list[str] = []
+    """The apps the inventory names (repointed after a promotion)."""
 
 
 class AssessInput(Contract):
@@ -283,6 +294,21 @@ class UnfenceInput(SiteInput):
     """Input of ``unfence_primary`` (compensation of ``fence_primary``)."""
 
 
+class CheckResult(ActivityResult):
+    """A safety check that passed (one that fails raises ``SafetyRuleViolated``)."""
+
+
+class IsolateInput(SiteInput):
+    """Input of ``isolate_site``: a site whose agent did not take its fence step."""
+
+    reason: str = ""
+
+
+class IsolateResult(ActivityResult):
+    isolated: str
+    """What the infra driver did, or why nothing could be done."""
+
+
 class UnfenceResult(ActivityResult):
     """Result of ``unfence_primary``."""
 
@@ -304,6 +330,9 @@ class PromoteInput(Contract):
     allow_fenced: bool = False
     """Promote even though the target carries a fence mark: failback's home, a fenced old
     primary that was rejoined as a standby."""
+    fenced: list[str] = []
+    """Sites this run fenced, verified or not: one that does not answer counts as fenced for
+    the safety rules (its agent's host may be down, its mark unreadable from elsewhere)."""
 
 
 class PromoteResult(ActivityResult):

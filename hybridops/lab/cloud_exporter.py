@@ -10,9 +10,10 @@ it); the file is read again on every scrape, so a change shows at the next scrap
                "latency_ms": 35, "error_rate": 0.002, "slo_score": 0.995},
      "gcp":   {...}}
 
-Served in the Prometheus text format on ``/metrics``; ``/metrics?cloud=azure`` serves only that
-cloud (what each cloud site's Prometheus scrapes). A file that cannot be read or parsed is a
-500, so Prometheus records the scrape as failed and the signals go missing rather than wrong.
+Served in the Prometheus text format (written by ``prometheus-client``) on ``/metrics``;
+``/metrics?cloud=azure`` serves only that cloud (what each cloud site's Prometheus scrapes). A
+file that cannot be read or parsed is a 500, so Prometheus records the scrape as failed and the
+signals go missing rather than wrong.
 
 Run as its own process: ``python -m hybridops.lab.cloud_exporter --listen ADDR:PORT --file PATH``.
 """
@@ -22,13 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 @dataclass(frozen=True)
@@ -102,17 +109,27 @@ def read_values(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+class CloudCollector(Collector):
+    """The values of one scrape, per cloud (one cloud, or all of them), as gauge families."""
+
+    def __init__(self, values: dict[str, dict[str, float]], cloud: str | None = None) -> None:
+        self.values = values
+        self.clouds = sorted(c for c in values if cloud is None or c == cloud)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for metric in METRICS:
+            family = GaugeMetricFamily(metric.name, metric.help, labels=["cloud"])
+            for c in self.clouds:
+                if metric.key in self.values[c]:
+                    family.add_metric([c], self.values[c][metric.key] / metric.divisor)
+            yield family
+
+
 def render(values: dict[str, dict[str, float]], cloud: str | None = None) -> str:
     """The Prometheus text format for ``values``, for one cloud or all of them."""
-    lines: list[str] = []
-    clouds = sorted(c for c in values if cloud is None or c == cloud)
-    for metric in METRICS:
-        lines.append(f"# HELP {metric.name} {metric.help}")
-        lines.append(f"# TYPE {metric.name} gauge")
-        for c in clouds:
-            if metric.key in values[c]:
-                lines.append(f'{metric.name}{{cloud="{c}"}} {values[c][metric.key] / metric.divisor!r}')
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CloudCollector(values, cloud))
+    return generate_latest(registry).decode()
 
 
 def make_handler(path: Path) -> type[BaseHTTPRequestHandler]:

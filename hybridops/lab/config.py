@@ -19,6 +19,7 @@ from hybridops.inventory import (
     GitSettings,
     InfraSettings,
     Inventory,
+    Placement,
     PostgresSettings,
     SignalsSettings,
     SiteConfig,
@@ -45,6 +46,9 @@ def lab_inventory(
             ui_url=f"http://127.0.0.1:{ports.ui}",
         ),
         output_dir=Path("output").absolute(),
+        # Production's shape: the steps that touch a server run on its site's agent
+        # (hybridops-db-<site>, one process per site), the rest on the control worker.
+        placement=Placement.QUEUES,
         task_queue_suffix=queue_suffix,
         sites={
             name: SiteConfig(
@@ -126,6 +130,8 @@ def write_policy(layout: LabLayout) -> None:
     # One person at one machine: no certificates, starter and approver are the same.
     policy.approvers.accept_unauthenticated = policy.approvers.allow_self_approval = True
     policy.approvers.require_decision_id = False
+    # A killed site's agent is a dead host: the lab says so in two seconds, not ten.
+    policy.safety.agent_start_timeout_s = 2.0
     text = yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False)
     header = (
         "# The lab's policy, written by `hybridops lab up` from runbooks/policy.yaml with the\n"

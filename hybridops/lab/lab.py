@@ -17,12 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hybridops.constants import TaskQueue
 from hybridops.errors import ConfigError
 from hybridops.inventory import DnsKind, Inventory, write_inventory
 from hybridops.lab.config import lab_inventory, write_policy
 from hybridops.lab.dns import DNS, LabDns
 from hybridops.lab.dns_state import DnsSnapshot
-from hybridops.lab.layout import DEFAULT_PORTS, LAB_DNS_ENV, LabLayout, LabPorts
+from hybridops.lab.layout import DEFAULT_PORTS, DNS_KEYS_ENV, LAB_DNS_ENV, SITES, LabLayout, LabPorts
 from hybridops.lab.monitoring import Monitoring
 from hybridops.lab.postgres import LabPostgres, WritableSite
 from hybridops.lab.processes import Processes
@@ -30,8 +31,15 @@ from hybridops.lab.status import lab_status, topology_warnings
 from hybridops.lab.temporal import TEMPORAL, start_temporal
 from hybridops.workload import workload_ddl
 
-CODE = ("writer", "worker", "alert-receiver")
+CODE = ("writer", "worker", *(f"agent-{site}" for site in SITES), "alert-receiver")
 """The processes that run HybridOps code (see :meth:`Lab.stop_code`)."""
+CONTROL_QUEUES = (TaskQueue.CONTROL, TaskQueue.DB, TaskQueue.INFRA, TaskQueue.DNS)
+"""What the lab's control worker serves: everything but the site agents' queues."""
+
+
+def agent_name(site: str) -> str:
+    """The lab process that is ``site``'s agent."""
+    return f"agent-{site}"
 
 
 class Lab(LabLayout):
@@ -126,6 +134,11 @@ class Lab(LabLayout):
         there is no record or the DNS server does not answer."""
         return self.dns.site()
 
+    @property
+    def sites_down(self) -> dict[str, str]:
+        """The servers the last start could not start, each with why (its log's FATAL line)."""
+        return dict(self.postgres.down)
+
     def start_postgres(self) -> None:
         """Create (first time) and start the primary and both standbys."""
         wl = self.inventory().workload
@@ -152,8 +165,23 @@ class Lab(LabLayout):
             )
 
     def start_worker(self) -> None:
+        """The control worker, and a site agent per site (as production runs one on each
+        database host), each a process of its own."""
         if not self.pid("worker"):
-            self.processes.spawn("worker", [sys.executable, "-m", "workers"], self.env())
+            queues = [arg for q in CONTROL_QUEUES for arg in ("--queue", q.value)]
+            metrics = ["--metrics-listen", self.ports.worker_metrics]
+            self.processes.spawn("worker", [sys.executable, "-m", "workers", *queues, *metrics], self.env())
+        for site in SITES:
+            self.start_agent(site)
+
+    def start_agent(self, site: str) -> None:
+        """``site``'s agent: its queue only, and none of the lab's DNS keys (an agent holds its
+        own server's credentials, nothing else)."""
+        name = agent_name(site)
+        if not self.pid(name):
+            env = {k: v for k, v in self.env().items() if k != DNS_KEYS_ENV}
+            argv = [sys.executable, "-m", "workers", "--site", site]
+            self.processes.spawn(name, argv, env, without=(DNS_KEYS_ENV,))
 
     def stop_code(self) -> None:
         """Stop the processes that run HybridOps code (writer, worker, alert receiver), so the
@@ -175,7 +203,8 @@ class Lab(LabLayout):
     ) -> Inventory:
         """Bring every part up (idempotent); returns the inventory it wrote. ``monitoring``:
         ``None`` starts it when its binaries are installed. ``first_backup``: take a base
-        backup when there is none, so a drill started with ``{}`` has one to restore.
+        backup when there is none, so a drill started with ``{}`` has one to restore. A server
+        that cannot start does not stop the rest: :attr:`sites_down` names it, with why.
         ``dns``: ``route53`` or ``rfc2136`` (:attr:`dns_kind` when None); a lab whose DNS runs
         keeps its backend (``lab down`` first to change it)."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -197,7 +226,7 @@ class Lab(LabLayout):
         self.start_postgres()
         self.start_dns()
         self.ensure_gitops_repo()
-        if first_backup:
+        if first_backup and not self.sites_down:  # a backup of a server that is down would fail
             self.ensure_backup()
         if monitoring:
             self.monitoring.start()
@@ -229,7 +258,7 @@ class Lab(LabLayout):
 
     def down(self) -> None:
         """Stop everything; nothing is left running."""
-        for name in ("writer", "worker"):
+        for name in ("writer", "worker", *(agent_name(s) for s in SITES)):
             self.processes.stop(name)
         self.monitoring.stop()
         self.stop_postgres()
@@ -271,8 +300,11 @@ class Lab(LabLayout):
         if writer:
             self.start_writer()
 
-    def break_site(self, site: str) -> datetime:
-        """Kill ``site``'s server; the time is kept as the incident's start."""
+    def break_site(self, site: str, agent: bool = True) -> datetime:
+        """Kill ``site``'s server, and its agent (the host died) unless ``agent`` is False (the
+        server alone died); the time is kept as the incident's start."""
+        if agent:
+            self.processes.kill(agent_name(site))
         at = self.kill_site(site)
         self.incident_file.write_text(json.dumps({"site": site, "at": at.isoformat()}))
         return at

@@ -35,8 +35,8 @@ class LabPorts:
     """Where the lab's parts listen. Tests use their own, so they never meet the demo lab."""
 
     net: str = "127.77.0"
-    """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53, monitoring .60 to .69 and a
-    drill's scratch server .70
+    """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53, monitoring .60 to .69, a
+    drill's scratch server .70 and the worker's metrics .71
     (see :mod:`hybridops.lab.monitoring`)."""
     pg: int = 15432
     dns: int = 15353
@@ -49,6 +49,14 @@ class LabPorts:
     alertmanager: int = 9093
     alerts: int = 9095
     """The alert receiver (``hybridops serve alerts``)."""
+    metrics: int = 9464
+    """Each HybridOps process's metrics (``--metrics-listen``): the worker on .71, the receiver
+    on its own address."""
+
+    @property
+    def worker_metrics(self) -> str:
+        """``host:port`` of the worker's metrics endpoint."""
+        return f"{self.net}.71:{self.metrics}"
 
 
 DEFAULT_PORTS = LabPorts()

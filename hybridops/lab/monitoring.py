@@ -12,7 +12,8 @@ address            process                     what
 ``net.64-66:9187`` ``pg-exporter-<site>``      prometheus-postgres-exporter per database
 ``net.67:9188``    ``cloud-exporter``          :mod:`hybridops.lab.cloud_exporter`
 ``net.68:9093``    ``alertmanager``            routes every alert to the receiver
-``net.69:9095``    ``alert-receiver``          ``hybridops serve alerts``
+``net.69:9095``    ``alert-receiver``          ``hybridops serve alerts`` (metrics on ``:9464``)
+``net.71:9464``    (the lab's ``worker``)      the worker's metrics, scraped by the global one
 =================  ==========================  =============================================
 
 The configurations are rendered from ``infra/prometheus/`` into ``<lab>/monitoring/``; the rules
@@ -155,6 +156,10 @@ class Monitoring:
         }[name]
         return f"{self.host(name, site)}:{port}"
 
+    def metrics_address(self, name: str) -> str:
+        """``host:port`` of a HybridOps process's metrics endpoint (``alert-receiver``)."""
+        return f"{self.host(name)}:{self.layout.ports.metrics}"
+
     @property
     def prometheus_url(self) -> str:
         """The global Prometheus, which the signals driver queries."""
@@ -229,6 +234,15 @@ class Monitoring:
             alertmanager=self.address("alertmanager"),
             federate_targets=_json(
                 [{"targets": [self.address("prometheus", s)], "labels": {"site": s}} for s in self.sites()]
+            ),
+            hybridops_targets=_json(
+                [
+                    {"targets": [self.layout.ports.worker_metrics], "labels": {"process": "worker"}},
+                    {
+                        "targets": [self.metrics_address("alert-receiver")],
+                        "labels": {"process": "alert-receiver"},
+                    },
+                ]
             ),
         )
         self._render(
@@ -315,7 +329,11 @@ class Monitoring:
         if importlib.util.find_spec("hybridops.alerts") is not None:
             self._start(
                 "alert-receiver",
-                [sys.executable, "-m", "hybridops.cli", "serve", "alerts"],
+                [
+                    sys.executable,
+                    *("-m", "hybridops.cli", "serve", "alerts"),
+                    *("--metrics-listen", self.metrics_address("alert-receiver")),
+                ],
                 self.layout.env(),
             )
             # 200 once it is connected to Temporal.

@@ -5,8 +5,10 @@ address. Starting, stopping and killing them, and reading who is writable.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +21,29 @@ from psycopg import sql
 from drivers.postgres import binaries as pgbin
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.lab.layout import DBNAME, SITES, LabLayout
-from hybridops.lab.processes import wait_until
+from hybridops.lab.processes import LabError, wait_until
+
+DOWN_MESSAGES = ("Connection refused", "the database system is ")
+"""libpq's words for a server that takes no connection now: nothing listens on its port, or
+it is starting up or shutting down (psycopg gives a failed connection no SQLSTATE). Any other
+error leaves the role unknown, never "down"."""
+_STARTUP_EXITED = re.compile(r"startup process \(PID (\d+)\) (exited|was terminated)")
+
+
+class SiteDown(LabError):
+    """A lab server that could not be started; the message says why (its log's FATAL line)."""
+
+
+def _refused(err: psycopg.Error) -> bool:
+    return (
+        isinstance(err, psycopg.OperationalError)
+        and err.sqlstate is None
+        and any(m in str(err) for m in DOWN_MESSAGES)
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,8 @@ class LabPostgres:
     def __init__(self, layout: LabLayout) -> None:
         self.layout = layout
         self.bins = pgbin.bin_dir()
+        self.down: dict[str, str] = {}
+        """The servers the last :meth:`start` could not start, each with why."""
 
     def _connect(self, site: str, dbname: str = "postgres", **options: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(
@@ -96,14 +122,66 @@ class LabPostgres:
         )
 
     def start_server(self, site: str) -> None:
-        """Start ``site``'s server (made already) and wait until it accepts connections."""
+        """Start ``site``'s server (made already) and wait until it accepts connections.
+        Raises :class:`SiteDown` with its log's FATAL line when it does not: ``pg_ctl start -w``
+        exits 0 ("server shut down because of recovery target settings") when the startup
+        process fails with a FATAL (the postmaster then exits with code 3), as a fenced old
+        primary whose WAL went past the new timeline's fork does ("requested timeline 2 does
+        not contain minimum recovery point"), and a server can fail after it opened too."""
         d = self.layout.data_dir(site)
         # A killed server lingers as a zombie until it is reaped (seconds, here), and
         # PostgreSQL will not start while the process of its lock file exists.
         wait_until(
             f"{site}'s killed server to be reaped", lambda: not self._lock_holder_exists(site), timeout=60
         )
-        self._pg("pg_ctl", "-D", str(d), "-l", str(d / "log" / "server.log"), "-w", "-t", "60", "start")
+        try:
+            self._pg("pg_ctl", "-D", str(d), "-l", str(d / "log" / "server.log"), "-w", "-t", "60", "start")
+        except HybridOpsError as err:
+            raise self._did_not_start(site, _first_line(err)) from None
+        deadline = time.monotonic() + 60
+        while (role := self.role(site)) == "down":
+            if not self.running(site):
+                raise self._did_not_start(site, "it exited")
+            if time.monotonic() > deadline:
+                raise SiteDown(f"{site} started but accepts no connection after 60 s", site=site)
+            time.sleep(0.05)
+        if role.startswith("unknown"):
+            raise SiteDown(f"{site} started but cannot tell its role: {role}", site=site)
+
+    def _did_not_start(self, site: str, otherwise: str) -> SiteDown:
+        return SiteDown(f"{site} did not start: {self.last_fatal(site) or otherwise}", site=site)
+
+    def last_fatal(self, site: str) -> str | None:
+        """The FATAL (or PANIC) that ended ``site``'s last start, from its server log: the
+        startup process's when the log says it exited, else the last one of a start that never
+        became ready. None when the last start ended no such way (a clean stop, still running)."""
+        log = self.layout.data_dir(site) / "log" / "server.log"
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            return None
+        starts = [i for i, line in enumerate(lines) if "starting PostgreSQL" in line]
+        stops = [i for i, line in enumerate(lines) if "database system is shut down" in line]
+        if stops and (not starts or stops[-1] > starts[-1]):
+            # After the last stop: a start that failed before it logged its start (its
+            # configuration: "configuration file ... contains errors").
+            early = [line for line in lines[stops[-1] + 1 :] if " FATAL: " in line]
+            if early:
+                return early[-1][early[-1].index(" FATAL: ") + 1 :].strip()
+        section = lines[starts[-1] :] if starts else lines
+        fatal = [line for line in section if " FATAL: " in line or " PANIC: " in line]
+        exited = next((m for line in reversed(section) if (m := _STARTUP_EXITED.search(line))), None)
+        if exited is not None:
+            own = [line for line in fatal if f"[{exited.group(1)}]" in line]
+            fatal = own or fatal
+        elif any("ready to accept" in line for line in section):
+            return None
+        if not fatal:
+            return None
+        line = fatal[-1]
+        return line[
+            line.index(" FATAL: ") + 1 if " FATAL: " in line else line.index(" PANIC: ") + 1 :
+        ].strip()
 
     def _lock_holder_exists(self, site: str) -> bool:
         try:
@@ -114,7 +192,8 @@ class LabPostgres:
             return False
 
     def start(self, ddl: list[sql.Composed]) -> None:
-        """Create (first time) and start the primary and both standbys."""
+        """Create (first time) and start the primary and both standbys. A server that cannot
+        start does not stop the others: :attr:`down` names it, with why."""
         self._ensure_user()
         for p in (self.layout.root, self.layout.root / "pg"):
             p.mkdir(parents=True, exist_ok=True)
@@ -142,17 +221,23 @@ class LabPostgres:
                 "host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n"
             )
             self._owned_dir(primary / "log")
-        if not self.running("onprem"):
-            self.start_server("onprem")
-        with self._connect("onprem", autocommit=True) as conn:
-            # After a failover onprem is fenced (read-only): bring it up as it is, and leave
-            # the schema to the primary of the day. `lab reset` makes the starting topology.
-            fenced = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
-            if (
-                not fenced
-                and not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
-            ):
-                conn.execute(f"CREATE DATABASE {DBNAME}")
+        self.down = {}
+        try:
+            if not self.running("onprem"):
+                self.start_server("onprem")
+        except SiteDown as err:
+            self.down["onprem"] = str(err)
+        fenced = True  # onprem down: leave the schema alone, wait for no streaming
+        if "onprem" not in self.down:
+            with self._connect("onprem", autocommit=True) as conn:
+                # After a failover onprem is fenced (read-only): bring it up as it is, and leave
+                # the schema to the primary of the day. `lab reset` makes the starting topology.
+                fenced = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
+                if (
+                    not fenced
+                    and not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
+                ):
+                    conn.execute(f"CREATE DATABASE {DBNAME}")
         if not fenced:
             with self._connect("onprem", DBNAME, autocommit=True) as conn:
                 for stmt in ddl:
@@ -183,8 +268,11 @@ class LabPostgres:
                     f.write(self._conf(site))
                 self._owned_dir(d / "log")
             if not self.running(site):
-                self.start_server(site)
-        if not fenced:  # the starting topology: the standbys stream (a promoted one, not)
+                try:
+                    self.start_server(site)
+                except SiteDown as err:
+                    self.down[site] = str(err)
+        if not fenced and not self.down:  # the starting topology: the standbys stream (a promoted one, not)
             wait_until("the standbys streaming", self._standbys_streaming)
 
     def running(self, site: str) -> bool:
@@ -209,22 +297,17 @@ class LabPostgres:
                 return False
         return True
 
+    def stop_server(self, site: str, mode: str = "fast") -> None:
+        """Stop ``site``'s server (``pg_ctl`` ``mode``) and wait for it, at most 30 s;
+        :class:`HybridOpsError` when it did not stop."""
+        self._pg("pg_ctl", "-D", str(self.layout.data_dir(site)), "-m", mode, "-w", "-t", "30", "stop")
+
     def stop(self, mode: str = "fast") -> None:
         """Stop every server (``pg_ctl`` ``mode``), killing one that does not stop in 30 s."""
         for site in SITES:
             if self.running(site):
                 try:
-                    self._pg(
-                        "pg_ctl",
-                        "-D",
-                        str(self.layout.data_dir(site)),
-                        "-m",
-                        mode,
-                        "-w",
-                        "-t",
-                        "30",
-                        "stop",
-                    )
+                    self.stop_server(site, mode)
                 except HybridOpsError:
                     self.kill(site)
 
@@ -285,17 +368,26 @@ class LabPostgres:
             self.start(ddl)
 
     def role(self, site: str) -> str:
-        """``primary``, ``standby``, or ``down`` when the server does not answer."""
+        """``primary``, ``standby``, ``down`` when the server refuses connections (not running,
+        starting, stopping), or ``unknown (<error>)`` when it answered with anything else."""
         try:
             with self._connect(site, connect_timeout=2) as conn:
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
                 return "standby" if row and row[0] else "primary"
-        except psycopg.Error:
-            return "down"
+        except psycopg.Error as err:
+            return "down" if _refused(err) else f"unknown ({_first_line(err)})"
+
+    def stopped_state(self, site: str) -> str:
+        """What ``lab status`` says of a server that does not run: ``down: <FATAL line>`` when
+        its last start failed, else ``stopped``."""
+        fatal = self.last_fatal(site)
+        return f"down: {fatal}" if fatal else "stopped"
 
     def writable_sites(self) -> list[WritableSite]:
         """Read-only. The servers that accept writes now: running, answering, not in recovery,
-        ``default_transaction_read_only`` off. More than one is a split brain."""
+        ``default_transaction_read_only`` off. More than one is a split brain. Raises
+        :class:`LabError` naming a running server that answers with an error: whether it
+        accepts writes is unknown, and it is never counted as down."""
         found = []
         for site in SITES:
             if not self.running(site):
@@ -306,8 +398,10 @@ class LabPostgres:
                         "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
                         " CASE WHEN NOT pg_is_in_recovery() THEN pg_walfile_name(pg_current_wal_lsn()) END"
                     ).fetchone()
-            except psycopg.Error:
-                continue
+            except psycopg.Error as err:
+                if _refused(err):
+                    continue
+                raise LabError(f"cannot tell whether {site} accepts writes: {_first_line(err)}") from None
             if row is not None and not row[0] and row[1] == "off":
                 found.append(WritableSite(site=site, timeline=int(row[2][:8], 16)))
         return found

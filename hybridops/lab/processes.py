@@ -84,9 +84,12 @@ class Processes:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, without: tuple[str, ...] = ()
+    ) -> int:
         """Start ``argv`` as ``name`` in a session of its own (so stopping it stops its
-        children), output appended to its log, ``env`` over this process's environment."""
+        children), output appended to its log, ``env`` over this process's environment less
+        the variables ``without``."""
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
         with self.log(name).open("ab") as out:
             proc = subprocess.Popen(
@@ -95,7 +98,7 @@ class Processes:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
+                env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in without},
             )
         state = self.read_state()
         state["procs"][name] = proc.pid
@@ -113,6 +116,19 @@ class Processes:
         except psutil.NoSuchProcess:
             return None
         return int(pid)
+
+    def kill(self, name: str, timeout: float = 10.0) -> None:
+        """SIGKILL ``name``'s session at once (a host that dies), and wait until it is gone."""
+        pid = self.pid(name)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                psutil.Process(pid).wait(timeout)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                pass
+        state = self.read_state()
+        state["procs"].pop(name, None)
+        self.write_state(state)
 
     def stop(self, name: str, timeout: float = 10.0) -> None:
         """SIGTERM ``name``'s session, SIGKILL it after ``timeout``; forget its pid."""

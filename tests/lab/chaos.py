@@ -28,6 +28,7 @@ import psycopg
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from drivers.postgres.binaries import chown_to
 from hybridops.constants import Runbook, TaskQueue, WorkflowType
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverResult
@@ -36,9 +37,11 @@ from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
 from hybridops.workload import read_ledger
-from tests.lab.helpers import dns_points_at, eventually, role, spawn_worker, timeline
+from tests.lab.helpers import ask, dns_points_at, eventually, role, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler
 
+PROMOTE_MARK = "hybridops.promoted.json"
+"""The driver's promote mark (drivers/postgres/server.py), written just before ``pg_promote``."""
 FAILOVER_STEPS = (
     "plan_failover",
     "assess_sites",
@@ -46,6 +49,8 @@ FAILOVER_STEPS = (
     "checkpoint",
     "prepare_target",
     "fence_primary",
+    "isolate_site",
+    "check_promotion",
     "promote_standby",
     "repoint_apps",
     "dns_cutover",
@@ -54,7 +59,8 @@ FAILOVER_STEPS = (
     "follow_primary",
     "write_evidence",
 )
-"""Every activity a failover with a reachable second standby runs, in order."""
+"""Every activity a failover with a reachable second standby runs, in order (onprem's server
+dead, its agent alive: the fence is unverified and the control worker isolates the site)."""
 FAILBACK_STEPS = (
     "plan_failover",
     "assess_sites",
@@ -62,6 +68,7 @@ FAILBACK_STEPS = (
     "rejoin_standby",
     "catch_up",
     "pause_writes",
+    "check_promotion",
     "promote_home",
     "repoint_apps",
     "dns_cutover",
@@ -169,45 +176,81 @@ def reboot_site(lab: Lab, site: str, timeout: float = 30) -> None:
     lab.pg_start(site)
 
 
+def interrupt_promotion(lab: Lab, site: str, run_id: str) -> str:
+    """The window of an interrupted promotion, made without racing a kill: PostgreSQL removes
+    ``standby.signal`` after it chose the new timeline and before the switch is durable, so a
+    standby killed in between starts again as a primary on its old timeline. Here: the
+    standby (caught up) stopped cleanly, ``run_id``'s promote mark written as the driver
+    writes it before ``pg_promote`` (the timeline it leaves, where its replay ended), the
+    signal file removed, the server started. Returns the replay LSN the mark records."""
+    row = ask(
+        lab,
+        site,
+        "SELECT pg_last_wal_replay_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint()),"
+        " pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()",
+    )
+    assert row is not None and row[2], f"{site} is not a caught-up standby: {row}"
+    replay_lsn, tli = str(row[0]), int(row[1])
+    data = lab.data_dir(site)
+    lab.postgres.stop_server(site)
+    mark = {"promoted_by": run_id, "at": "2026-01-01T00:00:00+00:00", "from_timeline": tli}
+    mark["replay_lsn"] = replay_lsn
+    (data / PROMOTE_MARK).write_text(json.dumps(mark))
+    chown_to(data / PROMOTE_MARK, lab.run_as)
+    (data / "standby.signal").unlink()
+    lab.pg_start(site)
+    return replay_lsn
+
+
 # ---------------------------------------------------------------------- workers
 
 
 @dataclass
 class WorkerKeeper:
-    """A worker process (``hybridops worker``) that is restarted whenever it dies, as a
-    supervisor would: a crash fault SIGKILLs it, :meth:`kill` does it from outside. Each death
-    is recorded with its return code (``-9`` for SIGKILL)."""
+    """The lab's worker processes, each restarted whenever it dies, as a supervisor would: the
+    control worker (``hybridops worker``) and each site's agent (``hybridops worker --site``).
+    A crash fault SIGKILLs whichever runs its step; :meth:`kill` does it from outside. Each
+    death is recorded with its return code (``-9`` for SIGKILL)."""
 
     lab: Lab
     deaths: list[int] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
 
+    @staticmethod
+    def names() -> list[str | None]:
+        """None: the control worker; a site: its agent."""
+        return [None, *SITES]
+
     def start(self) -> None:
-        self.proc = spawn_worker(self.lab)
+        for site in self.names():
+            self.procs[site or ""] = spawn_worker(self.lab, site)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                self.deaths.append(self.proc.returncode)
-                self.proc = spawn_worker(self.lab)
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    self.deaths.append(proc.returncode)
+                    self.procs[name] = spawn_worker(self.lab, name or None)
             await asyncio.sleep(0.05)
 
-    def kill(self) -> None:
-        """SIGKILL the worker (the keeper restarts it)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+    def kill(self, site: str | None = None) -> None:
+        """SIGKILL the control worker, or ``site``'s agent (the keeper restarts it)."""
+        proc = self.procs.get(site or "")
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
 from hybridops.inventory import DnsKind, Inventory
 from hybridops.lab import Lab
+from hybridops.lab.layout import DNS_KEYS_ENV, SITES
 
 T = TypeVar("T")
 
@@ -232,12 +234,40 @@ def promote_by_hand(lab: Lab, site: str) -> None:
         conn.execute("SELECT pg_promote(true, 60)")
 
 
-def spawn_worker(lab: Lab) -> subprocess.Popen[bytes]:
-    """A worker process on the lab's inventory file, in a session of its own (to kill it)."""
+def spawn_worker(lab: Lab, site: str | None = None) -> subprocess.Popen[bytes]:
+    """A worker process on the lab's inventory file, in a session of its own (to kill it):
+    the control worker (the shared queues), or ``site``'s agent (its queue, no DNS keys)."""
+    args = ["--site", site] if site else []
+    env = {**os.environ, **lab.env()}
+    if site:
+        env.pop(DNS_KEYS_ENV, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "hybridops.cli", "worker"],
-        env={**os.environ, **lab.env()},
-        stdout=lab.log("worker").open("ab"),
+        [sys.executable, "-m", "hybridops.cli", "worker", *args],
+        env=env,
+        stdout=lab.log(f"agent-{site}" if site else "worker").open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def spawn_agents(lab: Lab) -> list[subprocess.Popen[bytes]]:
+    """Every site's agent, a process each (as production runs one per database host)."""
+    return [spawn_worker(lab, site) for site in SITES]
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes] | None]) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def scheduled_queues(history: Any) -> dict[str, set[str]]:
+    """The task queues each activity type was scheduled on in ``history`` (a
+    ``WorkflowHistory``): local activities are not scheduled, so they are not here."""
+    out: dict[str, set[str]] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            out.setdefault(attrs.activity_type.name, set()).add(attrs.task_queue.name)
+    return out

@@ -31,6 +31,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from hybridops import metrics
 from hybridops.alerts.receiver import AlertReceiver, tls_context
 from hybridops.alerts.routes import RUNBOOKS, RoutesFile, RunbookSpec, incident_workflow_id, parse_routes
 from hybridops.constants import ALERT_SIGNAL, TaskQueue, WorkflowType
@@ -216,9 +217,16 @@ async def status_of(http: TestClient[Any, Any], body: dict[str, Any]) -> int:
 # --------------------------------------------------------------------------- one run per incident
 
 
+def counted(name: str, **labels: str) -> float:
+    """A receiver counter's value in this process's metrics (hybridops/metrics.py)."""
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_firing_starts_exactly_one_run_per_incident(rx: Harness) -> None:
     group = new_group()
     wf_id = incident_workflow_id("no-writable-primary", group, T0)
+    route = {"route": "no-writable-primary"}
+    before = {n: counted(n, **route) for n in ("received", "deduplicated", "runs_started")}
 
     status, body = await rx.post(payload(group))
     assert status == 202, body
@@ -235,6 +243,10 @@ async def test_firing_starts_exactly_one_run_per_incident(rx: Harness) -> None:
         status, body = await rx.post(payload(group))
         assert (status, body["result"], body["duplicate_of"]) == (200, "duplicate", wf_id)
         assert body["source"] == "cache"
+    # The metrics: 21 notifications of one alert received, one run started, 20 duplicates.
+    assert counted("hybridops_alerts_received_total", **route) - before["received"] == 21
+    assert counted("hybridops_alerts_runs_started_total", **route) - before["runs_started"] == 1
+    assert counted("hybridops_alerts_deduplicated_total", **route) - before["deduplicated"] == 20
 
     # A storm of concurrent duplicates of a new incident: one start between them all.
     storm_group = new_group()
@@ -425,6 +437,7 @@ async def test_bad_requests_start_nothing(rx: Harness) -> None:
     group = new_group()
     would_be = incident_workflow_id("no-writable-primary", group, T0)
     good = payload(group)
+    refused = counted("hybridops_alerts_refused_total", status="401")
 
     status, body = await rx.post(good, token=None)
     assert status == 401 and body == {"error": "missing bearer token"}
@@ -432,6 +445,7 @@ async def test_bad_requests_start_nothing(rx: Harness) -> None:
     assert status == 401 and body == {"error": "wrong bearer token"}
     resp = await rx.http.post("/alerts", json=good, headers={"Authorization": f"Basic {TOKEN}"})
     assert resp.status == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+    assert counted("hybridops_alerts_refused_total", status="401") - refused == 3
 
     status, body = await rx.post(None, raw=b'{"version": "4", "alerts": [')
     assert status == 400 and body["error"].startswith("body is not JSON")

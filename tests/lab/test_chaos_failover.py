@@ -15,18 +15,26 @@ import psycopg
 import pytest
 from temporalio.client import Client
 
+from activities.sites import promote_checked
+from drivers.lazy import Drivers
+from drivers.postgres.timelines import archived_timelines
 from hybridops.constants import Runbook
 from hybridops.contracts.base import RunStatus, TargetChoice
 from hybridops.contracts.failover import FailoverInput
+from hybridops.contracts.sites import FenceToken, PromoteInput
+from hybridops.errors import PromotionIncomplete
 from hybridops.lab import Lab
+from hybridops.lsn import parse_lsn
 from tests.conftest import lab_inventory
 from tests.lab.chaos import (
     FAILOVER_STEPS,
+    PROMOTE_MARK,
     assert_case,
     assert_starting_topology,
     finish,
     freeze_dns,
     highest_timeline,
+    interrupt_promotion,
     kept_worker,
     reboot_site,
     start_run,
@@ -34,10 +42,8 @@ from tests.lab.chaos import (
     writable_now,
     writes_on,
 )
-from tests.lab.helpers import eventually
+from tests.lab.helpers import ask, assert_one_writer, can_write, eventually, role, timeline
 from tests.lab.sampler import WritableSampler
-
-PROMOTE_MARK = "hybridops.promoted.json"
 
 
 async def _mark(lab: Lab, site: str) -> bool:
@@ -104,8 +110,12 @@ async def test_dns_api_unreachable_during_cutover(client: Client, module_lab: La
 
 async def test_target_killed_during_promotion(client: Client, module_lab: Lab) -> None:
     """The target's server is killed the moment the promotion begins (its mark is written just
-    before ``pg_promote``) and started again a moment later, as a rebooted host: the run
-    completes with one promotion."""
+    before ``pg_promote``) and started again a moment later, as a rebooted host. Where the kill
+    lands is a race: before the standby left recovery (it comes back a standby and is promoted
+    again), after the timeline switch (promoted), or in between, where it comes back writable on
+    its old timeline. Never may the run succeed with a writer on the old timeline: it ends
+    promoted exactly once (the interrupted promotion repaired), or holds naming the site and
+    the timeline (the cases below make each ending deterministically)."""
     lab = module_lab
     assert_starting_topology(lab)
     inv = lab_inventory(lab)
@@ -126,8 +136,93 @@ async def test_target_killed_during_promotion(client: Client, module_lab: Lab) -
             await asyncio.sleep(1)  # the host is down for a moment
             await asyncio.to_thread(reboot_site, lab, "azure")
             run = await finish(handle, Runbook.FAILOVER)
-    out = assert_case(lab, inv, [run], start_tl, sampler)
-    assert out is not None and out.writer == "azure"
+    if run.status == "succeeded":
+        out = assert_case(lab, inv, [run], start_tl, sampler)
+        assert out is not None and out.writer == "azure" and out.timeline == start_tl + 1
+    else:
+        # Held: azure writable on the old timeline, which the run refused to call promoted.
+        assert "PromotionIncomplete" in run.error or "did not complete" in run.error, run.error
+        assert f"azure is writable on timeline {start_tl}" in run.error, run.error
+        assert writable_now(lab) == ("azure",) and timeline(lab, "azure") == start_tl
+
+
+async def _interrupted(lab: Lab, run_id: str) -> tuple[Drivers, FenceToken]:
+    """onprem fenced by ``run_id`` (stopped cleanly: its fencing proof), azure caught up past
+    it and then left in the window of an interrupted promotion (:func:`interrupt_promotion`):
+    writable on timeline 1 with ``run_id``'s promote mark."""
+    drivers = Drivers(lab_inventory(lab))
+    fenced = await drivers.postgres.fence("onprem", run_id)
+    token = fenced.token
+    assert token is not None and token.timeline == 1
+
+    async def replayed() -> bool:
+        row = ask(lab, "azure", "SELECT pg_last_wal_replay_lsn()::text")
+        return row is not None and (parse_lsn(str(row[0])) or 0) > (parse_lsn(token.lsn) or 0)
+
+    await eventually("azure past onprem's shutdown checkpoint", replayed)
+    await asyncio.to_thread(interrupt_promotion, lab, "azure", run_id)
+    assert writable_now(lab) == ("azure",) and timeline(lab, "azure") == 1
+    assert not (lab.archive / "00000002.history").exists()
+    return drivers, token
+
+
+def _promote_input(run_id: str, token: FenceToken) -> PromoteInput:
+    return PromoteInput(site="azure", run_id=run_id, fence=token, max_catchup_s=30)
+
+
+async def test_interrupted_promotion_is_repaired_when_nothing_was_written(module_lab: Lab) -> None:
+    """Writable on its old timeline with this run's mark, and nothing written since it left
+    recovery: the promote step puts it back to a standby and promotes it onto a new timeline,
+    above every one the archive holds; a retry of the step proves it again and changes nothing."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    run_id = "test-interrupted-repaired"
+    drivers, token = await _interrupted(lab, run_id)
+    state = await drivers.postgres.assess("azure")
+    assert state.writable and state.timeline == 1 and state.promoted_by is None, state
+
+    result = await promote_checked(drivers.postgres, drivers.topology, _promote_input(run_id, token))
+
+    assert result.changed and result.timeline == 2 == timeline(lab, "azure"), result
+    assert "interrupted promotion repaired" in result.detail and "timeline 2 is new" in result.detail
+    history = (lab.data_dir("azure") / "pg_wal" / "00000002.history").read_bytes()
+    assert archived_timelines(lab.archive) == {2: history}
+    state = await drivers.postgres.assess("azure")
+    assert state.promoted_by == run_id and state.timeline == 2
+
+    again = await promote_checked(drivers.postgres, drivers.topology, _promote_input(run_id, token))
+    assert not again.changed and again.timeline == 2 and f"already promoted by {run_id}" in again.detail
+
+    await asyncio.to_thread(lab.point_dns, "azure")  # the runbook's cutover, after the promotion
+    assert assert_one_writer(lab) == "azure" and role(lab, "gcp") == "standby"
+
+
+async def test_interrupted_promotion_that_took_writes_holds(module_lab: Lab) -> None:
+    """The same window, but a client wrote on azure while it was writable on timeline 1: the
+    step cannot prove the server is the standby it was, so it holds (fatal, naming the site
+    and the timeline) and leaves azure as it found it; the run's mark is never taken as proof."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    run_id = "test-interrupted-held"
+    drivers, token = await _interrupted(lab, run_id)
+    assert can_write(lab, "azure")  # a client's write on the old primary's timeline
+
+    with pytest.raises(PromotionIncomplete) as err:
+        await promote_checked(drivers.postgres, drivers.topology, _promote_input(run_id, token))
+
+    assert not err.value.retryable and err.value.ids == {"site": "azure", "timeline": 1}
+    message = str(err.value)
+    assert "azure is writable on timeline 1, the timeline it was a standby on" in message
+    assert "collide" in message and "it took writes" in message, message
+    assert writable_now(lab) == ("azure",) and timeline(lab, "azure") == 1, "left as found"
+    assert archived_timelines(lab.archive) == {}
+    state = await drivers.postgres.assess("azure")
+    assert state.promoted_by is None
+
+    # A stranger's run finds the same server: held too, never "already primary".
+    with pytest.raises(PromotionIncomplete):
+        await promote_checked(drivers.postgres, drivers.topology, _promote_input("another-run", token))
+    assert writable_now(lab) == ("azure",) and timeline(lab, "azure") == 1
 
 
 async def test_stale_dns(client: Client, module_lab: Lab) -> None:
@@ -191,3 +286,31 @@ async def test_two_writable_at_the_start(client: Client, module_lab: Lab) -> Non
         premise=frozenset({"onprem", "azure"}),
         until=ended,
     )
+
+
+async def test_control_worker_and_target_agent_killed_together(client: Client, module_lab: Lab) -> None:
+    """Both the control worker and the target's agent die the moment the promotion begins
+    (the agent's step in flight, the workflow's worker with it); the keeper brings both back,
+    and the run completes with one promotion, one writer, DNS at it."""
+    lab = module_lab
+    assert_starting_topology(lab)
+    inv = lab_inventory(lab)
+    with WritableSampler(lab) as sampler:
+        async with kept_worker(lab) as workers:
+            lab.start_writer()
+            await writes_on(lab, "onprem")
+            start_tl = highest_timeline(lab)
+            at = lab.break_site("onprem")
+            handle = await start_run(
+                client,
+                inv,
+                Runbook.FAILOVER,
+                FailoverInput(target=TargetChoice.AZURE, incident_started_at=at),
+            )
+            await eventually("the promotion to begin", lambda: _mark(lab, "azure"), timeout=90)
+            workers.kill()
+            workers.kill("azure")
+            run = await finish(handle, Runbook.FAILOVER)
+    assert sorted(workers.deaths) == [-9, -9], workers.deaths
+    out = assert_case(lab, inv, [run], start_tl, sampler)
+    assert out is not None and out.writer == "azure"

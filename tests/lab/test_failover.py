@@ -9,12 +9,22 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
 
 from hybridops.cli.replayer import make_replayer
+from hybridops.constants import TaskQueue
 from hybridops.contracts.base import RunStatus, StepOutcome, TargetChoice
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import verify_manifest
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import assert_one_writer, can_write, dns_points_at, fenced, role, start, timeline
+from tests.lab.helpers import (
+    assert_one_writer,
+    can_write,
+    dns_points_at,
+    fenced,
+    role,
+    scheduled_queues,
+    start,
+    timeline,
+)
 from workflows.failover import FailoverWorkflow
 
 
@@ -37,7 +47,19 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     assert role(lab, other) == "standby"
     assert result.point_of_no_return_passed and result.rto_seconds is not None and result.rto_seconds > 0
     names = [s.name for s in result.steps]
-    assert names[:6] == ["plan", "assess", "gather_signals", "prepare_target", "fence_old_primary", "promote"]
+    # onprem's server is dead, its agent (its host) alive: the agent marks its data directory
+    # (an unverified fence), and the control worker isolates it (the agent holds no infra
+    # credentials).
+    assert names[:7] == [
+        "plan",
+        "assess",
+        "gather_signals",
+        "prepare_target",
+        "fence_old_primary",
+        "isolate_old_primary",
+        "promote",
+    ]
+    assert result.fence is not None and result.fence.token is None and result.fence.isolated
     assert all(s.outcome != StepOutcome.FAILED for s in result.steps)
     assert all(s.attempts >= 1 and s.ended_at is not None for s in result.steps)
 
@@ -57,6 +79,13 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     assert evidence["status"] == "succeeded" and evidence["rpo"]["method"] in ("ledger", "lag")
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
     await make_replayer([FailoverWorkflow]).replay_workflow(history)
+    # Each step that touches a server ran on that site's agent; the safety rules across sites
+    # on the control worker's reader queue right before.
+    queues = scheduled_queues(history)
+    assert queues["fence_primary"] == {inv.site_queue("onprem")}
+    assert queues["promote_standby"] == {inv.site_queue(target)}
+    assert queues["check_promotion"] == {inv.queue(TaskQueue.DB)}
+    assert queues["isolate_site"] == {inv.queue(TaskQueue.INFRA)}
     # The end state of every runbook test: exactly one writable server, and DNS at it.
     assert_one_writer(lab)
 

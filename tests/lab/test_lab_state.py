@@ -3,6 +3,7 @@ loudly when two servers are writable (hybridops/lab/dns.py, dns_state.py, status
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -100,3 +101,37 @@ def test_lab_reset_starts_the_snapshots_anew_at_onprem(lab: Lab) -> None:
     assert dns_points_at(lab) == "onprem"
     assert "(lab reset)" in lab.dns_note
     assert assert_one_writer(lab) == "onprem"
+
+
+def test_a_site_that_cannot_start_is_named_and_the_others_come_up(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gcp's configuration is broken while the lab is down: `lab up` brings the others up,
+    names gcp and its log's FATAL line on one line, exits 1; `lab status` says the same."""
+    lab.down()
+    conf = lab.data_dir("gcp") / "postgresql.auto.conf"
+    with conf.open("a") as f:  # appended: the file keeps the server's user as owner
+        f.write("shared_buffers = 'banana'\n")
+    monkeypatch.setattr(lab_commands, "_lab", lambda: lab)
+    monkeypatch.setattr(lab, "up", lambda **_: Lab.up(lab, **QUIET))  # no Temporal of its own
+
+    result = CliRunner().invoke(app, ["lab", "up"])
+
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("error: gcp did not start: FATAL:") and "contains errors" in errors[0]
+    assert "Traceback" not in result.output
+    assert [lab.role(s) for s in ("onprem", "azure")] == ["primary", "standby"]
+    assert lab.role("gcp") == "down" and assert_one_writer(lab) == "onprem"
+
+    status = CliRunner().invoke(app, ["lab", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    gcp = json.loads(status.stdout)["pg:gcp"]
+    assert gcp.startswith("down: FATAL:") and "postgresql.auto.conf" in gcp and "contains errors" in gcp
+
+    # Repaired, the next `lab up` starts it and says nothing of it.
+    conf.write_text(conf.read_text().replace("shared_buffers = 'banana'\n", ""))
+    result = CliRunner().invoke(app, ["lab", "up"])
+    assert result.exit_code == 0, result.output
+    assert lab.role("gcp") == "standby" and lab.status()["pg:gcp"] == "standby"

@@ -17,8 +17,10 @@ from tests.lab.helpers import (
     dns_changes,
     dns_points_at,
     eventually,
+    spawn_agents,
     spawn_worker,
     start,
+    stop_processes,
     timeline,
 )
 
@@ -27,6 +29,7 @@ async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -
     # verify_writes is held for 4 s, so the kill lands after promotion and DNS cutover ran.
     inv = lab_inventory(lab, faults={"verify_writes": "delay:4"})
     before = dns_changes(lab)
+    agents = spawn_agents(lab)  # the site agents live on: the control worker dies
     first = spawn_worker(lab)
     second: subprocess.Popen[bytes] | None = None
     try:
@@ -44,10 +47,7 @@ async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -
         second = spawn_worker(lab)
         result = await handle.result()
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_processes([first, second, *agents])
 
     assert result.status == RunStatus.SUCCEEDED
     assert dns_points_at(lab) == "azure"

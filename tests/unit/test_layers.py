@@ -21,6 +21,7 @@ RUNBOOK_CONTRACTS = tuple(
 )
 """A runbook's own types: drivers know nothing of runbooks, so they import none of these."""
 PURE_KERNEL = (
+    "hybridops.capabilities",
     "hybridops.constants",
     "hybridops.contracts",
     "hybridops.decision",

@@ -53,6 +53,15 @@ def test_the_failover_alert_is_what_the_receiver_routes() -> None:
     assert rules["HybridOpsNoWritablePrimary"]["labels"] == {"severity": "critical", "runbook": "failover"}
 
 
+def test_the_operations_alerts_go_to_people() -> None:
+    """Drill overdue, a run waiting for approval, a queue nobody polls: none starts a runbook."""
+    rules = {
+        r["alert"]: r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
+    }
+    for name in ("HybridOpsDrillOverdue", "HybridOpsApprovalWaiting", "HybridOpsNoWorkerPolls"):
+        assert "runbook" not in rules[name]["labels"], name
+
+
 @pytest.fixture
 def rendered(tmp_path: Path) -> Lab:
     lab = Lab(tmp_path, LabPorts(net="127.90.250"))
@@ -74,9 +83,14 @@ def test_rendered_prometheus_configs_are_valid(rendered: Lab) -> None:
     onprem = yaml.safe_load((rendered.monitoring.dir / "prometheus-onprem.yml").read_text())
     assert onprem["global"]["external_labels"] == {"site": "onprem"}
     glob = yaml.safe_load((rendered.monitoring.dir / "prometheus-global.yml").read_text())
-    (federate,) = glob["scrape_configs"]
+    federate, hybridops = glob["scrape_configs"]
     assert federate["honor_labels"] is True
     assert len(federate["static_configs"]) == 3
+    # Every HybridOps process's endpoint: the worker's and the receiver's.
+    assert [t for c in hybridops["static_configs"] for t in c["targets"]] == [
+        "127.90.250.71:9464",
+        "127.90.250.69:9464",
+    ]
 
 
 def test_rendered_alertmanager_config_is_valid(rendered: Lab) -> None:
