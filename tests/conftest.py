@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ async def temporal_env(temporal_port: int) -> AsyncIterator[WorkflowEnvironment]
         dev_server_existing_path=str(temporal),
         port=temporal_port,
         data_converter=pydantic_data_converter,
+        # The SDK's 5 s default fails a whole module on a loaded machine (seen at load 5).
+        dev_server_startup_timeout=timedelta(seconds=60),
         dev_server_extra_args=[
             "--dynamic-config-value",
             "frontend.WorkflowTimeSkippingEnabled=true",
