@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import functools
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -122,6 +124,38 @@ def apply_fault_after(faults: dict[str, str], step: str) -> None:
         crash_once(step)
 
 
+class KeepAlive:
+    """A queued step's heartbeats: each progress report a driver makes, and, between them, the
+    last one again every quarter of the heartbeat timeout, so a step that works quietly (a
+    ``pg_ctl stop``, a DNS change's wait) is known alive, and a worker that died is known dead
+    within the heartbeat timeout (workflows/steps.py), not at the step's whole timeout."""
+
+    def __init__(self, timeout: timedelta | None) -> None:
+        self.every = timeout.total_seconds() / 4 if timeout else None
+        self.last: tuple[Any, ...] = ()
+
+    def report(self, *details: Any) -> None:
+        self.last = details
+        activity.heartbeat(*details)
+
+    async def beat(self) -> None:
+        assert self.every is not None
+        while True:
+            await asyncio.sleep(self.every)
+            activity.heartbeat(*self.last)
+
+
+@contextlib.contextmanager
+def keeping(alive: KeepAlive | None) -> Iterator[None]:
+    """Heartbeat ``alive`` in the background while the block runs (nothing for a local step)."""
+    task = asyncio.get_running_loop().create_task(alive.beat()) if alive and alive.every else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+
+
 def step_activity(
     activity_name: ActivityName,
 ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
@@ -138,9 +172,9 @@ def step_activity(
             attempt = info.attempt
             # Drivers report progress (drivers/progress.py); a queued activity heartbeats it. A
             # local activity has no heartbeat (the SDK warns on each): its worker keeps it alive.
-            listener = None if info.is_local else activity.heartbeat
+            alive = None if info.is_local else KeepAlive(info.heartbeat_timeout)
             try:
-                with reporting(listener):
+                with reporting(alive.report if alive else None), keeping(alive):
                     await apply_fault(getattr(self, "faults", {}), name)
                     result = await fn(self, *args)
                 apply_fault_after(getattr(self, "faults", {}), name)

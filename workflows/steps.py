@@ -74,6 +74,11 @@ AFTER_PONR_RETRY = RetryPolicy(
 """Past the point of no return there is no going back, only forward: retry for longer."""
 
 
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+"""How long a queued step may go without a heartbeat before its worker counts as dead. The SDK
+sends at most one heartbeat per 80% of it (12 s), so 15 s leaves 3 s of margin on a loaded host."""
+
+
 @dataclass(frozen=True)
 class Step(Generic[In, Out]):
     """One activity as the workflow calls it: a call names the step and its input, and the
@@ -554,7 +559,9 @@ async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
         # Nobody polls a dead host's queue: say so in seconds, not never.
         schedule_to_start_timeout=timedelta(seconds=where.agent_start_s) if on_agent else None,
         retry_policy=step.retry,
-        heartbeat_timeout=timedelta(seconds=30),
+        # Every queued step heartbeats while it runs (activities/common.py, KeepAlive): a worker
+        # that dies mid-step is known dead in this time, and the step runs again elsewhere.
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
     )
 
 
