@@ -9,7 +9,7 @@ closing event: the step exported it before the run ended, so the history alone s
 "running". The run's ending is then read from the ``evidence.json`` beside it, not from the
 evidence step's scheduled input in the history, because:
 
-* with placement ``colocated`` (the lab's, and the default) the evidence step is a local
+* with placement ``colocated`` (the default; the lab runs ``queues``) the evidence step is a local
   activity, and a local activity reaches the history only as a marker written when its
   workflow task completes, after the export: the exported history holds no trace of the step
   or its input. Only with placement ``queues`` is its ``ActivityTaskScheduled`` event there.
