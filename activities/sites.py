@@ -175,8 +175,13 @@ class SiteActivities(Activities):
 
     @step_activity(ActivityName.ASSESS_SITES)
     async def assess_sites(self, inp: AssessInput) -> AssessResult:
-        """Read-only: the state of each site's server, assessed concurrently."""
-        return AssessResult(states=await self.drivers.assess(inp.sites))
+        """Read-only: the state of each site's server, assessed concurrently (a server that
+        answers sets its fenced gauge as read: marks an agent made or retired show here too)."""
+        states = await self.drivers.assess(inp.sites)
+        for state in states:
+            if state.reachable:
+                metrics.SITE_FENCED.labels(state.site).set(1 if state.fenced else 0)
+        return AssessResult(states=states)
 
     @step_activity(ActivityName.PREPARE_TARGET)
     async def prepare_target(self, inp: PrepareInput) -> PrepareResult:
@@ -228,6 +233,7 @@ class SiteActivities(Activities):
         """Cut off a site that could not be fenced (its agent did not answer: the host is
         down) through the infra driver's isolate capability, or say why it cannot be."""
         isolated = await self._isolate(inp.site, inp.run_id)
+        metrics.SITE_FENCED.labels(inp.site).set(1)
         return IsolateResult(isolated=isolated, changed=True, detail=f"{inp.reason}; {isolated}".lstrip("; "))
 
     @step_activity(ActivityName.CHECK_PROMOTION)

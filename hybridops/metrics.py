@@ -77,7 +77,9 @@ LAST_STEP_SECONDS = Gauge(
     ["runbook", "step"], registry=REGISTRY,
 )  # fmt: skip
 SITE_FENCED = Gauge(
-    "hybridops_site_fenced", "1 while a site's server is fenced by a run, 0 once unfenced or retired.",
+    "hybridops_site_fenced",
+    "1 while a site's server is fenced (by this process's fence or isolate step, or as it last"
+    " read the server), 0 once unfenced or retired.",
     ["site"], registry=REGISTRY,
 )  # fmt: skip
 BURST_NODES = Gauge(

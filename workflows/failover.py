@@ -348,7 +348,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             wait_for_lsn=fence.fenced_lsn,
             max_catchup_s=inp.max_catchup_s,
             fence=fence.token,
-            fenced=[d.decision.old_primary] if self._where.site_queues else [],
+            fenced=[d.decision.old_primary, *res.fenced] if self._where.site_queues else [],
         )
         await self._guarded("promote", steps.PROMOTE, promote_in, d.policy, res.blocked_by)
         saga.close()

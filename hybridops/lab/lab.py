@@ -180,7 +180,8 @@ class Lab(LabLayout):
         name = agent_name(site)
         if not self.pid(name):
             env = {k: v for k, v in self.env().items() if k != DNS_KEYS_ENV}
-            argv = [sys.executable, "-m", "workers", "--site", site]
+            metrics = ["--metrics-listen", self.ports.agent_metrics(site)]
+            argv = [sys.executable, "-m", "workers", "--site", site, *metrics]
             self.processes.spawn(name, argv, env, without=(DNS_KEYS_ENV,))
 
     def stop_code(self) -> None:

@@ -36,7 +36,7 @@ class LabPorts:
 
     net: str = "127.77.0"
     """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53, monitoring .60 to .69, a
-    drill's scratch server .70 and the worker's metrics .71
+    drill's scratch server .70, the worker's metrics .71 and the site agents' .72 to .74
     (see :mod:`hybridops.lab.monitoring`)."""
     pg: int = 15432
     dns: int = 15353
@@ -50,13 +50,18 @@ class LabPorts:
     alerts: int = 9095
     """The alert receiver (``hybridops serve alerts``)."""
     metrics: int = 9464
-    """Each HybridOps process's metrics (``--metrics-listen``): the worker on .71, the receiver
-    on its own address."""
+    """Each HybridOps process's metrics (``--metrics-listen``): the worker on .71, the site
+    agents on .72 to .74, the receiver on its own address."""
 
     @property
     def worker_metrics(self) -> str:
         """``host:port`` of the worker's metrics endpoint."""
         return f"{self.net}.71:{self.metrics}"
+
+    def agent_metrics(self, site: str) -> str:
+        """``host:port`` of ``site``'s agent's metrics endpoint (a fence or promotion it runs
+        is counted there, as on a production database host)."""
+        return f"{self.net}.{72 + list(SITES).index(site)}:{self.metrics}"
 
 
 DEFAULT_PORTS = LabPorts()

@@ -14,6 +14,7 @@ address            process                     what
 ``net.68:9093``    ``alertmanager``            routes every alert to the receiver
 ``net.69:9095``    ``alert-receiver``          ``hybridops serve alerts`` (metrics on ``:9464``)
 ``net.71:9464``    (the lab's ``worker``)      the worker's metrics, scraped by the global one
+``net.72-74:9464`` (``agent-<site>``)          each site agent's metrics, scraped by the global one
 =================  ==========================  =============================================
 
 The configurations are rendered from ``infra/prometheus/`` into ``<lab>/monitoring/``; the rules
@@ -238,6 +239,10 @@ class Monitoring:
             hybridops_targets=_json(
                 [
                     {"targets": [self.layout.ports.worker_metrics], "labels": {"process": "worker"}},
+                    *(
+                        {"targets": [self.layout.ports.agent_metrics(s)], "labels": {"process": f"agent-{s}"}}
+                        for s in self.sites()
+                    ),
                     {
                         "targets": [self.metrics_address("alert-receiver")],
                         "labels": {"process": "alert-receiver"},

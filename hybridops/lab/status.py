@@ -7,6 +7,7 @@ Read-only: nothing here changes the lab.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -65,8 +66,14 @@ def agents_status(layout: LabLayout, processes: Processes) -> dict[str, str]:
             site: [p.seconds_ago for p in await queue_pollers(client, inv.site_queue(site))] for site in SITES
         }
 
+    def in_own_loop() -> dict[str, list[float]]:
+        # A loop of its own in a thread of its own: `lab status` is also called from async
+        # code (the tests, `hybridops demo`), where asyncio.run would refuse to start.
+        return asyncio.run(asyncio.wait_for(read(), 5))
+
     try:
-        polls: dict[str, list[float]] | None = asyncio.run(asyncio.wait_for(read(), 5))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            polls: dict[str, list[float]] | None = pool.submit(in_own_loop).result()
     except Exception:  # Temporal down or not answering: say so, never fail the status
         polls = None
     out = {}
@@ -100,6 +107,9 @@ def addresses(layout: LabLayout, processes: Processes, monitoring: Monitoring) -
         out["Alertmanager"] = monitoring.alertmanager_url
     if processes.pid("worker"):
         out["worker metrics"] = f"http://{layout.ports.worker_metrics}/metrics"
+    for site in SITES:
+        if processes.pid(f"agent-{site}"):
+            out[f"agent-{site} metrics"] = f"http://{layout.ports.agent_metrics(site)}/metrics"
     if processes.pid("alert-receiver"):
         out["receiver metrics"] = f"http://{monitoring.metrics_address('alert-receiver')}/metrics"
     return out

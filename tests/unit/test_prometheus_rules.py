@@ -86,9 +86,12 @@ def test_rendered_prometheus_configs_are_valid(rendered: Lab) -> None:
     federate, hybridops = glob["scrape_configs"]
     assert federate["honor_labels"] is True
     assert len(federate["static_configs"]) == 3
-    # Every HybridOps process's endpoint: the worker's and the receiver's.
+    # Every HybridOps process's endpoint: the worker's, each site agent's, the receiver's.
     assert [t for c in hybridops["static_configs"] for t in c["targets"]] == [
         "127.90.250.71:9464",
+        "127.90.250.72:9464",
+        "127.90.250.73:9464",
+        "127.90.250.74:9464",
         "127.90.250.69:9464",
     ]
 
