@@ -322,6 +322,15 @@ def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) 
     return "dec-" + hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
+def hold_reason(req: DecisionRequest, candidates: list[Candidate]) -> str:
+    """Why a decision holds, in the words an operator needs: a requested target that already
+    is the primary is said as such (not as every other site being "not the requested target")."""
+    if req.target != TargetChoice.AUTO and req.target == req.current_primary:
+        return f"the requested target {req.target} is already the primary: nothing to move"
+    why = "; ".join(f"{c.site}: {c.rejected_because}" for c in candidates) or "no candidates"
+    return f"no eligible target ({why})"
+
+
 def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> Decision:
     """Decide. Never raises for data: a request no candidate can serve gives a ``hold``."""
     burst = req.decision_type == DecisionType.BURST
@@ -402,7 +411,9 @@ def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> 
         rationale += [f"{c.site}: warning: {w}" for w in c.warnings]
 
     if chosen is None:
-        rationale.append("hold: no candidate passes the policy")
+        primary_asked = req.target != TargetChoice.AUTO and req.target == req.current_primary
+        why = hold_reason(req, candidates) if primary_asked else "no candidate passes the policy"
+        rationale.append(f"hold: {why}")
         return Decision(
             decision_id=decision_id(req, snapshot, policy),
             decision_type=DecisionType.HOLD,

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.errors import InputError
     from workflows import steps
     from workflows.approval import ApprovalGate
-    from workflows.runbook import SAFETY_PATCH
+    from workflows.runbook import SAFETY_PATCH, Rejected
     from workflows.saga import Saga
 
 
@@ -113,7 +113,12 @@ class BurstWorkflow(ApprovalGate):
         if plan is not None and self._state is not None:
             await self._scale_in(plan, self._state, res)
         if res.status != RunStatus.FAILED:
-            res.status = RunStatus.SUCCEEDED if failure is None else RunStatus.COMPENSATED
+            if failure is None:
+                res.status = RunStatus.SUCCEEDED
+            elif isinstance(failure, Rejected):
+                res.status = RunStatus.REJECTED
+            else:
+                res.status = RunStatus.COMPENSATED if self._changed_anything() else RunStatus.HELD
         self._collect(res)
         return await self._end(res, failure)
 

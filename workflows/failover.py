@@ -58,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         UnfenceInput,
         VerifyInput,
     )
-    from hybridops.decision import decide, policy_in_force, signal_targets, topology_of
+    from hybridops.decision import decide, hold_reason, policy_in_force, signal_targets, topology_of
     from hybridops.policy import Policy, SplitBrainAction
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
@@ -231,9 +231,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         decision, snapshot = decide(request, plan, assessed.states, gathered)
         res.decision, res.signals, res.target = decision, snapshot, decision.target
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
-            why = "; ".join(f"{c.site}: {c.rejected_because}" for c in decision.candidates) or "no candidates"
             raise ApplicationError(
-                f"the policy holds: no eligible target ({why})", type="PolicyHold", non_retryable=True
+                f"the policy holds: {hold_reason(request, decision.candidates)}",
+                type="PolicyHold",
+                non_retryable=True,
             )
         if decision.dr_mode != DrMode.WARM_PROMOTE:
             raise ApplicationError(

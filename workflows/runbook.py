@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Progress,
         RuleViolation,
         RunStatus,
+        StepOutcome,
         StepRecord,
     )
     from hybridops.contracts.sites import PlanResult
@@ -153,6 +154,11 @@ class RunbookBase:
     async def _undo(self, step: steps.Step[In, A], arg: In, name: str | None = None) -> None:
         """Run a compensation, recorded under ``name`` (default: its activity's name)."""
         await self._step(name or step.activity, step, arg, into=self._compensations)
+
+    def _changed_anything(self) -> bool:
+        """Whether any step so far changed the world (a run that ends without one is ``held``:
+        it had nothing to undo)."""
+        return any(s.outcome == StepOutcome.CHANGED for s in self._steps)
 
     def _collect(self, res: Any) -> None:
         """The run's records into its result."""

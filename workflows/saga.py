@@ -119,9 +119,13 @@ class LeasedSaga(RunbookBase):
                 res.error += f" (past the point of no return: finish by hand, see runbooks/{self.RUNBOOK}.md)"
             else:
                 self._phase = Phase.COMPENSATE
+                held = not saga.pending and not self._changed_anything()
                 try:
                     await saga.compensate()
-                    res.status = RunStatus.REJECTED if isinstance(err, Rejected) else RunStatus.COMPENSATED
+                    if isinstance(err, Rejected):
+                        res.status = RunStatus.REJECTED
+                    else:
+                        res.status = RunStatus.HELD if held else RunStatus.COMPENSATED
                 except Exception as comp_err:
                     res.status = RunStatus.FAILED
                     res.error += f"; a compensation failed: {steps.describe_error(comp_err)}"

@@ -71,7 +71,7 @@ class RunEnding(BaseModel):
 
     source: EndingSource
     status: str
-    """The runbook's status (succeeded, compensated, rejected, failed), or the closing
+    """The runbook's status (succeeded, held, compensated, rejected, failed), or the closing
     event's kind when the run has no result; ``running`` when the ending is unknown."""
     ended_at: datetime | None = None
     evidence: Evidence | None = None

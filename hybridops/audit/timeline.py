@@ -166,7 +166,7 @@ class Timeline(BaseModel):
     closed_as: str = "running"
     """The closing event: completed, failed, canceled, terminated, timed out, continued as new."""
     status: str = ""
-    """The runbook's own status from its result (succeeded, compensated, rejected, failed)."""
+    """The runbook's own status from its result (succeeded, held, compensated, rejected, failed)."""
     message: str = ""
     """The failure's message (or the termination's reason)."""
     result: Any = None

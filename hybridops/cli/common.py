@@ -309,7 +309,7 @@ def say(text: str) -> None:
 def print_headline(ending: RunEnding[Any], runbook: str, *details: tuple[str, Any]) -> None:
     """``RUNBOOK STATUS  details``, then the run's error when it has one."""
     status = ending.status
-    colour = "green" if status == "succeeded" else "red"
+    colour = {"succeeded": "green", "held": "yellow"}.get(status, "red")
     known = facts(*details)
     say(f"\n[bold {colour}]{runbook} {status}[/bold {colour}]" + (f"  {escape(known)}" if known else ""))
     print_error(ending)

@@ -148,6 +148,9 @@ class RunStatus(StrEnum):
 
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    HELD = "held"
+    """Ended before changing anything (a hold, a refusal, a failure before the first change):
+    there was nothing to undo."""
     COMPENSATED = "compensated"
     """Failed before the point of no return; every compensation ran."""
     FAILED = "failed"

@@ -90,8 +90,9 @@ async def test_rejection_compensates(client: Client, lab: Lab, run_workers) -> N
     assert assert_one_writer(lab) == "onprem"
 
 
-async def test_approval_timeout_compensates(temporal_env: WorkflowEnvironment, lab: Lab, run_workers) -> None:
-    """An hour-long gate, skipped through with the dev server's time skipping."""
+async def test_approval_timeout_holds(temporal_env: WorkflowEnvironment, lab: Lab, run_workers) -> None:
+    """An hour-long gate, skipped through with the dev server's time skipping. The gate comes
+    before the first change, so the run ends ``held``: nothing to undo."""
     inv = lab_inventory(lab)
     client = temporal_env.client  # stamps time skipping on the workflows it starts
     plain = await temporal_env.connect_client(data_converter=pydantic_data_converter)
@@ -101,12 +102,12 @@ async def test_approval_timeout_compensates(temporal_env: WorkflowEnvironment, l
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     details = failure.value.cause.details[0]  # type: ignore[union-attr]
-    assert details["status"] == "compensated"
+    assert details["status"] == "held" and details["compensations"] == []
     assert "ApprovalTimeout" in details["error"]
     gate = next(s for s in details["steps"] if s["name"] == "approval")
     assert gate["outcome"] == "failed" and "no approval within 3600 s" in gate["detail"]
     assert not fenced(lab, "onprem") and dns_points_at(lab) == "onprem"
     evidence = json.loads((Path(inv.output_dir) / "failover" / handle.id / "evidence.json").read_text())
-    assert evidence["status"] == "compensated"
+    assert evidence["status"] == "held"
     # Nothing promoted: the dead primary stays the only one, and no server is writable.
     assert_nothing_promoted(lab)

@@ -17,7 +17,7 @@ import yaml
 from temporalio.client import Client, WorkflowFailureError
 
 from hybridops.constants import TaskQueue, WorkflowType
-from hybridops.contracts.base import RunStatus
+from hybridops.contracts.base import RunStatus, TargetChoice
 from hybridops.contracts.decision import DecisionType, DrMode
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
@@ -79,6 +79,7 @@ async def test_a_policy_that_holds_changes_nothing(
     lab.break_site("onprem")
     details = await failed(await start(client, inv, {}))
     assert "PolicyHold" in details["error"] and "credits 5000 < 10000" in details["error"]
+    assert details["status"] == "held"  # ended before changing anything: nothing was compensated
     assert details["decision"]["decision_type"] == DecisionType.HOLD.value
     assert details["compensations"] == [] and not details["point_of_no_return_passed"]
     assert [s["name"] for s in details["steps"]] == ["plan", "assess", "gather_signals"]
@@ -98,6 +99,7 @@ async def test_a_stale_alert_finds_the_primary_healthy_and_changes_nothing(
     await run_workers(client, inv)
     details = await failed(await start(client, inv, FailoverInput(only_if_primary_down=True)))
     assert "PrimaryHealthy" in details["error"] and "onprem" in details["error"]
+    assert details["status"] == "held"
     untouched(lab)
     assert role(lab, "onprem") == "primary"
 
@@ -125,6 +127,22 @@ def test_decide_command_prints_the_decision_and_changes_nothing(lab: Lab) -> Non
     assert bad.returncode == 2 and "--type" in bad.stdout
     untouched(lab)
     assert role(lab, "onprem") == "primary"
+
+
+async def test_a_target_that_already_is_the_primary_is_named_and_held(
+    client: Client, lab: Lab, run_workers
+) -> None:
+    """``failover --target azure`` while azure is the primary holds, and says why."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    planned = FailoverInput(target=TargetChoice.AZURE, only_if_primary_down=False)
+    first = await (await start(client, inv, planned)).result()
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    details = await failed(await start(client, inv, planned))
+    assert details["status"] == "held" and details["compensations"] == []
+    assert "the requested target azure is already the primary" in details["error"], details["error"]
+    assert role(lab, "azure") == "primary" and assert_one_writer(lab) == "azure"
+    assert dns_points_at(lab) == "azure"
 
 
 async def test_a_run_that_begins_late_changes_nothing(client: Client, lab: Lab, run_workers) -> None:

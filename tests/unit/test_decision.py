@@ -21,7 +21,7 @@ from hybridops.contracts.decision import (
     TargetCloud,
 )
 from hybridops.contracts.sites import SiteRef, SiteState
-from hybridops.decision import evaluate, merge_signals, signals_from_states
+from hybridops.decision import evaluate, hold_reason, merge_signals, signals_from_states
 from hybridops.errors import ConfigError
 from hybridops.lsn import parse_lsn
 from hybridops.policy import Policy, load_policy, parse_policy
@@ -334,3 +334,16 @@ def test_merge_prefers_the_database_view() -> None:
     a = merged.candidates[0].values
     assert a[S.STANDBY_UP].value == 1 and a[S.CREDITS].value == 300
     assert [c.site for c in merged.candidates] == ["azure", "gcp"] and merged.errors == ["prometheus: x"]
+
+
+def test_a_requested_target_that_already_is_the_primary_is_said_as_such() -> None:
+    """``failover --target azure`` while azure is the primary: the hold names the reason, not
+    every other site being "not the requested target"."""
+    req = DecisionRequest(decision_type=DecisionType.FAILOVER, current_primary="azure", target="azure")
+    d = evaluate(req, snap(cand("azure"), cand("gcp")), policy())
+    assert d.decision_type == DecisionType.HOLD and d.target is None
+    said = "the requested target azure is already the primary: nothing to move"
+    assert d.rationale[-1] == f"hold: {said}" and hold_reason(req, d.candidates) == said
+    other = DecisionRequest(decision_type=DecisionType.FAILOVER, current_primary="onprem", target="azure")
+    held = evaluate(other, snap(cand("azure", lag_seconds=9999), cand("gcp")), policy())
+    assert hold_reason(other, held.candidates).startswith("no eligible target (azure: constraints.rpo_max_s")
