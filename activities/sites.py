@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,11 @@ from hybridops.inventory import Placement
 from hybridops.lsn import format_lsn, parse_lsn
 from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
-from hybridops.workload import read_ledger
+from hybridops.workload import Ack, read_ledger_from
+
+WRITER_ALIVE_WINDOW = timedelta(seconds=60)
+"""A ledger whose last write elsewhere is older than this before the incident has no live
+writer behind it: nobody waits for its first write on the new primary."""
 
 
 async def promotion_rules(
@@ -344,12 +349,18 @@ class SiteActivities(Activities):
         ledger = self.inventory.workload.ledger
         if ledger is None or not Path(ledger).exists():
             return RpoResult(rpo=RpoMeasure(seconds=inp.fallback_lag_seconds, method=RpoMethod.LAG))
+        everything, offset = read_ledger_from(Path(ledger), 0)
         # Every write another server acknowledged must be on the new primary, whenever it was
         # acknowledged: a write acknowledged in the instant between the incident's timestamp
         # and the host's death counts too (a time filter here once hid such a loss).
-        acked = [a for a in read_ledger(Path(ledger)) if a.site != inp.site]
+        acked = [a for a in everything if a.site != inp.site]
+        last_ack = acked[-1].acked_at if acked else None
+        first_ack = await self._clients_back(inp, Path(ledger), everything, offset, last_ack)
         if not acked:
-            return RpoResult(rpo=RpoMeasure(transactions_lost=0, seconds=0.0, method=RpoMethod.LEDGER))
+            return RpoResult(
+                rpo=RpoMeasure(transactions_lost=0, seconds=0.0, method=RpoMethod.LEDGER),
+                first_ack_at=first_ack,
+            )
         # Writes are sequential; only the recent tail can be missing. Look at the last 10 000.
         tail = acked[-10000:]
         present = await self.pg.surviving(inp.site, self.inventory.workload.table, [a.seq for a in tail])
@@ -362,8 +373,30 @@ class SiteActivities(Activities):
             kept_before = [a.acked_at for a in tail if a.seq in present and a.acked_at <= lost[0].acked_at]
             seconds = round((lost[-1].acked_at - kept_before[-1]).total_seconds(), 3) if kept_before else None
         return RpoResult(
-            rpo=RpoMeasure(transactions_lost=len(lost), seconds=seconds, method=RpoMethod.LEDGER)
+            rpo=RpoMeasure(transactions_lost=len(lost), seconds=seconds, method=RpoMethod.LEDGER),
+            last_ack_at=last_ack,
+            first_ack_at=first_ack,
         )
+
+    async def _clients_back(
+        self, inp: RpoInput, ledger: Path, acks: list[Ack], offset: int, last_ack: datetime | None
+    ) -> datetime | None:
+        """The workload's first acknowledged write on the new primary after ``last_ack`` (the
+        end of the outage its clients saw), waiting up to ``inp.clients_wait_s`` for it when
+        the writer was alive at the incident; None when not seen."""
+        deadline = time.monotonic() + inp.clients_wait_s
+        alive = last_ack is not None and last_ack > inp.incident_started_at - WRITER_ALIVE_WINDOW
+        while True:
+            back = next(
+                (a for a in acks if a.site == inp.site and (last_ack is None or a.acked_at > last_ack)), None
+            )
+            if back is not None:
+                return back.acked_at
+            if not alive or time.monotonic() > deadline:
+                return None
+            report_progress("waiting for the workload's first write on the new primary")
+            await asyncio.sleep(0.02)
+            acks, offset = read_ledger_from(ledger, offset)
 
     @step_activity(ActivityName.FOLLOW_PRIMARY)
     async def follow_primary(self, inp: FollowInput) -> FollowResult:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from hybridops.constants import Runbook
-from hybridops.contracts.base import ApprovalRecord, StepOutcome
+from hybridops.contracts.base import ApprovalRecord, RtoSplit, StepOutcome
 from hybridops.contracts.decision import Decision
 from hybridops.contracts.evidence import (
     BootstrapDetails,
@@ -143,8 +143,21 @@ def _rto(rto: Rto | None) -> str:
     if rto is None:
         return ""
     value = _s(rto.seconds) if rto.seconds is not None else "not reached"
+    means = f"outage: from {rto.counted_from}" if rto.counted_from else _RTO_MEANS[rto.method]
     since = f", since {rto.since.isoformat()}" if rto.since is not None else ""
-    return f"RTO: {value} ({_RTO_MEANS[rto.method]}{since}{_objective(rto)})"
+    split = f"; {rto_split_text(rto.split)}" if rto.split is not None else ""
+    return f"RTO: {value} ({means}{since}{split}{_objective(rto)})"
+
+
+def rto_split_text(split: RtoSplit) -> str:
+    """``detection 1.2 s, decision 0.3 s, execution 0.5 s, reconnect 0.1 s``: the parts measured."""
+    parts = (
+        ("detection", split.detection_s),
+        ("decision", split.decision_s),
+        ("execution", split.execution_s),
+        ("reconnect", split.reconnect_s),
+    )
+    return ", ".join(f"{name} {value:.3f} s" for name, value in parts if value is not None)
 
 
 def _rpo(rpo: Rpo | None) -> str:

@@ -28,17 +28,26 @@ class Ack:
 
 def read_ledger(path: Path) -> list[Ack]:
     """Every acknowledged write in the ledger, in order. A torn last line is skipped."""
+    return read_ledger_from(path, 0)[0]
+
+
+def read_ledger_from(path: Path, offset: int) -> tuple[list[Ack], int]:
+    """The acknowledged writes from byte ``offset`` on, and the offset after the last whole
+    line (a line still being written is read on the next call)."""
     acks = []
-    with path.open() as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 3:
-                continue
-            try:
-                acks.append(Ack(int(parts[0]), datetime.fromisoformat(parts[1]), parts[2]))
-            except ValueError:
-                continue
-    return acks
+    with path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].decode(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        try:
+            acks.append(Ack(int(parts[0]), datetime.fromisoformat(parts[1]), parts[2]))
+        except ValueError:
+            continue
+    return acks, offset + end
 
 
 def workload_ddl(table: str, probe_table: str) -> list[sql.Composed]:

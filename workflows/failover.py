@@ -12,7 +12,7 @@ whatever its ending, writes its evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.contracts.base import (
         AlertNotice,
         Phase,
+        RtoSplit,
         RunStatus,
         StepOutcome,
         StepRecord,
@@ -54,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         RepointAppsInput,
         RpoInput,
         RpoMeasure,
+        RpoResult,
         Topology,
         UnfenceInput,
         VerifyInput,
@@ -65,6 +67,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval import BreakGlass
     from workflows.runbook import refuse_missing
     from workflows.saga import LeasedSaga, Saga
+
+
+CLIENTS_WAIT_S = 10.0
+"""How long the RPO step waits for the workload's first acknowledged write on the new primary
+(the end of the outage clients saw), when a live writer keeps a ledger."""
 
 
 def world_changes(
@@ -369,17 +376,45 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
 
         self._phase = Phase.VERIFY
         verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target))
-        res.rto_seconds = round((verify.first_write_at - res.incident_started_at).total_seconds(), 3)
         lag = next((c.lag_seconds for c in d.decision.candidates if c.site == target), None)
+        measured: RpoResult | None = None
         try:
-            rpo = await self._step(
+            measured = await self._step(
                 "measure_rpo",
                 steps.RPO,
-                RpoInput(site=target, incident_started_at=res.incident_started_at, fallback_lag_seconds=lag),
+                RpoInput(
+                    site=target,
+                    incident_started_at=res.incident_started_at,
+                    fallback_lag_seconds=lag,
+                    clients_wait_s=CLIENTS_WAIT_S,
+                ),
             )
-            res.rpo = rpo.rpo
+            res.rpo = measured.rpo
         except ActivityError:
             res.rpo = RpoMeasure(seconds=lag, method="lag")  # recorded as a failed step
+        self._measure_rto(res, d.policy, verify.first_write_at, measured)
+
+    def _measure_rto(
+        self, res: FailoverResult, policy: Policy, first_write_at: datetime, measured: RpoResult | None
+    ) -> None:
+        """The RTO clients saw: from the old primary's last acknowledged write to the clients'
+        first on the new one, where a live writer's ledger saw both; else from the incident to
+        the run's own first write through the DNS name. Split into detection, decision,
+        execution and reconnect, and checked against the policy's objectives."""
+        last = measured.last_ack_at if measured else None
+        back = measured.first_ack_at if measured else None
+        if last is not None and back is not None:
+            since, end = last, back
+            res.rto_counted_from = "the workload's last acknowledged write on the old primary (ledger)"
+        else:
+            since, end = res.incident_started_at, first_write_at
+            res.rto_counted_from = "the incident (the alert's start, or the run's)"
+        res.rto_since = since
+        res.rto_seconds = round((end - since).total_seconds(), 3)
+        changed = next((s.started_at for s in self._steps if s.name == "prepare_target"), None)
+        res.rto_split = RtoSplit.between(since, res.started_at, changed, first_write_at, end)
+        res.rto_objective_s = policy.constraints.rto_max_s
+        res.rpo_objective_s = policy.constraints.rpo_max_s
 
     async def _rejoin_standbys(self, d: Decided) -> None:
         """The other standbys follow the new primary. Best effort: the failover itself is

@@ -40,6 +40,11 @@ from hybridops.errors import (
 )
 from hybridops.lsn import parse_lsn
 
+PROMOTE_TIMEOUT_S = 60.0
+"""How long a promotion may take to leave recovery (its end-of-recovery checkpoint included)."""
+PROMOTE_POLL_S = 0.003
+"""How often the promote step looks whether the server left recovery."""
+
 
 def _conninfo_host(conninfo: str | None) -> str | None:
     """The ``host`` of a libpq keyword/value connection string (``primary_conninfo``)."""
@@ -298,10 +303,7 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             leaving = max(state.timeline or 0, int(row[0] or 0) if row else 0)
             mark = promotion.promote_mark(run_id, leaving, state.replay_lsn)
             self._write_file(self._data_dir(site) / PROMOTE_MARK, json.dumps(mark))
-            cur = await conn.execute("SELECT pg_promote(true, 60)")
-            row = await cur.fetchone()
-            if not row or not row[0]:
-                raise DatabaseError("pg_promote did not finish within 60s", site=site)
+            await self._promote_and_wait(site, conn, PROMOTE_TIMEOUT_S)
         after = await self._assess(site)
         if not promotion.completed(mark, after.timeline):
             raise PromotionIncomplete(
@@ -318,6 +320,24 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             last_replay_at=state.last_replay_at,
             detail=f"{repaired}promoted at {state.replay_lsn}; timeline {after.timeline}{archive_note}",
         )
+
+    async def _promote_and_wait(self, site: str, conn: Any, timeout_s: float) -> None:
+        """Signal the promotion, then watch the server leave recovery every few ms.
+        ``pg_promote(wait => true)`` sleeps 100 ms between its own looks, a floor on every
+        failover's RTO; this wait ends within ``PROMOTE_POLL_S`` of the server's switch."""
+        cur = await conn.execute("SELECT pg_promote(false)")
+        row = await cur.fetchone()
+        if not row or not row[0]:
+            raise DatabaseError("pg_promote could not signal the promotion", site=site)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            cur = await conn.execute("SELECT pg_is_in_recovery()")
+            row = await cur.fetchone()
+            if row is not None and row[0] is False:
+                return
+            if time.monotonic() > deadline:
+                raise DatabaseError(f"the promotion did not finish within {timeout_s:g} s", site=site)
+            await asyncio.sleep(PROMOTE_POLL_S)
 
     async def _already_writable(self, site: str, timeline: int, mark: dict[str, Any] | None) -> Promoted:
         """A target that accepts writes already: a promotion that completed (this run's before

@@ -159,6 +159,46 @@ class RunStatus(StrEnum):
     """An approver said no; compensations ran."""
 
 
+class RtoSplit(Contract):
+    """Where an outage went, in order; the four add up to the RTO. ``None``: not measured."""
+
+    detection_s: float | None = None
+    """From the primary's last sign of life to the run's start (the alert path, or a person)."""
+    decision_s: float | None = None
+    """From the run's start to its first change (plan, assess, signals, the decision, an
+    approval when one was asked)."""
+    execution_s: float | None = None
+    """From the first change to the first write through the DNS name on the new primary."""
+    reconnect_s: float | None = None
+    """From that write to the clients' own first acknowledged write (the workload's ledger)."""
+
+    @classmethod
+    def between(
+        cls,
+        since: datetime,
+        started: datetime,
+        changed: datetime | None,
+        wrote: datetime,
+        end: datetime,
+    ) -> RtoSplit:
+        """The split of ``since`` .. ``end`` at the run's start, its first change (None: it
+        made none before writing, the split has no execution), its own first write through DNS.
+        Each boundary is kept in order, so the four always add up to the whole."""
+
+        def s(a: datetime, b: datetime) -> float:
+            return round((b - a).total_seconds(), 3)
+
+        t1 = min(max(since, started), end)
+        t2 = min(max(t1, changed), end) if changed is not None else None
+        t3 = min(max(t2 or t1, wrote), end)
+        return cls(
+            detection_s=s(since, t1),
+            decision_s=s(t1, t2) if t2 is not None else s(t1, t3),
+            execution_s=s(t2, t3) if t2 is not None else None,
+            reconnect_s=s(t3, end),
+        )
+
+
 class StepOutcome(StrEnum):
     """How one step ended."""
 

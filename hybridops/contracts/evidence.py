@@ -26,6 +26,7 @@ from hybridops.contracts.base import (
     AlertNotice,
     ApprovalRecord,
     Contract,
+    RtoSplit,
     RuleViolation,
     RunStatus,
     StepRecord,
@@ -90,7 +91,12 @@ class Rto(_Measure):
     seconds: float | None = None
     """``None``: not reached (the run ended before clients could write again)."""
     since: datetime | None = None
-    """Where it counts from (the incident, the write pause)."""
+    """Where it counts from (the old primary's last acknowledged write, the incident, the write
+    pause)."""
+    counted_from: str | None = None
+    """What ``since`` is, in words (a failover's)."""
+    split: RtoSplit | None = None
+    """Where the time went: detection, decision, execution, client reconnect (a failover's)."""
 
 
 class Rpo(_Measure):
@@ -115,6 +121,9 @@ class FailoverDetails(_Section):
     """What only a failover has."""
 
     runbook: Literal[Runbook.FAILOVER] = Runbook.FAILOVER
+    incident_started_at: datetime | None = None
+    """When the incident began: the alert's start, or the run's (``rto.since`` is the old
+    primary's last acknowledged write instead, where a writer's ledger saw it)."""
     signals: SignalSnapshot | None = None
     """The signals the decision was taken on."""
     alerts: list[AlertNotice] = []
@@ -301,12 +310,30 @@ def _evidence(r: AnyRunbookResult, details: Details, **own: Any) -> Evidence:
     )
 
 
+def _within(value: float | None, objective: float | None) -> bool | None:
+    return None if value is None or objective is None else value <= objective
+
+
 def _failover(r: FailoverResult) -> Evidence:
-    rpo = Rpo(method=r.rpo.method, transactions_lost=r.rpo.transactions_lost, seconds=r.rpo.seconds)
+    rpo = Rpo(
+        method=r.rpo.method,
+        transactions_lost=r.rpo.transactions_lost,
+        seconds=r.rpo.seconds,
+        objective_s=r.rpo_objective_s,
+        passed=_within(r.rpo.seconds, r.rpo_objective_s),
+    )
     return _evidence(
         r,
         FailoverDetails(**_shared(FailoverDetails, r)),
-        rto=Rto(method=RtoMethod.OUTAGE, seconds=r.rto_seconds, since=r.incident_started_at),
+        rto=Rto(
+            method=RtoMethod.OUTAGE,
+            seconds=r.rto_seconds,
+            since=r.rto_since or r.incident_started_at,
+            counted_from=r.rto_counted_from or None,
+            split=r.rto_split,
+            objective_s=r.rto_objective_s,
+            passed=_within(r.rto_seconds, r.rto_objective_s),
+        ),
         rpo=rpo,
     )
 

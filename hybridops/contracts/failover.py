@@ -12,6 +12,7 @@ from hybridops.contracts.base import (
     ApprovalRecord,
     Contract,
     LongSeconds,
+    RtoSplit,
     RuleViolation,
     RunStatus,
     Seconds,
@@ -86,6 +87,17 @@ class FailoverResult(Contract):
     ended_at: datetime | None = None
     incident_started_at: datetime
     rto_seconds: float | None = None
+    rto_since: datetime | None = None
+    """Where the RTO counts from: the workload's last acknowledged write on the old primary
+    when a live writer's ledger saw the outage, else ``incident_started_at``."""
+    rto_counted_from: str = ""
+    """What ``rto_since`` is, in words."""
+    rto_split: RtoSplit | None = None
+    """Detection, decision, execution and client reconnect (they add up to the RTO)."""
+    rto_objective_s: float | None = None
+    """The policy's RTO objective (``constraints.rto_max_s``) the run is checked against."""
+    rpo_objective_s: float | None = None
+    """The policy's RPO objective (``constraints.rpo_max_s``)."""
     rpo: RpoMeasure = RpoMeasure()
     point_of_no_return_passed: bool = False
     error: str | None = None

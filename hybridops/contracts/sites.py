@@ -379,10 +379,19 @@ class RpoInput(Contract):
     site: str
     incident_started_at: datetime
     fallback_lag_seconds: float | None = None
+    clients_wait_s: float = 0.0
+    """How long to wait for the workload's first acknowledged write on ``site`` (the end of the
+    outage its clients saw), when its writer was alive at the incident; 0: look once."""
 
 
 class RpoResult(ActivityResult):
     rpo: RpoMeasure
+    last_ack_at: datetime | None = None
+    """The workload's last acknowledged write on another site: the old primary's last sign of
+    life. None without a ledger."""
+    first_ack_at: datetime | None = None
+    """The workload's first acknowledged write on ``site`` after it: the end of the outage its
+    clients saw. None when not seen (no ledger, no writer running)."""
 
 
 class FollowInput(Contract):

@@ -36,7 +36,7 @@ from hybridops.evidence import MANIFEST, verify_manifest
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
-from hybridops.workload import read_ledger
+from hybridops.workload import Ack, read_ledger
 from tests.lab.helpers import ask, dns_points_at, eventually, role, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler
 
@@ -362,10 +362,12 @@ def assert_one_writer(
         )
 
     counted = 0
-    for run in runs:
-        rpo = evidence_of(inv, run).get("rpo") or {}
-        counted += int(rpo.get("transactions_lost") or 0)
     acks = read_ledger(lab.ledger) if lab.ledger.exists() else []
+    for run in runs:
+        evidence = evidence_of(inv, run)
+        rpo = evidence.get("rpo") or {}
+        counted += int(rpo.get("transactions_lost") or 0)
+        assert_rto_is_the_outage(evidence, acks)
     elsewhere = [a.seq for a in acks if a.site != writer]
     missing = set(elsewhere) - _present(lab, writer, elsewhere) if elsewhere else set()
     assert len(missing) <= counted, (
@@ -373,6 +375,24 @@ def assert_one_writer(
         f" (first missing: {sorted(missing)[:10]})"
     )
     return Outcome(writer, tl, len(missing), counted)
+
+
+def assert_rto_is_the_outage(evidence: dict[str, Any], acks: list[Ack]) -> None:
+    """A failover whose RTO counts from the writer's ledger states the outage the writer saw:
+    from its last acknowledged write on the old primary to its first on the new one (within
+    100 ms), and its split adds up to it."""
+    rto = evidence.get("rto") or {}
+    if evidence.get("runbook") != "failover" or "ledger" not in (rto.get("counted_from") or ""):
+        return
+    target, since = evidence["target"], datetime.fromisoformat(rto["since"])
+    last = max(a.acked_at for a in acks if a.site != target and a.acked_at <= since)
+    back = min(a.acked_at for a in acks if a.site == target and a.acked_at > last)
+    outage = (back - last).total_seconds()
+    assert abs(rto["seconds"] - outage) <= 0.1, f"RTO {rto['seconds']} s, the writer's outage {outage:.3f} s"
+    split = rto["split"]
+    keys = ("detection_s", "decision_s", "execution_s", "reconnect_s")
+    parts = [split[k] for k in keys if split[k] is not None]
+    assert abs(sum(parts) - rto["seconds"]) <= 0.005, (split, rto["seconds"])
 
 
 def assert_case(

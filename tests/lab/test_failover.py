@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,15 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     for key in ("status", "target", "decision", "steps", "compensations", "approvals", "rto", "rpo"):
         assert key in evidence, key
     assert evidence["status"] == "succeeded" and evidence["rpo"]["method"] in ("ledger", "lag")
+    # The RTO: against the policy's objective, split into detection, decision, execution and
+    # reconnect, which add up to it (no writer here: it counts from the incident).
+    rto = evidence["rto"]
+    assert rto["objective_s"] is not None and rto["passed"] == (rto["seconds"] <= rto["objective_s"])
+    assert datetime.fromisoformat(rto["since"]) == at
+    split = rto["split"]
+    assert split["execution_s"] > 0 and split["reconnect_s"] == 0
+    assert abs(sum(v for v in split.values() if v is not None) - rto["seconds"]) <= 0.005, split
+    assert evidence["rpo"]["objective_s"] is not None
     history = WorkflowHistory.from_json(handle.id, (folder / "history.json").read_text())
     await make_replayer([FailoverWorkflow]).replay_workflow(history)
     # Each step that touches a server ran on that site's agent; the safety rules across sites

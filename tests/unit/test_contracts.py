@@ -189,3 +189,24 @@ def test_plan_result_keeps_its_recorded_json_key() -> None:
     assert json.loads(payload.data) == data
     [loaded] = DATA_CONVERTER.payload_converter.from_payloads([payload], [PlanResult])
     assert loaded == plan and loaded.dns_site == "onprem"
+
+
+def test_an_rto_split_adds_up_to_the_whole_and_keeps_its_order() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hybridops.contracts.base import RtoSplit
+
+    t0 = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+
+    def at(s: float) -> datetime:
+        return t0 + timedelta(seconds=s)
+
+    split = RtoSplit.between(at(0), at(1.5), at(1.8), at(2.3), at(2.4))
+    assert (split.detection_s, split.decision_s, split.execution_s, split.reconnect_s) == (1.5, 0.3, 0.5, 0.1)
+    # The clients came back before the run's own write: the split ends with them, no part is negative.
+    early = RtoSplit.between(at(0), at(1.5), at(1.8), at(2.3), at(2.0))
+    assert (early.detection_s, early.decision_s, early.execution_s, early.reconnect_s) == (1.5, 0.3, 0.2, 0.0)
+    # An incident time after the run's start (a late alert) gives no negative detection.
+    late = RtoSplit.between(at(2), at(1.5), at(1.8), at(2.3), at(2.3))
+    parts = (late.detection_s, late.decision_s, late.execution_s, late.reconnect_s)
+    assert parts == (0.0, 0.0, 0.3, 0.0) and sum(p or 0 for p in parts) == 0.3

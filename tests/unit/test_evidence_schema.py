@@ -171,7 +171,15 @@ def test_the_schema_names_no_secret() -> None:
 
 
 RENAMED: dict[str, set[str]] = {
-    Runbook.FAILOVER: {"runbook", "rto_seconds", "incident_started_at"},
+    Runbook.FAILOVER: {
+        "runbook",
+        "rto_seconds",
+        "rto_since",
+        "rto_counted_from",
+        "rto_split",
+        "rto_objective_s",
+        "rpo_objective_s",
+    },
     Runbook.FAILBACK: {"runbook", "home", "write_pause_seconds", "paused_at"},
     Runbook.DRILL: {"runbook", "rto_seconds", "rpo_seconds"},
     Runbook.BURST: {"runbook"},
