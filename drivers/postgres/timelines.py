@@ -45,6 +45,11 @@ def archived_timelines(archive: Path) -> dict[int, bytes]:
     return found
 
 
+ARCHIVE_POLL_S = 0.005
+"""How often the promote step looks for the new timeline's history file in the archive: the
+archiver copies it within milliseconds of the promotion, and every look before is RTO."""
+
+
 async def confirm_new_timeline(
     site: str, timeline: int, before: dict[int, bytes], archive: Path, pg_wal: Path
 ) -> str:
@@ -94,4 +99,4 @@ async def confirm_new_timeline(
                 site=site,
                 timeline=timeline,
             )
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(ARCHIVE_POLL_S)
