@@ -39,7 +39,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_FAILED = 1
-"""The run did not succeed (failed, compensated, a drill that did not pass), or what the
+"""The run did not succeed (failed, compensated, held, a drill that did not pass), or what the
 command checks is not well (an audit finding, drills overdue, a decision to hold)."""
 EXIT_CANNOT = 2
 """The command could not run: bad arguments, input or inventory, Temporal unreachable, no
