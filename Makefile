@@ -28,7 +28,7 @@ demo: $(STAMP)
 ## Unit, workflow (real dev server) and lab (real PostgreSQL, DNS, Prometheus, Alertmanager) tests.
 test: $(STAMP)
 	scripts/debian-deps
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25  # the slowest: where the CI time goes
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
