@@ -59,19 +59,19 @@ async def test_failover_without_apps_needs_no_repoint(
     client: Client, lab: Lab, run_workers: Any, tmp_path: Any
 ) -> None:
     """The same inventory with no apps to repoint passes the check: what is refused is only
-    what is needed (here the run then fails at prepare_target, the fake-less terraform root,
-    and is compensated: still nothing changed)."""
+    what is needed (here the run then fails at prepare_target, whose terraform binary is
+    missing: a configuration error, not retried; still nothing changed)."""
     (tmp_path / "roots" / "azure").mkdir(parents=True)
     infra = InfraSettings(
         driver=InfraKind.TERRAFORM,
         terraform=TerraformSettings(
-            config_root=tmp_path / "roots", work_root=tmp_path / "work", binary="false"
+            config_root=tmp_path / "roots", work_root=tmp_path / "work", binary=str(tmp_path / "no-terraform")
         ),
     )
     inv = lab_inventory(lab, infra=infra, apps=[])
     await run_workers(client, inv)
     error = await refusal(await start(client, inv, {"target": "azure", "only_if_primary_down": False}))
-    assert "capability" not in error
+    assert "capability" not in error and "terraform binary" in error, error
     untouched(lab)
 
 
