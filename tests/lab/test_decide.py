@@ -101,7 +101,7 @@ async def test_a_stale_alert_finds_the_primary_healthy_and_changes_nothing(
     assert "PrimaryHealthy" in details["error"] and "onprem" in details["error"]
     assert details["status"] == "held"
     untouched(lab)
-    assert role(lab, "onprem") == "primary"
+    assert role(lab, "onprem") == "primary" and assert_one_writer(lab) == "onprem"
 
 
 def test_decide_command_prints_the_decision_and_changes_nothing(lab: Lab) -> None:
