@@ -312,9 +312,12 @@ def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) 
         {
             "request": req.model_dump(mode="json"),
             "snapshot": snapshot.model_dump(mode="json"),
-            # How long an agent may take to answer is how the run executes, not what it
-            # decides on (and policies before it digest as they did).
-            "policy": policy.model_dump(mode="json", exclude={"safety": {"agent_start_timeout_s"}}),
+            # How long an agent may take to answer is how the run executes, and how the agents
+            # detect a dead primary is what started it: neither is what it decides on (and
+            # policies before them digest as they did).
+            "policy": policy.model_dump(
+                mode="json", exclude={"safety": {"agent_start_timeout_s"}, "detection": True}
+            ),
         },
         sort_keys=True,
         separators=(",", ":"),

@@ -219,6 +219,20 @@ def install_sdk_metrics(host: str = "127.0.0.1") -> str:
     return f"http://{bind}/metrics"
 
 
+LIVENESS_REGISTRY = CollectorRegistry(auto_describe=True)
+"""The site agents' liveness views (drivers/postgres/liveness.py), served at
+:data:`LIVENESS_PATH` alone (not in ``/metrics``: one scrape job reads them, so each series
+exists once for the alert rule's matching)."""
+LIVENESS_PATH = "/metrics/liveness"
+LIVENESS_METRICS = (
+    "hybridops_liveness_primary_silent_seconds",
+    "hybridops_liveness_last_write_timestamp_seconds",
+    "hybridops_liveness_tolerance_seconds",
+)
+"""The site agents' liveness series (drivers/postgres/liveness.py): silence, last write,
+tolerance."""
+
+
 @dataclass
 class MetricsEndpoint:
     """``GET /metrics`` on ``listen``: :data:`REGISTRY`'s text, then the SDK's (``sdk_url``,
@@ -245,8 +259,15 @@ class MetricsEndpoint:
             body = await asyncio.to_thread(self.render)
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+        async def liveness(_: web.Request) -> web.Response:
+            # The site agents' liveness views alone: scraped every few hundred ms by the global
+            # Prometheus for the failover alert, without the SDK's few hundred series.
+            body = generate_latest(LIVENESS_REGISTRY)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
         app = web.Application()
         app.router.add_get("/metrics", metrics)
+        app.router.add_get(LIVENESS_PATH, liveness)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = parse_listen(self.listen, "--metrics-listen")

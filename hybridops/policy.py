@@ -121,6 +121,23 @@ class SplitBrainAction(StrEnum):
     which data wins."""
 
 
+class Detection(Strict):
+    """How a dead or hung primary is told from a blip (drivers/postgres/liveness.py): every site
+    agent writes to the primary every ``probe_interval_s``; the failover alert fires when a
+    majority of the agents has seen no write succeed for longer than ``blip_tolerance_s``."""
+
+    blip_tolerance_s: float = Field(default=2.0, gt=0, le=3600.0)
+    """Silence a primary may keep (no write taken) before it counts as dead or hung: longer
+    than a checkpoint's stall or a network blip, short against the RTO objective."""
+    probe_interval_s: float = Field(default=0.1, gt=0, le=60.0)
+    """How often each observer writes to the primary (a row of its own, a few hundred bytes of
+    WAL). The alert fires past the tolerance plus two intervals (the measure's resolution)."""
+    probe_timeout_s: float = Field(default=1.0, gt=0, le=60.0)
+    """How long one probe write (or connect) may take before the observer gives up on it and
+    opens a new connection; the silence is counted from the last write that succeeded either
+    way."""
+
+
 class Safety(Strict):
     """The rules that guard every irreversible step and every DNS change (DESIGN.md rule 12)."""
 
@@ -197,6 +214,7 @@ class Policy(Strict):
     estimates: Estimates = Estimates()
     approval: Approval = Approval()
     safety: Safety = Safety()
+    detection: Detection = Detection()
     approvers: Approvers = Approvers()
 
     @model_validator(mode="after")
@@ -206,9 +224,16 @@ class Policy(Strict):
         return self
 
     def digest(self) -> str:
-        """A short, stable digest of the policy's content (for the evidence)."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """A short, stable digest of the policy's content (for the evidence). A section added
+        after runs were recorded counts only when it differs from its defaults, so the digest
+        (and the decision ids built on it) of every recorded policy stays what it was."""
+        later = {name for name, default in LATER_SECTIONS.items() if getattr(self, name) == default}
+        canon = json.dumps(self.model_dump(mode="json", exclude=later), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+LATER_SECTIONS: dict[str, BaseModel] = {"detection": Detection()}
+"""Sections added to the policy after runs were recorded, with their defaults."""
 
 
 def _describe(err: ValidationError) -> str:

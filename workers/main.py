@@ -28,9 +28,12 @@ from activities.failover import FailoverActivities
 from activities.lease import LeaseActivities
 from activities.sites import SiteActivities
 from drivers.lazy import Drivers
+from drivers.postgres.liveness import LivenessCollector, LivenessProbe
+from hybridops import metrics
 from hybridops.constants import ActivityName, TaskQueue
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory, Placement
+from hybridops.policy import load_policy
 from workflows.identity import IdentityInterceptor
 from workflows.metrics import RunMetricsInterceptor
 from workflows.registry import WORKFLOWS
@@ -150,4 +153,15 @@ async def run_workers(
         "worker serving %s",
         ", ".join([q.value for q in queues] + [f"{inventory.site_queue(s)} (agent of {s})" for s in sites]),
     )
-    await asyncio.gather(*(w.run() for w in workers))
+    await asyncio.gather(*(w.run() for w in workers), *(p.run() for p in observers(inventory, sites)))
+
+
+def observers(inventory: Inventory, sites: Sequence[str]) -> list[LivenessProbe]:
+    """An agent is an observer of every site's server (drivers/postgres/liveness.py), its
+    views served at the process's ``/metrics/liveness``."""
+    if not sites:
+        return []
+    detection = load_policy(inventory.policy).detection
+    probes = [LivenessProbe(inventory, site, detection) for site in sites]
+    metrics.LIVENESS_REGISTRY.register(LivenessCollector(probes))
+    return probes

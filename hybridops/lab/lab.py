@@ -154,6 +154,14 @@ class Lab(LabLayout):
         """The disaster: SIGKILL the server and all its processes, as a host would die."""
         return self.postgres.kill(site)
 
+    def freeze_site(self, site: str) -> datetime:
+        """A hung primary: every process of ``site``'s server stopped (SIGSTOP); its port still
+        accepts connections, nothing answers. :meth:`thaw_site` wakes it."""
+        return self.postgres.freeze(site)
+
+    def thaw_site(self, site: str) -> datetime:
+        return self.postgres.thaw(site)
+
     def stop_scratch(self) -> None:
         """Stop the scratch servers of drills whose teardown did not run (their files stay)."""
         self.postgres.stop_scratch()

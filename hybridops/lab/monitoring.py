@@ -58,6 +58,9 @@ SCRAPE_TIMEOUT = "900ms"
 PG_SCRAPE_INTERVAL = "2s"
 """postgres-exporter 0.11 takes a full second to answer while its database is down."""
 PG_SCRAPE_TIMEOUT = "1500ms"
+LIVENESS_INTERVAL = "100ms"
+"""The agents' liveness views: the failover alert's input (its rule group evaluates as often)."""
+LIVENESS_TIMEOUT = "90ms"
 
 PG_EXPORTER_FLAGS = (
     # pg_stat_bgwriter lost its checkpoint columns in PostgreSQL 17 (they moved to
@@ -247,6 +250,14 @@ class Monitoring:
                         "targets": [self.metrics_address("alert-receiver")],
                         "labels": {"process": "alert-receiver"},
                     },
+                ]
+            ),
+            liveness_interval=LIVENESS_INTERVAL,
+            liveness_timeout=LIVENESS_TIMEOUT,
+            liveness_targets=_json(
+                [
+                    {"targets": [self.layout.ports.agent_metrics(s)], "labels": {"process": f"agent-{s}"}}
+                    for s in self.sites()
                 ]
             ),
         )

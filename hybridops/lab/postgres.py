@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -328,6 +329,24 @@ class LabPostgres:
             # seconds here): wait for "gone or zombie", not for the reaping.
             wait_until(f"{site} to die", lambda: not self.running(site), timeout=10, interval=0.005)
         return at
+
+    def freeze(self, site: str, sig: int = signal.SIGSTOP) -> datetime:
+        """A hung server: every process of it stopped (SIGSTOP), as a stuck disk or a paused VM
+        leaves it. Its port still accepts connections (the kernel's backlog); nothing answers.
+        :meth:`thaw` (SIGCONT) wakes it."""
+        pid_file = self.layout.data_dir(site) / "postmaster.pid"
+        at = datetime.now(UTC)
+        try:
+            proc = psutil.Process(int(pid_file.read_text().split("\n", 1)[0]))
+            for p in [proc, *proc.children(recursive=True)]:
+                p.send_signal(sig)
+        except (OSError, ValueError, psutil.NoSuchProcess):
+            raise HybridOpsError(f"{site}'s server is not running: nothing to freeze or thaw") from None
+        return at
+
+    def thaw(self, site: str) -> datetime:
+        """The frozen server's processes continued (SIGCONT)."""
+        return self.freeze(site, signal.SIGCONT)
 
     def stop_scratch(self) -> None:
         """Stop the scratch servers of drills whose teardown did not run (their files stay)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from hybridops.alerts.payload import WebhookPayload
@@ -47,8 +48,29 @@ def error_of(data: Any) -> str:
 def test_the_shipped_routes_file_loads() -> None:
     routes = load_routes(default_routes_path())
     (r,) = routes.routes
-    assert r.name == "no-writable-primary" and r.runbook == "failover" and not r.auto
-    assert r.matches({"alertname": "HybridOpsNoWritablePrimary", "severity": "critical"})
+    # auto: the policy's approval.failover decides whether a human approves.
+    assert r.name == "primary-not-taking-writes" and r.runbook == "failover" and r.auto
+    assert r.matches({"alertname": "HybridOpsPrimaryNotTakingWrites", "severity": "critical"})
+    # The older, slower trigger is for people now: two triggers, two runs for one incident.
+    assert not r.matches({"alertname": "HybridOpsNoWritablePrimary", "severity": "critical"})
+
+
+def test_every_alert_that_names_a_runbook_has_a_route() -> None:
+    """Alertmanager sends an alert with a ``runbook`` label to the receiver, which answers 404
+    when no route matches: a rule and the routes file that disagree fail here, not at 3 a.m."""
+    rules_dir = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "rules"
+    routes = load_routes(default_routes_path())
+    named = [
+        rule
+        for f in sorted(rules_dir.glob("*.yml"))
+        for group in yaml.safe_load(f.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule and "runbook" in rule.get("labels", {})
+    ]
+    assert [r["alert"] for r in named] == ["HybridOpsPrimaryNotTakingWrites"]
+    for rule in named:
+        labels = {"alertname": rule["alert"], **rule["labels"]}
+        assert any(r.matches(labels) and r.runbook == rule["labels"]["runbook"] for r in routes.routes), rule
 
 
 @pytest.mark.parametrize(

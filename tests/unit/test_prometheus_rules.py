@@ -49,8 +49,10 @@ def test_the_failover_alert_is_what_the_receiver_routes() -> None:
     rules = {
         r["alert"]: r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
     }
-    assert {"HybridOpsNoWritablePrimary", "PostgresDown", "StandbyLagHigh"} <= set(rules)
-    assert rules["HybridOpsNoWritablePrimary"]["labels"] == {"severity": "critical", "runbook": "failover"}
+    assert {"HybridOpsPrimaryNotTakingWrites", "HybridOpsNoWritablePrimary", "PostgresDown"} <= set(rules)
+    assert rules["HybridOpsPrimaryNotTakingWrites"]["labels"] == {"severity": "critical", "runbook": "failover"}
+    # One trigger per incident: the slower "no writable primary" is for people.
+    assert rules["HybridOpsNoWritablePrimary"]["labels"] == {"severity": "critical"}
 
 
 def test_the_operations_alerts_go_to_people() -> None:
@@ -83,7 +85,7 @@ def test_rendered_prometheus_configs_are_valid(rendered: Lab) -> None:
     onprem = yaml.safe_load((rendered.monitoring.dir / "prometheus-onprem.yml").read_text())
     assert onprem["global"]["external_labels"] == {"site": "onprem"}
     glob = yaml.safe_load((rendered.monitoring.dir / "prometheus-global.yml").read_text())
-    federate, hybridops = glob["scrape_configs"]
+    federate, hybridops, liveness = glob["scrape_configs"]
     assert federate["honor_labels"] is True
     assert len(federate["static_configs"]) == 3
     # Every HybridOps process's endpoint: the worker's, each site agent's, the receiver's.
@@ -93,6 +95,13 @@ def test_rendered_prometheus_configs_are_valid(rendered: Lab) -> None:
         "127.90.250.73:9464",
         "127.90.250.74:9464",
         "127.90.250.69:9464",
+    ]
+    # The agents' liveness views alone, ten times a second: the failover alert's input.
+    assert liveness["metrics_path"] == "/metrics/liveness" and liveness["scrape_interval"] == "100ms"
+    assert [t for c in liveness["static_configs"] for t in c["targets"]] == [
+        "127.90.250.72:9464",
+        "127.90.250.73:9464",
+        "127.90.250.74:9464",
     ]
 
 

@@ -1,0 +1,135 @@
+"""Detection end to end on real monitoring: the site agents (processes of their own, as on
+their hosts) write to the primary four times a second; the global Prometheus scrapes their
+views; HybridOpsPrimaryNotTakingWrites fires when most of them have seen the primary take no
+write past the policy's 2 s blip tolerance; the alert receiver starts the failover.
+
+A frozen primary (every process SIGSTOPped: its port still accepts connections) is told from a
+2 s blip; a hung one is failed over and its server isolated (killed, so it cannot wake and
+write); a dead one is failed over, and the run's RTO is the writer's own outage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlencode
+
+from temporalio.client import Client, WorkflowExecution
+
+from hybridops.constants import TaskQueue, WorkflowType
+from hybridops.contracts.base import RunStatus
+from hybridops.contracts.failover import FailoverResult
+from hybridops.errors import HybridOpsError
+from hybridops.lab import Lab
+from hybridops.lab.layout import SITES
+from hybridops.lab.monitoring import _scalar
+from hybridops.workload import read_ledger
+from tests.conftest import lab_inventory
+from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, role
+
+ROUTE_PREFIX = "alert-primary-not-taking-writes-"
+
+
+async def runs(client: Client, lab: Lab) -> list[WorkflowExecution]:
+    queue = lab_inventory(lab).queue(TaskQueue.CONTROL)
+    query = f'WorkflowType = "{WorkflowType.FAILOVER.value}" AND TaskQueue = "{queue}"'
+    return [w async for w in client.list_workflows(query)]
+
+
+async def watched(client: Client, lab: Lab, run_workers: object) -> None:
+    """Control workers in this process; the agents (the observers) and the writer as the lab's
+    processes; back once every agent sees onprem take its writes, and the writer writes."""
+    inv = lab_inventory(lab)
+    await run_workers(client, inv, agents=False)  # type: ignore[operator]
+    for site in SITES:
+        lab.start_agent(site)
+    lab.start_writer()
+    url = lab.monitoring.prometheus_url
+    query = urlencode({"query": 'count(hybridops_liveness_primary_silent_seconds{site="onprem"} < 1)'})
+
+    async def observing() -> bool:
+        return (await asyncio.to_thread(_scalar, f"{url}/api/v1/query?{query}")) == len(SITES)
+
+    await eventually("every agent seeing onprem take writes, in Prometheus", observing, timeout=60)
+    await eventually("the writer's first writes", lambda: _acked(lab, 50), timeout=30)
+
+
+async def _acked(lab: Lab, n: int) -> bool:
+    return lab.ledger.exists() and len(read_ledger(lab.ledger)) >= n
+
+
+async def the_one_run(client: Client, lab: Lab) -> FailoverResult:
+    started = await eventually("an alert-started failover", lambda: runs(client, lab), timeout=60)
+    assert len(started) == 1, [w.id for w in started]
+    assert started[0].id.startswith(ROUTE_PREFIX), started[0].id
+    result = await client.get_workflow_handle(started[0].id, result_type=FailoverResult).result()
+    assert result.input.requested_by == "alert:primary-not-taking-writes"
+    return result
+
+
+async def test_a_two_second_freeze_starts_nothing(
+    client: Client, monitored_lab: Lab, run_workers: object
+) -> None:
+    lab = monitored_lab
+    await watched(client, lab, run_workers)
+    lab.freeze_site("onprem")
+    began = time.monotonic()
+    try:
+        await asyncio.sleep(2.0)  # the fault's length, not a wait for a condition
+    finally:
+        lab.thaw_site("onprem")
+    frozen = time.monotonic() - began
+    # Long enough for an alert to have fired and a run to have started, had the blip counted:
+    # the agents' views, a scrape and an evaluation (250 ms each), the receiver.
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        assert await runs(client, lab) == [], f"a {frozen:.2f} s freeze started a failover"
+        await asyncio.sleep(0.25)
+    assert role(lab, "onprem") == "primary" and dns_points_at(lab) == "onprem"
+    assert assert_one_writer(lab) == "onprem"
+
+
+async def test_a_hung_primary_is_failed_over_once_and_its_server_isolated(
+    client: Client, monitored_lab: Lab, run_workers: object
+) -> None:
+    lab = monitored_lab
+    await watched(client, lab, run_workers)
+    lab.freeze_site("onprem")
+    try:
+        result = await the_one_run(client, lab)
+    finally:
+        try:
+            lab.thaw_site("onprem")
+        except HybridOpsError:
+            pass  # isolated: its server was killed, as it must be
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    assert result.fence is not None and result.fence.isolated, result.fence
+    assert role(lab, "onprem") == "down"
+    assert [w.id for w in await runs(client, lab)] == [result.workflow_id]
+    writer = assert_one_writer(lab)
+    assert writer == result.target and dns_points_at(lab) == writer
+
+
+async def test_a_killed_primary_is_failed_over_once_and_the_rto_is_the_writers_outage(
+    client: Client, monitored_lab: Lab, run_workers: object
+) -> None:
+    lab = monitored_lab
+    await watched(client, lab, run_workers)
+    lab.kill_site("onprem")
+    result = await the_one_run(client, lab)
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    target = result.target
+
+    async def back_on_target() -> bool:
+        return any(a.site == target for a in read_ledger(lab.ledger))
+
+    await eventually("the writer's first write on the new primary", back_on_target)
+    acks = read_ledger(lab.ledger)
+    last = max(a.acked_at for a in acks if a.site == "onprem")
+    back = min(a.acked_at for a in acks if a.site == target)
+    outage = (back - last).total_seconds()
+    assert result.rto_seconds is not None and "ledger" in result.rto_counted_from, result.rto_counted_from
+    assert abs(result.rto_seconds - outage) <= 0.1, (result.rto_seconds, outage)
+    print(f"kill: writer outage {outage:.3f} s, run RTO {result.rto_seconds:.3f} s, {result.rto_split}")
+    assert [w.id for w in await runs(client, lab)] == [result.workflow_id]
+    writer = assert_one_writer(lab)
+    assert writer == result.target and dns_points_at(lab) == writer
