@@ -169,7 +169,9 @@ class LivenessProbe:
             if not t.cancelled():
                 t.exception()  # retrieved: a late error is expected, not "never retrieved"
             if conn is not None:
-                asyncio.ensure_future(conn.close())
+                closing = asyncio.ensure_future(conn.close())
+                self._abandoned.add(closing)  # held until done: the loop keeps tasks weakly
+                closing.add_done_callback(self._abandoned.discard)
 
         task.add_done_callback(finished)
         task.cancel()

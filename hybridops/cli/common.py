@@ -287,6 +287,31 @@ def run_and_watch(
     return ending
 
 
+def watch_started(
+    inv: Inventory, workflow: WorkflowType, since: datetime, timeout_s: float, result_type: type[R]
+) -> RunEnding[R] | None:
+    """Wait up to ``timeout_s`` for a run of ``workflow`` that something else started (an
+    alert) on the control queue after ``since``, then show its steps as :func:`run_and_watch`
+    does; None when none started in time."""
+
+    async def main() -> RunEnding[R] | None:
+        client = await connect(inv.temporal)
+        query = (
+            f'WorkflowType = "{workflow.value}" AND TaskQueue = "{inv.queue(TaskQueue.CONTROL)}"'
+            f' AND StartTime > "{since.isoformat()}"'
+        )
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            async for found in client.list_workflows(query, limit=1):
+                console.print(f"started {found.id}: {ui_link(inv, found.id)}")
+                handle = client.get_workflow_handle(found.id, run_id=found.run_id, result_type=result_type)
+                return await watch(handle, result_type)
+            await asyncio.sleep(0.1)
+        return None
+
+    return asyncio.run(main())
+
+
 # ---------------------------------------------------------------------- printing runs
 
 

@@ -19,6 +19,7 @@ from hybridops.cli.common import (
     home_lab,
     print_topology,
     run_and_watch,
+    watch_started,
 )
 from hybridops.cli.failover import print_summary
 from hybridops.cli.failures import command_group
@@ -179,6 +180,10 @@ def lab_writer(seconds: float = 0.0) -> None:
     Writer(inv, inv.workload.ledger).run(seconds or None)
 
 
+DETECTION_WAIT_S = 30.0
+"""How long the demo waits for the agents' alert to start the failover before it starts one."""
+
+
 def demo(keep: bool = True) -> None:
     """The main job on the embedded lab: up, writer running, onprem killed, failover, summary."""
     lab = _lab()
@@ -197,13 +202,28 @@ def demo(keep: bool = True) -> None:
         timeout=60,
     )
     console.print(f"   writer running: {len(read_ledger(lab.ledger))} writes acknowledged on onprem")
+    # With monitoring, the production path: the site agents see the primary take no write,
+    # their alert starts the failover. Without it (its binaries missing), the demo starts it.
+    detecting = lab.monitoring_running()
+    if detecting:
+        wait_until("every site agent watching onprem", lambda: lab.agents_watching("onprem"), timeout=60)
+        console.print("   site agents watching: each writes to onprem 10 times a second")
     console.print("[bold]2. disaster[/bold]: hybridops lab break onprem")
     at = lab.break_site("onprem")
     console.print(f"   onprem killed at {at.isoformat()}")
-    console.print("[bold]3. failover[/bold] (target auto)")
-    inp = FailoverInput(incident_started_at=at, reason="demo: onprem killed", requested_by="make demo")
-    wf_id = f"failover-demo-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    ending = run_and_watch(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out=False)
+    ending = None
+    if detecting:
+        console.print(
+            "[bold]3. failover[/bold]: started by the agents' alert (HybridOpsPrimaryNotTakingWrites)"
+        )
+        ending = watch_started(inv, WorkflowType.FAILOVER, at, DETECTION_WAIT_S, FailoverResult)
+        if ending is None:
+            console.print(f"   no alert-started run within {DETECTION_WAIT_S:g} s: starting one")
+    if ending is None:
+        console.print("[bold]3. failover[/bold] (target auto)")
+        inp = FailoverInput(incident_started_at=at, reason="demo: onprem killed", requested_by="make demo")
+        wf_id = f"failover-demo-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        ending = run_and_watch(inv, WorkflowType.FAILOVER, inp, wf_id, FailoverResult, json_out=False)
     print_summary(ending, inv)
     console.print("\nThe lab is still running: explore the run in the Temporal UI.")
     console.print(

@@ -154,6 +154,19 @@ class Lab(LabLayout):
         """The disaster: SIGKILL the server and all its processes, as a host would die."""
         return self.postgres.kill(site)
 
+    def monitoring_running(self) -> bool:
+        """Whether the lab's monitoring is up: its global Prometheus runs."""
+        return bool(self.processes.read_state().get("monitoring")) and bool(self.pid("prometheus-global"))
+
+    def agents_watching(self, primary: str) -> bool:
+        """Read-only. Whether the global Prometheus has every site agent's liveness view, each
+        seeing ``primary`` take its writes (drivers/postgres/liveness.py)."""
+        expr = f'count(hybridops_liveness_primary_silent_seconds{{site="{primary}"}} < 1)'
+        try:
+            return self.monitoring.query_scalar(expr) == len(SITES)
+        except OSError:
+            return False
+
     def freeze_site(self, site: str) -> datetime:
         """A hung primary: every process of ``site``'s server stopped (SIGSTOP); its port still
         accepts connections, nothing answers. :meth:`thaw_site` wakes it."""

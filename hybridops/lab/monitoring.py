@@ -405,6 +405,10 @@ class Monitoring:
         if not self.processes.pid(name):
             self.processes.spawn(name, argv, env)
 
+    def query_scalar(self, expr: str) -> float | None:
+        """The global Prometheus's answer to an instant query of one sample, or None."""
+        return _scalar(f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+
     def stop(self) -> None:
         """Stop every monitoring process (the last started first)."""
         for name in reversed(self.process_names()):

@@ -271,3 +271,16 @@ def scheduled_queues(history: Any) -> dict[str, set[str]]:
             attrs = event.activity_task_scheduled_event_attributes
             out.setdefault(attrs.activity_type.name, set()).add(attrs.task_queue.name)
     return out
+
+
+async def agents_watching(lab: Lab, primary: str = "onprem") -> None:
+    """Start every site's agent (the observers), a lab process each, and wait until the global
+    Prometheus has each of their views: ``primary`` taking their writes. A kill before that
+    would go unseen: an agent that never saw a primary write vouches for none."""
+    for site in SITES:
+        lab.start_agent(site)
+
+    async def watching() -> bool:
+        return await asyncio.to_thread(lab.agents_watching, primary)
+
+    await eventually(f"every agent seeing {primary} take writes, in Prometheus", watching, timeout=60)

@@ -1,22 +1,25 @@
-"""End to end on real monitoring: the onprem primary stops; the global Prometheus raises
-HybridOpsNoWritablePrimary; Alertmanager calls ``hybridops serve alerts``; exactly one
-FailoverWorkflow starts and waits for approval; Alertmanager's resends start nothing new;
-after approval it fails over to the target the policy chose, on signals read from
-Prometheus, and records the alert's resolution in its evidence."""
+"""End to end on real monitoring: the onprem primary stops; the site agents see it take no
+write; the global Prometheus raises HybridOpsPrimaryNotTakingWrites; Alertmanager calls
+``hybridops serve alerts``; exactly one FailoverWorkflow starts and, under a policy that asks
+for approval (production's), waits for it; Alertmanager's resends start nothing new; after
+approval it fails over to the target the policy chose, on signals read from Prometheus, and
+records the alert's resolution in its evidence."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import yaml
 from temporalio.client import Client, WorkflowExecution
 
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
 from hybridops.contracts.base import ApprovalInput, Progress, RunStatus, StepOutcome
 from hybridops.contracts.failover import FailoverResult
 from hybridops.lab import Lab
+from hybridops.policy import load_policy
 from tests.conftest import lab_inventory
-from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, fenced, role
+from tests.lab.helpers import agents_watching, assert_one_writer, dns_points_at, eventually, fenced, role
 
 
 def receiver_lines(lab: Lab, word: str) -> list[str]:
@@ -28,8 +31,13 @@ async def test_primary_down_alert_starts_one_failover_that_waits_for_approval(
     client: Client, monitored_lab: Lab, run_workers
 ) -> None:
     lab = monitored_lab
-    inv = lab_inventory(lab)
-    await run_workers(client, inv)
+    policy = load_policy(lab.policy_file)
+    policy.approval.failover = True  # as production's policy: a human approves
+    policy_file = lab.root / "policy-approval.yaml"
+    policy_file.write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    inv = lab_inventory(lab, policy=policy_file)
+    await run_workers(client, inv, agents=False)
+    await agents_watching(lab)  # the observers: each site's agent, a process of its own
     queue = inv.queue(TaskQueue.CONTROL)
     query = f'WorkflowType = "{WorkflowType.FAILOVER.value}" AND TaskQueue = "{queue}"'
 
@@ -41,7 +49,7 @@ async def test_primary_down_alert_starts_one_failover_that_waits_for_approval(
 
     started = await eventually("an alert-started failover", runs, timeout=90)
     handle = client.get_workflow_handle(started[0].id, result_type=FailoverResult)
-    assert handle.id.startswith("alert-no-writable-primary-")
+    assert handle.id.startswith("alert-primary-not-taking-writes-")
 
     async def waiting() -> bool:
         progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
@@ -66,8 +74,10 @@ async def test_primary_down_alert_starts_one_failover_that_waits_for_approval(
     result = await handle.result()
 
     assert result.status == RunStatus.SUCCEEDED
-    assert result.input.require_approval and result.input.only_if_primary_down
-    assert result.input.requested_by == "alert:no-writable-primary"
+    # The route starts it unattended; the policy asked for the approval.
+    assert not result.input.require_approval and result.input.only_if_primary_down
+    assert result.decision is not None and result.decision.requires_approval
+    assert result.input.requested_by == "alert:primary-not-taking-writes"
     assert [(a.by, a.approved) for a in result.approvals] == [("oncall", True)]
     # The target is the policy's choice, taken on what Prometheus reported.
     decision, signals = result.decision, result.signals

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlencode
 
 from temporalio.client import Client, WorkflowExecution
 
@@ -20,11 +19,9 @@ from hybridops.contracts.base import RunStatus
 from hybridops.contracts.failover import FailoverResult
 from hybridops.errors import HybridOpsError
 from hybridops.lab import Lab
-from hybridops.lab.layout import SITES
-from hybridops.lab.monitoring import _scalar
 from hybridops.workload import read_ledger
 from tests.conftest import lab_inventory
-from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, role
+from tests.lab.helpers import agents_watching, assert_one_writer, dns_points_at, eventually, role
 
 ROUTE_PREFIX = "alert-primary-not-taking-writes-"
 
@@ -38,18 +35,9 @@ async def runs(client: Client, lab: Lab) -> list[WorkflowExecution]:
 async def watched(client: Client, lab: Lab, run_workers: object) -> None:
     """Control workers in this process; the agents (the observers) and the writer as the lab's
     processes; back once every agent sees onprem take its writes, and the writer writes."""
-    inv = lab_inventory(lab)
-    await run_workers(client, inv, agents=False)  # type: ignore[operator]
-    for site in SITES:
-        lab.start_agent(site)
+    await run_workers(client, lab_inventory(lab), agents=False)  # type: ignore[operator]
     lab.start_writer()
-    url = lab.monitoring.prometheus_url
-    query = urlencode({"query": 'count(hybridops_liveness_primary_silent_seconds{site="onprem"} < 1)'})
-
-    async def observing() -> bool:
-        return (await asyncio.to_thread(_scalar, f"{url}/api/v1/query?{query}")) == len(SITES)
-
-    await eventually("every agent seeing onprem take writes, in Prometheus", observing, timeout=60)
+    await agents_watching(lab)
     await eventually("the writer's first writes", lambda: _acked(lab, 50), timeout=30)
 
 
@@ -63,6 +51,8 @@ async def the_one_run(client: Client, lab: Lab) -> FailoverResult:
     assert started[0].id.startswith(ROUTE_PREFIX), started[0].id
     result = await client.get_workflow_handle(started[0].id, result_type=FailoverResult).result()
     assert result.input.requested_by == "alert:primary-not-taking-writes"
+    # The run's reason records what each agent that answered saw when the alert fired.
+    assert "the agents' views:" in result.input.reason and "sees onprem silent" in result.input.reason
     return result
 
 

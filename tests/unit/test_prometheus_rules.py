@@ -50,7 +50,10 @@ def test_the_failover_alert_is_what_the_receiver_routes() -> None:
         r["alert"]: r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
     }
     assert {"HybridOpsPrimaryNotTakingWrites", "HybridOpsNoWritablePrimary", "PostgresDown"} <= set(rules)
-    assert rules["HybridOpsPrimaryNotTakingWrites"]["labels"] == {"severity": "critical", "runbook": "failover"}
+    assert rules["HybridOpsPrimaryNotTakingWrites"]["labels"] == {
+        "severity": "critical",
+        "runbook": "failover",
+    }
     # One trigger per incident: the slower "no writable primary" is for people.
     assert rules["HybridOpsNoWritablePrimary"]["labels"] == {"severity": "critical"}
 
