@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint dashboards evidence-schema bench bench-alerts bench-drill bench-chaos bench-replay bench-metrics down install deps clean
+.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-alerts bench-drill bench-chaos bench-replay bench-metrics down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -46,6 +46,11 @@ dashboards: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/failover.py
+
+## Detection: N kills, host deaths, 10 s hangs and 2 s blips of the primary; the writer's outage
+## (median, p95, max), the RTO split, false failovers and missed ones (both must be 0).
+bench-detection: $(STAMP)
+	$(BIN)/python bench/detection.py
 
 ## The alert receiver under a storm: alerts/s, latency p50/p99, runs started against incidents.
 bench-alerts: $(STAMP)

@@ -292,9 +292,14 @@ class Lab(LabLayout):
         """Back to the starting topology: onprem primary, two standbys, DNS at onprem.
         The databases are created anew (the first time; later resets copy that first one, a
         few seconds less each: a test module that resets before every case counts them);
-        Temporal and its history are kept."""
+        Temporal and its history are kept. The site agents are stopped for it and started
+        again after: they watch the primary, and a lab with no server up for seconds, then a
+        new onprem, is not an incident (their alert would start a failover)."""
         writer = bool(self.pid("writer"))
         self.processes.stop("writer")
+        agents = [site for site in SITES if self.pid(agent_name(site))]
+        for site in agents:
+            self.processes.stop(agent_name(site))
         self.stop_postgres(mode="immediate")
         for path in (
             self.root / "pg",
@@ -319,6 +324,8 @@ class Lab(LabLayout):
         self.ensure_gitops_repo()
         self.point_dns("onprem")
         self.snapshot_dns("reset")
+        for site in agents:
+            self.start_agent(site)
         if writer:
             self.start_writer()
 
