@@ -113,13 +113,17 @@ def outage(lab: Lab, target: str) -> float | None:
 
 async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number: int) -> Round:
     r = Round(fault, number)
-    await asyncio.to_thread(lab.reset)  # agents and writer stopped for it and started again
-    await poll("every agent watching onprem", lambda: lab.agents_watching("onprem"), 60)
-    await poll(
-        f"{WARMUP_ACKS} writes on onprem",
-        lambda: sum(1 for a in _ledger(lab) if a.site == "onprem") >= WARMUP_ACKS,
-        60,
-    )
+    try:
+        await asyncio.to_thread(lab.reset)  # agents and writer stopped for it and started again
+        await poll("every agent watching onprem", lambda: lab.agents_watching("onprem"), 60)
+        await poll(
+            f"{WARMUP_ACKS} writes on onprem",
+            lambda: sum(1 for a in _ledger(lab) if a.site == "onprem") >= WARMUP_ACKS,
+            60,
+        )
+    except Exception as err:  # reported, and the bench goes on
+        r.error = f"setup: {type(err).__name__}: {err}"
+        return r
     at = datetime.now(UTC)
     if fault == "kill":
         lab.kill_site("onprem")
@@ -174,9 +178,10 @@ async def bench(lab: Lab, inv: Inventory, rounds: int) -> list[Round]:
     for number in range(1, rounds + 1):
         for fault in FAULTS:
             r = await one_round(client, lab, inv, fault, number)
+            split = " ".join(f"{k.removesuffix('_s')}={_f(v)}" for k, v in r.split.items())
             log(
                 f"{fault} {number}: {r.status} runs={r.runs} outage={_f(r.outage_s)} s rto={_f(r.rto_s)} s"
-                + (f" error={r.error}" if r.error else "")
+                f" ({split})" + (f" error={r.error}" if r.error else "")
             )
             out.append(r)
     return out

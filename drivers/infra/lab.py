@@ -8,7 +8,6 @@ Kubernetes secret reference would hold in production. Writes are atomic (rename)
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -110,9 +109,16 @@ class LabInfraDriver(InfraDriver):
         if pid_file is not None and pid_file.exists():
             try:
                 pid = int(pid_file.read_text().split("\n", 1)[0])
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    os.kill(pid, signal.SIGKILL)
-                    killed = f"killed its hung server (pid {pid}); "
+                server = psutil.Process(pid)
+                if server.status() != psutil.STATUS_ZOMBIE:
+                    # Every process of it, as a host's power cut would: a frozen (SIGSTOPped)
+                    # backend outlives its postmaster and keeps its client's connection hung.
+                    for proc in [*server.children(recursive=True), server]:
+                        try:
+                            proc.send_signal(signal.SIGKILL)
+                        except psutil.NoSuchProcess:
+                            pass
+                    killed = f"killed its hung server (pid {pid}) and its processes; "
             except (ValueError, psutil.Error, ProcessLookupError):
                 pass
         _write_json(

@@ -94,6 +94,14 @@ async def test_a_hung_primary_is_failed_over_once_and_its_server_isolated(
     assert result.status == RunStatus.SUCCEEDED, result.error
     assert result.fence is not None and result.fence.isolated, result.fence
     assert role(lab, "onprem") == "down"
+    # Isolated as a host is: no process of the frozen server is left to wake and write, or to
+    # hold a client's connection hung (the writer moves to the new primary).
+    target = result.target
+
+    async def writer_moved() -> bool:
+        return any(a.site == target for a in read_ledger(lab.ledger))
+
+    await eventually("the writer's first write on the new primary", writer_moved)
     assert [w.id for w in await runs(client, lab)] == [result.workflow_id]
     writer = assert_one_writer(lab)
     assert writer == result.target and dns_points_at(lab) == writer
