@@ -1,15 +1,16 @@
 """Benchmark of detection: how long clients are without a primary when it dies or hangs, and
 whether a blip ever starts a failover.
 
-Run as ``.venv/bin/python bench/detection.py [--runs N]`` (``make bench-detection``). It brings
-up its own lab with its monitoring (its own loopback addresses, ports and temp directory), the
-control worker and one agent per site as processes (as ``lab up`` runs them), and the writer.
+Run as ``PYTHONPATH=. .venv/bin/python bench/detection.py [--runs N]``
+(``make bench-detection``). It brings up its own lab with its monitoring (its own loopback
+addresses, ports and temp directory), the control worker and one agent per site as processes
+(as ``lab up`` runs them), and the writer.
 Nothing but the agents' alert starts a failover. For each of N rounds of each fault:
 
 * ``kill``: onprem's server killed (SIGKILL, every process); its agent lives;
 * ``host``: onprem's server and its agent killed (the host died);
-* ``hang``: every process of onprem's server stopped (SIGSTOP) for 10 s, well past the
-  tolerance; its port still accepts connections;
+* ``hang``: every process of onprem's server stopped (SIGSTOP) until the run isolates it
+  (kills it), well past the tolerance; its port still accepts connections;
 * ``blip``: the same for 2 s, the policy's blip tolerance: it must start nothing.
 
 Each round starts from the starting topology (``lab reset``) with the writer warmed up and every
@@ -31,7 +32,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from typing import TypeVar
 
 from temporalio.client import Client
 
+from bench.failover import _ledger, log, poll
 from hybridops.client import connect
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
@@ -46,12 +47,10 @@ from hybridops.errors import HybridOpsError
 from hybridops.inventory import HOME_ENV, Inventory
 from hybridops.lab import Lab, LabPorts
 from hybridops.policy import load_policy
-from hybridops.workload import Ack, read_ledger
 
 PORTS = LabPorts(net="127.78.0", pg=26432, dns=26353, temporal=27333, ui=28333)
 """The bench lab's addresses: apart from the demo lab's, bench/failover.py's and the tests'."""
 FAULTS = ("kill", "host", "hang", "blip")
-HANG_S = 10.0
 WARMUP_ACKS = 50
 RUN_TIMEOUT_S = 120.0
 QUIET_S = 8.0
@@ -71,28 +70,6 @@ class Round:
     split: dict[str, float | None] = field(default_factory=dict)
     status: str = ""
     error: str = ""
-
-
-def log(message: str) -> None:
-    print(f"# {message}", flush=True)
-
-
-def _ledger(lab: Lab) -> list[Ack]:
-    try:
-        return read_ledger(lab.ledger)
-    except FileNotFoundError:
-        return []
-
-
-async def poll(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def runs_since(client: Client, inv: Inventory, since: datetime) -> list[str]:
@@ -115,10 +92,10 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
     r = Round(fault, number)
     try:
         await asyncio.to_thread(lab.reset)  # agents and writer stopped for it and started again
-        await poll("every agent watching onprem", lambda: lab.agents_watching("onprem"), 60)
+        await poll("every agent watching onprem", lambda: lab.agents_watching("onprem") or None, 60)
         await poll(
             f"{WARMUP_ACKS} writes on onprem",
-            lambda: sum(1 for a in _ledger(lab) if a.site == "onprem") >= WARMUP_ACKS,
+            lambda: sum(1 for a in _ledger(lab) if a.site == "onprem") >= WARMUP_ACKS or None,
             60,
         )
     except Exception as err:  # reported, and the bench goes on
