@@ -136,6 +136,11 @@ class Detection(Strict):
     """How long one probe write (or connect) may take before the observer gives up on it and
     opens a new connection; the silence is counted from the last write that succeeded either
     way."""
+    worker_heartbeat_timeout_s: float = Field(default=15.0, ge=2.0, le=600.0)
+    """How long a worker running a queued step may go without a heartbeat before it counts as
+    dead and the step runs again on another worker (its heartbeat comes every quarter of this).
+    Part of the recovery time when a worker dies mid-step; short enough for that, long enough
+    that a loaded host is not taken for a dead one."""
 
 
 class Safety(Strict):

@@ -74,9 +74,10 @@ AFTER_PONR_RETRY = RetryPolicy(
 """Past the point of no return there is no going back, only forward: retry for longer."""
 
 
-HEARTBEAT_TIMEOUT = timedelta(seconds=15)
-"""How long a queued step may go without a heartbeat before its worker counts as dead. The SDK
-sends at most one heartbeat per 80% of it (12 s), so 15 s leaves 3 s of margin on a loaded host."""
+HEARTBEAT_TIMEOUT_S = 15.0
+"""How long a queued step may go without a heartbeat before its worker counts as dead, unless
+the policy says otherwise (``detection.worker_heartbeat_timeout_s``). Steps heartbeat every
+quarter of it (activities/common.py, KeepAlive)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class Where:
     """Each site's agent queue (placement ``queues``)."""
     agent_start_s: float = 10.0
     """How long an agent may take to pick up a step (schedule-to-start)."""
+    heartbeat_s: float = HEARTBEAT_TIMEOUT_S
+    """How long a queued step may go without a heartbeat before its worker counts as dead."""
 
     def queue_of(self, step: Step[Any, Any], arg: Any) -> str:
         """The task queue ``step`` runs on, for ``arg``."""
@@ -561,7 +564,7 @@ async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
         retry_policy=step.retry,
         # Every queued step heartbeats while it runs (activities/common.py, KeepAlive): a worker
         # that dies mid-step is known dead in this time, and the step runs again elsewhere.
-        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        heartbeat_timeout=timedelta(seconds=where.heartbeat_s),
     )
 
 
