@@ -38,6 +38,7 @@ from hybridops.contracts.failback import (
     RetireFenceInput,
     RetireFenceResult,
 )
+from hybridops.contracts.sites import CheckResult
 from hybridops.errors import PreconditionFailed
 from hybridops.inventory import Inventory
 from hybridops.markup import md
@@ -81,6 +82,7 @@ class FailbackActivities(Activities):
             self.rejoin_standby,
             self.catch_up,
             self.pause_writes,
+            self.check_resume,
             self.resume_writes,
             self.promote_home,
             self.retire_fence,
@@ -124,21 +126,34 @@ class FailbackActivities(Activities):
         """The switchover's start: the primary read-only, its sessions ended, its final LSN."""
         return result_of(PauseResult, await self.pg.pause_writes(inp.site, inp.run_id))
 
-    @step_activity(ActivityName.RESUME_WRITES)
-    async def resume_writes(self, inp: ResumeInput) -> ResumeResult:
-        """Compensation of ``pause_writes``: never while another server accepts writes (home
-        promoted after all): the paused primary then stays read-only, for a human."""
-        others = [w for w in (await self.topology.read()).writable if w != inp.site]
+    @step_activity(ActivityName.CHECK_RESUME)
+    async def check_resume(self, inp: ResumeInput) -> CheckResult:
+        """Read-only: the guard of the agent's resume of writes (no other server accepts
+        writes), run where every server can be read."""
+        await self._resume_rules(inp.site)
+        return CheckResult(detail=f"{inp.site} may take writes again")
+
+    async def _resume_rules(self, site: str) -> None:
+        others = [w for w in (await self.topology.read()).writable if w != site]
         if others:
             raise refuse(
                 [
                     RuleViolation(
-                        rule=Rule.SINGLE_WRITER, site=w, detail=f"{w} accepts writes: {inp.site} stays paused"
+                        rule=Rule.SINGLE_WRITER, site=w, detail=f"{w} accepts writes: {site} stays paused"
                     )
                     for w in others
                 ],
-                f"resume writes on {inp.site}",
+                f"resume writes on {site}",
             )
+
+    @step_activity(ActivityName.RESUME_WRITES)
+    async def resume_writes(self, inp: ResumeInput) -> ResumeResult:
+        """Compensation of ``pause_writes``: never while another server accepts writes (home
+        promoted after all): the paused primary then stays read-only, for a human. A site
+        agent sees its own server only (it holds no other server's credentials): its guard
+        step (``check_resume``) checked the others right before."""
+        if not self.drivers.is_agent():
+            await self._resume_rules(inp.site)
         changed = await self.pg.resume_writes(inp.site)
         return ResumeResult(changed=changed, detail=f"{inp.site} writable" if changed else "not paused")
 

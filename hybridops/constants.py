@@ -56,6 +56,8 @@ class ActivityName(StrEnum):
     agent holds only its own server's credentials): run right before the agent promotes."""
     CHECK_UNFENCE = "check_unfence"
     """The same for an unfence (compensation): no other server accepts writes."""
+    CHECK_RESUME = "check_resume"
+    """The same for a failback's resume of writes (compensation): no other server accepts writes."""
     ISOLATE_SITE = "isolate_site"
     """Cut off a site whose agent does not answer (its host is down): the infra driver's isolate."""
     # Failover's own, and its decide phase.

@@ -359,6 +359,14 @@ FAILBACK_PAUSE = Step(
     CHANGE_RETRY,
     on_site=True,
 )
+CHECK_RESUME = Step(
+    ActivityName.CHECK_RESUME,
+    failback.ResumeInput,
+    sites.CheckResult,
+    TaskQueue.DB,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
 FAILBACK_RESUME = Step(
     ActivityName.RESUME_WRITES,
     failback.ResumeInput,
@@ -367,6 +375,7 @@ FAILBACK_RESUME = Step(
     timedelta(seconds=60),
     CHANGE_RETRY,
     on_site=True,
+    guard=CHECK_RESUME,
 )
 FAILBACK_PROMOTE = Step(
     ActivityName.PROMOTE_HOME,
@@ -538,6 +547,16 @@ async def checkpoint(name: str) -> None:
     )
 
 
+GUARDS_ADDED_LATER = {ActivityName.CHECK_RESUME: "resume-writes-guard"}
+"""Guards added after runs were recorded: a run that scheduled its step without the guard
+replays without it (the patch's marker decides)."""
+
+
+def _guard_in_history(guard: Step[Any, Any]) -> bool:
+    patch = GUARDS_ADDED_LATER.get(guard.activity)
+    return patch is None or workflow.patched(patch)
+
+
 async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
     """Run ``step`` as a local activity (colocated) or on its task queue (queues), after its
     guard (queues)."""
@@ -549,8 +568,8 @@ async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
             start_to_close_timeout=step.timeout,
             retry_policy=step.retry,
         )
-    if step.guard is not None and where.site_queues:  # a run with site agents (not before them)
-        await run_step(step.guard, arg, where)
+    if step.guard is not None and where.site_queues and _guard_in_history(step.guard):
+        await run_step(step.guard, arg, where)  # a run with site agents (not before them)
     queue = where.queue_of(step, arg)
     on_agent = step.on_site and queue != step.queue.value + where.queue_suffix
     return await workflow.execute_activity(

@@ -34,6 +34,7 @@ from tests.lab.helpers import (
     eventually,
     fenced,
     role,
+    scheduled_queues,
     start,
     timeline,
 )
@@ -223,6 +224,11 @@ async def test_promote_failure_compensates(client: Client, lab: Lab, run_workers
     assert [c["name"] for c in details["compensations"]] == ["resume_writes"]
     assert details["compensations"][0]["outcome"] == "changed"
     assert details["rejoin"] == "recloned" and not details["point_of_no_return_passed"]
+    # azure's agent resumed its own server's writes; the reader checked the others first.
+    history = await handle.fetch_history()
+    queues = scheduled_queues(history)
+    assert queues["check_resume"] == {inv.queue(TaskQueue.DB)}
+    assert queues["resume_writes"] == {inv.site_queue("azure")}
 
     assert dns_points_at(lab) == "azure" and can_write(lab, "azure")
     assert role(lab, "onprem") == "standby" and fenced(lab, "onprem")

@@ -5,21 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from temporalio.client import Client, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.failback import FailbackActivities
+from drivers.lazy import Drivers
 from hybridops.contracts.base import RunStatus, StepOutcome
+from hybridops.contracts.failback import ResumeInput
 from hybridops.contracts.failover import FailoverInput
 from hybridops.contracts.sites import FindingKind
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
+    ask,
     assert_failed_over,
     assert_one_writer,
+    can_write,
     fenced,
     role,
     scheduled_queues,
     start,
     timeline,
+    writable_sites,
 )
 from workers.main import build_agent, build_workers
 
@@ -79,3 +88,35 @@ async def test_an_agent_fences_its_own_dead_server(client: Client, lab: Lab, run
     assert queues["fence_primary"] == {inv.site_queue("onprem")}
     assert queues["promote_standby"] == {inv.site_queue("gcp")}
     assert_failed_over(lab, "gcp")
+
+
+async def test_resuming_writes_is_guarded_where_every_server_is_read(lab: Lab) -> None:
+    """A failback's compensation resumes writes on the paused primary. Its agent sees its own
+    server only (production gives it no other server's credentials: here the others' port is
+    closed to it), so it does not judge the others: the guard step does, on the reader, and
+    refuses while another server takes writes. Once that server is gone, the agent resumes."""
+    inv = lab_inventory(lab)
+    reader = FailbackActivities(inv, Drivers(inv))
+    blind = inv.model_copy(
+        update={
+            "sites": {
+                s: c.model_copy(update={"port": 9}) if s != "onprem" else c for s, c in inv.sites.items()
+            }
+        }
+    )
+    agent = FailbackActivities(blind, Drivers(blind, local_sites=frozenset({"onprem"})))
+    env = ActivityEnvironment()
+    await Drivers(inv).postgres.pause_writes("onprem", "run-resume-guard")
+    assert not can_write(lab, "onprem")
+    # A second writer: gcp promoted behind the run's back.
+    ask(lab, "gcp", "SELECT pg_promote(true)")
+    with pytest.raises(ApplicationError, match="gcp accepts writes: onprem stays paused") as refused:
+        await env.run(reader.check_resume, ResumeInput(site="onprem"))
+    assert refused.value.type == "SafetyRuleViolated" and refused.value.non_retryable
+    assert writable_sites(lab) == ["gcp"]
+    # gcp's server stops; the guard passes, and the agent resumes its own server's writes.
+    lab.break_site("gcp", agent=False)
+    await env.run(reader.check_resume, ResumeInput(site="onprem"))
+    resumed = await env.run(agent.resume_writes, ResumeInput(site="onprem"))
+    assert resumed.changed
+    assert assert_one_writer(lab) == "onprem"
