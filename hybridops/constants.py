@@ -136,3 +136,8 @@ STOP_SIGNAL = "stop"
 FAULTS_DIR_ENV = "HYBRIDOPS_FAULTS_DIR"
 """Where the lab's ``crash`` faults leave their marks, so each fires once across worker
 restarts (the lab sets it to ``<lab root>/faults``)."""
+
+
+ALERT_REQUESTER = "alert:"
+"""How a run the alert receiver started names its requester (``alert:<route>``): started by
+detection, not by a person."""

@@ -176,6 +176,24 @@ def signal_targets(req: DecisionRequest, sites: list[SiteRef]) -> SignalsInput:
     return SignalsInput(sites=[s for s in sites if is_candidate(req, s.name, s.cloud)])
 
 
+def _check_own_view(v: _Verdict, req: DecisionRequest, policy: Policy) -> None:
+    """Detection declared the primary dead and the run found it down: a candidate is chosen
+    only if its own agent agrees (the issue's quorum of observers, the target among them). One
+    whose agent saw the primary take a write within the blip tolerance is on the primary's
+    side of a partition the run's own reads are not. No view (no monitoring, the agent's
+    series gone) is not checked."""
+    silent, tolerance = v.get(S.PRIMARY_SILENT_S), policy.detection.blip_tolerance_s
+    if silent is not None and silent <= tolerance:
+        v.common.append(
+            Violation(
+                constraint="detection.blip_tolerance_s",
+                detail=f"{v.cs.site}'s own agent saw {req.current_primary} take a write "
+                f"{_fmt(round(silent, 3))} s ago (within {_fmt(tolerance)} s): it does not agree "
+                "the primary is down",
+            )
+        )
+
+
 def _check_common(v: _Verdict, req: DecisionRequest, policy: Policy) -> None:
     c, cs = policy.constraints, v.cs
     if req.target != TargetChoice.AUTO and req.target not in (cs.site, cs.cloud.value if cs.cloud else None):
@@ -334,8 +352,12 @@ def hold_reason(req: DecisionRequest, candidates: list[Candidate]) -> str:
     return f"no eligible target ({why})"
 
 
-def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> Decision:
-    """Decide. Never raises for data: a request no candidate can serve gives a ``hold``."""
+def evaluate(
+    req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy, primary_down: bool = False
+) -> Decision:
+    """Decide. Never raises for data: a request no candidate can serve gives a ``hold``.
+    ``primary_down``: the run's own reads found the primary unreachable; each candidate's own
+    view of it must then agree (:func:`_check_own_view`)."""
     burst = req.decision_type == DecisionType.BURST
     verdicts = [
         _Verdict(cs, policy, snapshot.taken_at)
@@ -345,6 +367,8 @@ def evaluate(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> 
     restore_blocked = _restore_violations(policy)
     for v in verdicts:
         _check_common(v, req, policy)
+        if primary_down and not burst:
+            _check_own_view(v, req, policy)
         if v.common:
             continue
         if burst:
@@ -497,15 +521,22 @@ def policy_in_force(plan: PlanResult, gathered: SignalsResult) -> Policy:
 
 
 def decide(
-    request: DecisionRequest, plan: PlanResult, states: list[SiteState], gathered: SignalsResult
+    request: DecisionRequest,
+    plan: PlanResult,
+    states: list[SiteState],
+    gathered: SignalsResult,
+    detected: bool = False,
 ) -> tuple[Decision, SignalSnapshot]:
     """The decide phase, as the failover workflow and ``hybridops decide`` both run it, on the
     results of the same read-only steps (plan, assess, gather_signals): the database's own view
-    of each site wins over what monitoring says of it; then the engine, on the policy in force."""
+    of each site wins over what monitoring says of it; then the engine, on the policy in force.
+    ``detected``: the run was started by detection (an alert), not by a person; a primary the
+    run finds down then also needs each candidate's own view to agree."""
     snapshot = merge_signals(
         signals_from_states(plan.sites, states, gathered.snapshot.taken_at), gathered.snapshot
     )
-    return evaluate(request, snapshot, policy_in_force(plan, gathered)), snapshot
+    down = detected and not any(s.site == request.current_primary and s.reachable for s in states)
+    return evaluate(request, snapshot, policy_in_force(plan, gathered), primary_down=down), snapshot
 
 
 CANDIDATE_COLUMNS = ("candidate", "mode", "eligible", "score", "lag bytes", "lag s", "why not / warnings")

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from hybridops.capabilities import failover_needs
-    from hybridops.constants import ALERT_SIGNAL, WorkflowType
+    from hybridops.constants import ALERT_REQUESTER, ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
         AlertNotice,
         Phase,
@@ -235,7 +235,8 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
-        decision, snapshot = decide(request, plan, assessed.states, gathered)
+        detected = inp.requested_by.startswith(ALERT_REQUESTER)
+        decision, snapshot = decide(request, plan, assessed.states, gathered, detected)
         res.decision, res.signals, res.target = decision, snapshot, decision.target
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
             raise ApplicationError(
@@ -467,7 +468,9 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         gathered = await self._step(
             "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites)
         )
-        again, _ = decide(request, plan_now, now.states, gathered)
+        again, _ = decide(
+            request, plan_now, now.states, gathered, inp.requested_by.startswith(ALERT_REQUESTER)
+        )
         changes = world_changes(plan, before, decision, plan_now, now, again)
         if changes:
             raise ApplicationError(

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hybridops.constants import Runbook, TaskQueue, WorkflowType
+from hybridops.constants import ALERT_REQUESTER, Runbook, TaskQueue, WorkflowType
 from hybridops.contracts.base import REASON_MAX
 from hybridops.contracts.failover import FailoverInput
 from hybridops.errors import ConfigError
@@ -157,7 +157,7 @@ class Route(_Strict):
         extra: dict[str, Any] = {
             "incident_started_at": incident_started_at,
             "reason": reason[:REASON_MAX],  # an alert's summary may be longer than an input holds
-            "requested_by": f"alert:{self.name}",
+            "requested_by": f"{ALERT_REQUESTER}{self.name}",
             "require_approval": not self.auto,
             "only_if_primary_down": True,
         }

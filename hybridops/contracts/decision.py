@@ -64,6 +64,9 @@ class SignalName(StrEnum):
     """How well the site has met its SLOs lately, 0..1 (1 is best)."""
     LOAD = "load"
     """How busy the site is, 0..1 (a burst's scale-in signal)."""
+    PRIMARY_SILENT_S = "primary_silent_s"
+    """How long the candidate's own site agent has seen the primary take none of its writes,
+    in seconds (drivers/postgres/liveness.py): the target's own view of the incident."""
 
 
 class Signal(Contract):

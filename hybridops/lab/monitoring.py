@@ -90,6 +90,8 @@ QUERIES: dict[SignalName, str] = {
     SignalName.CREDITS: 'hybridops_cloud_credits_available{cloud="{cloud}"}',
     SignalName.HOURLY_COST: 'hybridops_cloud_hourly_cost{cloud="{cloud}"}',
     SignalName.SLO_SCORE: 'hybridops_slo_score{cloud="{cloud}"}',
+    # The candidate's own agent's view of the primary (the liveness job scrapes the agents).
+    SignalName.PRIMARY_SILENT_S: 'max(hybridops_liveness_primary_silent_seconds{observer="{site}"})',
 }
 """PromQL per signal for the global Prometheus; ``{site}`` and ``{cloud}`` are replaced as text
 by the signals driver. Each gives at most one sample per candidate."""

@@ -16,9 +16,11 @@ from temporalio.client import Client, WorkflowExecution
 
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.base import RunStatus
+from hybridops.contracts.decision import SignalName
 from hybridops.contracts.failover import FailoverResult
 from hybridops.errors import HybridOpsError
 from hybridops.lab import Lab
+from hybridops.policy import load_policy
 from hybridops.workload import read_ledger
 from tests.conftest import lab_inventory
 from tests.lab.helpers import agents_watching, assert_one_writer, dns_points_at, eventually, role
@@ -116,6 +118,10 @@ async def test_a_killed_primary_is_failed_over_once_and_the_rto_is_the_writers_o
     result = await the_one_run(client, lab)
     assert result.status == RunStatus.SUCCEEDED, result.error
     target = result.target
+    # The target's own agent agreed: it saw onprem take none of its writes past the tolerance.
+    assert result.signals is not None and target is not None
+    own = next(c for c in result.signals.candidates if c.site == target).values[SignalName.PRIMARY_SILENT_S]
+    assert own.value > load_policy(lab.inventory().policy).detection.blip_tolerance_s, own
 
     async def back_on_target() -> bool:
         return any(a.site == target for a in read_ledger(lab.ledger))

@@ -347,3 +347,27 @@ def test_a_requested_target_that_already_is_the_primary_is_said_as_such() -> Non
     other = DecisionRequest(decision_type=DecisionType.FAILOVER, current_primary="onprem", target="azure")
     held = evaluate(other, snap(cand("azure", lag_seconds=9999), cand("gcp")), policy())
     assert hold_reason(other, held.candidates).startswith("no eligible target (azure: constraints.rpo_max_s")
+
+
+def test_a_primary_found_down_needs_the_candidates_own_view_to_agree() -> None:
+    """With the primary unreachable to the run, a candidate whose own agent still sees it take
+    writes (silent within the blip tolerance) is rejected, named; one whose agent sees it
+    silent past the tolerance, or has no view, is not. A planned failover (the primary up)
+    does not ask."""
+    p = policy()
+    req = DecisionRequest(current_primary="onprem")
+    s = snap(cand("azure", primary_silent_s=0.4), cand("gcp", primary_silent_s=2.6))
+    down = evaluate(req, s, p, primary_down=True)
+    assert down.target == "gcp"
+    azure = next(c for c in down.candidates if c.site == "azure")
+    assert not azure.eligible
+    assert azure.rejected_because == (
+        "detection.blip_tolerance_s: azure's own agent saw onprem take a write 0.4 s ago (within 2 s):"
+        " it does not agree the primary is down"
+    )
+    agrees_none = evaluate(req, snap(cand("azure", primary_silent_s=1.9)), p, primary_down=True)
+    assert agrees_none.decision_type == DecisionType.HOLD
+    no_view = evaluate(req, snap(cand("azure")), p, primary_down=True)
+    assert no_view.target == "azure"
+    planned = evaluate(req, s, p)
+    assert {c.site for c in planned.candidates if c.eligible} == {"azure", "gcp"}

@@ -38,6 +38,7 @@ RANGES: dict[SignalName, st.SearchStrategy[float]] = {
     S.HOURLY_COST: st.floats(0, 100, allow_nan=False),
     S.SLO_SCORE: st.floats(0, 1, allow_nan=False),
     S.LOAD: st.floats(0, 1, allow_nan=False),
+    S.PRIMARY_SILENT_S: st.floats(0, 10, allow_nan=False),
 }
 
 
@@ -118,11 +119,11 @@ REQUEST = st.builds(
 
 
 @settings(max_examples=400, deadline=None)
-@given(snap=snapshot(), pol=policy(), req=REQUEST)
+@given(snap=snapshot(), pol=policy(), req=REQUEST, down=st.booleans())
 def test_the_chosen_target_never_violates_a_hard_constraint(
-    snap: SignalSnapshot, pol: Policy, req: DecisionRequest
+    snap: SignalSnapshot, pol: Policy, req: DecisionRequest, down: bool
 ) -> None:
-    d = evaluate(req, snap, pol)
+    d = evaluate(req, snap, pol, primary_down=down)
     if d.target is None:
         assert d.decision_type == DecisionType.HOLD and d.dr_mode == DrMode.DENY
         assert not any(c.eligible for c in d.candidates)
@@ -137,6 +138,9 @@ def test_the_chosen_target_never_violates_a_hard_constraint(
         credits, cost = fresh(chosen, S.CREDITS, pol), fresh(chosen, S.HOURLY_COST, pol)
         assert c.min_credits is None or credits is None or credits >= c.min_credits
         assert c.max_hourly_cost is None or cost is None or cost <= c.max_hourly_cost
+    silent = fresh(chosen, S.PRIMARY_SILENT_S, pol)
+    if down and req.decision_type != DecisionType.BURST:  # the target's own view agrees
+        assert silent is None or silent > pol.detection.blip_tolerance_s
     cap, err = fresh(chosen, S.CAPACITY, pol), fresh(chosen, S.ERROR_RATE, pol)
     assert c.min_capacity is None or cap is None or cap >= c.min_capacity
     assert c.max_error_rate is None or err is None or err <= c.max_error_rate
