@@ -570,7 +570,8 @@ class Inventory(Strict):
     drill: DrillSettings = DrillSettings()
     gitops: GitOpsSettings = GitOpsSettings()
     faults: dict[str, str] = {}
-    """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
+    """Lab chaos: step name to fault (``fail``, ``fail:N``, ``delay:SECONDS``, ``block:RULE``
+    (the safety rule RULE blocks it), ``crash``, ``crash:before``). Empty in production."""
     lease: LeaseSettings = LeaseSettings()
 
     @model_validator(mode="after")
