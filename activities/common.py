@@ -29,7 +29,7 @@ from hybridops import evidence, metrics
 from hybridops.constants import FAULTS_DIR_ENV, ActivityName
 from hybridops.contracts.base import ActivityResult, EvidenceResult
 from hybridops.contracts.evidence import AnyRunbookResult, evidence_of
-from hybridops.errors import ConfigError, HybridOpsError, InjectedFault
+from hybridops.errors import ConfigError, HybridOpsError, InjectedFault, SafetyRuleViolated
 from hybridops.inventory import Inventory
 
 P = ParamSpec("P")
@@ -106,12 +106,17 @@ def apply_fault(faults: dict[str, str], step: str) -> Awaitable[None]:
         if kind == "delay":
             await asyncio.sleep(float(arg or "1"))
             return
+        if kind == "block" and arg:
+            # As a safety rule blocks a guarded step: the run offers the override by name.
+            raise SafetyRuleViolated(
+                f"{step} blocked by safety rules: {arg} (lab): fault injected", rules=arg, sites="lab"
+            )
         if kind == "crash":
             _faults_dir(step)  # a missing directory fails the step before it does anything
             if _crash_point(step, spec) == "before":
                 crash_once(step)
             return
-        kinds = "'fail', 'fail:N', 'delay:S', 'crash' or 'crash:before'"
+        kinds = "'fail', 'fail:N', 'delay:S', 'block:RULE', 'crash' or 'crash:before'"
         raise ConfigError(f"faults.{step}: unknown fault {spec!r} (use {kinds})")
 
     return _run()

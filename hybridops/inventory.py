@@ -297,8 +297,24 @@ class TerraformSettings(Strict):
     env: dict[str, str] = {}
     """Plain environment (``ARM_SUBSCRIPTION_ID``, ``GOOGLE_PROJECT``, ``TF_CLI_CONFIG_FILE``)."""
     backend_config: dict[str, str] = {}
+    """Backend settings every root's ``init`` gets."""
     variables: dict[str, str] = {}
     """Extra variables every plan gets (``cluster_id``, ``vm_size``)."""
+    target_backend_config: dict[str, dict[str, str]] = {}
+    """Per root configuration (a ``targets`` value), backend settings over ``backend_config``:
+    the azure root's ``azurerm`` backend and the gcp root's ``gcs`` backend take other keys."""
+    target_variables: dict[str, dict[str, str]] = {}
+    """Per root configuration, variables over ``variables`` (the AKS cluster's resource group,
+    the GKE cluster's project and region)."""
+
+    @model_validator(mode="after")
+    def _known_targets(self) -> TerraformSettings:
+        roots = set(self.targets.values())
+        for key in ("target_backend_config", "target_variables"):
+            unknown = sorted(set(getattr(self, key)) - roots)
+            if unknown:
+                raise ValueError(f"{key}: {', '.join(unknown)} is not a root in targets ({sorted(roots)})")
+        return self
 
 
 class InfraSettings(Strict):
@@ -570,7 +586,8 @@ class Inventory(Strict):
     drill: DrillSettings = DrillSettings()
     gitops: GitOpsSettings = GitOpsSettings()
     faults: dict[str, str] = {}
-    """Lab chaos: step name to fault (``fail`` or ``delay:SECONDS``). Empty in production."""
+    """Lab chaos: step name to fault (``fail``, ``fail:N``, ``delay:SECONDS``, ``block:RULE``
+    (the safety rule RULE blocks it), ``crash``, ``crash:before``). Empty in production."""
     lease: LeaseSettings = LeaseSettings()
 
     @model_validator(mode="after")

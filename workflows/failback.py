@@ -242,7 +242,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
             PromoteHomeInput(
                 site=p.home, run_id=workflow_id, wait_for_lsn=pause.final_lsn, max_catchup_s=inp.max_pause_s
             ),
-            self._policy_for(inp),
+            self._paused_policy(inp),
             res.blocked_by,
         )
         saga.close()
@@ -320,6 +320,17 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
         policy = Policy()
         policy.safety.break_glass_timeout_s = min(inp.approval_timeout_s, 86400.0)
         return policy
+
+    def _paused_policy(self, inp: FailbackInput) -> Policy:
+        """The policy while writes are paused (home's promotion): a safety rule that blocks it
+        waits for an override no longer than writes may stay paused (``max_pause_s``); then
+        the run stops and writes resume on the cloud primary (the compensation), instead of
+        refusing every write for the policy's break-glass timeout (an hour by default)."""
+        policy = self._policy_for(inp)
+        if policy.safety.break_glass_timeout_s <= inp.max_pause_s:
+            return policy
+        safety = policy.safety.model_copy(update={"break_glass_timeout_s": inp.max_pause_s})
+        return policy.model_copy(update={"safety": safety})
 
     async def _look_again(self, plan: PlanResult, home: str, primary: str) -> None:
         """DNS, the servers: still the cloud primary writable alone, home still its streaming

@@ -50,9 +50,14 @@ class TerraformInfraDriver(InfraDriver):
             binary=self.tf.binary,
             secret_env=self.tf.secret_env,
             env=self.tf.env,
-            backend_config=self.tf.backend_config,
+            backend_config={**self.tf.backend_config, **self.tf.target_backend_config.get(target, {})},
             allow_delete=POOL_NODES,
         )
+
+    def _variables(self, cloud: Cloud) -> dict[str, str]:
+        """The variables of ``cloud``'s root: the shared ones, then its own."""
+        target = self.tf.targets.get(cloud.value, "")
+        return {**self.tf.variables, **self.tf.target_variables.get(target, {})}
 
     async def _pool_nodes(self, cloud: Cloud) -> int:
         tf = self._runner(cloud)
@@ -62,7 +67,7 @@ class TerraformInfraDriver(InfraDriver):
     async def _scale_pool(self, cloud: Cloud, nodes: int, run_id: str) -> bool:
         tf = self._runner(cloud)
         await tf.prepare()
-        plan = await tf.plan({**self.tf.variables, "node_count": nodes, "run_id": run_id})
+        plan = await tf.plan({**self._variables(cloud), "node_count": nodes, "run_id": run_id})
         if plan.changes == 0:
             return False
         await tf.apply(plan)
@@ -74,7 +79,7 @@ class TerraformInfraDriver(InfraDriver):
         tf = self._runner(cloud)
         await tf.prepare()
         current = int((await tf.output()).get("node_count", 0) or 0)
-        plan = await tf.plan({**self.tf.variables, "node_count": current, "run_id": run_id})
+        plan = await tf.plan({**self._variables(cloud), "node_count": current, "run_id": run_id})
         if plan.changes == 0:
             return False
         await tf.apply(plan)

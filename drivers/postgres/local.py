@@ -26,7 +26,12 @@ from drivers.postgres import promotion
 from drivers.postgres.rejoin import LocalRejoin
 from drivers.postgres.server import FENCE_MARK, PROMOTE_MARK, STANDBY_SIGNAL
 from drivers.postgres.switchover import LocalSwitchover
-from drivers.postgres.timelines import archived_timelines, confirm_new_timeline, history_name
+from drivers.postgres.timelines import (
+    archived_timelines,
+    confirm_new_timeline,
+    history_name,
+    replay_timeline,
+)
 from drivers.postgres.types import Fenced, Promoted
 from drivers.progress import report as report_progress
 from hybridops.capabilities import Capability
@@ -100,16 +105,25 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
                 " current_setting('default_transaction_read_only') = 'on',"
                 " current_setting('primary_conninfo'),"
                 " (SELECT status FROM pg_stat_wal_receiver),"
-                " (SELECT received_tli FROM pg_stat_wal_receiver)"
+                " (SELECT received_tli FROM pg_stat_wal_receiver),"
+                " (SELECT min_recovery_end_timeline FROM pg_control_recovery())"
             )
             row = await cur.fetchone()
             assert row is not None
-            in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver, rtli = (
-                row
-            )
-            # A standby's last restartpoint lags behind a timeline it followed: the timeline
-            # of the WAL it receives is the newer one.
-            timeline = max(t for t in (timeline, rtli, 0) if t is not None) or None
+            in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver = row[:9]
+            received_tli, min_recovery_tli = row[9:]
+            # A standby's control data lags behind a timeline it followed: its last
+            # restartpoint's timeline until the next restartpoint, and its minimum recovery
+            # point's can too (both said 1 on a home pg_rewind had just put on timeline 2,
+            # from a source promoted moments before). The WAL it receives is on the newer one, but no WAL
+            # receiver runs once its upstream stopped (a switchover's paused primary): then the
+            # history file of the timeline it follows says where its replay position is. Read
+            # lagging, a rejoined home looked older than the primary it replayed to the end,
+            # and failback's promotion was refused as a fork (not_forked), waiting for an
+            # override with writes paused.
+            timeline = max(t for t in (timeline, received_tli, min_recovery_tli, 0) if t is not None) or None
+            if in_recovery:
+                timeline = await self._replayed_timeline(conn, replay, timeline)
             current = None
             if not in_recovery:
                 cur = await conn.execute(
@@ -145,6 +159,28 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             streaming=(receiver == "streaming") if in_recovery else None,
             timeline_switch_lsn=switch,
         )
+
+    async def _replayed_timeline(
+        self, conn: psycopg.AsyncConnection[Any], replay_lsn: str | None, known: int | None
+    ) -> int | None:
+        """A standby's replay timeline (:func:`replay_timeline`) on the newest history file in
+        its ``pg_wal``; ``known`` when it has none or cannot be read (best effort: listing and
+        reading pg_wal needs a superuser, or pg_monitor and pg_read_server_files)."""
+        replay = parse_lsn(replay_lsn)
+        if replay is None:
+            return known
+        try:
+            cur = await conn.execute(
+                "SELECT h.name, pg_read_file('pg_wal/' || h.name) FROM (SELECT max(name) AS name"
+                r" FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}\.history$') h WHERE h.name IS NOT NULL"
+            )
+            row = await cur.fetchone()
+        except psycopg.Error:
+            return known
+        if row is None:
+            return known
+        newest = int(str(row[0]).split(".", 1)[0], 16)
+        return replay_timeline(replay, newest, str(row[1] or ""), known or 0) or known
 
     async def _timeline_start(self, conn: psycopg.AsyncConnection[Any], timeline: int | None) -> str | None:
         """Where ``timeline`` began: the switch point on the last line of its history file.
@@ -296,12 +332,8 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             # The intent is written first, so that whoever looks later (a retry of an earlier
             # step of this run, a second run) can tell this run's promotion from a stranger's;
             # with the timeline it leaves, so that it proves nothing until the server left it.
-            # A standby's timeline as assess reads it may lag (its last restartpoint's, when no
-            # WAL receiver runs); the minimum recovery point follows replay onto a new timeline.
-            cur = await conn.execute("SELECT min_recovery_end_timeline FROM pg_control_recovery()")
-            row = await cur.fetchone()
-            leaving = max(state.timeline or 0, int(row[0] or 0) if row else 0)
-            mark = promotion.promote_mark(run_id, leaving, state.replay_lsn)
+            # The timeline assess read includes the minimum recovery point's (see _assess).
+            mark = promotion.promote_mark(run_id, state.timeline or 0, state.replay_lsn)
             self._write_file(self._data_dir(site) / PROMOTE_MARK, json.dumps(mark))
             await self._promote_and_wait(site, conn, PROMOTE_TIMEOUT_S)
         after = await self._assess(site)

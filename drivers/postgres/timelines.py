@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from hybridops.errors import TimelineCollision
+from hybridops.lsn import parse_lsn
 
 HISTORY_FILE = re.compile(r"^([0-9A-F]{8})\.history$")
 """A timeline history file's name: the timeline in 8 upper-case hex digits."""
@@ -28,6 +29,39 @@ ARCHIVE_WAIT_S = 10.0
 
 def history_name(timeline: int) -> str:
     return f"{timeline:08X}.history"
+
+
+def replay_timeline(replay_lsn: int, newest: int, history: str, known: int) -> int:
+    """Pure. The timeline a standby's replay position ``replay_lsn`` is on: the timeline
+    ``newest`` (the newest history file in its ``pg_wal``, its recovery target when it follows
+    ``latest``) or the ancestor, on that file's lines (``parent switchpoint reason``), that the
+    position had not left. ``known`` is what the server's control data says it reached (its
+    last restartpoint's, its minimum recovery point's), a lower bound: when it is not on that
+    ancestry the history file is not the one the server follows, and ``known`` is the answer.
+
+    PostgreSQL shows no replay timeline through SQL: the control data lags until a
+    restartpoint on the new timeline, and the WAL receiver's timeline is gone when the
+    upstream stops (a switchover's paused primary), which is when a failback asks."""
+    ancestry: list[tuple[int, int]] = []
+    for line in history.splitlines():
+        fields = line.split()
+        if len(fields) < 2 or line.lstrip().startswith("#"):
+            continue
+        try:
+            switch = parse_lsn(fields[1])
+        except ValueError:
+            switch = None
+        if not fields[0].isdigit() or switch is None:
+            return known  # not a history file PostgreSQL writes
+        ancestry.append((int(fields[0]), switch))
+    if known and known != newest and known not in {t for t, _ in ancestry}:
+        return known
+    for timeline, switch in ancestry:
+        # The replay position is the end of the last record replayed: at the switch point,
+        # the last record was the parent's.
+        if replay_lsn <= switch:
+            return max(timeline, known)
+    return max(newest, known)
 
 
 def archived_timelines(archive: Path) -> dict[int, bytes]:

@@ -5,8 +5,10 @@ secret reference well-formed (``--resolve`` also resolves them here, printing no
 runbook and target, whether the drivers offer every capability the runbook needs (DESIGN.md
 rule 14): the same check a run makes before its first change.
 
-Exit codes: 0 every runbook is ready; 1 one is not (the report says which, and why); 2 the
-inventory is not valid.
+Exit codes: 0 the inventory is valid and every runbook is ready; 1 the inventory is valid, but
+a runbook is not ready: a capability it needs is missing (the report names the site or
+component, the driver and the capability), and its runs would refuse before their first
+change, until a driver that offers it is configured; 2 the inventory is not valid.
 """
 
 from __future__ import annotations
@@ -102,14 +104,20 @@ def check(
     file: Annotated[
         Path | None, typer.Argument(help="The inventory file (default: $HYBRIDOPS_INVENTORY, else the lab's)")
     ] = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", help="The inventory file, as an option (instead of FILE)")
+    ] = None,
     resolve: Annotated[
         bool, typer.Option(help="Also resolve every secret reference here (values are never printed)")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Validate an inventory offline: schema, references, and per runbook whether its drivers
-    can do what it needs."""
-    path = file or inventory_path()
+    can do what it needs. Exit 0: valid, every runbook ready; 1: valid, a runbook not ready (a
+    missing capability, named: its runs refuse before any change); 2: not valid."""
+    if file is not None and inventory is not None and file != inventory:
+        fail(f"two inventories: {file} and --inventory {inventory}; give one")
+    path = file or inventory or inventory_path()
     try:
         inv = load_inventory(path)
         load_policy(inv.policy)
@@ -159,6 +167,14 @@ def check(
                 console.print(f"  missing: {line}", highlight=False, soft_wrap=True)
             for line in c.without:
                 console.print(f"  without: {line}", highlight=False, soft_wrap=True)
+        waiting = [c.runbook for c in checks if not c.ready]
+        if waiting and not problems:
+            console.print(
+                f"valid; not ready: {', '.join(waiting)} (exit {EXIT_FAILED}: each of these runs would"
+                " refuse before its first change, naming what is missing)",
+                highlight=False,
+                soft_wrap=True,
+            )
     if problems:
         raise typer.Exit(EXIT_CANNOT)
     if not all(c.ready for c in checks):

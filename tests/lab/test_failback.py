@@ -245,6 +245,29 @@ async def test_promote_failure_compensates(client: Client, lab: Lab, run_workers
     assert_one_writer(lab)
 
 
+async def test_a_blocked_promotion_waits_no_longer_than_the_pause(
+    client: Client, lab: Lab, run_workers
+) -> None:
+    """A safety rule blocks home's promotion while writes are paused: the override is waited
+    for no longer than writes may stay paused (``max_pause_s``, not the policy's hour); then
+    the run stops naming the rule, writes resume on azure, DNS stays there."""
+    inv = lab_inventory(lab, faults={"promote_home": "block:not_forked"})
+    await run_workers(client, inv)
+    await _failover_to_azure(client, inv, lab)
+    handle = await _start_failback(client, inv, FailbackInput(require_approval=False, max_pause_s=2))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    details = failure.value.cause.details[0]  # type: ignore[union-attr]
+    assert details["status"] == "compensated", details["error"]
+    assert "no override of not_forked within 2 s" in details["error"]
+    assert [c["name"] for c in details["compensations"]] == ["resume_writes"]
+    assert not details["point_of_no_return_passed"]
+    assert dns_points_at(lab) == "azure" and can_write(lab, "azure")
+    assert role(lab, "onprem") == "standby"
+    # The end state of every runbook test: exactly one writable server, and DNS at it.
+    assert assert_one_writer(lab) == "azure"
+
+
 def test_input_from_the_ui() -> None:
     """``{}`` is a valid input; a mistyped field is an error that names it."""
     assert FailbackInput.model_validate({}) == FailbackInput()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 
+from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.base import RunStatus
+from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import (
     CnpgSettings,
@@ -163,3 +166,32 @@ async def test_a_failover_to_the_cnpg_site_completes(
     assert dns_points_at(lab) == "gcp" and assert_one_writer(lab) == "gcp"
     calls = (tmp_path / "tf" / "calls.jsonl").read_text()
     assert '"apply"' in calls
+
+
+async def test_a_failback_from_the_cnpg_site_completes(
+    client: Client, lab: Lab, kubeapi: FakeKubeApi, run_workers: Any, tmp_path: Path
+) -> None:
+    """After a failover to gcp (CloudNativePG), the failback brings onprem home: onprem's agent
+    rewinds it as a standby of gcp's real server, gcp's writes pause through the API (a
+    demotion, with its token), onprem is promoted, DNS moves home; gcp, which CNPG cannot
+    rewind, is fenced and left for the operator, and the evidence says so."""
+    inv = production_shaped(lab, kubeapi, tmp_path, apps=[])
+    await run_workers(client, inv)
+    at = lab.break_site("onprem", agent=False)
+    failover = await (await start(client, inv, FailoverInput(target="gcp", incident_started_at=at))).result()
+    assert failover.status == RunStatus.SUCCEEDED, failover.error
+    handle = await client.start_workflow(
+        WorkflowType.FAILBACK.value,
+        {"require_approval": False},
+        id=f"test-failback-{uuid.uuid4().hex[:8]}",
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        result_type=FailbackResult,
+    )
+    result: FailbackResult = await handle.result()
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    assert any("'rewind' or 'reclone'" in w for w in result.warnings), result.warnings
+    assert role(lab, "onprem") == "primary" and timeline(lab, "onprem") == 3
+    assert dns_points_at(lab) == "onprem" and assert_one_writer(lab) == "onprem"
+    cluster = kubeapi.clusters[("db", "pg-gcp")]
+    assert cluster["metadata"]["annotations"].get("cnpg.io/fencedInstances") == '["*"]'
+    assert role(lab, "gcp") in ("down", "standby")

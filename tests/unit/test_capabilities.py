@@ -14,7 +14,7 @@ from drivers.lazy import Drivers
 from hybridops.capabilities import Capability, burst_needs, failback_needs, failover_needs, require, unmet
 from hybridops.cli import app
 from hybridops.errors import CapabilityMissing
-from hybridops.inventory import load_inventory, parse_inventory
+from hybridops.inventory import InfraKind, load_inventory, parse_inventory
 from workflows.steps import FENCE, FOLLOW, PROMOTE, Where
 
 EXAMPLE = Path(__file__).parents[2] / "runbooks" / "inventory.example.yaml"
@@ -110,16 +110,27 @@ def test_inventory_check_reports_each_runbook(tmp_path: Path) -> None:
     assert out.exit_code == (0 if all(r["ready"] for r in runbooks.values()) else 1)
 
 
-def test_inventory_check_names_a_missing_capability_and_exits_1(tmp_path: Path) -> None:
-    data = yaml.safe_load(EXAMPLE.read_text())
-    data["infra"] = {"driver": "terraform", "terraform": {"work_root": str(tmp_path)}}
-    data["apps"] = ["netbox"]
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(data))
-    out = CliRunner().invoke(app, ["inventory", "check", str(path)])
+def test_inventory_check_names_a_missing_capability_and_exits_1() -> None:
+    """The example (production's shape: infra by Terraform, apps listed) is valid, and every
+    runbook that repoints apps is not ready until GitOps does it: named, exit 1."""
+    out = CliRunner().invoke(app, ["inventory", "check", "--inventory", str(EXAMPLE)])
     assert out.exit_code == 1, out.output
-    assert "failover to azure: not ready" in out.output
+    assert f"inventory {EXAMPLE}: valid" in out.output
+    assert "failover to azure: not ready" in out.output and "burst: ready" in out.output
     assert "infra (TerraformInfraDriver) has no 'repoint_apps' capability" in out.output
+    assert "sites.gcp (CnpgPostgresDriver) has no 'rewind' or 'reclone' capability" in out.output
+    assert "valid; not ready: failover to azure, failover to gcp" in out.output
+
+
+def test_the_example_is_production_shaped() -> None:
+    """onprem and azure on site agents, gcp on CloudNativePG, the clusters by Terraform."""
+    inv = load_inventory(EXAMPLE)
+    assert {n: inv.site_driver(n).value for n in inv.sites} == {
+        "onprem": "agent",
+        "azure": "agent",
+        "gcp": "cnpg",
+    }
+    assert inv.infra.driver == InfraKind.TERRAFORM and inv.infra.terraform.work_root is not None
 
 
 def test_inventory_check_names_a_bad_reference_and_exits_2(tmp_path: Path) -> None:
@@ -134,7 +145,8 @@ def test_inventory_check_names_a_bad_reference_and_exits_2(tmp_path: Path) -> No
 
 def test_inventory_check_of_an_invalid_inventory_names_the_key(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
-    data["sites"]["gcp"]["driver"] = "cnpg"  # without its cluster settings
+    assert data["sites"]["gcp"]["driver"] == "cnpg"
+    del data["sites"]["gcp"]["cnpg"]  # the driver without its cluster settings
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump(data))
     out = CliRunner().invoke(app, ["inventory", "check", str(path)])

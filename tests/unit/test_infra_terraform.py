@@ -28,6 +28,31 @@ def test_configuration_errors_name_the_key(tmp_path: Path) -> None:
         make_infra_driver(settings(tmp_path, config_root=tmp_path / "missing", work_root=tmp_path))
 
 
+def test_each_root_gets_its_own_backend_settings_and_variables(tmp_path: Path) -> None:
+    """The azure root's azurerm backend and the gcp root's gcs backend take other keys: each
+    root's own settings go over the shared ones; a root not in ``targets`` is named."""
+    infra = make_infra_driver(
+        settings(
+            tmp_path,
+            work_root=tmp_path,
+            backend_config={"key": "burst.tfstate"},
+            variables={"vm_size": "x"},
+            target_backend_config={"gcp": {"bucket": "tf-state", "prefix": "burst"}},
+            target_variables={"gcp": {"project": "corp-dr"}},
+        )
+    )
+    assert infra._runner(Cloud.GCP).backend_config == {
+        "key": "burst.tfstate",
+        "bucket": "tf-state",
+        "prefix": "burst",
+    }
+    assert infra._runner(Cloud.AZURE).backend_config == {"key": "burst.tfstate"}
+    assert infra._variables(Cloud.GCP) == {"vm_size": "x", "project": "corp-dr"}
+    assert infra._variables(Cloud.AZURE) == {"vm_size": "x"}
+    with pytest.raises(ValueError, match="target_variables: aws is not a root in targets"):
+        TerraformSettings(target_variables={"aws": {}})
+
+
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform CLI on this machine")
 async def test_scale_a_pool_with_the_real_terraform(tmp_path: Path) -> None:
     config = tmp_path / "config"

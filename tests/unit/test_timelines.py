@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from drivers.postgres import timelines
-from drivers.postgres.timelines import archived_timelines, confirm_new_timeline
+from drivers.postgres.timelines import archived_timelines, confirm_new_timeline, replay_timeline
 from hybridops.errors import TimelineCollision
 
 OURS = b"1\t0/5000000\tno recovery target specified\n"
@@ -23,6 +23,28 @@ def _dirs(tmp_path: Path, archived_by_us: bool = True) -> tuple[Path, Path]:
     status = "done" if archived_by_us else "ready"
     (pg_wal / "archive_status" / f"00000002.history.{status}").touch()
     return archive, pg_wal
+
+
+THREE = "1\t0/5000000\tno recovery target specified\n2\t0/7000000\tno recovery target specified\n"
+
+
+def test_a_standby_past_the_switch_point_is_on_the_new_timeline_whatever_its_control_data_says() -> None:
+    """A rewound home whose last restartpoint is still on timeline 1 and whose WAL receiver
+    stopped with the paused primary: the history file of the timeline it follows says 2."""
+    assert replay_timeline(0x5000100, 2, OURS.decode(), known=1) == 2
+    assert replay_timeline(0x5000000, 2, OURS.decode(), known=1) == 1  # the parent's last record
+    assert replay_timeline(0x4000000, 3, THREE, known=1) == 1
+    assert replay_timeline(0x6000000, 3, THREE, known=1) == 2
+    assert replay_timeline(0x7000001, 3, THREE, known=2) == 3
+
+
+def test_the_control_data_wins_over_a_history_it_is_not_on() -> None:
+    """Never older than what the control data says; a history file of another branch (the
+    lower bound is not on its ancestry) or not in PostgreSQL's format is not taken."""
+    assert replay_timeline(0x4000000, 2, OURS.decode(), known=2) == 2
+    assert replay_timeline(0x9000000, 3, "1\t0/5000000\tx\n", known=2) == 2
+    assert replay_timeline(0x9000000, 2, "garbage here\n", known=1) == 1
+    assert replay_timeline(0x9000000, 2, "# comment\n1\t0/5000000\n", known=0) == 2
 
 
 def test_archived_timelines_reads_only_history_files(tmp_path: Path) -> None:
