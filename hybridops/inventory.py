@@ -344,7 +344,8 @@ class SignalCredential(StrEnum):
     """How a signals source authenticates."""
 
     TOKEN = "token"
-    """The bearer token ``token_ref`` names (none when absent): Prometheus, or a fixed token."""
+    """The bearer token ``token_ref`` names (none when absent): Prometheus, or a fixed token
+    (Azure Monitor and Cloud Monitoring refuse to ask without one)."""
     AZURE = "azure"
     """Entra ID tokens for ARM from the worker's Azure credential chain (``AZURE_TENANT_ID``,
     ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``, ``AZURE_AUTHORITY_HOST`` when set, else
@@ -361,8 +362,9 @@ class SignalSource(Strict):
       where ``{site}`` and ``{cloud}`` are replaced by the candidate's.
     - ``azure_monitor``: ``url`` is the ARM endpoint; ``queries`` maps a signal to a metric name;
       ``resources`` maps a site to the Azure resource id its metrics are read from.
-    - ``gcp_monitoring``: ``url`` is the Cloud Monitoring endpoint; ``queries`` maps a signal to
-      a metric type; ``resources`` maps a site to its project id.
+    - ``gcp_monitoring``: ``url`` is the Cloud Monitoring endpoint (gRPC: ``https://HOST``, or
+      ``http://HOST:PORT`` on loopback); ``queries`` maps a signal to a metric type;
+      ``resources`` maps a site to its project id.
     """
 
     driver: SignalsKind

@@ -1,5 +1,7 @@
-"""What the HTTP signal drivers share: one session per collection, the bearer token from a
-secret reference, and every failure turned into a one-line reason that never holds the token.
+"""What the signal drivers share: Prometheus's HTTP session (one per collection, the bearer
+token from a secret reference), the clouds' credential chains that the Azure Monitor and Cloud
+Monitoring clients authenticate with, and every failure turned into a one-line reason that never
+holds the token.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ import asyncio
 import json
 import math
 import os
+import ssl
 import threading
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
@@ -119,9 +122,7 @@ class HttpSource:
         except ConfigError as err:
             raise SourceError(f"token: {err}") from None
         except Exception as err:  # a credential chain's own errors (refused, unavailable)
-            raise SourceError(
-                f"token from the {self.source.credential.value} credential chain: {_first_line(err)}"
-            ) from None
+            raise chain_error(self.source.credential, err) from None
         headers = {"Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -182,11 +183,12 @@ _chains: dict[SignalCredential, Any] = {}
 _chains_lock = threading.Lock()
 
 
-def chain_token(kind: SignalCredential) -> str:
-    """A valid bearer token from the worker's ``kind`` credential chain. The credential is made
-    once per process and kept, so its library's cache and refresh work across collections: a
-    token is reused while valid and fetched again when it expires (azure-identity five minutes
-    before, google-auth a few minutes before)."""
+def chain_credential(kind: SignalCredential) -> Any:
+    """The worker's ``kind`` credential chain (azure-identity's credential, google-auth's
+    Application Default Credentials), made once per process and kept, so its library's cache
+    and refresh work across collections: a token is reused while valid and fetched again when
+    it expires (azure-identity five minutes before, google-auth a few minutes before). Raises
+    what the library raises when no credential can be made (no ADC, say)."""
     with _chains_lock:
         if kind not in _chains:
             if kind == SignalCredential.AZURE:
@@ -200,7 +202,13 @@ def chain_token(kind: SignalCredential) -> str:
                 import google.auth
 
                 _chains[kind] = google.auth.default(scopes=[GOOGLE_MONITORING_SCOPE])[0]
-        credential = _chains[kind]
+        return _chains[kind]
+
+
+def chain_token(kind: SignalCredential) -> str:
+    """A valid bearer token from the worker's ``kind`` credential chain (see
+    :func:`chain_credential`): blocking, it may call the chain's token endpoint."""
+    credential = chain_credential(kind)
     if kind == SignalCredential.AZURE:
         return str(credential.get_token(AZURE_ARM_SCOPE).token)
     import google.auth.transport.requests
@@ -208,6 +216,45 @@ def chain_token(kind: SignalCredential) -> str:
     if not credential.valid:
         credential.refresh(google.auth.transport.requests.Request())
     return str(credential.token)
+
+
+def chain_error(kind: SignalCredential, err: BaseException) -> SourceError:
+    """A credential chain's own error (refused, unavailable) as the source's error line: its
+    first line, which names what refused and never holds a token or a secret."""
+    return SourceError(f"token from the {kind.value} credential chain: {_first_line(err)}")
+
+
+def connection_refusal(err: BaseException) -> str | None:
+    """The operating system's reason (``Connection refused``, ...) when ``err`` is, or wraps, a
+    failed connection: the client libraries bury it several exceptions deep (azure-core's
+    ``inner_exception``, urllib3's ``reason``, an exception in ``args``)."""
+    seen: set[int] = set()
+    todo: list[Any] = [err]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and not isinstance(item, ssl.SSLError) and item.errno:
+            return os.strerror(item.errno)
+        todo.extend([item.__cause__, item.__context__, getattr(item, "inner_exception", None)])
+        todo.extend([getattr(item, "reason", None), *item.args])
+    return None
+
+
+def api_error_line(status: int, raw: bytes) -> str:
+    """An HTTP error answer as one line: ``HTTP 422: CODE: message`` in the API's own error
+    format when it has one, else an excerpt of the body."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    return f"HTTP {status}: {_api_error(body) or _excerpt(raw)}"
+
+
+def not_json_line(raw: bytes) -> str:
+    """A successful answer whose body is not JSON, as one line."""
+    return f"answer is not JSON: {_excerpt(raw)}"
 
 
 def forget_credentials() -> None:

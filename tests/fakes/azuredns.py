@@ -35,10 +35,12 @@ from cryptography.x509.oid import NameOID
 ARM_SCOPE = "https://management.azure.com/.default"
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, written under ``folder``: (cert, key)."""
+def self_signed(folder: Path, common_name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, written under ``folder``: (cert, key). Fakes
+    whose certificates share one CA bundle need distinct ``common_name`` (OpenSSL finds an
+    issuer by its name)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()

@@ -44,6 +44,8 @@ class FakeCloudDns:
     rrsets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     """Issued token to the API requests made with it."""
+    expiry: dict[str, float] = field(default_factory=dict)
+    """Issued token to the time it expires (``time.time()``), as the grant told the client."""
     requests: list[str] = field(default_factory=list)
     """``METHOD path`` of each request, token grants included."""
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -118,6 +120,7 @@ class FakeCloudDns:
             return 400, {"error": "invalid_grant", "error_description": "expired assertion"}
         token = f"ya29.fake-{len(self.tokens) + 1}"
         self.tokens[token] = 0
+        self.expiry[token] = time.time() + self.expires_in
         return 200, {"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}
 
     def _error(self, code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:

@@ -1,8 +1,10 @@
 """Signals on the clouds' credential chains (``credential: azure | google``): the Azure Monitor
-and Cloud Monitoring drivers get their bearer tokens from azure-identity and google-auth against
-fake token endpoints (tests/fakes/azuredns.py's Entra ID, tests/fakes/clouddns.py's Google
-OAuth), and the fake APIs check each request's path, query and token, refusing an expired one.
-Tokens that live one second expire between two collections: the second gets a new one."""
+and Cloud Monitoring clients (azure-monitor-query, google-cloud-monitoring) get their bearer
+tokens from azure-identity and google-auth against fake token endpoints (tests/fakes/azuredns.py's
+Entra ID, tests/fakes/clouddns.py's Google OAuth), and the fake APIs (test_signals.py's ARM over
+HTTPS, tests/fakes/cloudmonitoring.py's gRPC MetricService) check each request's path or method,
+parameters and token, refusing an expired one. Tokens that live one second expire between two
+collections: the second gets a new one. A chain that refuses is one named error, before any call."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from hybridops.contracts.decision import SignalName
 from hybridops.inventory import SignalCredential, SignalsKind, SignalSource
 from tests.fakes.azuredns import FakeAzure
 from tests.fakes.clouddns import FakeCloudDns
+from tests.fakes.cloudmonitoring import FakeCloudMonitoring
 from tests.unit.test_signals import (  # noqa: F401  (fake is a fixture)
     AZURE,
     AZURE_RID,
@@ -40,10 +43,16 @@ SECRET = "signals-client-secret-1"
 
 
 @pytest.fixture
-def entra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
+def entra(fake: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:  # noqa: F811
+    login_dir = tmp_path / "entra"
+    login_dir.mkdir()
     login = FakeAzure("tenant-1", "client-1", SECRET, "-", "-", "-", expires_in=1)
-    host = login.start(tmp_path)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(login.ca))
+    host = login.start(login_dir)
+    # requests trusts both fakes' self-signed certificates: Entra ID's and ARM's.
+    assert fake.ca is not None
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_bytes(login.ca.read_bytes() + fake.ca.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     for key, value in {
         "AZURE_TENANT_ID": "tenant-1",
         "AZURE_CLIENT_ID": "client-1",
@@ -95,7 +104,7 @@ async def test_azure_monitor_on_the_credential_chain_refreshes_an_expired_token(
     driver = AzureMonitorDriver(
         SignalSource(
             driver=SignalsKind.AZURE_MONITOR,
-            url=fake.url,
+            url=fake.tls_url,
             queries={SignalName.CAPACITY: "cpu"},
             resources={"azure": AZURE_RID},
             credential=SignalCredential.AZURE,
@@ -119,7 +128,7 @@ async def test_a_refused_azure_credential_is_a_named_source_error(
     driver = AzureMonitorDriver(
         SignalSource(
             driver=SignalsKind.AZURE_MONITOR,
-            url=fake.url,
+            url=fake.tls_url,
             queries={SignalName.CAPACITY: "cpu"},
             resources={"azure": AZURE_RID},
             credential=SignalCredential.AZURE,
@@ -161,38 +170,53 @@ def google_oauth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fa
     oauth.stop()
 
 
-async def test_cloud_monitoring_on_adc_gets_a_new_token_once_it_expired(
-    fake: FakeApi,  # noqa: F811
-    google_oauth: FakeCloudDns,
-) -> None:
-    used: list[str] = []
+@pytest.fixture
+def monitoring(google_oauth: FakeCloudDns) -> Iterator[FakeCloudMonitoring]:
+    """The fake Cloud Monitoring API, taking the tokens the fake token endpoint issued until
+    they expire."""
+    api = FakeCloudMonitoring(
+        accept=lambda token: token in google_oauth.tokens and time.time() <= google_oauth.expiry[token]
+    )
+    api.start()
+    yield api
+    api.stop()
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token not in google_oauth.tokens:
-            return web.json_response(
-                {"error": {"code": 401, "message": "bad token", "status": "UNAUTHENTICATED"}}, status=401
-            )
-        if request.path != "/v3/projects/dr-project-1/timeSeries" or "filter" not in request.query:
-            return web.json_response(
-                {"error": {"code": 400, "message": request.path, "status": "INVALID_ARGUMENT"}}, status=400
-            )
-        used.append(token)
-        return web.json_response(gcp_series(("2026-11-26T02:59:30Z", {"doubleValue": 2.5})))
 
-    fake.handler = handler
-    driver = GcpMonitoringDriver(
+def cloud_monitoring(url: str) -> GcpMonitoringDriver:
+    return GcpMonitoringDriver(
         SignalSource(
             driver=SignalsKind.GCP_MONITORING,
-            url=fake.url,
+            url=url,
             queries={SignalName.LATENCY_MS: "custom.googleapis.com/lag"},
             resources={"gcp": "dr-project-1"},
             credential=SignalCredential.GOOGLE,
             timeout_s=5,
         )
     )
+
+
+async def test_cloud_monitoring_on_adc_gets_a_new_token_once_it_expired(
+    monitoring: FakeCloudMonitoring, google_oauth: FakeCloudDns
+) -> None:
+    monitoring.answer(gcp_series((NOW, {"double_value": 2.5})))
+    driver = cloud_monitoring(monitoring.url)
     first = await driver.collect([GCP], NOW)
+    assert first.errors == [] and first.values["gcp"][SignalName.LATENCY_MS].value == 2.5
+    await asyncio.sleep(1.2)  # the token's life, not a wait for a condition
     second = await driver.collect([GCP], NOW)
-    assert first.errors == [] and second.errors == [], (first.errors, second.errors)
-    # A one-second token is inside google-auth's refresh margin: each collection gets a new one.
-    assert len(used) == 2 and used[0] != used[1] and google_oauth.requests.count("POST /token") == 2
+    assert second.errors == [], second.errors
+    used = [call.token for call in monitoring.seen]
+    # OAuth tokens from the token endpoint (not self-signed JWTs), a new one once it expired.
+    assert len(used) == 2 and used[0] != used[1] and all(t in google_oauth.tokens for t in used)
+    assert google_oauth.requests.count("POST /token") >= 2
+
+
+async def test_a_refused_google_credential_is_a_named_source_error(
+    monitoring: FakeCloudMonitoring, google_oauth: FakeCloudDns
+) -> None:
+    google_oauth.refuse_tokens = True
+    monitoring.answer(gcp_series((NOW, {"double_value": 2.5})))
+    reading = await cloud_monitoring(monitoring.url).collect([GCP], NOW)
+    assert reading.values == {} and monitoring.seen == []
+    [error] = reading.errors
+    assert error.startswith("token from the google credential chain: RefreshError") and "BEGIN" not in error

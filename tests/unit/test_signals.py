@@ -1,6 +1,8 @@
-"""The signal drivers against fakes at the HTTP boundary (aiohttp servers on loopback that check
-what they receive and answer in each API's documented format), the merge of their readings, and
-the Prometheus driver against a real Prometheus."""
+"""The signal drivers against fakes at the boundary their clients talk to (loopback servers that
+check what they receive and answer in each API's documented format): Prometheus's HTTP API and
+ARM's Metrics - List (HTTPS, for azure-monitor-query) on an aiohttp server, Cloud Monitoring's
+gRPC API (for google-cloud-monitoring) in tests/fakes/cloudmonitoring.py; the merge of their
+readings, and the Prometheus driver against a real Prometheus."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from google.cloud.monitoring_v3 import ListTimeSeriesRequest, ListTimeSeriesResponse
 
 from drivers.signals import SignalsDriver, SourceReading, collect_signals, make_signal_drivers
 from drivers.signals.azure_monitor import AzureMonitorDriver
@@ -29,6 +34,8 @@ from hybridops.contracts.base import Cloud
 from hybridops.contracts.decision import Signal, SignalName
 from hybridops.contracts.sites import SiteRef
 from hybridops.inventory import SignalsKind, SignalSource, SignalsSettings
+from tests.fakes.azuredns import self_signed
+from tests.fakes.cloudmonitoring import Call, FakeCloudMonitoring, Refuse
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 TOKEN = "tok-9f8e7d-very-secret"
@@ -55,6 +62,10 @@ class FakeApi:
     """An HTTP server on loopback: records every request, answers with ``handler``."""
 
     url: str = ""
+    tls_url: str = ""
+    """The same server over HTTPS (azure-core sends a bearer token over HTTPS only)."""
+    ca: Path | None = None
+    """The HTTPS site's self-signed certificate (the tests trust it through REQUESTS_CA_BUNDLE)."""
     seen: list[Seen] = field(default_factory=list)
     handler: Handler | None = None
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,9 +82,9 @@ class FakeApi:
     @staticmethod
     def misaddressed(request: web.Request) -> str | None:
         """Whatever the test's answer, a request must be one of the APIs' documented ones:
-        Prometheus's instant query, ARM's Metrics - List on a resource, Monitoring v3's
-        timeSeries.list of a project, each with its required query parameters, and a bearer
-        token when it carries authorization at all."""
+        Prometheus's instant query, ARM's Metrics - List on a resource, each with its required
+        query parameters, and a bearer token when it carries authorization at all (ARM: always,
+        and over HTTPS)."""
         path, query = request.path, set(request.query)
         auth = request.headers.get("Authorization")
         if auth is not None and not (auth.startswith("Bearer ") and len(auth) > len("Bearer ")):
@@ -82,8 +93,8 @@ class FakeApi:
             need = {"query", "time"}
         elif path.startswith("/subscriptions/") and path.endswith("/providers/Microsoft.Insights/metrics"):
             need = {"api-version", "metricnames", "timespan", "interval", "aggregation"}
-        elif path.startswith("/v3/projects/") and path.endswith("/timeSeries"):
-            need = {"filter", "interval.startTime", "interval.endTime"}
+            if auth is None or request.scheme != "https":
+                return "ARM takes a bearer token over HTTPS only"
         else:
             return f"no such API path {path}"
         missing = need - query
@@ -110,16 +121,21 @@ class FakeApi:
 
 
 @pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeApi]:
+async def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeApi]:
     api = FakeApi()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", api.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    api.url = f"http://{host}:{port}"
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    cert, key = self_signed(tmp_path, common_name="fake ARM metrics")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    (host, port), (_, tls_port) = (address[:2] for address in runner.addresses)
+    api.url, api.tls_url, api.ca = f"http://{host}:{port}", f"https://{host}:{tls_port}", cert
+    # requests (under azure-core) trusts the HTTPS site's certificate through this.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     try:
         yield api
     finally:
@@ -134,12 +150,12 @@ def token(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def refused_url() -> Iterator[str]:
-    """An address where nothing listens: a bound socket that never listens refuses connections
+def refused_port() -> Iterator[int]:
+    """A port where nothing listens: a bound socket that never listens refuses connections
     (and keeps the port from anyone else while the test runs)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield sock.getsockname()[1]
 
 
 def errors_of(reading: SourceReading) -> list[str]:
@@ -276,7 +292,7 @@ async def test_prometheus_matrix_result_is_an_error(fake: FakeApi) -> None:
 # --------------------------------------------------------------------------- azure monitor
 
 
-def azure(url: str, token_ref: str | None = None, **queries: str) -> AzureMonitorDriver:
+def azure(url: str, token_ref: str | None, **queries: str) -> AzureMonitorDriver:
     return AzureMonitorDriver(
         SignalSource(
             driver=SignalsKind.AZURE_MONITOR,
@@ -290,7 +306,7 @@ def azure(url: str, token_ref: str | None = None, **queries: str) -> AzureMonito
 
 
 def azure_metrics(name: str, data: list[dict[str, Any]], series: int = 1) -> dict[str, Any]:
-    """A Metrics - List answer, as documented for api-version 2023-10-01."""
+    """A Metrics - List answer, as documented for api-version 2024-02-01."""
     return {
         "cost": 0,
         "timespan": "2026-11-26T02:50:00Z/2026-11-26T03:00:00Z",
@@ -323,7 +339,7 @@ async def test_azure_reads_newest_point_with_a_value(fake: FakeApi, token: str) 
         return web.json_response(azure_metrics(name, data))
 
     fake.handler = handler
-    driver = azure(fake.url, token, capacity="kube_node_status_allocatable_cpu_cores:Maximum")
+    driver = azure(fake.tls_url, token, capacity="kube_node_status_allocatable_cpu_cores:Maximum")
     # onprem has no resource: not this source's business, no error either.
     reading = await driver.collect([ONPREM, AZURE], NOW)
 
@@ -339,53 +355,77 @@ async def test_azure_reads_newest_point_with_a_value(fake: FakeApi, token: str) 
     assert seen.path == f"{AZURE_RID}/providers/Microsoft.Insights/metrics"
     assert seen.auth == f"Bearer {TOKEN}"
     assert seen.query == {
-        "api-version": "2023-10-01",
+        "api-version": "2024-02-01",
         "metricnames": "kube_node_status_allocatable_cpu_cores",
-        "timespan": "2026-11-26T02:50:00Z/2026-11-26T03:00:00Z",
+        "timespan": "2026-11-26T02:50:00.000Z/2026-11-26T03:00:00.000Z",
         "interval": "PT1M",
         "aggregation": "Maximum",
     }
 
 
-async def test_azure_default_aggregation_is_average(fake: FakeApi) -> None:
+async def test_azure_default_aggregation_is_average(fake: FakeApi, token: str) -> None:
     fake.answer(azure_metrics("Percentage CPU", [{"timeStamp": "2026-11-26T02:59:00Z", "average": 42}]))
-    reading = await azure(fake.url, error_rate="Percentage CPU").collect([AZURE], NOW)
+    reading = await azure(fake.tls_url, token, error_rate="Percentage CPU").collect([AZURE], NOW)
     assert reading.values["azure"][SignalName.ERROR_RATE].value == 42.0
     assert fake.seen[0].query["aggregation"] == "Average"
     assert fake.seen[0].query["metricnames"] == "Percentage CPU"
 
 
-async def test_azure_no_data_leaves_signal_missing(fake: FakeApi) -> None:
+async def test_azure_no_data_leaves_signal_missing(fake: FakeApi, token: str) -> None:
     fake.answer(azure_metrics("m", [{"timeStamp": "2026-11-26T02:59:00Z"}]))
-    reading = await azure(fake.url, latency_ms="m").collect([AZURE], NOW)
+    reading = await azure(fake.tls_url, token, latency_ms="m").collect([AZURE], NOW)
     assert reading.values == {}
     assert reading.errors == ["metric 'm' (site azure, latency_ms): no data point in the last 10 min"]
 
 
-async def test_azure_several_time_series_is_an_error(fake: FakeApi) -> None:
+async def test_azure_several_time_series_is_an_error(fake: FakeApi, token: str) -> None:
     fake.answer(azure_metrics("m", [], series=3))
-    reading = await azure(fake.url, latency_ms="m").collect([AZURE], NOW)
+    reading = await azure(fake.tls_url, token, latency_ms="m").collect([AZURE], NOW)
     assert "3 time series, expected one" in reading.errors[0]
 
 
-async def test_azure_metric_error_code_is_an_error(fake: FakeApi) -> None:
+async def test_azure_metric_error_code_is_an_error(fake: FakeApi, token: str) -> None:
     body = azure_metrics("nope", [])
     body["value"][0].update(errorCode="MetricNotFound", errorMessage="no metric 'nope'")
     fake.answer(body)
-    reading = await azure(fake.url, latency_ms="nope").collect([AZURE], NOW)
+    reading = await azure(fake.tls_url, token, latency_ms="nope").collect([AZURE], NOW)
     assert reading.errors == ["metric 'nope' (site azure, latency_ms): MetricNotFound: no metric 'nope'"]
 
 
-async def test_azure_unknown_aggregation_is_an_error_without_a_request(fake: FakeApi) -> None:
-    reading = await azure(fake.url, latency_ms="m:Median").collect([AZURE], NOW)
+async def test_azure_unknown_aggregation_is_an_error_without_a_request(fake: FakeApi, token: str) -> None:
+    reading = await azure(fake.tls_url, token, latency_ms="m:Median").collect([AZURE], NOW)
     assert "aggregation 'Median' is not one of" in reading.errors[0]
+    assert fake.seen == []
+
+
+async def test_azure_without_a_token_is_an_error_without_a_request(fake: FakeApi) -> None:
+    """ARM takes no request without a bearer token: a source with neither ``token_ref`` nor a
+    credential chain says so instead of asking."""
+    reading = await azure(fake.tls_url, None, latency_ms="m").collect([AZURE], NOW)
+    assert reading.errors == ["token: none (token_ref is not set and credential is 'token')"]
+    assert fake.seen == []
+
+
+async def test_azure_never_sends_a_token_over_plain_http(fake: FakeApi, token: str) -> None:
+    reading = await azure(fake.url, token, latency_ms="m").collect([AZURE], NOW)
+    [error] = errors_of(reading)
+    assert "non-TLS" in error or "https" in error.lower(), error
     assert fake.seen == []
 
 
 # --------------------------------------------------------------------------- gcp monitoring
 
 
-def gcp(url: str, token_ref: str | None = None, **queries: str) -> GcpMonitoringDriver:
+@pytest.fixture
+def monitoring() -> Iterator[FakeCloudMonitoring]:
+    """The fake Cloud Monitoring API, taking the fixed token only."""
+    api = FakeCloudMonitoring(accept=lambda token: token == TOKEN)
+    api.start()
+    yield api
+    api.stop()
+
+
+def gcp(url: str, token_ref: str | None, timeout_s: float = 0.5, **queries: str) -> GcpMonitoringDriver:
     return GcpMonitoringDriver(
         SignalSource(
             driver=SignalsKind.GCP_MONITORING,
@@ -393,39 +433,37 @@ def gcp(url: str, token_ref: str | None = None, **queries: str) -> GcpMonitoring
             queries={SignalName(k): v for k, v in queries.items()},
             resources={"gcp": "dr-project-1"},
             token_ref=token_ref,
-            timeout_s=0.5,
+            timeout_s=timeout_s,
         )
     )
 
 
-def gcp_series(*points: tuple[str, dict[str, Any]], series: int = 1) -> dict[str, Any]:
-    """A projects.timeSeries.list answer: points newest first, as the API sends them."""
-    return {
-        "timeSeries": [
+def gcp_series(*points: tuple[datetime, dict[str, Any]], series: int = 1) -> ListTimeSeriesResponse:
+    """A ListTimeSeries answer: points newest first, as the API sends them."""
+    return ListTimeSeriesResponse(
+        time_series=[
             {
                 "metric": {"type": "custom.googleapis.com/lag", "labels": {"site": "gcp"}},
                 "resource": {"type": "global", "labels": {"project_id": "dr-project-1"}},
-                "metricKind": "GAUGE",
-                "valueType": "DOUBLE",
-                "points": [
-                    {"interval": {"startTime": end, "endTime": end}, "value": value} for end, value in points
-                ],
+                "metric_kind": "GAUGE",
+                "value_type": "DOUBLE",
+                "points": [{"interval": {"end_time": end}, "value": value} for end, value in points],
             }
             for _ in range(series)
         ],
-        "unit": "s",
-    }
+        unit="s",
+    )
 
 
-async def test_gcp_reads_newest_point(fake: FakeApi, token: str) -> None:
-    fake.answer(
+async def test_gcp_reads_newest_point(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.answer(
         gcp_series(
-            ("2026-11-26T02:59:30.123456789Z", {"int64Value": "12"}),
-            ("2026-11-26T02:58:30Z", {"doubleValue": 2.5}),
+            (datetime(2026, 11, 26, 2, 59, 30, 123456, tzinfo=UTC), {"int64_value": 12}),
+            (datetime(2026, 11, 26, 2, 58, 30, tzinfo=UTC), {"double_value": 2.5}),
         )
     )
     query = 'custom.googleapis.com/lag | metric.labels.site = "{site}" AND metric.labels.cloud = "{cloud}"'
-    reading = await gcp(fake.url, token, lag_seconds=query).collect([ONPREM, GCP], NOW)
+    reading = await gcp(monitoring.url, token, lag_seconds=query).collect([ONPREM, GCP], NOW)
 
     assert errors_of(reading) == []
     assert reading.values == {
@@ -437,27 +475,27 @@ async def test_gcp_reads_newest_point(fake: FakeApi, token: str) -> None:
             )
         }
     }
-    [seen] = fake.seen
-    assert seen.path == "/v3/projects/dr-project-1/timeSeries"
-    assert seen.auth == f"Bearer {TOKEN}"
-    assert seen.query == {
-        "filter": 'metric.type = "custom.googleapis.com/lag" AND '
-        '(metric.labels.site = "gcp" AND metric.labels.cloud = "gcp")',
-        "interval.startTime": "2026-11-26T02:50:00Z",
-        "interval.endTime": "2026-11-26T03:00:00Z",
-    }
+    [call] = monitoring.seen
+    assert call.request.name == "projects/dr-project-1"
+    assert call.metadata["authorization"] == f"Bearer {TOKEN}"
+    assert call.request.filter == (
+        'metric.type = "custom.googleapis.com/lag" AND '
+        '(metric.labels.site = "gcp" AND metric.labels.cloud = "gcp")'
+    )
+    assert call.request.interval.start_time == datetime(2026, 11, 26, 2, 50, tzinfo=UTC)
+    assert call.request.interval.end_time == NOW
 
 
-async def test_gcp_bare_metric_type_and_bool_value(fake: FakeApi) -> None:
-    fake.answer(gcp_series(("2026-11-26T02:59:00Z", {"boolValue": True})))
-    reading = await gcp(fake.url, standby_up="custom.googleapis.com/up").collect([GCP], NOW)
+async def test_gcp_bare_metric_type_and_bool_value(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.answer(gcp_series((NOW - timedelta(minutes=1), {"bool_value": True})))
+    reading = await gcp(monitoring.url, token, standby_up="custom.googleapis.com/up").collect([GCP], NOW)
     assert reading.values["gcp"][SignalName.STANDBY_UP].value == 1.0
-    assert fake.seen[0].query["filter"] == 'metric.type = "custom.googleapis.com/up"'
+    assert monitoring.seen[0].request.filter == 'metric.type = "custom.googleapis.com/up"'
 
 
-async def test_gcp_empty_answer_leaves_signal_missing(fake: FakeApi) -> None:
-    fake.answer({"unit": "s"})
-    reading = await gcp(fake.url, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+async def test_gcp_empty_answer_leaves_signal_missing(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.answer(ListTimeSeriesResponse(unit="s"))
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
     assert reading.values == {}
     assert reading.errors == [
         "metric 'custom.googleapis.com/lag' (site gcp, project dr-project-1, lag_seconds): "
@@ -465,48 +503,122 @@ async def test_gcp_empty_answer_leaves_signal_missing(fake: FakeApi) -> None:
     ]
 
 
-async def test_gcp_several_series_is_an_error(fake: FakeApi) -> None:
-    fake.answer(gcp_series(("2026-11-26T02:59:00Z", {"doubleValue": 1}), series=2))
-    reading = await gcp(fake.url, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+async def test_gcp_several_series_is_an_error(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.answer(gcp_series((NOW, {"double_value": 1}), series=2))
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
     assert "2 time series, expected one" in reading.errors[0]
 
 
-async def test_gcp_distribution_value_is_an_error(fake: FakeApi) -> None:
-    fake.answer(gcp_series(("2026-11-26T02:59:00Z", {"distributionValue": {"count": "3"}})))
-    reading = await gcp(fake.url, latency_ms="custom.googleapis.com/latency").collect([GCP], NOW)
-    assert "unsupported value type ['distributionValue']" in reading.errors[0]
+async def test_gcp_more_than_a_page_is_an_error(monitoring: FakeCloudMonitoring, token: str) -> None:
+    answer = gcp_series((NOW, {"double_value": 1}))
+    answer.next_page_token = "page-2"
+    monitoring.answer(answer)
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert "more than one page of time series" in reading.errors[0]
+    assert len(monitoring.seen) == 1, "the next page is not asked for"
 
 
-# --------------------------------------------------------------------------- failures, every driver
+async def test_gcp_distribution_value_is_an_error(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.answer(gcp_series((NOW, {"distribution_value": {"count": 3}})))
+    reading = await gcp(monitoring.url, token, latency_ms="custom.googleapis.com/latency").collect([GCP], NOW)
+    assert "unsupported value type 'distribution_value'" in reading.errors[0]
 
-DriverFactory = Callable[[str, str | None], SignalsDriver]
+
+async def test_gcp_status_error_names_code_and_message(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.refuse(grpc.StatusCode.PERMISSION_DENIED, "Permission monitoring.timeSeries.list denied")
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert errors_of(reading) == [
+        "metric 'custom.googleapis.com/lag' (site gcp, project dr-project-1, lag_seconds): "
+        "PERMISSION_DENIED: Permission monitoring.timeSeries.list denied"
+    ]
+
+
+async def test_gcp_refused_token_is_unauthenticated(monitoring: FakeCloudMonitoring) -> None:
+    os.environ["HYBRIDOPS_TEST_GCP_OTHER_TOKEN"] = "not-the-token-777"
+    try:
+        reading = await gcp(
+            monitoring.url, "env:HYBRIDOPS_TEST_GCP_OTHER_TOKEN", lag_seconds="custom.googleapis.com/lag"
+        ).collect([GCP], NOW)
+    finally:
+        del os.environ["HYBRIDOPS_TEST_GCP_OTHER_TOKEN"]
+    [error] = reading.errors
+    assert error.endswith("UNAUTHENTICATED: Request had invalid authentication credentials.")
+    assert "not-the-token-777" not in error
+
+
+async def test_gcp_undecodable_answer_is_an_error(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.answer(b"\xff\xff\xff not a protobuf")
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    [error] = errors_of(reading)
+    assert "INTERNAL" in error and "deserializ" in error.lower(), error
+
+
+async def test_gcp_timeout(monitoring: FakeCloudMonitoring, token: str) -> None:
+    monitoring.hang()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert errors_of(reading)[0].endswith("no answer within 0.5 s")
+    assert loop.time() - started < 3
+    assert monitoring.seen, "the call reached the server"
+
+
+async def test_gcp_connection_refused(refused_port: int, token: str) -> None:
+    driver = gcp(f"http://127.0.0.1:{refused_port}", token, lag_seconds="custom.googleapis.com/lag")
+    [error] = errors_of(await driver.collect([GCP], NOW))
+    assert "UNAVAILABLE" in error and f"127.0.0.1:{refused_port}" in error and "Connection refused" in error
+
+
+async def test_gcp_echoed_token_is_redacted(monitoring: FakeCloudMonitoring, token: str) -> None:
+    """A server that puts the authorization metadata in its error does not leak the token."""
+
+    def handler(request: ListTimeSeriesRequest, call: Call) -> ListTimeSeriesResponse:
+        raise Refuse(grpc.StatusCode.PERMISSION_DENIED, f"bad credentials: {call.metadata['authorization']}")
+
+    monitoring.handler = handler
+    reading = await gcp(monitoring.url, token, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert errors_of(reading)[0].endswith("PERMISSION_DENIED: bad credentials: Bearer ***")
+
+
+async def test_gcp_without_a_token_is_an_error_without_a_call(monitoring: FakeCloudMonitoring) -> None:
+    reading = await gcp(monitoring.url, None, lag_seconds="custom.googleapis.com/lag").collect([GCP], NOW)
+    assert reading.errors == ["token: none (token_ref is not set and credential is 'token')"]
+    assert monitoring.seen == []
+
+
+# --------------------------------------------------------------------------- failures, HTTP drivers
+
+DriverFactory = Callable[[FakeApi | int, str | None], SignalsDriver]
+
+
+def _at(where: FakeApi | int, tls: bool) -> str:
+    """The fake's URL (its HTTPS one for ARM), or the refusing port's."""
+    if isinstance(where, int):
+        return f"{'https' if tls else 'http'}://127.0.0.1:{where}"
+    return where.tls_url if tls else where.url
+
+
 DRIVERS: dict[str, tuple[DriverFactory, SiteRef, dict[str, Any]]] = {
     "prometheus": (
-        lambda url, ref: prometheus(url, ref, lag_seconds=LAG_Q),
+        lambda where, ref: prometheus(_at(where, False), ref, lag_seconds=LAG_Q),
         AZURE,
         {"status": "error", "errorType": "execution", "error": "many-to-many matching not allowed"},
     ),
     "azure_monitor": (
-        lambda url, ref: azure(url, ref, lag_seconds="lag"),
+        lambda where, ref: azure(_at(where, True), ref, lag_seconds="lag"),
         AZURE,
         {"error": {"code": "AuthorizationFailed", "message": "client has no access"}},
-    ),
-    "gcp_monitoring": (
-        lambda url, ref: gcp(url, ref, lag_seconds="custom.googleapis.com/lag"),
-        GCP,
-        {"error": {"code": 403, "message": "Permission denied", "status": "PERMISSION_DENIED"}},
     ),
 }
 API_ERROR = {
     "prometheus": "HTTP 422: execution: many-to-many matching not allowed",
     "azure_monitor": "HTTP 422: AuthorizationFailed: client has no access",
-    "gcp_monitoring": "HTTP 422: PERMISSION_DENIED: Permission denied",
 }
 
 
-async def failing_reading(kind: str, url: str, token_ref: str) -> tuple[SourceReading, SiteRef]:
+async def failing_reading(kind: str, where: FakeApi | int, token_ref: str) -> tuple[SourceReading, SiteRef]:
     factory, target, _ = DRIVERS[kind]
-    reading = await factory(url, token_ref).collect([target], NOW)
+    reading = await factory(where, token_ref).collect([target], NOW)
     assert reading.values == {}
     errors_of(reading)
     assert len(reading.errors) == 1, reading.errors
@@ -516,7 +628,7 @@ async def failing_reading(kind: str, url: str, token_ref: str) -> tuple[SourceRe
 @pytest.mark.parametrize("kind", DRIVERS)
 async def test_api_error_body(kind: str, fake: FakeApi, token: str) -> None:
     fake.answer(DRIVERS[kind][2], status=422)
-    reading, target = await failing_reading(kind, fake.url, token)
+    reading, target = await failing_reading(kind, fake, token)
     assert reading.errors[0].endswith(API_ERROR[kind])
     assert f"site {target.name}" in reading.errors[0]
 
@@ -524,21 +636,23 @@ async def test_api_error_body(kind: str, fake: FakeApi, token: str) -> None:
 @pytest.mark.parametrize("kind", DRIVERS)
 async def test_http_500(kind: str, fake: FakeApi, token: str) -> None:
     fake.answer(b"upstream exploded\n", status=500)
-    reading, _ = await failing_reading(kind, fake.url, token)
+    reading, _ = await failing_reading(kind, fake, token)
     assert reading.errors[0].endswith("HTTP 500: 'upstream exploded'")
+    if kind == "azure_monitor":
+        assert len(fake.seen) == 1, "azure-core retries nothing within a collection"
 
 
 @pytest.mark.parametrize("kind", DRIVERS)
 async def test_malformed_json(kind: str, fake: FakeApi, token: str) -> None:
     fake.answer(b'{"status": "success", "data": {')
-    reading, _ = await failing_reading(kind, fake.url, token)
+    reading, _ = await failing_reading(kind, fake, token)
     assert "answer is not JSON" in reading.errors[0]
 
 
 @pytest.mark.parametrize("kind", DRIVERS)
 async def test_json_of_the_wrong_shape(kind: str, fake: FakeApi, token: str) -> None:
     fake.answer({"data": [1, 2], "value": {"x": 1}, "timeSeries": [{"points": [{"interval": 3}]}]})
-    reading, _ = await failing_reading(kind, fake.url, token)
+    reading, _ = await failing_reading(kind, fake, token)
     assert reading.errors[0]
 
 
@@ -547,18 +661,16 @@ async def test_timeout(kind: str, fake: FakeApi, token: str) -> None:
     fake.hang()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    reading, _ = await failing_reading(kind, fake.url, token)
+    reading, _ = await failing_reading(kind, fake, token)
     assert reading.errors[0].endswith("no answer within 0.5 s")
     assert loop.time() - started < 3
     assert fake.seen, "the request reached the server"
 
 
 @pytest.mark.parametrize("kind", DRIVERS)
-async def test_connection_refused(kind: str, refused_url: str, token: str) -> None:
-    reading, _ = await failing_reading(kind, refused_url, token)
-    assert reading.errors[0].endswith(
-        f"cannot connect to {refused_url.removeprefix('http://')}: Connection refused"
-    )
+async def test_connection_refused(kind: str, refused_port: int, token: str) -> None:
+    reading, _ = await failing_reading(kind, refused_port, token)
+    assert reading.errors[0].endswith(f"cannot connect to 127.0.0.1:{refused_port}: Connection refused")
 
 
 @pytest.mark.parametrize("kind", DRIVERS)
@@ -569,21 +681,29 @@ async def test_echoed_token_is_redacted(kind: str, fake: FakeApi, token: str) ->
         return web.Response(text=f"bad credentials: {request.headers['Authorization']}", status=401)
 
     fake.handler = handler
-    reading, _ = await failing_reading(kind, fake.url, token)
+    reading, _ = await failing_reading(kind, fake, token)
     assert "HTTP 401: 'bad credentials: Bearer ***'" in reading.errors[0]
 
 
-@pytest.mark.parametrize("kind", DRIVERS)
-async def test_unresolvable_token_is_an_error_line(kind: str, fake: FakeApi) -> None:
-    reading = await DRIVERS[kind][0](fake.url, "env:HYBRIDOPS_TEST_NO_SUCH_VAR").collect(
-        [DRIVERS[kind][1]], NOW
-    )
+UNRESOLVED = "env:HYBRIDOPS_TEST_NO_SUCH_VAR"
+
+
+@pytest.mark.parametrize("kind", [*DRIVERS, "gcp_monitoring"])
+async def test_unresolvable_token_is_an_error_line(
+    kind: str, fake: FakeApi, monitoring: FakeCloudMonitoring
+) -> None:
+    if kind == "gcp_monitoring":
+        driver: SignalsDriver = gcp(monitoring.url, UNRESOLVED, lag_seconds="custom.googleapis.com/lag")
+        target = GCP
+    else:
+        driver, target = DRIVERS[kind][0](fake, UNRESOLVED), DRIVERS[kind][1]
+    reading = await driver.collect([target], NOW)
     assert reading.values == {}
     assert reading.errors == [
         "token: secret reference 'env:HYBRIDOPS_TEST_NO_SUCH_VAR': environment variable "
         "HYBRIDOPS_TEST_NO_SUCH_VAR is not set"
     ]
-    assert fake.seen == []
+    assert fake.seen == [] and monitoring.seen == []
 
 
 # --------------------------------------------------------------------------- registry and merge
