@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-alerts bench-drill bench-chaos bench-replay bench-metrics down install deps clean
+.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-patroni bench-alerts bench-drill bench-chaos bench-replay bench-metrics down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -48,9 +48,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/failover.py
 
 ## Detection: N kills, host deaths, hangs (until isolated) and 2 s blips of the primary; the writer's outage
-## (median, p95, max), the RTO split, false failovers and missed ones (both must be 0).
+## (median, p95, max), the RTO split, false failovers and missed ones (both must be 0); then the
+## same kill against Patroni (bench/patroni.py, with etcd: apt-get install etcd-server), as a ratio.
 bench-detection: $(STAMP)
-	PYTHONPATH=. $(BIN)/python bench/detection.py  # it reuses bench/failover.py's helpers
+	-$(BIN)/pip install --quiet -e '.[bench]'  # Patroni; without it the comparison says so and skips
+	PYTHONPATH=. $(BIN)/python bench/detection.py --patroni  # it reuses bench/failover.py's helpers
+
+## Patroni alone: its write outage when the leader's host dies, at its defaults and its floor.
+bench-patroni: $(STAMP)
+	-$(BIN)/pip install --quiet -e '.[bench]'
+	PYTHONPATH=. $(BIN)/python bench/patroni.py --tuned
 
 ## The alert receiver under a storm: alerts/s, latency p50/p99, runs started against incidents.
 bench-alerts: $(STAMP)

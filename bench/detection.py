@@ -19,6 +19,12 @@ agent seeing onprem take its writes. It prints, per fault, the write outage as t
 runs' RTO split (detection, decision, execution, reconnect), false failovers (a run after a
 blip, or a second run for one incident: must be 0) and missed ones (no run after a kill or a
 hang: must be 0). Figures, never assertions; the lab is torn down at the end.
+
+With ``--patroni`` (``make bench-detection`` passes it), once the lab is down, the same host
+death against Patroni (bench/patroni.py: etcd and three Patroni nodes on the same PostgreSQL
+binaries, its default timing, ``--patroni-runs`` fresh clusters): its writer's outage beside
+HybridOps' kill and host medians, as ratios. Without etcd or Patroni it says why and shows the
+figure measured once before, labelled as not measured in this run.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ from typing import TypeVar
 from temporalio.client import Client
 
 from bench.failover import _ledger, log, poll
+from bench.patroni import DEFAULT as PATRONI_DEFAULT
+from bench.patroni import PatroniResult, PatroniRound
+from bench.patroni import measure as measure_patroni
 from hybridops.client import connect
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
@@ -56,6 +65,9 @@ RUN_TIMEOUT_S = 120.0
 QUIET_S = 8.0
 """After a blip: how long to watch for a run that must not start (detection takes about 2.5 s)."""
 TARGET_MEDIAN_S = 3.0
+PATRONI_BEFORE_S = 24.7
+"""Patroni's kill outage at its defaults, measured once for issue 21: shown, labelled, only
+when this run does not measure it."""
 
 T = TypeVar("T")
 
@@ -175,7 +187,7 @@ def _p95(values: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def report(results: list[Round]) -> None:
+def report(results: list[Round], patroni: PatroniResult | None = None) -> None:
     print()
     print("Write outage as the writer saw it (last acknowledged write on onprem to its first on the")
     print("new primary), and the runs' RTO split (medians). Detection: HybridOpsPrimaryNotTakingWrites,")
@@ -213,22 +225,61 @@ def report(results: list[Round]) -> None:
             f" {'met' if m < TARGET_MEDIAN_S else 'NOT met'}"
         )
     print(f"false failovers: {false_total} (must be 0); missed failovers: {missed_total} (must be 0)")
-    print(
-        "Patroni 4.1.5 with etcd on the same machine and binaries (issue 21, measured then, not in"
-        " this run): 24.7 s with its default ttl 30, about 20 s tuned to its documented floor."
-    )
-    if kills:
-        print(
-            f"ratio Patroni (24.7 s default) / HybridOps kill median: {24.7 / statistics.median(kills):.1f}"
+    hosts = [r.outage_s for r in results if r.fault == "host" and r.outage_s is not None]
+    for line in patroni_lines(
+        statistics.median(kills) if kills else None, statistics.median(hosts) if hosts else None, patroni
+    ):
+        print(line)
+
+
+def patroni_lines(
+    kill_median: float | None, host_median: float | None, patroni: PatroniResult | None
+) -> list[str]:
+    """The Patroni comparison: measured in this run (bench/patroni.py) as a ratio to HybridOps'
+    medians, or, when it was not (``--patroni`` not given, etcd or Patroni missing, every
+    round failed), why, and the figure measured once before, labelled as such."""
+    outages = patroni.outages(PATRONI_DEFAULT) if patroni is not None and not patroni.skipped else []
+    if patroni is not None and outages:
+        median = statistics.median(outages)
+        lines = [
+            f"\nPatroni {patroni.version} with etcd, same machine and binaries, measured in this run"
+            f" (bench/patroni.py, ttl {PATRONI_DEFAULT.ttl}, loop_wait {PATRONI_DEFAULT.loop_wait},"
+            f" retry_timeout {PATRONI_DEFAULT.retry_timeout}): leader's host killed, {len(outages)}"
+            f" round(s), writer's outage median {median:.3f} s, max {max(outages):.3f} s"
+        ]
+        for fault, ours in (("kill", kill_median), ("host", host_median)):
+            if ours:
+                lines.append(f"ratio Patroni median / HybridOps {fault} median: {median / ours:.1f}")
+        return lines
+    if patroni is None:
+        why = "--patroni not given"
+    elif patroni.skipped:
+        why = f"skipped: {patroni.skipped}"
+    else:
+        why = "no round measured: " + "; ".join(r.error for r in patroni.rounds if r.error)
+    lines = [
+        f"\nPatroni: not measured in this run ({why}). Measured once before (issue 21, Patroni 4.1.5"
+        f" with etcd on the same machine and binaries): {PATRONI_BEFORE_S} s with its default ttl 30,"
+        " about 20 s tuned to its documented floor."
+    ]
+    if kill_median:
+        lines.append(
+            f"ratio Patroni ({PATRONI_BEFORE_S} s, not measured in this run) / HybridOps kill median:"
+            f" {PATRONI_BEFORE_S / kill_median:.1f}"
         )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3, help="rounds of each fault (default 3)")
+    parser.add_argument(
+        "--patroni", action="store_true", help="then the same kill against Patroni (bench/patroni.py)"
+    )
+    parser.add_argument("--patroni-runs", type=int, default=1, help="Patroni's rounds (default 1)")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs: at least 1")
+    if args.runs < 1 or args.patroni_runs < 1:
+        parser.error("--runs, --patroni-runs: at least 1")
     tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-detection-", dir="/tmp"))
     tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
     (tmp / "home").mkdir()
@@ -252,8 +303,17 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.clear()
             os.environ.update(saved)
             shutil.rmtree(tmp, ignore_errors=True)
-    report(results)
-    return 1 if any(r.error for r in results) else 0
+    patroni = None
+    if args.patroni:  # after the lab is down: the two never share the machine's two cores
+        log(f"Patroni: {args.patroni_runs} leader kill(s), each on a fresh cluster (about a minute each)")
+        try:
+            patroni = measure_patroni(args.patroni_runs, (PATRONI_DEFAULT,))
+        except Exception as err:  # HybridOps' figures are still reported; the exit code says it
+            patroni = PatroniResult(
+                rounds=[PatroniRound(PATRONI_DEFAULT.name, 0, error=f"{type(err).__name__}: {err}")]
+            )
+    report(results, patroni)
+    return 1 if any(r.error for r in results) or (patroni and any(r.error for r in patroni.rounds)) else 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,21 @@ error leaves the role unknown, never "down"."""
 _STARTUP_EXITED = re.compile(r"startup process \(PID (\d+)\) (exited|was terminated)")
 
 
+def ensure_run_as_user(run_as: str | None) -> None:
+    """Create the unprivileged system user ``run_as`` (no home, no shell) unless it exists;
+    None (not root) creates nothing. The lab's servers and bench/patroni.py's run as it."""
+    if run_as is None:
+        return
+    try:
+        pgbin.user_ids(run_as)
+    except ConfigError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", run_as],
+            check=True,
+            capture_output=True,
+        )
+
+
 class SiteDown(LabError):
     """A lab server that could not be started; the message says why (its log's FATAL line)."""
 
@@ -71,25 +86,6 @@ class LabPostgres:
 
     def _pg(self, tool: str, *args: str, timeout: float = 120) -> str:
         return pgbin.run(self.bins, tool, list(args), self.layout.run_as, timeout=timeout)
-
-    def _ensure_user(self) -> None:
-        if self.layout.run_as is None:
-            return
-        try:
-            pgbin.user_ids(self.layout.run_as)
-        except ConfigError:
-            subprocess.run(
-                [
-                    "useradd",
-                    "--system",
-                    "--no-create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    self.layout.run_as,
-                ],
-                check=True,
-                capture_output=True,
-            )
 
     def _owned_dir(self, path: Path, mode: int = 0o700) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -195,7 +191,7 @@ class LabPostgres:
     def start(self, ddl: list[sql.Composed]) -> None:
         """Create (first time) and start the primary and both standbys. A server that cannot
         start does not stop the others: :attr:`down` names it, with why."""
-        self._ensure_user()
+        ensure_run_as_user(self.layout.run_as)
         for p in (self.layout.root, self.layout.root / "pg"):
             p.mkdir(parents=True, exist_ok=True)
             p.chmod(0o755)
