@@ -23,9 +23,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from hybridops.capabilities import failback_needs
+    from hybridops.capabilities import Capability, failback_needs
     from hybridops.constants import WorkflowType
-    from hybridops.contracts.base import Phase, RunStatus
+    from hybridops.contracts.base import Phase, RunStatus, StepOutcome, StepRecord
     from hybridops.contracts.failback import (
         CatchUpInput,
         FailbackInput,
@@ -56,6 +56,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.runbook import refuse_missing
     from workflows.saga import LeasedSaga, Saga
     from workflows.steps import describe_error
+
+SKIP_IMPOSSIBLE_REJOIN = "failback-skip-impossible-rejoin"
+"""Patch: a run recorded before it tried to rejoin an old primary whose driver can neither
+rewind nor re-clone (and failed, warning); newer runs skip that step, saying why."""
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -291,16 +295,34 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
         await self._step("fence_old_primary", steps.FENCE, FenceInput(site=primary, run_id=workflow_id))
         self._phase = Phase.REJOIN_OLD_PRIMARY
         retire = [home]
-        try:
-            old = await self._step(
-                "rejoin_old_primary",
-                steps.FAILBACK_REJOIN,
-                RejoinInput(site=primary, source=home, run_id=workflow_id, method=RejoinMethod.AUTO),
+        offered = p.plan.capabilities.get(f"postgres:{primary}")
+        cannot = offered is not None and not {Capability.REWIND, Capability.RECLONE} & set(offered)
+        if cannot and workflow.patched(SKIP_IMPOSSIBLE_REJOIN):
+            # Its driver can do neither (a CloudNativePG cluster: its operator re-creates it as
+            # a replica); the plan step said so, and the run does not try what it cannot do.
+            driver = p.plan.drivers.get(f"postgres:{primary}", "its driver")
+            now = workflow.now()
+            self._steps.append(
+                StepRecord(
+                    name="rejoin_old_primary",
+                    started_at=now,
+                    ended_at=now,
+                    outcome=StepOutcome.SKIPPED,
+                    detail=f"{primary} ({driver}) can neither rewind nor re-clone: fenced, left to its"
+                    " operator",
+                )
             )
-            res.old_primary_rejoin = old.outcome
-            retire.append(primary)
-        except ActivityError as err:
-            res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
+        else:
+            try:
+                old = await self._step(
+                    "rejoin_old_primary",
+                    steps.FAILBACK_REJOIN,
+                    RejoinInput(site=primary, source=home, run_id=workflow_id, method=RejoinMethod.AUTO),
+                )
+                res.old_primary_rejoin = old.outcome
+                retire.append(primary)
+            except ActivityError as err:
+                res.warnings.append(f"{primary} (fenced) did not rejoin {home}: {describe_error(err)}")
 
         self._phase = Phase.RETIRE_FENCES
         if self._where.site_queues:

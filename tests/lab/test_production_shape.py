@@ -18,7 +18,7 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 
 from hybridops.constants import TaskQueue, WorkflowType
-from hybridops.contracts.base import RunStatus
+from hybridops.contracts.base import RunStatus, StepOutcome
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import (
@@ -190,6 +190,10 @@ async def test_a_failback_from_the_cnpg_site_completes(
     result: FailbackResult = await handle.result()
     assert result.status == RunStatus.SUCCEEDED, result.error
     assert any("'rewind' or 'reclone'" in w for w in result.warnings), result.warnings
+    # Not tried: the plan knew the CNPG driver can do neither; the step says so, once.
+    skipped = [s for s in result.steps if s.name == "rejoin_old_primary"]
+    assert len(skipped) == 1 and skipped[0].outcome == StepOutcome.SKIPPED, skipped
+    assert not any("did not rejoin" in w for w in result.warnings), result.warnings
     assert role(lab, "onprem") == "primary" and timeline(lab, "onprem") == 3
     assert dns_points_at(lab) == "onprem" and assert_one_writer(lab) == "onprem"
     cluster = kubeapi.clusters[("db", "pg-gcp")]
