@@ -334,7 +334,8 @@ def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) 
             # detect a dead primary is what started it: neither is what it decides on (and
             # policies before them digest as they did).
             "policy": policy.model_dump(
-                mode="json", exclude={"safety": {"agent_start_timeout_s"}, "detection": True}
+                mode="json",
+                exclude={**policy.later_defaults(), "safety": {"agent_start_timeout_s"}, "detection": True},
             ),
         },
         sort_keys=True,

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hybridops.errors import ConfigError
+from hybridops.signing import fingerprint
 
 
 class Strict(BaseModel):
@@ -163,6 +165,29 @@ class Safety(Strict):
     step fails naming the agent. Part of a dead host's failover time: keep it short."""
 
 
+SIGNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$"
+"""A signer's principal: the name after ``ssh:`` in approvers lists."""
+
+
+class Signer(Strict):
+    """An approver who signs (``approvers.signers``): their SSH public key and the header
+    identities they also go by (so four eyes knows the run's starter when it is them)."""
+
+    key: str = Field(max_length=2000)
+    """The OpenSSH public key line (``ssh-ed25519 AAAA... comment``): Ed25519 or RSA."""
+    identities: list[str] = []
+    """The identities (``cert:CN=...``, ``api-key:...``, ``os:...``) this person starts runs as."""
+
+    @field_validator("key")
+    @classmethod
+    def _parses(cls, key: str) -> str:
+        try:
+            fingerprint(key)
+        except (ValueError, NotImplementedError) as err:
+            raise ValueError(f"not an Ed25519 or RSA OpenSSH public key line: {err}") from None
+        return key
+
+
 class Approvers(Strict):
     """Who may approve a run (DESIGN.md rule 15): authorization, not a typed name.
 
@@ -185,13 +210,30 @@ class Approvers(Strict):
     """An approval must name the decision it approves (``hybridops approve`` sends the one it
     shows); a decision that changed meanwhile is not approved by it."""
 
-    def refusal(self, runbook: str, who: str | None, starter: str | None, override: bool) -> str | None:
-        """Why ``who`` may not approve ``runbook``'s run started by ``starter`` (None: may)."""
+    signers: dict[Annotated[str, Field(pattern=SIGNER_PATTERN)], Signer] = {}
+    """Allowed signers: principal to key. An approval signed by one of these keys is by
+    ``ssh:<principal>`` (list that in the approvers above), whatever its header claims."""
+    require_signature: bool = False
+    """Every approval (and override) must be signed by an allowed signer (hybridops approve
+    --sign-key); the header identity is then only a claim, shown beside the signer."""
+    signature_max_age_s: float = Field(default=900, gt=0, le=86400)
+    """A signature older than this (by its signing time, against the run's clock) is expired."""
+
+    def refusal(
+        self,
+        runbook: str,
+        who: str | None,
+        starter: str | None,
+        override: bool,
+        aliases: Sequence[str] = (),
+    ) -> str | None:
+        """Why ``who`` may not approve ``runbook``'s run started by ``starter`` (None: may).
+        ``aliases``: other identities of the same person (a signer's), for four eyes."""
         if not who:
             return "no identity: approve with `hybridops approve` (it sends the client's identity)"
         if who.startswith("os:") and not self.accept_unauthenticated:
             return f"{who} is not authenticated (no client certificate or API key); the policy requires one"
-        if who == starter and not self.allow_self_approval:
+        if (who == starter or (starter is not None and starter in aliases)) and not self.allow_self_approval:
             return f"{who} started this run and may not approve it (four eyes: approvers.allow_self_approval)"
         allowed = (self.override or getattr(self, runbook, [])) if override else getattr(self, runbook, [])
         if not allowed:
@@ -232,13 +274,31 @@ class Policy(Strict):
         """A short, stable digest of the policy's content (for the evidence). A section added
         after runs were recorded counts only when it differs from its defaults, so the digest
         (and the decision ids built on it) of every recorded policy stays what it was."""
-        later = {name for name, default in LATER_SECTIONS.items() if getattr(self, name) == default}
-        canon = json.dumps(self.model_dump(mode="json", exclude=later), sort_keys=True, separators=(",", ":"))
+        canon = json.dumps(
+            self.model_dump(mode="json", exclude=self.later_defaults()), sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    def later_defaults(self) -> dict[str, Any]:
+        """What was added after runs were recorded and still holds its default: excluded from
+        digests (a ``model_dump`` exclude), so a recorded policy digests as it did."""
+        out: dict[str, Any] = {
+            name: True for name, default in LATER_SECTIONS.items() if getattr(self, name) == default
+        }
+        fields = {f for f, default in LATER_APPROVER_FIELDS.items() if getattr(self.approvers, f) == default}
+        if fields:
+            out["approvers"] = fields
+        return out
 
 
 LATER_SECTIONS: dict[str, BaseModel] = {"detection": Detection()}
 """Sections added to the policy after runs were recorded, with their defaults."""
+LATER_APPROVER_FIELDS: dict[str, object] = {
+    "signers": {},
+    "require_signature": False,
+    "signature_max_age_s": 900.0,
+}
+"""Approvers' fields added after runs were recorded (signed approvals), with their defaults."""
 
 
 def _describe(err: ValidationError) -> str:

@@ -235,6 +235,11 @@ class ApprovalInput(Contract):
     blocks it); the comment must say why."""
     decision_id: str | None = Field(default=None, max_length=64)
     """The decision approved (``progress.decision_id``); a run whose decision differs refuses it."""
+    signature: str | None = Field(default=None, max_length=4000)
+    """The approver's armored SSH signature (``ssh-keygen -Y sign -n hybridops-approval``) of
+    :func:`hybridops.signing.approval_message` for this run, decision, verdict and override."""
+    signed_at: datetime | None = None
+    """When it was signed (UTC, to the second): part of the message, and checked for age."""
 
 
 class ApprovalRecord(Contract):
@@ -251,6 +256,12 @@ class ApprovalRecord(Contract):
     decision_id: str | None = None
     refused: str | None = None
     """Why the run refused this attempt (not an approver, four eyes, wrong decision, ...)."""
+    signer: str | None = None
+    """Who signed it, verified against the policy's allowed signers (``ssh:<principal>``);
+    None when unsigned or when the signature did not verify."""
+    signature: str | None = None
+    """The signature as sent (``hybridops audit verify`` checks it again, offline)."""
+    signed_at: datetime | None = None
 
 
 class RuleViolation(Contract):
