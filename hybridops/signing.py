@@ -3,8 +3,8 @@ way git signs commits, not by the identity header its client stamps (a claim, fo
 
 The approver signs a canonical message (:func:`approval_message`) naming the run (workflow id
 and run id), the decision, the verdict, the safety rule overridden (break glass) and the
-signing time, with ``ssh-keygen -Y sign -n hybridops-approval`` (:func:`sign`, the CLI's side:
-the private key never leaves the approver's machine). The worker rebuilds the message from
+signing time, with ``ssh-keygen -Y sign -n hybridops-approval`` (:func:`hybridops.sshkeygen.sign`,
+the CLI's side: the private key never leaves the approver's machine). The worker rebuilds the message from
 the run's own ids and verifies the signature (:func:`verify_approval`) against the policy's
 allowed signers (``approvers.signers``), in the workflow (pure and deterministic: the same
 answer on replay), as ``hybridops audit verify`` does again offline from the history.
@@ -12,15 +12,14 @@ answer on replay), as ``hybridops audit verify`` does again offline from the his
 A signature for another run or decision does not verify (the message differs); an old one is
 refused by its age, one already used in the run as replayed (the workflow keeps them).
 Keys: Ed25519 or RSA (what the ``sshsig`` package verifies); Ed25519 is what we make.
+
+Pure (no I/O, no clock): workflows may import it (tests/unit/test_layers.py).
 """
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sshsig
 from sshsig.ssh_public_key import ssh_key_fingerprint_sha256_str
@@ -32,11 +31,6 @@ MAX_SIGNATURE_CHARS = 4000
 """An armored SSHSIG: about 300 characters for Ed25519, under 1500 for RSA 4096."""
 CLOCK_SKEW = timedelta(seconds=60)
 """How far in the worker's future a signing time may be (the approver's clock runs ahead)."""
-SSH_KEYGEN = "ssh-keygen"
-
-
-class SigningError(Exception):
-    """``ssh-keygen`` could not sign or make a key (the message says why, never the key)."""
 
 
 def approval_message(
@@ -64,42 +58,6 @@ def utc_text(at: datetime) -> str:
     """``at`` as UTC ISO-8601 to the second, ``Z``-suffixed (a naive time is taken as UTC)."""
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return at.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def sign(message: bytes, key_file: Path) -> str:
-    """The armored SSH signature of ``message`` by the private key at ``key_file`` (through
-    ``ssh-keygen -Y sign``: an agent or a passphrase prompt work as for git). Raises
-    :class:`SigningError`."""
-    with tempfile.TemporaryDirectory(prefix="hybridops-sign-") as tmp:
-        msg = Path(tmp) / "approval"
-        msg.write_bytes(message)
-        proc = subprocess.run(
-            [SSH_KEYGEN, "-Y", "sign", "-q", "-f", str(key_file), "-n", NAMESPACE, str(msg)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        sig = Path(tmp) / "approval.sig"
-        if proc.returncode != 0 or not sig.is_file():
-            raise SigningError(f"ssh-keygen -Y sign failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
-        return sig.read_text()
-
-
-def make_key(key_file: Path, principal: str) -> str:
-    """Make an Ed25519 key pair at ``key_file`` (and ``.pub``, unprotected: the lab's) unless
-    it exists; returns the public key line (``ssh-ed25519 AAAA... principal``)."""
-    pub = key_file.with_name(key_file.name + ".pub")
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(key_file)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise SigningError(f"ssh-keygen could not make a key: {proc.stderr.strip()[:300]}")
-    return pub.read_text().strip()
 
 
 def fingerprint(public_key: str) -> str:

@@ -37,7 +37,7 @@ from hybridops.inventory import Inventory, Placement
 from hybridops.policy import load_policy
 from workflows.identity import IdentityInterceptor
 from workflows.metrics import RunMetricsInterceptor
-from workflows.registry import WORKFLOWS
+from workflows.registry import WORKFLOWS, workflow_runner
 from workflows.steps import STEPS
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def build_workers(
             client,
             task_queue=inventory.queue(queue),
             workflows=WORKFLOWS if queue == TaskQueue.CONTROL else [],
+            workflow_runner=workflow_runner(),
             activities=registered,
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             # Hands the caller's identity (a start's, an approval's) to the workflow.

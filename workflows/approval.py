@@ -23,7 +23,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from hybridops import signing
     from hybridops.constants import APPROVE_UPDATE
     from hybridops.contracts.base import (
         ActivityResult,
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from hybridops.contracts.sites import DnsCutoverInput, PromoteInput
     from hybridops.policy import Approvers, Policy
+    from hybridops.signing import approval_message, verify_approval
     from workflows import identity, steps
     from workflows.runbook import Rejected, RunbookBase
 
@@ -138,7 +138,7 @@ def _verify(inp: ApprovalInput, approvers: Approvers, used: Collection[str]) -> 
     if inp.signature in used:
         return None, "signature: replayed (already presented to this run)"
     info = workflow.info()
-    message = signing.approval_message(
+    message = approval_message(
         info.workflow_id,
         info.first_execution_run_id,
         inp.decision_id,
@@ -146,7 +146,7 @@ def _verify(inp: ApprovalInput, approvers: Approvers, used: Collection[str]) -> 
         inp.override,
         inp.signed_at,
     )
-    return signing.verify_approval(
+    return verify_approval(
         message,
         inp.signature,
         inp.signed_at,

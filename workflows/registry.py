@@ -6,6 +6,8 @@ so a new runbook is served and replayed as soon as it is listed here.
 
 from __future__ import annotations
 
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.burst import BurstWorkflow
 from workflows.drill import DrillWorkflow
@@ -21,3 +23,16 @@ WORKFLOWS: list[type] = [
     BootstrapWorkflow,
     TopologyLeaseWorkflow,
 ]
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every worker and replayer runs these workflows in. ``sshsig`` and
+    ``cryptography`` pass through: the approve Update verifies signatures in the workflow
+    (hybridops.signing), and a native extension re-imported inside the sandbox aborts the
+    process."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+    )
+
+
+PASSED_THROUGH = ("sshsig", "cryptography")

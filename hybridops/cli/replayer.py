@@ -11,7 +11,7 @@ from temporalio.worker import Replayer
 
 from hybridops.client import DATA_CONVERTER
 from workflows.identity import IdentityInterceptor
-from workflows.registry import WORKFLOWS
+from workflows.registry import WORKFLOWS, workflow_runner
 
 
 def current_workflows() -> list[type]:
@@ -27,4 +27,5 @@ def make_replayer(workflows: Sequence[type] | None = None, data_converter: Any =
         workflows=list(workflows) if workflows is not None else current_workflows(),
         data_converter=data_converter,
         interceptors=[IdentityInterceptor()],
+        workflow_runner=workflow_runner(),
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +12,8 @@ import typer
 from hybridops.cli.common import connect, console, fail, inventory, print_json, run_state
 from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
 from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress
+from hybridops.signing import approval_message
+from hybridops.sshkeygen import SigningError, sign
 
 
 def approve(
@@ -20,6 +24,14 @@ def approve(
     override: Annotated[
         str | None,
         typer.Option(help="Break glass: the safety rule to override (the run names it); --comment says why"),
+    ] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-key",
+            help="Your SSH private key (as for git's ssh signing): the approval is signed for this run,"
+            " decision and verdict (ssh-keygen -Y sign); a policy with approvers.require_signature needs it",
+        ),
     ] = None,
 ) -> None:
     """Approve (or reject) a run waiting at its approval gate, or override the safety rule
@@ -33,19 +45,31 @@ def approve(
         prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
         if prog.decision_id:
             console.print(f"{workflow_id}: decision {prog.decision_id}, target {prog.target or '-'}")
-        record: ApprovalRecord = await handle.execute_update(
-            APPROVE_UPDATE,
-            ApprovalInput(
-                by=by, approve=not reject, comment=comment, override=override, decision_id=prog.decision_id
-            ),
-            result_type=ApprovalRecord,
+        inp = ApprovalInput(
+            by=by, approve=not reject, comment=comment, override=override, decision_id=prog.decision_id
         )
+        if sign_key is not None:
+            # The run is named by its first run's id (what the workflow checks the message
+            # against), so a signature for an earlier run under the same workflow id is not one.
+            desc = await handle.describe()
+            run = desc.raw_description.workflow_execution_info.first_run_id or desc.run_id
+            inp.signed_at = datetime.now(UTC).replace(microsecond=0)
+            message = approval_message(
+                workflow_id, run, inp.decision_id, inp.approve, override, inp.signed_at
+            )
+            try:
+                inp.signature = sign(message, sign_key)
+            except SigningError as err:
+                fail(f"{workflow_id}: not signed: {err}")
+        record: ApprovalRecord = await handle.execute_update(APPROVE_UPDATE, inp, result_type=ApprovalRecord)
         return record
 
     record = asyncio.run(main())
     if record.refused:
-        fail(f"{workflow_id}: refused ({record.identity}): {record.refused}")
-    console.print(f"{workflow_id}: {'rejected' if reject else 'approved'} by {by} ({record.identity})")
+        fail(f"{workflow_id}: refused ({record.signer or record.identity}): {record.refused}")
+    console.print(
+        f"{workflow_id}: {'rejected' if reject else 'approved'} by {by} ({record.signer or record.identity})"
+    )
 
 
 def status(workflow_id: str, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:

@@ -31,6 +31,8 @@ from hybridops.lab.monitoring import Monitoring
 
 STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
 """The lab's cloud signals that are known without monitoring."""
+LAB_APPROVERS = ("alice", "bob")
+"""The lab's approvers: each has a key pair under the lab's root (LabLayout.approver_key)."""
 
 
 def lab_inventory(
@@ -123,7 +125,8 @@ def write_policy(layout: LabLayout) -> None:
     edits are kept."""
     import yaml
 
-    from hybridops.policy import load_policy
+    from hybridops.policy import Signer, load_policy
+    from hybridops.sshkeygen import make_key
 
     policy = load_policy()
     policy.approval.failover = policy.approval.failback = False
@@ -135,6 +138,11 @@ def write_policy(layout: LabLayout) -> None:
     # A killed worker's step runs again elsewhere after 5 s of silence, not 15: the lab's
     # workers are processes on one host, and the chaos tests kill them on purpose.
     policy.detection.worker_heartbeat_timeout_s = 5.0
+    # A key pair per lab approver, its public key an allowed signer (signatures are not
+    # required: the lab runs unattended; a policy with approvers.require_signature tries them).
+    policy.approvers.signers = {
+        name: Signer(key=make_key(layout.approver_key(name), name)) for name in LAB_APPROVERS
+    }
     text = yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False)
     header = (
         "# The lab's policy, written by `hybridops lab up` from runbooks/policy.yaml with the\n"

@@ -149,6 +149,11 @@ class LabLayout:
         tests run unattended; production's policy asks a human before a failover)."""
         return self.root / "policy.yaml"
 
+    def approver_key(self, name: str) -> Path:
+        """A lab approver's SSH private key (``.pub`` beside it), made by ``lab up``: the lab's
+        policy lists its public key among the allowed signers (``hybridops approve --sign-key``)."""
+        return self.root / "approvers" / name
+
     @property
     def load_file(self) -> Path:
         """The on-prem load a burst reads (``hybridops lab load``)."""

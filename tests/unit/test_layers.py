@@ -28,6 +28,7 @@ PURE_KERNEL = (
     "hybridops.errors",
     "hybridops.identity",
     "hybridops.policy",
+    "hybridops.signing",
     "hybridops.topology",
 )
 """What deterministic workflow code may use of the kernel: no I/O, no clock, no secrets."""

@@ -10,14 +10,8 @@ import pytest
 
 from hybridops.errors import ConfigError
 from hybridops.policy import parse_policy
-from hybridops.signing import (
-    NAMESPACE,
-    SigningError,
-    approval_message,
-    make_key,
-    sign,
-    verify_approval,
-)
+from hybridops.signing import NAMESPACE, approval_message, verify_approval
+from hybridops.sshkeygen import SigningError, make_key, sign
 
 AT = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 MAX_AGE = timedelta(minutes=15)
