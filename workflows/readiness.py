@@ -79,7 +79,9 @@ class ReadinessWorkflow:
             self._try(steps.READY_QUEUES, QueuesInput(queues=list(queues_used(plan)))),
             self._try(steps.READY_BACKUPS, BackupAgeInput()),
         )
-        return self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups)
+        result = self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups)
+        export(result)
+        return result
 
     def _result(
         self,
@@ -150,3 +152,20 @@ class ReadinessWorkflow:
             retry_policy=step.retry,
             heartbeat_timeout=timedelta(seconds=where.heartbeat_s),
         )
+
+
+READY_GAUGE = "hybridops_readiness_runbook_ready"
+FAILING_GAUGE = "hybridops_readiness_check_failing"
+
+
+def export(result: ReadinessResult) -> None:
+    """The run's verdicts as gauges of the worker's metrics (the SDK's workflow metric meter:
+    nothing is recorded while a history replays): one per runbook (1 ready, 0 a check fails)
+    and one per check (1 while it fails). The alert HybridOpsRunbookNotReady reads the first."""
+    meter = workflow.metric_meter()
+    ready = meter.create_gauge(READY_GAUGE, "1: no readiness check of the runbook fails; 0: one does.")
+    for name, status in result.runbooks.items():
+        ready.set(0 if status == CheckStatus.FAIL else 1, {"runbook": name})
+    failing = meter.create_gauge(FAILING_GAUGE, "1 while the readiness check fails, else 0.")
+    for check in result.checks:
+        failing.set(1 if check.status == CheckStatus.FAIL else 0, {"check": check.id})
