@@ -109,6 +109,17 @@ def burst_needs() -> list[Need]:
     ]
 
 
+def runbook_needs(home: str, clouds: list[str], apps: bool) -> list[tuple[str, list[Need]]]:
+    """Each runbook the sites allow, in each direction, with what it needs: a failover to each
+    cloud from ``home``, a failback from each, a burst. ``hybridops inventory check`` and the
+    readiness workflow both ask this one list."""
+    plans: list[tuple[str, list[Need]]] = []
+    plans += [(f"failover to {c}", failover_needs(c, home, apps)) for c in clouds]
+    plans += [(f"failback from {c}", failback_needs(home, c, apps)) for c in clouds]
+    plans.append(("burst", burst_needs()))
+    return plans
+
+
 def unmet(
     needs: list[Need], offered: dict[str, list[Capability]], drivers: dict[str, str]
 ) -> tuple[list[str], list[str]]:

@@ -28,6 +28,9 @@ class WorkflowType(StrEnum):
     BOOTSTRAP = "BootstrapWorkflow"
     LEASE = "TopologyLeaseWorkflow"
     """Not a runbook: the one lease on a database's topology (workflows/lease.py)."""
+    READINESS = "ReadinessWorkflow"
+    """Not a runbook: every precondition of every runbook, evaluated now; reads only
+    (workflows/readiness.py)."""
 
 
 class ActivityName(StrEnum):
@@ -94,6 +97,10 @@ class ActivityName(StrEnum):
     # The topology lease (workflows/lease.py), on the control queue.
     ACQUIRE_LEASE = "acquire_lease"
     LEASE_HOLDER_OPEN = "lease_holder_open"
+    # Readiness (workflows/readiness.py): read-only, every one.
+    CHECK_SECRETS = "check_secrets"
+    DESCRIBE_QUEUES = "describe_queues"
+    NEWEST_BACKUP = "newest_backup"
 
 
 class Runbook(StrEnum):
@@ -136,6 +143,13 @@ STOP_SIGNAL = "stop"
 FAULTS_DIR_ENV = "HYBRIDOPS_FAULTS_DIR"
 """Where the lab's ``crash`` faults leave their marks, so each fires once across worker
 restarts (the lab sets it to ``<lab root>/faults``)."""
+
+
+READINESS_SCHEDULE_ID = "hybridops-readiness"
+"""The Temporal Schedule that runs the readiness workflow (``hybridops ready --schedule``)."""
+
+READINESS_ID_PREFIX = "readiness-"
+"""Readiness runs' workflow ids start with this."""
 
 
 ALERT_REQUESTER = "alert:"

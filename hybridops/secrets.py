@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from hybridops.errors import ConfigError
 
 SCHEMES = ("env", "file")
@@ -103,3 +105,26 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def references(model: BaseModel, at: str = "") -> list[tuple[str, str]]:
+    """Every secret reference in ``model``: (its key, the reference)."""
+    found: list[tuple[str, str]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{at}{name}"
+        if isinstance(value, BaseModel):
+            found += references(value, key + ".")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, BaseModel):
+                    found += references(v, f"{key}.{k}.")
+                elif isinstance(v, str) and (name.startswith("secret") or name.endswith("_refs")):
+                    found.append((f"{key}.{k}", v))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    found += references(v, f"{key}[{i}].")
+        elif isinstance(value, str) and name.endswith("_ref"):
+            found.append((key, value))
+    return found

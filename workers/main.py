@@ -27,6 +27,7 @@ from activities.drill import DrillActivities
 from activities.failback import FailbackActivities
 from activities.failover import FailoverActivities
 from activities.lease import LeaseActivities
+from activities.readiness import ReadinessActivities
 from activities.sites import SiteActivities
 from drivers.lazy import Drivers
 from drivers.postgres.liveness import LivenessCollector, LivenessProbe
@@ -61,6 +62,7 @@ def every_activity(
         *BurstActivities(inventory, drivers, client).all(),
         *BootstrapActivities(inventory, drivers, client).all(),
         *LeaseActivities(inventory, drivers, client).all(),
+        *ReadinessActivities(inventory, drivers, client).all(),
     ]
 
 

@@ -1,4 +1,5 @@
-"""Every workflow a worker serves, in one list: the five runbooks and the lease they share.
+"""Every workflow a worker serves, in one list: the five runbooks, the lease they share and
+the readiness check (read-only).
 
 The control worker registers them, and every replay (the audit's, the tests') replays them,
 so a new runbook is served and replayed as soon as it is listed here.
@@ -14,6 +15,7 @@ from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.lease import TopologyLeaseWorkflow
+from workflows.readiness import ReadinessWorkflow
 
 WORKFLOWS: list[type] = [
     FailoverWorkflow,
@@ -22,6 +24,7 @@ WORKFLOWS: list[type] = [
     BurstWorkflow,
     BootstrapWorkflow,
     TopologyLeaseWorkflow,
+    ReadinessWorkflow,
 ]
 
 

@@ -37,7 +37,17 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from hybridops.constants import ActivityName, TaskQueue
-    from hybridops.contracts import bootstrap, burst, decision, drill, failback, failover, lease, sites
+    from hybridops.contracts import (
+        bootstrap,
+        burst,
+        decision,
+        drill,
+        failback,
+        failover,
+        lease,
+        readiness,
+        sites,
+    )
     from hybridops.contracts.base import (
         ActivityResult,
         CheckpointInput,
@@ -514,6 +524,35 @@ LEASE_HOLDER_OPEN = Step(
     RetryPolicy(maximum_interval=timedelta(seconds=10)),
 )
 """Retried until it answers: a lease is freed only on a holder known to be closed."""
+
+
+# ReadinessWorkflow (workflows/readiness.py): read-only steps, quick, on the control queue
+# (the control worker holds the inventory's secret references and a Temporal client); the
+# backups are listed where the drill's backup steps run.
+READY_SECRETS = Step(
+    ActivityName.CHECK_SECRETS,
+    readiness.SecretsInput,
+    readiness.SecretsResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=60),
+    READ_RETRY,
+)
+READY_QUEUES = Step(
+    ActivityName.DESCRIBE_QUEUES,
+    readiness.QueuesInput,
+    readiness.QueuesResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+READY_BACKUPS = Step(
+    ActivityName.NEWEST_BACKUP,
+    readiness.BackupAgeInput,
+    readiness.BackupAgeResult,
+    TaskQueue.DB,
+    timedelta(seconds=120),
+    READ_RETRY,
+)
 
 
 STEPS: dict[ActivityName, Step[Any, Any]] = {

@@ -25,6 +25,7 @@ from hybridops.cli import (
     failover,
     inventory,
     lab,
+    ready,
     runs,
     serve,
 )
@@ -37,6 +38,7 @@ app.command()(failover.failover)
 app.command()(failback.failback)
 app.command()(bootstrap.bootstrap)
 app.command()(decide.decide)
+app.command()(ready.ready)
 app.command()(runs.approve)
 app.command()(runs.status)
 app.command()(lab.demo)

@@ -22,13 +22,14 @@ from pydantic import BaseModel
 from drivers.lazy import Drivers
 from drivers.secrets import resolve_reference
 from drivers.secrets.stores import STORES
-from hybridops.capabilities import Need, burst_needs, failback_needs, failover_needs, unmet
+from hybridops.capabilities import runbook_needs, unmet
 from hybridops.cli.common import EXIT_CANNOT, EXIT_FAILED, console, fail, print_json
 from hybridops.cli.failures import command_group
 from hybridops.errors import ConfigError
 from hybridops.inventory import Inventory, PostgresKind, inventory_path, load_inventory
 from hybridops.policy import load_policy
 from hybridops.secrets import SCHEMES as KERNEL_SCHEMES
+from hybridops.secrets import references
 
 SCHEMES = (*KERNEL_SCHEMES, *STORES)
 """Every kind of secret reference: the kernel's and the stores' (drivers/secrets)."""
@@ -47,38 +48,11 @@ class RunbookCheck(BaseModel):
     """Best-effort steps it would skip (and say so)."""
 
 
-def references(model: BaseModel, at: str = "") -> list[tuple[str, str]]:
-    """Every secret reference in ``model``: (its key, the reference)."""
-    found: list[tuple[str, str]] = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        key = f"{at}{name}"
-        if isinstance(value, BaseModel):
-            found += references(value, key + ".")
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                if isinstance(v, BaseModel):
-                    found += references(v, f"{key}.{k}.")
-                elif isinstance(v, str) and (name.startswith("secret") or name.endswith("_refs")):
-                    found.append((f"{key}.{k}", v))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                if isinstance(v, BaseModel):
-                    found += references(v, f"{key}[{i}].")
-        elif isinstance(value, str) and name.endswith("_ref"):
-            found.append((key, value))
-    return found
-
-
 def runbook_checks(inv: Inventory, offered: dict[str, Any], drivers: dict[str, str]) -> list[RunbookCheck]:
     """Each runbook the inventory can run, in each direction, against what its drivers offer."""
     home = next(name for name, s in inv.sites.items() if s.cloud is None)
     clouds = [name for name, s in inv.sites.items() if s.cloud is not None]
-    apps = bool(inv.apps)
-    plans: list[tuple[str, list[Need]]] = []
-    plans += [(f"failover to {c}", failover_needs(c, home, apps)) for c in clouds]
-    plans += [(f"failback from {c}", failback_needs(home, c, apps)) for c in clouds]
-    plans.append(("burst", burst_needs()))
+    plans = runbook_needs(home, clouds, bool(inv.apps))
     out = []
     for runbook, needs in plans:
         missing, without = unmet(needs, offered, drivers)

@@ -135,9 +135,6 @@ def write_policy(layout: LabLayout) -> None:
     policy.approvers.require_decision_id = False
     # A killed site's agent is a dead host: the lab says so in two seconds, not ten.
     policy.safety.agent_start_timeout_s = 2.0
-    # A killed worker's step runs again elsewhere after 5 s of silence, not 15: the lab's
-    # workers are processes on one host, and the chaos tests kill them on purpose.
-    policy.detection.worker_heartbeat_timeout_s = 5.0
     # A key pair per lab approver, its public key an allowed signer (signatures are not
     # required: the lab runs unattended; a policy with approvers.require_signature tries them).
     policy.approvers.signers = {

@@ -17,7 +17,7 @@ FIRST_PARTY = ("hybridops", "drivers", "activities", "workflows", "workers")
 TOP = ("hybridops.cli", "hybridops.lab")
 RUNBOOK_CONTRACTS = tuple(
     f"hybridops.contracts.{name}"
-    for name in ("failover", "failback", "drill", "burst", "bootstrap", "lease", "evidence")
+    for name in ("failover", "failback", "drill", "burst", "bootstrap", "lease", "evidence", "readiness")
 )
 """A runbook's own types: drivers know nothing of runbooks, so they import none of these."""
 PURE_KERNEL = (
@@ -28,6 +28,7 @@ PURE_KERNEL = (
     "hybridops.errors",
     "hybridops.identity",
     "hybridops.policy",
+    "hybridops.readiness",
     "hybridops.signing",
     "hybridops.topology",
 )

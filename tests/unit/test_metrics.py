@@ -190,3 +190,43 @@ async def test_a_taken_port_leaves_the_process_running(caplog: pytest.LogCapture
         listen = f"127.0.0.1:{taken.getsockname()[1]}"
         await asyncio.wait_for(metrics.MetricsEndpoint(listen).serve(), timeout=10)  # returns
     assert "cannot listen on" in caplog.text
+
+
+@workflow.defn(name="ReadinessGaugeProbe", sandboxed=False)
+class ReadinessGaugeProbe:
+    @workflow.run
+    async def run(self) -> str:
+        from hybridops.contracts.readiness import CheckStatus, ReadinessCheck, ReadinessResult
+        from workflows.readiness import export
+
+        export(
+            ReadinessResult(
+                runbooks={"failover to gcp": CheckStatus.FAIL, "failover to azure": CheckStatus.WARN},
+                checks=[
+                    ReadinessCheck(id="topology.streaming.gcp", status=CheckStatus.FAIL),
+                    ReadinessCheck(id="topology.one_writer", status=CheckStatus.PASS),
+                ],
+            )
+        )
+        return "ok"
+
+
+async def test_readiness_verdicts_are_gauges(temporal_env: WorkflowEnvironment) -> None:
+    """What the alert HybridOpsRunbookNotReady reads: per runbook 1 (ready) or 0 (a check
+    fails; a warning is still ready), per check 1 while it fails."""
+    bind = f"127.0.0.1:{free_port()}"
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    own = temporal_env.client.config()
+    client = await Client.connect(
+        own["service_client"].config.target_host, namespace=own["namespace"], runtime=runtime
+    )
+    queue = f"ready-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[ReadinessGaugeProbe]):
+        await client.execute_workflow("ReadinessGaugeProbe", id=f"wf-{queue}", task_queue=queue)
+        with urllib.request.urlopen(f"http://{bind}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    lines = [ln for ln in text.splitlines() if ln.startswith("hybridops_readiness_")]
+    assert any('runbook="failover to gcp"' in ln and ln.endswith(" 0") for ln in lines), lines
+    assert any('runbook="failover to azure"' in ln and ln.endswith(" 1") for ln in lines), lines
+    assert any('check="topology.streaming.gcp"' in ln and ln.endswith(" 1") for ln in lines), lines
+    assert any('check="topology.one_writer"' in ln and ln.endswith(" 0") for ln in lines), lines

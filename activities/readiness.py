@@ -1,0 +1,83 @@
+"""The readiness workflow's own steps (workflows/readiness.py), each read-only: resolve every
+secret reference (reporting only whether it resolves), describe task queues, list backups.
+The topology is read by the site steps every runbook uses (``plan_failover``,
+``assess_sites``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.common import Activities, step_activity
+from drivers.secrets import resolve_reference
+from hybridops.client import queue_pollers
+from hybridops.constants import ActivityName
+from hybridops.contracts.readiness import (
+    BackupAgeInput,
+    BackupAgeResult,
+    QueuePollers,
+    QueuesInput,
+    QueuesResult,
+    SecretCheck,
+    SecretsInput,
+    SecretsResult,
+)
+from hybridops.errors import ConfigError, HybridOpsError
+from hybridops.secrets import references
+
+
+class ReadinessActivities(Activities):
+    """Read-only steps of the readiness workflow. Built once per worker with its client (the
+    task queue descriptions are Temporal's)."""
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.check_secrets, self.describe_queues, self.newest_backup]
+
+    @step_activity(ActivityName.CHECK_SECRETS)
+    async def check_secrets(self, inp: SecretsInput) -> SecretsResult:
+        """Read-only: whether each secret reference of the inventory resolves here. The value
+        is dropped at once; an error names the reference, never a value."""
+        out = []
+        for key, ref in references(self.inventory):
+            scheme = ref.partition(":")[0]
+            try:
+                resolve_reference(ref)
+            except Exception as err:  # a store's SDK may raise its own: the reference is unusable
+                out.append(SecretCheck(key=key, scheme=scheme, resolves=False, error=str(err)))
+            else:
+                out.append(SecretCheck(key=key, scheme=scheme, resolves=True))
+        bad = sum(not s.resolves for s in out)
+        return SecretsResult(secrets=out, detail=f"{len(out)} references, {bad} do not resolve")
+
+    @step_activity(ActivityName.DESCRIBE_QUEUES)
+    async def describe_queues(self, inp: QueuesInput) -> QueuesResult:
+        """Read-only: who polls each of ``inp.queues`` for activities, as Temporal describes
+        the queue (a dead worker stays listed a while, its last poll growing older)."""
+        if self.client is None:
+            raise ConfigError("describing task queues needs a Temporal client (a worker's)")
+        out = []
+        for queue in inp.queues:
+            try:
+                pollers = await queue_pollers(self.client, queue)
+            except Exception as err:  # an RPC error: the queue's state is unknown, not bad
+                out.append(QueuePollers(queue=queue, error=str(err)[:200]))
+                continue
+            last = min((p.seconds_ago for p in pollers), default=None)
+            out.append(QueuePollers(queue=queue, pollers=len(pollers), last_poll_s=last))
+        return QueuesResult(queues=out)
+
+    @step_activity(ActivityName.NEWEST_BACKUP)
+    async def newest_backup(self, inp: BackupAgeInput) -> BackupAgeResult:
+        """Read-only: the newest backup the backup driver lists; ``listed`` False (and why)
+        when it cannot list them."""
+        try:
+            backups = await self.drivers.backup.list()
+        except (HybridOpsError, OSError) as err:
+            return BackupAgeResult(listed=False, detail=f"cannot list backups: {err}"[:300])
+        if not backups:
+            return BackupAgeResult(listed=True, detail="no backup")
+        newest = max(backups, key=lambda b: b.finished_at or b.started_at or b.name)
+        at = newest.finished_at or newest.started_at
+        return BackupAgeResult(
+            listed=True, count=len(backups), newest=newest.name, newest_at=at, detail=newest.name
+        )

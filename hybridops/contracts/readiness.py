@@ -1,0 +1,124 @@
+"""DR readiness (``ReadinessWorkflow``, ``hybridops ready``): every precondition a runbook
+would check, evaluated now, by reading only. No field carries a secret: a credential check
+says whether its reference resolves, never the value."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from hybridops.contracts.base import ActivityResult, Contract
+
+
+class CheckStatus(StrEnum):
+    """A check's verdict, worst last."""
+
+    PASS = "pass"
+    UNKNOWN = "unknown"
+    """It could not be measured (no driver can say, or the reading failed)."""
+    WARN = "warn"
+    """A runbook would run, but a best-effort part of it would be skipped or be late."""
+    FAIL = "fail"
+    """A runbook would refuse, or fail, at the step it protects."""
+
+
+SEVERITY = {CheckStatus.PASS: 0, CheckStatus.UNKNOWN: 1, CheckStatus.WARN: 2, CheckStatus.FAIL: 3}
+"""How bad each status is, to pick a run's worst."""
+
+
+class ReadinessCheck(Contract):
+    """One precondition, measured now."""
+
+    id: str
+    """Stable across runs (``topology.streaming.azure``): a gauge label and an alert's name."""
+    status: CheckStatus
+    measured: str = ""
+    """What was read (``lag 0.4 s``, ``last poll 3 s ago``), never a secret."""
+    threshold: str = ""
+    """What it must be to pass."""
+    runbooks: list[str] = []
+    """The runbooks (and targets) it matters to: ``failover to azure``, ``drill``."""
+    protects: list[str] = []
+    """The runbook steps that would refuse or fail without it (``failover: promote_target``)."""
+    detail: str = ""
+
+
+class ReadinessInput(Contract):
+    """Input of ``ReadinessWorkflow``: every field defaulted, so ``{}`` from the UI works."""
+
+    backup_max_age_h: float = 26.0
+    """The newest backup may be this old (a daily backup, with two hours of slack)."""
+    poll_fresh_s: float = 70.0
+    """A task queue's last poll may be this old: a worker long-polls for up to a minute, so a
+    last poll older than this is a worker gone."""
+    requested_by: str = ""
+
+
+class ReadinessResult(Contract):
+    """Every check, and the verdict per runbook (the worst of its checks)."""
+
+    workflow_id: str = ""
+    checked_at: datetime | None = None
+    status: CheckStatus = CheckStatus.UNKNOWN
+    """The worst check's status."""
+    runbooks: dict[str, CheckStatus] = {}
+    """Each runbook (and target) and the worst status of the checks that matter to it."""
+    checks: list[ReadinessCheck] = []
+
+    @property
+    def failed(self) -> list[ReadinessCheck]:
+        return [c for c in self.checks if c.status == CheckStatus.FAIL]
+
+
+class SecretsInput(Contract):
+    """Input of ``check_secrets``: nothing, the references are the inventory's."""
+
+
+class SecretCheck(Contract):
+    """One secret reference: whether it resolves. Its key and scheme, never its value."""
+
+    key: str
+    """Where the inventory holds it (``dns.credentials_ref``)."""
+    scheme: str
+    resolves: bool
+    error: str = ""
+    """Why it does not (the reference is named, the value never)."""
+
+
+class SecretsResult(ActivityResult):
+    secrets: list[SecretCheck] = []
+
+
+class QueuesInput(Contract):
+    """Input of ``describe_queues``: the task queues (real names) to describe."""
+
+    queues: list[str]
+
+
+class QueuePollers(Contract):
+    """Who Temporal saw polling a task queue for activities."""
+
+    queue: str
+    pollers: int = 0
+    last_poll_s: float | None = None
+    """How long ago the freshest poller last polled; None: no poller."""
+    error: str = ""
+
+
+class QueuesResult(ActivityResult):
+    queues: list[QueuePollers] = []
+
+
+class BackupAgeInput(Contract):
+    """Input of ``newest_backup``: nothing, the backup driver is the inventory's."""
+
+
+class BackupAgeResult(ActivityResult):
+    """The newest backup, when the backup driver can list them."""
+
+    listed: bool = False
+    """False: the driver could not list (``detail`` says why): the age is unknown."""
+    count: int = 0
+    newest: str | None = None
+    newest_at: datetime | None = None
+    """When it finished (else started)."""

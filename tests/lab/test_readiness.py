@@ -1,0 +1,203 @@
+"""DR readiness (issue 20) on the real lab: a healthy lab is ready; a standby stopped, DNS
+pointed elsewhere, a site agent stopped each fail their check; nothing in a readiness history
+changes the world. One lab for the module, reset between cases; each case ends with one
+writable server and DNS at it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+
+from hybridops.constants import READINESS_ID_PREFIX, TaskQueue, WorkflowType
+from hybridops.contracts.readiness import CheckStatus, ReadinessInput, ReadinessResult
+from hybridops.inventory import Inventory
+from hybridops.lab import Lab
+from tests.conftest import lab_inventory
+from tests.lab.helpers import assert_one_writer
+from tests.lab.test_cli_exit_codes import cli
+from workers.main import build_agent, build_workers
+from workflows.readiness import READ_ONLY
+
+
+async def readiness(client: Client, inv: Inventory) -> tuple[ReadinessResult, str]:
+    """One readiness run: its result and its workflow id."""
+    wf_id = f"{READINESS_ID_PREFIX}test-{uuid.uuid4().hex[:8]}"
+    result = await client.execute_workflow(
+        WorkflowType.READINESS.value,
+        ReadinessInput(),
+        id=wf_id,
+        task_queue=inv.queue(TaskQueue.CONTROL),
+        result_type=ReadinessResult,
+    )
+    return result, wf_id
+
+
+def status_of(result: ReadinessResult, check: str) -> CheckStatus:
+    found = [c for c in result.checks if c.id == check]
+    assert found, f"no check {check}: {[c.id for c in result.checks]}"
+    return found[0].status
+
+
+async def until(
+    client: Client, inv: Inventory, what: str, ok: Callable[[ReadinessResult], bool], timeout: float = 60
+) -> ReadinessResult:
+    """Run readiness again until ``ok`` holds of its result, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result, _ = await readiness(client, inv)
+        if ok(result):
+            return result
+        if time.monotonic() > deadline:
+            last = result.model_dump_json(indent=1)
+            raise AssertionError(f"{what}: not within {timeout:g} s; last: {last}")
+        await asyncio.sleep(0.5)
+
+
+class Running:
+    """In-process workers for every queue and an agent per site, each stoppable."""
+
+    def __init__(self, client: Client, inv: Inventory) -> None:
+        self.workers = {str(w.task_queue): w for w in build_workers(client, inv)}
+        self.workers |= {site: build_agent(client, inv, site) for site in inv.sites}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def __aenter__(self) -> Running:
+        self.tasks = {name: asyncio.create_task(w.run()) for name, w in self.workers.items()}
+        return self
+
+    async def stop(self, name: str) -> None:
+        await self.workers[name].shutdown()
+        await self.tasks.pop(name)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for name in list(self.tasks):
+            await self.stop(name)
+
+
+def activity_types(history: Any) -> set[str]:
+    """Every activity type a history scheduled, queued or local (a local activity's marker
+    records its type)."""
+    out: set[str] = set()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            out.add(event.activity_task_scheduled_event_attributes.activity_type.name)
+        if event.HasField("marker_recorded_event_attributes"):
+            data = event.marker_recorded_event_attributes.details.get("data")
+            if data is not None and data.payloads:
+                out.add(json.loads(data.payloads[0].data)["activity_type"])
+    return out
+
+
+async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab: Lab) -> None:
+    """Without a backup the backup check fails; with one, every check passes, every runbook is
+    ready, the command exits 0 and prints the table; the history holds read-only steps only."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    async with Running(client, inv):
+        first, _ = await readiness(client, inv)
+        assert status_of(first, "backups.newest_age") == CheckStatus.FAIL, first.checks
+        await asyncio.to_thread(lab.ensure_backup)
+        result = await until(client, inv, "every check passing", lambda r: not r.failed)
+        wf_id = result.workflow_id
+        assert result.status == CheckStatus.PASS, [c for c in result.checks if c.status != CheckStatus.PASS]
+        expected = {"failover to azure", "failover to gcp", "failback from azure", "drill"}
+        assert set(result.runbooks) >= expected, result.runbooks
+        ids = {c.id for c in result.checks}
+        assert {
+            "topology.one_writer",
+            "topology.dns_agrees",
+            "topology.streaming.azure",
+            "topology.lag.gcp",
+            "topology.timelines",
+            "temporal.queue.control",
+            "temporal.queue.agent.azure",
+            "capabilities.failover_to_azure",
+            "backups.newest_age",
+        } <= ids, ids
+        assert any(i.startswith("credentials.") for i in ids), ids
+        for c in result.checks:
+            assert c.measured and c.threshold and c.runbooks, c
+        history = await client.get_workflow_handle(wf_id).fetch_history()
+        scheduled = activity_types(history)
+        assert scheduled and scheduled <= READ_ONLY, scheduled - READ_ONLY
+        # No secret in the result: the lab's DNS keys are in this environment.
+        text = result.model_dump_json()
+        for key, value in lab.env().items():
+            if "SECRET" in key or "KEY" in key:
+                assert value not in text, key
+        ran = await cli(lab, "ready")
+        assert ran.code == 0, ran.out + ran.err
+        assert "topology.dns_agrees" in ran.out and "failover to azure" in ran.out, ran.out
+        ran = await cli(lab, "ready", "--json")
+        assert ran.code == 0 and json.loads(ran.out)["status"] == "pass", ran.out + ran.err
+        for _ in range(2):  # idempotent
+            ran = await cli(lab, "ready", "--schedule")
+            assert ran.code == 0 and "hybridops-readiness" in ran.out, ran.out + ran.err
+        desc = await client.get_schedule_handle("hybridops-readiness").describe()
+        assert desc.schedule.spec.intervals[0].every.total_seconds() == 1800
+        await client.get_schedule_handle("hybridops-readiness").delete()
+    assert assert_one_writer(lab) == "onprem"
+
+
+async def test_a_stopped_standby_fails_then_passes(client: Client, module_lab: Lab) -> None:
+    lab = module_lab
+    inv = lab_inventory(lab)
+    async with Running(client, inv):
+        await asyncio.to_thread(lab.postgres.stop_server, "gcp")
+        result, _ = await readiness(client, inv)
+        assert status_of(result, "topology.streaming.gcp") == CheckStatus.FAIL
+        assert result.runbooks["failover to gcp"] == CheckStatus.FAIL
+        assert status_of(result, "topology.streaming.azure") == CheckStatus.PASS
+        ran = await cli(lab, "ready")
+        assert ran.code == 1 and "topology.streaming.gcp" in ran.out, ran.out + ran.err
+        await asyncio.to_thread(lab.pg_start, "gcp")
+        await until(
+            client,
+            inv,
+            "gcp streaming again",
+            lambda r: status_of(r, "topology.streaming.gcp") == CheckStatus.PASS,
+        )
+    assert assert_one_writer(lab) == "onprem"
+
+
+async def test_dns_pointed_elsewhere_fails(client: Client, module_lab: Lab) -> None:
+    lab = module_lab
+    inv = lab_inventory(lab)
+    async with Running(client, inv):
+        await asyncio.to_thread(lab.point_dns, "azure")
+        result, _ = await readiness(client, inv)
+        dns = next(c for c in result.checks if c.id == "topology.dns_agrees")
+        assert dns.status == CheckStatus.FAIL and "(azure)" in dns.measured, dns
+        assert status_of(result, "topology.one_writer") == CheckStatus.PASS
+        await asyncio.to_thread(lab.point_dns, "onprem")
+        result, _ = await readiness(client, inv)
+        assert status_of(result, "topology.dns_agrees") == CheckStatus.PASS
+    assert assert_one_writer(lab) == "onprem"
+
+
+async def test_a_stopped_agent_fails_the_temporal_check(client: Client, module_lab: Lab) -> None:
+    """The azure agent stops: Temporal's task queue description shows its poller going stale
+    (or gone), and the check for its queue fails, naming the queue."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    async with Running(client, inv) as running:
+        result, _ = await readiness(client, inv)
+        assert status_of(result, "temporal.queue.agent.azure") == CheckStatus.PASS
+        await running.stop("azure")
+        result = await until(
+            client,
+            inv,
+            "the azure agent's queue failing",
+            lambda r: status_of(r, "temporal.queue.agent.azure") == CheckStatus.FAIL,
+            timeout=120,
+        )
+        check = next(c for c in result.checks if c.id == "temporal.queue.agent.azure")
+        assert inv.site_queue("azure") in check.measured, check
+        assert status_of(result, "temporal.queue.agent.gcp") == CheckStatus.PASS
+    assert assert_one_writer(lab) == "onprem"

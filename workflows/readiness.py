@@ -1,0 +1,171 @@
+"""``ReadinessWorkflow``: every precondition every runbook would check, evaluated now (issue 20).
+
+Read-only by construction: it runs only the steps of :data:`READ_ONLY_STEPS` (the plan and
+assess steps every runbook starts with, and readiness' own readings), through
+:meth:`ReadinessWorkflow._read`, which refuses any other; a lab test reads the history and
+finds no other activity type in it. No lease, no approval, no evidence folder: it changes
+nothing, so there is nothing to undo or to prove. Its result (``ReadinessResult``) is the
+checks, computed by :func:`hybridops.readiness.evaluate` on the recorded readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from hybridops.contracts.readiness import (
+        BackupAgeInput,
+        BackupAgeResult,
+        CheckStatus,
+        QueuesInput,
+        QueuesResult,
+        ReadinessCheck,
+        ReadinessInput,
+        ReadinessResult,
+        SecretsInput,
+        SecretsResult,
+    )
+    from hybridops.contracts.sites import AssessInput, AssessResult, PlanInput, PlanResult
+    from hybridops.decision import topology_of
+    from hybridops.readiness import evaluate, queues_used, runbook_names, worst
+    from workflows import steps
+    from workflows.steps import In, Out
+
+READ_ONLY_STEPS: tuple[steps.Step[Any, Any], ...] = (
+    steps.PLAN,
+    steps.ASSESS,
+    steps.READY_SECRETS,
+    steps.READY_QUEUES,
+    steps.READY_BACKUPS,
+)
+"""The only steps a readiness run may schedule: each reads and changes nothing."""
+READ_ONLY = frozenset(s.activity.value for s in READ_ONLY_STEPS)
+"""Their activity types (what a history records)."""
+START_WITHIN = timedelta(seconds=20)
+"""How long a queued reading may wait for a worker: nobody polling its queue is a finding
+(the queue check says so), not a reason to wait for ever."""
+
+
+@workflow.defn(name="ReadinessWorkflow")
+class ReadinessWorkflow:
+    """Reads the topology, the credentials, the drivers' capabilities, the task queues' pollers
+    and the newest backup, and returns every check (``hybridops ready``; a Schedule runs it every
+    30 minutes). Its input ``{}`` works from the Temporal UI."""
+
+    def __init__(self) -> None:
+        self._where = steps.Where()
+
+    @workflow.run
+    async def run(self, inp: ReadinessInput) -> ReadinessResult:
+        wf_id = workflow.info().workflow_id
+        plan = await self._read(steps.PLAN, PlanInput())
+        self._where = steps.Where(
+            plan.placement,
+            plan.queue_suffix,
+            plan.site_queues or None,
+            heartbeat_s=(
+                plan.policy.detection.worker_heartbeat_timeout_s if plan.policy else steps.HEARTBEAT_TIMEOUT_S
+            ),
+        )
+        names = runbook_names(plan)
+        assessed, secrets, queues, backups = await asyncio.gather(
+            self._try(steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites])),
+            self._try(steps.READY_SECRETS, SecretsInput()),
+            self._try(steps.READY_QUEUES, QueuesInput(queues=list(queues_used(plan)))),
+            self._try(steps.READY_BACKUPS, BackupAgeInput()),
+        )
+        result = self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups)
+        export(result)
+        return result
+
+    def _result(
+        self,
+        plan: PlanResult,
+        inp: ReadinessInput,
+        wf_id: str,
+        names: list[str],
+        assessed: AssessResult | str,
+        secrets: SecretsResult | str,
+        queues: QueuesResult | str,
+        backups: BackupAgeResult | str,
+    ) -> ReadinessResult:
+        now = workflow.now()
+        unread: list[ReadinessCheck] = []
+        for what, reading in (("topology", assessed), ("credentials", secrets), ("temporal", queues)):
+            if isinstance(reading, str):
+                unread.append(
+                    ReadinessCheck(
+                        id=f"{what}.read",
+                        status=CheckStatus.UNKNOWN,
+                        measured="could not be read",
+                        runbooks=names,
+                        detail=reading,
+                    )
+                )
+        states = assessed.states if isinstance(assessed, AssessResult) else None
+        result = evaluate(
+            plan,
+            topology_of(plan, states or []),
+            secrets if isinstance(secrets, SecretsResult) else SecretsResult(),
+            queues if isinstance(queues, QueuesResult) else QueuesResult(),
+            backups
+            if isinstance(backups, BackupAgeResult)
+            else BackupAgeResult(listed=False, detail=f"cannot list backups: {backups}"),
+            inp,
+            now,
+            wf_id,
+        )
+        if states is None:  # no reading of the servers: no verdict on them either
+            result.checks = [c for c in result.checks if not c.id.startswith("topology.")]
+        result.checks = unread + result.checks
+        result.status = worst([c.status for c in result.checks])
+        result.runbooks = {n: worst([c.status for c in result.checks if n in c.runbooks]) for n in names}
+        return result
+
+    async def _try(self, step: steps.Step[In, Out], arg: In) -> Out | str:
+        """The step's result, or why it could not be read (the check is then ``unknown``)."""
+        try:
+            return await self._read(step, arg)
+        except Exception as err:  # ActivityError: a reading that failed is a finding
+            return steps.describe_error(err)
+
+    async def _read(self, step: steps.Step[In, Out], arg: In) -> Out:
+        """Run a read-only step: as a local activity (colocated, or a plan step), else queued,
+        waiting at most :data:`START_WITHIN` for a worker to take it."""
+        if step not in READ_ONLY_STEPS:
+            raise ApplicationError(f"{step.activity} is not a read-only step", non_retryable=True)
+        where = self._where
+        if where.placement == "colocated" or step.local_only:
+            return await steps.run_step(step, arg, where)
+        return await workflow.execute_activity(
+            step.activity,
+            arg,
+            result_type=step.result,
+            task_queue=where.queue_of(step, arg),
+            start_to_close_timeout=step.timeout,
+            schedule_to_start_timeout=START_WITHIN,
+            retry_policy=step.retry,
+            heartbeat_timeout=timedelta(seconds=where.heartbeat_s),
+        )
+
+
+READY_GAUGE = "hybridops_readiness_runbook_ready"
+FAILING_GAUGE = "hybridops_readiness_check_failing"
+
+
+def export(result: ReadinessResult) -> None:
+    """The run's verdicts as gauges of the worker's metrics (the SDK's workflow metric meter:
+    nothing is recorded while a history replays): one per runbook (1 ready, 0 a check fails)
+    and one per check (1 while it fails). The alert HybridOpsRunbookNotReady reads the first."""
+    meter = workflow.metric_meter()
+    ready = meter.create_gauge(READY_GAUGE, "1: no readiness check of the runbook fails; 0: one does.")
+    for name, status in result.runbooks.items():
+        ready.set(0 if status == CheckStatus.FAIL else 1, {"runbook": name})
+    failing = meter.create_gauge(FAILING_GAUGE, "1 while the readiness check fails, else 0.")
+    for check in result.checks:
+        failing.set(1 if check.status == CheckStatus.FAIL else 0, {"check": check.id})
