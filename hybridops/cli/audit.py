@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from temporalio.converter import PayloadCodec
 
+from hybridops.audit.approvals import verify_approvals
 from hybridops.audit.histories import (
     HistorySource,
     decrypted,
@@ -41,6 +42,7 @@ from hybridops.cli.failures import command_group
 from hybridops.codec import codec_for
 from hybridops.errors import HybridOpsError
 from hybridops.inventory import Inventory
+from hybridops.policy import load_policy
 
 audit_app = command_group("Audit past runs: replay histories, report a run.")
 
@@ -220,27 +222,51 @@ def audit_verify(
         typer.Option("--dir", help="The evidence folder (default: where the run's history says it wrote it)"),
     ] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="A run other than the latest")] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="The policy approvals are verified against (default: the inventory's)"),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
 ) -> None:
     """Check a run's evidence folder against the digests its evidence step recorded in the
     run's history on the Temporal server (not against the folder's own manifest, which whoever
-    edits the folder can rewrite): a rewritten manifest, files changed, added or removed.
+    edits the folder can rewrite): a rewritten manifest, files changed, added or removed. Then
+    verify every approval the run counted again, offline: its SSH signature against the
+    policy's allowed signers, its age and that it was not replayed (hybridops/audit/approvals.py).
     Exit 1 on any finding, or when there is nothing to verify against."""
     inv = _inventory(required=True)
     assert inv is not None
     src = _server_history(inv, workflow_id, run_id)
     assert src.history is not None
     verdict = verify_folder(src.history, folder, run_id or src.run_id)
+    try:
+        policy = load_policy(policy_file or inv.policy)
+    except HybridOpsError as err:
+        fail(str(err))
+    approvals = verify_approvals(src.history, policy)
+    findings = [f"approval {c.update_id}: {c.finding}" for c in approvals if c.finding]
     if json_out:
         print(
             json.dumps(
-                {"ok": verdict.clean, **verdict.model_dump(mode="json"), "findings": verdict.findings},
+                {
+                    "ok": verdict.clean and not findings,
+                    **verdict.model_dump(mode="json"),
+                    "findings": verdict.findings + findings,
+                    "approvals": [c.model_dump(mode="json") for c in approvals],
+                },
                 indent=2,
             )
         )
     else:
         _print_verification(verdict)
-    if not verdict.clean:
+        for c in approvals:
+            if c.counted:
+                state = "[bold red]FAILS[/bold red]" if c.finding else "[green]verified[/green]"
+                what = c.finding or (
+                    f"signed by {c.signer}" if c.signer else "unsigned (the policy allows it)"
+                )
+                console.print(f"approval {escape(c.update_id)}: {state} {escape(what)}", highlight=False)
+    if not verdict.clean or findings:
         raise typer.Exit(EXIT_FOUND)
 
 

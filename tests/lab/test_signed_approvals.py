@@ -5,6 +5,7 @@ changes nothing; ``verify_approvals`` re-verifies the run's approvals offline.""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from hybridops.signing import approval_message
 from hybridops.sshkeygen import make_key, sign
 from tests.conftest import identified_client, lab_inventory
 from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, fenced, start
+from tests.lab.test_cli_exit_codes import cli
 
 
 async def test_only_a_fresh_signature_by_an_allowed_key_for_this_run_approves(
@@ -128,3 +130,14 @@ async def test_only_a_fresh_signature_by_an_allowed_key_for_this_run_approves(
     refused = [c for c in checks if not c.approved]
     assert len(refused) == len(expected)
     assert not any(c.ok for c in refused[1:7]), "forged, foreign, expired signatures fail again offline"
+    # The same through `hybridops audit verify`: the evidence matches and bob's approval verifies.
+    ran = await cli(lab, "audit", "verify", started.id, "--policy", str(policy), "--json")
+    assert ran.code == 0, ran.out + ran.err
+    verdict = json.loads(ran.out)
+    assert verdict["ok"] and [a["signer"] for a in verdict["approvals"] if a["counted"]] == ["ssh:bob"]
+    # Against a policy that no longer lists bob's key, his counted approval is a finding: exit 1.
+    other = lab.root / "policy-without-bob.yaml"
+    del policy_data["approvers"]["signers"]["bob"]
+    other.write_text(yaml.safe_dump(policy_data))
+    ran = await cli(lab, "audit", "verify", started.id, "--policy", str(other))
+    assert ran.code == 1 and "FAILS" in ran.out, ran.out + ran.err
