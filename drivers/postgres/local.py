@@ -164,15 +164,21 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
         self, conn: psycopg.AsyncConnection[Any], replay_lsn: str | None, known: int | None
     ) -> int | None:
         """A standby's replay timeline (:func:`replay_timeline`) on the newest history file in
-        its ``pg_wal``; ``known`` when it has none or cannot be read (best effort: listing and
-        reading pg_wal needs a superuser, or pg_monitor and pg_read_server_files)."""
+        its ``pg_wal`` whose timeline it holds a segment of; ``known`` when it has none or
+        cannot be read (best effort: listing and reading pg_wal needs a superuser, or
+        pg_monitor and pg_read_server_files)."""
         replay = parse_lsn(replay_lsn)
         if replay is None:
             return known
         try:
+            # A history file alone is no proof: a standby that followed ``latest`` may have
+            # fetched a sibling's (a split brain's second writer) and stayed on its parent. It
+            # follows a timeline once it holds a segment of it.
             cur = await conn.execute(
-                "SELECT h.name, pg_read_file('pg_wal/' || h.name) FROM (SELECT max(name) AS name"
-                r" FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}\.history$') h WHERE h.name IS NOT NULL"
+                "SELECT h.name, pg_read_file('pg_wal/' || h.name) FROM (SELECT max(w.name) AS name"
+                r" FROM pg_ls_waldir() w WHERE w.name ~ '^[0-9A-F]{8}\.history$' AND EXISTS ("
+                r"SELECT 1 FROM pg_ls_waldir() s WHERE s.name ~ '^[0-9A-F]{24}(\.partial)?$'"
+                " AND left(s.name, 8) = left(w.name, 8))) h WHERE h.name IS NOT NULL"
             )
             row = await cur.fetchone()
         except psycopg.Error:
