@@ -26,9 +26,13 @@ demo: $(STAMP)
 	$(BIN)/hybridops demo
 
 ## Unit, workflow (real dev server) and lab (real PostgreSQL, DNS, Prometheus, Alertmanager) tests.
+# Two pytest-xdist workers, a module each at a time (its one lab): most of a lab test's time is
+# waiting (a heartbeat timeout, a restarted worker, an outage), so two share the two cores.
+# Each worker's labs take a /16 of their own (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	scripts/debian-deps
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25  # the slowest: where the CI time goes
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25  # the slowest: where the CI time goes
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -35,8 +35,21 @@ from tests.evidence_schema import assert_evidence_conforms
 from workers.main import build_agent, build_workers
 
 _counter = itertools.count(1)
-TEST_NET = os.environ.get("HYBRIDOPS_TEST_NET", "127.88")
-"""The /16 the test labs take their /24s from; set it apart to run two test sessions at once."""
+
+
+def _test_net() -> str:
+    base = os.environ.get("HYBRIDOPS_TEST_NET", "127.88")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under ``pytest -n N``
+    if not worker:
+        return base
+    first, _, second = base.partition(".")
+    return f"{first}.{int(second) + int(worker.removeprefix('gw'))}"
+
+
+TEST_NET = _test_net()
+"""The /16 the test labs take their /24s from; set it apart to run two test sessions at once.
+Each pytest-xdist worker takes the next /16 (``make test`` runs the suite on two), so two
+workers' labs never share an address."""
 
 
 # No test meets the developer's own lab: with HYBRIDOPS_HOME unset, a command run in-process

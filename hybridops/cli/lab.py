@@ -25,7 +25,7 @@ from hybridops.cli.failover import print_summary
 from hybridops.cli.failures import command_group
 from hybridops.constants import WorkflowType
 from hybridops.contracts.failover import FailoverInput, FailoverResult
-from hybridops.inventory import INVENTORY_ENV, DnsKind, load_inventory
+from hybridops.inventory import INVENTORY_ENV, DnsKind
 
 if TYPE_CHECKING:
     from hybridops.lab import Lab
@@ -173,11 +173,9 @@ def lab_signals_show() -> None:
 @lab_app.command("writer", hidden=True)
 def lab_writer(seconds: float = 0.0) -> None:
     """Run the workload writer in the foreground."""
-    from hybridops.lab.writer import Writer
+    from hybridops.lab.writer import main
 
-    inv = load_inventory()
-    assert inv.workload.ledger is not None
-    Writer(inv, inv.workload.ledger).run(seconds or None)
+    main(seconds or None)
 
 
 DETECTION_WAIT_S = 30.0

@@ -181,9 +181,7 @@ class Lab(LabLayout):
 
     def start_writer(self) -> None:
         if not self.pid("writer"):
-            self.processes.spawn(
-                "writer", [sys.executable, "-m", "hybridops.cli", "lab", "writer"], self.env()
-            )
+            self.processes.spawn("writer", [sys.executable, "-m", "hybridops.lab.writer"], self.env())
 
     def start_worker(self) -> None:
         """The control worker, and a site agent per site (as production runs one on each

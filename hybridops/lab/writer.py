@@ -152,3 +152,19 @@ class Writer:
     @staticmethod
     def _ack(ledger: TextIO, seq: int, site: str) -> None:
         ledger.write(f"{seq}\t{datetime.now(UTC).isoformat()}\t{site}\n")
+
+
+def main(seconds: float | None = None) -> None:
+    """Run the writer on the inventory the environment names (``hybridops lab writer``; the lab
+    starts it as ``python -m hybridops.lab.writer``, which skips the whole command line's
+    imports: a second less before the first write)."""
+    from hybridops.inventory import load_inventory
+
+    inv = load_inventory()
+    if inv.workload.ledger is None:
+        raise SystemExit("workload.ledger: the inventory names no ledger for the writer")
+    Writer(inv, inv.workload.ledger).run(seconds)
+
+
+if __name__ == "__main__":
+    main()
