@@ -29,6 +29,7 @@ from drivers.postgres.switchover import LocalSwitchover
 from drivers.postgres.timelines import (
     archived_timelines,
     confirm_new_timeline,
+    followed_history,
     history_name,
     replay_timeline,
 )
@@ -171,22 +172,18 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
         if replay is None:
             return known
         try:
-            # A history file alone is no proof: a standby that followed ``latest`` may have
-            # fetched a sibling's (a split brain's second writer) and stayed on its parent. It
-            # follows a timeline once it holds a segment of it.
-            cur = await conn.execute(
-                "SELECT h.name, pg_read_file('pg_wal/' || h.name) FROM (SELECT max(w.name) AS name"
-                r" FROM pg_ls_waldir() w WHERE w.name ~ '^[0-9A-F]{8}\.history$' AND EXISTS ("
-                r"SELECT 1 FROM pg_ls_waldir() s WHERE s.name ~ '^[0-9A-F]{24}(\.partial)?$'"
-                " AND left(s.name, 8) = left(w.name, 8))) h WHERE h.name IS NOT NULL"
-            )
+            listing = await conn.execute("SELECT name FROM pg_ls_waldir()")
+            name = followed_history([str(r[0]) for r in await listing.fetchall()])
+            if name is None:
+                return known
+            cur = await conn.execute("SELECT pg_read_file(%s)", (f"pg_wal/{name}",))
             row = await cur.fetchone()
         except psycopg.Error:
             return known
         if row is None:
             return known
-        newest = int(str(row[0]).split(".", 1)[0], 16)
-        return replay_timeline(replay, newest, str(row[1] or ""), known or 0) or known
+        newest = int(name.split(".", 1)[0], 16)
+        return replay_timeline(replay, newest, str(row[0] or ""), known or 0) or known
 
     async def _timeline_start(self, conn: psycopg.AsyncConnection[Any], timeline: int | None) -> str | None:
         """Where ``timeline`` began: the switch point on the last line of its history file.

@@ -31,6 +31,23 @@ def history_name(timeline: int) -> str:
     return f"{timeline:08X}.history"
 
 
+WAL_SEGMENT = re.compile(r"^([0-9A-F]{8})[0-9A-F]{16}(\.partial)?$")
+"""A WAL segment's name (a ``.partial`` one too): its first 8 hex digits are its timeline."""
+
+
+def followed_history(pg_wal: list[str]) -> str | None:
+    """Pure. The history file a standby follows, from the names in its ``pg_wal``: the newest
+    one whose timeline ``pg_wal`` also holds a segment of; None when there is none.
+
+    A history file alone is no proof: a standby that follows ``latest`` fetches every newer
+    history file the archive offers, a split brain's second writer's too, and stays on its
+    parent when that timeline forked before its replay position. A standby that follows a
+    timeline, streamed or rewound onto it, holds its WAL."""
+    segments = {m.group(1) for name in pg_wal if (m := WAL_SEGMENT.match(name))}
+    held = [name for name in pg_wal if (m := HISTORY_FILE.match(name)) and m.group(1) in segments]
+    return max(held, default=None)
+
+
 def replay_timeline(replay_lsn: int, newest: int, history: str, known: int) -> int:
     """Pure. The timeline a standby's replay position ``replay_lsn`` is on: the timeline
     ``newest`` (the newest history file in its ``pg_wal``, its recovery target when it follows

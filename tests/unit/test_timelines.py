@@ -110,3 +110,17 @@ async def test_not_archived_in_time_is_said(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(timelines, "ARCHIVE_WAIT_S", 0.1)
     note = await confirm_new_timeline("gcp", 2, {}, archive, own)
     assert "not archived" in note and "not checked" in note
+
+
+def test_a_history_file_counts_only_with_a_segment_of_its_timeline() -> None:
+    """A standby following ``latest`` fetched a split brain's sibling history (00000002) but
+    holds no WAL of timeline 2: it follows timeline 1. Once it streams timeline 3, 3's."""
+    seg = "000000010000000000000005"
+    fetched_only = [seg, "00000002.history", "archive_status"]
+    assert timelines.followed_history(fetched_only) is None
+    streamed = [seg, "00000002.history", "00000003.history", "000000030000000000000006.partial"]
+    assert timelines.followed_history(streamed) == "00000003.history"
+    rewound = [*streamed, "000000020000000000000005"]
+    assert timelines.followed_history(rewound) == "00000003.history"
+    assert timelines.followed_history(["00000002.history", "000000020000000000000007"]) == "00000002.history"
+    assert timelines.followed_history([]) is None
