@@ -123,12 +123,14 @@ async def _end_to_end(client: Client, lab: Lab, inv: Inventory) -> None:
     assert at <= result.started_at
 
 
-async def test_worker_killed_after_restoring(client: Client, module_lab: Lab) -> None:
-    """gcp's agent is SIGKILLed once the restore is done and before its result is recorded:
-    the retry finds the restored server marked by this run and proves it (no second restore),
-    and the run ends with one writer."""
+@pytest.mark.parametrize("crash", ["crash:at-swapping", "crash"])
+async def test_worker_killed_mid_restore(client: Client, module_lab: Lab, crash: str) -> None:
+    """The restoring agent is SIGKILLed mid-restore (``at-swapping``: the copy complete and
+    marked beside the data directory, not yet in place) or once the restore is done and before
+    its result is recorded (``crash``). The retry finishes the swap with the copy it finds, or
+    finds the restored server marked by this run and proves it: one restore, one writer."""
     lab = module_lab
-    inv = lab_inventory(lab, faults={"restore_primary": "crash"})
+    inv = lab_inventory(lab, faults={"restore_primary": crash})
     keeper = WorkerKeeper(lab)
     keeper.start()
     try:
@@ -140,8 +142,11 @@ async def test_worker_killed_after_restoring(client: Client, module_lab: Lab) ->
     assert result.status == RunStatus.SUCCEEDED, result.error
     assert keeper.deaths, "the crash fault did not fire"
     restore = result.restore
-    assert restore is not None and not restore.changed and restore.attempt >= 2
-    assert "already restored by" in restore.detail
+    assert restore is not None and restore.attempt >= 2
+    if crash == "crash":
+        assert not restore.changed and "already restored by" in restore.detail
+    else:
+        assert restore.changed and restore.detail.startswith("restored ")
     # One restore: one old standby moved aside, no fetch left behind. (The keeper's agents
     # outlive lab break, so the target may be azure: its server died, its host did not.)
     assert result.target in ("azure", "gcp")
