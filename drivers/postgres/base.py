@@ -9,16 +9,13 @@ from __future__ import annotations
 import abc
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
+from drivers.backup.base import BackupDriver
 from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined, Restored
 from hybridops.capabilities import Capability
 from hybridops.contracts.sites import RejoinMethod, SiteState
 from hybridops.errors import CapabilityMissing
 from hybridops.inventory import Inventory
-
-if TYPE_CHECKING:
-    from drivers.backup.base import BackupDriver
 
 log = logging.getLogger(__name__)
 

@@ -113,7 +113,6 @@ class LocalRestore(LocalServer):
         run_id: str,
     ) -> Restored:
         t0 = time.monotonic()
-        data_dir = self._data_dir(site)
         mark = self._read_mark(site, RESTORE_MARK)
         if mark is not None:
             if mark.get("run_id") != run_id or not run_id:
@@ -130,9 +129,20 @@ class LocalRestore(LocalServer):
                     f"{site} accepts writes: a restore replaces only a server that is not a primary",
                     site=site,
                 )
+        staging = self._staging(site)
+        ready = self._staged_mark(staging)
+        if ready is not None:
+            # A retry after the copy was complete and marked: swap it in as it is (the site's
+            # own configuration may be in the moved-aside directory by now).
+            if ready.get("run_id") != run_id or not run_id:
+                raise PreconditionFailed(
+                    f"{staging} holds a restore of run {ready.get('run_id')!r}, not this one: remove it"
+                    " or finish that run",
+                    site=site,
+                )
+            return await self._swap_in(site, staging, ready, t0)
         archive = self.inventory.backup.wal_archive
         archived = await asyncio.to_thread(archived_timelines, archive) if archive is not None else {}
-        staging = self._staging(site)
         report_progress({"phase": "fetching", "backup": backup})
         fetched = await backups.restore(backup, staging, target_time)
         report_progress({"phase": "configuring", "backup": fetched.backup})
@@ -148,8 +158,21 @@ class LocalRestore(LocalServer):
         self._configure_as_site(site, staging, fetched.settings.get("restore_command", ""), target_time)
         self._write_file(staging / PROMOTE_MARK, json.dumps(promotion.promote_mark(run_id, newest, None)))
         self._write_file(staging / RESTORE_MARK, json.dumps(mark))  # last: the copy is complete
+        return await self._swap_in(site, staging, mark, t0)
 
-        report_progress({"phase": "swapping", "backup": fetched.backup})
+    @staticmethod
+    def _staged_mark(staging: Path) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((staging / RESTORE_MARK).read_text())
+            return data
+        except FileNotFoundError:
+            return None
+
+    async def _swap_in(self, site: str, staging: Path, mark: dict[str, Any], t0: float) -> Restored:
+        """Stop the site's server, move its data directory aside, rename the complete copy into
+        its place; then start it. A retry between the two renames finds no data directory."""
+        data_dir = self._data_dir(site)
+        report_progress({"phase": "swapping", "backup": mark.get("backup")})
         await self._stop_server(site)
         await self._await_reaped(site)
         if data_dir.exists():
