@@ -648,7 +648,7 @@ def print_report(results: list[Run], lab: Lab) -> None:
 
 # --------------------------------------------------------------------------- restore mode
 
-RESTORE_FILLER_MB = (0, 64, 192)
+RESTORE_FILLER_MB = (0, 32, 128)
 """Filler loaded on onprem before each pair of runs: the database grows by about this much."""
 
 
