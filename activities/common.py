@@ -43,17 +43,39 @@ _calls: dict[tuple[int, str], int] = {}
 CRASH_POINTS = ("after", "before")
 """Where a ``crash`` fault kills the worker: ``after`` the step did its work and before its
 result is reported (done but not recorded, the nastiest boundary; ``crash`` alone), or
-``before`` it starts."""
+``before`` it starts; ``at-PHASE``: in the middle, when the step's driver reports progress
+``{"phase": PHASE}`` (a restore's ``swapping``: the copy complete, not yet in place)."""
+AT_PHASE = "at-"
 
 
 def _crash_point(step: str, spec: str) -> str:
     _, _, arg = spec.partition(":")
     point = arg or "after"
-    if point not in CRASH_POINTS:
+    if point not in CRASH_POINTS and not (point.startswith(AT_PHASE) and len(point) > len(AT_PHASE)):
         raise ConfigError(
-            f"faults.{step}: unknown crash point {spec!r} (use 'crash', 'crash:after' or 'crash:before')"
+            f"faults.{step}: unknown crash point {spec!r} (use 'crash', 'crash:after', 'crash:before'"
+            " or 'crash:at-PHASE')"
         )
     return point
+
+
+def crashing_at_phase(
+    faults: dict[str, str], step: str, listener: Callable[..., None] | None
+) -> Callable[..., None] | None:
+    """``listener``, wrapped to kill the worker once when the driver reports the phase a
+    ``crash:at-PHASE`` fault of ``step`` names (unchanged without one)."""
+    spec = faults.get(step, "")
+    if spec.partition(":")[0] != "crash" or not _crash_point(step, spec).startswith(AT_PHASE):
+        return listener
+    phase = _crash_point(step, spec).removeprefix(AT_PHASE)
+
+    def report(*details: Any) -> None:
+        if any(isinstance(d, dict) and d.get("phase") == phase for d in details):
+            crash_once(step)
+        if listener is not None:
+            listener(*details)
+
+    return report
 
 
 def _faults_dir(step: str) -> Path:
@@ -179,7 +201,9 @@ def step_activity(
             # local activity has no heartbeat (the SDK warns on each): its worker keeps it alive.
             alive = None if info.is_local else KeepAlive(info.heartbeat_timeout)
             try:
-                with reporting(alive.report if alive else None), keeping(alive):
+                faults = getattr(self, "faults", {})
+                listener = crashing_at_phase(faults, name, alive.report if alive else None)
+                with reporting(listener), keeping(alive):
                     await apply_fault(getattr(self, "faults", {}), name)
                     result = await fn(self, *args)
                 apply_fault_after(getattr(self, "faults", {}), name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from activities.common import Activities, result_of, step_activity
 from drivers.dns import DnsDriver
 from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
 from drivers.postgres import PostgresDriver
+from drivers.postgres.timelines import archived_timelines
 from drivers.progress import report as report_progress
 from drivers.topology import TopologyReader, refuse
 from hybridops import metrics
@@ -41,6 +42,8 @@ from hybridops.contracts.sites import (
     FollowResult,
     IsolateInput,
     IsolateResult,
+    PickBackupInput,
+    PickBackupResult,
     PlanInput,
     PlanResult,
     PrepareInput,
@@ -51,10 +54,13 @@ from hybridops.contracts.sites import (
     ReleaseResult,
     RepointAppsInput,
     RepointAppsResult,
+    RestorePrimaryInput,
+    RestorePrimaryResult,
     RpoInput,
     RpoMeasure,
     RpoMethod,
     RpoResult,
+    SiteInput,
     UnfenceInput,
     UnfenceResult,
     VerifyInput,
@@ -88,6 +94,23 @@ async def promotion_rules(
     violations = check_promotion(seen, inp.site, inp.fence, inp.overrides)
     if violations:
         raise refuse(violations, f"promotion of {inp.site}")
+
+
+async def restore_rules(topology: TopologyReader, inp: RestorePrimaryInput) -> None:
+    """The safety rules of restoring ``inp.site`` as the primary: those of a promotion for
+    every other server (none writable; every silent one fenced: a server this run fenced that
+    does not answer counts as fenced). The target's own server is replaced, so its role and
+    timeline do not count."""
+    seen = await topology.read()
+    fenced = set(inp.fenced)
+    seen.servers = [
+        s.model_copy(update={"fenced": True}) if s.site in fenced and not s.reachable else s
+        for s in seen.servers
+        if s.site != inp.site
+    ]
+    violations = check_promotion(seen, inp.site, None, inp.overrides)
+    if violations:
+        raise refuse(violations, f"restore of {inp.site} as the primary")
 
 
 async def promote_checked(
@@ -150,6 +173,10 @@ class SiteActivities(Activities):
             self.fence_primary,
             self.unfence_primary,
             self.promote_standby,
+            self.probe_agent,
+            self.pick_backup,
+            self.check_restore,
+            self.restore_primary,
             self.check_promotion,
             self.check_unfence,
             self.isolate_site,
@@ -198,6 +225,14 @@ class SiteActivities(Activities):
         if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id:
             # This run got further before a worker died; converged already.
             return PrepareResult(changed=False, detail=f"already promoted by {inp.run_id}")
+        if inp.restore:
+            # Its server is replaced by the restore: only a primary may not be.
+            if state.reachable and state.in_recovery is False:
+                raise PreconditionFailed(
+                    "target accepts writes: a restore does not replace a primary", site=inp.site
+                )
+            changed = await self.infra.prepare(cloud, inp.run_id)
+            return PrepareResult(changed=changed, detail=f"{cloud.value} cluster ready for a restore")
         if not state.reachable or not state.in_recovery or state.fenced:
             raise PreconditionFailed(
                 f"target is not a healthy standby (reachable={state.reachable},"
@@ -289,6 +324,65 @@ class SiteActivities(Activities):
         role known, the same cluster, not forked), unless an approver overrode one; then the
         target waits to replay past the old primary's fencing proof."""
         return await promote_checked(self.pg, self.topology, inp, agent=self.drivers.is_agent())
+
+    @step_activity(ActivityName.PROBE_AGENT)
+    async def probe_agent(self, inp: SiteInput) -> CheckResult:
+        """Read-only, and does nothing: that a site's agent took it says its host is up (a
+        restore-mode failover asks before it picks where to restore; a dead host's queue has
+        no poller, and the step's schedule-to-start timeout says so)."""
+        return CheckResult(detail=f"{inp.site}'s agent answered")
+
+    @step_activity(ActivityName.PICK_BACKUP)
+    async def pick_backup(self, inp: PickBackupInput) -> PickBackupResult:
+        """Read-only: the backup a restore-mode failover will restore (``LATEST``: the newest
+        that finished before the asked time), and the WAL archive's timelines now. A time in
+        the future or before the backup is refused here, naming the input's field, before the
+        run changes anything."""
+        info = await self.drivers.backup.pick(
+            inp.backup, inp.target_time, datetime.now(UTC), "restore_backup", "restore_to"
+        )
+        archive = self.inventory.backup.wal_archive
+        timelines = sorted(await asyncio.to_thread(archived_timelines, archive)) if archive else []
+        when = info.finished_at.isoformat() if info.finished_at else "?"
+        return PickBackupResult(
+            backup=info,
+            archived_timelines=timelines,
+            detail=f"{info.name} (of {info.site or '?'}, finished {when})"
+            + (f", to {inp.target_time.isoformat()}" if inp.target_time else ", all archived WAL"),
+        )
+
+    @step_activity(ActivityName.CHECK_RESTORE)
+    async def check_restore(self, inp: RestorePrimaryInput) -> CheckResult:
+        """Read-only: the safety rules of a restore on every server (the guard of the agent's
+        ``restore_primary``). Done already (this run restored it): nothing to check."""
+        state = await self.pg.assess(inp.site)
+        if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
+            return CheckResult(detail=f"already restored by {inp.run_id}")
+        await restore_rules(self.topology, inp)
+        return CheckResult(detail=f"{inp.site} may be restored")
+
+    @step_activity(ActivityName.RESTORE_PRIMARY)
+    async def restore_primary(self, inp: RestorePrimaryInput) -> RestorePrimaryResult:
+        """Irreversible: restore mode's point of no return. The safety rules (no other server
+        writable, every silent one fenced), then the target's server replaced by the backup
+        and started as the primary on a new timeline (drivers/postgres/restore.py). A site
+        agent sees its own server only: its guard step checked the others right before."""
+        state = await self.pg.assess(inp.site)
+        ours = state.reachable and state.in_recovery is False and bool(inp.run_id)
+        if not (ours and state.promoted_by == inp.run_id) and not self.drivers.is_agent():
+            await restore_rules(self.topology, inp)
+        restored = await self.pg.restore_primary(
+            inp.site, self.drivers.backup, inp.backup, inp.target_time, inp.run_id
+        )
+        info = next((b for b in await self.drivers.backup.list() if b.name == restored.backup), None)
+        return result_of(
+            RestorePrimaryResult,
+            restored,
+            backup_started_at=info.started_at if info else None,
+            backup_finished_at=info.finished_at if info else None,
+            backup_site=info.site if info else None,
+            backup_end_lsn=info.end_lsn if info else None,
+        )
 
     @step_activity(ActivityName.REPOINT_APPS)
     async def repoint_apps(self, inp: RepointAppsInput) -> RepointAppsResult:

@@ -11,6 +11,12 @@ this process against the lab's real Temporal dev server, and for each run:
 
 It prints figures (wall times, RTO, RPO, orchestration overhead, per-phase durations and
 medians beside their targets); it never asserts timings. The lab is torn down at the end.
+
+``--restore`` benches restore mode instead (a few minutes): at three database sizes (filler
+rows loaded on onprem, then a base backup), a promotion (onprem killed, gcp promoted) beside a
+restore (gcp's standby stopped, azure and onprem killed, the backup restored onto gcp from the
+WAL archive), each the workflow with site agents and the writer running; it prints both RTOs,
+the restore's fetch and recovery seconds, and how each grows with size.
 """
 
 from __future__ import annotations
@@ -640,6 +646,167 @@ def print_report(results: list[Run], lab: Lab) -> None:
     )
 
 
+# --------------------------------------------------------------------------- restore mode
+
+RESTORE_FILLER_MB = (0, 32, 128)
+"""Filler loaded on onprem before each pair of runs: the database grows by about this much."""
+
+
+def _load_filler(lab: Lab, mb: int) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host=lab.ip(OLD_PRIMARY), port=lab.ports.pg, user="postgres", dbname="app", autocommit=True
+    ) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_filler")
+        if mb:
+            # About 1 KB a row (a page holds 7 of these 1000-byte rows: 8 KB).
+            rows = mb * 1024 * 7 // 8
+            conn.execute(
+                "CREATE TABLE bench_filler AS SELECT g, repeat(md5(g::text), 31) AS pad"
+                f" FROM generate_series(1, {rows}) g"
+            )
+
+
+@dataclass
+class RestorePair:
+    filler_mb: int
+    backup_mb: float | None = None
+    promote_rto_s: float | None = None
+    promote_writer_rto_s: float | None = None
+    restore_rto_s: float | None = None
+    restore_writer_rto_s: float | None = None
+    restore_step_s: float | None = None
+    fetch_s: float | None = None
+    recovery_s: float | None = None
+    rpo_lost: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+async def _one_failover(client: Client, inv: Inventory, lab: Lab, restore: bool, mb: int, wf_id: str) -> Any:
+    await asyncio.to_thread(lab.reset)
+    await asyncio.to_thread(_load_filler, lab, mb)
+    from drivers.lazy import Drivers
+
+    info = await Drivers(lab.inventory()).take_backup(OLD_PRIMARY)
+
+    def warmed() -> int | None:
+        n = sum(1 for a in _ledger(lab) if a.site == OLD_PRIMARY)
+        return n if n >= WARMUP_ACKS else None
+
+    await poll(f"{WARMUP_ACKS} acknowledged writes on {OLD_PRIMARY}", warmed, WARMUP_TIMEOUT_S)
+    if restore:
+        await asyncio.to_thread(lab.postgres.stop_server, "gcp")
+        lab.break_site("azure")
+    at = lab.break_site(OLD_PRIMARY)
+    inp = FailoverInput(
+        target="gcp",
+        incident_started_at=at,
+        max_catchup_s=300,
+        reason="bench",
+        requested_by="bench/failover.py --restore",
+    )
+    handle = await client.start_workflow(
+        FailoverWorkflow.run, inp, id=wf_id, task_queue=inv.queue(TaskQueue.CONTROL)
+    )
+    result: FailoverResult = await asyncio.wait_for(handle.result(), WORKFLOW_TIMEOUT_S * 4)
+    if result.status != RunStatus.SUCCEEDED:
+        raise RuntimeError(f"{wf_id} ended {result.status.value}: {result.error}")
+    writer = await writer_rto(lab, "gcp", at)
+    return info, result, writer
+
+
+async def bench_restore(lab: Lab, inv: Inventory, tag: str) -> list[RestorePair]:
+    client = await connect(inv.temporal)
+    pairs: list[RestorePair] = []
+    async with AsyncExitStack() as stack:
+        workers = [*build_workers(client, inv), *[build_agent(client, inv, site) for site in inv.sites]]
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        for mb in RESTORE_FILLER_MB:
+            pair = RestorePair(mb)
+            pairs.append(pair)
+            for restore in (False, True):
+                what = "restore" if restore else "promotion"
+                log(f"filler {mb} MB: {what}")
+                try:
+                    info, res, writer = await _one_failover(
+                        client, inv, lab, restore, mb, f"bench-{what}-{tag}-{mb}"
+                    )
+                except Exception as err:
+                    pair.errors.append(f"{what}: {_describe(err)}")
+                    log(f"filler {mb} MB: {what} failed: {_describe(err)}")
+                    continue
+                pair.backup_mb = (info.size_bytes or 0) / 2**20
+                if restore:
+                    pair.restore_rto_s, pair.restore_writer_rto_s = res.rto_seconds, writer
+                    if res.restore is not None:
+                        pair.restore_step_s = res.restore.restore_seconds
+                        pair.fetch_s, pair.recovery_s = (
+                            res.restore.fetch_seconds,
+                            res.restore.recovery_seconds,
+                        )
+                    pair.rpo_lost = res.rpo.transactions_lost
+                else:
+                    pair.promote_rto_s, pair.promote_writer_rto_s = res.rto_seconds, writer
+    return pairs
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y on x (None with fewer than two distinct x)."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
+def print_restore_report(pairs: list[RestorePair]) -> None:
+    print("Restore mode beside promotion, by database size (one run each; RTO as the run measured it:")
+    print("the writer's last acknowledged write on onprem to its first on gcp, from its ledger).")
+    cols = (
+        f"{'backup MB':>9}  {'promote RTO s':>13}  {'restore RTO s':>13}  {'restore step s':>14}"
+        f"  {'fetch s':>7}  {'recovery s':>10}  {'restore lost tx':>15}"
+    )
+    print(cols)
+    print("-" * len(cols))
+    for p in pairs:
+        print(
+            f"{_f(p.backup_mb, '.0f', 9)}  {_f(p.promote_rto_s, '.3f', 13)}  {_f(p.restore_rto_s, '.3f', 13)}"
+            f"  {_f(p.restore_step_s, '.3f', 14)}  {_f(p.fetch_s, '.3f', 7)}  {_f(p.recovery_s, '.3f', 10)}"
+            f"  {_f(p.rpo_lost, 'g', 15)}"
+        )
+    for label, attr in (("promotion RTO", "promote_rto_s"), ("restore RTO", "restore_rto_s")):
+        pts = [
+            (p.backup_mb, v) for p in pairs if p.backup_mb is not None and (v := getattr(p, attr)) is not None
+        ]
+        slope = _slope(pts)
+        print(f"{label} grows by {_f(slope * 100 if slope is not None else None, '.2f')} s per 100 MB")
+    errors = [f"{p.filler_mb} MB: {e}" for p in pairs for e in p.errors]
+    for e in errors:
+        print(f"  failed: {e}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"Machine: {os.cpu_count()} CPU(s), load average {load}.")
+
+
+def run_restore_lab(tmp: Path, tag: str) -> list[RestorePair]:
+    lab = Lab(tmp / "lab-restore", PORTS, queue_suffix=f"-bench-{tag}-restore")
+    saved = dict(os.environ)
+    os.environ.update(lab.env())
+    try:
+        log(f"lab up in {lab.root} (restore mode, sites {PORTS.net}.1-3)")
+        inv = lab.up(temporal=True, worker=False, writer=True, monitoring=False, dns=DnsKind.ROUTE53)
+        inv = inv.model_copy(update={"output_dir": tmp / "output"})
+        return asyncio.run(bench_restore(lab, inv, tag))
+    finally:
+        log("lab down")
+        try:
+            lab.down()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -703,6 +870,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metrics", action="store_true", help="the worker's metrics on and scraped every second"
     )
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="restore mode beside promotion at three database sizes, instead of the usual bench",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs: at least 1")
@@ -711,6 +883,13 @@ def main(argv: list[str] | None = None) -> int:
     tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
     (tmp / "home").mkdir()
     os.environ[HOME_ENV] = str(tmp / "home")
+    if args.restore:
+        try:
+            pairs = run_restore_lab(tmp, tag)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print_restore_report(pairs)
+        return 1 if any(p.errors for p in pairs) else 0
     kinds = [DnsKind.ROUTE53] + ([DnsKind.RFC2136] if args.dns == DnsKind.RFC2136 else [])
     by_kind: dict[DnsKind, list[Run]] = {}
     try:

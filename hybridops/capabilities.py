@@ -31,6 +31,9 @@ class Capability(StrEnum):
     """Make a site a standby again from a fresh copy of the primary (a base backup)."""
     SWITCHOVER = "switchover"
     """Stop writes on a primary and hand over with nothing lost (failback's planned switch)."""
+    RESTORE_PRIMARY = "restore_primary"
+    """Replace a site's server with one restored from the backups and the WAL archive, started
+    as the primary on a new timeline (a failover's restore mode)."""
     # infrastructure
     PREPARE_CLUSTER = "prepare_cluster"
     """Make a target cloud's cluster ready (size it for the failover) and release it again."""
@@ -74,13 +77,24 @@ class Need:
     required: bool = True
 
 
-def failover_needs(target: str, old_primary: str, apps: bool) -> list[Need]:
-    """A failover to ``target`` from ``old_primary``."""
+def failover_needs(target: str, old_primary: str, apps: bool, restore: bool = False) -> list[Need]:
+    """A failover to ``target`` from ``old_primary``: promoting its standby, or (``restore``)
+    restoring the backups there."""
     needs = [
         Need("infra", (Capability.PREPARE_CLUSTER,), f"prepare {target}'s cluster"),
         Need(f"postgres:{old_primary}", (Capability.FENCE,), f"fence {old_primary}"),
-        Need(f"postgres:{target}", (Capability.PROMOTE,), f"promote {target}"),
     ]
+    if restore:
+        needs += [
+            Need("backup", (Capability.RESTORE,), f"restore a backup for {target}"),
+            Need(
+                f"postgres:{target}",
+                (Capability.RESTORE_PRIMARY,),
+                f"start {target} as the primary from a restored backup",
+            ),
+        ]
+    else:
+        needs.append(Need(f"postgres:{target}", (Capability.PROMOTE,), f"promote {target}"))
     if apps:
         needs.append(Need("infra", (Capability.REPOINT_APPS,), f"point the apps at {target}"))
     return needs

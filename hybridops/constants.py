@@ -66,6 +66,15 @@ class ActivityName(StrEnum):
     # Failover's own, and its decide phase.
     WRITE_EVIDENCE = "write_evidence"
     GATHER_SIGNALS = "gather_signals"
+    PROBE_AGENT = "probe_agent"
+    """Restore mode: does a candidate's site agent take a step (is its host up)?"""
+    PICK_BACKUP = "pick_backup"
+    """Restore mode: which backup a restore would use (read-only, before anything changes)."""
+    CHECK_RESTORE = "check_restore"
+    """The cross-site safety rules of a restore (the guard of the agent's ``restore_primary``)."""
+    RESTORE_PRIMARY = "restore_primary"
+    """Restore mode's point of no return: the target's server replaced by a restored backup,
+    started as the primary on a new timeline."""
     # Failback's own.
     REJOIN_STANDBY = "rejoin_standby"
     CATCH_UP = "catch_up"

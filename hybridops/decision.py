@@ -354,11 +354,16 @@ def hold_reason(req: DecisionRequest, candidates: list[Candidate]) -> str:
 
 
 def evaluate(
-    req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy, primary_down: bool = False
+    req: DecisionRequest,
+    snapshot: SignalSnapshot,
+    policy: Policy,
+    primary_down: bool = False,
+    hosts_down: frozenset[str] = frozenset(),
 ) -> Decision:
     """Decide. Never raises for data: a request no candidate can serve gives a ``hold``.
     ``primary_down``: the run's own reads found the primary unreachable; each candidate's own
-    view of it must then agree (:func:`_check_own_view`)."""
+    view of it must then agree (:func:`_check_own_view`). ``hosts_down``: candidates whose
+    site agent took no step (their host is down): nothing can be promoted or restored there."""
     burst = req.decision_type == DecisionType.BURST
     verdicts = [
         _Verdict(cs, policy, snapshot.taken_at)
@@ -368,6 +373,13 @@ def evaluate(
     restore_blocked = _restore_violations(policy)
     for v in verdicts:
         _check_common(v, req, policy)
+        if v.cs.site in hosts_down:
+            v.common.append(
+                Violation(
+                    constraint="host",
+                    detail=f"{v.cs.site}'s site agent took no step: its host is down, nothing can run there",
+                )
+            )
         if primary_down and not burst:
             _check_own_view(v, req, policy)
         if v.common:
@@ -527,17 +539,20 @@ def decide(
     states: list[SiteState],
     gathered: SignalsResult,
     detected: bool = False,
+    hosts_down: frozenset[str] = frozenset(),
 ) -> tuple[Decision, SignalSnapshot]:
     """The decide phase, as the failover workflow and ``hybridops decide`` both run it, on the
     results of the same read-only steps (plan, assess, gather_signals): the database's own view
     of each site wins over what monitoring says of it; then the engine, on the policy in force.
     ``detected``: the run was started by detection (an alert), not by a person; a primary the
-    run finds down then also needs each candidate's own view to agree."""
+    run finds down then also needs each candidate's own view to agree. ``hosts_down``: see
+    :func:`evaluate` (a restore-mode failover probes its candidates' agents)."""
     snapshot = merge_signals(
         signals_from_states(plan.sites, states, gathered.snapshot.taken_at), gathered.snapshot
     )
     down = detected and not any(s.site == request.current_primary and s.reachable for s in states)
-    return evaluate(request, snapshot, policy_in_force(plan, gathered), primary_down=down), snapshot
+    policy = policy_in_force(plan, gathered)
+    return evaluate(request, snapshot, policy, primary_down=down, hosts_down=hosts_down), snapshot
 
 
 CANDIDATE_COLUMNS = ("candidate", "mode", "eligible", "score", "lag bytes", "lag s", "why not / warnings")

@@ -33,14 +33,14 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         StepRecord,
     )
-    from hybridops.contracts.sites import DnsCutoverInput, PromoteInput
+    from hybridops.contracts.sites import DnsCutoverInput, PromoteInput, RestorePrimaryInput
     from hybridops.policy import Approvers, Policy
     from hybridops.signing import approval_message, verify_approval
     from workflows import identity, steps
     from workflows.runbook import Rejected, RunbookBase
 
 A = TypeVar("A", bound=ActivityResult)
-G = TypeVar("G", bound=PromoteInput | DnsCutoverInput)
+G = TypeVar("G", bound=PromoteInput | DnsCutoverInput | RestorePrimaryInput)
 """The input of a step safety rules guard: it carries the rules an approval overrides."""
 SAFETY_RULE_ERROR = "SafetyRuleViolated"
 """The ``ApplicationError`` type of a step a safety rule blocked (hybridops.errors)."""

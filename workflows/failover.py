@@ -11,6 +11,7 @@ whatever its ending, writes its evidence.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         DecisionType,
         DrMode,
+        SignalSnapshot,
+        SignalsResult,
     )
     from hybridops.contracts.failover import FailoverInput, FailoverResult
     from hybridops.contracts.sites import (
@@ -47,15 +50,19 @@ with workflow.unsafe.imports_passed_through():
         FindingKind,
         FollowInput,
         IsolateInput,
+        PickBackupInput,
+        PickBackupResult,
         PlanInput,
         PlanResult,
         PrepareInput,
         PromoteInput,
         ReleaseInput,
         RepointAppsInput,
+        RestorePrimaryInput,
         RpoInput,
         RpoMeasure,
         RpoResult,
+        SiteInput,
         Topology,
         UnfenceInput,
         VerifyInput,
@@ -68,6 +75,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.runbook import refuse_missing
     from workflows.saga import LeasedSaga, Saga
 
+
+RESTORE_PATCH = "failover-restore-mode"
+"""Restore mode (issue 17): a run whose decision is ``restore`` restores the newest backup onto
+the target instead of stopping with ``PolicyModeUnsupported``. Runs recorded before it replay
+without the marker and stop as they did."""
 
 CLIENTS_WAIT_S = 10.0
 """How long the RPO step waits for the workload's first acknowledged write on the new primary
@@ -128,6 +140,12 @@ class Decided:
     policy: Policy
     target: str
     """The decision's target (never None past the decide phase)."""
+    backup: PickBackupResult | None = None
+    """Restore mode: the backup the restore will use (None: promote the target's standby)."""
+
+    @property
+    def restore(self) -> bool:
+        return self.backup is not None
 
 
 @workflow.defn(name=WorkflowType.FAILOVER.value, failure_exception_types=[ValidationError])
@@ -140,6 +158,19 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
     def __init__(self) -> None:
         super().__init__()
         self._alerts: list[AlertNotice] = []
+        self._hosts_down: frozenset[str] = frozenset()
+        """Restore mode: candidates whose site agent took no step (their host is down)."""
+        self._restoring: bool | None = None
+        """Restore mode: whether the restore step has begun (None: promote mode)."""
+
+    def _promotion_site(self) -> str | None:
+        """In restore mode the target's server was not a standby to begin with (stopped, or
+        unfit): before the restore began, its being down says nothing, and the run
+        compensates. Once it began, a target that does not answer counts as restored (the
+        restored server promotes itself at the end of recovery): the fences stay."""
+        if self._restoring is False:
+            return None
+        return self._target
 
     @workflow.signal(name=ALERT_SIGNAL)
     def alert(self, notice: AlertNotice) -> None:
@@ -169,7 +200,11 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         decided = await self._decide(inp, res)
         await self._gate(inp, decided)
         fence = await self._prepare_and_fence(decided, res, saga)
-        await self._promote(inp, decided, fence, res, saga)
+        if decided.restore:
+            silent = await self._fence_silent(decided, res, saga)
+            await self._restore(inp, decided, silent, res, saga)
+        else:
+            await self._promote(inp, decided, fence, res, saga)
         await self._cut_over(decided, res)
         await self._rejoin_standbys(decided)
         if inp.await_alert_resolve_s > 0:
@@ -244,20 +279,85 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 type="PolicyHold",
                 non_retryable=True,
             )
-        if decision.dr_mode != DrMode.WARM_PROMOTE:
+        restore = decision.dr_mode == DrMode.RESTORE and workflow.patched(RESTORE_PATCH)
+        if restore:
+            decision, snapshot = await self._restore_target(
+                request, plan, assessed, gathered, detected, decision, snapshot
+            )
+            res.decision, res.signals, res.target = decision, snapshot, decision.target
+        if decision.dr_mode != DrMode.WARM_PROMOTE and not restore:
             raise ApplicationError(
                 f"the policy chose {decision.target} in {decision.dr_mode.value} mode, which this runbook"
                 " does not do (it promotes a standby); restore from backup by hand (runbooks/failover.md)",
                 type="PolicyModeUnsupported",
                 non_retryable=True,
             )
+        assert decision.target is not None
         self._target = decision.target
         self._policy, self._decision_id = policy, decision.decision_id
         refuse_missing(
-            failover_needs(decision.target, decision.old_primary or current, bool(plan.apps)), plan
+            failover_needs(decision.target, decision.old_primary or current, bool(plan.apps), restore), plan
         )
+        backup = None
+        if restore:
+            self._restoring = False
+            # Which backup, to which time: refused here (naming the input's field) before
+            # anything changes.
+            backup = await self._step(
+                "pick_backup",
+                steps.PICK_BACKUP,
+                PickBackupInput(backup=inp.restore_backup, target_time=inp.restore_to),
+            )
+            res.backup_picked = backup
         await steps.checkpoint("decided")
-        return Decided(plan, assessed, request, decision, policy, decision.target)
+        return Decided(plan, assessed, request, decision, policy, decision.target, backup)
+
+    async def _restore_target(
+        self,
+        request: DecisionRequest,
+        plan: PlanResult,
+        assessed: AssessResult,
+        gathered: SignalsResult,
+        detected: bool,
+        decision: Decision,
+        snapshot: SignalSnapshot,
+    ) -> tuple[Decision, SignalSnapshot]:
+        """Restore mode: no standby is fit to promote, so the target is a site whose host can
+        run the restore. With site agents, each restore candidate's agent is asked to take a
+        step (a dead host's queue has no poller: its schedule-to-start timeout says so in
+        seconds); the decision is taken again without the silent ones, so ``{}`` does not
+        choose a site whose host died with the primary. A hold then stops the run."""
+        if not self._where.site_queues:
+            return decision, snapshot
+        pool = [c.site for c in decision.candidates if c.eligible and c.mode == DrMode.RESTORE]
+        down = frozenset(s for s in await asyncio.gather(*(self._agent_down(s) for s in pool)) if s)
+        if not down:
+            return decision, snapshot
+        self._hosts_down = down
+        decision, snapshot = decide(request, plan, assessed.states, gathered, detected, down)
+        if decision.decision_type == DecisionType.HOLD or decision.target is None:
+            raise ApplicationError(
+                f"the policy holds: {hold_reason(request, decision.candidates)}",
+                type="PolicyHold",
+                non_retryable=True,
+            )
+        return decision, snapshot
+
+    async def _agent_down(self, site: str) -> str | None:
+        """``site`` when its agent took no step within the policy's start timeout, else None."""
+        name = f"probe_agent_{site}"
+        try:
+            probe = SiteInput(site=site, run_id=workflow.info().workflow_id)
+            await self._step(name, steps.PROBE_AGENT, probe)
+        except ActivityError as err:
+            if not steps.agent_absent(err):
+                raise
+            record = next(r for r in reversed(self._steps) if r.name == name)
+            record.outcome = StepOutcome.SKIPPED
+            wait = self._where.agent_start_s
+            record.detail = f"{site}'s agent did not answer within {wait:g} s: its host is down"
+            return site
+        return None
 
     async def _gate(self, inp: FailoverInput, d: Decided) -> None:
         """The approval gate, when the input, the decision or an unverifiable fence asks for
@@ -285,16 +385,23 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         saga.register(
             "release_target", lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id))
         )
-        await self._step("prepare_target", steps.PREPARE, PrepareInput(site=target, run_id=workflow_id))
+        await self._step(
+            "prepare_target",
+            steps.PREPARE,
+            PrepareInput(site=target, run_id=workflow_id, restore=d.restore),
+        )
 
         self._phase = Phase.FENCE
-        saga.register(
-            "unfence_primary", lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id))
-        )
+        return await self._fence(old, "fence_old_primary", "unfence_primary", res, saga)
+
+    async def _fence(self, old: str, name: str, undo: str, res: FailoverResult, saga: Saga) -> FenceResult:
+        """Fence ``old`` (its undo registered first); a server that did not answer is isolated
+        and the fence recorded unverified."""
+        workflow_id = workflow.info().workflow_id
+        isolate = "isolate_old_primary" if name == "fence_old_primary" else f"isolate_{old}"
+        saga.register(undo, lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id)))
         try:
-            fence = await self._step(
-                "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id)
-            )
+            fence = await self._step(name, steps.FENCE, FenceInput(site=old, run_id=workflow_id))
         except ActivityError as err:
             if not steps.agent_absent(err):
                 raise
@@ -304,15 +411,14 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             record.detail = (
                 f"{old}'s agent did not answer within {self._where.agent_start_s:g} s: its host is down"
             )
-            fence = await self._isolate_absent(old, workflow_id)
+            fence = await self._isolate_absent(old, workflow_id, isolate)
         if fence.token is None and fence.isolated is None:
             # The agent marked a server that did not answer; isolating it needs the infra
             # driver, which the agent does not hold.
-            isolated = await self._step(
-                "isolate_old_primary", steps.ISOLATE, IsolateInput(site=old, run_id=workflow_id)
-            )
+            isolated = await self._step(isolate, steps.ISOLATE, IsolateInput(site=old, run_id=workflow_id))
             fence.isolated = isolated.isolated
-        res.fence = fence
+        if name == "fence_old_primary":
+            res.fence = fence
         if fence.token is None:
             res.findings.append(
                 Finding(
@@ -326,13 +432,15 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             )
         return fence
 
-    async def _isolate_absent(self, old: str, workflow_id: str) -> FenceResult:
+    async def _isolate_absent(
+        self, old: str, workflow_id: str, name: str = "isolate_old_primary"
+    ) -> FenceResult:
         """The old primary's agent did not take the fence step: nobody polls its queue, its
         host is down. The fence is unverified: the infra driver isolates the site (or says
         why it cannot), and the policy's approval rule for unverified fences applies."""
         wait = self._where.agent_start_s
         isolated = await self._step(
-            "isolate_old_primary",
+            name,
             steps.ISOLATE,
             IsolateInput(
                 site=old, run_id=workflow_id, reason=f"{old}'s agent did not answer within {wait:g} s"
@@ -360,6 +468,43 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             fenced=[d.decision.old_primary, *res.fenced] if self._where.site_queues else [],
         )
         await self._guarded("promote", steps.PROMOTE, promote_in, d.policy, res.blocked_by)
+        saga.close()
+        res.point_of_no_return_passed = True
+
+    async def _fence_silent(self, d: Decided, res: FailoverResult, saga: Saga) -> list[str]:
+        """Restore mode: every other server that does not answer is fenced too (each undo
+        registered first). A promotion's target streamed from the old primary, so the rules
+        ask only that no one else writes; a restored server starts a history of its own, and
+        a silent standby nobody fenced may be a writer nobody sees."""
+        target, old = d.target, d.decision.old_primary
+        silent = [
+            s.site
+            for s in d.assessed.states
+            if s.site not in (target, old) and not s.reachable and not s.fenced and s.site not in res.fenced
+        ]
+        for site in silent:
+            await self._fence(site, f"fence_{site}", f"unfence_{site}", res, saga)
+        return silent
+
+    async def _restore(
+        self, inp: FailoverInput, d: Decided, silent: list[str], res: FailoverResult, saga: Saga
+    ) -> None:
+        """Restore mode's point of no return: the target's server replaced by the backup the
+        decide phase picked, the WAL archive replayed, started as the primary on a new
+        timeline (break glass when a safety rule blocks it)."""
+        assert d.backup is not None
+        self._phase = Phase.RESTORE
+        self._restoring = True
+        restore_in = RestorePrimaryInput(
+            site=d.target,
+            run_id=workflow.info().workflow_id,
+            backup=d.backup.backup.name,
+            target_time=inp.restore_to,
+            fenced=[d.decision.old_primary, *silent, *res.fenced] if self._where.site_queues else [],
+        )
+        res.restore = await self._guarded(
+            "restore_primary", steps.RESTORE_PRIMARY, restore_in, d.policy, res.blocked_by
+        )
         saga.close()
         res.point_of_no_return_passed = True
 
@@ -469,7 +614,12 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             "gather_signals_again", steps.SIGNALS, signal_targets(request, plan.sites)
         )
         again, _ = decide(
-            request, plan_now, now.states, gathered, inp.requested_by.startswith(ALERT_REQUESTER)
+            request,
+            plan_now,
+            now.states,
+            gathered,
+            inp.requested_by.startswith(ALERT_REQUESTER),
+            self._hosts_down,
         )
         changes = world_changes(plan, before, decision, plan_now, now, again)
         if changes:

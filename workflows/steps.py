@@ -230,6 +230,44 @@ PROMOTE = Step(
     on_site=True,
     guard=CHECK_PROMOTION,
 )
+PROBE_AGENT = Step(
+    ActivityName.PROBE_AGENT,
+    sites.SiteInput,
+    sites.CheckResult,
+    TaskQueue.DB,
+    timedelta(seconds=30),
+    READ_RETRY,
+    on_site=True,
+)
+PICK_BACKUP = Step(
+    ActivityName.PICK_BACKUP,
+    sites.PickBackupInput,
+    sites.PickBackupResult,
+    TaskQueue.DB,
+    timedelta(seconds=60),
+    READ_RETRY,
+)
+CHECK_RESTORE = Step(
+    ActivityName.CHECK_RESTORE,
+    sites.RestorePrimaryInput,
+    sites.CheckResult,
+    TaskQueue.DB,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+RESTORE_PRIMARY = Step(
+    ActivityName.RESTORE_PRIMARY,
+    sites.RestorePrimaryInput,
+    sites.RestorePrimaryResult,
+    TaskQueue.DB,
+    # As long as the backup is big and the archive long (bench/failover.py --restore measures
+    # it); it heartbeats its phases and bytes meanwhile, so a dead worker is known in seconds.
+    timedelta(hours=6),
+    CHANGE_RETRY,
+    irreversible=True,
+    on_site=True,
+    guard=CHECK_RESTORE,
+)
 REPOINT = Step(
     ActivityName.REPOINT_APPS,
     sites.RepointAppsInput,

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 
+from drivers.backup.errors import BackupNotFound
 from hybridops.capabilities import Capability
 from hybridops.contracts.backup import BackupInfo, RestoreResult, WalVerifyResult
 from hybridops.errors import InputError
@@ -63,6 +64,51 @@ class BackupDriver(ABC):
     @abstractmethod
     async def _restore(self, backup: str, data_dir: Path, target_time: datetime | None) -> RestoreResult:
         """:meth:`restore`, with ``backup`` checked."""
+
+    async def pick(
+        self,
+        backup: str,
+        target_time: datetime | None,
+        now: datetime,
+        backup_field: str = "backup",
+        time_field: str = "target_time",
+    ) -> BackupInfo:
+        """Read-only. The backup a restore of ``backup`` (a name, or :data:`LATEST`: the newest
+        that finished before ``target_time``) to ``target_time`` would use, from :meth:`list`.
+        Raises :class:`InputError` naming ``time_field`` for a time after ``now`` or before
+        the backup finished (recovery cannot stop before the backup's consistent point), and
+        naming ``backup_field`` for a malformed name; :class:`BackupNotFound` when there is no
+        such backup. A restore-mode failover asks this before it changes anything."""
+        check_backup_name(backup, backup_field)
+        if target_time is not None:
+            if target_time.tzinfo is None:
+                raise InputError(f"{time_field}: {target_time.isoformat()} has no time zone")
+            if target_time > now:
+                raise InputError(
+                    f"{time_field}: {target_time.isoformat()} is in the future (now {now.isoformat()});"
+                    " recovery cannot stop at a time the archive has not reached"
+                )
+        backups = [b for b in await self.list() if b.finished_at is not None]
+        if backup != LATEST:
+            named = [b for b in backups if b.name == backup]
+            if not named:
+                raise BackupNotFound(f"{backup_field}: backup {backup!r} does not exist", backup=backup)
+            backups = named
+        usable = [
+            b for b in backups if target_time is None or (b.finished_at and b.finished_at <= target_time)
+        ]
+        if not usable:
+            if not backups:
+                raise BackupNotFound("no finished backup to restore", backup=backup)
+            assert target_time is not None
+            oldest = min(b.finished_at for b in backups if b.finished_at is not None)
+            raise InputError(
+                f"{time_field}: {target_time.isoformat()} is before the "
+                + ("backup" if backup != LATEST else "oldest backup")
+                + f" finished ({oldest.isoformat()}): recovery cannot stop before a backup's"
+                " consistent point; give a later time, or none for all archived WAL"
+            )
+        return max(usable, key=lambda b: (b.finished_at or now, b.name))
 
     @abstractmethod
     async def verify_wal(self) -> WalVerifyResult:

@@ -10,9 +10,11 @@ import abc
 import logging
 from datetime import datetime
 
-from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined
+from drivers.backup.base import BackupDriver
+from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined, Restored
 from hybridops.capabilities import Capability
 from hybridops.contracts.sites import RejoinMethod, SiteState
+from hybridops.errors import CapabilityMissing
 from hybridops.inventory import Inventory
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,45 @@ class PostgresDriver(abc.ABC):
         keeps a stale primary read-only)."""
         self.inventory.site(site)
         return await self._retire_fence(site)
+
+    async def restore_primary(
+        self,
+        site: str,
+        backups: BackupDriver,
+        backup: str,
+        target_time: datetime | None,
+        run_id: str,
+    ) -> Restored:
+        """Irreversible. Replace ``site``'s server (one that does not accept writes: an unfit
+        standby, stopped or not) by ``backup`` restored through ``backups`` into a fresh
+        directory, swapped in only when complete, replayed from the WAL archive to its end (or
+        ``target_time``) and started as the primary on a timeline above every one the archive
+        holds. Idempotent: a retry finds the site restored by ``run_id`` and proves it (server
+        writable, its timeline new in the archive) instead of restoring again. Takes as long
+        as fetching the backup and replaying the archive; heartbeats its phases. Raises
+        :class:`CapabilityMissing` for a driver without ``restore_primary`` (checked by the
+        runbook before its first change), :class:`PreconditionFailed` for a target that
+        accepts writes or was restored by another run, :class:`TimelineCollision` after."""
+        self.inventory.site(site)
+        if Capability.RESTORE_PRIMARY not in self.capabilities_of(site):
+            raise CapabilityMissing(
+                f"sites.{site}: its driver has no 'restore_primary' capability",
+                site=site,
+                capability=Capability.RESTORE_PRIMARY.value,
+            )
+        log.info("restoring %s from backup %s for %s", site, backup, run_id)
+        return await self._restore_primary(site, backups, backup, target_time, run_id)
+
+    async def _restore_primary(
+        self,
+        site: str,
+        backups: BackupDriver,
+        backup: str,
+        target_time: datetime | None,
+        run_id: str,
+    ) -> Restored:
+        """:meth:`restore_primary`; only drivers that declare the capability implement it."""
+        raise AssertionError("unreachable: restore_primary checks the capability first")
 
     # Hooks each driver implements.
     @abc.abstractmethod

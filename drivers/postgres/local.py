@@ -24,6 +24,7 @@ from psycopg import sql
 from drivers.postgres import binaries as pgbin
 from drivers.postgres import promotion
 from drivers.postgres.rejoin import LocalRejoin
+from drivers.postgres.restore import LocalRestore
 from drivers.postgres.server import FENCE_MARK, PROMOTE_MARK, STANDBY_SIGNAL
 from drivers.postgres.switchover import LocalSwitchover
 from drivers.postgres.timelines import (
@@ -42,7 +43,6 @@ from hybridops.errors import (
     DatabaseUnreachable,
     PreconditionFailed,
     PromotionIncomplete,
-    TimelineCollision,
 )
 from hybridops.lsn import parse_lsn
 
@@ -61,7 +61,7 @@ def _conninfo_host(conninfo: str | None) -> str | None:
     return None
 
 
-class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
+class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
     """PostgreSQL servers on this host, controlled with libpq and ``pg_ctl``: the topology
     steps here, failback's rejoin and switchover in their own modules."""
 
@@ -73,6 +73,7 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
             Capability.REWIND,
             Capability.RECLONE,
             Capability.SWITCHOVER,
+            Capability.RESTORE_PRIMARY,
         }
     )
 
@@ -396,27 +397,7 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover):
                 timeline=timeline,
             )
         held = await self._timeline_held(site, timeline)
-        return Promoted(changed=False, timeline=timeline, detail=by + held)
-
-    async def _timeline_held(self, site: str, timeline: int) -> str:
-        """The check of :meth:`_timeline_after_promote` for a server promoted earlier: its
-        timeline above every other one the WAL archive holds, and the archive's history file
-        of it the server's own. A note for the detail; raises :class:`TimelineCollision`."""
-        archive = self.inventory.backup.wal_archive
-        if archive is None:
-            return ""
-        archived = await asyncio.to_thread(archived_timelines, archive)
-        newer = sorted(t for t in archived if t > timeline)
-        if newer:
-            raise TimelineCollision(
-                f"{site} is on timeline {timeline}, but the WAL archive holds timeline {newer[-1]},"
-                " promoted by another server since: its promotion is not the newest history",
-                site=site,
-                timeline=timeline,
-            )
-        before = {t: content for t, content in archived.items() if t < timeline}
-        pg_wal = self._data_dir(site) / "pg_wal"
-        return "; " + await confirm_new_timeline(site, timeline, before, archive, pg_wal)
+        return Promoted(changed=False, timeline=timeline, detail=by + "; " + held)
 
     async def _back_to_standby(self, site: str, timeline: int, mark: dict[str, Any]) -> str:
         """Repair this run's interrupted promotion (``site`` writable on the timeline the mark

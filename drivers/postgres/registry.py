@@ -4,13 +4,17 @@ site names its own (an on-prem VM with its agent, a cloud site on CloudNativePG)
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from drivers.loader import driver_class, load_driver
 from drivers.postgres.base import PostgresDriver
-from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined
+from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined, Restored
 from hybridops.capabilities import Capability
 from hybridops.contracts.sites import RejoinMethod, SiteState
 from hybridops.inventory import Inventory, PostgresKind
+
+if TYPE_CHECKING:
+    from drivers.backup.base import BackupDriver
 
 DRIVERS: dict[PostgresKind, str] = {
     PostgresKind.AGENT: "drivers.postgres.local:LocalPostgresDriver",
@@ -57,6 +61,16 @@ class PerSiteDriver(PostgresDriver):
 
     async def _follow(self, site: str, new_primary: str) -> bool:
         return await self.of(site)._follow(site, new_primary)
+
+    async def _restore_primary(
+        self,
+        site: str,
+        backups: BackupDriver,
+        backup: str,
+        target_time: datetime | None,
+        run_id: str,
+    ) -> Restored:
+        return await self.of(site)._restore_primary(site, backups, backup, target_time, run_id)
 
     async def _write_probe(self, host: str, site: str, table: str, run_id: str) -> datetime:
         return await self.of(site)._write_probe(host, site, table, run_id)

@@ -72,3 +72,22 @@ class Paused(DriverAnswer):
     """The last WAL position once client sessions were ended and the segment switched."""
     was_read_only: bool = False
     sessions_ended: int = 0
+
+
+class Restored(DriverAnswer):
+    """A site's server replaced by a restored backup and started as the primary
+    (:meth:`PostgresDriver.restore_primary`), or found so already."""
+
+    backup: str
+    target_time: datetime | None = None
+    timeline: int
+    replayed_to_lsn: str | None = None
+    """Where the archive's replay ended: the new timeline begins here."""
+    archived_timelines: list[int] = []
+    """The WAL archive's timelines before the restore (the new one is above them all)."""
+    fetch_seconds: float = 0.0
+    recovery_seconds: float = 0.0
+    restore_seconds: float = 0.0
+    promoted_at: datetime | None = None
+    replaced: str | None = None
+    """Where the site's previous data directory went (moved aside, never deleted)."""

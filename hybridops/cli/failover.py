@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from hybridops.cli.common import (
     RunEnding,
     facts,
+    fail,
     inventory,
     iso_time,
     print_ending,
@@ -73,10 +75,20 @@ def failover(
     lease_wait_s: Annotated[
         float, typer.Option(help="Wait this long for another runbook holding the lease (0: refuse)")
     ] = 0.0,
+    restore_backup: Annotated[
+        str, typer.Option(help="Restore mode only: the backup to restore (a name, or LATEST)")
+    ] = "LATEST",
+    restore_to: Annotated[
+        str | None, typer.Option(help="Restore mode only: ISO time to stop replaying the WAL archive at")
+    ] = None,
 ) -> None:
     """Start a failover, show its phases as they pass, and print RTO, RPO and the evidence.
     The policy's approval section may still make it wait for `hybridops approve`."""
     inv = inventory()
+    try:
+        FailoverInput(restore_backup=restore_backup)
+    except ValidationError as err:
+        fail(f"--restore-backup: {err.errors()[0]['msg']}")
     inp = FailoverInput(
         target=target,
         require_approval=require_approval,
@@ -85,6 +97,8 @@ def failover(
         requested_by=os.environ.get("USER", "cli"),
         only_if_primary_down=not planned,
         lease_wait_s=lease_wait_s,
+        restore_backup=restore_backup,
+        restore_to=iso_time(restore_to, "restore-to"),
     )
     wf_id = workflow_id or f"failover-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
 

@@ -119,13 +119,32 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 
 @lab_app.command("break")
-def lab_break(site: str) -> None:
-    """The disaster: kill SITE's database server (as if its host died)."""
+def lab_break(
+    sites: Annotated[list[str], typer.Argument(help="The sites whose hosts die: onprem, azure, gcp")],
+) -> None:
+    """The disaster: kill each SITE's database server and agent (as if its host died). Two
+    sites (``lab break onprem azure``) leave one standby: stop it too (``lab stop-server gcp``)
+    and no standby is fit to promote, so the failover restores from the archive."""
     lab = _lab()
+    for site in sites:
+        if site not in ("onprem", "azure", "gcp"):
+            fail(f"sites: unknown site {site!r} (onprem, azure or gcp)")
+    if len(set(sites)) != len(sites):
+        fail("sites: a site is named twice")
+    # The first one named is the incident's (its time is where the RTO counts from).
+    for site in reversed(sites):
+        at = lab.break_site(site)
+        console.print(f"{site} killed at {at.isoformat()}")
+
+
+@lab_app.command("stop-server")
+def lab_stop_server(site: str) -> None:
+    """Stop SITE's database server cleanly; its host and agent stay up. A stopped standby is
+    not fit to promote (restore mode: the failover restores a backup there instead)."""
     if site not in ("onprem", "azure", "gcp"):
         fail(f"site: unknown site {site!r} (onprem, azure or gcp)")
-    at = lab.break_site(site)
-    console.print(f"{site} killed at {at.isoformat()}")
+    _lab().postgres.stop_server(site)
+    console.print(f"{site}'s server stopped")
 
 
 @lab_app.command("load")

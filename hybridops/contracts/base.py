@@ -124,7 +124,7 @@ class Phase(StrEnum):
     PAUSE_WRITES = "pause_writes"
     REJOIN_OLD_PRIMARY = "rejoin_old_primary"
     RETIRE_FENCES = "retire_fences"
-    # drill: a restore that never touches production
+    # drill: a restore that never touches production (and a failover's restore mode)
     BACKUP = "backup"
     RESTORE = "restore"
     START_SCRATCH = "start_scratch"

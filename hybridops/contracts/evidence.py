@@ -38,7 +38,15 @@ from hybridops.contracts.drill import DrillResult, SloCheck
 from hybridops.contracts.failback import FailbackResult, RejoinOutcome
 from hybridops.contracts.failover import FailoverResult
 from hybridops.contracts.lease import LeaseGrant
-from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, RpoMethod, Topology
+from hybridops.contracts.sites import (
+    DivergedWrites,
+    FenceResult,
+    Finding,
+    PickBackupResult,
+    RestorePrimaryResult,
+    RpoMethod,
+    Topology,
+)
 
 EVIDENCE_VERSION: Final = 1
 """Bumped when a field changes meaning or goes away (adding one does not)."""
@@ -139,6 +147,11 @@ class FailoverDetails(_Section):
     lease: LeaseGrant | None = None
     dns_repaired: bool = False
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
+    backup_picked: PickBackupResult | None = None
+    """Restore mode: the backup chosen before anything changed."""
+    restore: RestorePrimaryResult | None = None
+    """Restore mode: the backup restored, its label and time, the WAL replayed to, the timeline
+    chosen, the archive's timelines before, how long (fetch, recovery, total)."""
 
 
 class FailbackDetails(_Section):

@@ -12,6 +12,7 @@ from hybridops.contracts.base import (
     ApprovalRecord,
     Contract,
     LongSeconds,
+    Name,
     RtoSplit,
     RuleViolation,
     RunStatus,
@@ -23,7 +24,15 @@ from hybridops.contracts.base import (
 )
 from hybridops.contracts.decision import Decision, SignalSnapshot
 from hybridops.contracts.lease import LeaseGrant
-from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, RpoMeasure, Topology
+from hybridops.contracts.sites import (
+    DivergedWrites,
+    FenceResult,
+    Finding,
+    PickBackupResult,
+    RestorePrimaryResult,
+    RpoMeasure,
+    Topology,
+)
 
 
 class FailoverInput(Contract):
@@ -64,6 +73,13 @@ class FailoverInput(Contract):
     lease_wait_s: Seconds = 0.0
     """How long to wait for another runbook that holds the database's topology lease (a
     failover or failback in progress); 0 refuses at once, naming the holder. At most a day."""
+    restore_backup: Name = "LATEST"
+    """Restore mode only (no standby fit to promote): the backup to restore, a name or
+    ``LATEST`` (the newest that finished before ``restore_to``)."""
+    restore_to: Timestamp | None = None
+    """Restore mode only: stop replaying the WAL archive at this time (naive means UTC);
+    absent: replay all of it. A time in the future, or before the backup, is refused before
+    anything changes."""
 
 
 class FailoverResult(Contract):
@@ -118,6 +134,10 @@ class FailoverResult(Contract):
     """The topology lease this run held (or was refused)."""
     dns_repaired: bool = False
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
+    restore: RestorePrimaryResult | None = None
+    """Restore mode: which backup was restored, the WAL replayed to, the new timeline, how long."""
+    backup_picked: PickBackupResult | None = None
+    """Restore mode: the backup chosen before anything changed."""
     refused_approvals: list[ApprovalRecord] = []
     """Approval attempts the run refused, with who, when and why (they are in the history too)."""
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field
 
 from hybridops.capabilities import Capability
+from hybridops.contracts.backup import BackupInfo
 from hybridops.contracts.base import ActivityResult, Cloud, Contract
 from hybridops.policy import Policy
 
@@ -260,6 +261,10 @@ class SiteInput(Contract):
 class PrepareInput(SiteInput):
     """Input of ``prepare_target``: the target cloud site."""
 
+    restore: bool = False
+    """Restore mode: the target's server will be replaced by a restored backup, so it need not
+    be a healthy standby (it must not accept writes)."""
+
 
 class ReleaseInput(SiteInput):
     """Input of ``release_target`` (compensation of ``prepare_target``)."""
@@ -340,6 +345,65 @@ class PromoteResult(ActivityResult):
     promoted_at: datetime | None = None
     replay_lsn: str | None = None
     last_replay_at: datetime | None = None
+
+
+class PickBackupInput(Contract):
+    """Input of ``pick_backup``: which backup a restore-mode failover would restore."""
+
+    backup: str = "LATEST"
+    """A backup's name, or ``LATEST`` (the newest one that finished before ``target_time``)."""
+    target_time: datetime | None = None
+    """Recovery stops here (the failover input's ``restore_to``); None: all archived WAL."""
+
+
+class PickBackupResult(ActivityResult):
+    """The backup a restore will use (read-only: nothing changed)."""
+
+    backup: BackupInfo
+    archived_timelines: list[int] = []
+    """The timelines the WAL archive holds now: the restored server's must be none of them."""
+
+
+class RestorePrimaryInput(Contract):
+    """Input of ``restore_primary``: restore mode's point of no return."""
+
+    site: str
+    run_id: str = ""
+    backup: str = "LATEST"
+    """The backup ``pick_backup`` chose (its real name): a retry restores the same one."""
+    target_time: datetime | None = None
+    """Recovery stops at this time; None: replays all archived WAL."""
+    fenced: list[str] = []
+    """Sites this run fenced, verified or not (they count as fenced for the safety rules)."""
+    overrides: list[str] = []
+    """Safety rules an approver overrode for this step (break glass, recorded)."""
+
+
+class RestorePrimaryResult(ActivityResult):
+    """What the restore did, for the evidence: which backup, how far the WAL was replayed, the
+    timeline the restored primary took, how long it took."""
+
+    backup: str
+    backup_started_at: datetime | None = None
+    backup_finished_at: datetime | None = None
+    backup_site: str | None = None
+    """The server the backup was taken from."""
+    backup_end_lsn: str | None = None
+    target_time: datetime | None = None
+    replayed_to_lsn: str | None = None
+    """Where recovery ended: the new timeline starts here."""
+    timeline: int
+    archived_timelines: list[int] = []
+    """The archive's timelines before the restore (the new one is above all of them)."""
+    fetch_seconds: float = 0.0
+    """Fetching the backup into a fresh directory."""
+    recovery_seconds: float = 0.0
+    """Replaying the archive and the promotion at its end."""
+    restore_seconds: float = 0.0
+    """The whole step, fetch to writable."""
+    promoted_at: datetime | None = None
+    replaced: str | None = None
+    """Where the target's previous data directory was moved (never deleted)."""
 
 
 class DnsCutoverInput(Contract):

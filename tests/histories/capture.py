@@ -292,3 +292,26 @@ async def test_bootstrap_resumed(client: Client, lab: Lab, run_workers: Any, tmp
     await run_workers(client, inv)
     inp = BootstrapInput(requested_by=REQUESTED_BY, reason="history capture")
     await save(await _run(client, inv, WorkflowType.BOOTSTRAP.value, inp, "bootstrap-converged"), lab)
+
+
+async def test_failover_restored(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Restore mode: a backup of onprem; gcp's standby stopped (unfit), azure's and onprem's
+    hosts killed (their agents too); the run probes the candidates' agents, restores the
+    backup onto gcp from the WAL archive and starts it as the primary on a new timeline."""
+    from drivers.lazy import Drivers
+    from workers.main import build_agent
+
+    inv = lab_inventory(lab)
+    await run_workers(client, inv, agents=False)
+    agent = build_agent(client, inv, "gcp")
+    running = asyncio.create_task(agent.run())
+    try:
+        await Drivers(lab.inventory()).take_backup("onprem")
+        lab.postgres.stop_server("gcp")
+        lab.break_site("azure")
+        at = lab.break_site("onprem")
+        handle = await start(client, inv, _input(incident_started_at=at), "failover-restored")
+        await save(handle, lab)
+    finally:
+        await agent.shutdown()
+        running.cancel()

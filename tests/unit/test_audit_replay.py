@@ -31,7 +31,15 @@ from hybridops.evidence import manifest_text
 from tests.unit.audit_changed_workflow import FailoverWithoutSignals
 
 HISTORIES = Path(__file__).parents[1] / "histories"
-SCENARIOS = {"succeeded", "succeeded-queues", "compensated", "approved", "rejected", "policy-hold"}
+SCENARIOS = {
+    "succeeded",
+    "succeeded-queues",
+    "compensated",
+    "approved",
+    "rejected",
+    "policy-hold",
+    "restored",
+}
 RETIRED = HISTORIES / "before-never-two-writers"
 """Histories recorded before the never-two-writers patch. Retired: the patch is deprecated and
 its old branch removed, so they no longer replay on today's code; they replay against the

@@ -165,3 +165,27 @@ def test_the_legacy_local_driver_reads_as_agent() -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["postgres"]["driver"] = "local"
     assert parse_inventory(data).site_driver("onprem").value == "agent"
+
+
+def test_restore_mode_needs_restore_primary_and_a_backup_restore() -> None:
+    """Restore mode asks the target's driver for ``restore_primary`` (not ``promote``) and the
+    backup driver for ``restore``; the CloudNativePG driver declares no ``restore_primary``
+    (its recovery bootstrap is not built), so a restore-mode run to a CNPG site is refused
+    before its first change, naming the site, the driver and the capability."""
+    from drivers.postgres.cnpg import CnpgPostgresDriver
+    from drivers.postgres.local import LocalPostgresDriver
+
+    needs = failover_needs("gcp", "onprem", False, restore=True)
+    assert not any(Capability.PROMOTE in n.any_of for n in needs)
+    assert Capability.RESTORE_PRIMARY in LocalPostgresDriver.capabilities
+    assert Capability.RESTORE_PRIMARY not in CnpgPostgresDriver.capabilities
+    offered = {
+        **EVERYTHING,
+        "postgres:gcp": sorted(CnpgPostgresDriver.capabilities),
+        "backup": [Capability.BACKUP, Capability.RESTORE],
+    }
+    missing, _ = unmet(needs, offered, {**DRIVERS, "postgres:gcp": "CnpgPostgresDriver", "backup": "B"})
+    assert missing == [
+        "sites.gcp (CnpgPostgresDriver) has no 'restore_primary' capability, needed to start gcp as"
+        " the primary from a restored backup"
+    ]

@@ -101,3 +101,32 @@ def test_unknown_crash_point_names_the_step(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(ConfigError, match=r"faults\.dns_cutover: unknown crash point 'crash:during'"):
         _before({"dns_cutover": "crash:during"}, "dns_cutover")
     assert list(tmp_path.iterdir()) == [], "nothing marked"
+
+
+MID = STEP.replace(
+    'f.write("done\\n")',
+    'f.write("half\\n")\n'
+    "        from drivers.progress import report\n"
+    '        report({"phase": "middle"})\n'
+    '        with Path(sys.argv[2]).open("a") as f:\n'
+    '            f.write("done\\n")',
+)
+
+
+def test_crash_at_a_phase_kills_once_in_the_middle(tmp_path: Path) -> None:
+    """``crash:at-PHASE``: killed when the step's driver reports that phase, its work half
+    done (a restore's copy complete, not yet swapped in); the restarted worker lives."""
+    assert MID != STEP
+    work, faults = tmp_path / "work", tmp_path / "faults"
+    env = {**os.environ, FAULTS_DIR_ENV: str(faults), "PYTHONPATH": str(Path.cwd())}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", MID, "crash:at-middle", str(work)]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    first = run()
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    assert work.read_text() == "half\n"
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert work.read_text() == "half\nhalf\ndone\n"

@@ -160,6 +160,21 @@ def test_restore_mode_when_no_standby_is_fit_and_restore_meets_the_objectives() 
     assert "policy approval.restore" in d.rationale[-1]
 
 
+def test_restore_mode_skips_a_candidate_whose_host_is_down() -> None:
+    """A restore runs on the target's host: a candidate whose site agent took no step (the
+    failover probes them in restore mode) is not a target, so ``{}`` restores to gcp when
+    azure's host died with the primary; with every candidate's host down, the policy holds."""
+    p = policy(**{"estimates.restore_rto_s": 600})
+    s = snap(cand("azure", standby_up=0), cand("gcp", standby_up=0))
+    assert evaluate(DecisionRequest(current_primary="onprem"), s, p).target == "azure"
+    d = evaluate(DecisionRequest(current_primary="onprem"), s, p, hosts_down=frozenset({"azure"}))
+    assert (d.target, d.dr_mode) == ("gcp", DrMode.RESTORE)
+    a = by_site(d)["azure"]
+    assert not a.eligible and any(v.constraint == "host" and "host is down" in v.detail for v in a.violations)
+    held = evaluate(DecisionRequest(current_primary="onprem"), s, p, hosts_down=frozenset({"azure", "gcp"}))
+    assert held.target is None
+
+
 def test_warm_candidates_beat_restore_candidates() -> None:
     p = policy(**{"estimates.restore_rto_s": 600})
     d = decide(snap(cand("azure", lag_seconds=420), cand("gcp", lag_seconds=1)), p)
