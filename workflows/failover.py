@@ -360,8 +360,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             fenced=[d.decision.old_primary, *res.fenced] if self._where.site_queues else [],
         )
         await self._guarded("promote", steps.PROMOTE, promote_in, d.policy, res.blocked_by)
-        saga.close()
-        res.point_of_no_return_passed = True
+        self._pass_point_of_no_return(saga, res)
 
     async def _cut_over(self, d: Decided, res: FailoverResult) -> None:
         """Send the apps and clients to the new primary, check that a write lands there, and
@@ -389,6 +388,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                     fallback_lag_seconds=lag,
                     clients_wait_s=CLIENTS_WAIT_S,
                 ),
+                optional=True,
             )
             res.rpo = measured.rpo
         except ActivityError:
@@ -428,7 +428,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if others:
             try:
                 await self._step(
-                    "rejoin_standbys", steps.FOLLOW, FollowInput(sites=others, new_primary=target)
+                    "rejoin_standbys",
+                    steps.FOLLOW,
+                    FollowInput(sites=others, new_primary=target),
+                    optional=True,
                 )
             except ActivityError:
                 pass

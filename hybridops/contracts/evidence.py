@@ -26,6 +26,7 @@ from hybridops.contracts.base import (
     AlertNotice,
     ApprovalRecord,
     Contract,
+    OperatorRecord,
     RtoSplit,
     RuleViolation,
     RunStatus,
@@ -249,6 +250,10 @@ class Evidence(_Section):
     """Approvals and rejections at the gate: who, when, their identity, any override (break glass)."""
     refused_approvals: list[ApprovalRecord] = []
     """Attempts the run refused, with who, when and why (``refused``)."""
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips of the run (issue 20 item 4), in order: who (the
+    header's claim and the verified signer), when, the step, why, and ``refused`` when the run
+    did not take one (it changed nothing)."""
     steps: list[EvidenceStep] = []
     compensations: list[EvidenceStep] = []
     """The undo steps that ran, in the order they ran."""

@@ -12,6 +12,7 @@ from hybridops.contracts.base import (
     ApprovalRecord,
     Contract,
     LongSeconds,
+    OperatorRecord,
     RtoSplit,
     RuleViolation,
     RunStatus,
@@ -81,6 +82,8 @@ class FailoverResult(Contract):
     alerts: list[AlertNotice] = []
     """Alert notifications the run received (from ``hybridops serve alerts``)."""
     steps: list[StepRecord] = []
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips, taken or refused: who, when, why (issue 20 item 4)."""
     compensations: list[StepRecord] = []
     approvals: list[ApprovalRecord] = []
     started_at: datetime
