@@ -101,6 +101,7 @@ class ActivityName(StrEnum):
     CHECK_SECRETS = "check_secrets"
     DESCRIBE_QUEUES = "describe_queues"
     NEWEST_BACKUP = "newest_backup"
+    LATEST_READINESS = "latest_readiness"
 
 
 class Runbook(StrEnum):

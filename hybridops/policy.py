@@ -191,7 +191,12 @@ class Readiness(Strict):
     """How the readiness a failover starts from weighs (issue 20 item 3)."""
 
     on_fail: ReadinessOnFail = ReadinessOnFail.APPROVE
-    """A ``fail`` among the checks that protect the chosen target."""
+    """A ``fail`` among the checks of ``failover to TARGET`` in the newest evaluation: ask a
+    human (default: the failure was visible before the incident, someone should look), hold,
+    or proceed (recorded in the evidence either way)."""
+    max_age_s: float = Field(default=7200.0, gt=0, le=86400.0)
+    """An evaluation older than this (four of the Schedule's 30-minute intervals) is recorded
+    as stale and not acted on: what it saw may have been repaired since."""
 
 
 SIGNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$"

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         DrMode,
     )
     from hybridops.contracts.failover import FailoverInput, FailoverResult
+    from hybridops.contracts.readiness import LatestReadinessInput
     from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
@@ -61,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
     )
     from hybridops.decision import decide, hold_reason, policy_in_force, signal_targets, topology_of
-    from hybridops.policy import Policy, SplitBrainAction
+    from hybridops.policy import Policy, ReadinessOnFail, SplitBrainAction
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
     from workflows.approval import BreakGlass
@@ -69,6 +70,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.saga import LeasedSaga, Saga
 
 
+READINESS_PATCH = "failover-readiness"
+"""The patch from which a failover reads the readiness it starts from (issue 20 item 3): a
+run recorded before it schedules no such step."""
 CLIENTS_WAIT_S = 10.0
 """How long the RPO step waits for the workload's first acknowledged write on the new primary
 (the end of the outage clients saw), when a live writer keeps a ledger."""
@@ -140,6 +144,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
     def __init__(self) -> None:
         super().__init__()
         self._alerts: list[AlertNotice] = []
+        self._readiness_asks_approval = False
 
     @workflow.signal(name=ALERT_SIGNAL)
     def alert(self, notice: AlertNotice) -> None:
@@ -256,8 +261,42 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         refuse_missing(
             failover_needs(decision.target, decision.old_primary or current, bool(plan.apps)), plan
         )
+        await self._started_from(policy, decision.target, res)
         await steps.checkpoint("decided")
         return Decided(plan, assessed, request, decision, policy, decision.target)
+
+    async def _started_from(self, policy: Policy, target: str, res: FailoverResult) -> None:
+        """Record the readiness the run starts from: the newest evaluation (the Schedule's or
+        ``hybridops ready``'s), read, not run again: during the incident the old primary is
+        down and its checks fail by definition, while the evaluation before it says what was
+        already wrong (a standby not streaming, a secret gone). A ``fail`` of ``failover to
+        TARGET`` in a fresh one holds the run or asks for approval, as the policy says; a
+        reading that fails is recorded and the run goes on (it never blocks a failover)."""
+        if not workflow.patched(READINESS_PATCH):
+            return
+        inp = LatestReadinessInput(
+            queue=workflow.info().task_queue, target=target, max_age_s=policy.readiness.max_age_s
+        )
+        try:
+            seen = await self._step("readiness", steps.READY_LATEST, inp, optional=True)
+        except ActivityError:
+            return
+        res.readiness = seen
+        if not seen.found or seen.stale or not seen.failing:
+            return
+        on_fail = policy.readiness.on_fail
+        why = (
+            f"the readiness of {seen.runbook} fails ({', '.join(c.id for c in seen.failing)};"
+            f" evaluated {seen.age_s or 0:.0f} s before, {seen.workflow_id})"
+        )
+        if on_fail == ReadinessOnFail.HOLD:
+            raise ApplicationError(
+                f"{why}: the policy holds (readiness.on_fail: hold); repair it, or fail over with"
+                " another target",
+                type="ReadinessFailed",
+                non_retryable=True,
+            )
+        self._readiness_asks_approval = on_fail == ReadinessOnFail.APPROVE
 
     async def _gate(self, inp: FailoverInput, d: Decided) -> None:
         """The approval gate, when the input, the decision or an unverifiable fence asks for
@@ -269,6 +308,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if not (
             inp.require_approval
             or d.decision.requires_approval
+            or self._readiness_asks_approval
             or (unreachable and d.policy.safety.unverified_fence_requires_approval)
         ):
             return

@@ -39,6 +39,7 @@ from hybridops.contracts.drill import DrillResult, SloCheck
 from hybridops.contracts.failback import FailbackResult, RejoinOutcome
 from hybridops.contracts.failover import FailoverResult
 from hybridops.contracts.lease import LeaseGrant
+from hybridops.contracts.readiness import LatestReadinessResult
 from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, RpoMethod, Topology
 
 EVIDENCE_VERSION: Final = 1
@@ -140,6 +141,10 @@ class FailoverDetails(_Section):
     lease: LeaseGrant | None = None
     dns_repaired: bool = False
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
+    readiness: LatestReadinessResult | None = None
+    """The readiness the run started from: the newest evaluation before it (scheduled or
+    ``hybridops ready``), its age and the checks of ``failover to TARGET`` that failed;
+    ``None`` for a run that did not read it (before it was read, or it stopped earlier)."""
 
 
 class FailbackDetails(_Section):

@@ -24,6 +24,7 @@ from hybridops.contracts.base import (
 )
 from hybridops.contracts.decision import Decision, SignalSnapshot
 from hybridops.contracts.lease import LeaseGrant
+from hybridops.contracts.readiness import LatestReadinessResult
 from hybridops.contracts.sites import DivergedWrites, FenceResult, Finding, RpoMeasure, Topology
 
 
@@ -123,6 +124,8 @@ class FailoverResult(Contract):
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
     refused_approvals: list[ApprovalRecord] = []
     """Approval attempts the run refused, with who, when and why (they are in the history too)."""
+    readiness: LatestReadinessResult | None = None
+    """The readiness the run started from (the newest evaluation, for its chosen target)."""
 
 
 class EvidenceInput(Contract):
