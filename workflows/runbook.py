@@ -340,7 +340,8 @@ class RunbookBase:
             raise ValueError("by: must name who acts")
         if sum(1 for r in self._operator if r.refused) >= MAX_REFUSED:
             raise ValueError(f"{MAX_REFUSED} operator actions were refused already")
-        if self._phase in (Phase.EVIDENCE, Phase.DONE):
+        if self._phase in (Phase.COMPENSATE, Phase.EVIDENCE, Phase.DONE):
+            # Compensations are shielded and never wait: a pause would not hold them.
             raise ValueError(f"the run is ending (phase: {self._phase})")
         if action == OperatorAction.PAUSE and self._paused is not None:
             raise ValueError(f"already paused by {self._paused.by} at {self._paused.at.isoformat()}")
