@@ -4,7 +4,8 @@ Schedule (every 30 minutes by default) is known. Prints figures; never passes or
     .venv/bin/python bench/readiness.py [--runs 5]
 
 Brings up a lab of its own (its own Temporal dev server, PostgreSQL onprem primary with azure
-and gcp standbys, DNS; no writer, no monitoring), starts the workers in this process, then:
+and gcp standbys, DNS, one base backup; no writer, no monitoring), starts the workers and the
+site agents in this process, then:
 
 * runs ``ReadinessWorkflow`` ``--runs`` times through the dev server (what ``hybridops ready``
   and the Schedule do): the wall time of one evaluation, median and max;
@@ -53,7 +54,7 @@ from hybridops.decision import topology_of
 from hybridops.lab import Lab
 from hybridops.lab.layout import LabPorts
 from hybridops.readiness import evaluate, queues_used
-from workers.main import build_workers
+from workers.main import build_agent, build_workers
 
 PORTS = LabPorts(net="127.98.251", pg=26432, dns=26353, temporal=27733, ui=28733)
 """The bench lab's addresses: apart from the demo lab's, the tests' and bench/failover.py's."""
@@ -81,6 +82,7 @@ async def bench(lab: Lab, runs: int) -> None:
     inv = lab.inventory()
     client = await connect(inv.temporal)
     workers: list[Worker] = build_workers(client, inv, tuple(TaskQueue))
+    workers += [build_agent(client, inv, site) for site in inv.sites]  # each site's agent
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         whole: list[float] = []
@@ -163,6 +165,7 @@ def main() -> int:
     os.environ.update(lab.env())
     try:
         lab.up(temporal=True, worker=False, writer=False, monitoring=False)
+        lab.ensure_backup()  # a healthy lab: every check can pass
         asyncio.run(bench(lab, args.runs))
     finally:
         try:
