@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-patroni bench-alerts bench-drill bench-chaos bench-replay bench-metrics down install deps clean
+.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-patroni bench-alerts bench-drill bench-chaos bench-replay bench-metrics bench-readiness down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -83,6 +83,10 @@ bench-replay: $(STAMP)
 ## A worker's metrics endpoint: its size and scrape time.
 bench-metrics: $(STAMP)
 	$(BIN)/python bench/metrics.py
+
+## Readiness: one evaluation's time on the lab, and each reading its checks rest on.
+bench-readiness: $(STAMP)
+	$(BIN)/python bench/readiness.py
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down

@@ -6,18 +6,24 @@ The topology is read by the site steps every runbook uses (``plan_failover``,
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from activities.common import Activities, step_activity
 from drivers.secrets import resolve_reference
 from hybridops.client import queue_pollers
-from hybridops.constants import ActivityName
+from hybridops.constants import ActivityName, WorkflowType
 from hybridops.contracts.readiness import (
+    SEVERITY,
     BackupAgeInput,
     BackupAgeResult,
+    CheckStatus,
+    LatestReadinessInput,
+    LatestReadinessResult,
     QueuePollers,
     QueuesInput,
     QueuesResult,
+    ReadinessResult,
     SecretCheck,
     SecretsInput,
     SecretsResult,
@@ -31,7 +37,7 @@ class ReadinessActivities(Activities):
     task queue descriptions are Temporal's)."""
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.check_secrets, self.describe_queues, self.newest_backup]
+        return [self.check_secrets, self.describe_queues, self.newest_backup, self.latest_readiness]
 
     @step_activity(ActivityName.CHECK_SECRETS)
     async def check_secrets(self, inp: SecretsInput) -> SecretsResult:
@@ -80,4 +86,46 @@ class ReadinessActivities(Activities):
         at = newest.finished_at or newest.started_at
         return BackupAgeResult(
             listed=True, count=len(backups), newest=newest.name, newest_at=at, detail=newest.name
+        )
+
+    @step_activity(ActivityName.LATEST_READINESS)
+    async def latest_readiness(self, inp: LatestReadinessInput) -> LatestReadinessResult:
+        """Read-only: the newest completed ``ReadinessWorkflow`` on ``inp.queue`` (Temporal's
+        visibility, then its result) and its checks that matter to a failover to
+        ``inp.target``. ``found`` False when there is none (no Schedule, never run)."""
+        if self.client is None:
+            raise ConfigError("reading the latest readiness needs a Temporal client (a worker's)")
+        runbook = f"failover to {inp.target}"
+        query = (
+            f"WorkflowType = '{WorkflowType.READINESS.value}' AND TaskQueue = '{inp.queue}'"
+            " AND ExecutionStatus = 'Completed'"
+        )
+        newest = None
+        async for execution in self.client.list_workflows(query, limit=20):
+            if execution.close_time is not None and (
+                newest is None or newest.close_time is None or execution.close_time > newest.close_time
+            ):
+                newest = execution
+        if newest is None:
+            return LatestReadinessResult(runbook=runbook, detail="no readiness evaluation on this queue")
+        handle = self.client.get_workflow_handle(newest.id, run_id=newest.run_id, result_type=ReadinessResult)
+        result: ReadinessResult = await handle.result()
+        checked = result.checked_at or newest.close_time
+        age = (datetime.now(UTC) - checked).total_seconds() if checked else None
+        mine = [c for c in result.checks if runbook in c.runbooks]
+        worst = max((c.status for c in mine), key=SEVERITY.__getitem__, default=CheckStatus.UNKNOWN)
+        failing = [c for c in mine if c.status == CheckStatus.FAIL]
+        stale = age is None or age > inp.max_age_s
+        return LatestReadinessResult(
+            found=True,
+            workflow_id=newest.id,
+            checked_at=checked,
+            age_s=round(age, 1) if age is not None else None,
+            stale=stale,
+            runbook=runbook,
+            status=worst,
+            failing=failing,
+            detail=f"{runbook}: {worst.value} ({len(failing)} failing)"
+            + (f", {age:.0f} s old" if age is not None else "")
+            + (" (stale)" if stale else ""),
         )

@@ -110,6 +110,7 @@ class ActivityName(StrEnum):
     CHECK_SECRETS = "check_secrets"
     DESCRIBE_QUEUES = "describe_queues"
     NEWEST_BACKUP = "newest_backup"
+    LATEST_READINESS = "latest_readiness"
 
 
 class Runbook(StrEnum):
@@ -126,6 +127,13 @@ APPROVE_UPDATE = "approve"
 """Name of the Update that approves (or rejects) a run waiting at its approval gate."""
 
 PROGRESS_QUERY = "progress"
+PAUSE_UPDATE = "pause"
+"""Every runbook's operator control (issue 20 item 4): pause at the next step boundary."""
+RESUME_UPDATE = "resume"
+RETRY_UPDATE = "retry"
+"""Run again the step that failed past the point of no return."""
+SKIP_UPDATE = "skip"
+"""Go on past it, saying why."""
 """Name of the Query that returns a run's current phase and steps so far."""
 
 DEFAULT_NAMESPACE = "default"

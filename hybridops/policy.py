@@ -165,6 +165,40 @@ class Safety(Strict):
     step fails naming the agent. Part of a dead host's failover time: keep it short."""
 
 
+class Operator(Strict):
+    """What an operator may do to a running runbook (issue 20 item 4): pause and resume it
+    between steps, and retry or skip a step that failed past the point of no return. Each is
+    authorized like an approval (``approvers``: the runbook's list, four eyes, signatures)."""
+
+    wait_after_failure_s: float = Field(default=3600.0, ge=0, le=7 * 86400.0)
+    """How long a run whose step failed past the point of no return waits for ``hybridops
+    retry`` or ``hybridops skip`` before it fails as it would have (finish by hand). 0: it
+    does not wait."""
+
+
+class ReadinessOnFail(StrEnum):
+    """What a failover does when the readiness of the target it chose has a failing check."""
+
+    PROCEED = "proceed"
+    """Record it in the evidence and go on."""
+    APPROVE = "approve"
+    """Wait for an approval (the gate shows the failing checks in the evidence)."""
+    HOLD = "hold"
+    """Stop before anything changed (the run is ``held``)."""
+
+
+class Readiness(Strict):
+    """How the readiness a failover starts from weighs (issue 20 item 3)."""
+
+    on_fail: ReadinessOnFail = ReadinessOnFail.APPROVE
+    """A ``fail`` among the checks of ``failover to TARGET`` in the newest evaluation: ask a
+    human (default: the failure was visible before the incident, someone should look), hold,
+    or proceed (recorded in the evidence either way)."""
+    max_age_s: float = Field(default=7200.0, gt=0, le=86400.0)
+    """An evaluation older than this (four of the Schedule's 30-minute intervals) is recorded
+    as stale and not acted on: what it saw may have been repaired since."""
+
+
 SIGNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$"
 """A signer's principal: the name after ``ssh:`` in approvers lists."""
 
@@ -263,6 +297,8 @@ class Policy(Strict):
     safety: Safety = Safety()
     detection: Detection = Detection()
     approvers: Approvers = Approvers()
+    operator: Operator = Operator()
+    readiness: Readiness = Readiness()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -291,7 +327,11 @@ class Policy(Strict):
         return out
 
 
-LATER_SECTIONS: dict[str, BaseModel] = {"detection": Detection()}
+LATER_SECTIONS: dict[str, BaseModel] = {
+    "detection": Detection(),
+    "operator": Operator(),
+    "readiness": Readiness(),
+}
 """Sections added to the policy after runs were recorded, with their defaults."""
 LATER_APPROVER_FIELDS: dict[str, object] = {
     "signers": {},

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from hybridops.constants import Runbook
-from hybridops.contracts.base import ApprovalRecord, RtoSplit, StepOutcome
+from hybridops.contracts.base import ApprovalRecord, OperatorRecord, RtoSplit, StepOutcome
 from hybridops.contracts.decision import Decision
 from hybridops.contracts.evidence import (
     BootstrapDetails,
@@ -96,6 +96,7 @@ def run_page(ev: Evidence) -> Page:
         *_steps(ev),
         *_approvals("Approvals", ev.approvals),
         *_approvals("Refused approvals", ev.refused_approvals),
+        *_operator_actions(ev.operator_actions),
     ]
     return Page(
         title=(f"{ev.runbook.value.capitalize()} ", Code(ev.workflow_id), f": {ev.status.value}"),
@@ -448,3 +449,25 @@ def _approvals(title: str, records: list[ApprovalRecord]) -> list[Section]:
             line += (": ", a.comment)
         lines.append(line)
     return [Section(title, [Items(lines)])]
+
+
+def _operator_actions(records: list[OperatorRecord]) -> list[Section]:
+    """Pauses, resumes, retries and skips: who (claim and verified signer), when, which step,
+    why, and whether the run took it."""
+    if not records:
+        return []
+    lines: list[Line] = []
+    for r in records:
+        line: tuple[Any, ...] = (f"{r.action.value} by ", Strong(r.by), f" at {r.at.isoformat()}")
+        if r.step:
+            line += (" on step ", Code(r.step))
+        if r.signer:
+            line += (" signed by ", Code(r.signer))
+        if r.identity:
+            line += (" (client identity ", Code(r.identity), ")")
+        if r.refused:
+            line += (": refused, ", r.refused)
+        if r.comment:
+            line += (": ", r.comment)
+        lines.append(line)
+    return [Section("Operator actions", [Items(lines)])]

@@ -18,6 +18,7 @@ Pure (no I/O, no clock): workflows may import it (tests/unit/test_layers.py).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +55,35 @@ def approval_message(
     return ("\n".join(lines) + "\n").encode()
 
 
+OPERATOR_VERSION = "hybridops-operator v1"
+"""The first line of an operator action's message: an approval's signature is never one (and
+the other way round), whatever else the two messages share."""
+
+
+def operator_message(
+    workflow_id: str,
+    run_id: str,
+    action: str,
+    step: str | None,
+    comment: str,
+    signed_at: datetime,
+) -> bytes:
+    """The exact bytes an operator signs to pause, resume, retry or skip a run (issue 20
+    item 4): the run, the action, the step it acts on (``-`` for pause and resume), a digest
+    of the comment (a skip's why is bound too, without putting free text on a line of its
+    own), and the signing time. One line each, in this order."""
+    lines = [
+        OPERATOR_VERSION,
+        f"workflow_id: {workflow_id}",
+        f"run_id: {run_id}",
+        f"action: {action}",
+        f"step: {step or '-'}",
+        f"comment_sha256: {hashlib.sha256(comment.encode()).hexdigest()}",
+        f"signed_at: {utc_text(signed_at)}",
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def utc_text(at: datetime) -> str:
     """``at`` as UTC ISO-8601 to the second, ``Z``-suffixed (a naive time is taken as UTC)."""
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
@@ -71,7 +101,10 @@ def signer_of(message: bytes, signature: str, signers: Mapping[str, str]) -> tup
     try:
         key = sshsig.check_signature(message, signature, NAMESPACE)
     except (sshsig.InvalidSignature, ValueError, NotImplementedError) as err:
-        return None, f"signature: does not verify for this run, decision and verdict ({err or 'invalid'})"
+        return None, (
+            f"signature: does not verify for this run and what it says (decision and verdict, or"
+            f" action and step) ({err or 'invalid'})"
+        )
     for principal, line in signers.items():
         try:
             if sshsig.PublicKey.from_openssh_str(line) == key:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from hybridops.contracts.base import ApprovalInput
+from hybridops.contracts.base import ApprovalInput, OperatorInput
 from hybridops.contracts.bootstrap import BootstrapInput
 from hybridops.contracts.burst import BurstInput
 from hybridops.contracts.drill import DrillInput
@@ -28,7 +28,7 @@ WORKFLOW_INPUTS: dict[str, type[BaseModel]] = {
     "BootstrapWorkflow": BootstrapInput,
 }
 """Every workflow's input model, by workflow type."""
-INPUT_MODELS: list[type[BaseModel]] = [*WORKFLOW_INPUTS.values(), ApprovalInput]
+INPUT_MODELS: list[type[BaseModel]] = [*WORKFLOW_INPUTS.values(), ApprovalInput, OperatorInput]
 
 NASTY_STRINGS = [
     "",

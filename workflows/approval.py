@@ -15,9 +15,8 @@ Nothing here may change a runbook's commands: the stored histories replay on thi
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import timedelta
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -34,21 +33,14 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
     )
     from hybridops.contracts.sites import DnsCutoverInput, PromoteInput, RestorePrimaryInput
-    from hybridops.policy import Approvers, Policy
-    from hybridops.signing import approval_message, verify_approval
+    from hybridops.policy import Policy
     from workflows import identity, steps
-    from workflows.runbook import Rejected, RunbookBase
+    from workflows.authorization import MAX_REFUSED, approval_refusal
+    from workflows.runbook import SAFETY_RULE_ERROR, Rejected, RunbookBase
 
 A = TypeVar("A", bound=ActivityResult)
 G = TypeVar("G", bound=PromoteInput | DnsCutoverInput | RestorePrimaryInput)
 """The input of a step safety rules guard: it carries the rules an approval overrides."""
-SAFETY_RULE_ERROR = "SafetyRuleViolated"
-"""The ``ApplicationError`` type of a step a safety rule blocked (hybridops.errors)."""
-SIGNER_PREFIX = "ssh:"
-"""How a verified signer appears among identities (``ssh:<principal>``, in approvers lists)."""
-MAX_REFUSED = 20
-"""Refused approval attempts a run records (each is in its history); beyond, they are turned
-away by the validator, leaving no trace, so nobody can grow a run's history without bound."""
 
 
 def blocking_rules(err: BaseException) -> list[RuleViolation]:
@@ -78,84 +70,6 @@ def validate_override(inp: ApprovalInput, blocked: list[RuleViolation]) -> None:
             raise ValueError("comment: an override must say why (it is recorded)")
 
 
-class Verdict(NamedTuple):
-    """What the run makes of an approval attempt."""
-
-    refusal: str | None
-    """Why it does not count (None: it does)."""
-    signer: str | None = None
-    """``ssh:<principal>`` when its signature verified against the policy's signers."""
-
-
-def approval_refusal(
-    inp: ApprovalInput,
-    runbook: str,
-    policy: Policy | None,
-    decision_id: str | None,
-    used_signatures: Collection[str] = (),
-) -> Verdict:
-    """Whether the run takes this approval: its signature (verified against the policy's
-    allowed signers, for this run, decision and verdict), then who it is (the verified signer,
-    else the client's identity header: a claim) against the policy's approvers, four eyes,
-    and the decision it names. ``policy`` None: a run from before approvals were authorization
-    (its history replays)."""
-    if policy is None:
-        return Verdict(None)
-    approvers = policy.approvers
-    signer, aliases = None, list[str]()
-    if inp.signature is not None:
-        principal, why = _verify(inp, approvers, used_signatures)
-        if principal is None:
-            return Verdict(why)
-        signer, aliases = f"{SIGNER_PREFIX}{principal}", approvers.signers[principal].identities
-    elif approvers.require_signature:
-        return Verdict(
-            f"unsigned: the policy requires a signed approval (hybridops approve --sign-key); "
-            f"the header's {identity.caller() or 'no identity'} is only a claim"
-        )
-    who = signer or identity.caller()
-    reason = approvers.refusal(runbook, who, identity.starter(), inp.override is not None, aliases)
-    if reason:
-        return Verdict(reason, signer)
-    if inp.decision_id is not None and decision_id is not None and inp.decision_id != decision_id:
-        return Verdict(
-            f"decision_id: the approval names {inp.decision_id}, the run waits on decision {decision_id}",
-            signer,
-        )
-    if approvers.require_decision_id and decision_id is not None and inp.decision_id is None:
-        return Verdict(
-            "decision_id: name the decision you approve (hybridops approve shows and sends it)", signer
-        )
-    return Verdict(None, signer)
-
-
-def _verify(inp: ApprovalInput, approvers: Approvers, used: Collection[str]) -> tuple[str | None, str]:
-    """The signer's principal, or why the signature does not count. The message is rebuilt
-    from this run's own ids, so one made for another run or decision does not verify."""
-    assert inp.signature is not None
-    if inp.signed_at is None:
-        return None, "signed_at: a signature needs the time it was signed (it is part of the message)"
-    if inp.signature in used:
-        return None, "signature: replayed (already presented to this run)"
-    info = workflow.info()
-    message = approval_message(
-        info.workflow_id,
-        info.first_execution_run_id,
-        inp.decision_id,
-        inp.approve,
-        inp.override,
-        inp.signed_at,
-    )
-    return verify_approval(
-        message,
-        inp.signature,
-        inp.signed_at,
-        workflow.now(),
-        timedelta(seconds=approvers.signature_max_age_s),
-        {name: s.key for name, s in approvers.signers.items()},
-    )
-
-
 class ApprovalGate(RunbookBase):
     """A runbook that may wait for a human: the ``approve`` Update (authorized against the
     policy, DESIGN.md rule 15) and the gate that waits for it."""
@@ -164,8 +78,6 @@ class ApprovalGate(RunbookBase):
         super().__init__()
         self._approvals: list[ApprovalRecord] = []
         self._refused: list[ApprovalRecord] = []
-        self._policy: Policy | None = None
-        """The policy approvals are authorized against, once decided (None before)."""
 
     @workflow.update(name=APPROVE_UPDATE)
     def approve(self, inp: ApprovalInput) -> ApprovalRecord:

@@ -61,4 +61,5 @@ class BootstrapWorkflow(RunbookBase):
             failure = err
             res.status, res.error = RunStatus.FAILED, steps.describe_error(err)
         res.steps = self._steps  # nothing to compensate: every step converges
+        res.operator_actions = self._operator
         return await self._end(res, failure)

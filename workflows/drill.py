@@ -89,6 +89,7 @@ class DrillWorkflow(RunbookBase):
                 "; ".join(f"{c.name}: {c.detail}" for c in res.slo if not c.passed) or "no SLO checked"
             )
         res.steps = self._steps
+        res.operator_actions = self._operator
         return await self._end(res, cancelled)
 
     async def _drill(self, inp: DrillInput, plan: DrillPlan, res: DrillResult) -> None:

@@ -249,8 +249,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
             self._paused_policy(inp),
             res.blocked_by,
         )
-        saga.close()
-        res.point_of_no_return_passed = True
+        self._pass_point_of_no_return(saga, res)
         res.timeline = promoted.timeline
         # Durable now: a worker that dies later replays the switchover instead of running it
         # again against a home that is already the primary.
@@ -287,6 +286,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
                     f"rejoin_{site}",
                     steps.FAILBACK_REJOIN,
                     RejoinInput(site=site, source=home, run_id=workflow_id),
+                    optional=True,
                 )
             except ActivityError as err:
                 res.warnings.append(f"{site} did not rejoin {home}: {describe_error(err)}")
@@ -318,6 +318,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
                     "rejoin_old_primary",
                     steps.FAILBACK_REJOIN,
                     RejoinInput(site=primary, source=home, run_id=workflow_id, method=RejoinMethod.AUTO),
+                    optional=True,
                 )
                 res.old_primary_rejoin = old.outcome
                 retire.append(primary)

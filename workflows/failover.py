@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         SignalsResult,
     )
     from hybridops.contracts.failover import FailoverInput, FailoverResult
+    from hybridops.contracts.readiness import LatestReadinessInput
     from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
@@ -68,7 +69,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
     )
     from hybridops.decision import decide, hold_reason, policy_in_force, signal_targets, topology_of
-    from hybridops.policy import Policy, SplitBrainAction
+    from hybridops.policy import Policy, ReadinessOnFail, SplitBrainAction
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
     from workflows.approval import BreakGlass
@@ -81,6 +82,9 @@ RESTORE_PATCH = "failover-restore-mode"
 the target instead of stopping with ``PolicyModeUnsupported``. Runs recorded before it replay
 without the marker and stop as they did."""
 
+READINESS_PATCH = "failover-readiness"
+"""The patch from which a failover reads the readiness it starts from (issue 20 item 3): a
+run recorded before it schedules no such step."""
 CLIENTS_WAIT_S = 10.0
 """How long the RPO step waits for the workload's first acknowledged write on the new primary
 (the end of the outage clients saw), when a live writer keeps a ledger."""
@@ -162,6 +166,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         """Restore mode: candidates whose site agent took no step (their host is down)."""
         self._restoring: bool | None = None
         """Restore mode: whether the restore step has begun (None: promote mode)."""
+        self._readiness_asks_approval = False
 
     def _promotion_site(self) -> str | None:
         """In restore mode the target's server was not a standby to begin with (stopped, or
@@ -309,6 +314,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 PickBackupInput(backup=inp.restore_backup, target_time=inp.restore_to),
             )
             res.backup_picked = backup
+        await self._started_from(policy, decision.target, res)
         await steps.checkpoint("decided")
         return Decided(plan, assessed, request, decision, policy, decision.target, backup)
 
@@ -359,6 +365,39 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             return site
         return None
 
+    async def _started_from(self, policy: Policy, target: str, res: FailoverResult) -> None:
+        """Record the readiness the run starts from: the newest evaluation (the Schedule's or
+        ``hybridops ready``'s), read, not run again: during the incident the old primary is
+        down and its checks fail by definition, while the evaluation before it says what was
+        already wrong (a standby not streaming, a secret gone). A ``fail`` of ``failover to
+        TARGET`` in a fresh one holds the run or asks for approval, as the policy says; a
+        reading that fails is recorded and the run goes on (it never blocks a failover)."""
+        if not workflow.patched(READINESS_PATCH):
+            return
+        inp = LatestReadinessInput(
+            queue=workflow.info().task_queue, target=target, max_age_s=policy.readiness.max_age_s
+        )
+        try:
+            seen = await self._step("readiness", steps.READY_LATEST, inp, optional=True)
+        except ActivityError:
+            return
+        res.readiness = seen
+        if not seen.found or seen.stale or not seen.failing:
+            return
+        on_fail = policy.readiness.on_fail
+        why = (
+            f"the readiness of {seen.runbook} fails ({', '.join(c.id for c in seen.failing)};"
+            f" evaluated {seen.age_s or 0:.0f} s before, {seen.workflow_id})"
+        )
+        if on_fail == ReadinessOnFail.HOLD:
+            raise ApplicationError(
+                f"{why}: the policy holds (readiness.on_fail: hold); repair it, or fail over with"
+                " another target",
+                type="ReadinessFailed",
+                non_retryable=True,
+            )
+        self._readiness_asks_approval = on_fail == ReadinessOnFail.APPROVE
+
     async def _gate(self, inp: FailoverInput, d: Decided) -> None:
         """The approval gate, when the input, the decision or an unverifiable fence asks for
         one. It comes before anything that hurts a live primary (a run waiting an hour must
@@ -369,6 +408,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if not (
             inp.require_approval
             or d.decision.requires_approval
+            or self._readiness_asks_approval
             or (unreachable and d.policy.safety.unverified_fence_requires_approval)
         ):
             return
@@ -468,8 +508,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             fenced=[d.decision.old_primary, *res.fenced] if self._where.site_queues else [],
         )
         await self._guarded("promote", steps.PROMOTE, promote_in, d.policy, res.blocked_by)
-        saga.close()
-        res.point_of_no_return_passed = True
+        self._pass_point_of_no_return(saga, res)
 
     async def _fence_silent(self, d: Decided, res: FailoverResult, saga: Saga) -> list[str]:
         """Restore mode: every other server that does not answer is fenced too (each undo
@@ -505,8 +544,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         res.restore = await self._guarded(
             "restore_primary", steps.RESTORE_PRIMARY, restore_in, d.policy, res.blocked_by
         )
-        saga.close()
-        res.point_of_no_return_passed = True
+        self._pass_point_of_no_return(saga, res)
 
     async def _cut_over(self, d: Decided, res: FailoverResult) -> None:
         """Send the apps and clients to the new primary, check that a write lands there, and
@@ -534,6 +572,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                     fallback_lag_seconds=lag,
                     clients_wait_s=CLIENTS_WAIT_S,
                 ),
+                optional=True,
             )
             res.rpo = measured.rpo
         except ActivityError:
@@ -573,7 +612,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if others:
             try:
                 await self._step(
-                    "rejoin_standbys", steps.FOLLOW, FollowInput(sites=others, new_primary=target)
+                    "rejoin_standbys",
+                    steps.FOLLOW,
+                    FollowInput(sites=others, new_primary=target),
+                    optional=True,
                 )
             except ActivityError:
                 pass

@@ -133,6 +133,13 @@ class LeasedSaga(RunbookBase):
             await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
         return failure
 
+    def _pass_point_of_no_return(self, saga: Saga, res: Any) -> None:
+        """The irreversible step is done: from here nothing is compensated, and a step that
+        fails waits for an operator's retry or skip (:meth:`RunbookBase._step`)."""
+        saga.close()
+        res.point_of_no_return_passed = True
+        self._forward_only = True
+
     async def _close_if_promoted(self, site: str, saga: Saga, res: Any) -> None:
         """Before undoing anything, look: if ``site`` is already a primary (promotion ran,
         whatever the failure said), the point of no return is behind us, and undoing (an

@@ -592,6 +592,16 @@ READY_BACKUPS = Step(
     READ_RETRY,
 )
 
+READY_LATEST = Step(
+    ActivityName.LATEST_READINESS,
+    readiness.LatestReadinessInput,
+    readiness.LatestReadinessResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=15),
+    READ_RETRY,
+)
+"""A failover reads the newest readiness evaluation (Temporal's visibility and one result)."""
+
 
 STEPS: dict[ActivityName, Step[Any, Any]] = {
     v.activity: v for v in list(globals().values()) if isinstance(v, Step)

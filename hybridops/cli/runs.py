@@ -1,4 +1,10 @@
-"""``hybridops approve`` and ``hybridops status``: what any runbook's run answers to."""
+"""``hybridops approve``, ``status``, and the operator's ``pause``, ``resume``, ``retry`` and
+``skip``: what any runbook's run answers to.
+
+Exit codes (as every command's, hybridops/cli/__init__.py): 0 the run took it; 2 it did not:
+refused (not an approver, four eyes, a signature that does not verify; the run records the
+attempt), or malformed or pointless now (not paused, no step waits, another step waits, a skip
+without a comment: the run records nothing), or Temporal unreachable, no such run."""
 
 from __future__ import annotations
 
@@ -10,9 +16,23 @@ from typing import Annotated, Any
 import typer
 
 from hybridops.cli.common import connect, console, fail, inventory, print_json, run_state
-from hybridops.constants import APPROVE_UPDATE, PROGRESS_QUERY
-from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress
-from hybridops.signing import approval_message
+from hybridops.constants import (
+    APPROVE_UPDATE,
+    PAUSE_UPDATE,
+    PROGRESS_QUERY,
+    RESUME_UPDATE,
+    RETRY_UPDATE,
+    SKIP_UPDATE,
+)
+from hybridops.contracts.base import (
+    ApprovalInput,
+    ApprovalRecord,
+    OperatorAction,
+    OperatorInput,
+    OperatorRecord,
+    Progress,
+)
+from hybridops.signing import approval_message, operator_message
 from hybridops.sshkeygen import SigningError, sign
 
 
@@ -49,10 +69,7 @@ def approve(
             by=by, approve=not reject, comment=comment, override=override, decision_id=prog.decision_id
         )
         if sign_key is not None:
-            # The run is named by its first run's id (what the workflow checks the message
-            # against), so a signature for an earlier run under the same workflow id is not one.
-            desc = await handle.describe()
-            run = desc.raw_description.workflow_execution_info.first_run_id or desc.run_id
+            run = await first_run_id(handle)
             inp.signed_at = datetime.now(UTC).replace(microsecond=0)
             message = approval_message(
                 workflow_id, run, inp.decision_id, inp.approve, override, inp.signed_at
@@ -70,6 +87,103 @@ def approve(
     console.print(
         f"{workflow_id}: {'rejected' if reject else 'approved'} by {by} ({record.signer or record.identity})"
     )
+
+
+async def first_run_id(handle: Any) -> str:
+    """The run a signature names: its first run's id (what the workflow checks the message
+    against), so a signature for an earlier run under the same workflow id is not one."""
+    desc = await handle.describe()
+    return str(desc.raw_description.workflow_execution_info.first_run_id or desc.run_id)
+
+
+SignKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--sign-key",
+        help="Your SSH private key: the action is signed for this run, the action, the step and the"
+        " comment (ssh-keygen -Y sign); a policy with approvers.require_signature needs it",
+    ),
+]
+By = Annotated[str, typer.Option(help="Who acts")]
+StepName = Annotated[
+    str, typer.Option("--step", help="The step the run waits on (hybridops status shows it)")
+]
+
+_UPDATES = {
+    OperatorAction.PAUSE: PAUSE_UPDATE,
+    OperatorAction.RESUME: RESUME_UPDATE,
+    OperatorAction.RETRY: RETRY_UPDATE,
+    OperatorAction.SKIP: SKIP_UPDATE,
+}
+
+
+def _operate(
+    action: OperatorAction,
+    workflow_id: str,
+    by: str,
+    step: str | None,
+    comment: str,
+    sign_key: Path | None,
+) -> None:
+    """Send one operator action, signed when ``sign_key`` is given; exit 2 when refused."""
+    inv = inventory()
+    inp = OperatorInput(by=by, step=step, comment=comment)
+
+    async def main() -> OperatorRecord:
+        client = await connect(inv.temporal)
+        handle = client.get_workflow_handle(workflow_id)
+        if sign_key is not None:
+            inp.signed_at = datetime.now(UTC).replace(microsecond=0)
+            message = operator_message(
+                workflow_id, await first_run_id(handle), action.value, step, comment, inp.signed_at
+            )
+            try:
+                inp.signature = sign(message, sign_key)
+            except SigningError as err:
+                fail(f"{workflow_id}: not signed: {err}")
+        record: OperatorRecord = await handle.execute_update(
+            _UPDATES[action], inp, result_type=OperatorRecord
+        )
+        return record
+
+    record = asyncio.run(main())
+    who = record.signer or record.identity
+    if record.refused:
+        fail(f"{workflow_id}: {action.value} refused ({who}): {record.refused}")
+    what = {
+        OperatorAction.PAUSE: "paused at its next step boundary",
+        OperatorAction.RESUME: "resumed",
+        OperatorAction.RETRY: f"retrying {step}",
+        OperatorAction.SKIP: f"skipping {step}",
+    }[action]
+    console.print(f"{workflow_id}: {what} by {by} ({who})")
+
+
+def pause(workflow_id: str, by: By, comment: str = "", sign_key: SignKey = None) -> None:
+    """Pause a run at its next step boundary (the step in flight finishes; the next waits)."""
+    _operate(OperatorAction.PAUSE, workflow_id, by, None, comment, sign_key)
+
+
+def resume(workflow_id: str, by: By, comment: str = "", sign_key: SignKey = None) -> None:
+    """Let a paused run go on."""
+    _operate(OperatorAction.RESUME, workflow_id, by, None, comment, sign_key)
+
+
+def retry(workflow_id: str, by: By, step: StepName, comment: str = "", sign_key: SignKey = None) -> None:
+    """Run again the step a run waits on (it failed past the point of no return), once its
+    cause is fixed."""
+    _operate(OperatorAction.RETRY, workflow_id, by, step, comment, sign_key)
+
+
+def skip(
+    workflow_id: str,
+    by: By,
+    step: StepName,
+    comment: Annotated[str, typer.Option(help="Why (recorded): required")],
+    sign_key: SignKey = None,
+) -> None:
+    """Go on past the step a run waits on, without it (recorded with who and why)."""
+    _operate(OperatorAction.SKIP, workflow_id, by, step, comment, sign_key)
 
 
 def status(workflow_id: str, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -90,3 +204,13 @@ def status(workflow_id: str, json_out: Annotated[bool, typer.Option("--json")] =
     )
     for s in data.get("steps", []):
         console.print(f"  {s['name']:<20} {s.get('outcome') or 'running':<10} {s.get('detail', '')}")
+    if data.get("paused"):
+        p = data["paused"]
+        console.print(f"[yellow]paused[/yellow] by {p['by']} at {p['at']}: {p.get('comment') or '-'}")
+    if data.get("waiting_for_operator"):
+        w = data["waiting_for_operator"]
+        console.print(
+            f"[yellow]{w['step']} failed past the point of no return[/yellow] ({w['error']}); until"
+            f" {w['until']}: hybridops retry {workflow_id} --step {w['step']} --by NAME, or"
+            f" hybridops skip {workflow_id} --step {w['step']} --by NAME --comment WHY"
+        )

@@ -238,8 +238,9 @@ class ApprovalInput(Contract):
     signature: str | None = Field(default=None, max_length=4000)
     """The approver's armored SSH signature (``ssh-keygen -Y sign -n hybridops-approval``) of
     :func:`hybridops.signing.approval_message` for this run, decision, verdict and override."""
-    signed_at: datetime | None = None
-    """When it was signed (UTC, to the second): part of the message, and checked for age."""
+    signed_at: Timestamp | None = None
+    """When it was signed (UTC, to the second; naive means UTC): part of the message, and checked
+    for age."""
 
 
 class ApprovalRecord(Contract):
@@ -262,6 +263,66 @@ class ApprovalRecord(Contract):
     signature: str | None = None
     """The signature as sent (``hybridops audit verify`` checks it again, offline)."""
     signed_at: datetime | None = None
+
+
+class OperatorAction(StrEnum):
+    """What an operator does to a running runbook (issue 20 item 4), each authorized like an
+    approval (the approvers policy and, where it asks, an SSH signature)."""
+
+    PAUSE = "pause"
+    """Hold the run at its next step boundary (the step in flight finishes)."""
+    RESUME = "resume"
+    """Let a paused run go on."""
+    RETRY = "retry"
+    """Run again the step that failed past the point of no return (its cause fixed)."""
+    SKIP = "skip"
+    """Go on past that step without it (the comment says why)."""
+
+
+class OperatorInput(Contract):
+    """Argument of the ``pause``, ``resume``, ``retry`` and ``skip`` Updates."""
+
+    by: Actor
+    """Who acts: a person's name or handle (at most 200 characters)."""
+    step: str | None = Field(default=None, max_length=63)
+    """The step a retry or skip is for: the one the run waits on (``progress.waiting_for_operator``)."""
+    comment: ShortText = ""
+    """Why, for the evidence; a skip must say it (at most 1000 characters)."""
+    signature: str | None = Field(default=None, max_length=4000)
+    """The operator's armored SSH signature of :func:`hybridops.signing.operator_message` for
+    this run, this action, this step and comment, at ``signed_at``."""
+    signed_at: Timestamp | None = None
+    """When it was signed (UTC, to the second; naive means UTC): part of the message, and checked
+    for age."""
+
+
+class OperatorRecord(Contract):
+    """A pause, resume, retry or skip as the evidence records it, taken or refused."""
+
+    action: OperatorAction
+    by: str
+    at: datetime
+    step: str | None = None
+    comment: str = ""
+    identity: str | None = None
+    """Who it was, as their client's identity header claims."""
+    signer: str | None = None
+    """``ssh:<principal>`` when its signature verified against the policy's allowed signers."""
+    signature: str | None = None
+    signed_at: datetime | None = None
+    refused: str | None = None
+    """Why the run refused it (None: taken). A refused action changed nothing."""
+
+
+class OperatorWait(Contract):
+    """A step that failed past the point of no return, waiting for an operator's retry or skip."""
+
+    step: str
+    error: str
+    since: datetime
+    until: datetime
+    """When the wait ends and the run fails as it would have (the policy's
+    ``operator.wait_after_failure_s``)."""
 
 
 class RuleViolation(Contract):
@@ -297,6 +358,10 @@ class Progress(Contract):
     """The safety rule the run waits on an override for (break glass), if any."""
     decision_id: str | None = None
     """The decision an approval at the gate approves."""
+    paused: OperatorRecord | None = None
+    """The pause in force (who, when, why): the run waits at its next step boundary."""
+    waiting_for_operator: OperatorWait | None = None
+    """A step failed past the point of no return: ``hybridops retry`` or ``hybridops skip``."""
 
 
 class ActivityResult(Contract):

@@ -11,6 +11,7 @@ from hybridops.contracts.base import (
     ActivityResult,
     Actor,
     Contract,
+    OperatorRecord,
     RunStatus,
     ShortText,
     StepOutcome,
@@ -74,6 +75,8 @@ class BootstrapResult(Contract):
     runbook: str = "bootstrap"
     input: BootstrapInput
     steps: list[StepRecord] = []
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips, taken or refused: who, when, why (issue 20 item 4)."""
     started_at: datetime
     ended_at: datetime | None = None
     error: str | None = None

@@ -16,6 +16,7 @@ from hybridops.contracts.base import (
     Interval,
     LongSeconds,
     Money,
+    OperatorRecord,
     RunStatus,
     ShortText,
     StepRecord,
@@ -141,6 +142,8 @@ class BurstResult(Contract):
     runs: int = 1
     peak_load: float | None = None
     steps: list[StepRecord] = []
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips, taken or refused: who, when, why (issue 20 item 4)."""
     compensations: list[StepRecord] = []
     approvals: list[ApprovalRecord] = []
     refused_approvals: list[ApprovalRecord] = []

@@ -13,6 +13,7 @@ from hybridops.contracts.base import (
     Actor,
     Contract,
     Name,
+    OperatorRecord,
     RunStatus,
     Seconds,
     ShortText,
@@ -71,6 +72,8 @@ class DrillResult(Contract):
     rows_restored: int | None = None
     slo: list[SloCheck] = []
     steps: list[StepRecord] = []
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips, taken or refused: who, when, why (issue 20 item 4)."""
     compensations: list[StepRecord] = []
     started_at: datetime
     ended_at: datetime | None = None

@@ -26,6 +26,7 @@ from hybridops.contracts.base import (
     AlertNotice,
     ApprovalRecord,
     Contract,
+    OperatorRecord,
     RtoSplit,
     RuleViolation,
     RunStatus,
@@ -38,6 +39,7 @@ from hybridops.contracts.drill import DrillResult, SloCheck
 from hybridops.contracts.failback import FailbackResult, RejoinOutcome
 from hybridops.contracts.failover import FailoverResult
 from hybridops.contracts.lease import LeaseGrant
+from hybridops.contracts.readiness import LatestReadinessResult
 from hybridops.contracts.sites import (
     DivergedWrites,
     FenceResult,
@@ -152,6 +154,10 @@ class FailoverDetails(_Section):
     restore: RestorePrimaryResult | None = None
     """Restore mode: the backup restored, its label and time, the WAL replayed to, the timeline
     chosen, the archive's timelines before, how long (fetch, recovery, total)."""
+    readiness: LatestReadinessResult | None = None
+    """The readiness the run started from: the newest evaluation before it (scheduled or
+    ``hybridops ready``), its age and the checks of ``failover to TARGET`` that failed;
+    ``None`` for a run that did not read it (before it was read, or it stopped earlier)."""
 
 
 class FailbackDetails(_Section):
@@ -262,6 +268,10 @@ class Evidence(_Section):
     """Approvals and rejections at the gate: who, when, their identity, any override (break glass)."""
     refused_approvals: list[ApprovalRecord] = []
     """Attempts the run refused, with who, when and why (``refused``)."""
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips of the run (issue 20 item 4), in order: who (the
+    header's claim and the verified signer), when, the step, why, and ``refused`` when the run
+    did not take one (it changed nothing)."""
     steps: list[EvidenceStep] = []
     compensations: list[EvidenceStep] = []
     """The undo steps that ran, in the order they ran."""

@@ -20,6 +20,7 @@ from hybridops.contracts.base import (
     Contract,
     LongSeconds,
     Name,
+    OperatorRecord,
     RuleViolation,
     RunStatus,
     Seconds,
@@ -107,6 +108,8 @@ class FailbackResult(Contract):
     timeline: int | None = None
     """Home's timeline after promotion."""
     steps: list[StepRecord] = []
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips, taken or refused: who, when, why (issue 20 item 4)."""
     compensations: list[StepRecord] = []
     approvals: list[ApprovalRecord] = []
     warnings: list[str] = []

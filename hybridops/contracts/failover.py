@@ -13,6 +13,7 @@ from hybridops.contracts.base import (
     Contract,
     LongSeconds,
     Name,
+    OperatorRecord,
     RtoSplit,
     RuleViolation,
     RunStatus,
@@ -24,6 +25,7 @@ from hybridops.contracts.base import (
 )
 from hybridops.contracts.decision import Decision, SignalSnapshot
 from hybridops.contracts.lease import LeaseGrant
+from hybridops.contracts.readiness import LatestReadinessResult
 from hybridops.contracts.sites import (
     DivergedWrites,
     FenceResult,
@@ -97,6 +99,8 @@ class FailoverResult(Contract):
     alerts: list[AlertNotice] = []
     """Alert notifications the run received (from ``hybridops serve alerts``)."""
     steps: list[StepRecord] = []
+    operator_actions: list[OperatorRecord] = []
+    """Pauses, resumes, retries and skips, taken or refused: who, when, why (issue 20 item 4)."""
     compensations: list[StepRecord] = []
     approvals: list[ApprovalRecord] = []
     started_at: datetime
@@ -140,6 +144,8 @@ class FailoverResult(Contract):
     """Restore mode: the backup chosen before anything changed."""
     refused_approvals: list[ApprovalRecord] = []
     """Approval attempts the run refused, with who, when and why (they are in the history too)."""
+    readiness: LatestReadinessResult | None = None
+    """The readiness the run started from (the newest evaluation, for its chosen target)."""
 
 
 class EvidenceInput(Contract):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from hybridops.contracts.base import ActivityResult, Contract
+from hybridops.contracts.base import ActivityResult, Contract, Seconds
 
 
 class CheckStatus(StrEnum):
@@ -122,3 +122,34 @@ class BackupAgeResult(ActivityResult):
     newest: str | None = None
     newest_at: datetime | None = None
     """When it finished (else started)."""
+
+
+class LatestReadinessInput(Contract):
+    """Input of ``latest_readiness``: the readiness a failover starts from (issue 20 item 3)."""
+
+    queue: str
+    """The control task queue of the run's inventory: readiness runs of this deployment run
+    on it (another lab's or deployment's, on the same namespace, do not count)."""
+    target: str
+    """The site the failover chose: the checks that matter to ``failover to TARGET`` count."""
+    max_age_s: Seconds = 7200.0
+    """An evaluation older than this is recorded but not acted on (``stale``)."""
+
+
+class LatestReadinessResult(ActivityResult):
+    """The newest completed readiness evaluation (scheduled or ``hybridops ready``), as the
+    failover saw it, and what it says of the chosen target."""
+
+    found: bool = False
+    workflow_id: str | None = None
+    checked_at: datetime | None = None
+    age_s: float | None = None
+    """How old it was when the failover read it."""
+    stale: bool = False
+    """Older than ``max_age_s``: recorded, not acted on."""
+    runbook: str = ""
+    """``failover to TARGET``."""
+    status: CheckStatus = CheckStatus.UNKNOWN
+    """The worst status of the checks that matter to ``runbook`` (unknown: none found)."""
+    failing: list[ReadinessCheck] = []
+    """The checks that matter to ``runbook`` and failed."""

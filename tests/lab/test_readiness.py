@@ -10,16 +10,25 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
-from hybridops.constants import READINESS_ID_PREFIX, TaskQueue, WorkflowType
+from hybridops.constants import (
+    APPROVE_UPDATE,
+    PROGRESS_QUERY,
+    READINESS_ID_PREFIX,
+    TaskQueue,
+    WorkflowType,
+)
+from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, RunStatus
+from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.contracts.readiness import CheckStatus, ReadinessInput, ReadinessResult
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import assert_one_writer
+from tests.lab.helpers import assert_failed_over, assert_one_writer, eventually, fenced, role, start
 from tests.lab.test_cli_exit_codes import cli
 from workers.main import build_agent, build_workers
 from workflows.readiness import READ_ONLY
@@ -201,3 +210,46 @@ async def test_a_stopped_agent_fails_the_temporal_check(client: Client, module_l
         assert inv.site_queue("azure") in check.measured, check
         assert status_of(result, "temporal.queue.agent.gcp") == CheckStatus.PASS
     assert assert_one_writer(lab) == "onprem"
+
+
+async def test_a_failover_starts_from_the_readiness_and_a_fail_asks_for_approval(
+    client: Client, module_lab: Lab
+) -> None:
+    """Item 3: gcp was not streaming when readiness last ran; it is repaired, and a failover to
+    gcp then records that evaluation in its evidence and, as the policy's default says
+    (readiness.on_fail: approve), waits for a human before it fences anything."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    async with Running(client, inv):
+        await asyncio.to_thread(lab.postgres.stop_server, "gcp")
+        before, wf_id = await readiness(client, inv)
+        assert status_of(before, "topology.streaming.gcp") == CheckStatus.FAIL
+        await asyncio.to_thread(lab.pg_start, "gcp")
+
+        async def standby() -> bool:
+            return await asyncio.to_thread(role, lab, "gcp") == "standby"
+
+        await eventually("gcp a standby again", standby)
+        lab.break_site("onprem")
+        handle = await start(client, inv, FailoverInput(target="gcp"))
+
+        async def gate() -> Progress | None:
+            prog: Progress = await handle.query(PROGRESS_QUERY, result_type=Progress)
+            return prog if prog.waiting_for_approval else None
+
+        prog = await eventually("the approval gate", gate, timeout=120)
+        assert not fenced(lab, "onprem"), "nothing fenced before the approval"
+        await handle.execute_update(
+            APPROVE_UPDATE,
+            ApprovalInput(by="bob", comment="gcp streams again", decision_id=prog.decision_id),
+            result_type=ApprovalRecord,
+        )
+        result: FailoverResult = await handle.result()
+    assert result.status == RunStatus.SUCCEEDED
+    seen = result.readiness
+    assert seen is not None and seen.found and seen.workflow_id == wf_id and not seen.stale
+    assert seen.runbook == "failover to gcp" and "topology.streaming.gcp" in [c.id for c in seen.failing]
+    assert result.evidence_dir is not None
+    evidence = json.loads((Path(result.evidence_dir) / "evidence.json").read_text())
+    assert evidence["details"]["readiness"]["workflow_id"] == wf_id
+    assert_failed_over(lab, "gcp")
