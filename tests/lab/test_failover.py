@@ -50,16 +50,18 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     names = [s.name for s in result.steps]
     # onprem's server is dead, its agent (its host) alive: the agent marks its data directory
     # (an unverified fence), and the control worker isolates it (the agent holds no infra
-    # credentials).
-    assert names[:7] == [
+    # credentials). The readiness it starts from is read after deciding (none ran here).
+    assert names[:8] == [
         "plan",
         "assess",
         "gather_signals",
+        "readiness",
         "prepare_target",
         "fence_old_primary",
         "isolate_old_primary",
         "promote",
     ]
+    assert result.readiness is not None and not result.readiness.found
     assert result.fence is not None and result.fence.token is None and result.fence.isolated
     assert all(s.outcome != StepOutcome.FAILED for s in result.steps)
     assert all(s.attempts >= 1 and s.ended_at is not None for s in result.steps)

@@ -10,7 +10,7 @@ import pytest
 
 from hybridops.errors import ConfigError
 from hybridops.policy import parse_policy
-from hybridops.signing import NAMESPACE, approval_message, verify_approval
+from hybridops.signing import NAMESPACE, approval_message, operator_message, verify_approval
 from hybridops.sshkeygen import SigningError, make_key, sign
 
 AT = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -146,3 +146,44 @@ def test_policy_signers_are_validated(keys: dict[str, tuple[Path, str]]) -> None
         "require_signature",
         "signature_max_age_s",
     }
+
+
+def _operator(**changes: object) -> bytes:
+    fields: dict[str, object] = {
+        "workflow_id": "failover-1",
+        "run_id": "run-1",
+        "action": "retry",
+        "step": "repoint_apps",
+        "comment": "",
+        "signed_at": AT,
+    }
+    fields.update(changes)
+    return operator_message(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"workflow_id": "failover-2"},
+        {"run_id": "run-2"},
+        {"action": "skip"},
+        {"step": "dns_cutover"},
+        {"comment": "a different why"},
+        {"signed_at": AT + timedelta(seconds=1)},
+    ],
+    ids=["other-workflow", "other-run", "other-action", "other-step", "other-comment", "other-time"],
+)
+def test_an_operator_signature_binds_run_action_step_comment_and_time(
+    keys: dict[str, tuple[Path, str]], changes: dict[str, object]
+) -> None:
+    sig = sign(_operator(), keys["bob"][0])
+    assert _verify(keys, _operator(), sig) == ("bob", "")
+    signer, why = _verify(keys, _operator(**changes), sig)
+    assert signer is None and "does not verify" in why
+
+
+def test_an_approval_signature_is_never_an_operator_action(keys: dict[str, tuple[Path, str]]) -> None:
+    assert _operator().splitlines()[0] == b"hybridops-operator v1"
+    assert _operator(step=None).decode().splitlines()[4] == "step: -"
+    sig = sign(_message(), keys["bob"][0])
+    assert _verify(keys, _operator(), sig)[0] is None
