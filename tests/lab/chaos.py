@@ -46,6 +46,7 @@ FAILOVER_STEPS = (
     "plan_failover",
     "assess_sites",
     "gather_signals",
+    "latest_readiness",
     "checkpoint",
     "prepare_target",
     "fence_primary",
