@@ -756,9 +756,7 @@ def _slope(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of y on x (None with fewer than two distinct x)."""
     if len({x for x, _ in points}) < 2:
         return None
-    mx = statistics.fmean(x for x, _ in points)
-    my = statistics.fmean(y for _, y in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
 
 
 def print_restore_report(pairs: list[RestorePair]) -> None:

@@ -260,15 +260,19 @@ class Approvers(Strict):
         starter: str | None,
         override: bool,
         aliases: Sequence[str] = (),
+        action: str = "approve",
     ) -> str | None:
         """Why ``who`` may not approve ``runbook``'s run started by ``starter`` (None: may).
-        ``aliases``: other identities of the same person (a signer's), for four eyes."""
+        ``aliases``: other identities of the same person (a signer's), for four eyes;
+        ``action``: what is asked, as the messages say it (an operator's pause, retry, ...)."""
         if not who:
-            return "no identity: approve with `hybridops approve` (it sends the client's identity)"
+            return f"no identity: {action} with `hybridops {action}` (it sends the client's identity)"
         if who.startswith("os:") and not self.accept_unauthenticated:
             return f"{who} is not authenticated (no client certificate or API key); the policy requires one"
         if (who == starter or (starter is not None and starter in aliases)) and not self.allow_self_approval:
-            return f"{who} started this run and may not approve it (four eyes: approvers.allow_self_approval)"
+            return (
+                f"{who} started this run and may not {action} it (four eyes: approvers.allow_self_approval)"
+            )
         allowed = (self.override or getattr(self, runbook, [])) if override else getattr(self, runbook, [])
         if not allowed:
             return None
@@ -277,7 +281,7 @@ class Approvers(Strict):
         }
         if who in allowed or who in members or "*" in allowed:
             return None
-        what = "override a safety rule" if override else f"approve a {runbook}"
+        what = "override a safety rule" if override else f"{action} a {runbook}"
         return f"{who} may not {what} (approvers.{'override' if override else runbook}: {', '.join(allowed)})"
 
 

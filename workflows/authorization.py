@@ -146,5 +146,5 @@ def operator_refusal(
             f" the header's {identity.caller() or 'no identity'} is only a claim"
         )
     who = signer or identity.caller()
-    reason = approvers.refusal(runbook, who, identity.starter(), False, aliases)
-    return Verdict(reason.replace("approve a", f"{action.value} a") if reason else None, signer)
+    reason = approvers.refusal(runbook, who, identity.starter(), False, aliases, action.value)
+    return Verdict(reason, signer)
