@@ -324,6 +324,10 @@ def _rank_key(policy: Policy, score: float, v: _Verdict) -> tuple[float, float, 
     return (float(first or 0.0), -score, _tie_rank(policy, v.cs), v.cs.site)
 
 
+SAFETY_NOT_DECIDED = {"agent_start_timeout_s", "agent_restart_timeout_s"}
+"""How long a step waits for an agent: how the run executes, not what it decides on."""
+
+
 def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) -> str:
     """A digest of everything the decision rests on."""
     canon = json.dumps(
@@ -335,7 +339,7 @@ def decision_id(req: DecisionRequest, snapshot: SignalSnapshot, policy: Policy) 
             # policies before them digest as they did).
             "policy": policy.model_dump(
                 mode="json",
-                exclude={**policy.later_defaults(), "safety": {"agent_start_timeout_s"}, "detection": True},
+                exclude={**policy.later_defaults(), "safety": SAFETY_NOT_DECIDED, "detection": True},
             ),
         },
         sort_keys=True,

@@ -163,6 +163,12 @@ class Safety(Strict):
     agent that does not (its host is down: nobody polls the site's queue) makes the site
     unreachable: a fence is then unverified (isolated where the infra driver can), any other
     step fails naming the agent. Part of a dead host's failover time: keep it short."""
+    agent_restart_timeout_s: float = Field(default=60.0, gt=0, le=600.0)
+    """With placement ``queues``: how long a step waits for the site's agent when the agent took
+    the step and died in it (its heartbeat stopped) and no agent took the step's retry within
+    ``agent_start_timeout_s``. An agent that was alive a moment ago is more likely restarting
+    (systemd's ``Restart=always``, a loaded host) than its host dead; without this wait a slow
+    restart made the site unreachable and, past the point of no return, failed the run."""
 
 
 class Operator(Strict):
@@ -325,9 +331,10 @@ class Policy(Strict):
         out: dict[str, Any] = {
             name: True for name, default in LATER_SECTIONS.items() if getattr(self, name) == default
         }
-        fields = {f for f, default in LATER_APPROVER_FIELDS.items() if getattr(self.approvers, f) == default}
-        if fields:
-            out["approvers"] = fields
+        for section, later in LATER_FIELDS.items():
+            fields = {f for f, default in later.items() if getattr(getattr(self, section), f) == default}
+            if fields:
+                out[section] = fields
         return out
 
 
@@ -337,12 +344,12 @@ LATER_SECTIONS: dict[str, BaseModel] = {
     "readiness": Readiness(),
 }
 """Sections added to the policy after runs were recorded, with their defaults."""
-LATER_APPROVER_FIELDS: dict[str, object] = {
-    "signers": {},
-    "require_signature": False,
-    "signature_max_age_s": 900.0,
+LATER_FIELDS: dict[str, dict[str, object]] = {
+    "approvers": {"signers": {}, "require_signature": False, "signature_max_age_s": 900.0},
+    "safety": {"agent_restart_timeout_s": 60.0},
 }
-"""Approvers' fields added after runs were recorded (signed approvals), with their defaults."""
+"""Fields added to a section after runs were recorded, with their defaults: approvers' (signed
+approvals), safety's (the wait for a restarting agent)."""
 
 
 def _describe(err: ValidationError) -> str:

@@ -175,18 +175,28 @@ class RunbookBase:
         site_queues: dict[str, str] | None = None,
         agent_start_s: float = 10.0,
         heartbeat_s: float = steps.HEARTBEAT_TIMEOUT_S,
+        agent_restart_s: float = 60.0,
     ) -> None:
         """Where the steps run from now on (the plan step's answer, so it is in the history)."""
-        self._where = steps.Where(placement, queue_suffix, site_queues or None, agent_start_s, heartbeat_s)
+        self._where = steps.Where(
+            placement, queue_suffix, site_queues or None, agent_start_s, heartbeat_s, agent_restart_s
+        )
 
     def _placed_by(self, plan: PlanResult) -> None:
         """Where the steps of a runbook on the sites run: its plan step's placement, with each
         site's agent queue and how long an agent may take to answer (the policy's)."""
-        timeout = plan.policy.safety.agent_start_timeout_s if plan.policy else Safety().agent_start_timeout_s
+        safety = plan.policy.safety if plan.policy else Safety()
         heartbeat = (
             plan.policy.detection.worker_heartbeat_timeout_s if plan.policy else steps.HEARTBEAT_TIMEOUT_S
         )
-        self._placed(plan.placement, plan.queue_suffix, plan.site_queues, timeout, heartbeat)
+        self._placed(
+            plan.placement,
+            plan.queue_suffix,
+            plan.site_queues,
+            safety.agent_start_timeout_s,
+            heartbeat,
+            safety.agent_restart_timeout_s,
+        )
 
     async def _step(
         self,

@@ -124,6 +124,8 @@ class Where:
     """How long an agent may take to pick up a step (schedule-to-start)."""
     heartbeat_s: float = HEARTBEAT_TIMEOUT_S
     """How long a queued step may go without a heartbeat before its worker counts as dead."""
+    agent_restart_s: float = 60.0
+    """How long an agent that died in a step may take to come back and take it again."""
 
     def queue_of(self, step: Step[Any, Any], arg: Any) -> str:
         """The task queue ``step`` runs on, for ``arg``."""
@@ -659,18 +661,46 @@ async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
         await run_step(step.guard, arg, where)  # a run with site agents (not before them)
     queue = where.queue_of(step, arg)
     on_agent = step.on_site and queue != step.queue.value + where.queue_suffix
+    try:
+        # Nobody polls a dead host's queue: say so in seconds, not never.
+        return await _queued(step, arg, queue, where, where.agent_start_s if on_agent else None)
+    except ActivityError as err:
+        if not (on_agent and agent_restarting(err) and workflow.patched(AGENT_RESTART_PATCH)):
+            raise
+    # The site's agent took the step and died in it, and nobody took the retry within the
+    # seconds a dead host gets: a supervisor is more likely restarting the agent (Restart=always,
+    # a loaded host) than the host gone. Give it the restart's time, once; a host that is gone
+    # then fails the step as before, agent_start_s + agent_restart_s later.
+    return await _queued(step, arg, queue, where, where.agent_restart_s)
+
+
+AGENT_RESTART_PATCH = "agent-restart-wait"
+"""Runs recorded before a step waited for a restarting agent fail the step as they did."""
+
+
+async def _queued(step: Step[In, Out], arg: In, queue: str, where: Where, start_s: float | None) -> Out:
     return await workflow.execute_activity(
         step.activity,
         arg,
         result_type=step.result,
         task_queue=queue,
         start_to_close_timeout=step.timeout,
-        # Nobody polls a dead host's queue: say so in seconds, not never.
-        schedule_to_start_timeout=timedelta(seconds=where.agent_start_s) if on_agent else None,
+        schedule_to_start_timeout=timedelta(seconds=start_s) if start_s is not None else None,
         retry_policy=step.retry,
         # Every queued step heartbeats while it runs (activities/common.py, KeepAlive): a worker
         # that dies mid-step is known dead in this time, and the step runs again elsewhere.
         heartbeat_timeout=timedelta(seconds=where.heartbeat_s),
+    )
+
+
+def agent_restarting(err: BaseException) -> bool:
+    """Whether no agent took a step's retry after an agent had taken an earlier attempt (the
+    schedule-to-start timeout's cause is that attempt's failure, e.g. its heartbeat timeout):
+    the agent was alive moments ago. A step no agent ever took has no such cause."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return (
+        isinstance(err, TimeoutError_) and err.type == TimeoutType.SCHEDULE_TO_START and err.cause is not None
     )
 
 

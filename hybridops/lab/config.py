@@ -139,6 +139,9 @@ def write_policy(layout: LabLayout) -> None:
     policy.approvers.require_decision_id = False
     # A killed site's agent is a dead host: the lab says so in two seconds, not ten.
     policy.safety.agent_start_timeout_s = 2.0
+    # An agent killed mid-step is restarted by its supervisor (the tests' WorkerKeeper) within
+    # seconds, more on a loaded machine: wait for it longer than for a dead host's.
+    policy.safety.agent_restart_timeout_s = 20.0
     # A key pair per lab approver, its public key an allowed signer (signatures are not
     # required: the lab runs unattended; a policy with approvers.require_signature tries them).
     policy.approvers.signers = {
