@@ -22,6 +22,7 @@ from temporalio import activity
 
 from activities.common import Activities, result_of, step_activity
 from drivers.dns import DnsDriver
+from drivers.dns.resolve import ClientResolver, ResolveError
 from drivers.infra import AppDatabase, InfraDriver, IsolateTarget
 from drivers.postgres import PostgresDriver
 from drivers.postgres.timelines import archived_timelines
@@ -408,16 +409,26 @@ class SiteActivities(Activities):
 
     @step_activity(ActivityName.VERIFY_WRITES)
     async def verify_writes(self, inp: VerifyInput) -> VerifyResult:
-        """Write through the DNS name until a write lands on ``site``, or the deadline."""
+        """Write through the DNS name, resolved as a client resolves it (over the DNS protocol,
+        :class:`~drivers.dns.resolve.ClientResolver`), until a write lands on ``site``, or the
+        deadline."""
         want = self.inventory.site(inp.site).host
+        name = self.inventory.dns.record
+        try:
+            resolver = ClientResolver(self.inventory.dns)
+        except ResolveError as err:
+            raise PreconditionFailed(str(err), site=inp.site) from None
         deadline = time.monotonic() + inp.deadline_s
         last_error = "no attempt"
         while time.monotonic() < deadline:
-            record = await self.dns.get_record(self.inventory.dns.record, "A")
-            host = record.values[0] if record and record.values else None
-            if host is None or host != want:
-                last_error = f"{self.inventory.dns.record} resolves to {host}, not {want}"
+            try:
+                host = await resolver.resolve()
+            except ResolveError as err:
+                host, last_error = None, str(err)
             else:
+                if host != want:
+                    last_error = f"{name} resolves to {host} ({resolver.how}), not {want}"
+            if host == want:
                 try:
                     at = await self.pg.write_probe(
                         host,
@@ -427,8 +438,10 @@ class SiteActivities(Activities):
                     )
                     return VerifyResult(
                         resolved_to=host,
+                        resolved_via=resolver.how,
                         first_write_at=at,
-                        detail=f"probe write committed on {inp.site}",
+                        detail=f"{name} resolved to {host} by {resolver.how}; "
+                        f"probe write committed on {inp.site}",
                     )
                 except HybridOpsError as err:
                     last_error = str(err)

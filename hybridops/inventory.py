@@ -7,6 +7,7 @@ code runs in the lab and in production; only this file differs (DESIGN.md rule 1
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -223,6 +224,41 @@ class PostgresSettings(Strict):
     connect_timeout_s: int = Field(default=2, ge=1)
 
 
+class Resolution(StrEnum):
+    """How the runbooks resolve the DNS name as a client does (``dns.resolution``)."""
+
+    AUTO = "auto"
+    """The DNS protocol wherever a name server answers: the inventory's ``resolvers``, else the
+    ``rfc2136`` primary, else the host's own resolver (``/etc/resolv.conf``); the provider's API
+    only for a provider at a custom ``endpoint_url`` (a stand-in such as moto, which serves no
+    DNS)."""
+    DNS = "dns"
+    """Always the DNS protocol (``resolvers``, the ``rfc2136`` primary, or the host's resolver)."""
+    API = "api"
+    """Always the provider's API: what the zone holds, not what a client is told."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``ip``, ``ip:port`` or ``[ipv6]:port`` as (ip, port); port 53 when absent. Raises
+    ValueError naming what is wrong."""
+    host, port = address, "53"
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{address!r}: expected [ipv6]:port")
+            port = rest[1:]
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{address!r}: a resolver is an IP address (with an optional port)") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r}: the port must be 1 to 65535")
+    return host, int(port)
+
+
 class DnsSettings(Strict):
     driver: DnsKind = DnsKind.ROUTE53
     zone: str
@@ -264,9 +300,23 @@ class DnsSettings(Strict):
     managed identity, environment) when there is no secret."""
     client_id: str | None = None
     """``azuredns``: the service principal's application id."""
+    resolution: Resolution = Resolution.AUTO
+    """How the lab's writer and the failover's verify step resolve ``record`` as a client
+    does (see :class:`Resolution`)."""
+    resolvers: list[str] = Field(default_factory=list)
+    """The resolvers the apps' clients use, ``ip`` or ``ip:port`` (``[ipv6]:port``): verify
+    asks them, so it sees what a client sees, caches and split horizons included. Empty: the
+    ``rfc2136`` primary, else the host's resolver."""
     authority_host: str | None = None
     """``azuredns``: the Entra ID authority (``login.microsoftonline.us`` for a sovereign cloud);
     the public cloud's, or ``$AZURE_AUTHORITY_HOST``, when absent."""
+
+    @field_validator("resolvers")
+    @classmethod
+    def _resolvers(cls, value: list[str]) -> list[str]:
+        for address in value:
+            split_address(address)
+        return value
 
     @model_validator(mode="after")
     def _check_rfc2136(self) -> DnsSettings:

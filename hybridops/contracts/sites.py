@@ -435,6 +435,9 @@ class VerifyInput(Contract):
 
 class VerifyResult(ActivityResult):
     resolved_to: str
+    resolved_via: str = ""
+    """How the name was resolved: ``DNS query to ADDR:PORT`` (as a client), or the provider's
+    API where no DNS server stands behind it (the lab's moto); empty in older runs."""
     first_write_at: datetime
     """Commit time of the first probe write that succeeded through the DNS name."""
 

@@ -4,78 +4,30 @@ the DNS name, and keeps a ledger of the writes the database acknowledged
 
 The ledger is how RTO and RPO are measured: an acknowledged write missing on the new primary
 is lost data; the first acknowledged write on the new primary ends the outage. The writer
-finds the primary as a client would, through DNS. With the lab's BIND (``rfc2136``) it asks
-through the DNS protocol with a real stub resolver and its cache (dnspython's), which keeps an
-answer for its TTL exactly as a client's resolver does, so the measured outage includes what
-a client's DNS adds. With moto's Route53 server, which speaks no DNS, it reads the record
-with the inventory's DNS driver and keeps it for the TTL itself.
+finds the primary as a client would, through DNS (:class:`drivers.dns.resolve.ClientResolver`
+with its cache): with the lab's BIND (``rfc2136``) it asks over the DNS protocol with a real
+stub resolver whose cache keeps an answer for its TTL exactly as a client's does, so the
+measured outage includes what a client's DNS adds. With moto's Route53 server, which speaks
+no DNS, it reads the record through the API and keeps it for the TTL itself.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import dns.exception
-import dns.resolver
 import psycopg
 from psycopg import sql
 
-from drivers.dns import make_dns_driver
+from drivers.dns.resolve import ClientResolver
 from hybridops.errors import HybridOpsError
-from hybridops.inventory import DnsKind, Inventory
+from hybridops.inventory import Inventory
 from hybridops.workload import read_ledger
 
 log = logging.getLogger(__name__)
-
-
-class ApiResolver:
-    """The record read through the DNS driver's API, kept for the inventory's TTL (moto's
-    Route53 server answers no DNS queries)."""
-
-    def __init__(self, inventory: Inventory) -> None:
-        self.inv = inventory
-        self.dns = make_dns_driver(inventory.dns)
-        self._answer: str | None = None
-        self._at = -math.inf
-
-    def address(self, connected: bool) -> str | None:
-        """The record's first value: read again when the TTL expired, or at once when the
-        writer has no connection (as the lab's writer always did with this backend)."""
-        if not connected or time.monotonic() - self._at > self.inv.dns.ttl:
-            rec = self.dns.get_record_sync(self.inv.dns.record, "A")
-            self._answer = rec.values[0] if rec and rec.values else None
-            self._at = time.monotonic()
-        return self._answer
-
-
-class ProtocolResolver:
-    """A stub resolver asking the lab's name server over the DNS protocol, with a cache that
-    keeps each answer for its TTL (dnspython's ``Resolver`` and ``Cache``), as a client's
-    resolver does: a changed record is seen when the cached answer expires, not before."""
-
-    def __init__(self, inventory: Inventory) -> None:
-        settings = inventory.dns
-        assert settings.server is not None, "rfc2136 names its server"
-        self.name = settings.record
-        self.resolver = dns.resolver.Resolver(configure=False)
-        self.resolver.nameservers = [settings.server]
-        self.resolver.port = settings.port
-        self.resolver.lifetime = 1.0
-        self.resolver.cache = dns.resolver.Cache()
-
-    def address(self, connected: bool) -> str | None:
-        """The first address the name resolves to now: from the cache while its TTL lasts,
-        whether or not the writer is connected (a lost connection flushes no client's cache)."""
-        try:
-            answer = self.resolver.resolve(self.name, "A")
-        except dns.exception.DNSException as err:
-            raise ConnectionError(f"cannot resolve {self.name}: {err}") from None
-        return next((r.to_text() for r in answer), None)
 
 
 class Writer:
@@ -85,9 +37,7 @@ class Writer:
         self.inv = inventory
         self.ledger_path = ledger
         self.interval_s = interval_s
-        self.resolver: ApiResolver | ProtocolResolver = (
-            ProtocolResolver(inventory) if inventory.dns.driver == DnsKind.RFC2136 else ApiResolver(inventory)
-        )
+        self.resolver = ClientResolver(inventory.dns, cache=True)
         self.insert = sql.SQL("INSERT INTO {} (seq) VALUES (%s)").format(
             sql.Identifier(inventory.workload.table)
         )

@@ -19,6 +19,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from drivers.dns import make_dns_driver
+from drivers.dns.resolve import ClientResolver
 from drivers.dns.rfc2136 import Rfc2136Driver
 from drivers.infra.lab import LabInfraDriver
 from hybridops.constants import TaskQueue, WorkflowType
@@ -100,6 +101,29 @@ def tmp_secret(lab: Lab) -> tuple[str, str]:
     name, secret = f"HYBRIDOPS_TEST_WRONG_TSIG_{os.getpid()}", base64.b64encode(b"w" * 32).decode()
     os.environ[name] = secret
     return name, secret
+
+
+async def test_a_client_resolver_asks_bind_and_sees_a_change_at_once(module_lab: Lab) -> None:
+    """Verify's resolver asks BIND over the DNS protocol (no API), and without a cache sees a
+    change the moment the server applied it; the writer's, with a cache, keeps the old answer
+    for the record's TTL (1 s in the lab) and then follows."""
+    lab = module_lab
+    settings = lab.inventory().dns
+    record = settings.record
+    verify, writer = ClientResolver(settings), ClientResolver(settings, cache=True)
+    assert verify.how == f"DNS query to {settings.server}:{settings.port}"
+    assert await verify.resolve() == writer.address() == lab.ip("onprem")
+    await _driver(lab).ensure_record(record, "A", [lab.ip("gcp")], 1)
+    try:
+        assert await verify.resolve() == lab.ip("gcp")
+        gcp = lab.ip("gcp")
+        await eventually("the cached answer to expire", lambda: _is(writer.address(), gcp), timeout=10)
+    finally:
+        await _driver(lab).ensure_record(record, "A", [lab.ip("onprem")], 1)
+
+
+async def _is(value: str | None, want: str) -> bool:
+    return value == want
 
 
 async def test_an_unreachable_server_is_retryable(module_lab: Lab) -> None:

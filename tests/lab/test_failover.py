@@ -14,6 +14,7 @@ from hybridops.constants import TaskQueue
 from hybridops.contracts.base import RunStatus, StepOutcome, TargetChoice
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import verify_manifest
+from hybridops.inventory import DnsKind
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
@@ -62,6 +63,11 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
         "promote",
     ]
     assert result.readiness is not None and not result.readiness.found
+    # Verify resolved the name as a client does: over the DNS protocol on BIND, through the
+    # API only on moto's Route53, which answers no DNS query (and says so).
+    verify = next(s for s in result.steps if s.name == "verify")
+    how = "DNS query to " if inv.dns.driver == DnsKind.RFC2136 else "route53 API at http://"
+    assert f"resolved to {lab.ip(target)} by {how}" in verify.detail, verify.detail
     assert result.fence is not None and result.fence.token is None and result.fence.isolated
     assert all(s.outcome != StepOutcome.FAILED for s in result.steps)
     assert all(s.attempts >= 1 and s.ended_at is not None for s in result.steps)
