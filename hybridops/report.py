@@ -88,6 +88,10 @@ def reports(ev: Evidence) -> dict[str, str]:
 def run_page(ev: Evidence) -> Page:
     """The run's report as a page (see the module's docstring for its parts)."""
     head: list[Block] = [Banner("error", (Strong("Error:"), " ", ev.error))] if ev.error else []
+    if ev.by_hand:
+        # A run that failed past the point of no return: the exact next steps, first thing seen.
+        steps = [f"{n}. {t}" for n, t in enumerate(ev.by_hand, 1)]
+        head.append(Banner("error", (Strong("Finish by hand"), f" (stopped in {ev.stopped_in}):"), steps))
     sections = [
         Section("Run", [Items(_run_lines(ev))]),
         *_DETAILS[ev.runbook](ev),

@@ -167,6 +167,40 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         self._restoring: bool | None = None
         """Restore mode: whether the restore step has begun (None: promote mode)."""
         self._readiness_asks_approval = False
+        self._old: str | None = None
+        """The primary the run moves away from (once decided)."""
+        self._record: str | None = None
+        """The DNS name clients use (once planned)."""
+
+    def _by_hand(self, phase: Phase) -> list[str]:
+        """The exact next steps after a failure past the point of no return, per phase (the
+        same as runbooks/failover.md, "When it fails"): forward to the new primary, never back."""
+        run = workflow.info().workflow_id
+        target, old = self._target or "the target", self._old or "the old primary"
+        record = self._record or "the DNS name"
+        cause = f"`hybridops status {run}` and its report: fix the cause the failed step's error names"
+        apps = f"point every app the inventory names at {target}'s database (what repoint_apps does)"
+        dns = (
+            f"point {record} at {target}: run `hybridops failover` again once the DNS API answers"
+            f" (it finds {target} the one writable server and repairs DNS), or set the record by hand"
+        )
+        verify = f"check as a client: {record} resolves to {target} and a write through it lands there"
+        never = f"leave {old} fenced: bring it back with `hybridops failback`, never by removing its mark"
+        match phase:
+            case Phase.PROMOTE | Phase.RESTORE:
+                first = (
+                    f"check {target} is the one writable server; if not, stop and follow the page's"
+                    " 'Promotion interrupted' or 'Two writable servers'"
+                )
+                return [cause, first, apps, dns, verify, never]
+            case Phase.REPOINT_APPS:
+                return [cause, apps, dns, verify, never]
+            case Phase.DNS_CUTOVER:
+                return [cause, dns, verify, never]
+            case Phase.VERIFY:
+                return [cause, verify, never]
+            case _:
+                return [cause, never]
 
     def _promotion_site(self) -> str | None:
         """In restore mode the target's server was not a standby to begin with (stopped, or
@@ -224,6 +258,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
         plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed_by(plan)
+        self._record = plan.dns_record
         assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
         topology = topology_of(plan, assessed.states)
         res.topology, res.findings = topology, topology.findings
@@ -298,7 +333,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 non_retryable=True,
             )
         assert decision.target is not None
-        self._target = decision.target
+        self._target, self._old = decision.target, decision.old_primary or current
         self._policy, self._decision_id = policy, decision.decision_id
         refuse_missing(
             failover_needs(decision.target, decision.old_primary or current, bool(plan.apps), restore), plan

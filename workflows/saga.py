@@ -116,7 +116,13 @@ class LeasedSaga(RunbookBase):
                 await self._close_if_promoted(site, saga, res)
             if saga.closed:
                 res.status = RunStatus.FAILED
-                res.error += f" (past the point of no return: finish by hand, see runbooks/{self.RUNBOOK}.md)"
+                res.stopped_in = self._phase
+                res.by_hand = self._by_hand(self._phase)
+                todo = "".join(f" {n}. {t}" for n, t in enumerate(res.by_hand, 1))
+                res.error += (
+                    f" (past the point of no return, in {self._phase}: finish by hand:{todo}"
+                    f" (runbooks/{self.RUNBOOK}.md, 'When it fails'))"
+                )
             else:
                 self._phase = Phase.COMPENSATE
                 held = not saga.pending and not self._changed_anything()
@@ -132,6 +138,13 @@ class LeasedSaga(RunbookBase):
         if res.lease is not None and res.lease.granted:
             await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
         return failure
+
+    def _by_hand(self, phase: Phase) -> list[str]:
+        """What an operator does, in order, to finish this run by hand when it failed past the
+        point of no return in ``phase`` (and no retry or skip came within the operator's
+        wait): the run's result and evidence carry it (``by_hand``), and its error says it.
+        The runbook's page says the same per phase, under "When it fails"."""
+        return [f"see runbooks/{self.RUNBOOK}.md for the {phase} phase; go forward, never undo"]
 
     def _pass_point_of_no_return(self, saga: Saga, res: Any) -> None:
         """The irreversible step is done: from here nothing is compensated, and a step that

@@ -341,8 +341,15 @@ def print_headline(ending: RunEnding[Any], runbook: str, *details: tuple[str, An
 
 
 def print_error(ending: RunEnding[Any]) -> None:
+    """The run's error; for a run that stopped past the point of no return, the steps to
+    finish it by hand, one a line (the error holds them too, run together)."""
     if ending.error:
         say(f"  error: {escape(ending.error)}")
+    todo: list[str] = getattr(ending.result, "by_hand", None) or []
+    if todo:
+        say(f"  [bold red]finish by hand[/bold red] (stopped in {getattr(ending.result, 'stopped_in', '')}):")
+        for n, step in enumerate(todo, 1):
+            say(f"    {n}. {escape(step)}")
 
 
 def print_ending(ending: RunEnding[Any], inv: Inventory) -> None:

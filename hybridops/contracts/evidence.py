@@ -27,6 +27,7 @@ from hybridops.contracts.base import (
     ApprovalRecord,
     Contract,
     OperatorRecord,
+    Phase,
     RtoSplit,
     RuleViolation,
     RunStatus,
@@ -277,6 +278,12 @@ class Evidence(_Section):
     """The undo steps that ran, in the order they ran."""
     point_of_no_return_passed: bool | None = None
     """Whether the run passed its irreversible step; ``None`` for a runbook that has none."""
+    stopped_in: Phase | None = None
+    """The phase a run that failed past the point of no return stopped in (its named state);
+    ``None`` otherwise."""
+    by_hand: list[str] = []
+    """What an operator does next, in order, to finish such a run by hand (runbooks/, "When it
+    fails"); empty otherwise."""
     rto: Rto | None = None
     """``None`` for a runbook that measures none (burst, bootstrap)."""
     rpo: Rpo | None = None

@@ -21,6 +21,7 @@ from hybridops.contracts.base import (
     LongSeconds,
     Name,
     OperatorRecord,
+    Phase,
     RuleViolation,
     RunStatus,
     Seconds,
@@ -118,6 +119,12 @@ class FailbackResult(Contract):
     started_at: datetime
     ended_at: datetime | None = None
     point_of_no_return_passed: bool = False
+    stopped_in: Phase | None = None
+    """The phase a run that failed past the point of no return stopped in (its named state);
+    ``None`` otherwise."""
+    by_hand: list[str] = []
+    """What an operator does next, in order, to finish such a run by hand (runbooks/, "When it
+    fails"); empty otherwise."""
     error: str | None = None
     evidence_dir: str | None = None
     topology: Topology | None = None

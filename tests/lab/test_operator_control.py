@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from hybridops.constants import PAUSE_UPDATE, PROGRESS_QUERY, RETRY_UPDATE, SKIP_UPDATE
@@ -252,3 +253,51 @@ async def test_only_a_signed_retry_or_skip_for_this_run_action_and_step_counts(
 async def _waits_again(handle: WorkflowHandle[Any, Any], steps_before: int) -> bool:
     prog = await progress(handle)
     return prog.waiting_for_operator is not None and len(prog.steps) > steps_before
+
+
+async def test_a_run_nobody_retries_ends_in_a_named_state_with_the_steps_to_finish_by_hand(
+    client: Client, module_lab: Lab
+) -> None:
+    """dns_cutover fails past the point of no return and nobody acts within the operator's
+    wait: the run ends failed, stopped in ``dns_cutover``, with the exact next steps in its
+    result, evidence, error and report; following them (a failover run again once the DNS
+    API answers) puts DNS on the new primary."""
+    lab = module_lab
+    policy = lab.root / "policy-no-operator.yaml"
+    policy.write_text(
+        yaml.safe_dump({"approval": {"failover": False}, "operator": {"wait_after_failure_s": 1}})
+    )
+    inv = lab_inventory(lab, policy=policy, faults={"dns_cutover": "fail:1000"})
+    workers = [*spawn_agents(lab), spawn_worker(lab)]
+    try:
+        lab.break_site("onprem")
+        handle = await start(client, inv, FailoverInput(target="azure"))
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    finally:
+        stop_processes(workers)
+
+    result = FailoverResult.model_validate(failed.value.cause.details[0])  # type: ignore[union-attr]
+    assert result.status == RunStatus.FAILED and result.point_of_no_return_passed
+    assert result.stopped_in == Phase.DNS_CUTOVER
+    assert len(result.by_hand) == 4, result.by_hand
+    assert handle.id in result.by_hand[0] and "run `hybridops failover` again" in result.by_hand[1]
+    assert "leave onprem fenced" in result.by_hand[-1]
+    assert result.error and "in dns_cutover: finish by hand: 1. " in result.error, result.error
+    evidence = evidence_of(result)
+    assert evidence["stopped_in"] == "dns_cutover" and evidence["by_hand"] == result.by_hand
+    report = (Path(result.evidence_dir or "") / "report.html").read_text()
+    assert "Finish by hand" in report and "hybridops failover" in report
+    assert dns_points_at(lab) == "onprem", "DNS never moved"
+
+    # The by-hand step: the DNS API answers again, the failover runs again and repairs DNS.
+    fixed = lab_inventory(lab, policy=policy)
+    workers = [*spawn_agents(lab), spawn_worker(lab)]
+    try:
+        again = await start(client, fixed, FailoverInput(target="azure"))
+        with pytest.raises(WorkflowFailureError) as err:
+            await again.result()
+    finally:
+        stop_processes(workers)
+    assert "was repaired" in str(err.value.cause), err.value.cause
+    assert_failed_over(lab, "azure")
