@@ -17,7 +17,12 @@ import typer
 from rich.markup import escape
 from temporalio.converter import PayloadCodec
 
-from hybridops.audit.approvals import verify_approvals
+from hybridops.audit.approvals import (
+    OperatorCheck,
+    OperatorVerdict,
+    verify_approvals,
+    verify_operator_actions,
+)
 from hybridops.audit.histories import (
     HistorySource,
     decrypted,
@@ -232,7 +237,8 @@ def audit_verify(
     run's history on the Temporal server (not against the folder's own manifest, which whoever
     edits the folder can rewrite): a rewritten manifest, files changed, added or removed. Then
     verify every approval the run counted again, offline: its SSH signature against the
-    policy's allowed signers, its age and that it was not replayed (hybridops/audit/approvals.py).
+    policy's allowed signers, its age and that it was not replayed (hybridops/audit/approvals.py),
+    and every pause, resume, retry and skip of the run the same way, taken or refused.
     Exit 1 on any finding, or when there is nothing to verify against."""
     inv = _inventory(required=True)
     assert inv is not None
@@ -244,7 +250,9 @@ def audit_verify(
     except HybridOpsError as err:
         fail(str(err))
     approvals = verify_approvals(src.history, policy)
+    actions = verify_operator_actions(src.history, policy)
     findings = [f"approval {c.update_id}: {c.finding}" for c in approvals if c.finding]
+    findings += [f"{c.action.value} {c.update_id}: {c.finding}" for c in actions if c.finding]
     if json_out:
         print(
             json.dumps(
@@ -253,6 +261,7 @@ def audit_verify(
                     **verdict.model_dump(mode="json"),
                     "findings": verdict.findings + findings,
                     "approvals": [c.model_dump(mode="json") for c in approvals],
+                    "operator_actions": [c.model_dump(mode="json") for c in actions],
                 },
                 indent=2,
             )
@@ -266,8 +275,33 @@ def audit_verify(
                     f"signed by {c.signer}" if c.signer else "unsigned (the policy allows it)"
                 )
                 console.print(f"approval {escape(c.update_id)}: {state} {escape(what)}", highlight=False)
+        for a in actions:
+            console.print(_operator_line(a), highlight=False)
     if not verdict.clean or findings:
         raise typer.Exit(EXIT_FOUND)
+
+
+_OPERATOR_STATES = {
+    OperatorVerdict.VALID: "[green]verified[/green]",
+    OperatorVerdict.UNSIGNED: "[green]verified[/green]",
+    OperatorVerdict.INVALID: "[bold red]FAILS[/bold red]",
+    OperatorVerdict.REFUSED: "[yellow]refused[/yellow]",
+}
+
+
+def _operator_line(c: OperatorCheck) -> str:
+    """One operator action as ``audit verify`` prints it: what, who, the verdict and why."""
+    what = c.action.value + (f" {c.step}" if c.step else "")
+    if c.verdict == OperatorVerdict.VALID:
+        why = f"signed by {c.signer}"
+    elif c.verdict == OperatorVerdict.UNSIGNED:
+        why = "unsigned (the policy allows it)"
+    else:
+        why = c.finding or c.detail
+    return (
+        f"operator {escape(what)} by {escape(c.by)} ({escape(c.update_id)}):"
+        f" {_OPERATOR_STATES[c.verdict]} {escape(why)}"
+    )
 
 
 def _print_verification(v: Verification) -> None:

@@ -33,6 +33,8 @@ STATIC_SIGNALS = ("credits", "hourly_cost", "capacity")
 """The lab's cloud signals that are known without monitoring."""
 LAB_APPROVERS = ("alice", "bob")
 """The lab's approvers: each has a key pair under the lab's root (LabLayout.approver_key)."""
+LAB_WAIT_AFTER_FAILURE_S = 120.0
+"""The lab policy's ``operator.wait_after_failure_s`` (production's: 3600 s)."""
 
 
 def lab_inventory(
@@ -142,6 +144,11 @@ def write_policy(layout: LabLayout) -> None:
     # An agent killed mid-step is restarted by its supervisor (the tests' WorkerKeeper) within
     # seconds, more on a loaded machine: wait for it longer than for a dead host's.
     policy.safety.agent_restart_timeout_s = 20.0
+    # A step that fails past the point of no return waits for `hybridops retry` or `skip`: long
+    # enough for someone at the lab to read `hybridops status` and act, short enough that a run
+    # nobody answers (a test's, a demo left alone) ends within minutes, not the hour production's
+    # policy gives.
+    policy.operator.wait_after_failure_s = LAB_WAIT_AFTER_FAILURE_S
     # A key pair per lab approver, its public key an allowed signer (signatures are not
     # required: the lab runs unattended; a policy with approvers.require_signature tries them).
     policy.approvers.signers = {

@@ -249,6 +249,25 @@ async def test_only_a_signed_retry_or_skip_for_this_run_action_and_step_counts(
     assert "PRIVATE KEY" not in history.to_json()
     assert_failed_over(lab, "azure")
 
+    # Offline, from the run's history on the server and the policy: the retry and the skip
+    # verify as bob's; every refused attempt is listed as refused, saying why.
+    ran = await cli(lab, "audit", "verify", started.id, "--policy", str(policy), "--json")
+    assert ran.code == 0, ran.out + ran.err
+    verdict = json.loads(ran.out)
+    assert verdict["ok"] and not verdict["findings"], verdict["findings"]
+    checked = verdict["operator_actions"]
+    assert [(c["action"], c["step"], c["signer"], c["verdict"]) for c in checked if c["taken"]] == [
+        ("retry", "repoint_apps", "ssh:bob", "valid"),
+        ("skip", "repoint_apps", "ssh:bob", "valid"),
+    ]
+    refused = [c for c in checked if not c["taken"]]
+    assert len(refused) == len(expected) and all(c["verdict"] == "refused" for c in refused)
+    offline = [c["detail"].split("; offline: ")[1] for c in refused]
+    assert offline[0] == "unsigned" and "replayed" in offline[-1], offline
+    assert all("does not verify" in d for d in offline[1:4]) and "not in approvers.signers" in offline[4]
+    ran = await cli(lab, "audit", "verify", started.id, "--policy", str(policy))
+    assert ran.code == 0 and "operator retry repoint_apps by bob" in ran.out, ran.out + ran.err
+
 
 async def _waits_again(handle: WorkflowHandle[Any, Any], steps_before: int) -> bool:
     prog = await progress(handle)

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+import pytest
+import yaml
+from temporalio.client import Client, WorkflowFailureError
 
 from hybridops.constants import (
     APPROVE_UPDATE,
@@ -27,8 +29,17 @@ from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.contracts.readiness import CheckStatus, ReadinessInput, ReadinessResult
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
+from hybridops.policy import ReadinessOnFail
 from tests.conftest import lab_inventory
-from tests.lab.helpers import assert_failed_over, assert_one_writer, eventually, fenced, role, start
+from tests.lab.helpers import (
+    assert_failed_over,
+    assert_one_writer,
+    dns_points_at,
+    eventually,
+    fenced,
+    role,
+    start,
+)
 from tests.lab.test_cli_exit_codes import cli
 from workers.main import build_agent, build_workers
 from workflows.readiness import READ_ONLY
@@ -212,6 +223,21 @@ async def test_a_stopped_agent_fails_the_temporal_check(client: Client, module_l
     assert assert_one_writer(lab) == "onprem"
 
 
+async def gcp_failed_readiness(client: Client, inv: Inventory, lab: Lab) -> str:
+    """The newest readiness fails ``failover to gcp`` (gcp was stopped while it ran), and gcp
+    streams again since: its workflow id."""
+    await asyncio.to_thread(lab.postgres.stop_server, "gcp")
+    before, wf_id = await readiness(client, inv)
+    assert status_of(before, "topology.streaming.gcp") == CheckStatus.FAIL
+    await asyncio.to_thread(lab.pg_start, "gcp")
+
+    async def standby() -> bool:
+        return await asyncio.to_thread(role, lab, "gcp") == "standby"
+
+    await eventually("gcp a standby again", standby)
+    return wf_id
+
+
 async def test_a_failover_starts_from_the_readiness_and_a_fail_asks_for_approval(
     client: Client, module_lab: Lab
 ) -> None:
@@ -221,15 +247,7 @@ async def test_a_failover_starts_from_the_readiness_and_a_fail_asks_for_approval
     lab = module_lab
     inv = lab_inventory(lab)
     async with Running(client, inv):
-        await asyncio.to_thread(lab.postgres.stop_server, "gcp")
-        before, wf_id = await readiness(client, inv)
-        assert status_of(before, "topology.streaming.gcp") == CheckStatus.FAIL
-        await asyncio.to_thread(lab.pg_start, "gcp")
-
-        async def standby() -> bool:
-            return await asyncio.to_thread(role, lab, "gcp") == "standby"
-
-        await eventually("gcp a standby again", standby)
+        wf_id = await gcp_failed_readiness(client, inv, lab)
         lab.break_site("onprem")
         handle = await start(client, inv, FailoverInput(target="gcp"))
 
@@ -252,4 +270,42 @@ async def test_a_failover_starts_from_the_readiness_and_a_fail_asks_for_approval
     assert result.evidence_dir is not None
     evidence = json.loads((Path(result.evidence_dir) / "evidence.json").read_text())
     assert evidence["details"]["readiness"]["workflow_id"] == wf_id
+    assert_failed_over(lab, "gcp")
+
+
+@pytest.mark.parametrize("on_fail", [ReadinessOnFail.HOLD, ReadinessOnFail.PROCEED])
+async def test_a_readiness_fail_holds_or_proceeds_as_the_policy_says(
+    client: Client, module_lab: Lab, on_fail: ReadinessOnFail
+) -> None:
+    """The same failing evaluation, weighed by ``readiness.on_fail``: ``hold`` stops the run
+    before it changes anything (status ``held``, the onprem primary stays down for the next
+    case's reset), ``proceed`` records it and fails over without asking anyone."""
+    lab = module_lab
+    policy_data = yaml.safe_load(lab.policy_file.read_text())  # the lab's: no approval gate
+    policy_data["readiness"]["on_fail"] = on_fail.value
+    policy = lab.root / f"policy-readiness-{on_fail.value}.yaml"
+    policy.write_text(yaml.safe_dump(policy_data))
+    inv = lab_inventory(lab, policy=policy)
+    async with Running(client, inv):
+        wf_id = await gcp_failed_readiness(client, inv, lab)
+        lab.break_site("onprem")
+        handle = await start(client, inv, FailoverInput(target="gcp"))
+        if on_fail == ReadinessOnFail.HOLD:
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+        else:
+            result: FailoverResult = await handle.result()
+    if on_fail == ReadinessOnFail.HOLD:
+        details = failure.value.cause.details[0]  # type: ignore[union-attr]
+        assert details["status"] == RunStatus.HELD.value, details["error"]
+        assert "readiness.on_fail: hold" in details["error"] and "topology.streaming.gcp" in details["error"]
+        assert details["readiness"]["workflow_id"] == wf_id
+        assert not details["approvals"] and not details["point_of_no_return_passed"]
+        assert not fenced(lab, "onprem") and role(lab, "gcp") == role(lab, "azure") == "standby"
+        assert dns_points_at(lab) == "onprem", "held: nothing changed"
+        return
+    assert result.status == RunStatus.SUCCEEDED and not result.approvals, "proceed: nobody asked"
+    seen = result.readiness
+    assert seen is not None and seen.workflow_id == wf_id and not seen.stale
+    assert "topology.streaming.gcp" in [c.id for c in seen.failing]
     assert_failed_over(lab, "gcp")
