@@ -9,25 +9,35 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from temporalio.client import ScheduleActionStartWorkflow
+
 from activities.common import Activities, step_activity
 from drivers.secrets import resolve_reference
 from hybridops.client import queue_pollers
-from hybridops.constants import ActivityName, WorkflowType
+from hybridops.constants import READINESS_SCHEDULE_ID, ActivityName, WorkflowType
 from hybridops.contracts.readiness import (
     SEVERITY,
     BackupAgeInput,
     BackupAgeResult,
     CheckStatus,
+    DrillRecordInput,
+    DrillRecordResult,
     LatestReadinessInput,
     LatestReadinessResult,
     QueuePollers,
     QueuesInput,
     QueuesResult,
     ReadinessResult,
+    ScheduleReading,
+    SchedulesInput,
+    SchedulesResult,
     SecretCheck,
     SecretsInput,
     SecretsResult,
+    WalContinuityInput,
+    WalContinuityResult,
 )
+from hybridops.drills import SCHEDULE_PREFIX, drill_status
 from hybridops.errors import ConfigError, HybridOpsError
 from hybridops.secrets import references
 
@@ -37,7 +47,15 @@ class ReadinessActivities(Activities):
     task queue descriptions are Temporal's)."""
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.check_secrets, self.describe_queues, self.newest_backup, self.latest_readiness]
+        return [
+            self.check_secrets,
+            self.describe_queues,
+            self.newest_backup,
+            self.latest_readiness,
+            self.verify_wal_archive,
+            self.last_drill,
+            self.describe_schedules,
+        ]
 
     @step_activity(ActivityName.CHECK_SECRETS)
     async def check_secrets(self, inp: SecretsInput) -> SecretsResult:
@@ -87,6 +105,70 @@ class ReadinessActivities(Activities):
         return BackupAgeResult(
             listed=True, count=len(backups), newest=newest.name, newest_at=at, detail=newest.name
         )
+
+    @step_activity(ActivityName.VERIFY_WAL_ARCHIVE)
+    async def verify_wal_archive(self, inp: WalContinuityInput) -> WalContinuityResult:
+        """Read-only: the backup driver's ``verify_wal`` (is the WAL archive continuous?);
+        ``verified`` False (and why) when the driver cannot check."""
+        try:
+            wal = await self.drivers.backup.verify_wal()
+        except (HybridOpsError, OSError) as err:
+            return WalContinuityResult(verified=False, detail=f"cannot verify the WAL archive: {err}"[:300])
+        return WalContinuityResult(verified=True, wal=wal, detail=wal.detail[:300])
+
+    @step_activity(ActivityName.LAST_DRILL)
+    async def last_drill(self, inp: DrillRecordInput) -> DrillRecordResult:
+        """Read-only: the recent drills on this inventory's control queue, as ``hybridops drill
+        status`` lists them (Temporal's visibility); ``listed`` False when it cannot."""
+        if self.client is None:
+            raise ConfigError("listing drills needs a Temporal client (a worker's)")
+        max_age_h = self.inventory.drill.max_age_h
+        try:
+            st = await drill_status(self.client, self.inventory)
+        except Exception as err:  # an RPC error: the drill record is unknown, not bad
+            return DrillRecordResult(
+                listed=False, max_age_h=max_age_h, detail=f"cannot list drills: {err}"[:300]
+            )
+        return DrillRecordResult(
+            listed=True,
+            runs=len(st.runs),
+            last_passed_at=st.last_passed_at,
+            last_passed_id=st.last_passed_id,
+            last_run_at=st.last_run_at,
+            last_run_id=st.last_run_id,
+            last_run_status=st.last_run_status,
+            max_age_h=max_age_h,
+            detail=f"{len(st.runs)} drills listed",
+        )
+
+    @step_activity(ActivityName.DESCRIBE_SCHEDULES)
+    async def describe_schedules(self, inp: SchedulesInput) -> SchedulesResult:
+        """Read-only: the drill schedules (``drill-*``) and the readiness schedule that start
+        their workflow on ``inp.queue``, each described (paused or not). Listing is Temporal's
+        visibility (a schedule just created may take a moment to be listed)."""
+        if self.client is None:
+            raise ConfigError("describing schedules needs a Temporal client (a worker's)")
+        out = []
+        try:
+            ids = [
+                e.id
+                async for e in await self.client.list_schedules()
+                if e.id.startswith(SCHEDULE_PREFIX) or e.id == READINESS_SCHEDULE_ID
+            ]
+        except Exception as err:  # an RPC error: the schedules' state is unknown, not bad
+            return SchedulesResult(listed=False, detail=f"cannot list schedules: {err}"[:300])
+        for sid in sorted(ids):
+            try:
+                desc = await self.client.get_schedule_handle(sid).describe()
+            except Exception as err:  # deleted since it was listed, or an RPC error
+                out.append(ScheduleReading(id=sid, error=str(err)[:200]))
+                continue
+            action = desc.schedule.action
+            if isinstance(action, ScheduleActionStartWorkflow) and action.task_queue != inp.queue:
+                continue  # another deployment's, on the same namespace
+            state = desc.schedule.state
+            out.append(ScheduleReading(id=sid, paused=state.paused, note=state.note or ""))
+        return SchedulesResult(listed=True, schedules=out, detail=f"{len(out)} schedules")
 
     @step_activity(ActivityName.LATEST_READINESS)
     async def latest_readiness(self, inp: LatestReadinessInput) -> LatestReadinessResult:

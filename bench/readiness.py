@@ -9,7 +9,8 @@ site agents in this process, then:
 
 * runs ``ReadinessWorkflow`` ``--runs`` times through the dev server (what ``hybridops ready``
   and the Schedule do): the wall time of one evaluation, median and max;
-* times each reading the checks rest on (plan, assess, secrets, task queues, newest backup) by
+* times each reading the checks rest on (plan, assess, secrets, task queues, newest backup, WAL
+  archive, drills, schedules, signals) by
   calling its activity directly, as many times, and the pure evaluation of the checks on those
   readings; each check is then shown with the reading it needs (a check costs its reading:
   the verdicts themselves are computed in microseconds).
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+from activities.decide import DecideActivities
 from activities.readiness import ReadinessActivities
 from activities.sites import SiteActivities
 from drivers.lazy import Drivers
@@ -44,16 +46,19 @@ from hybridops.client import connect
 from hybridops.constants import READINESS_ID_PREFIX, TaskQueue, WorkflowType
 from hybridops.contracts.readiness import (
     BackupAgeInput,
+    DrillRecordInput,
     QueuesInput,
     ReadinessInput,
     ReadinessResult,
+    SchedulesInput,
     SecretsInput,
+    WalContinuityInput,
 )
 from hybridops.contracts.sites import AssessInput, PlanInput
-from hybridops.decision import topology_of
+from hybridops.decision import signal_targets, topology_of
 from hybridops.lab import Lab
 from hybridops.lab.layout import LabPorts
-from hybridops.readiness import evaluate, queues_used
+from hybridops.readiness import MoreReadings, evaluate, failover_request, queues_used
 from workers.main import build_agent, build_workers
 
 PORTS = LabPorts(net="127.98.251", pg=26432, dns=26353, temporal=27733, ui=28733)
@@ -62,10 +67,20 @@ PORTS = LabPorts(net="127.98.251", pg=26432, dns=26353, temporal=27733, ui=28733
 READING_OF = {
     "topology": "assess",
     "credentials": "secrets",
-    "temporal": "queues",
-    "backups": "backup",
+    "temporal.queue": "queues",
+    "temporal.schedules": "schedules",
+    "backups.newest_age": "backup",
+    "backups.wal_continuity": "wal",
+    "drills": "drills",
+    "decision": "signals",
 }
-"""A check id's first part to the reading it rests on; the rest rest on the plan."""
+"""A check id's beginning to the reading it rests on (the longest that matches); the rest rest
+on the plan. ``decision.target`` rests on the assessment too (both are paid for)."""
+
+
+def reading_of(check_id: str) -> str:
+    found = [k for k in READING_OF if check_id == k or check_id.startswith(k + ".")]
+    return READING_OF[max(found, key=len)] if found else "plan"
 
 
 def _ms(values: list[float]) -> str:
@@ -103,16 +118,27 @@ async def bench(lab: Lab, runs: int) -> None:
 
         drivers = Drivers(inv)
         sites, ready = SiteActivities(inv, drivers), ReadinessActivities(inv, drivers, client)
+        decide = DecideActivities(inv, drivers)
         env = ActivityEnvironment()
         readings: dict[str, list[float]] = {}
         last: dict[str, Any] = {}
         plan = await env.run(sites.plan_sites, PlanInput())
+        assessed = await env.run(sites.assess_sites, AssessInput(sites=[s.name for s in plan.sites]))
+        request = failover_request(topology_of(plan, assessed.states))
+        assert request is not None, "the bench lab has one primary"
+        targets = signal_targets(request, plan.sites)
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "plan": lambda: env.run(sites.plan_sites, PlanInput()),
             "assess": lambda: env.run(sites.assess_sites, AssessInput(sites=[s.name for s in plan.sites])),
             "secrets": lambda: env.run(ready.check_secrets, SecretsInput()),
             "queues": lambda: env.run(ready.describe_queues, QueuesInput(queues=list(queues_used(plan)))),
             "backup": lambda: env.run(ready.newest_backup, BackupAgeInput()),
+            "wal": lambda: env.run(ready.verify_wal_archive, WalContinuityInput()),
+            "drills": lambda: env.run(ready.last_drill, DrillRecordInput()),
+            "schedules": lambda: env.run(
+                ready.describe_schedules, SchedulesInput(queue=inv.queue(TaskQueue.CONTROL))
+            ),
+            "signals": lambda: env.run(decide.gather_signals, targets),
         }
         for _ in range(runs):
             for name, call in calls.items():
@@ -129,6 +155,7 @@ async def bench(lab: Lab, runs: int) -> None:
                 last["backup"],
                 ReadinessInput(),
                 datetime.now(UTC),
+                more=MoreReadings(last["wal"], last["drills"], last["schedules"], last["signals"]),
             )
             pure.append(time.perf_counter() - began)
     finally:
@@ -149,7 +176,7 @@ async def bench(lab: Lab, runs: int) -> None:
     print(f"verdict of the last run: {result.status.value}; {len(result.checks)} checks")
     print(f"{'check':40} {'status':8} {'rests on':10} {'median ms':>9}")
     for check in result.checks:
-        reading = READING_OF.get(check.id.split(".", 1)[0], "plan")
+        reading = reading_of(check.id)
         cost = statistics.median(readings[reading]) * 1000
         print(f"{check.id:40} {check.status.value:8} {reading:10} {cost:9.1f}")
 

@@ -111,6 +111,9 @@ class ActivityName(StrEnum):
     DESCRIBE_QUEUES = "describe_queues"
     NEWEST_BACKUP = "newest_backup"
     LATEST_READINESS = "latest_readiness"
+    VERIFY_WAL_ARCHIVE = "verify_wal_archive"
+    LAST_DRILL = "last_drill"
+    DESCRIBE_SCHEDULES = "describe_schedules"
 
 
 class Runbook(StrEnum):

@@ -171,6 +171,13 @@ class DrillStatus:
         )
 
 
+def overdue(last_passed_at: datetime | None, max_age_h: float, now: datetime) -> bool:
+    """A drill is overdue when none passed, or the last passed more than ``max_age_h`` before
+    ``now``. Pure: ``hybridops drill status`` and the readiness check ``drills.last_passed``
+    both decide with it."""
+    return last_passed_at is None or now - last_passed_at > timedelta(hours=max_age_h)
+
+
 async def drill_status(
     client: Client, inv: Inventory, now: datetime | None = None, limit: int = 20
 ) -> DrillStatus:
@@ -193,7 +200,6 @@ async def drill_status(
     runs.sort(key=lambda r: r["started_at"], reverse=True)
     passed = [r for r in runs if r["status"] == WorkflowExecutionStatus.COMPLETED.name and r["closed_at"]]
     last_pass = max(passed, key=lambda r: r["closed_at"]) if passed else None
-    max_age = timedelta(hours=inv.drill.max_age_h)
     return DrillStatus(
         last_passed_at=last_pass["closed_at"] if last_pass else None,
         last_passed_id=last_pass["id"] if last_pass else None,
@@ -201,6 +207,6 @@ async def drill_status(
         last_run_id=runs[0]["id"] if runs else None,
         last_run_status=runs[0]["status"] if runs else None,
         max_age_h=inv.drill.max_age_h,
-        overdue=last_pass is None or now - last_pass["closed_at"] > max_age,
+        overdue=overdue(last_pass["closed_at"] if last_pass else None, inv.drill.max_age_h, now),
         runs=runs,
     )

@@ -10,21 +10,31 @@ measured, what it must be, the runbooks it matters to and the steps it protects.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hybridops.capabilities import runbook_needs, unmet
 from hybridops.constants import TaskQueue
+from hybridops.contracts.backup import WalVerifyResult
+from hybridops.contracts.base import TargetChoice
+from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
 from hybridops.contracts.readiness import (
     SEVERITY,
     BackupAgeResult,
     CheckStatus,
+    DrillRecordResult,
     QueuesResult,
     ReadinessCheck,
     ReadinessInput,
     ReadinessResult,
+    SchedulesResult,
     SecretsResult,
+    WalContinuityResult,
 )
 from hybridops.contracts.sites import FindingKind, PlanResult, SiteState, Topology
+from hybridops.decision import decide, hold_reason
+from hybridops.drills import SCHEDULE_PREFIX, overdue
 from hybridops.lsn import parse_lsn
 from hybridops.policy import Constraints
 
@@ -305,6 +315,228 @@ def backup_check(
     )
 
 
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+
+
+def slot_check(topology: Topology, max_bytes: int, runbooks: list[str]) -> ReadinessCheck | None:
+    """The primary's replication slots hold back at most ``max_bytes`` of WAL each (a slot
+    nobody consumes keeps WAL until the primary's disk is full); ``unknown`` when its slots
+    were not read. None when there is no one primary to ask."""
+    primary = topology.primary
+    state = topology.state(primary) if primary else None
+    if primary is None or state is None:
+        return None
+    threshold = f"each slot retains <= {_gib(max_bytes)} ({max_bytes} bytes, input slot_retained_max_bytes)"
+    if state.slots is None:
+        status, measured, detail = CheckStatus.UNKNOWN, "slots not read", "its driver does not read slots"
+    else:
+        over = [s for s in state.slots if s.retained_bytes is not None and s.retained_bytes > max_bytes]
+        status = CheckStatus.FAIL if over else CheckStatus.PASS
+        measured = (
+            ", ".join(
+                f"{s.name} {'active' if s.active else 'inactive'}"
+                f" {'-' if s.retained_bytes is None else _gib(s.retained_bytes)}"
+                for s in state.slots
+            )
+            or "no slot"
+        )
+        detail = "; ".join(f"{s.name} holds {s.retained_bytes} bytes of WAL" for s in over)
+    return ReadinessCheck(
+        id=f"topology.slots.{primary}",
+        status=status,
+        measured=measured,
+        threshold=threshold,
+        runbooks=runbooks,
+        protects=[
+            "every runbook: the primary's disk (pg_wal), so fence_old_primary and the standbys"
+            " it feeds (promote_target) have a primary to act on"
+        ],
+        detail=detail,
+    )
+
+
+def wal_check(wal: WalContinuityResult, runbooks: list[str]) -> ReadinessCheck:
+    """The WAL archive is continuous (the backup driver's ``verify_wal``); ``fail`` when a
+    segment is missing, ``unknown`` when the driver could not verify."""
+    found = wal.wal
+    if not wal.verified or found is None:
+        status, measured = CheckStatus.UNKNOWN, wal.detail or "the backup driver could not verify"
+    else:
+        status = CheckStatus.PASS if found.ok else CheckStatus.FAIL
+        span = f"{found.first_segment or '?'}..{found.last_segment or '?'}"
+        measured = f"{found.segments} segments {span}" + (
+            f", {len(found.missing)} missing" if found.missing else ""
+        )
+    return ReadinessCheck(
+        id="backups.wal_continuity",
+        status=status,
+        measured=measured,
+        threshold="every WAL segment archived from the oldest backup's start to the newest segment",
+        runbooks=runbooks,
+        protects=[
+            "drill: restore_backup (recovery stops at the first missing segment)",
+            "failover: restore when no standby can be promoted",
+        ],
+        detail=_wal_detail(found),
+    )
+
+
+def _wal_detail(found: WalVerifyResult | None) -> str:
+    if found is None:
+        return ""
+    unnamed = found.missing and found.missing[0] not in found.detail
+    return found.detail + ("; missing: " + ", ".join(found.missing[:10]) if unnamed else "")
+
+
+_DRILL_FAILED = frozenset({"FAILED", "TERMINATED", "TIMED_OUT", "CANCELED"})
+"""Execution statuses of a drill that did not pass (``RUNNING`` and ``CONTINUED_AS_NEW`` are
+neither)."""
+
+
+def drill_check(record: DrillRecordResult, now: datetime) -> ReadinessCheck:
+    """The last drill passed within the inventory's ``drill.max_age_h`` (:func:`overdue`, as
+    ``hybridops drill status`` decides): ``fail`` when overdue, ``warn`` when a later drill
+    failed, ``unknown`` when there is no drill record or it cannot be read."""
+    threshold = f"a drill passed within {record.max_age_h:g} h (drill.max_age_h), the last one passing"
+    last_failed = record.last_run_status in _DRILL_FAILED
+    if not record.listed:
+        status, measured = CheckStatus.UNKNOWN, record.detail or "drills could not be listed"
+    elif record.runs == 0:
+        status, measured = CheckStatus.UNKNOWN, "no drill record"
+    elif overdue(record.last_passed_at, record.max_age_h, now):
+        status = CheckStatus.FAIL
+        measured = "overdue: " + (
+            f"last passed {_age_h(record.last_passed_at, now)} ago ({record.last_passed_id})"
+            if record.last_passed_at
+            else "no drill passed"
+        )
+    else:
+        status = CheckStatus.WARN if last_failed else CheckStatus.PASS
+        measured = f"last passed {_age_h(record.last_passed_at, now)} ago ({record.last_passed_id})"
+    if record.listed and record.last_run_id and record.last_run_id != record.last_passed_id:
+        measured += f"; newest {record.last_run_id}: {record.last_run_status}"
+    return ReadinessCheck(
+        id="drills.last_passed",
+        status=status,
+        measured=measured,
+        threshold=threshold,
+        runbooks=[DRILL],
+        protects=["drill: the proof that restore_backup and verify_restore meet the RTO and RPO objectives"],
+    )
+
+
+def _age_h(at: datetime | None, now: datetime) -> str:
+    return "?" if at is None else f"{max((now - at).total_seconds(), 0.0) / 3600:.1f} h"
+
+
+def schedule_check(schedules: SchedulesResult, runbooks: list[str]) -> ReadinessCheck:
+    """The Temporal Schedules the runbooks created exist and none is paused: ``fail`` when one
+    is paused, ``warn`` when there is no drill schedule (drills then run only by hand),
+    ``unknown`` when they cannot be listed or one cannot be described."""
+    paused = [s.id for s in schedules.schedules if s.paused]
+    unread = [s for s in schedules.schedules if s.error]
+    drills = [s.id for s in schedules.schedules if s.id.startswith(SCHEDULE_PREFIX)]
+    if not schedules.listed:
+        status, measured = CheckStatus.UNKNOWN, schedules.detail or "schedules could not be listed"
+    elif paused:
+        status, measured = CheckStatus.FAIL, "paused: " + ", ".join(paused)
+    elif unread:
+        status, measured = CheckStatus.UNKNOWN, "not described: " + ", ".join(s.id for s in unread)
+    elif not drills:
+        status, measured = CheckStatus.WARN, "no drill schedule"
+    else:
+        status = CheckStatus.PASS
+        measured = ", ".join(s.id for s in schedules.schedules) + ": running"
+    return ReadinessCheck(
+        id="temporal.schedules",
+        status=status,
+        measured=measured,
+        threshold=f"a drill schedule ({SCHEDULE_PREFIX}*) and every runbook schedule unpaused",
+        runbooks=runbooks,
+        protects=["drill: every scheduled run", "readiness: the scheduled evaluation (hybridops-readiness)"],
+        detail="; ".join(f"{s.id}: {s.error}" for s in unread),
+    )
+
+
+def failover_request(topology: Topology) -> DecisionRequest | None:
+    """The question ``decision.target`` asks: a failover from the acting primary, target auto,
+    as ``hybridops decide`` asks it; None when there is no one primary to fail over from (a
+    split brain, or no server to name)."""
+    current = None if topology.has(FindingKind.SPLIT_BRAIN) else topology.acting_primary
+    if current is None:
+        return None
+    return DecisionRequest(
+        decision_type=DecisionType.FAILOVER, current_primary=current, target=TargetChoice.AUTO
+    )
+
+
+def decision_check(
+    plan: PlanResult, topology: Topology, signals: SignalsResult | None, detail: str = ""
+) -> ReadinessCheck:
+    """The policy would choose a failover target now: the decide phase of a failover (and of
+    ``hybridops decide``), :func:`hybridops.decision.decide`, on the same readings; ``fail``
+    when it holds, ``unknown`` when there is no one primary or the signals could not be read."""
+    request = failover_request(topology)
+    common: dict[str, Any] = {
+        "id": "decision.target",
+        "threshold": "a target chosen (failover, target auto)",
+        "runbooks": _failovers(plan),
+        "protects": ["failover: decide (a run holds with PolicyHold when no target is eligible)"],
+    }
+    if request is None:
+        return ReadinessCheck(
+            status=CheckStatus.UNKNOWN, measured="no one primary to fail over from", detail=detail, **common
+        )
+    if signals is None:
+        return ReadinessCheck(
+            status=CheckStatus.UNKNOWN, measured="signals not read", detail=detail, **common
+        )
+    decision, _ = decide(request, plan, topology.servers, signals)
+    if decision.target is None:
+        return ReadinessCheck(
+            status=CheckStatus.FAIL,
+            measured=f"hold: no target (from {request.current_primary})",
+            detail=hold_reason(request, decision.candidates),
+            **common,
+        )
+    return ReadinessCheck(
+        status=CheckStatus.PASS,
+        measured=f"{decision.target} ({decision.dr_mode.value}, from {request.current_primary})",
+        detail="; ".join(decision.rationale),
+        **common,
+    )
+
+
+@dataclass(frozen=True)
+class MoreReadings:
+    """The readings of the checks added behind patch ``readiness-more-checks``: a history
+    recorded before it has none, and its result has none of their checks."""
+
+    wal: WalContinuityResult
+    drills: DrillRecordResult
+    schedules: SchedulesResult
+    signals: SignalsResult | None
+    """None when ``gather_signals`` failed (``signals_error`` says why)."""
+    signals_error: str = ""
+
+
+def more_checks(
+    plan: PlanResult, topology: Topology, more: MoreReadings, inp: ReadinessInput, now: datetime
+) -> list[ReadinessCheck]:
+    """The checks of :class:`MoreReadings`, and the primary's slots (read by every assessment,
+    checked from the patch on)."""
+    names = runbook_names(plan)
+    slots = slot_check(topology, inp.slot_retained_max_bytes, names)
+    return [
+        *([slots] if slots else []),
+        wal_check(more.wal, [DRILL, *_failovers(plan)]),
+        drill_check(more.drills, now),
+        schedule_check(more.schedules, [DRILL]),
+        decision_check(plan, topology, more.signals, more.signals_error),
+    ]
+
+
 def evaluate(
     plan: PlanResult,
     topology: Topology,
@@ -314,6 +546,7 @@ def evaluate(
     inp: ReadinessInput,
     now: datetime,
     workflow_id: str = "",
+    more: MoreReadings | None = None,
 ) -> ReadinessResult:
     """Every check, the worst per runbook and over all."""
     constraints = plan.policy.constraints if plan.policy else Constraints()
@@ -324,6 +557,7 @@ def evaluate(
         *capability_checks(plan),
         *queue_checks(plan, queues, inp.poll_fresh_s, names),
         backup_check(backups, inp.backup_max_age_h, now, [DRILL, *_failovers(plan)]),
+        *(more_checks(plan, topology, more, inp, now) if more else []),
     ]
     per_runbook = {name: worst([c.status for c in checks if name in c.runbooks]) for name in names}
     return ReadinessResult(

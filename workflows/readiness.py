@@ -18,21 +18,36 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from hybridops.constants import TaskQueue
+    from hybridops.contracts.decision import SignalsResult
     from hybridops.contracts.readiness import (
         BackupAgeInput,
         BackupAgeResult,
         CheckStatus,
+        DrillRecordInput,
+        DrillRecordResult,
         QueuesInput,
         QueuesResult,
         ReadinessCheck,
         ReadinessInput,
         ReadinessResult,
+        SchedulesInput,
+        SchedulesResult,
         SecretsInput,
         SecretsResult,
+        WalContinuityInput,
+        WalContinuityResult,
     )
     from hybridops.contracts.sites import AssessInput, AssessResult, PlanInput, PlanResult
-    from hybridops.decision import topology_of
-    from hybridops.readiness import evaluate, queues_used, runbook_names, worst
+    from hybridops.decision import signal_targets, topology_of
+    from hybridops.readiness import (
+        MoreReadings,
+        evaluate,
+        failover_request,
+        queues_used,
+        runbook_names,
+        worst,
+    )
     from workflows import steps
     from workflows.steps import In, Out
 
@@ -42,6 +57,10 @@ READ_ONLY_STEPS: tuple[steps.Step[Any, Any], ...] = (
     steps.READY_SECRETS,
     steps.READY_QUEUES,
     steps.READY_BACKUPS,
+    steps.READY_WAL,
+    steps.READY_DRILLS,
+    steps.READY_SCHEDULES,
+    steps.SIGNALS,
 )
 """The only steps a readiness run may schedule: each reads and changes nothing."""
 READ_ONLY = frozenset(s.activity.value for s in READ_ONLY_STEPS)
@@ -49,6 +68,11 @@ READ_ONLY = frozenset(s.activity.value for s in READ_ONLY_STEPS)
 START_WITHIN = timedelta(seconds=20)
 """How long a queued reading may wait for a worker: nobody polling its queue is a finding
 (the queue check says so), not a reason to wait for ever."""
+MORE_CHECKS_PATCH = "readiness-more-checks"
+"""Runs from here on also read the WAL archive, the drills, the schedules and the signals
+(checks ``backups.wal_continuity``, ``drills.last_passed``, ``temporal.schedules``,
+``decision.target``; ``topology.slots.<primary>`` from the assessment): histories recorded
+before scheduled none of these steps."""
 
 
 @workflow.defn(name="ReadinessWorkflow")
@@ -73,13 +97,27 @@ class ReadinessWorkflow:
             ),
         )
         names = runbook_names(plan)
-        assessed, secrets, queues, backups = await asyncio.gather(
+        first = asyncio.gather(
             self._try(steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites])),
             self._try(steps.READY_SECRETS, SecretsInput()),
             self._try(steps.READY_QUEUES, QueuesInput(queues=list(queues_used(plan)))),
             self._try(steps.READY_BACKUPS, BackupAgeInput()),
         )
-        result = self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups)
+        # Scheduled beside the first readings, so they add one round trip (the signals'), not four.
+        extra = (
+            asyncio.gather(
+                self._try(steps.READY_WAL, WalContinuityInput()),
+                self._try(steps.READY_DRILLS, DrillRecordInput()),
+                self._try(
+                    steps.READY_SCHEDULES, SchedulesInput(queue=TaskQueue.CONTROL.value + plan.queue_suffix)
+                ),
+            )
+            if workflow.patched(MORE_CHECKS_PATCH)
+            else None
+        )
+        assessed, secrets, queues, backups = await first
+        more = await self._more(plan, assessed, extra) if extra is not None else None
+        result = self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups, more)
         export(result)
         return result
 
@@ -93,6 +131,7 @@ class ReadinessWorkflow:
         secrets: SecretsResult | str,
         queues: QueuesResult | str,
         backups: BackupAgeResult | str,
+        more: MoreReadings | None = None,
     ) -> ReadinessResult:
         now = workflow.now()
         unread: list[ReadinessCheck] = []
@@ -119,6 +158,7 @@ class ReadinessWorkflow:
             inp,
             now,
             wf_id,
+            more,
         )
         if states is None:  # no reading of the servers: no verdict on them either
             result.checks = [c for c in result.checks if not c.id.startswith("topology.")]
@@ -126,6 +166,37 @@ class ReadinessWorkflow:
         result.status = worst([c.status for c in result.checks])
         result.runbooks = {n: worst([c.status for c in result.checks if n in c.runbooks]) for n in names}
         return result
+
+    async def _more(
+        self,
+        plan: PlanResult,
+        assessed: AssessResult | str,
+        extra: asyncio.Future[
+            tuple[WalContinuityResult | str, DrillRecordResult | str, SchedulesResult | str]
+        ],
+    ) -> MoreReadings:
+        """The readings of patch :data:`MORE_CHECKS_PATCH`; then the signals of a failover's
+        decide phase, gathered for the candidates of the failover ``decision.target`` asks about
+        (none: no one primary, nothing to gather)."""
+        wal, drills, schedules = await extra
+        states = assessed.states if isinstance(assessed, AssessResult) else []
+        request = failover_request(topology_of(plan, states))
+        signals: SignalsResult | str | None = None
+        if request is not None:
+            signals = await self._try(steps.SIGNALS, signal_targets(request, plan.sites))
+        return MoreReadings(
+            wal=wal
+            if isinstance(wal, WalContinuityResult)
+            else WalContinuityResult(detail=f"cannot verify the WAL archive: {wal}"),
+            drills=drills
+            if isinstance(drills, DrillRecordResult)
+            else DrillRecordResult(detail=f"cannot list drills: {drills}"),
+            schedules=schedules
+            if isinstance(schedules, SchedulesResult)
+            else SchedulesResult(detail=f"cannot list schedules: {schedules}"),
+            signals=signals if isinstance(signals, SignalsResult) else None,
+            signals_error=signals if isinstance(signals, str) else "",
+        )
 
     async def _try(self, step: steps.Step[In, Out], arg: In) -> Out | str:
         """The step's result, or why it could not be read (the check is then ``unknown``)."""

@@ -593,6 +593,30 @@ READY_BACKUPS = Step(
     timedelta(seconds=120),
     READ_RETRY,
 )
+READY_WAL = Step(
+    ActivityName.VERIFY_WAL_ARCHIVE,
+    readiness.WalContinuityInput,
+    readiness.WalContinuityResult,
+    TaskQueue.DB,
+    timedelta(seconds=120),
+    READ_RETRY,
+)
+READY_DRILLS = Step(
+    ActivityName.LAST_DRILL,
+    readiness.DrillRecordInput,
+    readiness.DrillRecordResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+READY_SCHEDULES = Step(
+    ActivityName.DESCRIBE_SCHEDULES,
+    readiness.SchedulesInput,
+    readiness.SchedulesResult,
+    TaskQueue.CONTROL,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
 
 READY_LATEST = Step(
     ActivityName.LATEST_READINESS,

@@ -37,7 +37,7 @@ from drivers.postgres.timelines import (
 from drivers.postgres.types import Fenced, Promoted
 from drivers.progress import report as report_progress
 from hybridops.capabilities import Capability
-from hybridops.contracts.sites import FenceToken, SiteState
+from hybridops.contracts.sites import FenceToken, ReplicationSlot, SiteState
 from hybridops.errors import (
     DatabaseError,
     DatabaseUnreachable,
@@ -59,6 +59,24 @@ def _conninfo_host(conninfo: str | None) -> str | None:
         if key == "host":
             return value.strip("'")
     return None
+
+
+async def _slots(conn: psycopg.AsyncConnection[Any]) -> list[ReplicationSlot] | None:
+    """A primary's replication slots and the WAL each holds back; None when they cannot be
+    read (the last query of an assessment, so a refusal spoils nothing before it)."""
+    try:
+        cur = await conn.execute(
+            "SELECT slot_name, slot_type, active,"
+            " pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint"
+            " FROM pg_replication_slots ORDER BY slot_name"
+        )
+        rows = await cur.fetchall()
+    except psycopg.Error:
+        return None
+    return [
+        ReplicationSlot(name=name, slot_type=kind, active=bool(active), retained_bytes=retained)
+        for name, kind, active, retained in rows
+    ]
 
 
 class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
@@ -136,6 +154,7 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
                 current, walfile = row
                 timeline = int(walfile[:8], 16)
             switch = await self._timeline_start(conn, timeline)
+            slots = None if in_recovery else await _slots(conn)
         upstream = _conninfo_host(conninfo) if in_recovery else None
         return SiteState(
             site=site,
@@ -160,6 +179,7 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
             upstream=self.inventory.site_by_host(upstream) if upstream else None,
             streaming=(receiver == "streaming") if in_recovery else None,
             timeline_switch_lsn=switch,
+            slots=slots,
         )
 
     async def _replayed_timeline(

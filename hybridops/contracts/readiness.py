@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from hybridops.contracts.backup import WalVerifyResult
 from hybridops.contracts.base import ActivityResult, Contract, Seconds
 
 
@@ -51,6 +52,9 @@ class ReadinessInput(Contract):
     poll_fresh_s: float = 70.0
     """A task queue's last poll may be this old: a worker long-polls for up to a minute, so a
     last poll older than this is a worker gone."""
+    slot_retained_max_bytes: int = 1 << 30
+    """A replication slot on the primary may hold back this much WAL (1 GiB): past it, a slot
+    nobody consumes is filling the primary's disk (``topology.slots.<primary>``)."""
     requested_by: str = ""
 
 
@@ -153,3 +157,58 @@ class LatestReadinessResult(ActivityResult):
     """The worst status of the checks that matter to ``runbook`` (unknown: none found)."""
     failing: list[ReadinessCheck] = []
     """The checks that matter to ``runbook`` and failed."""
+
+
+class WalContinuityInput(Contract):
+    """Input of ``verify_wal_archive``: nothing, the backup driver is the inventory's."""
+
+
+class WalContinuityResult(ActivityResult):
+    """The backup driver's ``verify_wal``, when it could run."""
+
+    verified: bool = False
+    """False: the driver could not verify (``detail`` says why): continuity is unknown."""
+    wal: WalVerifyResult | None = None
+
+
+class DrillRecordInput(Contract):
+    """Input of ``last_drill``: nothing, the drills are those on the inventory's control queue."""
+
+
+class DrillRecordResult(ActivityResult):
+    """The recent drills as Temporal's visibility lists them (``hybridops drill status``)."""
+
+    listed: bool = False
+    """False: the drills could not be listed (``detail`` says why)."""
+    runs: int = 0
+    last_passed_at: datetime | None = None
+    last_passed_id: str | None = None
+    last_run_at: datetime | None = None
+    last_run_id: str | None = None
+    last_run_status: str | None = None
+    """The newest drill's execution status (``COMPLETED``, ``FAILED``, ``RUNNING``...)."""
+    max_age_h: float = 192.0
+    """The inventory's ``drill.max_age_h``: the last passed drill may be this old."""
+
+
+class SchedulesInput(Contract):
+    """Input of ``describe_schedules``: the control task queue whose schedules count (another
+    deployment's, on the same namespace, do not)."""
+
+    queue: str
+
+
+class ScheduleReading(Contract):
+    """One Temporal Schedule a runbook created (a drill's, readiness' own)."""
+
+    id: str
+    paused: bool = False
+    note: str = ""
+    error: str = ""
+    """Why it could not be described (its state is then unknown)."""
+
+
+class SchedulesResult(ActivityResult):
+    listed: bool = False
+    """False: the schedules could not be listed (``detail`` says why)."""
+    schedules: list[ScheduleReading] = []

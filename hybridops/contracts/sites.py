@@ -68,6 +68,17 @@ class RejoinOutcome(StrEnum):
     """A fresh base backup from the source into a new data directory."""
 
 
+class ReplicationSlot(Contract):
+    """A replication slot on a primary and the WAL it holds back."""
+
+    name: str
+    slot_type: str = "physical"
+    active: bool = False
+    retained_bytes: int | None = None
+    """``pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)``: WAL the server keeps for it;
+    None when the slot has no ``restart_lsn`` (never used)."""
+
+
 class SiteState(Contract):
     """What one PostgreSQL server looked like when it was assessed: read from the server
     itself (and its data directory's marks), never from DNS."""
@@ -99,6 +110,9 @@ class SiteState(Contract):
     the start of the writes it made on its own branch."""
     fenced_by: str | None = None
     """The run whose fence mark the data directory carries."""
+    slots: list[ReplicationSlot] | None = None
+    """A primary's replication slots (``pg_replication_slots``); None when not read (a
+    standby, a server that does not answer, or a driver that does not read them)."""
 
     @property
     def writable(self) -> bool:

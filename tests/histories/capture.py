@@ -315,3 +315,18 @@ async def test_failover_restored(client: Client, lab: Lab, run_workers: Any) -> 
     finally:
         await agent.shutdown()
         running.cancel()
+
+
+async def test_readiness_checked(client: Client, lab: Lab, run_workers: Any) -> None:
+    """A readiness evaluation of a healthy lab with a base backup: read-only steps only.
+    ``HYBRIDOPS_CAPTURE_ID`` names the run otherwise: ``readiness-before-more-checks`` was
+    captured so, with ``workflows/readiness.py`` of commit 3128281 (before patch
+    ``readiness-more-checks``) put back for the capture."""
+    from hybridops.contracts.readiness import ReadinessInput
+
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    await asyncio.to_thread(lab.ensure_backup)
+    wf_id = os.environ.get("HYBRIDOPS_CAPTURE_ID", "readiness-checked")
+    inp = ReadinessInput(requested_by=REQUESTED_BY)
+    await save(await _run(client, inv, WorkflowType.READINESS.value, inp, wf_id), lab)

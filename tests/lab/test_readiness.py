@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 from temporalio.client import Client, WorkflowFailureError
@@ -27,6 +28,7 @@ from hybridops.constants import (
 from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, RunStatus
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.contracts.readiness import CheckStatus, ReadinessInput, ReadinessResult
+from hybridops.drills import create_schedule
 from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.policy import ReadinessOnFail
@@ -45,12 +47,14 @@ from workers.main import build_agent, build_workers
 from workflows.readiness import READ_ONLY
 
 
-async def readiness(client: Client, inv: Inventory) -> tuple[ReadinessResult, str]:
+async def readiness(
+    client: Client, inv: Inventory, inp: ReadinessInput | None = None
+) -> tuple[ReadinessResult, str]:
     """One readiness run: its result and its workflow id."""
     wf_id = f"{READINESS_ID_PREFIX}test-{uuid.uuid4().hex[:8]}"
     result = await client.execute_workflow(
         WorkflowType.READINESS.value,
-        ReadinessInput(),
+        inp or ReadinessInput(),
         id=wf_id,
         task_queue=inv.queue(TaskQueue.CONTROL),
         result_type=ReadinessResult,
@@ -65,12 +69,17 @@ def status_of(result: ReadinessResult, check: str) -> CheckStatus:
 
 
 async def until(
-    client: Client, inv: Inventory, what: str, ok: Callable[[ReadinessResult], bool], timeout: float = 60
+    client: Client,
+    inv: Inventory,
+    what: str,
+    ok: Callable[[ReadinessResult], bool],
+    timeout: float = 60,
+    inp: ReadinessInput | None = None,
 ) -> ReadinessResult:
     """Run readiness again until ``ok`` holds of its result, within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        result, _ = await readiness(client, inv)
+        result, _ = await readiness(client, inv, inp)
         if ok(result):
             return result
         if time.monotonic() > deadline:
@@ -115,7 +124,8 @@ def activity_types(history: Any) -> set[str]:
 
 
 async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab: Lab) -> None:
-    """Without a backup the backup check fails; with one, every check passes, every runbook is
+    """Without a backup the backup check fails; with one, every check passes but the two a
+    fresh lab cannot (no drill has run: unknown; no drill schedule: warn), every runbook is
     ready, the command exits 0 and prints the table; the history holds read-only steps only."""
     lab = module_lab
     inv = lab_inventory(lab)
@@ -125,7 +135,10 @@ async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab:
         await asyncio.to_thread(lab.ensure_backup)
         result = await until(client, inv, "every check passing", lambda r: not r.failed)
         wf_id = result.workflow_id
-        assert result.status == CheckStatus.PASS, [c for c in result.checks if c.status != CheckStatus.PASS]
+        fresh = {"drills.last_passed": CheckStatus.UNKNOWN, "temporal.schedules": CheckStatus.WARN}
+        assert {c.id: c.status for c in result.checks if c.status != CheckStatus.PASS} == fresh, result.checks
+        assert status_of(result, "drills.last_passed") == CheckStatus.UNKNOWN
+        assert result.status == CheckStatus.WARN
         expected = {"failover to azure", "failover to gcp", "failback from azure", "drill"}
         assert set(result.runbooks) >= expected, result.runbooks
         ids = {c.id for c in result.checks}
@@ -139,7 +152,14 @@ async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab:
             "temporal.queue.agent.azure",
             "capabilities.failover_to_azure",
             "backups.newest_age",
+            "backups.wal_continuity",
+            "topology.slots.onprem",
+            "drills.last_passed",
+            "temporal.schedules",
+            "decision.target",
         } <= ids, ids
+        target = next(c for c in result.checks if c.id == "decision.target")
+        assert target.measured.split(" ", 1)[0] in ("azure", "gcp"), target
         assert any(i.startswith("credentials.") for i in ids), ids
         for c in result.checks:
             assert c.measured and c.threshold and c.runbooks, c
@@ -155,7 +175,7 @@ async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab:
         assert ran.code == 0, ran.out + ran.err
         assert "topology.dns_agrees" in ran.out and "failover to azure" in ran.out, ran.out
         ran = await cli(lab, "ready", "--json")
-        assert ran.code == 0 and json.loads(ran.out)["status"] == "pass", ran.out + ran.err
+        assert ran.code == 0 and json.loads(ran.out)["status"] == "warn", ran.out + ran.err
         for _ in range(2):  # idempotent
             ran = await cli(lab, "ready", "--schedule")
             assert ran.code == 0 and "hybridops-readiness" in ran.out, ran.out + ran.err
@@ -236,6 +256,126 @@ async def gcp_failed_readiness(client: Client, inv: Inventory, lab: Lab) -> str:
 
     await eventually("gcp a standby again", standby)
     return wf_id
+
+
+async def test_a_paused_drill_schedule_fails_then_passes_unpaused(client: Client, module_lab: Lab) -> None:
+    """A drill schedule of this inventory's queue: running, temporal.schedules passes; paused,
+    it fails naming the schedule; unpaused, it passes again."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    # Yearly, on a date no test run reaches: the schedule never starts a drill here.
+    sid = await create_schedule(client, inv, name, "0 3 1 1 *")
+    handle = client.get_schedule_handle(sid)
+    try:
+        async with Running(client, inv):
+
+            def schedules(status: CheckStatus) -> Callable[[ReadinessResult], bool]:
+                return lambda r: status_of(r, "temporal.schedules") == status
+
+            # Listing schedules is Temporal's visibility: a new one shows after a moment.
+            await until(client, inv, "the schedule listed and running", schedules(CheckStatus.PASS))
+            await handle.pause(note="test: paused")
+            result = await until(client, inv, "the paused schedule failing", schedules(CheckStatus.FAIL))
+            check = next(c for c in result.checks if c.id == "temporal.schedules")
+            assert sid in check.measured and result.runbooks["drill"] == CheckStatus.FAIL, check
+            await handle.unpause(note="test: unpaused")
+            await until(client, inv, "the unpaused schedule passing", schedules(CheckStatus.PASS))
+    finally:
+        await handle.delete()
+    assert assert_one_writer(lab) == "onprem"
+
+
+async def archive_a_segment(lab: Lab) -> str:
+    """Write to the primary, end the WAL segment the write went to, and wait until it is
+    archived; returns its name. (A switch with nothing written since the last one switches
+    nothing, and archive_timeout may have switched just before: the segment is the write's.)"""
+    with psycopg.connect(
+        host=lab.ip("onprem"), port=lab.ports.pg, user="postgres", dbname="app", autocommit=True
+    ) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS readiness_probe (at timestamptz)")
+        row = conn.execute(
+            "INSERT INTO readiness_probe VALUES (now()) RETURNING pg_walfile_name(pg_current_wal_lsn())"
+        ).fetchone()
+        assert row is not None
+        segment: str = row[0]
+        conn.execute("SELECT pg_switch_wal()")
+
+    async def archived() -> bool:
+        return (lab.archive / segment).exists()
+
+    await eventually(f"{segment} in the archive", archived)
+    return segment
+
+
+async def test_an_old_backup_and_a_missing_wal_segment_fail(client: Client, module_lab: Lab) -> None:
+    """A backup older than the limit fails backups.newest_age; a WAL segment gone from the
+    archive between the backup and the newest segment fails backups.wal_continuity, and put
+    back it passes."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    await asyncio.to_thread(lab.ensure_backup)
+    async with Running(client, inv):
+        result = await until(
+            client,
+            inv,
+            "the WAL archive continuous",
+            lambda r: status_of(r, "backups.wal_continuity") == CheckStatus.PASS,
+        )
+        assert status_of(result, "backups.newest_age") == CheckStatus.PASS
+        tiny = ReadinessInput(backup_max_age_h=1e-6)  # 3.6 ms: any backup is older
+        result, _ = await readiness(client, inv, tiny)
+        assert status_of(result, "backups.newest_age") == CheckStatus.FAIL
+        assert result.runbooks["drill"] == CheckStatus.FAIL
+        gap = await archive_a_segment(lab)
+        newer = await archive_a_segment(lab)
+        assert newer > gap
+        aside = lab.root / f"{gap}.aside"
+        (lab.archive / gap).rename(aside)
+        try:
+            result, _ = await readiness(client, inv)
+            check = next(c for c in result.checks if c.id == "backups.wal_continuity")
+            assert check.status == CheckStatus.FAIL and gap in check.detail, check
+            assert result.runbooks["drill"] == CheckStatus.FAIL
+        finally:
+            aside.rename(lab.archive / gap)
+        result, _ = await readiness(client, inv)
+        assert status_of(result, "backups.wal_continuity") == CheckStatus.PASS
+    assert assert_one_writer(lab) == "onprem"
+
+
+async def test_a_slot_holding_back_wal_fails_its_check(client: Client, module_lab: Lab) -> None:
+    """A physical slot nobody consumes, reserving WAL from its creation: under a threshold of
+    one byte (and a segment written since) topology.slots.onprem fails naming it; dropped, it
+    passes under the default."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+
+    def sql(statement: str) -> None:
+        with psycopg.connect(
+            host=lab.ip("onprem"), port=lab.ports.pg, user="postgres", dbname="app", autocommit=True
+        ) as conn:
+            conn.execute(statement)
+
+    await asyncio.to_thread(sql, "SELECT pg_create_physical_replication_slot('readiness_test', true)")
+    try:
+        await archive_a_segment(lab)
+        async with Running(client, inv):
+            tight = ReadinessInput(slot_retained_max_bytes=1)
+            result, _ = await readiness(client, inv, tight)
+            check = next(c for c in result.checks if c.id == "topology.slots.onprem")
+            assert check.status == CheckStatus.FAIL and "readiness_test" in check.detail, check
+            await asyncio.to_thread(sql, "SELECT pg_drop_replication_slot('readiness_test')")
+            result, _ = await readiness(client, inv)
+            check = next(c for c in result.checks if c.id == "topology.slots.onprem")
+            assert check.status == CheckStatus.PASS and "readiness_test" not in check.measured, check
+    finally:
+        await asyncio.to_thread(
+            sql,
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = 'readiness_test'",
+        )
+    assert assert_one_writer(lab) == "onprem"
 
 
 async def test_a_failover_starts_from_the_readiness_and_a_fail_asks_for_approval(

@@ -37,6 +37,9 @@ RESULTS: dict[str, type[AnyRunbookResult]] = {
     Runbook.BURST: BurstResult,
     Runbook.BOOTSTRAP: BootstrapResult,
 }
+NO_EVIDENCE = "readiness"
+"""ReadinessWorkflow changes nothing and leaves no evidence: its stored histories are not runs
+of a runbook here."""
 
 
 def stored_results() -> list[tuple[str, AnyRunbookResult]]:
@@ -46,6 +49,8 @@ def stored_results() -> list[tuple[str, AnyRunbookResult]]:
     for src in load_history_files(find_history_files(HISTORIES)):
         assert src.history is not None, src.error
         tl = build_timeline(src.history)
+        if tl.runbook == NO_EVIDENCE:
+            continue
         kind = RESULTS[tl.runbook]
         label = str(Path(src.label).relative_to(HISTORIES))
         out.append((f"{label} (result)", kind.model_validate(tl.result)))
