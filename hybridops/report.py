@@ -211,6 +211,22 @@ def _failover(ev: Evidence) -> list[Section]:
             (n.status, f" at {n.received_at.isoformat()}: ", ", ".join(n.alertnames) or "-") for n in d.alerts
         ]
         out.append(Section("Alerts", [Items(alerts)]))
+    if d.health:
+        verdicts = {True: "pass", False: "FAIL", None: "unknown"}
+        rows = [
+            (
+                c.id,
+                c.site or "-",
+                "-" if c.value is None else str(c.value),
+                c.threshold,
+                verdicts[c.passed],
+                c.source,
+                c.detail,
+            )
+            for c in d.health
+        ]
+        header = ("check", "site", "value", "threshold", "verdict", "source", "detail")
+        out.append(Section("Health after the cutover", [Table(header, rows)]))
     return out
 
 

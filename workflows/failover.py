@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.constants import ALERT_REQUESTER, ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
         AlertNotice,
+        HealthCheck,
         Phase,
         RtoSplit,
         RunStatus,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         DecisionType,
         DrMode,
+        SignalsInput,
         SignalSnapshot,
         SignalsResult,
     )
@@ -69,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
     )
     from hybridops.decision import decide, hold_reason, policy_in_force, signal_targets, topology_of
+    from hybridops.health import alert_check, error_rate_check
     from hybridops.policy import Policy, ReadinessOnFail, SplitBrainAction
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
@@ -82,6 +85,10 @@ RESTORE_PATCH = "failover-restore-mode"
 the target instead of stopping with ``PolicyModeUnsupported``. Runs recorded before it replay
 without the marker and stop as they did."""
 
+HEALTH_PATCH = "failover-health-check"
+"""The patch from which a failover asks monitoring after the cutover (the ``check_health``
+step: the apps' error rate at the target against the policy's maximum) and records it with
+the alert's resolution (issue 17 item 5): a run recorded before it schedules no such step."""
 READINESS_PATCH = "failover-readiness"
 """The patch from which a failover reads the readiness it starts from (issue 20 item 3): a
 run recorded before it schedules no such step."""
@@ -246,8 +253,11 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             await self._promote(inp, decided, fence, res, saga)
         await self._cut_over(decided, res)
         await self._rejoin_standbys(decided)
+        apps = await self._apps_health(decided) if workflow.patched(HEALTH_PATCH) else None
         if inp.await_alert_resolve_s > 0:
             await self._await_resolve(inp.await_alert_resolve_s)
+        if apps is not None:
+            res.health = [apps, alert_check(inp.requested_by, inp.await_alert_resolve_s, self._alerts)]
 
     async def _establish(self, inp: FailoverInput, res: FailoverResult) -> tuple[PlanResult, Seen, str]:
         """Plan, and read the servers: who the primary is (the servers say, DNS only where
@@ -654,6 +664,19 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 )
             except ActivityError:
                 pass
+
+    async def _apps_health(self, d: Decided) -> HealthCheck:
+        """Ask monitoring, once clients reach the new primary, how the apps at its site are
+        doing: the signals source's error rate against ``constraints.max_error_rate``. It
+        informs (in the evidence and the report); it fails nothing: the run is past its point
+        of no return, and a source that does not answer is recorded as unknown."""
+        self._phase = Phase.HEALTH
+        site = next(s for s in d.plan.sites if s.name == d.target)
+        try:
+            got = await self._step("check_health", steps.SIGNALS, SignalsInput(sites=[site]), optional=True)
+        except ActivityError as err:
+            return error_rate_check(None, d.target, d.policy, steps.describe_error(err))
+        return error_rate_check(got.snapshot, d.target, d.policy)
 
     async def _repair_dns(self, topology: Topology, plan: PlanResult, res: FailoverResult) -> None:
         """The primary is healthy but DNS sends clients elsewhere (a restored zone, a record

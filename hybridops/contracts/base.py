@@ -118,6 +118,7 @@ class Phase(StrEnum):
     DNS_CUTOVER = "dns_cutover"
     VERIFY = "verify"
     REJOIN = "rejoin_standbys"
+    HEALTH = "check_health"
     AWAIT_RESOLVE = "await_alert_resolve"
     REJOIN_HOME = "rejoin_home"
     CATCH_UP = "catch_up"
@@ -344,6 +345,25 @@ class AlertNotice(Contract):
     alertnames: list[str] = []
     ended_at: datetime | None = None
     """The latest ``endsAt`` of the resolved alerts."""
+
+
+class HealthCheck(Contract):
+    """One thing monitoring reports after a failover's cutover (hybridops/health.py), with
+    its value, its threshold and where the value came from."""
+
+    id: str
+    """``apps.error_rate`` or ``alert.resolved``."""
+    site: str | None = None
+    """The site it is about (the new primary's), when it is about one."""
+    value: float | str | None = None
+    """What was observed; ``None`` when nothing reported it."""
+    threshold: str = ""
+    """What it must be (``<= 0.2``, ``resolved``)."""
+    passed: bool | None = None
+    """``None``: unknown (no source reports it, no threshold, not waited for)."""
+    source: str = ""
+    """Where the value came from: ``prometheus``, ``alertmanager``, ``static``, or ``none``."""
+    detail: str = ""
 
 
 class Progress(Contract):

@@ -26,6 +26,7 @@ from hybridops.contracts.base import (
     AlertNotice,
     ApprovalRecord,
     Contract,
+    HealthCheck,
     OperatorRecord,
     Phase,
     RtoSplit,
@@ -150,6 +151,10 @@ class FailoverDetails(_Section):
     lease: LeaseGrant | None = None
     dns_repaired: bool = False
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
+    health: list[HealthCheck] = []
+    """What monitoring reported after the cutover (the apps' error rate at the new primary's
+    site against ``constraints.max_error_rate``, the alert resolved), each with its value and
+    threshold; empty for a run that did not get that far, or recorded before the check."""
     backup_picked: PickBackupResult | None = None
     """Restore mode: the backup chosen before anything changed."""
     restore: RestorePrimaryResult | None = None

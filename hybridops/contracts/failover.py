@@ -11,6 +11,7 @@ from hybridops.contracts.base import (
     AlertNotice,
     ApprovalRecord,
     Contract,
+    HealthCheck,
     LongSeconds,
     Name,
     OperatorRecord,
@@ -144,6 +145,10 @@ class FailoverResult(Contract):
     lease: LeaseGrant | None = None
     """The topology lease this run held (or was refused)."""
     dns_repaired: bool = False
+    health: list[HealthCheck] = []
+    """What monitoring reported after the cutover (the apps' error rate at the new primary's
+    site against ``constraints.max_error_rate``, the alert resolved), each with its value and
+    threshold; empty for a run that did not get that far, or recorded before the check."""
     """The primary was healthy but DNS pointed elsewhere: the run pointed DNS at it."""
     restore: RestorePrimaryResult | None = None
     """Restore mode: which backup was restored, the WAL replayed to, the new timeline, how long."""

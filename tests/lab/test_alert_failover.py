@@ -92,6 +92,22 @@ async def test_primary_down_alert_starts_one_failover_that_waits_for_approval(
     assert result.steps[-1].name == "alert_resolved" and result.steps[-1].outcome == StepOutcome.UNCHANGED
     evidence = json.loads((Path(result.evidence_dir or "") / "evidence.json").read_text())
     assert evidence["details"]["alerts"][-1]["status"] == "resolved"
+    # What monitoring said after the cutover, each with its value and threshold: the apps'
+    # error rate at the target as Prometheus reports it, within the policy's maximum, and the
+    # alert resolved.
+    rate, alert = evidence["details"]["health"]
+    assert (rate["id"], rate["site"], rate["source"], rate["passed"]) == (
+        "apps.error_rate",
+        result.target,
+        "prometheus",
+        True,
+    ), rate
+    assert (
+        isinstance(rate["value"], float) and rate["threshold"] == f"<= {policy.constraints.max_error_rate:g}"
+    )
+    assert (alert["id"], alert["value"], alert["passed"]) == ("alert.resolved", "resolved", True), alert
+    report = (Path(result.evidence_dir or "") / "report.html").read_text()
+    assert "Health after the cutover" in report
 
     # Notifications after the run ended start nothing new.
     assert [w.id for w in await runs()] == [handle.id]

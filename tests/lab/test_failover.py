@@ -68,6 +68,14 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     verify = next(s for s in result.steps if s.name == "verify")
     how = "DNS query to " if inv.dns.driver == DnsKind.RFC2136 else "route53 API at http://"
     assert f"resolved to {lab.ip(target)} by {how}" in verify.detail, verify.detail
+    # Monitoring after the cutover: no source reports the apps' error rate in a lab without
+    # monitoring, and no alert started this run: both recorded, as unknown, not as passed.
+    assert [(c.id, c.site, c.passed) for c in result.health] == [
+        ("apps.error_rate", target, None),
+        ("alert.resolved", None, None),
+    ]
+    assert result.health[0].detail.startswith(f"no source reports error_rate for {target}")
+    assert "check_health" in names
     assert result.fence is not None and result.fence.token is None and result.fence.isolated
     assert all(s.outcome != StepOutcome.FAILED for s in result.steps)
     assert all(s.attempts >= 1 and s.ended_at is not None for s in result.steps)

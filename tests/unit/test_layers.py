@@ -26,6 +26,7 @@ PURE_KERNEL = (
     "hybridops.contracts",
     "hybridops.decision",
     "hybridops.errors",
+    "hybridops.health",
     "hybridops.identity",
     "hybridops.policy",
     "hybridops.readiness",
