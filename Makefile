@@ -26,11 +26,9 @@ demo: $(STAMP)
 	$(BIN)/hybridops demo
 
 ## Unit, workflow (real dev server) and lab (real PostgreSQL, DNS, Prometheus, Alertmanager) tests.
-# TEST_WORKERS=2: two pytest-xdist workers, a module each at a time (its one lab), each
-# worker's labs on a /16 of their own (tests/conftest.py): about 30 min instead of 55. Not the
-# default yet: with two, a site agent SIGKILLed by a chaos failback case is not polling again
-# when its step's retry is scheduled (ScheduleToStart after the 2 s agent_start_timeout_s).
-TEST_WORKERS ?= 0
+# Two pytest-xdist workers, a module each at a time (its one lab), each worker's labs on a /16
+# of their own (tests/conftest.py): about 30 min instead of 55. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	scripts/debian-deps
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25  # the slowest: where the CI time goes
