@@ -521,6 +521,7 @@ def plan_of(inventory: Inventory, dns_value: str | None, policy: Policy) -> Plan
         queue_suffix=inventory.task_queue_suffix,
         policy=policy,
         apps=list(inventory.apps),
+        workloads=list(inventory.workloads),
     )
 
 

@@ -627,6 +627,10 @@ class Inventory(Strict):
     dns: DnsSettings
     infra: InfraSettings = InfraSettings()
     apps: list[str] = ["netbox"]
+    workloads: list[str] = []
+    """The workloads (GitOps apps: ``gitops``'s templates name their objects) a failover
+    syncs on the target's cluster before it promotes, waiting until they are synced and
+    healthy; empty: none (the lab's default)."""
     workload: WorkloadSettings = WorkloadSettings()
     policy: Path | None = None
     """The decision policy file; ``runbooks/policy.yaml`` when absent."""

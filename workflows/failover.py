@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from hybridops.constants import ALERT_REQUESTER, ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
         AlertNotice,
+        Cloud,
         HealthCheck,
         Phase,
         RtoSplit,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         StepRecord,
     )
+    from hybridops.contracts.burst import DeployWorkloadsInput, RemoveWorkloadsInput
     from hybridops.contracts.decision import (
         Decision,
         DecisionRequest,
@@ -85,6 +87,9 @@ RESTORE_PATCH = "failover-restore-mode"
 the target instead of stopping with ``PolicyModeUnsupported``. Runs recorded before it replay
 without the marker and stop as they did."""
 
+GITOPS_PATCH = "failover-gitops-sync"
+"""The patch from which a failover whose plan names workloads syncs them on the target's
+cluster through GitOps before fencing (issue 17 item 4): a run recorded before it does not."""
 HEALTH_PATCH = "failover-health-check"
 """The patch from which a failover asks monitoring after the cutover (the ``check_health``
 step: the apps' error rate at the target against the policy's maximum) and records it with
@@ -475,9 +480,28 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             steps.PREPARE,
             PrepareInput(site=target, run_id=workflow_id, restore=d.restore),
         )
+        cloud = next((s.cloud for s in d.plan.sites if s.name == target), None)
+        if d.plan.workloads and cloud is not None and workflow.patched(GITOPS_PATCH):
+            await self._sync_workloads(d.plan.workloads, cloud, saga)
 
         self._phase = Phase.FENCE
         return await self._fence(old, "fence_old_primary", "unfence_primary", res, saga)
+
+    async def _sync_workloads(self, workloads: list[str], cloud: Cloud, saga: Saga) -> None:
+        """GitOps puts the workloads on the target's cluster and the run waits until they are
+        synced and healthy (the driver's progress, what is not ready yet, is the step's
+        heartbeat), before anything is fenced: a sync that never gets healthy stops the run
+        with the old primary untouched and DNS unmoved, naming what is not healthy, and the
+        compensation takes the workloads off again (registered first)."""
+        self._phase = Phase.SYNC_WORKLOADS
+        run = workflow.info().workflow_id
+        off = RemoveWorkloadsInput(apps=workloads, cloud=cloud, run_id=run)
+        saga.register("remove_workloads", lambda: self._undo(steps.BURST_REMOVE, off, "remove_workloads"))
+        await self._step(
+            "sync_workloads",
+            steps.FAILOVER_SYNC,
+            DeployWorkloadsInput(apps=workloads, cloud=cloud, run_id=run),
+        )
 
     async def _fence(self, old: str, name: str, undo: str, res: FailoverResult, saga: Saga) -> FenceResult:
         """Fence ``old`` (its undo registered first); a server that did not answer is isolated

@@ -482,6 +482,23 @@ BURST_DEPLOY = Step(
     timedelta(minutes=20),
     CHANGE_RETRY,
 )
+SYNC_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=8,
+    non_retryable_error_types=["GitOpsNotReady"],
+)
+"""A failover's GitOps sync: as :data:`CHANGE_RETRY`, except that apps not healthy by the
+driver's deadline (``gitops.timeout_s``, which the attempt already waited out) end the step:
+waiting again would only keep the old primary fenced longer before the compensation."""
+FAILOVER_SYNC = Step(
+    ActivityName.DEPLOY_WORKLOADS,
+    burst.DeployWorkloadsInput,
+    burst.DeployWorkloadsResult,
+    TaskQueue.INFRA,
+    timedelta(minutes=20),
+    SYNC_RETRY,
+)
 BURST_REMOVE = Step(
     ActivityName.REMOVE_WORKLOADS,
     burst.RemoveWorkloadsInput,

@@ -112,6 +112,7 @@ class Phase(StrEnum):
     DONE = "done"
     # failover and failback: moving the primary
     PREPARE_TARGET = "prepare_target"
+    SYNC_WORKLOADS = "sync_workloads"
     FENCE = "fence_old_primary"
     PROMOTE = "promote"
     REPOINT_APPS = "repoint_apps"

@@ -249,6 +249,9 @@ class PlanResult(ActivityResult):
     """The driver behind each component of :attr:`capabilities` (for the refusal's words)."""
     apps: list[str] = []
     """The apps the inventory names (repointed after a promotion)."""
+    workloads: list[str] = []
+    """The GitOps workloads a failover syncs on the target's cluster (the inventory's
+    ``workloads``); empty in runs recorded before them."""
 
 
 class AssessInput(Contract):

@@ -24,11 +24,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from temporalio.client import Client, WorkflowHandle
 
-from hybridops.constants import ALERT_SIGNAL, APPROVE_UPDATE, PROGRESS_QUERY, TaskQueue, WorkflowType
-from hybridops.contracts.base import AlertNotice, ApprovalInput, Phase, Progress, TargetChoice
+from hybridops.constants import (
+    ALERT_SIGNAL,
+    APPROVE_UPDATE,
+    PROGRESS_QUERY,
+    RETRY_UPDATE,
+    TaskQueue,
+    WorkflowType,
+)
+from hybridops.contracts.base import AlertNotice, ApprovalInput, OperatorInput, Phase, Progress, TargetChoice
 from hybridops.contracts.bootstrap import BootstrapInput
 from hybridops.contracts.burst import BurstInput, BurstState
 from hybridops.contracts.drill import DrillInput
@@ -330,3 +338,49 @@ async def test_readiness_checked(client: Client, lab: Lab, run_workers: Any) -> 
     wf_id = os.environ.get("HYBRIDOPS_CAPTURE_ID", "readiness-checked")
     inp = ReadinessInput(requested_by=REQUESTED_BY)
     await save(await _run(client, inv, WorkflowType.READINESS.value, inp, wf_id), lab)
+
+
+async def test_failover_synced_and_checked(
+    client: Client, lab: Lab, run_workers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Patches failover-gitops-sync and failover-health-check: workloads synced on the
+    target's cluster (the argocd driver against the fake Argo CD API) before fencing, and
+    monitoring asked after the cutover."""
+    from tests.fakes.argocd import TOKEN, FakeArgo, FakeServer, serving
+    from tests.lab.test_failover_gitops import TOKEN_ENV, with_argo
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    fake, api = FakeServer(), FakeArgo(settle=2)
+    fake.handler = api.handle
+    async with serving(fake):
+        inv = with_argo(lab, fake.url)
+        await run_workers(client, inv)
+        at = lab.break_site("onprem")
+        handle = await start(
+            client,
+            inv,
+            _input(target=TargetChoice.AZURE, incident_started_at=at),
+            "failover-synced-and-checked",
+        )
+        await save(handle, lab)
+
+
+async def test_failover_retried(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Patch operator-control: repoint_apps fails past the point of no return, the run waits,
+    an operator's retry runs it again."""
+    inv = lab_inventory(lab, faults={"repoint_apps": "fail:1"})
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(
+        client, inv, _input(target=TargetChoice.AZURE, incident_started_at=at), "failover-retried"
+    )
+
+    async def waiting() -> bool:
+        prog = await handle.query(PROGRESS_QUERY, result_type=Progress)
+        return prog.waiting_for_operator is not None and prog.waiting_for_operator.step == "repoint_apps"
+
+    await eventually("the run waiting on repoint_apps", waiting, timeout=120)
+    await handle.execute_update(
+        RETRY_UPDATE, OperatorInput(by="oncall", step="repoint_apps", comment="fixed")
+    )
+    await save(handle, lab)
