@@ -75,6 +75,11 @@ from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
 from hybridops.workload import Ack, read_ledger_from
 
+
+def _sized(nodes: int | None) -> str:
+    return "" if nodes is None else f", its pool at {nodes} nodes or more (policy failover.nodes)"
+
+
 WRITER_ALIVE_WINDOW = timedelta(seconds=60)
 """A ledger whose last write elsewhere is older than this before the incident has no live
 writer behind it: nobody waits for its first write on the new primary."""
@@ -232,16 +237,18 @@ class SiteActivities(Activities):
                 raise PreconditionFailed(
                     "target accepts writes: a restore does not replace a primary", site=inp.site
                 )
-            changed = await self.infra.prepare(cloud, inp.run_id)
-            return PrepareResult(changed=changed, detail=f"{cloud.value} cluster ready for a restore")
+            changed = await self.infra.prepare(cloud, inp.run_id, inp.nodes)
+            return PrepareResult(
+                changed=changed, detail=f"{cloud.value} cluster ready for a restore{_sized(inp.nodes)}"
+            )
         if not state.reachable or not state.in_recovery or state.fenced:
             raise PreconditionFailed(
                 f"target is not a healthy standby (reachable={state.reachable},"
                 f" in_recovery={state.in_recovery}, fenced={state.fenced})",
                 site=inp.site,
             )
-        changed = await self.infra.prepare(cloud, inp.run_id)
-        return PrepareResult(changed=changed, detail=f"{cloud.value} cluster ready")
+        changed = await self.infra.prepare(cloud, inp.run_id, inp.nodes)
+        return PrepareResult(changed=changed, detail=f"{cloud.value} cluster ready{_sized(inp.nodes)}")
 
     @step_activity(ActivityName.RELEASE_TARGET)
     async def release_target(self, inp: ReleaseInput) -> ReleaseResult:

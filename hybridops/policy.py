@@ -291,6 +291,29 @@ class Approvers(Strict):
         return f"{who} may not {what} (approvers.{'override' if override else runbook}: {', '.join(allowed)})"
 
 
+class FailoverSizing(Strict):
+    """How a failover sizes its target (issue 17 item 1)."""
+
+    nodes: dict[str, int] = {}
+    """The node count the target cluster's pool is scaled up to before promotion, by site or
+    cloud name (``azure: 3``); a pool already larger is left as it is, a target not named keeps
+    its size. The compensation scales it back to the size it had before the run."""
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, n in value.items():
+            if n < 0:
+                raise ValueError(f"nodes.{name}: {n} < 0")
+        return value
+
+    def for_target(self, site: str, cloud: str | None) -> int | None:
+        """The size for ``site`` (its own name first, then its cloud's); None: keep its size."""
+        if site in self.nodes:
+            return self.nodes[site]
+        return self.nodes.get(cloud) if cloud else None
+
+
 class Policy(Strict):
     """The whole policy file."""
 
@@ -309,6 +332,7 @@ class Policy(Strict):
     approvers: Approvers = Approvers()
     operator: Operator = Operator()
     readiness: Readiness = Readiness()
+    failover: FailoverSizing = FailoverSizing()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -342,6 +366,7 @@ LATER_SECTIONS: dict[str, BaseModel] = {
     "detection": Detection(),
     "operator": Operator(),
     "readiness": Readiness(),
+    "failover": FailoverSizing(),
 }
 """Sections added to the policy after runs were recorded, with their defaults."""
 LATER_FIELDS: dict[str, dict[str, object]] = {

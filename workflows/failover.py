@@ -472,15 +472,20 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         """Make the target ready, then fence the old primary; each registers its undo first."""
         workflow_id, target, old = workflow.info().workflow_id, d.target, d.decision.old_primary
         self._phase = Phase.PREPARE_TARGET
+        cloud = next((s.cloud for s in d.plan.sites if s.name == target), None)
         saga.register(
             "release_target", lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id))
         )
         await self._step(
             "prepare_target",
             steps.PREPARE,
-            PrepareInput(site=target, run_id=workflow_id, restore=d.restore),
+            PrepareInput(
+                site=target,
+                run_id=workflow_id,
+                restore=d.restore,
+                nodes=d.policy.failover.for_target(target, cloud.value if cloud else None),
+            ),
         )
-        cloud = next((s.cloud for s in d.plan.sites if s.name == target), None)
         if d.plan.workloads and cloud is not None and workflow.patched(GITOPS_PATCH):
             await self._sync_workloads(d.plan.workloads, cloud, saga)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,13 @@ class AppDatabase:
     dbname: str
 
 
+def run_key(run_id: str) -> str:
+    """``run_id`` as a file name: its safe characters, and a digest so that two ids that
+    differ only in the others never share one."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:80]
+    return f"{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
 class InfraDriver(abc.ABC):
     """Brings target clusters up and down, and tells apps where their database is."""
 
@@ -48,15 +57,20 @@ class InfraDriver(abc.ABC):
     async def _isolate(self, target: IsolateTarget, run_id: str) -> str:
         return "not isolated"
 
-    async def prepare(self, cloud: Cloud, run_id: str) -> bool:
-        """Make the target cluster in ``cloud`` ready to take the apps. Idempotent: returns
-        whether anything changed. Records ``run_id`` so that :meth:`release` undoes only
-        what this run did. In production this may take many minutes (Terraform)."""
+    async def prepare(self, cloud: Cloud, run_id: str, nodes: int | None = None) -> bool:
+        """Make the target cluster in ``cloud`` ready to take the apps, its pool scaled up to
+        ``nodes`` when given (never down). Idempotent: returns whether anything changed.
+        Records ``run_id`` and the pool's size before it, durably and before changing
+        anything, so that :meth:`release` undoes only what this run did, even after a crash.
+        In production this may take many minutes (Terraform)."""
+        if nodes is not None and nodes < 0:
+            raise ValueError(f"nodes: {nodes} < 0")
         require(self, Capability.PREPARE_CLUSTER)
-        return await self._prepare(cloud, run_id)
+        return await self._prepare(cloud, run_id, nodes)
 
     async def release(self, cloud: Cloud, run_id: str) -> bool:
-        """Compensation of :meth:`prepare`: undo what ``run_id`` prepared, nothing else."""
+        """Compensation of :meth:`prepare`: undo what ``run_id`` prepared (the pool back to its
+        size before the run), nothing else."""
         return await self._release(cloud, run_id)
 
     async def repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
@@ -86,7 +100,7 @@ class InfraDriver(abc.ABC):
         return False  # never called without the node_pools capability
 
     @abc.abstractmethod
-    async def _prepare(self, cloud: Cloud, run_id: str) -> bool: ...
+    async def _prepare(self, cloud: Cloud, run_id: str, nodes: int | None) -> bool: ...
     @abc.abstractmethod
     async def _release(self, cloud: Cloud, run_id: str) -> bool: ...
     @abc.abstractmethod

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from drivers.infra.base import AppDatabase, InfraDriver, IsolateTarget
+from drivers.infra.base import AppDatabase, InfraDriver, IsolateTarget, run_key
 from hybridops.capabilities import Capability
 from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
@@ -64,16 +64,35 @@ class LabInfraDriver(InfraDriver):
             return False
         return _write_json(self._pool(cloud), {"cloud": cloud.value, "nodes": nodes, "scaled_by": run_id})
 
-    async def _prepare(self, cloud: Cloud, run_id: str) -> bool:
+    def _sized(self, cloud: Cloud, run_id: str) -> Path:
+        """The record of the pool's size before ``run_id`` scaled it up (its compensation's)."""
+        return self.root / "clusters" / f"{cloud.value}-sized-by-{run_key(run_id)}.json"
+
+    async def _prepare(self, cloud: Cloud, run_id: str, nodes: int | None) -> bool:
+        changed = False
+        if nodes is not None:
+            before = await self._pool_nodes(cloud)
+            record = self._sized(cloud, run_id)
+            if nodes > before or record.exists():
+                # The size before, recorded first and once (a retry after a crash keeps it).
+                if not record.exists():
+                    _write_json(record, {"cloud": cloud.value, "nodes_before": before, "run_id": run_id})
+                changed |= await self._scale_pool(cloud, max(nodes, before), run_id)
         path = self._cluster(cloud)
         if path.exists():
-            return False  # already ready (by an earlier run, or this one before a crash)
-        return _write_json(path, {"cloud": cloud.value, "state": "ready", "prepared_by": run_id})
+            return changed  # already ready (by an earlier run, or this one before a crash)
+        return _write_json(path, {"cloud": cloud.value, "state": "ready", "prepared_by": run_id}) or changed
 
     async def _release(self, cloud: Cloud, run_id: str) -> bool:
+        changed = False
+        record = self._sized(cloud, run_id)
+        if record.exists():
+            before = int(json.loads(record.read_text())["nodes_before"])
+            changed = await self._scale_pool(cloud, before, run_id)
+            record.unlink()
         path = self._cluster(cloud)
         if not path.exists() or json.loads(path.read_text()).get("prepared_by") != run_id:
-            return False
+            return changed
         path.unlink()
         return True
 

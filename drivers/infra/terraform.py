@@ -9,9 +9,10 @@ that would delete anything else (the cluster, the network) is refused before it 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from drivers.infra.base import AppDatabase, InfraDriver
+from drivers.infra.base import AppDatabase, InfraDriver, run_key
 from drivers.terraform import TerraformRunner
 from hybridops.capabilities import Capability
 from hybridops.contracts.base import Cloud
@@ -73,22 +74,41 @@ class TerraformInfraDriver(InfraDriver):
         await tf.apply(plan)
         return True
 
-    async def _prepare(self, cloud: Cloud, run_id: str) -> bool:
-        """Converge the target's configuration as it stands (network, cluster, pool at its
-        current size): a failover's target must exist; it is not resized here."""
+    def _sized(self, cloud: Cloud, run_id: str) -> Path:
+        """The record of the pool's size before ``run_id`` scaled it up: in the work root, on
+        the worker's disk, written before the apply, so a compensation after a crash finds it."""
+        target = self.tf.targets.get(cloud.value, cloud.value)
+        return self.work_root / "prepared" / target / f"{run_key(run_id)}.json"
+
+    async def _prepare(self, cloud: Cloud, run_id: str, nodes: int | None) -> bool:
+        """Converge the target's configuration (network, cluster) with its pool at its current
+        size, or scaled up to ``nodes``: one plan, checked, applied with Terraform's progress
+        as the step's heartbeat. The size before is recorded first, for :meth:`_release`."""
         tf = self._runner(cloud)
         await tf.prepare()
         current = int((await tf.output()).get("node_count", 0) or 0)
-        plan = await tf.plan({**self._variables(cloud), "node_count": current, "run_id": run_id})
+        record = self._sized(cloud, run_id)
+        want = current if nodes is None else max(nodes, current)
+        if want != current and not record.exists():
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"nodes_before": current, "run_id": run_id}) + "\n")
+        plan = await tf.plan({**self._variables(cloud), "node_count": want, "run_id": run_id})
         if plan.changes == 0:
             return False
         await tf.apply(plan)
         return True
 
     async def _release(self, cloud: Cloud, run_id: str) -> bool:
-        # A compensation never destroys cloud infrastructure: what prepare converged existed
-        # (as configured) before the run, or is the standing DR footprint.
-        return False
+        """Back to the pool's size before ``run_id`` scaled it (when it did). Nothing else is
+        ever destroyed: what prepare converged existed (as configured) before the run, or is
+        the standing DR footprint."""
+        record = self._sized(cloud, run_id)
+        if not record.exists():
+            return False
+        before = int(json.loads(record.read_text())["nodes_before"])
+        changed = await self._scale_pool(cloud, before, run_id)
+        record.unlink()
+        return changed
 
     async def _repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
         return False  # never called: no repoint_apps capability

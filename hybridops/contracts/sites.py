@@ -281,6 +281,9 @@ class PrepareInput(SiteInput):
     restore: bool = False
     """Restore mode: the target's server will be replaced by a restored backup, so it need not
     be a healthy standby (it must not accept writes)."""
+    nodes: int | None = None
+    """The node count the target cluster's pool is scaled up to (the policy's
+    ``failover.nodes``); None: the pool keeps its size."""
 
 
 class ReleaseInput(SiteInput):

@@ -7,15 +7,18 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
 
+from drivers.infra import make_infra_driver
 from hybridops.cli.replayer import make_replayer
 from hybridops.constants import TaskQueue
-from hybridops.contracts.base import RunStatus, StepOutcome, TargetChoice
+from hybridops.contracts.base import Cloud, RunStatus, StepOutcome, TargetChoice
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.evidence import verify_manifest
 from hybridops.inventory import DnsKind
 from hybridops.lab import Lab
+from hybridops.policy import load_policy
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
     assert_one_writer,
@@ -168,8 +171,15 @@ async def test_bad_input_fails_at_once_and_changes_nothing(
 
 
 async def test_failure_before_promotion_compensates(client: Client, lab: Lab, run_workers) -> None:
-    """Planned failover from a live primary; promotion fails: everything is undone."""
-    inv = lab_inventory(lab, faults={"promote_standby": "fail"})
+    """Planned failover from a live primary, its target's pool scaled up for it (the policy's
+    failover.nodes); promotion fails: everything is undone, the pool back to its size."""
+    policy = load_policy(lab.policy_file)
+    policy.failover.nodes = {"azure": 3}
+    policy_file = lab.root / "policy-failover-nodes.yaml"
+    policy_file.write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    infra = make_infra_driver(lab.inventory().infra)
+    assert await infra.pool_nodes(Cloud.AZURE) == 0
+    inv = lab_inventory(lab, policy=policy_file, faults={"promote_standby": "fail"})
     await run_workers(client, inv)
     handle = await start(client, inv, FailoverInput(target=TargetChoice.AZURE, only_if_primary_down=False))
     with pytest.raises(WorkflowFailureError) as failure:
@@ -186,6 +196,10 @@ async def test_failure_before_promotion_compensates(client: Client, lab: Lab, ru
     assert not (lab.data_dir("onprem") / "standby.signal").exists()
     assert role(lab, "azure") == "standby"
     assert not (lab.root / "clusters" / "azure.json").exists()
+    prepare = next(s for s in details["steps"] if s["name"] == "prepare_target")
+    assert "its pool at 3 nodes or more" in prepare["detail"], prepare
+    assert await infra.pool_nodes(Cloud.AZURE) == 0, "the pool back to its size before the run"
+    assert list((lab.root / "clusters").glob("azure-sized-by-*")) == []
     evidence = json.loads((Path(inv.output_dir) / "failover" / handle.id / "evidence.json").read_text())
     assert evidence["status"] == "compensated"
     # The end state of every runbook test: exactly one writable server, and DNS at it.

@@ -4,6 +4,7 @@ download) where one is installed, and its configuration errors everywhere."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -76,3 +77,39 @@ async def test_scale_a_pool_with_the_real_terraform(tmp_path: Path) -> None:
     assert await infra.pool_nodes(Cloud.AZURE) == 0
     with pytest.raises(ConfigError, match="no root configuration for gcp"):
         await infra.pool_nodes(Cloud.GCP)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform CLI on this machine")
+async def test_a_failover_prepare_scales_up_and_its_release_back_to_the_size_before(tmp_path: Path) -> None:
+    """prepare with the policy's failover size: the size before is recorded before the apply
+    (kept across a retry), release scales back to it and forgets it; a pool already larger
+    is never scaled down, and a release of a run that changed nothing changes nothing."""
+    config = tmp_path / "config"
+    shutil.copytree(TF / "lab", config / "lab")
+    rc = tmp_path / "terraformrc"
+    rc.write_text("")
+    work = tmp_path / "work"
+    infra = make_infra_driver(
+        settings(
+            tmp_path,
+            config_root=config,
+            work_root=work,
+            targets={"azure": "lab"},
+            env={"TF_CLI_CONFIG_FILE": str(rc)},
+        )
+    )
+    assert await infra.scale_pool(Cloud.AZURE, 1, "burst-1")
+    assert await infra.prepare(Cloud.AZURE, "failover/1", nodes=3)
+    assert await infra.pool_nodes(Cloud.AZURE) == 3
+    records = list((work / "prepared" / "lab").iterdir())
+    assert len(records) == 1 and json.loads(records[0].read_text())["nodes_before"] == 1
+    assert not await infra.prepare(Cloud.AZURE, "failover/1", nodes=3), "a retry converges"
+    assert json.loads(records[0].read_text())["nodes_before"] == 1, "the size before is kept"
+    assert not await infra.release(Cloud.AZURE, "failover-other"), "not this run's"
+    assert await infra.release(Cloud.AZURE, "failover/1")
+    assert await infra.pool_nodes(Cloud.AZURE) == 1 and not records[0].exists()
+    assert not await infra.release(Cloud.AZURE, "failover/1"), "released once"
+    # Larger already: never scaled down, nothing recorded, nothing to release.
+    await infra.prepare(Cloud.AZURE, "failover-2", nodes=0)  # the run id is a variable: applied
+    assert await infra.pool_nodes(Cloud.AZURE) == 1 and list((work / "prepared" / "lab").iterdir()) == []
+    assert not await infra.release(Cloud.AZURE, "failover-2")
