@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from drivers.ansible import AnsibleRunner, HostsUnreachable, PlaybookFailed
 from drivers.process import REDACTED
@@ -182,3 +183,38 @@ def test_ansible_lint_offline() -> None:
         timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("tool", ["flux", "argocd"])
+def test_gitops_enroll_writes_an_external_secret_never_a_secret(tool: str) -> None:
+    """The repository credentials reach the cluster as an ExternalSecret that names the token's
+    key in the cloud's secret store; no template of the role makes a plain Secret, and no
+    value passes through Ansible (issue 17 item 3)."""
+    import json
+
+    import jinja2
+
+    role = PLAYBOOKS / "roles" / "gitops_enroll"
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(role / "templates"), undefined=jinja2.StrictUndefined
+    )
+    env.filters["to_json"] = json.dumps
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    variables = {
+        **defaults,
+        "ansible_managed": "managed",
+        "gitops_enroll_tool": tool,
+        "gitops_enroll_git_token_key": "gitops-repo-token",
+    }
+    manifest = yaml.safe_load(env.get_template("git-credentials.yaml.j2").render(**variables))
+    assert manifest["kind"] == "ExternalSecret"
+    spec = manifest["spec"]
+    assert spec["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "cloud-secrets"}
+    assert spec["data"] == [{"secretKey": "token", "remoteRef": {"key": "gitops-repo-token"}}]
+    assert spec["target"]["template"]["data"]["password"] == "{{ .token }}"
+    if tool == "argocd":
+        labels = spec["target"]["template"]["metadata"]["labels"]
+        assert labels == {"argocd.argoproj.io/secret-type": "repository"}
+    assert "gitops_enroll_git_token" not in defaults, "no token variable: nothing to pass"
+    for template in (role / "templates").iterdir():
+        assert "kind: Secret\n" not in template.read_text(), template.name
