@@ -18,7 +18,7 @@ from hybridops.capabilities import runbook_needs, unmet
 from hybridops.constants import TaskQueue
 from hybridops.contracts.backup import WalVerifyResult
 from hybridops.contracts.base import TargetChoice
-from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalsResult
+from hybridops.contracts.decision import DecisionRequest, DecisionType, SignalName, SignalsResult
 from hybridops.contracts.readiness import (
     SEVERITY,
     BackupAgeResult,
@@ -508,6 +508,57 @@ def decision_check(
     )
 
 
+def capacity_checks(plan: PlanResult, signals: SignalsResult | None) -> list[ReadinessCheck]:
+    """Each cloud target's free capacity (the signals' ``capacity``, free nodes) against what a
+    failover there needs: the policy's ``failover.nodes`` for it, else its
+    ``constraints.min_capacity``; none for a target the policy asks nothing of. ``unknown``
+    when no source reports it. The pool's current nodes are not counted: an upper bound."""
+    policy = plan.policy
+    if policy is None:
+        return []
+    values = {c.site: c.values for c in signals.snapshot.candidates} if signals else {}
+    checks = []
+    for site in plan.sites:
+        if site.cloud is None:
+            continue
+        sized = policy.failover.for_target(site.name, site.cloud.value)
+        need = sized if sized is not None else policy.constraints.min_capacity
+        if need is None:
+            continue
+        source = "policy failover.nodes" if sized is not None else "constraints.min_capacity"
+        free = values.get(site.name, {}).get(SignalName.CAPACITY)
+        common: dict[str, Any] = {
+            "id": f"capacity.{site.name}",
+            "threshold": f">= {need:g} free nodes ({source})",
+            "runbooks": [_to(plan, site.name, None)],
+            "protects": [
+                "failover: decide (a target below min_capacity is not eligible)",
+                "failover: prepare_target (the node pool scaled up for the failover)",
+            ],
+        }
+        if free is None or free.value != free.value:  # missing or nan
+            why = signals and "; ".join(signals.snapshot.errors)
+            checks.append(
+                ReadinessCheck(
+                    status=CheckStatus.UNKNOWN,
+                    measured="no source reports capacity",
+                    detail=why or "",
+                    **common,
+                )
+            )
+            continue
+        ok = free.value >= need
+        checks.append(
+            ReadinessCheck(
+                status=CheckStatus.PASS if ok else CheckStatus.FAIL,
+                measured=f"{free.value:g} free nodes ({free.source})",
+                detail="" if ok else f"a failover to {site.name} needs {need:g}",
+                **common,
+            )
+        )
+    return checks
+
+
 @dataclass(frozen=True)
 class MoreReadings:
     """The readings of the checks added behind patch ``readiness-more-checks``: a history
@@ -534,6 +585,7 @@ def more_checks(
         drill_check(more.drills, now),
         schedule_check(more.schedules, [DRILL]),
         decision_check(plan, topology, more.signals, more.signals_error),
+        *capacity_checks(plan, more.signals),
     ]
 
 

@@ -228,3 +228,33 @@ def test_no_target_fails_the_decision_check() -> None:
     check = checks_of(plan(), down, more())["decision.target"]
     assert check.status == CheckStatus.FAIL and "azure" in check.detail, check
     assert checks_of(plan(), states(), more(signals=None))["decision.target"].status == CheckStatus.UNKNOWN
+
+
+def test_capacity_against_the_failover_size_or_min_capacity() -> None:
+    """capacity.<target>: the free nodes monitoring reports against the policy's failover
+    size for it (else its min_capacity); unknown when nothing reports them; no check for a
+    target the policy asks nothing of."""
+    from hybridops.contracts.decision import CandidateSignals, Signal, SignalName
+
+    def signals(free: float | None) -> SignalsResult:
+        values = {} if free is None else {SignalName.CAPACITY: Signal(value=free, source="static")}
+        snap = SignalSnapshot(taken_at=NOW, candidates=[CandidateSignals(site="azure", values=values)])
+        return SignalsResult(snapshot=snap, policy=Policy())
+
+    sized = plan()
+    assert sized.policy is not None
+    sized.policy.failover.nodes = {"azure": 5}
+    few = checks_of(sized, states(), more(signals=signals(3)))["capacity.azure"]
+    assert few.status == CheckStatus.FAIL and few.measured == "3 free nodes (static)", few
+    assert few.threshold == ">= 5 free nodes (policy failover.nodes)" and "needs 5" in few.detail
+    assert checks_of(sized, states(), more(signals=signals(8)))["capacity.azure"].status == CheckStatus.PASS
+    assert (
+        checks_of(sized, states(), more(signals=signals(None)))["capacity.azure"].status
+        == CheckStatus.UNKNOWN
+    )
+    floor = plan()
+    assert floor.policy is not None
+    floor.policy.constraints.min_capacity = 1
+    check = checks_of(floor, states(), more(signals=signals(2)))["capacity.azure"]
+    assert check.status == CheckStatus.PASS and "constraints.min_capacity" in check.threshold
+    assert "capacity.azure" not in checks_of(plan(), states(), more(signals=signals(2)))
