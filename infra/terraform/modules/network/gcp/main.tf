@@ -31,24 +31,24 @@ locals {
   # One tunnel per HA VPN interface (0 and 1) and peer; each tunnel's BGP session runs over a
   # link-local /30: this side .1, the peer .2.
   tunnels = merge(
-    local.onprem_vpn ? {
-      for i in [0, 1] : "onprem-${i}" => {
+    {
+      for i in range(local.onprem_vpn ? 2 : 0) : "onprem-${i}" => {
         peer           = "onprem"
         interface      = i
         peer_interface = min(i, length(var.onprem_peer_ips) - 1)
         cidr           = var.onprem_tunnel_cidrs[i]
         peer_asn       = var.onprem_asn
       }
-    } : {},
-    local.azure_vpn ? {
-      for i in [0, 1] : "azure-${i}" => {
+    },
+    {
+      for i in range(local.azure_vpn ? 2 : 0) : "azure-${i}" => {
         peer           = "azure"
         interface      = i
         peer_interface = min(i, length(var.azure_gateway_ips) - 1)
         cidr           = var.azure_tunnel_cidrs[i]
         peer_asn       = var.azure_asn
       }
-    } : {},
+    },
   )
 }
 
