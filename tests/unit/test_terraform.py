@@ -567,6 +567,58 @@ def test_no_key_literal_anywhere_in_the_text() -> None:
         assert not literal.search(path.read_text()), f"{path.relative_to(TF)}: a secret given as a literal"
 
 
+def _console(directory: Path, expression: str, variables: dict[str, str], tmp_path: Path) -> Any:
+    """``expression`` evaluated by ``terraform console`` in ``directory`` (no provider needed
+    when it declares no resources), as JSON."""
+    binary = shutil.which("terraform")
+    assert binary is not None
+    cli_config = tmp_path / "terraformrc"
+    cli_config.write_text("")
+    argv = [binary, f"-chdir={directory}", "console"]
+    argv += [f"-var={name}={value}" for name, value in variables.items()]
+    done = subprocess.run(
+        argv,
+        input=f"jsonencode({expression})\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "TF_CLI_CONFIG_FILE": str(cli_config)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(json.loads(done.stdout))
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_gcp_tunnels_follow_their_inputs(tmp_path: Path) -> None:
+    """The module's ``locals`` block (less the two lines that read the network resources),
+    evaluated by the real ``terraform console`` with its variables: no tunnel without
+    ``ncc_enabled`` or peer IPs, two per peer otherwise, on the HA VPN's interfaces 0 and 1,
+    each with a link-local /30."""
+    text = (GCP_NETWORK / "main.tf").read_text()
+    start = text.index("\nlocals {\n")
+    block = text[start : text.index("\n}\n", start) + 3]
+    scratch = tmp_path / "locals"
+    scratch.mkdir()
+    (scratch / "main.tf").write_text("\n".join(line for line in block.splitlines() if "network_" not in line))
+    shutil.copy(GCP_NETWORK / "variables.tf", scratch)
+    required = {"network_name": "vpc", "project": "p", "region": "europe-west1"}
+    expression = (
+        "{ for key, t in local.tunnels : key => [t.interface, t.peer_interface, "
+        "cidrhost(t.cidr, 1), cidrhost(t.cidr, 2), t.peer_asn] }"
+    )
+    peers = {"onprem_peer_ips": '["203.0.113.10"]', "azure_gateway_ips": '["198.51.100.1","198.51.100.2"]'}
+    assert _console(scratch, expression, required, tmp_path) == {}
+    assert _console(scratch, expression, {**required, **peers}, tmp_path) == {}  # ncc_enabled off
+    assert _console(scratch, expression, {**required, "ncc_enabled": "true"}, tmp_path) == {}
+    assert _console(scratch, expression, {**required, **peers, "ncc_enabled": "true"}, tmp_path) == {
+        "onprem-0": [0, 0, "169.254.10.1", "169.254.10.2", 65010],
+        "onprem-1": [1, 0, "169.254.10.5", "169.254.10.6", 65010],  # one device IP: both tunnels to it
+        "azure-0": [0, 0, "169.254.21.1", "169.254.21.2", 65515],
+        "azure-1": [1, 1, "169.254.22.1", "169.254.22.2", 65515],
+    }
+
+
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 def test_terraform_fmt(tmp_path: Path) -> None:
     """``terraform fmt`` parses and formats without providers (``validate`` would need them)."""
