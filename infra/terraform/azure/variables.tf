@@ -50,7 +50,7 @@ variable "create_network" {
 }
 
 variable "vnet_name" {
-  description = "The cluster's VNet (used when create_network)."
+  description = "The cluster's VNet (used when create_network or vpn_gateway_enabled)."
   type        = string
   default     = ""
 }

@@ -60,7 +60,7 @@ variable "create_network" {
 }
 
 variable "network_name" {
-  description = "The cluster's VPC (used when create_network)."
+  description = "The cluster's VPC (used when create_network or ncc_enabled; the hub's VPC spoke)."
   type        = string
   default     = "default"
 }
