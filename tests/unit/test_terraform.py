@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -402,6 +405,236 @@ def test_node_pool_modules() -> None:
     assert "google_container_node_pool.this" in gke
     lab = parse_dir(TF / "lab")["resource"]
     assert set(lab) == {"terraform_data.pool", "terraform_data.node"}  # built in: no provider
+
+
+GCP_NETWORK = TF / "modules" / "network" / "gcp"
+AZURE_NETWORK = TF / "modules" / "network" / "azure"
+HUB = "google_network_connectivity_hub"
+SPOKE = "google_network_connectivity_spoke"
+TUNNEL = "google_compute_vpn_tunnel"
+SPOKE_LINKS = {
+    "linked_vpc_network",
+    "linked_vpn_tunnels",
+    "linked_interconnect_attachments",
+    "linked_router_appliance_instances",
+}
+SECRET_NAME = re.compile(r"secret|shared_key|password|psk", re.IGNORECASE)
+VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
+
+
+def tf_dirs() -> list[Path]:
+    """Every directory holding ``.tf`` files: the roots and the modules."""
+    return sorted({path.parent for path in TF.rglob("*.tf")})
+
+
+def _block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The one nested block ``name`` of a resource (python-hcl2 gives a list of one)."""
+    blocks = body[name]
+    assert isinstance(blocks, list) and len(blocks) == 1, name
+    block: dict[str, Any] = blocks[0]
+    return block
+
+
+def _of_type(resources: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {address: body for address, body in resources.items() if address.startswith(f"{rtype}.")}
+
+
+def _attributes(node: Any, path: str = "") -> list[tuple[str, str, Any]]:
+    """Every attribute under ``node``, nested blocks included: (path, key, value)."""
+    found: list[tuple[str, str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.startswith("__"):
+                continue
+            if isinstance(value, dict | list):
+                found += _attributes(value, f"{path}.{key}")
+            else:
+                found.append((path, key, value))
+    elif isinstance(node, list):
+        for item in node:
+            found += _attributes(item, path)
+    return found
+
+
+def test_the_gcp_network_module_is_an_ncc_hub_with_its_spokes() -> None:
+    resources = parse_dir(GCP_NETWORK)["resource"]
+    hubs = _of_type(resources, HUB)
+    spokes = _of_type(resources, SPOKE)
+    assert len(hubs) == 1, hubs
+    hub_names = {address.split(".", 1)[1] for address in hubs}
+    assert len(spokes) >= 4, spokes  # the VPC, on-prem over VPN, Azure over VPN, Interconnect
+    kinds: dict[str, list[str]] = {}
+    for address, body in spokes.items():
+        refs = re.findall(rf"\b{HUB}\.(\w+)", str(body["hub"]))
+        assert refs and set(refs) <= hub_names, f"{address}: hub {body['hub']} is not this module's hub"
+        links = SPOKE_LINKS & set(body)
+        assert len(links) == 1, f"{address}: exactly one linked_* block, has {links}"
+        kinds.setdefault(links.pop(), []).append(address)
+    assert len(kinds["linked_vpc_network"]) == 1
+    assert len(kinds["linked_vpn_tunnels"]) >= 2  # on-prem and Azure
+    assert len(kinds["linked_interconnect_attachments"]) == 1
+    vpc = _block(spokes[kinds["linked_vpc_network"][0]], "linked_vpc_network")
+    assert "network" in str(vpc["uri"])
+
+
+def test_each_vpn_spoke_links_tunnels_of_this_module() -> None:
+    resources = parse_dir(GCP_NETWORK)["resource"]
+    tunnels = {address.split(".", 1)[1] for address in _of_type(resources, TUNNEL)}
+    assert tunnels
+    vpn_spokes = {a: b for a, b in _of_type(resources, SPOKE).items() if "linked_vpn_tunnels" in b}
+    assert vpn_spokes
+    for address, body in vpn_spokes.items():
+        linked = _block(body, "linked_vpn_tunnels")
+        refs = re.findall(rf"\b{TUNNEL}\.(\w+)", str(linked["uris"]))
+        assert refs and set(refs) <= tunnels, (
+            f"{address}: uris {linked['uris']} are not this module's tunnels"
+        )
+        assert linked["site_to_site_data_transfer"] is True, address
+    for address, body in _of_type(resources, TUNNEL).items():
+        for ref in ("google_compute_ha_vpn_gateway.", "google_compute_router."):
+            assert ref in str(body["vpn_gateway"]) + str(body["router"]), f"{address}: {ref}"
+        assert "google_compute_external_vpn_gateway." in str(body["peer_external_gateway"]), address
+    for rtype in ("google_compute_router_interface", "google_compute_router_peer"):
+        for address, body in _of_type(resources, rtype).items():
+            assert body.get("for_each") == "${local.tunnels}", f"{address}: one per tunnel"
+    attachment = next(
+        b for b in _of_type(resources, SPOKE).values() if "linked_interconnect_attachments" in b
+    )
+    assert "var.interconnect_attachment_ids" in str(attachment["count"])  # none without attachment ids
+
+
+def test_the_azure_network_module_is_gcps_vpn_peer() -> None:
+    resources = parse_dir(AZURE_NETWORK)["resource"]
+    (gateway,) = _of_type(resources, "azurerm_virtual_network_gateway").values()
+    assert (gateway["type"], gateway["vpn_type"]) == ("Vpn", "RouteBased")
+    assert gateway["active_active"] is True and gateway["bgp_enabled"] is True
+    assert "var.bgp_asn" in str(_block(gateway, "bgp_settings")["asn"])
+    (subnet,) = (b for b in _of_type(resources, "azurerm_subnet").values() if b["name"] == "GatewaySubnet")
+    assert "count" in subnet
+    assert _of_type(resources, "azurerm_public_ip") and _of_type(resources, "azurerm_local_network_gateway")
+    for address, body in _of_type(resources, "azurerm_virtual_network_gateway_connection").items():
+        assert body["type"] == "IPsec" and body["bgp_enabled"] is True, address
+        assert "azurerm_local_network_gateway." in str(body["local_network_gateway_id"]), address
+
+
+@pytest.mark.parametrize("module", [GCP_NETWORK, AZURE_NETWORK], ids=["gcp", "azure"])
+def test_network_modules_create_only_what_is_asked_for(module: Path) -> None:
+    """Every resource has a count or for_each, so a deployment without a given attachment (or
+    without the connectivity at all) creates none of it."""
+    resources = parse_dir(module)["resource"]
+    for address, body in resources.items():
+        assert "count" in body or "for_each" in body, f"{module.name}: {address} is unconditional"
+    variables = parse_dir(module)["variable"]
+    flag = "ncc_enabled" if module == GCP_NETWORK else "vpn_gateway_enabled"
+    assert variables[flag]["default"] is False  # off unless the deployment turns it on
+
+
+@pytest.mark.parametrize("directory", tf_dirs(), ids=lambda d: str(d.relative_to(TF)))
+def test_every_variable_used_is_declared(directory: Path) -> None:
+    used = set(VAR_REF.findall("\n".join(p.read_text() for p in sorted(directory.glob("*.tf")))))
+    declared = set(parse_dir(directory)["variable"])
+    assert used <= declared, f"{directory.relative_to(TF)}: undeclared {sorted(used - declared)}"
+
+
+@pytest.mark.parametrize("directory", tf_dirs(), ids=lambda d: str(d.relative_to(TF)))
+def test_no_shared_key_is_a_literal(directory: Path) -> None:
+    """A key or secret comes in as a sensitive variable without a default (the deployment feeds
+    it from the secret store, as ``TF_VAR_...``); no attribute holding one is a literal."""
+    blocks = parse_dir(directory)
+    variables = blocks["variable"]
+    for name, body in variables.items():
+        if SECRET_NAME.search(name):
+            assert body.get("sensitive") is True, f"{directory.name}: variable {name} must be sensitive"
+            assert body.get("default") is None, f"{directory.name}: variable {name} has a default"
+    for kind in ("resource", "module"):
+        for address, body in blocks[kind].items():
+            for path, key, value in _attributes(body):
+                if not SECRET_NAME.search(key) or "lifecycle" in path:
+                    continue
+                refs = VAR_REF.findall(str(value))
+                assert isinstance(value, str) and value.startswith("${") and refs, (
+                    f"{directory.name}: {address}{path}.{key} is a literal"
+                )
+                for ref in refs:
+                    assert variables[ref].get("sensitive") is True, (
+                        f"{directory.name}: {address}{path}.{key} takes var.{ref}, not sensitive"
+                    )
+
+
+def test_no_key_literal_anywhere_in_the_text() -> None:
+    literal = re.compile(r'^\s*\w*(secret|shared_key|password|psk)\w*\s*=\s*"', re.IGNORECASE | re.MULTILINE)
+    for path in sorted(TF.rglob("*.tf")):
+        assert not literal.search(path.read_text()), f"{path.relative_to(TF)}: a secret given as a literal"
+
+
+def _console(directory: Path, expression: str, variables: dict[str, str], tmp_path: Path) -> Any:
+    """``expression`` evaluated by ``terraform console`` in ``directory`` (no provider needed
+    when it declares no resources), as JSON."""
+    binary = shutil.which("terraform")
+    assert binary is not None
+    cli_config = tmp_path / "terraformrc"
+    cli_config.write_text("")
+    argv = [binary, f"-chdir={directory}", "console"]
+    argv += [f"-var={name}={value}" for name, value in variables.items()]
+    done = subprocess.run(
+        argv,
+        input=f"jsonencode({expression})\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "TF_CLI_CONFIG_FILE": str(cli_config)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(json.loads(done.stdout))
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_gcp_tunnels_follow_their_inputs(tmp_path: Path) -> None:
+    """The module's ``locals`` block (less the two lines that read the network resources),
+    evaluated by the real ``terraform console`` with its variables: no tunnel without
+    ``ncc_enabled`` or peer IPs, two per peer otherwise, on the HA VPN's interfaces 0 and 1,
+    each with a link-local /30."""
+    text = (GCP_NETWORK / "main.tf").read_text()
+    start = text.index("\nlocals {\n")
+    block = text[start : text.index("\n}\n", start) + 3]
+    scratch = tmp_path / "locals"
+    scratch.mkdir()
+    (scratch / "main.tf").write_text("\n".join(line for line in block.splitlines() if "network_" not in line))
+    shutil.copy(GCP_NETWORK / "variables.tf", scratch)
+    required = {"network_name": "vpc", "project": "p", "region": "europe-west1"}
+    expression = (
+        "{ for key, t in local.tunnels : key => [t.interface, t.peer_interface, "
+        "cidrhost(t.cidr, 1), cidrhost(t.cidr, 2), t.peer_asn] }"
+    )
+    peers = {"onprem_peer_ips": '["203.0.113.10"]', "azure_gateway_ips": '["198.51.100.1","198.51.100.2"]'}
+    assert _console(scratch, expression, required, tmp_path) == {}
+    assert _console(scratch, expression, {**required, **peers}, tmp_path) == {}  # ncc_enabled off
+    assert _console(scratch, expression, {**required, "ncc_enabled": "true"}, tmp_path) == {}
+    assert _console(scratch, expression, {**required, **peers, "ncc_enabled": "true"}, tmp_path) == {
+        "onprem-0": [0, 0, "169.254.10.1", "169.254.10.2", 65010],
+        "onprem-1": [1, 0, "169.254.10.5", "169.254.10.6", 65010],  # one device IP: both tunnels to it
+        "azure-0": [0, 0, "169.254.21.1", "169.254.21.2", 65515],
+        "azure-1": [1, 1, "169.254.22.1", "169.254.22.2", 65515],
+    }
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_fmt(tmp_path: Path) -> None:
+    """``terraform fmt`` parses and formats without providers (``validate`` would need them)."""
+    cli_config = tmp_path / "terraformrc"
+    cli_config.write_text("")
+    binary = shutil.which("terraform")
+    assert binary is not None
+    done = subprocess.run(
+        [binary, "fmt", "-check", "-recursive", "-list=true", str(TF)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "TF_CLI_CONFIG_FILE": str(cli_config)},
+        check=False,
+    )
+    assert done.returncode == 0, f"not formatted: {done.stdout}{done.stderr}"
 
 
 # -- the real terraform ---------------------------------------------------------------------

@@ -12,12 +12,22 @@ locals {
 
 module "network" {
   source = "../modules/network/azure"
-  count  = var.create_network ? 1 : 0
+  count  = var.create_network || var.vpn_gateway_enabled ? 1 : 0
 
   vnet_name           = var.vnet_name
   resource_group_name = data.azurerm_kubernetes_cluster.this.node_resource_group
+  location            = data.azurerm_kubernetes_cluster.this.location
+  create_subnet       = var.create_network
   subnet_name         = "${var.node_pool_name}-subnet"
   subnet_cidr         = var.subnet_cidr
+
+  # The VNet's spoke on the GCP NCC hub: a VPN gateway to GCP's HA VPN (off by default).
+  vpn_gateway_enabled   = var.vpn_gateway_enabled
+  gateway_subnet_cidr   = var.gateway_subnet_cidr
+  bgp_asn               = var.bgp_asn
+  gcp_vpn_interface_ips = var.gcp_vpn_interface_ips
+  gcp_bgp_asn           = var.gcp_bgp_asn
+  gcp_shared_key        = var.gcp_shared_key
 }
 
 module "nodepool" {

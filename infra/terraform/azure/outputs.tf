@@ -12,3 +12,8 @@ output "cluster_endpoint" {
   description = "API server of the cluster the pool belongs to."
   value       = "https://${data.azurerm_kubernetes_cluster.this.fqdn}:443"
 }
+
+output "gateway_public_ips" {
+  description = "Public IPs of the VPN gateway (the gcp root's azure_gateway_ips); empty unless vpn_gateway_enabled."
+  value       = var.vpn_gateway_enabled ? module.network[0].gateway_public_ips : []
+}

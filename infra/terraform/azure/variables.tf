@@ -50,7 +50,7 @@ variable "create_network" {
 }
 
 variable "vnet_name" {
-  description = "The cluster's VNet (used when create_network)."
+  description = "The cluster's VNet (used when create_network or vpn_gateway_enabled)."
   type        = string
   default     = ""
 }
@@ -71,4 +71,41 @@ variable "taints" {
   description = "Kubernetes taints of the burst nodes."
   type        = list(string)
   default     = ["hybridops.io/burst=true:NoSchedule"]
+}
+
+variable "vpn_gateway_enabled" {
+  description = "Create the VPN gateway to GCP's HA VPN in vnet_name (see modules/network/azure); off by default."
+  type        = bool
+  default     = false
+}
+
+variable "gateway_subnet_cidr" {
+  description = "CIDR of the GatewaySubnet (used when vpn_gateway_enabled)."
+  type        = string
+  default     = "10.42.255.0/27"
+}
+
+variable "bgp_asn" {
+  description = "BGP ASN of the VPN gateway (the gcp root's azure_asn)."
+  type        = number
+  default     = 65515
+}
+
+variable "gcp_vpn_interface_ips" {
+  description = "Public IPs of GCP's HA VPN interfaces (the gcp root's ha_vpn_interface_ips); empty: no connections."
+  type        = list(string)
+  default     = []
+}
+
+variable "gcp_bgp_asn" {
+  description = "BGP ASN of GCP's Cloud Router (the gcp root's router_asn)."
+  type        = number
+  default     = 64514
+}
+
+variable "gcp_shared_key" {
+  description = "IPsec shared key of the connections to GCP (TF_VAR_gcp_shared_key, from the secret store)."
+  type        = string
+  default     = null
+  sensitive   = true
 }

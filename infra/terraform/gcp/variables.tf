@@ -60,7 +60,7 @@ variable "create_network" {
 }
 
 variable "network_name" {
-  description = "The cluster's VPC (used when create_network)."
+  description = "The cluster's VPC (used when create_network or ncc_enabled; the hub's VPC spoke)."
   type        = string
   default     = "default"
 }
@@ -69,4 +69,66 @@ variable "labels" {
   description = "Extra Kubernetes labels of the burst nodes."
   type        = map(string)
   default     = {}
+}
+
+variable "ncc_enabled" {
+  description = "Create the Network Connectivity Center hub with network_name's VPC as a spoke (see modules/network/gcp); off by default."
+  type        = bool
+  default     = false
+}
+
+variable "hub_name" {
+  description = "Name of the NCC hub (and prefix of its spokes and VPN resources)."
+  type        = string
+  default     = "hybridops"
+}
+
+variable "router_asn" {
+  description = "BGP ASN of the Cloud Router behind the HA VPN gateway."
+  type        = number
+  default     = 64514
+}
+
+variable "onprem_peer_ips" {
+  description = "Public IPs of the on-prem VPN device; empty: no on-prem VPN spoke."
+  type        = list(string)
+  default     = []
+}
+
+variable "onprem_asn" {
+  description = "BGP ASN of the on-prem VPN device."
+  type        = number
+  default     = 65010
+}
+
+variable "onprem_shared_secret" {
+  description = "IKE shared secret of the on-prem tunnels (TF_VAR_onprem_shared_secret, from the secret store)."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "azure_gateway_ips" {
+  description = "Public IPs of Azure's VPN gateway (the azure root's gateway_public_ips); empty: no Azure spoke."
+  type        = list(string)
+  default     = []
+}
+
+variable "azure_asn" {
+  description = "BGP ASN of Azure's VPN gateway."
+  type        = number
+  default     = 65515
+}
+
+variable "azure_shared_secret" {
+  description = "IKE shared secret of the Azure tunnels (TF_VAR_azure_shared_secret, from the secret store)."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "interconnect_attachment_ids" {
+  description = "Self links of Interconnect VLAN attachments; empty: no Interconnect spoke."
+  type        = list(string)
+  default     = []
 }
