@@ -338,7 +338,9 @@ async def test_cancel_kills_terraform_that_ignores_sigint(state: Path, tmp_path:
 
 
 async def test_timeout_interrupts_then_raises(state: Path, tmp_path: Path) -> None:
-    tf = runner(state, tmp_path, fake_env={"FAKE_TF_SLOW_APPLY": "60"}, timeout=1.0, interrupt_grace=20)
+    # 3 s, not 1: at load 11 the fake's Python had not reached its SIGINT handler within 1 s
+    # (its interpreter start), died of the interrupt and kept the lock (seen twice).
+    tf = runner(state, tmp_path, fake_env={"FAKE_TF_SLOW_APPLY": "60"}, timeout=3.0, interrupt_grace=20)
     await tf.prepare()
     plan = await tf.plan({"node_count": 2})
     with pytest.raises(TerraformTimeout) as caught:
