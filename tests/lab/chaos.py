@@ -424,5 +424,9 @@ def assert_case(
     if succeeded and last.status != "succeeded":
         failures.append(f"{last.runbook.value} {last.workflow_id} {last.status}: {last.error}")
     if failures:
+        # Each run's ending and its steps, whole: a failure under load must say which step.
+        for run in runs:
+            steps = ", ".join(f"{s.get('name')}={s.get('outcome')}" for s in run.result.get("steps", []))
+            failures.append(f"run {run.workflow_id} {run.status}: {run.error}; steps: {steps or '-'}")
         raise AssertionError("\n".join(failures))
     return out
