@@ -705,7 +705,11 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             got = await self._step("check_health", steps.SIGNALS, SignalsInput(sites=[site]), optional=True)
         except ActivityError as err:
             return error_rate_check(None, d.target, d.policy, steps.describe_error(err))
-        return error_rate_check(got.snapshot, d.target, d.policy)
+        check = error_rate_check(got.snapshot, d.target, d.policy)
+        # The step's record says what was judged, not the signals step's own summary.
+        record = next(r for r in reversed(self._steps) if r.name == "check_health")
+        record.detail = f"{check.id}: {check.detail}"
+        return check
 
     async def _repair_dns(self, topology: Topology, plan: PlanResult, res: FailoverResult) -> None:
         """The primary is healthy but DNS sends clients elsewhere (a restored zone, a record

@@ -38,6 +38,13 @@ def print_summary(ending: RunEnding[FailoverResult], inv: Inventory) -> None:
         measured = facts(("RTO:", _rto(r)), ("RPO:", _rpo(r.rpo)))
         if measured:
             say(f"  {measured}")
+        if r.health:
+            verdicts = {True: "pass", False: "[bold red]FAIL[/bold red]", None: "unknown"}
+            checks = "; ".join(
+                f"{c.id} {c.value if c.value is not None else '-'} ({c.threshold}): {verdicts[c.passed]}"
+                for c in r.health
+            )
+            say(f"  health: {checks}")
     print_ending(ending, inv)
 
 

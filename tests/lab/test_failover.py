@@ -78,7 +78,8 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
         ("alert.resolved", None, None),
     ]
     assert result.health[0].detail.startswith(f"no source reports error_rate for {target}")
-    assert "check_health" in names
+    health = next(s for s in result.steps if s.name == "check_health")
+    assert health.detail.startswith(f"apps.error_rate: no source reports error_rate for {target}"), health
     assert result.fence is not None and result.fence.token is None and result.fence.isolated
     assert all(s.outcome != StepOutcome.FAILED for s in result.steps)
     assert all(s.attempts >= 1 and s.ended_at is not None for s in result.steps)
