@@ -90,6 +90,11 @@ without the marker and stop as they did."""
 GITOPS_PATCH = "failover-gitops-sync"
 """The patch from which a failover whose plan names workloads syncs them on the target's
 cluster through GitOps before fencing (issue 17 item 4): a run recorded before it does not."""
+SPLIT_FENCE_PATCH = "split-brain-fence-absent-agent"
+"""From this patch a writer fenced to settle a split brain goes through the same fence as the
+old primary: a site agent that takes no step within ``agent_start_timeout_s`` gets its site
+isolated, the fence recorded unverified. Before it, such a run failed and left both writers
+(seen once under load in CI: the agent alive but slow to poll)."""
 HEALTH_PATCH = "failover-health-check"
 """The patch from which a failover asks monitoring after the cutover (the ``check_health``
 step: the apps' error rate at the target against the policy's maximum) and records it with
@@ -793,9 +798,15 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         self._phase = Phase.FENCE
         for site in topology.writable:
             if site != keep:
-                await self._step(
-                    f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=workflow_id)
-                )
+                if workflow.patched(SPLIT_FENCE_PATCH):
+                    # As the old primary's fence: an agent that takes no step in time (a dead or
+                    # loaded host) gets its site isolated and the fence recorded unverified; the
+                    # undo goes to a saga never compensated (undoing re-creates the split brain).
+                    await self._fence(site, f"fence_writer_{site}", f"unfence_{site}", res, Saga())
+                else:
+                    await self._step(
+                        f"fence_writer_{site}", steps.FENCE, FenceInput(site=site, run_id=workflow_id)
+                    )
                 res.fenced.append(site)
         after = await self._step(
             "assess_after_fence",
