@@ -35,6 +35,7 @@ from hybridops.policy import ReadinessOnFail
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
     assert_failed_over,
+    assert_nothing_promoted,
     assert_one_writer,
     dns_points_at,
     eventually,
@@ -443,6 +444,9 @@ async def test_a_readiness_fail_holds_or_proceeds_as_the_policy_says(
         assert not details["approvals"] and not details["point_of_no_return_passed"]
         assert not fenced(lab, "onprem") and role(lab, "gcp") == role(lab, "azure") == "standby"
         assert dns_points_at(lab) == "onprem", "held: nothing changed"
+        # The end state of a hold during an outage: no second writer made, DNS still at the
+        # dead primary, the others standbys (a human decides; zero writers, never two).
+        assert_nothing_promoted(lab)
         return
     assert result.status == RunStatus.SUCCEEDED and not result.approvals, "proceed: nobody asked"
     seen = result.readiness
