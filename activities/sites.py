@@ -69,7 +69,7 @@ from hybridops.contracts.sites import (
 )
 from hybridops.decision import plan_of
 from hybridops.errors import DatabaseUnreachable, HybridOpsError, PreconditionFailed
-from hybridops.inventory import Placement
+from hybridops.inventory import AppsVia, Placement
 from hybridops.lsn import format_lsn, parse_lsn
 from hybridops.policy import load_policy
 from hybridops.topology import Rule, check_dns, check_promotion
@@ -396,8 +396,24 @@ class SiteActivities(Activities):
     async def repoint_apps(self, inp: RepointAppsInput) -> RepointAppsResult:
         site = self.inventory.site(inp.site)
         db = AppDatabase(site=inp.site, host=site.host, port=site.port, dbname=site.dbname)
-        changed = await self.infra.repoint_apps(self.inventory.apps, db)
-        return RepointAppsResult(changed=changed, detail=f"{len(self.inventory.apps)} app(s) -> {inp.site}")
+        apps = self.inventory.apps
+        if self.inventory.app_database.via == AppsVia.GITOPS and apps:
+            from drivers.gitops.appdb import AppDatabaseRepointer
+
+            repointer = AppDatabaseRepointer(
+                self.inventory.app_database, self.inventory.gitops, self.drivers.gitops
+            )
+            committed, synced = await repointer.repoint(apps, db, inp.run_id or "unknown")
+            at = synced.revision[:12] if synced.revision else "?"
+            return RepointAppsResult(
+                changed=synced.changed,
+                via=AppsVia.GITOPS.value,
+                revision=synced.revision,
+                detail=f"{len(apps)} app(s) -> {inp.site} through GitOps at {at}"
+                + ("" if committed else " (overlays already committed)"),
+            )
+        changed = await self.infra.repoint_apps(apps, db)
+        return RepointAppsResult(changed=changed, detail=f"{len(apps)} app(s) -> {inp.site}")
 
     @step_activity(ActivityName.DNS_CUTOVER)
     async def dns_cutover(self, inp: DnsCutoverInput) -> DnsResult:

@@ -17,6 +17,7 @@ from drivers.backup import BackupDriver, make_backup_driver
 from drivers.backup.registry import DRIVERS as backup_drivers
 from drivers.dns import DnsDriver, make_dns_driver
 from drivers.dns.registry import DRIVERS as dns_drivers
+from drivers.gitops import GitOpsDriver, make_gitops_driver
 from drivers.infra import InfraDriver, make_infra_driver
 from drivers.infra.registry import DRIVERS as infra_drivers
 from drivers.loader import driver_class
@@ -55,6 +56,7 @@ class Drivers:
         self._dns = dns
         self._infra = infra
         self._backup = backup
+        self._gitops: GitOpsDriver | None = None
         self._topology: TopologyReader | None = None
         self._signals: list[SignalsDriver] | None = None
 
@@ -81,6 +83,14 @@ class Drivers:
         if self._backup is None:
             self._backup = make_backup_driver(self.inventory)
         return self._backup
+
+    @property
+    def gitops(self) -> GitOpsDriver:
+        """The inventory's GitOps driver (``gitops``): syncs workloads, and with
+        ``app_database.via: gitops`` the apps' database endpoint."""
+        if self._gitops is None:
+            self._gitops = make_gitops_driver(self.inventory.gitops)
+        return self._gitops
 
     @property
     def signals(self) -> list[SignalsDriver]:

@@ -522,6 +522,7 @@ def plan_of(inventory: Inventory, dns_value: str | None, policy: Policy) -> Plan
         policy=policy,
         apps=list(inventory.apps),
         workloads=list(inventory.workloads),
+        apps_via=inventory.app_database.via.value,
     )
 
 

@@ -554,6 +554,34 @@ class GitOpsSettings(Strict):
     git: GitSettings = GitSettings()
 
 
+class AppsVia(StrEnum):
+    """How a failover (or failback) points the apps at the new primary (``repoint_apps``)."""
+
+    INFRA = "infra"
+    """The infra driver does it (the lab's driver writes each app's settings file)."""
+    GITOPS = "gitops"
+    """The apps' database endpoint is desired state in the GitOps repository: a Kustomize
+    overlay per app and site, committed by the ``git`` driver and synced by ``gitops.driver``
+    (``argocd``, ``flux``; ``git`` leaves it to the cluster's own agent)."""
+
+
+class AppDatabaseSettings(Strict):
+    """Where the apps (``apps``) find their database, and how a runbook moves them. ``{app}``
+    and ``{site}`` are replaced in the templates."""
+
+    via: AppsVia = AppsVia.INFRA
+    path_template: str = "apps/{app}/overlays/{site}"
+    """The overlay directory of an app on a site, in the GitOps repository."""
+    base: str = "../../base"
+    """The Kustomize base the overlay builds on, relative to the overlay."""
+    secret_store: str = "{site}-secrets"
+    """The ClusterSecretStore (External Secrets Operator) of the site's secret store (Azure
+    Key Vault, Google Secret Manager, Vault): the apps' database credentials come from it,
+    never from the repository."""
+    credentials_key: str = "{app}-database"
+    """The key in that store holding the app's database user and password."""
+
+
 class BootstrapSettings(Strict):
     """Zero-touch bootstrap of the control node (ctrl-01): the playbooks and their hosts."""
 
@@ -627,6 +655,8 @@ class Inventory(Strict):
     dns: DnsSettings
     infra: InfraSettings = InfraSettings()
     apps: list[str] = ["netbox"]
+    app_database: AppDatabaseSettings = AppDatabaseSettings()
+    """How ``repoint_apps`` points the apps at the new primary."""
     workloads: list[str] = []
     """The workloads (GitOps apps: ``gitops``'s templates name their objects) a failover
     syncs on the target's cluster before it promotes, waiting until they are synced and
@@ -658,6 +688,11 @@ class Inventory(Strict):
                 raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'agent'")
             if kind == PostgresKind.CNPG and site.cnpg is None:
                 raise ValueError(f"sites.{name}.cnpg: required by postgres driver 'cnpg'")
+        if self.app_database.via == AppsVia.GITOPS and self.apps and not self.gitops.git.repo:
+            raise ValueError(
+                "app_database.via: 'gitops' commits the apps' database endpoint to the GitOps "
+                "repository: gitops.git.repo is required"
+            )
         queues = [self.site_queue(n) for n in self.sites]
         twice = sorted({q for q in queues if queues.count(q) > 1})
         if twice:

@@ -63,7 +63,7 @@ def runbook_names(plan: PlanResult) -> list[str]:
     """Every runbook and target the inventory allows: those ``hybridops inventory check``
     lists, and the drill."""
     home, clouds = _home_and_clouds(plan)
-    return [name for name, _ in runbook_needs(home, clouds, bool(plan.apps))] + [DRILL]
+    return [name for name, _ in runbook_needs(home, clouds, plan.apps_need_infra())] + [DRILL]
 
 
 def _home_and_clouds(plan: PlanResult) -> tuple[str, list[str]]:
@@ -238,7 +238,7 @@ def capability_checks(plan: PlanResult) -> list[ReadinessCheck]:
     recorded what they offer)."""
     home, clouds = _home_and_clouds(plan)
     out = []
-    for runbook, needs in runbook_needs(home, clouds, bool(plan.apps)):
+    for runbook, needs in runbook_needs(home, clouds, plan.apps_need_infra()):
         missing, without = unmet(needs, plan.capabilities, plan.drivers)
         if not plan.capabilities:
             status = CheckStatus.UNKNOWN

@@ -171,7 +171,7 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
         self._target, res.home, res.old_primary = home, home, primary
         states = {s.site: s for s in assessed.states}
         _check_roles(states, home, primary)
-        res.warnings += refuse_missing(failback_needs(home, primary, bool(plan.apps)), plan)
+        res.warnings += refuse_missing(failback_needs(home, primary, plan.apps_need_infra()), plan)
         res.other_standbys = [n for n in sites if n not in (home, primary)]
         await steps.checkpoint("planned")
         return Planned(plan, home, primary, states, res.other_standbys)
@@ -259,7 +259,8 @@ class FailbackWorkflow(BreakGlass, LeasedSaga):
     async def _cut_over(self, inp: FailbackInput, res: FailbackResult, p: Planned) -> VerifyResult:
         """Apps and clients back home, and a write seen landing there."""
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=p.home))
+        repoint = RepointAppsInput(site=p.home, run_id=workflow.info().workflow_id)
+        await self._step("repoint_apps", steps.REPOINT, repoint)
         self._phase = Phase.DNS_CUTOVER
         cutover = DnsCutoverInput(site=p.home)
         await self._guarded("dns_cutover", steps.DNS_CUTOVER, cutover, self._policy_for(inp), res.blocked_by)

@@ -356,7 +356,8 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         self._target, self._old = decision.target, decision.old_primary or current
         self._policy, self._decision_id = policy, decision.decision_id
         refuse_missing(
-            failover_needs(decision.target, decision.old_primary or current, bool(plan.apps), restore), plan
+            failover_needs(decision.target, decision.old_primary or current, plan.apps_need_infra(), restore),
+            plan,
         )
         backup = None
         if restore:
@@ -630,7 +631,8 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         measure RTO and RPO."""
         target = d.target
         self._phase = Phase.REPOINT_APPS
-        await self._step("repoint_apps", steps.REPOINT, RepointAppsInput(site=target))
+        repoint = RepointAppsInput(site=target, run_id=workflow.info().workflow_id)
+        await self._step("repoint_apps", steps.REPOINT, repoint)
 
         self._phase = Phase.DNS_CUTOVER
         await self._guarded(

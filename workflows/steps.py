@@ -270,13 +270,23 @@ RESTORE_PRIMARY = Step(
     on_site=True,
     guard=CHECK_RESTORE,
 )
+REPOINT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=30,
+    non_retryable_error_types=["GitOpsNotReady"],
+)
+"""As :data:`AFTER_PONR_RETRY`, except that apps not synced and healthy by the GitOps driver's
+deadline (``gitops.timeout_s``, which the attempt already waited out) end the step, naming
+what is not healthy, so an operator sees it now rather than after 30 more deadlines."""
 REPOINT = Step(
     ActivityName.REPOINT_APPS,
     sites.RepointAppsInput,
     sites.RepointAppsResult,
     TaskQueue.INFRA,
-    timedelta(seconds=120),
-    AFTER_PONR_RETRY,
+    # With app_database.via gitops: a commit, then the sync waits up to gitops.timeout_s.
+    timedelta(minutes=20),
+    REPOINT_RETRY,
 )
 DNS_CUTOVER = Step(
     ActivityName.DNS_CUTOVER,

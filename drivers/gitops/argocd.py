@@ -4,7 +4,10 @@
   (``POST /api/v1/applications``) from ``gitops.argocd.app_spec`` when the inventory gives one,
   else it is an error. One that is not ``Synced`` is synced (``POST .../{name}/sync`` with
   ``prune`` and the configured ``revision``). Then it waits until every Application is
-  ``Synced`` and ``Healthy`` with no operation running.
+  ``Synced`` and ``Healthy`` with no operation running. Given a revision (a commit the
+  ``git`` driver just pushed: the apps' database endpoint), the first read asks for a refresh
+  (``?refresh=normal``), an Application not at that revision is synced, and it is done only
+  once Argo CD's sync status is at that very commit.
 - undeploy: ``DELETE /api/v1/applications/{name}?cascade=true``, so Argo CD deletes the app's
   resources on the cluster before the Application itself (a 404 means already gone); then it
   waits until the Application is gone. Deleting (rather than scaling to zero) is what frees the
@@ -55,20 +58,24 @@ class ArgoCdDriver(GitOpsDriver):
 
     # ------------------------------------------------------------------ the interface
 
-    async def _deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
+    async def _deploy(self, apps: list[str], cloud: str, run_id: str, revision: str | None) -> GitOpsResult:
         async with _Api(self) as api:
             changed = False
             for app in apps:
                 name = self._name(app, cloud)
-                body = await api.get_app(name)
+                # With a revision just pushed, Argo CD is first made to compare against the
+                # repository now (a normal refresh), not at its next poll (3 minutes by default).
+                body = await api.get_app(name, refresh=revision is not None)
                 if body is None:
                     await self._create(api, name, app, cloud, run_id)
                     await self._sync(api, name)
                     changed = True
-                elif _needs_sync(body):
+                elif _needs_sync(body) or (revision is not None and _revision(body) != revision):
                     await self._sync(api, name)
                     changed = True
-            result = await self._wait("deploy", cloud, lambda: self._read(api, apps, cloud, gone=False))
+            result = await self._wait(
+                "deploy", cloud, lambda: self._read(api, apps, cloud, gone=False, want=revision)
+            )
         return result.model_copy(update={"changed": changed})
 
     async def _undeploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
@@ -117,7 +124,9 @@ class ArgoCdDriver(GitOpsDriver):
         if status == 400 and "another operation is already in progress" not in _message(answer):
             raise GitOpsRejected(api.redact(f"sync of {name}: HTTP 400: {_message(answer)}"), app=name)
 
-    async def _read(self, api: _Api, apps: list[str], cloud: str, gone: bool) -> GitOpsResult:
+    async def _read(
+        self, api: _Api, apps: list[str], cloud: str, gone: bool, want: str | None = None
+    ) -> GitOpsResult:
         states: list[AppState] = []
         revisions: set[str] = set()
         for app in apps:
@@ -132,11 +141,20 @@ class ArgoCdDriver(GitOpsDriver):
                 states.append(AppState(name=app, synced=False, healthy=False, detail=detail))
                 continue
             state, revision = _state(app, name, body)
+            if want is not None and revision != want and state.synced:
+                at = revision[:12] if revision else "no revision"
+                detail = f"{state.detail}; at {at}, waiting for {want[:12]}"
+                state = state.model_copy(update={"synced": False, "detail": detail})
             states.append(state)
             if revision:
                 revisions.add(revision)
         revision = ",".join(sorted(revisions)) if revisions else None
         return result_of(cloud, states, False, revision)
+
+
+def _revision(body: dict[str, Any]) -> str | None:
+    """The revision the Application's sync status compares against."""
+    return ((body.get("status") or {}).get("sync") or {}).get("revision")
 
 
 def _needs_sync(body: dict[str, Any]) -> bool:
@@ -209,9 +227,11 @@ class _Api:
     def redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
-    async def get_app(self, name: str) -> dict[str, Any] | None:
-        """The Application ``name``, or None when Argo CD says it does not exist."""
-        status, body = await self.call("GET", app_path(name))
+    async def get_app(self, name: str, refresh: bool = False) -> dict[str, Any] | None:
+        """The Application ``name``, or None when Argo CD says it does not exist; with
+        ``refresh``, Argo CD compares it with the repository first (``refresh=normal``)."""
+        params = {"refresh": "normal"} if refresh else None
+        status, body = await self.call("GET", app_path(name), params=params)
         if status == 404:
             return None
         if not isinstance(body, dict):

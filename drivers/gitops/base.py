@@ -79,15 +79,20 @@ class GitOpsDriver(ABC):
     def __init__(self, settings: GitOpsSettings) -> None:
         self.settings = settings
 
-    async def deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
+    async def deploy(
+        self, apps: list[str], cloud: str, run_id: str, revision: str | None = None
+    ) -> GitOpsResult:
         """Make ``apps`` run on ``cloud``'s cluster and wait (up to ``gitops.timeout_s``,
         heartbeating) until they are applied and healthy. Idempotent: when they already are,
         nothing is changed (``changed`` false). ``run_id`` is recorded where the system keeps
-        such notes (a commit message, an annotation). Raises :class:`GitOpsNotReady` listing
-        what is not healthy when the deadline passes."""
+        such notes (a commit message, an annotation). With ``revision`` (a commit sha just
+        pushed to the GitOps repository), done also means that this commit is what the
+        cluster runs: the system is asked to fetch the repository, and an app applied at an
+        older revision is not ready. Raises :class:`GitOpsNotReady` listing what is not
+        healthy when the deadline passes."""
         apps = self._check(apps, cloud)
-        log.info("gitops deploy %s on %s (run %s)", apps, cloud, run_id)
-        result = await self._deploy(apps, cloud, run_id)
+        log.info("gitops deploy %s on %s (run %s, revision %s)", apps, cloud, run_id, revision)
+        result = await self._deploy(apps, cloud, run_id, revision)
         log.info(
             "gitops deploy %s on %s: changed=%s revision=%s", apps, cloud, result.changed, result.revision
         )
@@ -139,7 +144,9 @@ class GitOpsDriver(ABC):
             await asyncio.sleep(min(self.settings.poll_s, max(0.0, deadline - time.monotonic())))
 
     @abstractmethod
-    async def _deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult: ...
+    async def _deploy(
+        self, apps: list[str], cloud: str, run_id: str, revision: str | None
+    ) -> GitOpsResult: ...
 
     @abstractmethod
     async def _undeploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult: ...

@@ -9,7 +9,10 @@ The driver owns the burst Kustomizations, built from ``gitops.flux.kustomization
   ``suspend: false`` (``changed`` when it was created, suspended or its spec differed); either
   way it requests a reconciliation (annotation ``reconcile.fluxcd.io/requestedAt``, which is not
   a change of the desired state) and waits until Flux handled that request and the ``Ready``
-  condition is ``True`` with a ``status.lastAppliedRevision``.
+  condition is ``True`` with a ``status.lastAppliedRevision``. Given a revision (a commit the
+  ``git`` driver just pushed: the apps' database endpoint), the Kustomizations' source (their
+  ``spec.sourceRef``, a ``GitRepository``) is asked to fetch now too (the same annotation), and
+  an app is done only once its ``lastAppliedRevision`` is that commit (``main@sha1:<sha>``).
 - undeploy: deletes the Kustomization. With ``prune`` Flux's finalizer deletes every object it
   applied before the Kustomization goes away; the driver waits until it is gone (404). Deleting
   (rather than suspending, which leaves the workloads running) is what frees the burst nodes.
@@ -37,6 +40,9 @@ GROUP = "kustomize.toolkit.fluxcd.io"
 VERSION = "v1"
 PLURAL = "kustomizations"
 KIND = "Kustomization"
+SOURCE_GROUP = "source.toolkit.fluxcd.io"
+SOURCE_PLURALS = {"GitRepository": "gitrepositories", "OCIRepository": "ocirepositories", "Bucket": "buckets"}
+"""The Flux sources a Kustomization may name (``spec.sourceRef.kind``), by their API plural."""
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 RUN_ANNOTATION = "hybridops.io/run-id"
 REQUEST_TIMEOUT_S = 30.0
@@ -58,10 +64,11 @@ class FluxDriver(GitOpsDriver):
 
     # ------------------------------------------------------------------ the interface
 
-    async def _deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
+    async def _deploy(self, apps: list[str], cloud: str, run_id: str, revision: str | None) -> GitOpsResult:
         with await asyncio.to_thread(_Kube, self, cloud) as kube:
             requested = datetime.now(UTC).isoformat()
             changed = False
+            sources: set[tuple[str, str, str]] = set()
             for app in apps:
                 name = self._name(app, cloud)
                 spec = {"prune": True, **fill_all(self.flux.kustomization_spec, app, cloud), "suspend": False}
@@ -85,8 +92,25 @@ class FluxDriver(GitOpsDriver):
                     changed = changed or not _contains(have, spec)
                     patch = {"metadata": {"annotations": annotations}, "spec": spec}
                     await kube.call("patch", name, kube.api.patch_namespaced_custom_object, name, patch)
+                ref = spec.get("sourceRef") or {}
+                if revision is not None and ref.get("kind") in SOURCE_PLURALS and ref.get("name"):
+                    sources.add((ref["kind"], ref.get("namespace") or self.flux.namespace, ref["name"]))
+            for kind, namespace, name in sorted(sources):
+                # Fetch the commit now, not at the source's next interval.
+                patch = {"metadata": {"annotations": {REQUESTED_AT: requested}}}
+                await kube.call(
+                    "patch",
+                    name,
+                    kube.api.patch_namespaced_custom_object,
+                    name,
+                    patch,
+                    kind=kind,
+                    namespace=namespace,
+                )
             result = await self._wait(
-                "deploy", cloud, lambda: self._read(kube, apps, cloud, gone=False, requested=requested)
+                "deploy",
+                cloud,
+                lambda: self._read(kube, apps, cloud, gone=False, requested=requested, want=revision),
             )
         return result.model_copy(update={"changed": changed})
 
@@ -116,7 +140,13 @@ class FluxDriver(GitOpsDriver):
         return object_name(self.flux.kustomization_template, app, cloud, "gitops.flux.kustomization_template")
 
     async def _read(
-        self, kube: _Kube, apps: list[str], cloud: str, gone: bool, requested: str | None = None
+        self,
+        kube: _Kube,
+        apps: list[str],
+        cloud: str,
+        gone: bool,
+        requested: str | None = None,
+        want: str | None = None,
     ) -> GitOpsResult:
         states: list[AppState] = []
         revisions: set[str] = set()
@@ -130,7 +160,7 @@ class FluxDriver(GitOpsDriver):
                 detail = f"Kustomization {name} being deleted"
                 states.append(AppState(name=app, synced=False, healthy=False, detail=detail))
             else:
-                state, revision = _state(app, name, obj, requested)
+                state, revision = _state(app, name, obj, requested, want)
                 states.append(state)
                 if revision:
                     revisions.add(revision)
@@ -144,9 +174,12 @@ def _contains(have: Any, want: Any) -> bool:
     return bool(have == want)
 
 
-def _state(app: str, name: str, obj: dict[str, Any], requested: str | None) -> tuple[AppState, str | None]:
+def _state(
+    app: str, name: str, obj: dict[str, Any], requested: str | None, want: str | None = None
+) -> tuple[AppState, str | None]:
     """The app's state from its Kustomization: Ready, for the current generation, after the
-    reconcile request ``requested`` (when one was made), with an applied revision."""
+    reconcile request ``requested`` (when one was made), with an applied revision (the commit
+    ``want``, when given)."""
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
@@ -160,6 +193,8 @@ def _state(app: str, name: str, obj: dict[str, Any], requested: str | None) -> t
         pending.append("reconcile request not handled yet")
     if not revision:
         pending.append("no revision applied yet")
+    elif want is not None and revision.rsplit(":", 1)[-1].rsplit("/", 1)[-1] != want:
+        pending.append(f"at {revision}, waiting for {want[:12]}")
     healthy = ready is not None and ready.get("status") == "True"
     problems = list(pending)
     if ready is None:
@@ -198,14 +233,24 @@ class _Kube:
         return obj if isinstance(obj, dict) else None
 
     async def call(
-        self, verb: str, name: str, method: Callable[..., T], *args: Any, missing_ok: bool = False
+        self,
+        verb: str,
+        name: str,
+        method: Callable[..., T],
+        *args: Any,
+        missing_ok: bool = False,
+        kind: str = KIND,
+        namespace: str | None = None,
     ) -> T | None:
-        """``method(group, version, namespace, plural, *args)`` in a thread; a 404 is None when
-        ``missing_ok``; other failures raise the matching domain error, credentials redacted."""
-        what = f"{verb} Kustomization {self.ns}/{name}"
+        """``method(group, version, namespace, plural, *args)`` in a thread, for a
+        Kustomization or (``kind``) a Flux source; a 404 is None when ``missing_ok``; other
+        failures raise the matching domain error, credentials redacted."""
+        ns = namespace or self.ns
+        what = f"{verb} {kind} {ns}/{name}"
+        group, plural = (GROUP, PLURAL) if kind == KIND else (SOURCE_GROUP, SOURCE_PLURALS[kind])
         try:
             return await asyncio.to_thread(
-                method, GROUP, VERSION, self.ns, PLURAL, *args, _request_timeout=REQUEST_TIMEOUT_S
+                method, group, VERSION, ns, plural, *args, _request_timeout=REQUEST_TIMEOUT_S
             )
         except ApiException as err:
             if err.status == 404 and missing_ok:

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -68,7 +69,8 @@ class GitDriver(GitOpsDriver):
 
     # ------------------------------------------------------------------ the interface
 
-    async def _deploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
+    async def _deploy(self, apps: list[str], cloud: str, run_id: str, revision: str | None) -> GitOpsResult:
+        # The revision is already pushed: applying it is the cluster's own agent's work.
         return await self._converge(apps, cloud, run_id, present=True)
 
     async def _undeploy(self, apps: list[str], cloud: str, run_id: str) -> GitOpsResult:
@@ -91,31 +93,69 @@ class GitDriver(GitOpsDriver):
         return path
 
     async def _converge(self, apps: list[str], cloud: str, run_id: str, present: bool) -> GitOpsResult:
-        env = self._env()
         rel = self._path(cloud)
+        verb = "deploy" if present else "undeploy"
+        message = f"hybridops: {verb} {', '.join(apps)} on {cloud}\n\nrun: {run_id}\n"
+        listed: list[str] = []
+
+        def edit(work: Path) -> dict[str, str]:
+            nonlocal listed
+            file = work / rel
+            listed = _read_apps(file)
+            wanted = sorted(set(listed) | set(apps)) if present else sorted(set(listed) - set(apps))
+            if wanted == listed and (file.exists() or not wanted):
+                return {}
+            listed = wanted
+            return {rel: HEADER + yaml.safe_dump({"cloud": cloud, "apps": wanted}, sort_keys=False)}
+
+        changed, sha = await self._commit(edit, message, cloud)
+        return self._result(apps, cloud, listed, sha, changed=changed, present=present)
+
+    async def commit_files(self, files: dict[str, str], message: str) -> tuple[bool, str | None]:
+        """Make the branch hold ``files`` (paths inside the repository to their whole text) in
+        one commit with ``message``; whether it had to commit, and the branch's head after.
+        Idempotent: when every file already holds its text, nothing is committed."""
+        for rel in files:
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ConfigError(f"{rel!r}: not a path inside the GitOps repository")
+
+        def edit(work: Path) -> dict[str, str]:
+            return {
+                rel: text
+                for rel, text in files.items()
+                if not (work / rel).is_file() or (work / rel).read_text() != text
+            }
+
+        return await self._commit(edit, message, None)
+
+    async def _commit(
+        self, edit: Callable[[Path], dict[str, str]], message: str, cloud: str | None
+    ) -> tuple[bool, str | None]:
+        """Check the branch out, ask ``edit`` (given the work tree) which files to write, and
+        commit and push them; redone on the new head when the push loses a race. Whether it
+        committed, and the branch's head after."""
+        env = self._env()
+        ids = {"cloud": cloud} if cloud else {}
         for _ in range(PUSH_ATTEMPTS):
             with tempfile.TemporaryDirectory(prefix="hybridops-gitops-") as tmp:
                 work = Path(tmp)
                 head = await self._checkout(work, env)
-                file = work / rel
-                listed = _read_apps(file)
-                wanted = sorted(set(listed) | set(apps)) if present else sorted(set(listed) - set(apps))
-                if wanted == listed and (file.exists() or not wanted):
-                    return self._result(apps, cloud, listed, head, changed=False, present=present)
-                file.parent.mkdir(parents=True, exist_ok=True)
-                file.write_text(HEADER + yaml.safe_dump({"cloud": cloud, "apps": wanted}, sort_keys=False))
-                verb = "deploy" if present else "undeploy"
-                message = f"hybridops: {verb} {', '.join(apps)} on {cloud}\n\nrun: {run_id}\n"
-                await self._git(work, env, "add", "--", rel)
+                files = edit(work)
+                if not files:
+                    return False, head
+                for rel, text in files.items():
+                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (work / rel).write_text(text)
+                await self._git(work, env, "add", "--", *sorted(files))
                 await self._git(work, env, "commit", "-q", "-m", message)
                 sha = (await self._git(work, env, "rev-parse", "HEAD")).strip()
                 try:
                     await self._git(work, env, "push", "-q", "origin", f"HEAD:refs/heads/{self.git.branch}")
                 except _Rejected:
                     continue
-                return self._result(apps, cloud, wanted, sha, changed=True, present=present)
+                return True, sha
         raise GitOpsError(
-            f"push to {self.git.branch} rejected {PUSH_ATTEMPTS} times: the branch keeps moving", cloud=cloud
+            f"push to {self.git.branch} rejected {PUSH_ATTEMPTS} times: the branch keeps moving", **ids
         )
 
     def _result(

@@ -26,7 +26,7 @@ from hybridops.capabilities import runbook_needs, unmet
 from hybridops.cli.common import EXIT_CANNOT, EXIT_FAILED, console, fail, print_json
 from hybridops.cli.failures import command_group
 from hybridops.errors import ConfigError
-from hybridops.inventory import Inventory, PostgresKind, inventory_path, load_inventory
+from hybridops.inventory import AppsVia, Inventory, PostgresKind, inventory_path, load_inventory
 from hybridops.policy import load_policy
 from hybridops.secrets import SCHEMES as KERNEL_SCHEMES
 from hybridops.secrets import references
@@ -52,7 +52,7 @@ def runbook_checks(inv: Inventory, offered: dict[str, Any], drivers: dict[str, s
     """Each runbook the inventory can run, in each direction, against what its drivers offer."""
     home = next(name for name, s in inv.sites.items() if s.cloud is None)
     clouds = [name for name, s in inv.sites.items() if s.cloud is not None]
-    plans = runbook_needs(home, clouds, bool(inv.apps))
+    plans = runbook_needs(home, clouds, bool(inv.apps) and inv.app_database.via == AppsVia.INFRA)
     out = []
     for runbook, needs in plans:
         missing, without = unmet(needs, offered, drivers)

@@ -252,6 +252,14 @@ class PlanResult(ActivityResult):
     workloads: list[str] = []
     """The GitOps workloads a failover syncs on the target's cluster (the inventory's
     ``workloads``); empty in runs recorded before them."""
+    apps_via: str = "infra"
+    """How ``repoint_apps`` moves the apps (the inventory's ``app_database.via``): ``infra``
+    (the infra driver's ``repoint_apps`` capability) or ``gitops`` (an overlay committed to
+    the GitOps repository and synced); ``infra`` in runs recorded before it."""
+
+    def apps_need_infra(self) -> bool:
+        """Whether moving the apps needs the infra driver's ``repoint_apps`` capability."""
+        return bool(self.apps) and self.apps_via == "infra"
 
 
 class AssessInput(Contract):
@@ -441,10 +449,18 @@ class DnsResult(ActivityResult):
 
 class RepointAppsInput(Contract):
     site: str
+    run_id: str | None = None
+    """The run, recorded where the apps' change is (the GitOps commit's message); absent in
+    runs recorded before it."""
 
 
 class RepointAppsResult(ActivityResult):
     """Result of ``repoint_apps``."""
+
+    via: str = "infra"
+    """How the apps were moved: ``infra`` or ``gitops`` (the inventory's ``app_database.via``)."""
+    revision: str | None = None
+    """With ``gitops``: the GitOps repository's commit the apps run (synced and healthy)."""
 
 
 class VerifyInput(Contract):

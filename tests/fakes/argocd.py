@@ -87,6 +87,14 @@ class FakeArgo:
     """A sync never finishes (the rollout hangs), while a delete still does."""
     fail: int | None = None
     countdown: dict[str, int] = field(default_factory=dict)
+    repo: Callable[[], str | None] | None = None
+    """Reads the GitOps repository's head, as Argo CD's repo server does: a refresh
+    (``?refresh=normal``) compares the Application with it (OutOfSync when it moved on), and a
+    sync applies it. None: every revision is :data:`REVISION`."""
+    refreshes: list[str] = field(default_factory=list)
+
+    def head(self) -> str:
+        return (self.repo() if self.repo else None) or REVISION
 
     def add(self, name: str, sync: str = "Synced", health: str = "Healthy") -> None:
         self.apps[name] = {
@@ -133,6 +141,11 @@ class FakeArgo:
             msg = f'applications.argoproj.io "{name}" not found'
             return web.json_response({"error": msg, "code": 5, "message": msg}, status=404)
         if request.method == "GET":
+            if request.query.get("refresh") == "normal":
+                self.refreshes.append(name)
+                sync = app["status"]["sync"]
+                if sync["revision"] != self.head() and name not in self.countdown:
+                    sync["status"] = "OutOfSync"
             self._tick(name)
             return (
                 web.json_response(self.apps[name]) if name in self.apps else web.json_response({}, status=404)
@@ -169,6 +182,7 @@ class FakeArgo:
             return
         status = app["status"]
         status["sync"]["status"] = "Synced"
+        status["sync"]["revision"] = self.head()
         status["health"] = {"status": "Healthy"}
         status["operationState"] = {"phase": "Succeeded", "message": "successfully synced"}
         for res in status["resources"]:
