@@ -7,16 +7,27 @@ module, reset between cases; each ends with one writable server and DNS at it.""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 from temporalio.client import Client, WorkflowFailureError
 
 from hybridops.contracts.base import RunStatus, StepOutcome, TargetChoice
 from hybridops.contracts.failover import FailoverInput, FailoverResult
-from hybridops.inventory import ArgoCdSettings, GitOpsKind, GitOpsSettings, Inventory
+from hybridops.inventory import (
+    AppDatabaseSettings,
+    AppsVia,
+    ArgoCdSettings,
+    GitOpsKind,
+    GitOpsSettings,
+    GitSettings,
+    Inventory,
+)
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.fakes.argocd import TOKEN, FakeArgo, FakeServer, serving
@@ -110,3 +121,64 @@ async def test_a_sync_that_never_gets_healthy_stops_before_the_fence_and_dns_nam
     # The old primary untouched, DNS unmoved: one writable server, DNS at it.
     assert role(lab, "azure") == "standby" and dns_points_at(lab) == "onprem"
     assert assert_one_writer(lab) == "onprem"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+async def test_the_apps_database_is_gitops_desired_state_synced_before_dns_moves(
+    client: Client,
+    module_lab: Lab,
+    run_workers: Any,
+    argo: tuple[FakeServer, FakeArgo],
+    tmp_path: Path,
+) -> None:
+    """``app_database.via: gitops`` (issue 17 item 3): after the promotion, NetBox's overlay for
+    azure (its database endpoint, and an ExternalSecret naming azure's secret store) is
+    committed to the GitOps repository, and Argo CD syncs NetBox at that very commit, Synced
+    and Healthy, before DNS moves. No commit the run makes holds a secret value."""
+    lab, (fake, api) = module_lab, argo
+    repo = tmp_path / "gitops.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(repo), str(seed))
+    (seed / "README.md").write_text("platform\n")
+    git(seed, "add", "README.md")
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed")
+    git(seed, "push", "-q", "origin", "HEAD:refs/heads/main")
+    seeded = git(repo, "rev-parse", "main").strip()
+    api.repo = lambda: git(repo, "rev-parse", "main").strip()
+    api.add("netbox-azure")  # NetBox already runs on azure's cluster, at an older commit
+
+    gitops = with_argo(lab, fake.url).gitops.model_copy(update={"git": GitSettings(repo=str(repo))})
+    inv = lab_inventory(lab, gitops=gitops, app_database=AppDatabaseSettings(via=AppsVia.GITOPS))
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(client, inv, FailoverInput(target=TargetChoice.AZURE, incident_started_at=at))
+    result: FailoverResult = await handle.result()
+
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    names = [s.name for s in result.steps]
+    assert names.index("promote") < names.index("repoint_apps") < names.index("dns_cutover")
+    repoint = next(s for s in result.steps if s.name == "repoint_apps")
+    assert repoint.outcome == StepOutcome.CHANGED, repoint
+    sha = git(repo, "rev-parse", "main").strip()
+    assert sha != seeded and "through GitOps at " + sha[:12] in repoint.detail, repoint.detail
+    # The overlay says where NetBox's database is, and where its credentials come from.
+    host = lab.inventory().site("azure").host
+    kustomization = yaml.safe_load(git(repo, "show", "main:apps/netbox/overlays/azure/kustomization.yaml"))
+    assert f"DB_HOST={host}" in kustomization["configMapGenerator"][0]["literals"]
+    secret = yaml.safe_load(git(repo, "show", "main:apps/netbox/overlays/azure/externalsecret.yaml"))
+    assert secret["spec"]["secretStoreRef"]["name"] == "azure-secrets"
+    # Argo CD was made to look at the repository now, synced, and runs that commit.
+    assert "netbox-azure" in api.refreshes
+    assert api.apps["netbox-azure"]["status"]["sync"]["revision"] == sha
+    assert api.apps["netbox-azure"]["status"]["health"]["status"] == "Healthy"
+    # No commit of the run holds a secret: not Argo CD's token, not the lab's TSIG key.
+    history = git(repo, "log", "-p", "--all")
+    secrets = [TOKEN]
+    if lab.tsig_file.exists():
+        secrets.append(lab.tsig_file.read_text().strip())
+    assert all(s and s not in history for s in secrets)
+    assert_failed_over(lab, "azure")

@@ -110,15 +110,28 @@ def test_inventory_check_reports_each_runbook(tmp_path: Path) -> None:
     assert out.exit_code == (0 if all(r["ready"] for r in runbooks.values()) else 1)
 
 
-def test_inventory_check_names_a_missing_capability_and_exits_1() -> None:
-    """The example (production's shape: infra by Terraform, apps listed) is valid, and every
-    runbook that repoints apps is not ready until GitOps does it: named, exit 1."""
+def test_inventory_check_of_the_example_is_ready_with_what_it_goes_without() -> None:
+    """The example (production's shape: infra by Terraform, apps through GitOps) is valid and
+    every runbook is ready: the apps are repointed through GitOps (``app_database.via``), not
+    by Terraform; what a runbook goes without is named."""
     out = CliRunner().invoke(app, ["inventory", "check", "--inventory", str(EXAMPLE)])
-    assert out.exit_code == 1, out.output
+    assert out.exit_code == 0, out.output
     assert f"inventory {EXAMPLE}: valid" in out.output
+    assert "failover to azure: ready" in out.output and "failover to gcp: ready" in out.output
+    assert "sites.gcp (CnpgPostgresDriver) has no 'rewind' or 'reclone' capability" in out.output
+
+
+def test_inventory_check_names_a_missing_capability_and_exits_1(tmp_path: Path) -> None:
+    """The same with the apps left to the infra driver (``app_database.via: infra``): Terraform
+    cannot repoint apps, so every failover and failback is not ready, named, exit 1."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["app_database"]["via"] = "infra"
+    changed = tmp_path / "inventory.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    out = CliRunner().invoke(app, ["inventory", "check", "--inventory", str(changed)])
+    assert out.exit_code == 1, out.output
     assert "failover to azure: not ready" in out.output and "burst: ready" in out.output
     assert "infra (TerraformInfraDriver) has no 'repoint_apps' capability" in out.output
-    assert "sites.gcp (CnpgPostgresDriver) has no 'rewind' or 'reclone' capability" in out.output
     assert "valid; not ready: failover to azure, failover to gcp" in out.output
 
 
