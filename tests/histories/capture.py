@@ -384,3 +384,35 @@ async def test_failover_retried(client: Client, lab: Lab, run_workers: Any) -> N
         RETRY_UPDATE, OperatorInput(by="oncall", step="repoint_apps", comment="fixed")
     )
     await save(handle, lab)
+
+
+async def test_failover_production_shaped(
+    client: Client, lab: Lab, run_workers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's shape: onprem and azure on site agents, gcp on CloudNativePG (the fake
+    Kubernetes API, the lab's real gcp server behind it), Terraform (its fake) preparing gcp's
+    cluster, the workloads synced by Flux (its fake API) before fencing, and NetBox's database
+    endpoint committed to the GitOps repository (a bare one) and applied by Flux at that commit
+    (``app_database.via: gitops``) before DNS moves."""
+    from hybridops.inventory import AppDatabaseSettings, AppsVia
+    from tests.lab.test_production_shape import cnpg_api, flux_gitops, production_shaped
+
+    work = lab.root / "production"  # under the lab's directory: scrubbed from the history
+    async with cnpg_api(lab, monkeypatch) as kubeapi, flux_gitops(lab, monkeypatch) as (gitops, _, _):
+        inv = production_shaped(
+            lab,
+            kubeapi,
+            work,
+            gitops=gitops,
+            workloads=["web"],
+            app_database=AppDatabaseSettings(via=AppsVia.GITOPS),
+        )
+        await run_workers(client, inv)
+        at = lab.break_site("onprem", agent=False)
+        handle = await start(
+            client,
+            inv,
+            _input(target=TargetChoice.GCP, incident_started_at=at),
+            "failover-production-shaped",
+        )
+        await save(handle, lab)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 from temporalio.client import Client, WorkflowFailureError
 
 from hybridops.constants import TaskQueue, WorkflowType
@@ -22,7 +25,13 @@ from hybridops.contracts.base import RunStatus, StepOutcome
 from hybridops.contracts.failback import FailbackResult
 from hybridops.contracts.failover import FailoverInput
 from hybridops.inventory import (
+    AppDatabaseSettings,
+    AppsVia,
     CnpgSettings,
+    FluxSettings,
+    GitOpsKind,
+    GitOpsSettings,
+    GitSettings,
     InfraKind,
     InfraSettings,
     Inventory,
@@ -31,6 +40,9 @@ from hybridops.inventory import (
 )
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
+from tests.fakes.argocd import TOKEN as ARGO_TOKEN
+from tests.fakes.argocd import FakeServer, serving
+from tests.fakes.flux import FakeKube
 from tests.fakes.kubeapi import FakeKubeApi, PromotingHooks
 from tests.lab.helpers import ask, assert_one_writer, dns_points_at, fenced, role, start, timeline
 
@@ -75,23 +87,33 @@ class LabHooks(PromotingHooks):
         await asyncio.to_thread(self.lab.pg_start, "gcp")
 
 
-@pytest_asyncio.fixture
-async def kubeapi(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeApi]:
+@asynccontextmanager
+async def cnpg_api(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeApi]:
+    """gcp's CloudNativePG: the fake Kubernetes API with the cluster ``db/pg-gcp``, a replica
+    cluster of onprem whose instance is the lab's real gcp server."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     fake = FakeKubeApi(token=TOKEN, hooks=LabHooks(lab))
     await fake.start()
-    row = ask(lab, "gcp", "SELECT system_identifier::text FROM pg_control_system()")
-    assert row is not None
-    fake.add_cluster(
-        "pg-gcp",
-        "db",
-        replica_of="onprem",
-        external={"onprem": lab.ip("onprem"), "azure": lab.ip("azure"), "pg-gcp": lab.ip("gcp")},
-        system_id=str(row[0]),
-        timeline=timeline(lab, "onprem"),
-    )
-    yield fake
-    await fake.stop()
+    try:
+        row = ask(lab, "gcp", "SELECT system_identifier::text FROM pg_control_system()")
+        assert row is not None
+        fake.add_cluster(
+            "pg-gcp",
+            "db",
+            replica_of="onprem",
+            external={"onprem": lab.ip("onprem"), "azure": lab.ip("azure"), "pg-gcp": lab.ip("gcp")},
+            system_id=str(row[0]),
+            timeline=timeline(lab, "onprem"),
+        )
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest_asyncio.fixture
+async def kubeapi(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeApi]:
+    async with cnpg_api(lab, monkeypatch) as fake:
+        yield fake
 
 
 def production_shaped(lab: Lab, kubeapi: FakeKubeApi, tmp_path: Path, **changes: Any) -> Inventory:
@@ -112,8 +134,8 @@ def production_shaped(lab: Lab, kubeapi: FakeKubeApi, tmp_path: Path, **changes:
     }
     roots = tmp_path / "roots"
     for cloud in ("azure", "gcp"):
-        shutil.copytree(ROOT / "infra" / "terraform" / cloud, roots / cloud)
-    (tmp_path / "tf").mkdir()
+        shutil.copytree(ROOT / "infra" / "terraform" / cloud, roots / cloud, dirs_exist_ok=True)
+    (tmp_path / "tf").mkdir(exist_ok=True)
     infra = InfraSettings(
         driver=InfraKind.TERRAFORM,
         terraform=TerraformSettings(
@@ -199,3 +221,105 @@ async def test_a_failback_from_the_cnpg_site_completes(
     cluster = kubeapi.clusters[("db", "pg-gcp")]
     assert cluster["metadata"]["annotations"].get("cnpg.io/fencedInstances") == '["*"]'
     assert role(lab, "gcp") in ("down", "standby")
+
+
+KUBECONFIG_ENV = "HYBRIDOPS_TEST_PROD_SHAPE_FLUX_KUBECONFIG"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@asynccontextmanager
+async def flux_gitops(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[GitOpsSettings, FakeKube, Path]]:
+    """The GitOps side of production for gcp: a bare GitOps repository (under the lab's
+    directory), and Flux on gcp's cluster (the fake Kubernetes API of tests/fakes/flux.py,
+    reached through a kubeconfig's ``ctx-gcp`` context) whose GitRepository ``platform``
+    fetches that repository."""
+    repo = lab.root / "gitops.git"
+    shutil.rmtree(repo, ignore_errors=True)
+    git(lab.root, "init", "-q", "--bare", "-b", "main", str(repo))
+    seed = lab.root / "gitops-seed"
+    shutil.rmtree(seed, ignore_errors=True)
+    git(lab.root, "clone", "-q", str(repo), str(seed))
+    (seed / "README.md").write_text("platform\n")
+    git(seed, "add", "README.md")
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed")
+    git(seed, "push", "-q", "origin", "HEAD:refs/heads/main")
+    kube = FakeKube(repo=lambda: git(repo, "rev-parse", "main").strip())
+    kube.add_source("platform")
+    server = FakeServer(handler=kube.handle)
+    async with serving(server):
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "gke-dr", "cluster": {"server": server.url}}],
+            "users": [{"name": "hybridops", "user": {"token": ARGO_TOKEN}}],
+            "contexts": [{"name": "ctx-gcp", "context": {"cluster": "gke-dr", "user": "hybridops"}}],
+            "current-context": "ctx-gcp",
+        }
+        monkeypatch.setenv(KUBECONFIG_ENV, yaml.safe_dump(config))
+        settings = GitOpsSettings(
+            driver=GitOpsKind.FLUX,
+            timeout_s=10.0,
+            poll_s=0.05,
+            flux=FluxSettings(
+                kubeconfig_ref=f"env:{KUBECONFIG_ENV}",
+                context_template="ctx-{cloud}",
+                kustomization_template="{app}-{cloud}",
+                kustomization_spec={
+                    "path": "./apps/{app}/overlays/{cloud}",
+                    "interval": "10m",
+                    "sourceRef": {"kind": "GitRepository", "name": "platform"},
+                },
+            ),
+            git=GitSettings(repo=str(repo)),
+        )
+        yield settings, kube, repo
+
+
+async def test_a_production_shaped_failover_moves_the_apps_through_flux(
+    client: Client,
+    lab: Lab,
+    kubeapi: FakeKubeApi,
+    run_workers: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Production's whole shape (issue 17): agents for onprem and azure, gcp on CloudNativePG,
+    Terraform preparing gcp's cluster, the workloads synced by Flux before anything is fenced,
+    and NetBox's database endpoint committed to the GitOps repository and applied by Flux at
+    that commit before DNS moves."""
+    async with flux_gitops(lab, monkeypatch) as (gitops, kube, repo):
+        inv = production_shaped(
+            lab,
+            kubeapi,
+            tmp_path,
+            gitops=gitops,
+            workloads=["web"],
+            app_database=AppDatabaseSettings(via=AppsVia.GITOPS),
+        )
+        await run_workers(client, inv)
+        at = lab.break_site("onprem", agent=False)
+        handle = await start(client, inv, FailoverInput(target="gcp", incident_started_at=at))
+        result = await handle.result()
+
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    names = [s.name for s in result.steps]
+    assert names.index("prepare_target") < names.index("sync_workloads") < names.index("fence_old_primary")
+    assert names.index("promote") < names.index("repoint_apps") < names.index("dns_cutover")
+    assert '"apply"' in (tmp_path / "tf" / "calls.jsonl").read_text()
+    sha = git(repo, "rev-parse", "main").strip()
+    overlay = yaml.safe_load(git(repo, "show", "main:apps/netbox/overlays/gcp/kustomization.yaml"))
+    assert f"DB_HOST={lab.inventory().site('gcp').host}" in overlay["configMapGenerator"][0]["literals"]
+    # Flux fetched the commit at once and applied it, Ready.
+    assert "platform" in kube.source_requests
+    netbox = kube.objects["netbox-gcp"]
+    assert netbox["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
+    assert netbox["spec"]["path"] == "./apps/netbox/overlays/gcp"
+    assert kube.objects["web-gcp"]["status"]["conditions"][0]["status"] == "True"
+    assert TOKEN not in git(repo, "log", "-p", "--all") and ARGO_TOKEN not in git(repo, "log", "-p", "--all")
+    assert kubeapi.clusters[("db", "pg-gcp")]["status"]["timelineID"] == 2
+    assert dns_points_at(lab) == "gcp" and assert_one_writer(lab) == "gcp"
