@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from drivers.gitops.flux import REQUESTED_AT
@@ -147,3 +148,18 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target.pop(key, None)
         else:
             target[key] = value
+
+
+def kubeconfig(url: str, context: str) -> str:
+    """A kubeconfig (YAML) whose current context ``context`` reaches ``url`` with the fake's
+    token."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": url}}],
+            "users": [{"name": "hybridops", "user": {"token": TOKEN}}],
+            "contexts": [{"name": context, "context": {"cluster": "fake", "user": "hybridops"}}],
+            "current-context": context,
+        }
+    )

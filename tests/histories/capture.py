@@ -394,19 +394,11 @@ async def test_failover_production_shaped(
     cluster, the workloads synced by Flux (its fake API) before fencing, and NetBox's database
     endpoint committed to the GitOps repository (a bare one) and applied by Flux at that commit
     (``app_database.via: gitops``) before DNS moves."""
-    from hybridops.inventory import AppDatabaseSettings, AppsVia
-    from tests.lab.test_production_shape import cnpg_api, flux_gitops, production_shaped
+    from tests.lab.test_production_shape import cnpg_api, flux_gitops, production_shaped, through_gitops
 
     work = lab.root / "production"  # under the lab's directory: scrubbed from the history
     async with cnpg_api(lab, monkeypatch) as kubeapi, flux_gitops(lab, monkeypatch) as (gitops, _, _):
-        inv = production_shaped(
-            lab,
-            kubeapi,
-            work,
-            gitops=gitops,
-            workloads=["web"],
-            app_database=AppDatabaseSettings(via=AppsVia.GITOPS),
-        )
+        inv = production_shaped(lab, kubeapi, work, **through_gitops(gitops))
         await run_workers(client, inv)
         at = lab.break_site("onprem", agent=False)
         handle = await start(

@@ -7,7 +7,6 @@ module, reset between cases; each ends with one writable server and DNS at it.""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from hybridops.inventory import (
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.fakes.argocd import TOKEN, FakeArgo, FakeServer, serving
+from tests.fakes.gitrepo import head, run_git, seeded_bare
 from tests.lab.helpers import assert_failed_over, assert_one_writer, dns_points_at, role, start
 
 TOKEN_ENV = "HYBRIDOPS_TEST_ARGOCD_TOKEN"
@@ -123,10 +123,6 @@ async def test_a_sync_that_never_gets_healthy_stops_before_the_fence_and_dns_nam
     assert assert_one_writer(lab) == "onprem"
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 async def test_the_apps_database_is_gitops_desired_state_synced_before_dns_moves(
     client: Client,
     module_lab: Lab,
@@ -139,16 +135,9 @@ async def test_the_apps_database_is_gitops_desired_state_synced_before_dns_moves
     committed to the GitOps repository, and Argo CD syncs NetBox at that very commit, Synced
     and Healthy, before DNS moves. No commit the run makes holds a secret value."""
     lab, (fake, api) = module_lab, argo
-    repo = tmp_path / "gitops.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "-q", str(repo), str(seed))
-    (seed / "README.md").write_text("platform\n")
-    git(seed, "add", "README.md")
-    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed")
-    git(seed, "push", "-q", "origin", "HEAD:refs/heads/main")
-    seeded = git(repo, "rev-parse", "main").strip()
-    api.repo = lambda: git(repo, "rev-parse", "main").strip()
+    repo = seeded_bare(tmp_path)
+    seeded = head(repo)
+    api.repo = lambda: head(repo)
     api.add("netbox-azure")  # NetBox already runs on azure's cluster, at an older commit
 
     gitops = with_argo(lab, fake.url).gitops.model_copy(update={"git": GitSettings(repo=str(repo))})
@@ -163,20 +152,22 @@ async def test_the_apps_database_is_gitops_desired_state_synced_before_dns_moves
     assert names.index("promote") < names.index("repoint_apps") < names.index("dns_cutover")
     repoint = next(s for s in result.steps if s.name == "repoint_apps")
     assert repoint.outcome == StepOutcome.CHANGED, repoint
-    sha = git(repo, "rev-parse", "main").strip()
+    sha = head(repo)
     assert sha != seeded and "through GitOps at " + sha[:12] in repoint.detail, repoint.detail
     # The overlay says where NetBox's database is, and where its credentials come from.
     host = lab.inventory().site("azure").host
-    kustomization = yaml.safe_load(git(repo, "show", "main:apps/netbox/overlays/azure/kustomization.yaml"))
+    kustomization = yaml.safe_load(
+        run_git(repo, "show", "main:apps/netbox/overlays/azure/kustomization.yaml")
+    )
     assert f"DB_HOST={host}" in kustomization["configMapGenerator"][0]["literals"]
-    secret = yaml.safe_load(git(repo, "show", "main:apps/netbox/overlays/azure/externalsecret.yaml"))
+    secret = yaml.safe_load(run_git(repo, "show", "main:apps/netbox/overlays/azure/externalsecret.yaml"))
     assert secret["spec"]["secretStoreRef"]["name"] == "azure-secrets"
     # Argo CD was made to look at the repository now, synced, and runs that commit.
     assert "netbox-azure" in api.refreshes
     assert api.apps["netbox-azure"]["status"]["sync"]["revision"] == sha
     assert api.apps["netbox-azure"]["status"]["health"]["status"] == "Healthy"
     # No commit of the run holds a secret: not Argo CD's token, not the lab's TSIG key.
-    history = git(repo, "log", "-p", "--all")
+    history = run_git(repo, "log", "-p", "--all")
     secrets = [TOKEN]
     if lab.tsig_file.exists():
         secrets.append(lab.tsig_file.read_text().strip())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,7 +41,8 @@ from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.fakes.argocd import TOKEN as ARGO_TOKEN
 from tests.fakes.argocd import FakeServer, serving
-from tests.fakes.flux import FakeKube
+from tests.fakes.flux import FakeKube, kubeconfig
+from tests.fakes.gitrepo import head, run_git, seeded_bare
 from tests.fakes.kubeapi import FakeKubeApi, PromotingHooks
 from tests.lab.helpers import ask, assert_one_writer, dns_points_at, fenced, role, start, timeline
 
@@ -226,10 +226,6 @@ async def test_a_failback_from_the_cnpg_site_completes(
 KUBECONFIG_ENV = "HYBRIDOPS_TEST_PROD_SHAPE_FLUX_KUBECONFIG"
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 @asynccontextmanager
 async def flux_gitops(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
@@ -238,29 +234,12 @@ async def flux_gitops(
     directory), and Flux on gcp's cluster (the fake Kubernetes API of tests/fakes/flux.py,
     reached through a kubeconfig's ``ctx-gcp`` context) whose GitRepository ``platform``
     fetches that repository."""
-    repo = lab.root / "gitops.git"
-    shutil.rmtree(repo, ignore_errors=True)
-    git(lab.root, "init", "-q", "--bare", "-b", "main", str(repo))
-    seed = lab.root / "gitops-seed"
-    shutil.rmtree(seed, ignore_errors=True)
-    git(lab.root, "clone", "-q", str(repo), str(seed))
-    (seed / "README.md").write_text("platform\n")
-    git(seed, "add", "README.md")
-    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed")
-    git(seed, "push", "-q", "origin", "HEAD:refs/heads/main")
-    kube = FakeKube(repo=lambda: git(repo, "rev-parse", "main").strip())
+    repo = seeded_bare(lab.root)
+    kube = FakeKube(repo=lambda: head(repo))
     kube.add_source("platform")
     server = FakeServer(handler=kube.handle)
     async with serving(server):
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "gke-dr", "cluster": {"server": server.url}}],
-            "users": [{"name": "hybridops", "user": {"token": ARGO_TOKEN}}],
-            "contexts": [{"name": "ctx-gcp", "context": {"cluster": "gke-dr", "user": "hybridops"}}],
-            "current-context": "ctx-gcp",
-        }
-        monkeypatch.setenv(KUBECONFIG_ENV, yaml.safe_dump(config))
+        monkeypatch.setenv(KUBECONFIG_ENV, kubeconfig(server.url, "ctx-gcp"))
         settings = GitOpsSettings(
             driver=GitOpsKind.FLUX,
             timeout_s=10.0,
@@ -280,6 +259,12 @@ async def flux_gitops(
         yield settings, kube, repo
 
 
+def through_gitops(gitops: GitOpsSettings) -> dict[str, Any]:
+    """The inventory's changes for production's GitOps: the workload ``web`` synced by
+    ``gitops`` before fencing, the apps' database endpoint committed and synced."""
+    return {"gitops": gitops, "workloads": ["web"], "app_database": AppDatabaseSettings(via=AppsVia.GITOPS)}
+
+
 async def test_a_production_shaped_failover_moves_the_apps_through_flux(
     client: Client,
     lab: Lab,
@@ -293,14 +278,7 @@ async def test_a_production_shaped_failover_moves_the_apps_through_flux(
     and NetBox's database endpoint committed to the GitOps repository and applied by Flux at
     that commit before DNS moves."""
     async with flux_gitops(lab, monkeypatch) as (gitops, kube, repo):
-        inv = production_shaped(
-            lab,
-            kubeapi,
-            tmp_path,
-            gitops=gitops,
-            workloads=["web"],
-            app_database=AppDatabaseSettings(via=AppsVia.GITOPS),
-        )
+        inv = production_shaped(lab, kubeapi, tmp_path, **through_gitops(gitops))
         await run_workers(client, inv)
         at = lab.break_site("onprem", agent=False)
         handle = await start(client, inv, FailoverInput(target="gcp", incident_started_at=at))
@@ -311,8 +289,8 @@ async def test_a_production_shaped_failover_moves_the_apps_through_flux(
     assert names.index("prepare_target") < names.index("sync_workloads") < names.index("fence_old_primary")
     assert names.index("promote") < names.index("repoint_apps") < names.index("dns_cutover")
     assert '"apply"' in (tmp_path / "tf" / "calls.jsonl").read_text()
-    sha = git(repo, "rev-parse", "main").strip()
-    overlay = yaml.safe_load(git(repo, "show", "main:apps/netbox/overlays/gcp/kustomization.yaml"))
+    sha = head(repo)
+    overlay = yaml.safe_load(run_git(repo, "show", "main:apps/netbox/overlays/gcp/kustomization.yaml"))
     assert f"DB_HOST={lab.inventory().site('gcp').host}" in overlay["configMapGenerator"][0]["literals"]
     # Flux fetched the commit at once and applied it, Ready.
     assert "platform" in kube.source_requests
@@ -320,6 +298,7 @@ async def test_a_production_shaped_failover_moves_the_apps_through_flux(
     assert netbox["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
     assert netbox["spec"]["path"] == "./apps/netbox/overlays/gcp"
     assert kube.objects["web-gcp"]["status"]["conditions"][0]["status"] == "True"
-    assert TOKEN not in git(repo, "log", "-p", "--all") and ARGO_TOKEN not in git(repo, "log", "-p", "--all")
+    commits = run_git(repo, "log", "-p", "--all")
+    assert TOKEN not in commits and ARGO_TOKEN not in commits
     assert kubeapi.clusters[("db", "pg-gcp")]["status"]["timelineID"] == 2
     assert dns_points_at(lab) == "gcp" and assert_one_writer(lab) == "gcp"

@@ -5,7 +5,6 @@ or Flux at that very commit, against a real bare repository and the fake APIs.""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ from hybridops.inventory import (
     parse_inventory,
 )
 from tests.fakes.argocd import REVISION, TOKEN, FakeArgo, FakeServer, serving
-from tests.fakes.flux import FakeKube
+from tests.fakes.flux import FakeKube, kubeconfig
+from tests.fakes.gitrepo import head, run_git, seeded_bare
 
 RUN = "failover-2026-12-06-abc"
 DB = AppDatabase(site="gcp", host="10.30.0.5", port=5432, dbname="netbox")
@@ -36,26 +36,9 @@ TOKEN_ENV = "HYBRIDOPS_TEST_APPDB_TOKEN"
 KUBECONFIG_ENV = "HYBRIDOPS_TEST_APPDB_KUBECONFIG"
 
 
-def run_git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def bare(tmp_path: Path) -> Path:
-    """A bare GitOps repository with one commit on ``main``."""
-    repo = tmp_path / "gitops.git"
-    run_git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
-    seed = tmp_path / "seed"
-    run_git(tmp_path, "clone", "-q", str(repo), str(seed))
-    (seed / "README.md").write_text("platform\n")
-    run_git(seed, "add", "README.md")
-    run_git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed")
-    run_git(seed, "push", "-q", "origin", "HEAD:refs/heads/main")
-    return repo
-
-
-def head(repo: Path) -> str:
-    return run_git(repo, "rev-parse", "main").strip()
+    return seeded_bare(tmp_path)
 
 
 def show(repo: Path, path: str) -> Any:
@@ -184,15 +167,7 @@ async def test_an_argocd_sync_that_never_gets_healthy_names_the_app(
 async def test_flux_fetches_the_source_and_applies_the_commit_it_made(
     bare: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "gcp", "cluster": {"server": server.url}}],
-        "users": [{"name": "hybridops", "user": {"token": TOKEN}}],
-        "contexts": [{"name": "ctx-gcp", "context": {"cluster": "gcp", "user": "hybridops"}}],
-        "current-context": "ctx-gcp",
-    }
-    monkeypatch.setenv(KUBECONFIG_ENV, yaml.safe_dump(config))
+    monkeypatch.setenv(KUBECONFIG_ENV, kubeconfig(server.url, "ctx-gcp"))
     kube = FakeKube(repo=lambda: head(bare))
     kube.add_source("platform")  # fetched the seed commit
     server.handler = kube.handle

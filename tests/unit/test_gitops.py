@@ -39,6 +39,7 @@ from hybridops.inventory import (
 )
 from tests.fakes.argocd import REVISION, TOKEN, FakeArgo, FakeServer, serving
 from tests.fakes.flux import KS_PATH, FakeKube
+from tests.fakes.gitrepo import run_git, seeded_bare
 
 TOKEN_ENV = "HYBRIDOPS_TEST_GITOPS_TOKEN"
 RUN = "burst-2026-11-26-abc"
@@ -340,22 +341,10 @@ def test_flux_needs_a_spec() -> None:
 # --------------------------------------------------------------------------- git
 
 
-def run_git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def bare(tmp_path: Path) -> Path:
     """A bare GitOps repository with one commit on ``main`` (a README)."""
-    repo = tmp_path / "gitops.git"
-    run_git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
-    seed = tmp_path / "seed"
-    run_git(tmp_path, "clone", "-q", str(repo), str(seed))
-    (seed / "README.md").write_text("platform\n")
-    run_git(seed, "add", "README.md")
-    run_git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed")
-    run_git(seed, "push", "-q", "origin", "HEAD:refs/heads/main")
-    return repo
+    return seeded_bare(tmp_path)
 
 
 def git_driver(repo: Path | str, **extra: Any) -> GitDriver:
