@@ -253,7 +253,10 @@ class LabLinks:
         if cut and not running:
             raise LabError("the lab's links are not running (`hybridops lab up` starts them)")
         now = read_cut(self.dir)[1]
-        generation = write_cut(self.dir, now | chosen if cut else now - chosen)
+        wanted = now | chosen if cut else now - chosen
+        if wanted == now:
+            return sorted(now)
+        generation = write_cut(self.dir, wanted)
         if running:
             self._wait_applied(generation)
         return self.cut_links()

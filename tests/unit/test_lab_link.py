@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from hybridops.cli import app
 from hybridops.errors import ConfigError
 from hybridops.lab import Lab, LabPorts
 from hybridops.lab.link import Link, Relay, applied, read_cut, serve, write_cut, write_links
@@ -179,3 +181,14 @@ def test_a_cut_names_the_observers_links_and_never_its_own_server(tmp_path: Path
     with pytest.raises(LabError, match="links are not running"):
         lab.cut("azure", "onprem")
     assert read_cut(lab.links_dir)[1] == set()
+
+
+def test_the_cli_names_what_it_cannot_cut_and_heals_nothing_quietly(tmp_path: Path) -> None:
+    env = {"HYBRIDOPS_HOME": str(tmp_path)}
+    same = CliRunner().invoke(app, ["lab", "cut", "azure", "azure"], env=env)
+    assert same.exit_code == 2 and "azure's agent reaches its own server directly" in same.output
+    down = CliRunner().invoke(app, ["lab", "cut", "azure", "onprem"], env=env)
+    assert down.exit_code == 2 and "links are not running" in down.output
+    healed = CliRunner().invoke(app, ["lab", "heal"], env=env)
+    assert healed.exit_code == 0 and "no link cut" in healed.output
+    assert not (tmp_path / "lab" / "links").exists()  # nothing to change: nothing written
