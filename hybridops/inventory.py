@@ -669,6 +669,12 @@ class Inventory(Strict):
                 raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'agent'")
             if kind == PostgresKind.CNPG and site.cnpg is None:
                 raise ValueError(f"sites.{name}.cnpg: required by postgres driver 'cnpg'")
+            for observer in site.probe_addresses:
+                if observer not in self.sites or observer == name:
+                    raise ValueError(
+                        f"sites.{name}.probe_addresses.{observer}: not another site of the inventory"
+                        f" ({', '.join(n for n in self.sites if n != name)})"
+                    )
         queues = [self.site_queue(n) for n in self.sites]
         twice = sorted({q for q in queues if queues.count(q) > 1})
         if twice:

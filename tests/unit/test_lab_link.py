@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from hybridops.cli import app
 from hybridops.errors import ConfigError
+from hybridops.inventory import Inventory
 from hybridops.lab import Lab, LabPorts
 from hybridops.lab.link import Link, Relay, applied, read_cut, serve, write_cut, write_links
 from hybridops.lab.processes import LabError
@@ -192,3 +195,12 @@ def test_the_cli_names_what_it_cannot_cut_and_heals_nothing_quietly(tmp_path: Pa
     healed = CliRunner().invoke(app, ["lab", "heal"], env=env)
     assert healed.exit_code == 0 and "no link cut" in healed.output
     assert not (tmp_path / "lab" / "links").exists()  # nothing to change: nothing written
+
+
+def test_a_probe_address_for_a_site_the_inventory_lacks_is_refused(tmp_path: Path) -> None:
+    data = Lab(tmp_path, LabPorts(net="127.90.249")).inventory().model_dump(mode="json")
+    for observer in ("aws", "onprem"):  # no such site; the server's own site
+        bad = copy.deepcopy(data)
+        bad["sites"]["onprem"]["probe_addresses"][observer] = {"host": "127.0.0.9", "port": 5432}
+        with pytest.raises(ValidationError, match=f"probe_addresses.{observer}: not another site"):
+            Inventory.model_validate(bad)
