@@ -7,13 +7,16 @@ A frozen primary (every process SIGSTOPped: its port still accepts connections) 
 2 s blip; a hung one is failed over and its server isolated (killed, so it cannot wake and
 write); a dead one is failed over, and the run's RTO is the writer's own outage. One agent cut
 off from the primary (its link's relay partitioned: hybridops/lab/link.py) is one view: it
-starts nothing, whatever the length of the cut."""
+starts nothing, whatever the length of the cut, and reaches people as HybridOpsAgentCutOff."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecution
@@ -149,6 +152,14 @@ def view(lab: Lab, observer: str, of: str = "onprem") -> float | None:
     return lab.monitoring.query_scalar(expr)
 
 
+def cut_off(lab: Lab, of: str = "onprem") -> list[str]:
+    """The agents Alertmanager says are cut off from ``of`` (HybridOpsAgentCutOff, active)."""
+    flt = urllib.parse.urlencode({"filter": 'alertname="HybridOpsAgentCutOff"', "active": "true"})
+    with urllib.request.urlopen(f"{lab.monitoring.alertmanager_url}/api/v2/alerts?{flt}", timeout=2) as resp:
+        alerts = json.loads(resp.read())
+    return sorted(a["labels"]["observer"] for a in alerts if a["labels"].get("site") == of)
+
+
 async def test_one_agent_cut_off_from_the_primary_starts_no_failover(
     client: Client, monitored_lab: Lab, run_workers: object
 ) -> None:
@@ -169,14 +180,19 @@ async def test_one_agent_cut_off_from_the_primary_starts_no_failover(
             return silent is not None and silent > threshold
 
         await eventually("azure's view: onprem silent past tolerance", azure_sees_onprem_silent, timeout=30)
-        # Three times the tolerance cut off: time enough for an alert to fire and a run to start
-        # many times over, had one view counted (detection takes about 2.5 s after a kill).
-        while time.monotonic() - began < 3 * tolerance:
+        # Three times the tolerance cut off at least: time enough for an alert to fire and a run
+        # to start many times over, had one view counted (detection takes about 2.5 s after a
+        # kill); and until the finding reaches people (HybridOpsAgentCutOff, after 5 s).
+        found: list[str] = []
+        while time.monotonic() - began < 3 * tolerance or not found:
+            assert time.monotonic() - began < 60, "no HybridOpsAgentCutOff in Alertmanager within 60 s"
             assert await runs(client, lab) == [], "one agent cut off from the primary started a failover"
             for observer in ("onprem", "gcp"):
                 seen = await asyncio.to_thread(view, lab, observer)
                 assert seen is not None and seen < 1, (observer, seen)
+            found = found or await asyncio.to_thread(cut_off, lab)
             await asyncio.sleep(0.25)
+        assert found == ["azure"], found
         silent = await asyncio.to_thread(view, lab, "azure")
         assert silent is not None and silent > 2 * tolerance, silent
         log = lab.log("agent-azure").read_text()
