@@ -207,7 +207,9 @@ class LabLinks:
         return self.layout.ip(site), self.layout.ports.pg
 
     def start(self) -> None:
-        """Start the relays (idempotent), cut as ``cut.json`` says; back once they listen."""
+        """Start the relays (idempotent), cut as ``cut.json`` says; back once they listen. Not
+        among the processes ``stop_code`` restarts: the agents' probes go through it, and a
+        lab whose links went away between two test cases would see the primary go silent."""
         if self.processes.pid(LINKS):
             return
         write_links(self.dir, self.links())
