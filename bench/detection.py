@@ -11,13 +11,16 @@ Nothing but the agents' alert starts a failover. For each of N rounds of each fa
 * ``host``: onprem's server and its agent killed (the host died);
 * ``hang``: every process of onprem's server stopped (SIGSTOP) until the run isolates it
   (kills it), well past the tolerance; its port still accepts connections;
-* ``blip``: the same for 2 s, the policy's blip tolerance: it must start nothing.
+* ``blip``: the same for 2 s, the policy's blip tolerance: it must start nothing;
+* ``cut``: azure's agent cut off from onprem's server (``lab cut azure onprem``: its link's relay
+  black-holed) for three times the tolerance, the other agents and the writer untouched: one
+  observer's view, it must start nothing.
 
 Each round starts from the starting topology (``lab reset``) with the writer warmed up and every
 agent seeing onprem take its writes. It prints, per fault, the write outage as the writer saw it
 (its last acknowledged write on onprem to its first on the new primary: median, p95, max), the
 runs' RTO split (detection, decision, execution, reconnect), false failovers (a run after a
-blip, or a second run for one incident: must be 0) and missed ones (no run after a kill or a
+blip or a cut, or a second run for one incident: must be 0) and missed ones (no run after a kill or a
 hang: must be 0). Figures, never assertions; the lab is torn down at the end.
 
 With ``--patroni`` (``make bench-detection`` passes it), once the lab is down, the same host
@@ -59,7 +62,11 @@ from hybridops.policy import load_policy
 
 PORTS = LabPorts(net="127.78.0", pg=26432, dns=26353, temporal=27333, ui=28333)
 """The bench lab's addresses: apart from the demo lab's, bench/failover.py's and the tests'."""
-FAULTS = ("kill", "host", "hang", "blip")
+FAULTS = ("kill", "host", "hang", "blip", "cut")
+HARMLESS = ("blip", "cut")
+"""The faults that must start no run."""
+CUT_TOLERANCES = 3
+"""How long a ``cut`` lasts, in blip tolerances."""
 WARMUP_ACKS = 50
 RUN_TIMEOUT_S = 120.0
 QUIET_S = 8.0
@@ -114,6 +121,18 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
         r.error = f"setup: {type(err).__name__}: {err}"
         return r
     at = datetime.now(UTC)
+    if fault == "cut":
+        began = time.monotonic()
+        lab.cut("azure", "onprem")
+        try:
+            await asyncio.sleep(CUT_TOLERANCES * load_policy(inv.policy).detection.blip_tolerance_s)
+        finally:
+            lab.heal()
+        log(f"cut {number}: azure cut off from onprem {time.monotonic() - began:.3f} s")
+        await asyncio.sleep(QUIET_S)  # a window to watch: a run must not start in it
+        r.runs = len(await runs_since(client, inv, at))
+        r.status = "no run" if r.runs == 0 else "FALSE FAILOVER"
+        return r
     if fault == "kill":
         lab.kill_site("onprem")
     elif fault == "host":
@@ -202,8 +221,8 @@ def report(results: list[Round], patroni: PatroniResult | None = None) -> None:
     for fault in FAULTS:
         rs = [r for r in results if r.fault == fault]
         outages = [r.outage_s for r in rs if r.outage_s is not None]
-        false = sum(r.runs for r in rs) if fault == "blip" else sum(max(0, r.runs - 1) for r in rs)
-        missed = 0 if fault == "blip" else sum(1 for r in rs if r.runs == 0)
+        false = sum(r.runs for r in rs) if fault in HARMLESS else sum(max(0, r.runs - 1) for r in rs)
+        missed = 0 if fault in HARMLESS else sum(1 for r in rs if r.runs == 0)
         false_total += false
         missed_total += missed
 

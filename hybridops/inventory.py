@@ -183,6 +183,13 @@ class CnpgSettings(Strict):
     """How often the ``Cluster`` is read again while waiting for it."""
 
 
+class ProbeAddress(Strict):
+    """A ``host`` and ``port`` one observer reaches a server at (:attr:`SiteConfig.probe_addresses`)."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
 class SiteConfig(Strict):
     """One PostgreSQL server and the site it stands for."""
 
@@ -201,6 +208,10 @@ class SiteConfig(Strict):
     """The task queue of this site's agent; ``hybridops-db-<site>`` when absent."""
     cnpg: CnpgSettings | None = None
     """Required by the ``cnpg`` driver: the CloudNativePG cluster that is this site's database."""
+    probe_addresses: dict[str, ProbeAddress] = {}
+    """Where another site's agent reaches this server for its liveness probes, by that agent's
+    site, when not at ``host``/``port``: a private endpoint per site, or the lab's relay per
+    link (:mod:`hybridops.lab.link`), which ``lab cut`` partitions one link at a time."""
 
     @field_validator("driver", mode="before")
     @classmethod
@@ -688,6 +699,12 @@ class Inventory(Strict):
                 raise ValueError(f"sites.{name}.data_dir: required by postgres driver 'agent'")
             if kind == PostgresKind.CNPG and site.cnpg is None:
                 raise ValueError(f"sites.{name}.cnpg: required by postgres driver 'cnpg'")
+            for observer in site.probe_addresses:
+                if observer not in self.sites or observer == name:
+                    raise ValueError(
+                        f"sites.{name}.probe_addresses.{observer}: not another site of the inventory"
+                        f" ({', '.join(n for n in self.sites if n != name)})"
+                    )
         if self.app_database.via == AppsVia.GITOPS and self.apps and not self.gitops.git.repo:
             raise ValueError(
                 "app_database.via: 'gitops' commits the apps' database endpoint to the GitOps "
@@ -715,6 +732,13 @@ class Inventory(Strict):
     def queue(self, queue: StrEnum) -> str:
         """The real name of a task queue for this inventory."""
         return queue.value + self.task_queue_suffix
+
+    def probe_address(self, site: str, observer: str) -> tuple[str, int]:
+        """Where ``observer``'s agent reaches ``site``'s server: its probe address for that
+        observer (:attr:`SiteConfig.probe_addresses`), else its ``host`` and ``port``."""
+        cfg = self.site(site)
+        via = cfg.probe_addresses.get(observer)
+        return (via.host, via.port) if via is not None else (cfg.host, cfg.port)
 
     def site(self, name: str) -> SiteConfig:
         """The site called ``name``; a :class:`ConfigError` naming it otherwise."""

@@ -190,9 +190,10 @@ class LivenessProbe:
 
     async def _connect(self, site: str) -> psycopg.AsyncConnection[Any]:
         cfg = self.inventory.site(site)
+        host, port = self.inventory.probe_address(site, self.observer)
         conn = await psycopg.AsyncConnection.connect(
-            host=cfg.host,
-            port=cfg.port,
+            host=host,
+            port=port,
             dbname=cfg.dbname,
             user=cfg.user,
             password=resolve_secret(cfg.password_ref),

@@ -147,6 +147,30 @@ def lab_stop_server(site: str) -> None:
     console.print(f"{site}'s server stopped")
 
 
+@lab_app.command("cut")
+def lab_cut(
+    observer: Annotated[str, typer.Argument(help="The site whose agent is cut off: onprem, azure, gcp")],
+    site: Annotated[
+        str | None, typer.Argument(help="The server it no longer reaches; default: every other site's")
+    ] = None,
+) -> None:
+    """A network partition: OBSERVER's agent no longer reaches SITE's server (its probes hang,
+    as on a black-holed route); every other path stays up. One agent cut off from the primary
+    is one view: it must start no failover. ``lab heal`` restores."""
+    cut = _lab().cut(observer, site)
+    console.print(f"cut: {', '.join(cut)}")
+
+
+@lab_app.command("heal")
+def lab_heal(
+    observer: Annotated[str | None, typer.Argument(help="Whose links to heal; default: all")] = None,
+    site: Annotated[str | None, typer.Argument(help="The server; default: every site's")] = None,
+) -> None:
+    """Restore the links ``lab cut`` cut (all of them by default)."""
+    cut = _lab().heal(observer, site)
+    console.print(f"still cut: {', '.join(cut)}" if cut else "no link cut")
+
+
 @lab_app.command("load")
 def lab_load(load: Annotated[float, typer.Argument(help="The on-prem load a burst reads, 0..1")]) -> None:
     """Set the lab's on-prem load (what a burst's hold loop reads)."""

@@ -21,6 +21,7 @@ from hybridops.inventory import (
     Inventory,
     Placement,
     PostgresSettings,
+    ProbeAddress,
     SignalsSettings,
     SiteConfig,
     TemporalSettings,
@@ -61,6 +62,14 @@ def lab_inventory(
                 port=ports.pg,
                 dbname=DBNAME,
                 data_dir=layout.data_dir(name),
+                # Each other site's agent probes this server through its own link's relay, so
+                # `lab cut` can partition one observer alone (hybridops/lab/link.py).
+                probe_addresses={
+                    observer: ProbeAddress(host=host, port=port)
+                    for observer in SITES
+                    if observer != name
+                    for host, port in [layout.link_address(observer, name)]
+                },
             )
             for name, cloud in SITES.items()
         },

@@ -24,6 +24,7 @@ from hybridops.lab.config import lab_inventory, write_policy
 from hybridops.lab.dns import DNS, LabDns
 from hybridops.lab.dns_state import DnsSnapshot
 from hybridops.lab.layout import DEFAULT_PORTS, DNS_KEYS_ENV, LAB_DNS_ENV, SITES, LabLayout, LabPorts
+from hybridops.lab.link import LabLinks
 from hybridops.lab.monitoring import Monitoring
 from hybridops.lab.postgres import LabPostgres, WritableSite
 from hybridops.lab.processes import Processes
@@ -51,6 +52,8 @@ class Lab(LabLayout):
         self.processes = Processes(self.root)
         self.postgres = LabPostgres(self)
         self.dns = LabDns(self, self.processes, self.inventory)
+        self.links = LabLinks(self, self.processes)
+        """The relays between each agent and the other sites' servers (:mod:`hybridops.lab.link`)."""
         self.dns_note = ""
         """What the last :meth:`start_dns` did with the records (kept, re-applied, first start)."""
         self.dns_stale = False
@@ -175,6 +178,16 @@ class Lab(LabLayout):
     def thaw_site(self, site: str) -> datetime:
         return self.postgres.thaw(site)
 
+    def cut(self, observer: str, site: str | None = None) -> list[str]:
+        """A partition: ``observer``'s agent reaches ``site``'s server (every other site's when
+        None) no more, while every other path stays up; returns the links cut now. Back once the
+        relay holds every packet (:mod:`hybridops.lab.link`). :meth:`heal` restores."""
+        return self.links.cut(observer, site)
+
+    def heal(self, observer: str | None = None, site: str | None = None) -> list[str]:
+        """Restore the links :meth:`cut` cut (all of them by default); returns those still cut."""
+        return self.links.heal(observer, site)
+
     def stop_scratch(self) -> None:
         """Stop the scratch servers of drills whose teardown did not run (their files stay)."""
         self.postgres.stop_scratch()
@@ -244,6 +257,7 @@ class Lab(LabLayout):
         if temporal:
             self.start_temporal()
         self.start_postgres()
+        self.links.start()  # before the agents: their probes of the other sites go through it
         self.start_dns()
         self.ensure_gitops_repo()
         if first_backup and not self.sites_down:  # a backup of a server that is down would fail
@@ -281,6 +295,7 @@ class Lab(LabLayout):
         for name in ("writer", "worker", *(agent_name(s) for s in SITES)):
             self.processes.stop(name)
         self.monitoring.stop()
+        self.links.stop()
         self.stop_postgres()
         self.stop_scratch()
         self.dns.stop()
@@ -317,6 +332,7 @@ class Lab(LabLayout):
             else:
                 path.unlink(missing_ok=True)
         self.dns_file.unlink(missing_ok=True)  # the new databases' lab starts at onprem
+        self.links.heal()  # no partition either
         wl = self.inventory().workload
         self.postgres.recreate(workload_ddl(wl.table, wl.probe_table))
         self.start_dns()
@@ -361,4 +377,6 @@ class Lab(LabLayout):
     def status(self) -> dict[str, Any]:
         """Each part: running or not, and for databases their role; where DNS points, and the
         :meth:`warnings`."""
-        return lab_status(self, self.processes, self.postgres, self.dns, self.monitoring, self.monitored)
+        out = lab_status(self, self.processes, self.postgres, self.dns, self.monitoring, self.monitored)
+        out["links"] = self.links.status()
+        return out

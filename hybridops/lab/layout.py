@@ -36,8 +36,9 @@ class LabPorts:
 
     net: str = "127.77.0"
     """Loopback /24 prefix; the sites take .1, .2, .3, DNS .53, monitoring .60 to .69, a
-    drill's scratch server .70, the worker's metrics .71 and the site agents' .72 to .74
-    (see :mod:`hybridops.lab.monitoring`)."""
+    drill's scratch server .70, the worker's metrics .71, the site agents' .72 to .74 (see
+    :mod:`hybridops.lab.monitoring`), and the relays between an agent and another site's
+    server .80 to .88 (:meth:`LabLayout.link_address`, :mod:`hybridops.lab.link`)."""
     pg: int = 15432
     dns: int = 15353
     temporal: int = 7233
@@ -94,6 +95,18 @@ class LabLayout:
 
     def ip(self, site: str) -> str:
         return f"{self.ports.net}.{list(SITES).index(site) + 1}"
+
+    def link_address(self, observer: str, site: str) -> tuple[str, int]:
+        """Where ``observer``'s agent reaches ``site``'s server: its own relay (the link between
+        the two hosts), on ``net.80`` + 3 * the observer's index + the site's, the PostgreSQL
+        port. An agent reaches its own host's server directly: no link to cut there."""
+        sites = list(SITES)
+        return f"{self.ports.net}.{80 + 3 * sites.index(observer) + sites.index(site)}", self.ports.pg
+
+    @property
+    def links_dir(self) -> Path:
+        """The relays' links and which of them are cut (:mod:`hybridops.lab.link`)."""
+        return self.root / "links"
 
     def data_dir(self, site: str) -> Path:
         return self.root / "pg" / site

@@ -1,6 +1,7 @@
 """The lab's processes: start one in a session of its own, keep its pid, stop it, wait for it.
 
-Every long-running part of the lab (Temporal, DNS, the writer, the worker, monitoring) is a
+Every long-running part of the lab (Temporal, DNS, the writer, the worker, the site agents, the
+links between them and the servers, monitoring) is a
 process started here, so ``lab down`` stops each and ``lab status`` lists each. Their pids are
 kept in ``<root>/state.json`` and their output in ``<root>/logs/<name>.log``.
 """

@@ -5,12 +5,19 @@ write past the policy's 2 s blip tolerance; the alert receiver starts the failov
 
 A frozen primary (every process SIGSTOPped: its port still accepts connections) is told from a
 2 s blip; a hung one is failed over and its server isolated (killed, so it cannot wake and
-write); a dead one is failed over, and the run's RTO is the writer's own outage."""
+write); a dead one is failed over, and the run's RTO is the writer's own outage. One agent cut
+off from the primary (its link's relay partitioned: hybridops/lab/link.py) is one view: it
+starts nothing, whatever the length of the cut, and reaches people as HybridOpsAgentCutOff."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecution
 
@@ -137,3 +144,73 @@ async def test_a_killed_primary_is_failed_over_once_and_the_rto_is_the_writers_o
     assert [w.id for w in await runs(client, lab)] == [result.workflow_id]
     writer = assert_one_writer(lab)
     assert writer == result.target and dns_points_at(lab) == writer
+
+
+def view(lab: Lab, observer: str, of: str = "onprem") -> float | None:
+    """``observer``'s view in the global Prometheus: how long ``of`` has taken none of its writes."""
+    expr = f'hybridops_liveness_primary_silent_seconds{{observer="{observer}", site="{of}"}}'
+    return lab.monitoring.query_scalar(expr)
+
+
+def cut_off(lab: Lab, of: str = "onprem") -> list[str]:
+    """The agents Alertmanager says are cut off from ``of`` (HybridOpsAgentCutOff, active)."""
+    flt = urllib.parse.urlencode({"filter": 'alertname="HybridOpsAgentCutOff"', "active": "true"})
+    with urllib.request.urlopen(f"{lab.monitoring.alertmanager_url}/api/v2/alerts?{flt}", timeout=2) as resp:
+        alerts = json.loads(resp.read())
+    return sorted(a["labels"]["observer"] for a in alerts if a["labels"].get("site") == of)
+
+
+async def test_one_agent_cut_off_from_the_primary_starts_no_failover(
+    client: Client, monitored_lab: Lab, run_workers: object
+) -> None:
+    lab = monitored_lab
+    await watched(client, lab, run_workers)
+    tolerance = load_policy(lab.inventory().policy).detection.blip_tolerance_s
+    cut_at = datetime.now(UTC)
+    assert lab.cut("azure", "onprem") == ["azure>onprem"]
+    began = time.monotonic()
+    try:
+        # The finding, where detection keeps the observers' views: azure sees onprem silent past
+        # what it tolerates (its agent logs it too); onprem's and gcp's agents see it take writes.
+        threshold = lab.monitoring.query_scalar('hybridops_liveness_tolerance_seconds{observer="azure"}')
+        assert threshold is not None and threshold > tolerance, threshold
+
+        async def azure_sees_onprem_silent() -> bool:
+            silent = await asyncio.to_thread(view, lab, "azure")
+            return silent is not None and silent > threshold
+
+        await eventually("azure's view: onprem silent past tolerance", azure_sees_onprem_silent, timeout=30)
+        # Three times the tolerance cut off at least: time enough for an alert to fire and a run
+        # to start many times over, had one view counted (detection takes about 2.5 s after a
+        # kill); and until the finding reaches people (HybridOpsAgentCutOff, after 5 s).
+        found: list[str] = []
+        while time.monotonic() - began < 3 * tolerance or not found:
+            assert time.monotonic() - began < 60, "no HybridOpsAgentCutOff in Alertmanager within 60 s"
+            assert await runs(client, lab) == [], "one agent cut off from the primary started a failover"
+            for observer in ("onprem", "gcp"):
+                seen = await asyncio.to_thread(view, lab, observer)
+                assert seen is not None and seen < 1, (observer, seen)
+            found = found or await asyncio.to_thread(cut_off, lab)
+            await asyncio.sleep(0.25)
+        assert found == ["azure"], found
+        silent = await asyncio.to_thread(view, lab, "azure")
+        assert silent is not None and silent > 2 * tolerance, silent
+        log = lab.log("agent-azure").read_text()
+        assert "liveness: azure sees onprem take no write for" in log
+    finally:
+        assert lab.heal() == []
+    healed_at = datetime.now(UTC)
+
+    async def azure_sees_onprem_again() -> bool:
+        silent = await asyncio.to_thread(view, lab, "azure")
+        return silent is not None and silent < 1
+
+    await eventually("azure's view: onprem taking its writes again", azure_sees_onprem_again, timeout=30)
+    assert await runs(client, lab) == [], "a failover started"
+    # The writer, which never went through the cut link, kept writing to onprem all along.
+    during = [a for a in read_ledger(lab.ledger) if cut_at <= a.acked_at <= healed_at]
+    assert during and {a.site for a in during} == {"onprem"}
+    gaps = [(b.acked_at - a.acked_at).total_seconds() for a, b in itertools.pairwise(during)]
+    assert max(gaps, default=0.0) < tolerance, max(gaps)
+    assert role(lab, "onprem") == "primary" and dns_points_at(lab) == "onprem"
+    assert assert_one_writer(lab) == "onprem"

@@ -135,3 +135,28 @@ def test_a_site_that_cannot_start_is_named_and_the_others_come_up(
     result = CliRunner().invoke(app, ["lab", "up"])
     assert result.exit_code == 0, result.output
     assert lab.role("gcp") == "standby" and lab.status()["pg:gcp"] == "standby"
+
+
+def _reaches(lab: Lab, observer: str, site: str) -> bool:
+    """A session opens and answers through ``observer``'s link to ``site``'s server, within
+    libpq's shortest connect timeout (a cut link holds the connection: it never answers)."""
+    host, port = lab.link_address(observer, site)
+    try:
+        with psycopg.connect(host=host, port=port, user="postgres", connect_timeout=2) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.OperationalError:
+        return False
+
+
+def test_a_cut_link_black_holes_one_agents_path_and_a_reset_heals_it(lab: Lab) -> None:
+    assert _reaches(lab, "azure", "onprem") and _reaches(lab, "gcp", "onprem")
+    assert lab.cut("azure") == ["azure>gcp", "azure>onprem"]  # azure's host cut off from the others
+    assert lab.status()["links"] == "running, cut: azure>gcp, azure>onprem"
+    assert not _reaches(lab, "azure", "onprem") and not _reaches(lab, "azure", "gcp")
+    # Every other path is up: the other agents' links, the servers themselves.
+    assert _reaches(lab, "gcp", "onprem") and _reaches(lab, "onprem", "azure")
+    assert assert_one_writer(lab) == "onprem"
+    lab.reset()
+    assert lab.links.cut_links() == [] and _reaches(lab, "azure", "onprem")
+    lab.down()
+    assert lab.pid("links") is None

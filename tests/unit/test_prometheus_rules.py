@@ -56,6 +56,8 @@ def test_the_failover_alert_is_what_the_receiver_routes() -> None:
     }
     # One trigger per incident: the slower "no writable primary" is for people.
     assert rules["HybridOpsNoWritablePrimary"]["labels"] == {"severity": "critical"}
+    # One agent cut off from the primary is a finding for people, never a runbook's start.
+    assert rules["HybridOpsAgentCutOff"]["labels"] == {"severity": "warning"}
 
 
 def test_the_operations_alerts_go_to_people() -> None:
