@@ -1,5 +1,6 @@
 """DR readiness (issue 20) on the real lab: a healthy lab is ready; a standby stopped, DNS
-pointed elsewhere, a site agent stopped each fail their check; nothing in a readiness history
+pointed elsewhere, a site agent stopped, a DNS worker that cannot read the zone each fail their
+check; nothing in a readiness history
 changes the world. One lab for the module, reset between cases; each case ends with one
 writable server and DNS at it."""
 
