@@ -1,6 +1,6 @@
 """DR readiness (issue 20) on the real lab: a healthy lab is ready; a standby stopped, DNS
-pointed elsewhere, a site agent stopped, a DNS worker that cannot read the zone each fail their
-check; nothing in a readiness history
+pointed elsewhere, a site agent stopped, a DNS worker that cannot read the zone, a held
+Terraform state lock each fail their check; nothing in a readiness history
 changes the world. One lab for the module, reset between cases; each case ends with one
 writable server and DNS at it."""
 
@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +25,7 @@ import yaml
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
+from drivers.terraform.state import lock_info_path, state_path
 from hybridops.constants import (
     APPROVE_UPDATE,
     PROGRESS_QUERY,
@@ -33,7 +37,7 @@ from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, Ru
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.contracts.readiness import CheckStatus, ReadinessInput, ReadinessResult
 from hybridops.drills import create_schedule
-from hybridops.inventory import DnsKind, Inventory
+from hybridops.inventory import DnsKind, InfraKind, InfraSettings, Inventory, TerraformSettings
 from hybridops.lab import Lab
 from hybridops.policy import ReadinessOnFail
 from tests.conftest import lab_inventory
@@ -50,6 +54,8 @@ from tests.lab.helpers import (
 from tests.lab.test_cli_exit_codes import cli
 from workers.main import build_agent, build_workers
 from workflows.readiness import READ_ONLY
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def readiness(
@@ -313,6 +319,68 @@ async def test_a_dns_worker_that_cannot_read_the_zone_fails_the_dns_api_check(
             "the DNS API answering again",
             lambda r: status_of(r, "credentials.dns_api") == CheckStatus.PASS,
         )
+    assert assert_one_writer(lab) == "onprem"
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_EX)  # fcntl(F_SETLK), as Terraform's local backend locks its state
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_held_terraform_lock_fails_its_check_and_a_stale_one_warns(
+    client: Client, module_lab: Lab
+) -> None:
+    """The infra worker on the terraform driver (the lab root, local state): free, the check
+    passes; a process holding the state's lock with Terraform's lock info fails it naming who;
+    the holder gone and its info file left, it warns; the file removed, it passes."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    config = lab.root / "terraform-config"
+    shutil.copytree(REPO / "infra" / "terraform" / "lab", config / "lab", dirs_exist_ok=True)
+    terraform = TerraformSettings(
+        config_root=config, work_root=lab.root / "terraform-work", targets={"azure": "lab", "gcp": "lab"}
+    )
+    tf_inv = inv.model_copy(update={"infra": InfraSettings(driver=InfraKind.TERRAFORM, terraform=terraform)})
+    state = state_path(config / "lab", terraform.workspace)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    check_id = "credentials.terraform_state.lab"
+    async with Running(client, inv) as running:
+        await running.stop(inv.queue(TaskQueue.INFRA))
+        running.start(build_workers(client, tf_inv, [TaskQueue.INFRA])[0])
+        result, _ = await readiness(client, inv)
+        assert status_of(result, check_id) == CheckStatus.PASS, result.checks
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(state)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "held"
+            info = {
+                "ID": "7e57",
+                "Operation": "OperationTypeApply",
+                "Who": "oncall@ops-1",
+                "Created": "2026-12-06T03:00:00Z",
+            }
+            lock_info_path(state).write_text(json.dumps(info))
+            result, _ = await readiness(client, inv)
+            check = next(c for c in result.checks if c.id == check_id)
+            assert check.status == CheckStatus.FAIL and "oncall@ops-1" in check.measured, check
+            assert "7e57" in check.measured and result.runbooks["burst"] == CheckStatus.FAIL
+        finally:
+            holder.kill()
+            await asyncio.to_thread(holder.wait)
+        result, _ = await readiness(client, inv)
+        assert status_of(result, check_id) == CheckStatus.WARN, result.checks
+        lock_info_path(state).unlink()
+        result, _ = await readiness(client, inv)
+        assert status_of(result, check_id) == CheckStatus.PASS, result.checks
     assert assert_one_writer(lab) == "onprem"
 
 
