@@ -5,6 +5,7 @@ The topology is read by the site steps every runbook uses (``plan_failover``,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from temporalio.client import ScheduleActionStartWorkflow
 
 from activities.common import Activities, step_activity
 from drivers.secrets import resolve_reference
+from drivers.terraform.state import StateLock
 from hybridops.client import queue_pollers
 from hybridops.constants import READINESS_SCHEDULE_ID, ActivityName, WorkflowType
 from hybridops.contracts.readiness import (
@@ -20,6 +22,8 @@ from hybridops.contracts.readiness import (
     BackupAgeInput,
     BackupAgeResult,
     CheckStatus,
+    DnsProbeInput,
+    DnsProbeResult,
     DrillRecordInput,
     DrillRecordResult,
     LatestReadinessInput,
@@ -34,6 +38,10 @@ from hybridops.contracts.readiness import (
     SecretCheck,
     SecretsInput,
     SecretsResult,
+    StateLockReading,
+    StateLockStatus,
+    TerraformStateInput,
+    TerraformStateResult,
     WalContinuityInput,
     WalContinuityResult,
 )
@@ -55,6 +63,8 @@ class ReadinessActivities(Activities):
             self.verify_wal_archive,
             self.last_drill,
             self.describe_schedules,
+            self.probe_dns,
+            self.terraform_state,
         ]
 
     @step_activity(ActivityName.CHECK_SECRETS)
@@ -170,6 +180,47 @@ class ReadinessActivities(Activities):
             out.append(ScheduleReading(id=sid, paused=state.paused, note=state.note or ""))
         return SchedulesResult(listed=True, schedules=out, detail=f"{len(out)} schedules")
 
+    @step_activity(ActivityName.PROBE_DNS)
+    async def probe_dns(self, inp: DnsProbeInput) -> DnsProbeResult:
+        """Read-only: the DNS driver's ``probe`` of the zone holding the inventory's record (an
+        authenticated read: GetHostedZone, Zones Get, managedZones.get, a TSIG-signed SOA
+        query). A refusal or no answer is a reading (``answered`` False, the error's class
+        and message, never a credential), not a failed step: the check then fails at once
+        instead of being retried into an unknown."""
+        dns = self.inventory.dns
+        started = time.monotonic()
+        try:
+            probe = await self.drivers.dns.probe(dns.record)
+        except (HybridOpsError, OSError) as err:
+            return DnsProbeResult(
+                driver=dns.driver.value,
+                zone=dns.zone,
+                error=str(err)[:300],
+                error_type=type(err).__name__,
+                seconds=round(time.monotonic() - started, 3),
+                detail=f"{dns.driver.value} {dns.zone}: {type(err).__name__}",
+            )
+        return DnsProbeResult(
+            driver=dns.driver.value,
+            zone=probe.zone,
+            answered=True,
+            zone_id=probe.zone_id,
+            serial=probe.serial,
+            seconds=round(time.monotonic() - started, 3),
+            detail=probe.detail,
+        )
+
+    @step_activity(ActivityName.TERRAFORM_STATE)
+    async def terraform_state(self, inp: TerraformStateInput) -> TerraformStateResult:
+        """Read-only: the infra driver's ``state_locks`` (each Terraform root's state lock,
+        read without Terraform and without taking it); none for the lab's driver."""
+        locks = await self.drivers.infra.state_locks()
+        return TerraformStateResult(
+            driver=self.inventory.infra.driver.value,
+            locks=[_reading(lock) for lock in locks],
+            detail=f"{len(locks)} roots",
+        )
+
     @step_activity(ActivityName.LATEST_READINESS)
     async def latest_readiness(self, inp: LatestReadinessInput) -> LatestReadinessResult:
         """Read-only: the newest completed ``ReadinessWorkflow`` on ``inp.queue`` (Temporal's
@@ -211,3 +262,18 @@ class ReadinessActivities(Activities):
             + (f", {age:.0f} s old" if age is not None else "")
             + (" (stale)" if stale else ""),
         )
+
+
+def _reading(lock: StateLock) -> StateLockReading:
+    return StateLockReading(
+        root=lock.root,
+        workspace=lock.workspace,
+        backend=lock.backend,
+        status=StateLockStatus(lock.state.value),
+        state_file=lock.state_file,
+        lock_id=lock.lock_id,
+        who=lock.who,
+        operation=lock.operation,
+        created=lock.created,
+        note=lock.note,
+    )

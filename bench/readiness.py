@@ -10,7 +10,7 @@ site agents in this process, then:
 * runs ``ReadinessWorkflow`` ``--runs`` times through the dev server (what ``hybridops ready``
   and the Schedule do): the wall time of one evaluation, median and max;
 * times each reading the checks rest on (plan, assess, secrets, task queues, newest backup, WAL
-  archive, drills, schedules, signals) by
+  archive, drills, schedules, signals, the DNS API probe, the Terraform state locks) by
   calling its activity directly, as many times, and the pure evaluation of the checks on those
   readings; each check is then shown with the reading it needs (a check costs its reading:
   the verdicts themselves are computed in microseconds).
@@ -46,19 +46,21 @@ from hybridops.client import connect
 from hybridops.constants import READINESS_ID_PREFIX, TaskQueue, WorkflowType
 from hybridops.contracts.readiness import (
     BackupAgeInput,
+    DnsProbeInput,
     DrillRecordInput,
     QueuesInput,
     ReadinessInput,
     ReadinessResult,
     SchedulesInput,
     SecretsInput,
+    TerraformStateInput,
     WalContinuityInput,
 )
 from hybridops.contracts.sites import AssessInput, PlanInput
 from hybridops.decision import signal_targets, topology_of
 from hybridops.lab import Lab
 from hybridops.lab.layout import LabPorts
-from hybridops.readiness import MoreReadings, evaluate, failover_request, queues_used
+from hybridops.readiness import ApiReadings, MoreReadings, evaluate, failover_request, queues_used
 from workers.main import build_agent, build_workers
 
 PORTS = LabPorts(net="127.98.251", pg=26432, dns=26353, temporal=27733, ui=28733)
@@ -67,6 +69,9 @@ PORTS = LabPorts(net="127.98.251", pg=26432, dns=26353, temporal=27733, ui=28733
 READING_OF = {
     "topology": "assess",
     "credentials": "secrets",
+    "credentials.dns_api": "dns_api",
+    "credentials.cloud_api": "signals",
+    "credentials.terraform_state": "tf_state",
     "temporal.queue": "queues",
     "temporal.schedules": "schedules",
     "backups.newest_age": "backup",
@@ -139,6 +144,8 @@ async def bench(lab: Lab, runs: int) -> None:
                 ready.describe_schedules, SchedulesInput(queue=inv.queue(TaskQueue.CONTROL))
             ),
             "signals": lambda: env.run(decide.gather_signals, targets),
+            "dns_api": lambda: env.run(ready.probe_dns, DnsProbeInput()),
+            "tf_state": lambda: env.run(ready.terraform_state, TerraformStateInput()),
         }
         for _ in range(runs):
             for name, call in calls.items():
@@ -156,6 +163,7 @@ async def bench(lab: Lab, runs: int) -> None:
                 ReadinessInput(),
                 datetime.now(UTC),
                 more=MoreReadings(last["wal"], last["drills"], last["schedules"], last["signals"]),
+                api=ApiReadings(last["dns_api"], last["tf_state"]),
             )
             pure.append(time.perf_counter() - began)
     finally:

@@ -114,6 +114,8 @@ class ActivityName(StrEnum):
     VERIFY_WAL_ARCHIVE = "verify_wal_archive"
     LAST_DRILL = "last_drill"
     DESCRIBE_SCHEDULES = "describe_schedules"
+    PROBE_DNS = "probe_dns"
+    TERRAFORM_STATE = "terraform_state"
 
 
 class Runbook(StrEnum):

@@ -23,6 +23,7 @@ from hybridops.contracts.readiness import (
     SEVERITY,
     BackupAgeResult,
     CheckStatus,
+    DnsProbeResult,
     DrillRecordResult,
     QueuesResult,
     ReadinessCheck,
@@ -30,6 +31,8 @@ from hybridops.contracts.readiness import (
     ReadinessResult,
     SchedulesResult,
     SecretsResult,
+    StateLockStatus,
+    TerraformStateResult,
     WalContinuityResult,
 )
 from hybridops.contracts.sites import FindingKind, PlanResult, SiteState, Topology
@@ -589,6 +592,200 @@ def more_checks(
     ]
 
 
+CLOUD_MONITORING: dict[str, str] = {"azure": "azure_monitor", "gcp": "gcp_monitoring"}
+"""The signals source whose reads are an authenticated read of each cloud's API (its
+monitoring), by cloud: the reading readiness already makes."""
+_NO_DATA = ("no data point", "no point in the last")
+"""A monitoring error that is an answer (the API took the credentials, the metric had no
+point): the API answered."""
+TERRAFORM_STEPS = (
+    "failover: prepare_target, release_target; burst: scale_pool (Terraform plan and apply take this lock)"
+)
+
+
+@dataclass(frozen=True)
+class ApiReadings:
+    """The readings of the checks added behind patch ``readiness-api-checks``: a history
+    recorded before it has none, and its result none of their checks."""
+
+    dns: DnsProbeResult | None
+    """None when ``probe_dns`` could not run (``dns_error`` says why)."""
+    terraform: TerraformStateResult | None
+    """None when ``terraform_state`` could not run (``terraform_error`` says why)."""
+    dns_error: str = ""
+    terraform_error: str = ""
+
+
+def _changers(plan: PlanResult) -> list[str]:
+    """The runbooks that change production (every one but the drill, which never touches
+    production DNS or the clouds' pools)."""
+    return [n for n in runbook_names(plan) if n != DRILL]
+
+
+def dns_api_check(plan: PlanResult, api: ApiReadings) -> ReadinessCheck:
+    """The DNS provider answers an authenticated read of the zone (``probe_dns``, on the DNS
+    queue): ``fail`` when it refuses the credentials or does not answer, ``unknown`` when the
+    probe could not run."""
+    probe = api.dns
+    common: dict[str, Any] = {
+        "id": "credentials.dns_api",
+        "threshold": "the zone answers an authenticated read (DNS driver probe)",
+        "runbooks": _changers(plan),
+        "protects": [SECRET_STEPS["dns"]],
+    }
+    if probe is None:
+        return ReadinessCheck(
+            status=CheckStatus.UNKNOWN, measured="not probed", detail=api.dns_error, **common
+        )
+    took = f" in {probe.seconds * 1000:.0f} ms" if probe.seconds is not None else ""
+    if not probe.answered:
+        return ReadinessCheck(
+            status=CheckStatus.FAIL,
+            measured=f"{probe.driver} {probe.zone}: {probe.error_type or 'no answer'}{took}",
+            detail=probe.error,
+            **common,
+        )
+    serial = f", serial {probe.serial}" if probe.serial is not None else ""
+    return ReadinessCheck(
+        status=CheckStatus.PASS,
+        measured=f"{probe.driver} {probe.zone}: answered ({probe.zone_id}{serial}){took}",
+        detail=probe.detail,
+        **common,
+    )
+
+
+def cloud_api_checks(
+    plan: PlanResult, signals: SignalsResult | None, signals_error: str
+) -> list[ReadinessCheck]:
+    """Per cloud of the inventory's targets: its API answered the authenticated read readiness
+    already makes, the monitoring source's (:data:`CLOUD_MONITORING`) in ``gather_signals``.
+    ``pass`` when it returned a value or answered with no data point; ``fail`` when each of its
+    reads failed otherwise (refused, unreachable); ``unknown`` when no such source read that
+    cloud (none configured, or no signals gathered): nothing else in readiness holds the
+    cloud's credentials."""
+    clouds = sorted({s.cloud.value for s in plan.sites if s.cloud is not None})
+    out = []
+    for cloud in clouds:
+        source = CLOUD_MONITORING.get(cloud, "")
+        sites = [s.name for s in plan.sites if s.cloud is not None and s.cloud.value == cloud]
+        common: dict[str, Any] = {
+            "id": f"credentials.cloud_api.{cloud}",
+            "threshold": f"the {cloud} API answers an authenticated read"
+            f" ({source or 'its monitoring'} signals)",
+            "runbooks": [r for r in _changers(plan) if any(r.endswith(f" {site}") for site in sites)],
+            "protects": [
+                f"failover to {', '.join(sites)}: decide (its signals), prepare_target (the cloud's cluster)"
+            ],
+        }
+        if signals is None:
+            out.append(
+                ReadinessCheck(
+                    status=CheckStatus.UNKNOWN,
+                    measured="signals not read",
+                    detail=signals_error,
+                    **common,
+                )
+            )
+            continue
+        values = [
+            name
+            for c in signals.snapshot.candidates
+            for name, signal in c.values.items()
+            if signal.source == source
+        ]
+        errors = [
+            e.removeprefix(f"{source}: ") for e in signals.snapshot.errors if e.startswith(f"{source}: ")
+        ]
+        empty = [e for e in errors if any(n in e for n in _NO_DATA)]
+        refused = [e for e in errors if e not in empty]
+        if values or empty:
+            status = CheckStatus.PASS
+            measured = f"{source}: answered, {len(values)} signals" + (
+                f", {len(empty)} without a data point" if empty else ""
+            )
+        elif refused:
+            status, measured = CheckStatus.FAIL, f"{source}: {len(refused)} reads failed"
+        else:
+            status = CheckStatus.UNKNOWN
+            measured = (
+                f"no {source} source reads {cloud}: readiness makes no authenticated read of its API"
+                if source
+                else f"no monitoring source for {cloud}"
+            )
+        out.append(
+            ReadinessCheck(status=status, measured=measured, detail="; ".join(refused)[:500], **common)
+        )
+    return out
+
+
+def terraform_state_checks(plan: PlanResult, api: ApiReadings) -> list[ReadinessCheck]:
+    """Per Terraform root of the infra driver: its state is not locked (``terraform_state``, on
+    the infra queue): ``fail`` when a process holds the lock (who and since when, from
+    Terraform's lock info), ``warn`` for a lock info file left with no lock held, ``unknown``
+    for a remote backend or when the reading failed; none for a driver without Terraform."""
+    common: dict[str, Any] = {
+        "threshold": "not locked (the next plan or apply can take the state lock)",
+        "runbooks": _changers(plan),
+        "protects": [TERRAFORM_STEPS],
+    }
+    if api.terraform is None:
+        return [
+            ReadinessCheck(
+                id="credentials.terraform_state",
+                status=CheckStatus.UNKNOWN,
+                measured="not read",
+                detail=api.terraform_error,
+                **common,
+            )
+        ]
+    out = []
+    for lock in api.terraform.locks:
+        where = f"{lock.backend} {lock.state_file or lock.workspace}".strip()
+        held = ", ".join(
+            p
+            for p in (
+                f"by {lock.who}" if lock.who else "",
+                f"since {lock.created}" if lock.created else "",
+                lock.operation,
+                f"lock {lock.lock_id}" if lock.lock_id else "",
+            )
+            if p
+        )
+        if lock.status == StateLockStatus.LOCKED:
+            status, measured = CheckStatus.FAIL, f"{where}: locked" + (f" ({held})" if held else "")
+        elif lock.status == StateLockStatus.STALE:
+            status = CheckStatus.WARN
+            measured = f"{where}: stale lock info, no lock held" + (f" ({held})" if held else "")
+        elif lock.status == StateLockStatus.FREE:
+            status, measured = CheckStatus.PASS, f"{where}: not locked"
+        else:
+            status, measured = CheckStatus.UNKNOWN, f"{where}: not checked"
+        out.append(
+            ReadinessCheck(
+                id=f"credentials.terraform_state.{lock.root}",
+                status=status,
+                measured=measured,
+                detail=lock.note,
+                **common,
+            )
+        )
+    return out
+
+
+def api_checks(plan: PlanResult, api: ApiReadings, more: MoreReadings | None) -> list[ReadinessCheck]:
+    """The checks of :class:`ApiReadings`, and the clouds' APIs from the signals read behind
+    ``readiness-more-checks`` (``unknown`` without them)."""
+    return [
+        dns_api_check(plan, api),
+        *cloud_api_checks(
+            plan,
+            more.signals if more else None,
+            more.signals_error if more else "signals not read",
+        ),
+        *terraform_state_checks(plan, api),
+    ]
+
+
 def evaluate(
     plan: PlanResult,
     topology: Topology,
@@ -599,6 +796,7 @@ def evaluate(
     now: datetime,
     workflow_id: str = "",
     more: MoreReadings | None = None,
+    api: ApiReadings | None = None,
 ) -> ReadinessResult:
     """Every check, the worst per runbook and over all."""
     constraints = plan.policy.constraints if plan.policy else Constraints()
@@ -610,6 +808,7 @@ def evaluate(
         *queue_checks(plan, queues, inp.poll_fresh_s, names),
         backup_check(backups, inp.backup_max_age_h, now, [DRILL, *_failovers(plan)]),
         *(more_checks(plan, topology, more, inp, now) if more else []),
+        *(api_checks(plan, api, more) if api else []),
     ]
     per_runbook = {name: worst([c.status for c in checks if name in c.runbooks]) for name in names}
     return ReadinessResult(

@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
         BackupAgeInput,
         BackupAgeResult,
         CheckStatus,
+        DnsProbeInput,
+        DnsProbeResult,
         DrillRecordInput,
         DrillRecordResult,
         QueuesInput,
@@ -35,12 +37,15 @@ with workflow.unsafe.imports_passed_through():
         SchedulesResult,
         SecretsInput,
         SecretsResult,
+        TerraformStateInput,
+        TerraformStateResult,
         WalContinuityInput,
         WalContinuityResult,
     )
     from hybridops.contracts.sites import AssessInput, AssessResult, PlanInput, PlanResult
     from hybridops.decision import signal_targets, topology_of
     from hybridops.readiness import (
+        ApiReadings,
         MoreReadings,
         evaluate,
         failover_request,
@@ -61,6 +66,8 @@ READ_ONLY_STEPS: tuple[steps.Step[Any, Any], ...] = (
     steps.READY_DRILLS,
     steps.READY_SCHEDULES,
     steps.SIGNALS,
+    steps.READY_DNS_API,
+    steps.READY_TF_STATE,
 )
 """The only steps a readiness run may schedule: each reads and changes nothing."""
 READ_ONLY = frozenset(s.activity.value for s in READ_ONLY_STEPS)
@@ -73,6 +80,11 @@ MORE_CHECKS_PATCH = "readiness-more-checks"
 (checks ``backups.wal_continuity``, ``drills.last_passed``, ``temporal.schedules``,
 ``decision.target``; ``topology.slots.<primary>`` from the assessment): histories recorded
 before scheduled none of these steps."""
+API_CHECKS_PATCH = "readiness-api-checks"
+"""Runs from here on also probe the DNS API (``probe_dns``, on the DNS queue) and read the
+Terraform states' locks (``terraform_state``, on the infra queue): checks
+``credentials.dns_api``, ``credentials.terraform_state.<root>`` and, from the signals already
+read, ``credentials.cloud_api.<cloud>``. Histories recorded before scheduled neither step."""
 
 
 @workflow.defn(name="ReadinessWorkflow")
@@ -115,9 +127,18 @@ class ReadinessWorkflow:
             if workflow.patched(MORE_CHECKS_PATCH)
             else None
         )
+        apis = (
+            asyncio.gather(
+                self._try(steps.READY_DNS_API, DnsProbeInput()),
+                self._try(steps.READY_TF_STATE, TerraformStateInput()),
+            )
+            if workflow.patched(API_CHECKS_PATCH)
+            else None
+        )
         assessed, secrets, queues, backups = await first
         more = await self._more(plan, assessed, extra) if extra is not None else None
-        result = self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups, more)
+        api = _api(*await apis) if apis is not None else None
+        result = self._result(plan, inp, wf_id, names, assessed, secrets, queues, backups, more, api)
         export(result)
         return result
 
@@ -132,6 +153,7 @@ class ReadinessWorkflow:
         queues: QueuesResult | str,
         backups: BackupAgeResult | str,
         more: MoreReadings | None = None,
+        api: ApiReadings | None = None,
     ) -> ReadinessResult:
         now = workflow.now()
         unread: list[ReadinessCheck] = []
@@ -159,6 +181,7 @@ class ReadinessWorkflow:
             now,
             wf_id,
             more,
+            api,
         )
         if states is None:  # no reading of the servers: no verdict on them either
             result.checks = [c for c in result.checks if not c.id.startswith("topology.")]
@@ -223,6 +246,16 @@ class ReadinessWorkflow:
             retry_policy=step.retry,
             heartbeat_timeout=timedelta(seconds=where.heartbeat_s),
         )
+
+
+def _api(dns: DnsProbeResult | str, terraform: TerraformStateResult | str) -> ApiReadings:
+    """The readings of patch :data:`API_CHECKS_PATCH`, a failed one as the reason it failed."""
+    return ApiReadings(
+        dns=dns if isinstance(dns, DnsProbeResult) else None,
+        terraform=terraform if isinstance(terraform, TerraformStateResult) else None,
+        dns_error=dns if isinstance(dns, str) else "",
+        terraform_error=terraform if isinstance(terraform, str) else "",
+    )
 
 
 READY_GAUGE = "hybridops_readiness_runbook_ready"

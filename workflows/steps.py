@@ -644,6 +644,24 @@ READY_SCHEDULES = Step(
     timedelta(seconds=30),
     READ_RETRY,
 )
+READY_DNS_API = Step(
+    ActivityName.PROBE_DNS,
+    readiness.DnsProbeInput,
+    readiness.DnsProbeResult,
+    TaskQueue.DNS,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+"""On the DNS queue: the worker that holds the DNS credentials is the one whose read counts."""
+READY_TF_STATE = Step(
+    ActivityName.TERRAFORM_STATE,
+    readiness.TerraformStateInput,
+    readiness.TerraformStateResult,
+    TaskQueue.INFRA,
+    timedelta(seconds=30),
+    READ_RETRY,
+)
+"""On the infra queue: the worker that runs Terraform sees its local state files."""
 
 READY_LATEST = Step(
     ActivityName.LATEST_READINESS,

@@ -27,13 +27,14 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.identity import CredentialUnavailableError
 from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.dns.models import AaaaRecord, ARecord, RecordSet, Zone
 
 from drivers.azure_auth import azure_credential
-from drivers.dns.base import DnsDriver, Record
+from drivers.dns.base import DnsDriver, Record, ZoneProbe
 from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
@@ -69,6 +70,13 @@ class AzureDnsDriver(DnsDriver):
         except CredentialUnavailableError as err:
             raise DnsAuthError(f"azuredns {what}: no credential: {err.message}", zone=self.zone) from None
         except ClientAuthenticationError as err:
+            if _unreachable(err):
+                # No answer from the token endpoint (down, a network cut): nothing was refused,
+                # so retryable, as an unreachable ARM is.
+                raise DnsError(
+                    f"azuredns {what}: the token endpoint could not be reached: {_summary(err)}",
+                    zone=self.zone,
+                ) from None
             # 401/403 from ARM, or the token endpoint refusing the client (its message names
             # the client and tenant, never the secret).
             raise DnsAuthError(f"azuredns {what}: {_summary(err)}", zone=self.zone) from None
@@ -149,6 +157,33 @@ class AzureDnsDriver(DnsDriver):
 
     async def _ensure_zone(self) -> bool:
         return await asyncio.to_thread(self._ensure_zone_sync)
+
+    def _probe_sync(self) -> ZoneProbe:
+        zone = self._call("get zone", self._client.zones.get, self.resource_group, self.zone)
+        sets = getattr(zone, "number_of_record_sets", None)
+        return ZoneProbe(
+            self.zone,
+            str(zone.id or zone.name or self.zone),
+            detail="Zones Get" + (f": {sets} record sets" if sets is not None else ""),
+        )
+
+    async def _probe(self) -> ZoneProbe:
+        return await asyncio.to_thread(self._probe_sync)
+
+
+def _unreachable(err: ClientAuthenticationError) -> bool:
+    """Whether azure-identity's auth error is a transport failure reaching the token endpoint
+    (no response, a connection error behind it) rather than a refusal."""
+    if err.response is not None:
+        return False
+    cause: BaseException | None = err.__cause__ or err.__context__
+    for _ in range(5):  # the chain azure-identity builds is short; never loop on a cycle
+        if cause is None:
+            return False
+        if isinstance(cause, (ServiceRequestError, ServiceResponseError, OSError)):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _code(err: HttpResponseError) -> str:

@@ -35,6 +35,19 @@ class RecordChange:
     current: Record
 
 
+@dataclass(frozen=True)
+class ZoneProbe:
+    """What :meth:`DnsDriver.probe` read: the zone answered an authenticated read."""
+
+    zone: str
+    zone_id: str
+    """The provider's id of the zone (Route53's hosted zone id, the Azure or Cloud DNS zone's
+    resource id or name, the name server's address for RFC 2136)."""
+    serial: int | None = None
+    """The zone's SOA serial, where the read returns it (RFC 2136)."""
+    detail: str = ""
+
+
 def normalise(name: str) -> str:
     return name.rstrip(".").lower()
 
@@ -75,6 +88,18 @@ class DnsDriver(abc.ABC):
         other work (the lab's writer re-resolves the name when its TTL expires, as a client
         would). The same answer and errors; one request to the provider."""
         return self._get_record_sync(self._check_name(name), type)
+
+    async def probe(self, name: str) -> ZoneProbe:
+        """Read-only: one authenticated read of the zone that holds ``name`` (the record the
+        runbooks change), small and cheap: Route53 GetHostedZone, Azure DNS Zones Get, Cloud DNS
+        managedZones.get, RFC 2136 a TSIG-signed SOA query. Proves the credentials work before a
+        cutover needs them; changes nothing. One request (two for Route53 before its zone id is
+        known), bounded by the client's timeouts. Raises :class:`DnsAuthError` (fatal) when the
+        provider refuses the credentials, :class:`DnsZoneNotFound` (fatal) when it has no such
+        zone, :class:`DnsError` (retryable) when it cannot be reached, with the driver and the
+        zone in the message, never a secret."""
+        self._check_name(name)
+        return await self._probe()
 
     async def ensure_zone(self) -> bool:
         """Create the zone when the provider has none by this name; returns whether it did.
@@ -146,6 +171,9 @@ class DnsDriver(abc.ABC):
 
     @abc.abstractmethod
     async def _ensure_zone(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def _probe(self) -> ZoneProbe: ...
 
     @abc.abstractmethod
     async def _upsert(self, record: Record) -> None:

@@ -29,7 +29,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.dns import Client as DnsClient
 from google.oauth2 import service_account
 
-from drivers.dns.base import DnsDriver, Record, normalise
+from drivers.dns.base import DnsDriver, Record, ZoneProbe, normalise
 from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
@@ -163,3 +163,16 @@ class CloudDnsDriver(DnsDriver):
 
     async def _ensure_zone(self) -> bool:
         return await asyncio.to_thread(self._ensure_zone_sync)
+
+    def _probe_sync(self) -> ZoneProbe:
+        # managedZones.get through the library's authenticated connection (``Zone.reload``
+        # would also rewrite the local zone object).
+        zone = self._call("get zone", self._client._connection.api_request, method="GET", path=self._path)
+        return ZoneProbe(
+            self.zone,
+            str(zone.get("id") or zone.get("name") or self._path),
+            detail=f"managedZones.get: {zone.get('name', '')}",
+        )
+
+    async def _probe(self) -> ZoneProbe:
+        return await asyncio.to_thread(self._probe_sync)

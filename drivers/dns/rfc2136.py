@@ -30,7 +30,7 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-from drivers.dns.base import DnsDriver, Record
+from drivers.dns.base import DnsDriver, Record, ZoneProbe
 from drivers.secrets import resolve_secret
 from hybridops.errors import ConfigError, DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
 from hybridops.inventory import DnsSettings
@@ -208,3 +208,11 @@ class Rfc2136Driver(DnsDriver):
         writes it). False when the server serves it; :class:`DnsZoneNotFound` otherwise."""
         await asyncio.to_thread(self.serial)
         return False
+
+    async def _probe(self) -> ZoneProbe:
+        """The zone's SOA from the primary, the query signed with the TSIG key (dnspython
+        checks the answer's signature too): a key the server does not take is a
+        :class:`DnsAuthError`, a server that does not answer a :class:`DnsError`."""
+        serial = await asyncio.to_thread(self.serial)
+        signed = "TSIG-signed" if self._key is not None else "unsigned (no key configured)"
+        return ZoneProbe(self.zone, self._where(), serial=serial, detail=f"SOA query, {signed}")

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from drivers.dns.base import DnsDriver, Record, normalise
+from drivers.dns.base import DnsDriver, Record, ZoneProbe, normalise
 from drivers.secrets import resolve_secret
 from hybridops.capabilities import Capability
 from hybridops.errors import DnsAuthError, DnsError, DnsRecordInvalid, DnsZoneNotFound
@@ -201,3 +201,24 @@ class Route53Driver(DnsDriver):
 
     async def _ensure_zone(self) -> bool:
         return await asyncio.to_thread(self._ensure_zone_sync)
+
+    def _probe_sync(self) -> ZoneProbe:
+        # GetHostedZone names the zone ``Id``, not ``HostedZoneId``: no ``_in_zone`` here; a
+        # cached id gone stale (the zone made again) is looked up once more, as there.
+        cached = self._zone_id is not None
+        try:
+            zone = self._call("get_hosted_zone", Id=self._zone())["HostedZone"]
+        except DnsZoneNotFound:
+            if not cached:
+                raise
+            self._zone_id = None
+            zone = self._call("get_hosted_zone", Id=self._zone())["HostedZone"]
+        count = zone.get("ResourceRecordSetCount")
+        return ZoneProbe(
+            self.zone,
+            str(zone["Id"]).split("/")[-1],
+            detail=f"GetHostedZone: {count} record sets" if count is not None else "GetHostedZone",
+        )
+
+    async def _probe(self) -> ZoneProbe:
+        return await asyncio.to_thread(self._probe_sync)

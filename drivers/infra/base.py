@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.terraform.state import StateLock
 from hybridops.capabilities import Capability, require
 from hybridops.contracts.base import Cloud
 
@@ -92,6 +93,16 @@ class InfraDriver(abc.ABC):
             raise ValueError(f"nodes: {nodes} < 0")
         require(self, Capability.NODE_POOLS)
         return await self._scale_pool(cloud, nodes, run_id)
+
+    async def state_locks(self) -> list[StateLock]:
+        """Read-only: the lock of each Terraform state this driver plans and applies against,
+        one per root configuration (:func:`drivers.terraform.state.read_lock`); empty for a
+        driver with no Terraform state (the lab's). Quick (no Terraform run, no backend
+        call); never raises: a state that cannot be read is an ``unknown`` entry saying why."""
+        return await self._state_locks()
+
+    async def _state_locks(self) -> list[StateLock]:
+        return []  # no Terraform state
 
     async def _pool_nodes(self, cloud: Cloud) -> int:
         return 0  # never called without the node_pools capability

@@ -9,11 +9,13 @@ that would delete anything else (the cluster, the network) is refused before it 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from drivers.infra.base import AppDatabase, InfraDriver, run_key
 from drivers.terraform import TerraformRunner
+from drivers.terraform.state import LockState, StateLock, read_lock
 from hybridops.capabilities import Capability
 from hybridops.contracts.base import Cloud
 from hybridops.errors import ConfigError
@@ -112,3 +114,25 @@ class TerraformInfraDriver(InfraDriver):
 
     async def _repoint_apps(self, apps: list[str], db: AppDatabase) -> bool:
         return False  # never called: no repoint_apps capability
+
+    def _state_locks_sync(self) -> list[StateLock]:
+        out = []
+        for root in sorted(set(self.tf.targets.values())):
+            backend = {**self.tf.backend_config, **self.tf.target_backend_config.get(root, {})}
+            try:
+                out.append(read_lock(self.config_root / root, self.tf.workspace, backend, name=root))
+            except OSError as err:
+                out.append(
+                    StateLock(
+                        root=root,
+                        workspace=self.tf.workspace,
+                        backend="?",
+                        state=LockState.UNKNOWN,
+                        note=f"cannot read the state: {err.strerror or err}",
+                    )
+                )
+        return out
+
+    async def _state_locks(self) -> list[StateLock]:
+        """One per root configuration of ``infra.terraform.targets``, in the burst workspace."""
+        return await asyncio.to_thread(self._state_locks_sync)

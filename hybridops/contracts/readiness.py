@@ -212,3 +212,64 @@ class SchedulesResult(ActivityResult):
     listed: bool = False
     """False: the schedules could not be listed (``detail`` says why)."""
     schedules: list[ScheduleReading] = []
+
+
+class DnsProbeInput(Contract):
+    """Input of ``probe_dns``: nothing, the zone and the record are the inventory's."""
+
+
+class DnsProbeResult(ActivityResult):
+    """One authenticated read of the DNS zone (the DNS driver's ``probe``), as the worker of the
+    DNS queue (the one holding the DNS credentials) saw it. Never a credential."""
+
+    driver: str = ""
+    zone: str = ""
+    answered: bool = False
+    """The provider answered the authenticated read; False: ``error`` says why."""
+    zone_id: str = ""
+    serial: int | None = None
+    """The zone's SOA serial, where the read returns it (RFC 2136)."""
+    error: str = ""
+    error_type: str = ""
+    """The domain error's class: ``DnsAuthError`` (refused), ``DnsError`` (unreachable,
+    retryable), ``DnsZoneNotFound``, ``ConfigError`` (the driver could not be built)."""
+    seconds: float | None = None
+    """How long the read took (answered or not)."""
+
+
+class TerraformStateInput(Contract):
+    """Input of ``terraform_state``: nothing, the roots are the inventory's infra driver's."""
+
+
+class StateLockStatus(StrEnum):
+    """A Terraform state's lock, as drivers/terraform/state.py reads it."""
+
+    FREE = "free"
+    LOCKED = "locked"
+    STALE = "stale"
+    """A lock info file left by a Terraform that was killed; no process holds the lock."""
+    UNKNOWN = "unknown"
+    """A remote backend, or a state that could not be read."""
+
+
+class StateLockReading(Contract):
+    """The lock of one root configuration's state (no path of the worker's disk)."""
+
+    root: str
+    workspace: str = ""
+    backend: str = ""
+    status: StateLockStatus = StateLockStatus.UNKNOWN
+    state_file: str = ""
+    """Relative to the root (local backend)."""
+    lock_id: str = ""
+    who: str = ""
+    operation: str = ""
+    created: str = ""
+    note: str = ""
+
+
+class TerraformStateResult(ActivityResult):
+    """Each Terraform root's state lock (none for an infra driver without Terraform state)."""
+
+    driver: str = ""
+    locks: list[StateLockReading] = []

@@ -340,6 +340,18 @@ async def test_readiness_checked(client: Client, lab: Lab, run_workers: Any) -> 
     await save(await _run(client, inv, WorkflowType.READINESS.value, inp, wf_id), lab)
 
 
+async def test_readiness_api_checked(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Patch ``readiness-api-checks``: the same evaluation with the DNS API probed (on the DNS
+    queue) and the Terraform states read (on the infra queue: the lab's driver has none)."""
+    from hybridops.contracts.readiness import ReadinessInput
+
+    inv = lab_inventory(lab)
+    await run_workers(client, inv)
+    await asyncio.to_thread(lab.ensure_backup)
+    inp = ReadinessInput(requested_by=REQUESTED_BY)
+    await save(await _run(client, inv, WorkflowType.READINESS.value, inp, "readiness-api-checked"), lab)
+
+
 async def test_failover_synced_and_checked(
     client: Client, lab: Lab, run_workers: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,12 +1,18 @@
 """DR readiness (issue 20) on the real lab: a healthy lab is ready; a standby stopped, DNS
-pointed elsewhere, a site agent stopped each fail their check; nothing in a readiness history
+pointed elsewhere, a site agent stopped, a DNS worker that cannot read the zone, a held
+Terraform state lock each fail their check; nothing in a readiness history
 changes the world. One lab for the module, reset between cases; each case ends with one
 writable server and DNS at it."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import shutil
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +23,9 @@ import psycopg
 import pytest
 import yaml
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
 
+from drivers.terraform.state import lock_info_path, state_path
 from hybridops.constants import (
     APPROVE_UPDATE,
     PROGRESS_QUERY,
@@ -29,7 +37,7 @@ from hybridops.contracts.base import ApprovalInput, ApprovalRecord, Progress, Ru
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.contracts.readiness import CheckStatus, ReadinessInput, ReadinessResult
 from hybridops.drills import create_schedule
-from hybridops.inventory import Inventory
+from hybridops.inventory import DnsKind, InfraKind, InfraSettings, Inventory, TerraformSettings
 from hybridops.lab import Lab
 from hybridops.policy import ReadinessOnFail
 from tests.conftest import lab_inventory
@@ -46,6 +54,8 @@ from tests.lab.helpers import (
 from tests.lab.test_cli_exit_codes import cli
 from workers.main import build_agent, build_workers
 from workflows.readiness import READ_ONLY
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def readiness(
@@ -105,6 +115,13 @@ class Running:
         await self.workers[name].shutdown()
         await self.tasks.pop(name)
 
+    def start(self, worker: Worker) -> None:
+        """Run ``worker`` in the place of the stopped one of its queue."""
+        name = str(worker.task_queue)
+        assert name not in self.tasks, f"{name}: stop its worker first"
+        self.workers[name] = worker
+        self.tasks[name] = asyncio.create_task(worker.run())
+
     async def __aexit__(self, *exc: Any) -> None:
         for name in list(self.tasks):
             await self.stop(name)
@@ -136,7 +153,13 @@ async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab:
         await asyncio.to_thread(lab.ensure_backup)
         result = await until(client, inv, "every check passing", lambda r: not r.failed)
         wf_id = result.workflow_id
-        fresh = {"drills.last_passed": CheckStatus.UNKNOWN, "temporal.schedules": CheckStatus.WARN}
+        fresh = {
+            "drills.last_passed": CheckStatus.UNKNOWN,
+            "temporal.schedules": CheckStatus.WARN,
+            # The lab's signals come from no cloud's monitoring: nothing reads a cloud's API.
+            "credentials.cloud_api.azure": CheckStatus.UNKNOWN,
+            "credentials.cloud_api.gcp": CheckStatus.UNKNOWN,
+        }
         assert {c.id: c.status for c in result.checks if c.status != CheckStatus.PASS} == fresh, result.checks
         assert status_of(result, "drills.last_passed") == CheckStatus.UNKNOWN
         assert result.status == CheckStatus.WARN
@@ -158,7 +181,10 @@ async def test_a_healthy_lab_is_ready_and_reads_only(client: Client, module_lab:
             "drills.last_passed",
             "temporal.schedules",
             "decision.target",
+            "credentials.dns_api",
         } <= ids, ids
+        # The lab's infra driver has no Terraform state: no lock to check.
+        assert not [i for i in ids if i.startswith("credentials.terraform_state")], ids
         target = next(c for c in result.checks if c.id == "decision.target")
         assert target.measured.split(" ", 1)[0] in ("azure", "gcp"), target
         assert any(i.startswith("credentials.") for i in ids), ids
@@ -241,6 +267,120 @@ async def test_a_stopped_agent_fails_the_temporal_check(client: Client, module_l
         check = next(c for c in result.checks if c.id == "temporal.queue.agent.azure")
         assert inv.site_queue("azure") in check.measured, check
         assert status_of(result, "temporal.queue.agent.gcp") == CheckStatus.PASS
+    assert assert_one_writer(lab) == "onprem"
+
+
+def dns_api_broken(inv: Inventory, secret_env: str) -> Inventory:
+    """``inv`` with its DNS API out of reach of the DNS worker: the TSIG secret in
+    ``$secret_env``, which the server does not take (BIND), or an endpoint where nothing
+    listens (Route53 on moto, which takes any key)."""
+    if inv.dns.driver == DnsKind.RFC2136:
+        dns = inv.dns.model_copy(update={"credentials_ref": f"env:{secret_env}"})
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        dns = inv.dns.model_copy(update={"endpoint_url": f"http://127.0.0.1:{dead}"})
+    return inv.model_copy(update={"dns": dns})
+
+
+async def test_a_dns_worker_that_cannot_read_the_zone_fails_the_dns_api_check(
+    client: Client, module_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DNS queue's worker with a wrong TSIG key (BIND) or an unreachable API (Route53):
+    credentials.dns_api fails naming why, though every secret reference still resolves and
+    the topology (read by the other workers) is fine; the worker put right, it passes."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    dns_queue = inv.queue(TaskQueue.DNS)
+    monkeypatch.setenv(
+        "HYBRIDOPS_TEST_WRONG_TSIG", base64.b64encode(b"not the lab's key, 32 bytes!").decode()
+    )
+    async with Running(client, inv) as running:
+        result, _ = await readiness(client, inv)
+        assert status_of(result, "credentials.dns_api") == CheckStatus.PASS, result.checks
+        await running.stop(dns_queue)
+        running.start(
+            build_workers(client, dns_api_broken(inv, "HYBRIDOPS_TEST_WRONG_TSIG"), [TaskQueue.DNS])[0]
+        )
+        result, _ = await readiness(client, inv)
+        check = next(c for c in result.checks if c.id == "credentials.dns_api")
+        assert check.status == CheckStatus.FAIL, check
+        want = "DnsAuthError" if inv.dns.driver == DnsKind.RFC2136 else "DnsError"
+        assert want in check.measured and check.detail, check
+        assert status_of(result, "topology.dns_agrees") == CheckStatus.PASS
+        assert result.runbooks["failover to azure"] == CheckStatus.FAIL
+        assert "drill" not in check.runbooks, "a drill never touches production DNS"
+        await running.stop(dns_queue)
+        running.start(build_workers(client, inv, [TaskQueue.DNS])[0])
+        await until(
+            client,
+            inv,
+            "the DNS API answering again",
+            lambda r: status_of(r, "credentials.dns_api") == CheckStatus.PASS,
+        )
+    assert assert_one_writer(lab) == "onprem"
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_EX)  # fcntl(F_SETLK), as Terraform's local backend locks its state
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_held_terraform_lock_fails_its_check_and_a_stale_one_warns(
+    client: Client, module_lab: Lab
+) -> None:
+    """The infra worker on the terraform driver (the lab root, local state): free, the check
+    passes; a process holding the state's lock with Terraform's lock info fails it naming who;
+    the holder gone and its info file left, it warns; the file removed, it passes."""
+    lab = module_lab
+    inv = lab_inventory(lab)
+    config = lab.root / "terraform-config"
+    shutil.copytree(REPO / "infra" / "terraform" / "lab", config / "lab", dirs_exist_ok=True)
+    terraform = TerraformSettings(
+        config_root=config, work_root=lab.root / "terraform-work", targets={"azure": "lab", "gcp": "lab"}
+    )
+    tf_inv = inv.model_copy(update={"infra": InfraSettings(driver=InfraKind.TERRAFORM, terraform=terraform)})
+    state = state_path(config / "lab", terraform.workspace)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    check_id = "credentials.terraform_state.lab"
+    async with Running(client, inv) as running:
+        await running.stop(inv.queue(TaskQueue.INFRA))
+        running.start(build_workers(client, tf_inv, [TaskQueue.INFRA])[0])
+        result, _ = await readiness(client, inv)
+        assert status_of(result, check_id) == CheckStatus.PASS, result.checks
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(state)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "held"
+            info = {
+                "ID": "7e57",
+                "Operation": "OperationTypeApply",
+                "Who": "oncall@ops-1",
+                "Created": "2026-12-06T03:00:00Z",
+            }
+            lock_info_path(state).write_text(json.dumps(info))
+            result, _ = await readiness(client, inv)
+            check = next(c for c in result.checks if c.id == check_id)
+            assert check.status == CheckStatus.FAIL and "oncall@ops-1" in check.measured, check
+            assert "7e57" in check.measured and result.runbooks["burst"] == CheckStatus.FAIL
+        finally:
+            holder.kill()
+            await asyncio.to_thread(holder.wait)
+        result, _ = await readiness(client, inv)
+        assert status_of(result, check_id) == CheckStatus.WARN, result.checks
+        lock_info_path(state).unlink()
+        result, _ = await readiness(client, inv)
+        assert status_of(result, check_id) == CheckStatus.PASS, result.checks
     assert assert_one_writer(lab) == "onprem"
 
 

@@ -139,7 +139,7 @@ async def test_a_dns_driver_without_weighted_records_says_so_before_any_change()
     """Capabilities are declared (DESIGN.md rule 14): asking a driver that declares no
     weighted records for them is a fatal error naming the driver and the capability, raised
     before any hook runs; Route53 declares it."""
-    from drivers.dns.base import DnsDriver, Record
+    from drivers.dns.base import DnsDriver, Record, ZoneProbe
     from drivers.dns.route53 import Route53Driver
     from hybridops.capabilities import Capability
     from hybridops.errors import CapabilityMissing
@@ -155,6 +155,9 @@ async def test_a_dns_driver_without_weighted_records_says_so_before_any_change()
 
         async def _ensure_zone(self) -> bool:
             return False
+
+        async def _probe(self) -> ZoneProbe:
+            return ZoneProbe(self.zone, "plain")
 
         async def _upsert(self, record: Record) -> None:
             calls.append(record.name)

@@ -6,6 +6,7 @@ and the etag conditions."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,31 @@ async def test_a_missing_zone_and_no_weighted_records(fake: FakeAzure) -> None:
     with pytest.raises(CapabilityMissing) as missing:
         await d.get_weights("app.corp.example.com")
     assert missing.value.ids == {"driver": "AzureDnsDriver", "capability": "weighted"}
+
+
+async def test_a_probe_gets_the_zone_and_names_a_refusal(
+    fake: FakeAzure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zones Get: the zone's resource id back; a wrong secret a fatal auth error without it;
+    a missing zone a missing zone."""
+    probe = await driver(fake).probe(RECORD)
+    assert probe.zone_id.endswith("/dnsZones/corp.example.com"), probe
+    fake.zone_exists = False
+    with pytest.raises(DnsZoneNotFound):
+        await driver(fake).probe(RECORD)
+    monkeypatch.setenv(SECRET_ENV, "wrong-secret-value-123")
+    with pytest.raises(DnsAuthError) as err:
+        await driver(fake).probe(RECORD)
+    assert not err.value.retryable and "wrong-secret-value-123" not in str(err.value)
+
+
+async def test_an_unreachable_token_endpoint_is_retryable_not_an_auth_error(fake: FakeAzure) -> None:
+    """azure-identity reports a token endpoint that does not answer as an authentication
+    error; nothing refused the client, so the driver makes it a retryable DnsError."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    with pytest.raises(DnsError) as err:
+        await driver(fake, authority_host=f"127.0.0.1:{dead}").probe(RECORD)
+    assert type(err.value) is DnsError and err.value.retryable, err.value
+    assert "token endpoint could not be reached" in str(err.value) and SECRET not in str(err.value)

@@ -125,3 +125,16 @@ async def test_an_invalid_record_and_the_zone_check(fake: FakeCloudDns) -> None:
     with pytest.raises(DnsRecordInvalid):
         await d.ensure_record("db.elsewhere.example", "A", ["10.0.0.2"], 30)
     assert await d.ensure_zone() is False
+
+
+async def test_a_probe_gets_the_managed_zone_and_names_a_refusal(fake: FakeCloudDns) -> None:
+    """managedZones.get: the zone's id back; another managed zone not found; refused tokens
+    a fatal auth error without the key."""
+    probe = await driver(fake).probe(RECORD)
+    assert probe.zone_id == "1" and "corp-example-com" in probe.detail, probe
+    with pytest.raises(DnsZoneNotFound):
+        await driver(fake, managed_zone="other-zone").probe(RECORD)
+    fake.refuse_tokens = True
+    with pytest.raises(DnsAuthError) as err:
+        await driver(fake).probe(RECORD)
+    assert not err.value.retryable and "PRIVATE KEY" not in str(err.value)

@@ -80,3 +80,56 @@ def test_a_waiter_that_meets_an_auth_failure_says_so() -> None:
     with stub, pytest.raises((DnsAuthError, DnsError)) as err:
         d._wait_insync(_change("PENDING"))
     assert isinstance(err.value, DnsAuthError)
+
+
+async def test_a_probe_reads_the_hosted_zone_with_getHostedZone() -> None:
+    """The probe: GetHostedZone on the zone found by name, its id and record count back."""
+    d, stub = driver()
+    zones(stub)
+    stub.add_response(
+        "get_hosted_zone",
+        {
+            "HostedZone": {
+                "Id": f"/hostedzone/{ZONE_ID}",
+                "Name": "corp.example.com.",
+                "CallerReference": "x",
+                "ResourceRecordSetCount": 3,
+            },
+            "DelegationSet": {"NameServers": ["ns-1.example"]},
+        },
+        {"Id": ZONE_ID},
+    )
+    with stub:
+        probe = await d.probe("db.corp.example.com")
+        stub.assert_no_pending_responses()
+    assert probe.zone_id == ZONE_ID and "3 record sets" in probe.detail
+
+
+@pytest.mark.parametrize(("code", "status"), [("AccessDenied", 403), ("Throttling", 400)])
+async def test_a_probe_refused_is_an_auth_error_and_a_throttled_one_retryable(code: str, status: int) -> None:
+    d, stub = driver()
+    zones(stub)
+    stub.add_client_error("get_hosted_zone", service_error_code=code, http_status_code=status)
+    with stub, pytest.raises((DnsError, DnsAuthError)) as err:
+        await d.probe("db.corp.example.com")
+    assert isinstance(err.value, DnsAuthError) == (code == "AccessDenied"), err.value
+    assert err.value.retryable == (code != "AccessDenied") and code in str(err.value)
+
+
+async def test_a_probe_of_a_dead_endpoint_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens: retryable, naming the endpoint (credentials set, so it is the
+    connection that fails, not their absence)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    d = Route53Driver(
+        DnsSettings(
+            zone="corp.example.com",
+            record="db.corp.example.com",
+            credentials_ref=None,
+            endpoint_url="http://127.0.0.1:9",
+        )
+    )
+    with pytest.raises(DnsError) as err:
+        await d.probe("db.corp.example.com")
+    assert err.value.retryable and "127.0.0.1:9" in str(err.value), err.value

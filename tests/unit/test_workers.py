@@ -111,7 +111,7 @@ def test_a_dns_worker_registers_the_dns_steps_and_builds_no_other_driver(
     inv = inventory(tmp_path, Placement.QUEUES)
     acts = registrations(inv, [TaskQueue.DNS], every_activity(inv, None))[TaskQueue.DNS]
     dns_steps = {name.value for name, step in STEPS.items() if step.queue == TaskQueue.DNS}
-    assert {activity_name(fn) for fn in acts} == dns_steps == {"dns_cutover", "set_traffic"}
+    assert {activity_name(fn) for fn in acts} == dns_steps == {"dns_cutover", "set_traffic", "probe_dns"}
 
 
 def test_the_control_worker_registers_every_step_when_colocated_and_only_its_own_on_queues(
