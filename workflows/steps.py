@@ -24,6 +24,8 @@ the inventory and DNS, and it is what says where the rest runs.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -63,6 +65,8 @@ Out = TypeVar("Out", bound=BaseModel)
 """A step's result type."""
 A = TypeVar("A", bound=ActivityResult)
 """The result type of a recorded step (it says whether it changed anything, on which attempt)."""
+X = TypeVar("X")
+Y = TypeVar("Y")
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -651,6 +655,27 @@ STEPS: dict[ActivityName, Step[Any, Any]] = {
 }
 """Every step above, by its activity: the table workers/main.py registers each activity from,
 on its step's queue (DESIGN.md rule 7)."""
+
+
+async def together(first: Awaitable[X], second: Awaitable[Y]) -> tuple[X, Y]:
+    """Run two steps (or phases of steps) at once, ``first`` started first, so their commands
+    come in the same order on every replay. Both end before either's failure is raised (the
+    first's, when both fail), so no step outlives the phase that started it; a cancellation
+    cancels both, as it would the one step a sequence waits on.
+
+    Only for steps that need nothing of each other, and behind a ``workflow.patched`` marker
+    where they used to run one after the other (the commands change)."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        await workflow.wait([one, two])  # asyncio.wait orders its set by hash: not deterministic
+    except asyncio.CancelledError:
+        one.cancel()
+        two.cancel()
+        raise
+    failed = [err for err in (one.exception(), two.exception()) if err is not None]  # both read
+    if failed:
+        raise failed[0]
+    return one.result(), two.result()
 
 
 async def checkpoint(name: str) -> None:
