@@ -74,7 +74,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from hybridops.decision import decide, hold_reason, policy_in_force, signal_targets, topology_of
     from hybridops.health import alert_check, error_rate_check
-    from hybridops.inventory import Placement
     from hybridops.policy import Policy, ReadinessOnFail, SplitBrainAction
     from hybridops.topology import diverged, keep_writer
     from workflows import steps
@@ -401,7 +400,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 PickBackupInput(backup=inp.restore_backup, target_time=inp.restore_to),
             )
             res.backup_picked = backup
-        if self._where.placement != Placement.COLOCATED and workflow.patched(READINESS_WITH_CHECKPOINT_PATCH):
+        if self._where.placement != "colocated" and workflow.patched(READINESS_WITH_CHECKPOINT_PATCH):
             await steps.together(
                 self._started_from(policy, decision.target, res), steps.checkpoint("decided")
             )
