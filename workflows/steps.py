@@ -3,9 +3,10 @@
 Placement (the inventory's ``placement``, read once by the plan step and so in the history):
 
 * ``colocated``: the control worker holds every driver, so steps run as *local activities*.
-  On the dev server a local activity costs about 6 ms a step against about 45 to 100 ms for a
-  queued one (measured on this machine's dev server; bench/failover.py prints the overhead
-  per step of a whole run), and a failover's RTO is made of these steps.
+  On the dev server a local activity costs about 6 ms a step against about 25 to 35 ms for a
+  queued one (measured on the lab's dev server, its SQLite file in WAL mode; 45 to 100 ms
+  before, hybridops/lab/temporal.py; bench/failover.py prints each step's time beside the same
+  activity called by a plain script), and a failover's RTO is made of these steps.
   They are safe here because every activity is idempotent: a local activity whose worker
   dies is run again by the next worker from the last recorded result, and converges.
 * ``queues``: each step is a normal activity on the queue of its capability (DESIGN.md
