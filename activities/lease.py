@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -34,9 +34,13 @@ class LeaseActivities(Activities):
     async def acquire_lease(self, inp: LeaseRequest) -> LeaseGrant:
         """The lease for ``inp``'s run: granted, or refused naming the holder after waiting up to
         ``inp.wait_s``. Idempotent: asked again by the run that holds it, granted again. Starts
-        the lease workflow when it does not run (USE_EXISTING: one per database)."""
+        the lease workflow when it does not run (USE_EXISTING: one per database), in the same
+        request."""
         inv = self.inventory
-        handle = await self._client().start_workflow(
+        # Update-with-Start: one request starts the lease workflow when it does not run and
+        # asks it for the lease (a start, then an Update, were two round trips before a
+        # failover's first step).
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             WorkflowType.LEASE.value,
             LeaseState(key=inv.lease.key or inv.dns.record, check_s=inv.lease.check_s),
             id=inv.lease_id(),
@@ -44,7 +48,11 @@ class LeaseActivities(Activities):
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
-        update = asyncio.ensure_future(handle.execute_update(ACQUIRE_UPDATE, inp, result_type=LeaseGrant))
+        update = asyncio.ensure_future(
+            self._client().execute_update_with_start_workflow(
+                ACQUIRE_UPDATE, inp, start_workflow_operation=start, result_type=LeaseGrant
+            )
+        )
         try:
             while True:
                 done, _ = await asyncio.wait({update}, timeout=5)

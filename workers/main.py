@@ -29,7 +29,7 @@ from activities.failover import FailoverActivities
 from activities.lease import LeaseActivities
 from activities.readiness import ReadinessActivities
 from activities.sites import SiteActivities
-from drivers.lazy import Drivers
+from drivers.lazy import Drivers, Part
 from drivers.postgres.liveness import LivenessCollector, LivenessProbe
 from hybridops import metrics
 from hybridops.constants import ActivityName, TaskQueue
@@ -47,12 +47,38 @@ QUEUE_OF: dict[ActivityName, TaskQueue] = {name: step.queue for name, step in ST
 """Every activity's task queue, by name: the step table's (the lease's steps included)."""
 
 
+WARM: dict[TaskQueue, tuple[Part, ...]] = {
+    TaskQueue.CONTROL: (Part.POSTGRES, Part.DNS, Part.SIGNALS, Part.TOPOLOGY),
+    TaskQueue.DB: (Part.POSTGRES, Part.DNS, Part.TOPOLOGY),
+    TaskQueue.DNS: (Part.POSTGRES, Part.DNS, Part.TOPOLOGY),
+    TaskQueue.INFRA: (Part.INFRA,),
+}
+"""The drivers a worker builds when it starts, per queue it serves: those its queue's steps of
+a failover call (plan and signals; assess and promotion's rules; the cutover's rules; prepare
+and repoint). The backup driver is built on first use (restore mode, drills). With placement
+``colocated`` the control worker runs every step, so it warms them all."""
+AGENT_WARM = (Part.POSTGRES, Part.TOPOLOGY)
+"""A site agent's: its own server's driver, and the reader its promotion's rules use (it holds
+no DNS credentials)."""
+
+
+def warm_parts(inventory: Inventory, queues: Sequence[TaskQueue]) -> list[Part]:
+    """The drivers a worker serving ``queues`` builds at start (:data:`WARM`)."""
+    if inventory.placement == Placement.COLOCATED and TaskQueue.CONTROL in queues:
+        queues = tuple(TaskQueue)
+    return list(dict.fromkeys(p for q in queues for p in WARM.get(q, ())))
+
+
 def every_activity(
-    inventory: Inventory, client: Client | None, local_sites: frozenset[str] | None = None
+    inventory: Inventory,
+    client: Client | None,
+    local_sites: frozenset[str] | None = None,
+    drivers: Drivers | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every activity of every runbook, sharing one set of drivers (built on first use);
-    ``local_sites``: the sites whose server and files this process controls (None: all)."""
-    drivers = Drivers(inventory, local_sites=local_sites)
+    """Every activity of every runbook, sharing one set of drivers (``drivers``, else built
+    on first use); ``local_sites``: the sites whose server and files this process controls
+    (None: all)."""
+    drivers = drivers or Drivers(inventory, local_sites=local_sites)
     return [
         *SiteActivities(inventory, drivers).all(),
         *FailoverActivities(inventory, drivers, client).all(),
@@ -113,7 +139,9 @@ def agent_activities(inventory: Inventory, site: str, client: Client | None) -> 
     (``on_site`` in the step table), with drivers that control ``site`` alone."""
     inventory.site(site)
     on_site = {str(name) for name, step in STEPS.items() if step.on_site}
-    return [fn for fn in every_activity(inventory, client, frozenset({site})) if activity_name(fn) in on_site]
+    drivers = Drivers(inventory, local_sites=frozenset({site}))
+    drivers.warm(AGENT_WARM)
+    return [fn for fn in every_activity(inventory, client, drivers=drivers) if activity_name(fn) in on_site]
 
 
 def build_agent(client: Client, inventory: Inventory, site: str) -> Worker:
@@ -134,11 +162,13 @@ def build_workers(
 ) -> list[Worker]:
     """Workers for ``queues``. ``activities`` replaces the runbooks' (tests do that); each is
     registered on its step's queue all the same."""
-    acts = (
-        list(activities)
-        if activities is not None
-        else every_activity(inventory, client, local_sites_of(inventory))
-    )
+    if activities is not None:
+        acts = list(activities)
+    else:
+        # Built now, not in the first step (a failover's RTO pays for every first).
+        drivers = Drivers(inventory, local_sites=local_sites_of(inventory))
+        drivers.warm(warm_parts(inventory, queues))
+        acts = every_activity(inventory, client, drivers=drivers)
     return [
         Worker(
             client,

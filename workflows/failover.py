@@ -102,6 +102,23 @@ the alert's resolution (issue 17 item 5): a run recorded before it schedules no 
 READINESS_PATCH = "failover-readiness"
 """The patch from which a failover reads the readiness it starts from (issue 20 item 3): a
 run recorded before it schedules no such step."""
+SIGNALS_WITH_ASSESS_PATCH = "failover-signals-with-assess"
+"""From this patch the decide phase gathers the signals while it reads the servers (issue 21):
+of every cloud site, since which of them are candidates depends on the assessment (never the
+current primary); ``decide`` considers only the candidates. Before it, the signals step came
+after the assessment, for the candidates alone."""
+READINESS_WITH_CHECKPOINT_PATCH = "failover-readiness-with-checkpoint"
+"""From this patch, with placement ``queues``, the readiness reading and the ``decided``
+checkpoint run at once (issue 21). Both are queued activities the server records, so the
+checkpoint need not wait for the reading to make it durable. Colocated, the reading is a local
+activity whose marker only the next workflow task's completion records: the checkpoint still
+comes after it there, and the patch is not asked."""
+PREPARE_WITH_FENCE_PATCH = "failover-prepare-with-fence"
+"""From this patch the target is prepared while the old primary is fenced (issue 21), when the
+assessment found the old primary down and no workloads are to be synced first. A live primary
+(a planned failover) keeps taking writes until the target is ready, and workloads are synced
+before anything is fenced, so those runs keep the order, and the patch is asked only in the
+others. Before it, prepare came first in every run."""
 CLIENTS_WAIT_S = 10.0
 """How long the RPO step waits for the workload's first acknowledged write on the new primary
 (the end of the outage clients saw), when a live writer keeps a ledger."""
@@ -269,17 +286,30 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if apps is not None:
             res.health = [apps, alert_check(inp.requested_by, inp.await_alert_resolve_s, self._alerts)]
 
-    async def _establish(self, inp: FailoverInput, res: FailoverResult) -> tuple[PlanResult, Seen, str]:
+    async def _establish(
+        self, inp: FailoverInput, res: FailoverResult
+    ) -> tuple[PlanResult, Seen, str, SignalsResult | None]:
         """Plan, and read the servers: who the primary is (the servers say, DNS only where
         clients go). A run started for a primary that turns out healthy stops here (after
         repairing DNS if it pointed elsewhere). Returns the current primary ("" while a
-        split brain waits to be settled)."""
+        split brain waits to be settled), and the signals when they were gathered meanwhile
+        (patch ``failover-signals-with-assess``)."""
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
         plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed_by(plan)
         self._record = plan.dns_record
-        assessed = await self._step("assess", steps.ASSESS, AssessInput(sites=[s.name for s in plan.sites]))
+        assess_in = AssessInput(sites=[s.name for s in plan.sites])
+        gathered: SignalsResult | None = None
+        if workflow.patched(SIGNALS_WITH_ASSESS_PATCH):
+            # No site is known to be the current primary yet: every cloud site's signals.
+            every_cloud = signal_targets(DecisionRequest(current_primary=""), plan.sites)
+            assessed, gathered = await steps.together(
+                self._step("assess", steps.ASSESS, assess_in),
+                self._step("gather_signals", steps.SIGNALS, every_cloud),
+            )
+        else:
+            assessed = await self._step("assess", steps.ASSESS, assess_in)
         topology = topology_of(plan, assessed.states)
         res.topology, res.findings = topology, topology.findings
         if topology.has(FindingKind.SPLIT_BRAIN):
@@ -306,19 +336,20 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 type="PrimaryHealthy",
                 non_retryable=True,
             )
-        return plan, Seen(assessed, topology), current
+        return plan, Seen(assessed, topology), current, gathered
 
     async def _decide(self, inp: FailoverInput, res: FailoverResult) -> Decided:
         """Decide the target: everything the choice rests on is an activity result, so it is
         in the history and a replay decides the same. A hold, or a mode this runbook does not
         do, stops the run before anything changed."""
         workflow_id = workflow.info().workflow_id
-        plan, seen, current = await self._establish(inp, res)
+        plan, seen, current, gathered = await self._establish(inp, res)
         assessed, topology = seen.assessed, seen.topology
         request = DecisionRequest(
             decision_type=DecisionType.FAILOVER, current_primary=current, target=inp.target
         )
-        gathered = await self._step("gather_signals", steps.SIGNALS, signal_targets(request, plan.sites))
+        if gathered is None:
+            gathered = await self._step("gather_signals", steps.SIGNALS, signal_targets(request, plan.sites))
         policy = policy_in_force(plan, gathered)
         if topology.has(FindingKind.SPLIT_BRAIN):
             assessed, current = await self._settle_split_brain(topology, policy, res, workflow_id)
@@ -370,8 +401,13 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 PickBackupInput(backup=inp.restore_backup, target_time=inp.restore_to),
             )
             res.backup_picked = backup
-        await self._started_from(policy, decision.target, res)
-        await steps.checkpoint("decided")
+        if self._where.placement != "colocated" and workflow.patched(READINESS_WITH_CHECKPOINT_PATCH):
+            await steps.together(
+                self._started_from(policy, decision.target, res), steps.checkpoint("decided")
+            )
+        else:
+            await self._started_from(policy, decision.target, res)
+            await steps.checkpoint("decided")
         return Decided(plan, assessed, request, decision, policy, decision.target, backup)
 
     async def _restore_target(
@@ -475,14 +511,16 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         await steps.checkpoint("looked again")
 
     async def _prepare_and_fence(self, d: Decided, res: FailoverResult, saga: Saga) -> FenceResult:
-        """Make the target ready, then fence the old primary; each registers its undo first."""
+        """Make the target ready, then fence the old primary; each registers its undo first.
+        An old primary the assessment found down is fenced while the target is prepared
+        (patch ``failover-prepare-with-fence``): fencing it costs no client a write."""
         workflow_id, target, old = workflow.info().workflow_id, d.target, d.decision.old_primary
         self._phase = Phase.PREPARE_TARGET
         cloud = next((s.cloud for s in d.plan.sites if s.name == target), None)
         saga.register(
             "release_target", lambda: self._undo(steps.RELEASE, ReleaseInput(site=target, run_id=workflow_id))
         )
-        await self._step(
+        prepare = self._step(
             "prepare_target",
             steps.PREPARE,
             PrepareInput(
@@ -492,6 +530,16 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 nodes=d.policy.failover.for_target(target, cloud.value if cloud else None),
             ),
         )
+        syncs = bool(d.plan.workloads) and cloud is not None
+        old_state = next((s for s in d.assessed.states if s.site == old), None)
+        old_down = old_state is not None and not old_state.reachable
+        if not syncs and old_down and workflow.patched(PREPARE_WITH_FENCE_PATCH):
+            _, fence = await steps.together(
+                prepare, self._fence(old, "fence_old_primary", "unfence_primary", res, saga)
+            )
+            self._phase = Phase.FENCE
+            return fence
+        await prepare
         if d.plan.workloads and cloud is not None and workflow.patched(GITOPS_PATCH):
             await self._sync_workloads(d.plan.workloads, cloud, saga)
 
@@ -525,8 +573,9 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         except ActivityError as err:
             if not steps.agent_absent(err):
                 raise
-            # Not a failure of the run: the answer to "is the host alive?" was no.
-            record = self._steps[-1]
+            # Not a failure of the run: the answer to "is the host alive?" was no. By name: the
+            # target's preparation may have been recorded after it (they run at once).
+            record = next(r for r in reversed(self._steps) if r.name == name)
             record.outcome = StepOutcome.SKIPPED
             record.detail = (
                 f"{old}'s agent did not answer within {self._where.agent_start_s:g} s: its host is down"

@@ -3,9 +3,10 @@
 Placement (the inventory's ``placement``, read once by the plan step and so in the history):
 
 * ``colocated``: the control worker holds every driver, so steps run as *local activities*.
-  On the dev server a local activity costs about 6 ms a step against about 45 to 100 ms for a
-  queued one (measured on this machine's dev server; bench/failover.py prints the overhead
-  per step of a whole run), and a failover's RTO is made of these steps.
+  On the dev server a local activity costs about 6 ms a step against about 25 to 35 ms for a
+  queued one (measured on the lab's dev server, its SQLite file in WAL mode; 45 to 100 ms
+  before, hybridops/lab/temporal.py; bench/failover.py prints each step's time beside the same
+  activity called by a plain script), and a failover's RTO is made of these steps.
   They are safe here because every activity is idempotent: a local activity whose worker
   dies is run again by the next worker from the last recorded result, and converges.
 * ``queues``: each step is a normal activity on the queue of its capability (DESIGN.md
@@ -24,6 +25,8 @@ the inventory and DNS, and it is what says where the rest runs.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -63,6 +66,8 @@ Out = TypeVar("Out", bound=BaseModel)
 """A step's result type."""
 A = TypeVar("A", bound=ActivityResult)
 """The result type of a recorded step (it says whether it changed anything, on which attempt)."""
+X = TypeVar("X")
+Y = TypeVar("Y")
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -679,6 +684,27 @@ STEPS: dict[ActivityName, Step[Any, Any]] = {
 }
 """Every step above, by its activity: the table workers/main.py registers each activity from,
 on its step's queue (DESIGN.md rule 7)."""
+
+
+async def together(first: Awaitable[X], second: Awaitable[Y]) -> tuple[X, Y]:
+    """Run two steps (or phases of steps) at once, ``first`` started first, so their commands
+    come in the same order on every replay. Both end before either's failure is raised (the
+    first's, when both fail), so no step outlives the phase that started it; a cancellation
+    cancels both, as it would the one step a sequence waits on.
+
+    Only for steps that need nothing of each other, and behind a ``workflow.patched`` marker
+    where they used to run one after the other (the commands change)."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        await workflow.wait([one, two])  # asyncio.wait orders its set by hash: not deterministic
+    except asyncio.CancelledError:
+        one.cancel()
+        two.cancel()
+        raise
+    failed = [err for err in (one.exception(), two.exception()) if err is not None]  # both read
+    if failed:
+        raise failed[0]
+    return one.result(), two.result()
 
 
 async def checkpoint(name: str) -> None:

@@ -95,12 +95,18 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
         }
     )
 
+    def _local_marks(self, site: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The fence and promote marks of a site this process controls, from its data
+        directory (None, None for another site: its server is asked, see :meth:`_state_on`)."""
+        if not self.is_local(site):
+            return None, None
+        return self._read_mark(site), self._read_mark(site, PROMOTE_MARK)
+
     async def _assess(self, site: str) -> SiteState:
         local = self.is_local(site)
         # This site's agent reads its marks from the data directory, alive or not; any other
         # process asks the server (a server that does not answer keeps its marks to itself).
-        mark = self._read_mark(site) if local else None
-        promoted = self._read_mark(site, PROMOTE_MARK) if local else None
+        mark, promoted = self._local_marks(site)
         try:
             conn = await self._connect(site)
         except DatabaseUnreachable as err:
@@ -113,48 +119,61 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
                 error=str(err) if local else f"{err} (its marks are read by its agent only)",
             )
         async with conn:
-            if not local:
-                mark, promoted = await self._marks_over_sql(conn, FENCE_MARK, PROMOTE_MARK)
-            fenced = mark is not None
-            fenced_by = mark.get("fenced_by") if mark else None
+            return await self._state_on(site, conn, mark, promoted)
+
+    async def _state_on(
+        self,
+        site: str,
+        conn: psycopg.AsyncConnection[Any],
+        mark: dict[str, Any] | None = None,
+        promoted: dict[str, Any] | None = None,
+    ) -> SiteState:
+        """:meth:`_assess` on an open connection to ``site``'s server (the promote step reads
+        and promotes on one); the marks are read over it unless this process controls the site
+        (then they are given, read from its data directory)."""
+        local = self.is_local(site)
+        if not local:
+            mark, promoted = await self._marks_over_sql(conn, FENCE_MARK, PROMOTE_MARK)
+        fenced = mark is not None
+        fenced_by = mark.get("fenced_by") if mark else None
+        cur = await conn.execute(
+            "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
+            " pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(),"
+            " (SELECT timeline_id FROM pg_control_checkpoint()),"
+            " (SELECT system_identifier::text FROM pg_control_system()),"
+            " current_setting('default_transaction_read_only') = 'on',"
+            " current_setting('primary_conninfo'),"
+            " (SELECT status FROM pg_stat_wal_receiver),"
+            " (SELECT received_tli FROM pg_stat_wal_receiver),"
+            " (SELECT min_recovery_end_timeline FROM pg_control_recovery())"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver = row[:9]
+        received_tli, min_recovery_tli = row[9:]
+        # A standby's control data lags behind a timeline it followed: its last
+        # restartpoint's timeline until the next restartpoint, and its minimum recovery
+        # point's can too (both said 1 on a home pg_rewind had just put on timeline 2,
+        # from a source promoted moments before). The WAL it receives is on the newer one, but no WAL
+        # receiver runs once its upstream stopped (a switchover's paused primary): then the
+        # history file of the timeline it follows says where its replay position is. Read
+        # lagging, a rejoined home looked older than the primary it replayed to the end,
+        # and failback's promotion was refused as a fork (not_forked), waiting for an
+        # override with writes paused.
+        timeline = max(t for t in (timeline, received_tli, min_recovery_tli, 0) if t is not None) or None
+        if in_recovery:
+            timeline = await self._replayed_timeline(conn, replay, timeline)
+        current = None
+        if not in_recovery:
             cur = await conn.execute(
-                "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
-                " pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(),"
-                " (SELECT timeline_id FROM pg_control_checkpoint()),"
-                " (SELECT system_identifier::text FROM pg_control_system()),"
-                " current_setting('default_transaction_read_only') = 'on',"
-                " current_setting('primary_conninfo'),"
-                " (SELECT status FROM pg_stat_wal_receiver),"
-                " (SELECT received_tli FROM pg_stat_wal_receiver),"
-                " (SELECT min_recovery_end_timeline FROM pg_control_recovery())"
+                "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())"
             )
             row = await cur.fetchone()
             assert row is not None
-            in_recovery, receive, replay, replay_at, timeline, ident, read_only, conninfo, receiver = row[:9]
-            received_tli, min_recovery_tli = row[9:]
-            # A standby's control data lags behind a timeline it followed: its last
-            # restartpoint's timeline until the next restartpoint, and its minimum recovery
-            # point's can too (both said 1 on a home pg_rewind had just put on timeline 2,
-            # from a source promoted moments before). The WAL it receives is on the newer one, but no WAL
-            # receiver runs once its upstream stopped (a switchover's paused primary): then the
-            # history file of the timeline it follows says where its replay position is. Read
-            # lagging, a rejoined home looked older than the primary it replayed to the end,
-            # and failback's promotion was refused as a fork (not_forked), waiting for an
-            # override with writes paused.
-            timeline = max(t for t in (timeline, received_tli, min_recovery_tli, 0) if t is not None) or None
-            if in_recovery:
-                timeline = await self._replayed_timeline(conn, replay, timeline)
-            current = None
-            if not in_recovery:
-                cur = await conn.execute(
-                    "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())"
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                current, walfile = row
-                timeline = int(walfile[:8], 16)
-            switch = await self._timeline_start(conn, timeline)
-            slots = None if in_recovery else await _slots(conn)
+            current, walfile = row
+            timeline = int(walfile[:8], 16)
+        switch = await self._timeline_start(conn, timeline)
+        slots = None if in_recovery else await _slots(conn)
         upstream = _conninfo_host(conninfo) if in_recovery else None
         return SiteState(
             site=site,
@@ -318,24 +337,28 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
     ) -> Promoted:
         if self._read_mark(site) is not None and not allow_fenced:
             raise PreconditionFailed("refusing to promote a fenced server", site=site)
-        state = await self._assess(site)
-        if not state.reachable:
-            raise DatabaseUnreachable(state.error or "does not answer", site=site)
-        repaired = ""
-        if not state.in_recovery:
-            mark = self._read_mark(site, PROMOTE_MARK)
-            timeline = state.timeline or 0
-            if not promotion.incomplete(mark, timeline):
-                return await self._already_writable(site, timeline, mark)
-            assert mark is not None
-            if mark.get("promoted_by") != run_id or not run_id:
-                raise PromotionIncomplete(
-                    promotion.incomplete_detail(site, timeline, mark), site=site, timeline=timeline
-                )
-            repaired = await self._back_to_standby(site, timeline, mark)
-            state = await self._assess(site)
+        # One connection for the whole step: the look before, the catch-up, pg_promote, the
+        # wait until the server leaves recovery and the look after (each look opened its own
+        # before, a few ms apiece on loopback and more across sites, all in the RTO).
         conn = await self._connect(site)
-        async with conn:
+        try:
+            state = await self._state_on(site, conn, *self._local_marks(site))
+            repaired = ""
+            if not state.in_recovery:
+                mark = self._read_mark(site, PROMOTE_MARK)
+                timeline = state.timeline or 0
+                if not promotion.incomplete(mark, timeline):
+                    return await self._already_writable(site, timeline, mark)
+                assert mark is not None
+                if mark.get("promoted_by") != run_id or not run_id:
+                    raise PromotionIncomplete(
+                        promotion.incomplete_detail(site, timeline, mark), site=site, timeline=timeline
+                    )
+                # The server is restarted as a standby: no session of ours may hold it up.
+                await conn.close()
+                repaired = await self._back_to_standby(site, timeline, mark)
+                conn = await self._connect(site)
+                state = await self._state_on(site, conn, *self._local_marks(site))
             target = parse_lsn(wait_for_lsn)
             deadline = time.monotonic() + max_catchup_s
             while True:
@@ -351,7 +374,7 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
                     )
                 report_progress({"catching_up": state.replay_lsn})
                 await asyncio.sleep(0.02)
-                state = await self._assess(site)
+                state = await self._state_on(site, conn, *self._local_marks(site))
             archived = await self._timelines_before_promote(site, conn)
             # The intent is written first, so that whoever looks later (a retry of an earlier
             # step of this run, a second run) can tell this run's promotion from a stranger's;
@@ -360,7 +383,9 @@ class LocalPostgresDriver(LocalRejoin, LocalSwitchover, LocalRestore):
             mark = promotion.promote_mark(run_id, state.timeline or 0, state.replay_lsn)
             self._write_file(self._data_dir(site) / PROMOTE_MARK, json.dumps(mark))
             await self._promote_and_wait(site, conn, PROMOTE_TIMEOUT_S)
-        after = await self._assess(site)
+            after = await self._state_on(site, conn, *self._local_marks(site))
+        finally:
+            await conn.close()  # the one open now (a repair opened another)
         if not promotion.completed(mark, after.timeline):
             raise PromotionIncomplete(
                 promotion.incomplete_detail(site, after.timeline or 0, mark),

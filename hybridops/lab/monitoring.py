@@ -268,6 +268,7 @@ class Monitoring:
             "alertmanager.yml",
             group_wait="1s",
             group_interval="5s",
+            failover_group_interval="100ms",
             repeat_interval="10s",  # frequent resends in the lab: the receiver must absorb them
             receiver_url=f"http://{self.address('alert-receiver')}/alerts",
             token_file=str(self.token_file),

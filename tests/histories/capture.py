@@ -123,6 +123,33 @@ async def test_failover_succeeded_on_queues(client: Client, lab: Lab, run_worker
     await save(handle, lab)
 
 
+async def test_failover_steps_at_once(client: Client, lab: Lab, run_workers: Any) -> None:
+    """The patches that run independent steps at once (issue 21): onprem killed, placement
+    ``queues`` (signals with assess, readiness with the checkpoint, prepare with the fence)."""
+    inv = lab_inventory(lab, placement=Placement.QUEUES)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(
+        client, inv, _input(target=TargetChoice.GCP, incident_started_at=at), "failover-steps-at-once"
+    )
+    await save(handle, lab)
+
+
+async def test_failover_steps_at_once_colocated(client: Client, lab: Lab, run_workers: Any) -> None:
+    """The same colocated: signals with assess and prepare with the fence as local activities
+    at once; the readiness reading before the checkpoint, as before."""
+    inv = lab_inventory(lab, placement=Placement.COLOCATED)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    handle = await start(
+        client,
+        inv,
+        _input(target=TargetChoice.AZURE, incident_started_at=at),
+        "failover-steps-at-once-colocated",
+    )
+    await save(handle, lab)
+
+
 async def test_failover_compensated(client: Client, lab: Lab, run_workers: Any) -> None:
     inv = lab_inventory(lab, faults={"promote_standby": "fail"})
     await run_workers(client, inv)

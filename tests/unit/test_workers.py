@@ -12,11 +12,12 @@ import pytest
 from temporalio import activity
 
 from activities.common import activity_name
+from drivers.lazy import Drivers, Part
 from hybridops.constants import ActivityName, TaskQueue
 from hybridops.contracts.base import CheckpointInput, CheckpointResult
 from hybridops.errors import ConfigError
 from hybridops.inventory import DnsSettings, Inventory, Placement, SiteConfig
-from workers.main import every_activity, registrations
+from workers.main import every_activity, registrations, warm_parts
 from workflows.steps import STEPS
 
 WORKFLOWS = Path(__file__).parents[2] / "workflows"
@@ -144,3 +145,28 @@ def test_an_activity_given_twice_or_served_by_no_queue_is_refused(tmp_path: Path
         registrations(inv, [TaskQueue.CONTROL], [standin, *every_activity(inv, None)])
     with pytest.raises(ConfigError, match="no_such_step"):
         registrations(inv, [TaskQueue.CONTROL], [stray])
+
+
+def test_a_worker_warms_the_drivers_of_its_queues_steps(tmp_path: Path) -> None:
+    queues = inventory(tmp_path, Placement.QUEUES)
+    assert warm_parts(queues, [TaskQueue.INFRA]) == [Part.INFRA]
+    assert warm_parts(queues, [TaskQueue.DNS]) == [Part.POSTGRES, Part.DNS, Part.TOPOLOGY]
+    assert Part.INFRA not in warm_parts(queues, [TaskQueue.CONTROL])
+    colocated = inventory(tmp_path, Placement.COLOCATED)
+    assert set(warm_parts(colocated, [TaskQueue.CONTROL])) >= {Part.POSTGRES, Part.DNS, Part.INFRA}
+
+
+def test_warm_builds_each_part_once_and_leaves_one_that_fails_to_its_first_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*_: object) -> None:
+        raise ConfigError("infra.driver: no driver 'nope'")
+
+    monkeypatch.setattr("drivers.lazy.make_infra_driver", refuse)
+    drivers = Drivers(inventory(tmp_path, Placement.QUEUES))
+    assert drivers.warm([Part.DNS, Part.INFRA, Part.DNS]) == [Part.DNS]
+    dns = drivers.dns
+    assert drivers.warm([Part.DNS]) == [Part.DNS] and drivers.dns is dns
+    assert "infra.driver: no driver 'nope'" in caplog.text
+    with pytest.raises(ConfigError, match=r"infra\.driver"):
+        assert drivers.infra is None
