@@ -156,8 +156,9 @@ async def test_an_argocd_sync_that_never_gets_healthy_names_the_app(
     api.add("netbox-gcp")
     server.handler = api.handle
     argocd = ArgoCdSettings(url=server.url, token_ref=f"env:{TOKEN_ENV}", app_template="{app}-{cloud}")
+    # 2 s, not less: the same deadline bounds each git command (slow under load).
     with pytest.raises(GitOpsNotReady) as caught:
-        await repointer(gitops(bare, GitOpsKind.ARGOCD, argocd=argocd, timeout_s=0.3)).repoint(
+        await repointer(gitops(bare, GitOpsKind.ARGOCD, argocd=argocd, timeout_s=2.0)).repoint(
             ["netbox"], DB, RUN
         )
     assert caught.value.not_ready and caught.value.not_ready[0].startswith("netbox: netbox-gcp ")
