@@ -18,7 +18,7 @@ from hybridops.cli.common import EXIT_CANNOT, EXIT_FAILED
 from hybridops.inventory import TemporalSettings, write_inventory
 from hybridops.lab import Lab
 from tests.conftest import TEST_NET, lab_inventory
-from tests.lab.helpers import assert_one_writer, dns_points_at
+from tests.lab.helpers import ask, assert_one_writer, dns_points_at, eventually
 
 TIMES = 5
 """How often each path runs: the crash came about every other exit."""
@@ -103,4 +103,21 @@ async def test_a_failed_run_exits_1_every_time(client: Client, lab: Lab, run_wor
     for _ in range(TIMES):
         ran = await cli(lab, "failover", "--planned", "--target", "azure")
         exits(ran, EXIT_FAILED, "failover compensated", "compensated")
+        # The lab as it was: onprem the one writer, DNS at it, and azure streaming from it
+        # again. The compensation restarts onprem; azure reconnects on its own a moment
+        # later, and a run started before it does would find no fit standby (a restore).
+        assert dns_points_at(lab) == "onprem" and assert_one_writer(lab) == "onprem"
+        await eventually("azure streaming from onprem again", lambda: _streaming(lab, "azure"))
     assert dns_points_at(lab) == "onprem" and assert_one_writer(lab) == "onprem"
+
+
+async def _streaming(lab: Lab, site: str) -> bool:
+    """``site`` answers, streams, and has replayed all it received (the decision's standby
+    and lag signals read from the server)."""
+    row = ask(  # None while it restarts
+        lab,
+        site,
+        "SELECT (SELECT status FROM pg_stat_wal_receiver),"
+        " pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()",
+    )
+    return row is not None and row[0] == "streaming" and bool(row[1])
