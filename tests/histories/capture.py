@@ -102,52 +102,46 @@ def _input(**fields: Any) -> FailoverInput:
     return FailoverInput(requested_by=REQUESTED_BY, reason="history capture", **fields)
 
 
-async def test_failover_succeeded(client: Client, lab: Lab, run_workers: Any) -> None:
-    inv = lab_inventory(lab)
+async def _after_kill(
+    client: Client, lab: Lab, run_workers: Any, wf_id: str, target: TargetChoice, **changes: Any
+) -> None:
+    """onprem killed, then a failover to ``target`` on the lab's inventory with ``changes``."""
+    inv = lab_inventory(lab, **changes)
     await run_workers(client, inv)
     at = lab.break_site("onprem")
-    handle = await start(
-        client, inv, _input(target=TargetChoice.AZURE, incident_started_at=at), "failover-succeeded"
-    )
-    await save(handle, lab)
+    await save(await start(client, inv, _input(target=target, incident_started_at=at), wf_id), lab)
+
+
+async def test_failover_succeeded(client: Client, lab: Lab, run_workers: Any) -> None:
+    await _after_kill(client, lab, run_workers, "failover-succeeded", TargetChoice.AZURE)
 
 
 async def test_failover_succeeded_on_queues(client: Client, lab: Lab, run_workers: Any) -> None:
     """Placement ``queues``: every step a queued activity (scheduled/started/completed)."""
-    inv = lab_inventory(lab, placement=Placement.QUEUES)
-    await run_workers(client, inv)
-    at = lab.break_site("onprem")
-    handle = await start(
-        client, inv, _input(target=TargetChoice.GCP, incident_started_at=at), "failover-succeeded-queues"
+    await _after_kill(
+        client, lab, run_workers, "failover-succeeded-queues", TargetChoice.GCP, placement=Placement.QUEUES
     )
-    await save(handle, lab)
 
 
 async def test_failover_steps_at_once(client: Client, lab: Lab, run_workers: Any) -> None:
     """The patches that run independent steps at once (issue 21): onprem killed, placement
     ``queues`` (signals with assess, readiness with the checkpoint, prepare with the fence)."""
-    inv = lab_inventory(lab, placement=Placement.QUEUES)
-    await run_workers(client, inv)
-    at = lab.break_site("onprem")
-    handle = await start(
-        client, inv, _input(target=TargetChoice.GCP, incident_started_at=at), "failover-steps-at-once"
+    await _after_kill(
+        client, lab, run_workers, "failover-steps-at-once", TargetChoice.GCP, placement=Placement.QUEUES
     )
-    await save(handle, lab)
 
 
 async def test_failover_steps_at_once_colocated(client: Client, lab: Lab, run_workers: Any) -> None:
     """The same colocated: signals with assess and prepare with the fence as local activities
     at once; the readiness reading before the checkpoint, as before."""
-    inv = lab_inventory(lab, placement=Placement.COLOCATED)
-    await run_workers(client, inv)
-    at = lab.break_site("onprem")
-    handle = await start(
+    await _after_kill(
         client,
-        inv,
-        _input(target=TargetChoice.AZURE, incident_started_at=at),
+        lab,
+        run_workers,
         "failover-steps-at-once-colocated",
+        TargetChoice.AZURE,
+        placement=Placement.COLOCATED,
     )
-    await save(handle, lab)
 
 
 async def test_failover_compensated(client: Client, lab: Lab, run_workers: Any) -> None:
