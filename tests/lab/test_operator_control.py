@@ -89,9 +89,14 @@ async def test_pause_holds_across_a_worker_kill_and_a_failed_step_waits_for_retr
         assert paused.refused is None and paused.action == OperatorAction.PAUSE
 
         async def held() -> Progress | None:
+            """Held at a step boundary, and the steps already in flight finished: prepare_target
+            runs beside the old primary's fence (patch failover-prepare-with-fence), so the
+            pause may land in the fence's branch while prepare_target still runs."""
             prog = await progress(handle)
             last = prog.steps[-1] if prog.steps else None
-            return prog if last is not None and last.name == "paused" and last.ended_at is None else None
+            if last is None or last.name != "paused" or last.ended_at is not None:
+                return None
+            return prog if all(s.ended_at is not None for s in prog.steps[:-1]) else None
 
         prog = await eventually("the run held at a step boundary", held, timeout=60)
         assert prog.paused is not None and prog.paused.by == "alice" and prog.paused.comment
