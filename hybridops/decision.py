@@ -363,11 +363,15 @@ def evaluate(
     policy: Policy,
     primary_down: bool = False,
     hosts_down: frozenset[str] = frozenset(),
+    primary_up: bool = False,
 ) -> Decision:
     """Decide. Never raises for data: a request no candidate can serve gives a ``hold``.
     ``primary_down``: the run's own reads found the primary unreachable; each candidate's own
     view of it must then agree (:func:`_check_own_view`). ``hosts_down``: candidates whose
-    site agent took no step (their host is down): nothing can be promoted or restored there."""
+    site agent took no step (their host is down): nothing can be promoted or restored there.
+    ``primary_up``: the run's own reads found the current primary writable: no restore then
+    (it would discard the writes the primary keeps taking since the backup); a failover waits
+    for a standby fit to promote instead."""
     burst = req.decision_type == DecisionType.BURST
     verdicts = [
         _Verdict(cs, policy, snapshot.taken_at)
@@ -375,6 +379,13 @@ def evaluate(
         if is_candidate(req, cs.site, cs.cloud)
     ]
     restore_blocked = _restore_violations(policy)
+    if primary_up and not burst:
+        restore_blocked.append(
+            Violation(
+                constraint="primary",
+                detail=f"{req.current_primary} is up and writable: no restore over a live primary",
+            )
+        )
     for v in verdicts:
         _check_common(v, req, policy)
         if v.cs.site in hosts_down:
@@ -546,19 +557,28 @@ def decide(
     gathered: SignalsResult,
     detected: bool = False,
     hosts_down: frozenset[str] = frozenset(),
+    live_primary_blocks_restore: bool = False,
 ) -> tuple[Decision, SignalSnapshot]:
     """The decide phase, as the failover workflow and ``hybridops decide`` both run it, on the
     results of the same read-only steps (plan, assess, gather_signals): the database's own view
     of each site wins over what monitoring says of it; then the engine, on the policy in force.
     ``detected``: the run was started by detection (an alert), not by a person; a primary the
     run finds down then also needs each candidate's own view to agree. ``hosts_down``: see
-    :func:`evaluate` (a restore-mode failover probes its candidates' agents)."""
+    :func:`evaluate` (a restore-mode failover probes its candidates' agents).
+    ``live_primary_blocks_restore``: a primary the run finds writable rules out restore mode
+    (the failover's patch ``failover-no-restore-over-live-primary``; off in runs before it)."""
     snapshot = merge_signals(
         signals_from_states(plan.sites, states, gathered.snapshot.taken_at), gathered.snapshot
     )
     down = detected and not any(s.site == request.current_primary and s.reachable for s in states)
     policy = policy_in_force(plan, gathered)
-    return evaluate(request, snapshot, policy, primary_down=down, hosts_down=hosts_down), snapshot
+    up = live_primary_blocks_restore and any(
+        s.site == request.current_primary and s.reachable and not s.in_recovery and not s.fenced
+        for s in states
+    )
+    return evaluate(
+        request, snapshot, policy, primary_down=down, hosts_down=hosts_down, primary_up=up
+    ), snapshot
 
 
 CANDIDATE_COLUMNS = ("candidate", "mode", "eligible", "score", "lag bytes", "lag s", "why not / warnings")

@@ -114,6 +114,10 @@ checkpoint need not wait for the reading to make it durable. Colocated, the read
 activity whose marker only the next workflow task's completion records: the checkpoint still
 comes after it there, and the patch is not asked."""
 PREPARE_WITH_FENCE_PATCH = "failover-prepare-with-fence"
+NO_LIVE_RESTORE_PATCH = "failover-no-restore-over-live-primary"
+"""The patch from which a primary the run finds writable rules out restore mode: a planned
+failover whose standby is momentarily unfit (reconnecting after a restart) holds instead of
+restoring a backup over a live primary's newer writes."""
 """From this patch the target is prepared while the old primary is fenced (issue 21), when the
 assessment found the old primary down and no workloads are to be synced first. A live primary
 (a planned failover) keeps taking writes until the target is ready, and workloads are synced
@@ -362,7 +366,14 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                     non_retryable=True,
                 )
         detected = inp.requested_by.startswith(ALERT_REQUESTER)
-        decision, snapshot = decide(request, plan, assessed.states, gathered, detected)
+        decision, snapshot = decide(
+            request,
+            plan,
+            assessed.states,
+            gathered,
+            detected,
+            live_primary_blocks_restore=self._no_live_restore(),
+        )
         res.decision, res.signals, res.target = decision, snapshot, decision.target
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
             raise ApplicationError(
@@ -432,7 +443,9 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if not down:
             return decision, snapshot
         self._hosts_down = down
-        decision, snapshot = decide(request, plan, assessed.states, gathered, detected, down)
+        decision, snapshot = decide(
+            request, plan, assessed.states, gathered, detected, down, self._no_live_restore()
+        )
         if decision.decision_type == DecisionType.HOLD or decision.target is None:
             raise ApplicationError(
                 f"the policy holds: {hold_reason(request, decision.candidates)}",
@@ -440,6 +453,11 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 non_retryable=True,
             )
         return decision, snapshot
+
+    @staticmethod
+    def _no_live_restore() -> bool:
+        """Whether a writable primary rules out restore mode (patch ``NO_LIVE_RESTORE_PATCH``)."""
+        return workflow.patched(NO_LIVE_RESTORE_PATCH)
 
     async def _agent_down(self, site: str) -> str | None:
         """``site`` when its agent took no step within the policy's start timeout, else None."""
@@ -809,6 +827,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             gathered,
             inp.requested_by.startswith(ALERT_REQUESTER),
             self._hosts_down,
+            self._no_live_restore(),
         )
         changes = world_changes(plan, before, decision, plan_now, now, again)
         if changes:

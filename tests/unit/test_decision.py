@@ -175,6 +175,20 @@ def test_restore_mode_skips_a_candidate_whose_host_is_down() -> None:
     assert held.target is None
 
 
+def test_no_restore_over_a_live_primary() -> None:
+    """A planned failover whose standbys are momentarily unfit (one reconnecting after the
+    primary restarted) holds when the primary is up and writable: a restore would discard the
+    writes it keeps taking. With the primary down, the same signals restore."""
+    p = policy(**{"estimates.restore_rto_s": 600})
+    s = snap(cand("azure", standby_up=0), cand("gcp", lag_seconds=420))
+    req = DecisionRequest(current_primary="onprem")
+    held = evaluate(req, s, p, primary_up=True)
+    assert held.target is None and held.dr_mode == DrMode.DENY
+    a = by_site(held)["azure"]
+    assert any(v.constraint == "primary" and "onprem is up and writable" in v.detail for v in a.violations)
+    assert evaluate(req, s, p).dr_mode == DrMode.RESTORE
+
+
 def test_warm_candidates_beat_restore_candidates() -> None:
     p = policy(**{"estimates.restore_rto_s": 600})
     d = decide(snap(cand("azure", lag_seconds=420), cand("gcp", lag_seconds=1)), p)
