@@ -180,11 +180,11 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
     return r
 
 
-async def bench(lab: Lab, inv: Inventory, rounds: int) -> list[Round]:
+async def bench(lab: Lab, inv: Inventory, rounds: int, faults: tuple[str, ...] = FAULTS) -> list[Round]:
     client = await connect(inv.temporal)
     out = []
     for number in range(1, rounds + 1):
-        for fault in FAULTS:
+        for fault in faults:
             r = await one_round(client, lab, inv, fault, number)
             split = " ".join(f"{k.removesuffix('_s')}={_f(v)}" for k, v in r.split.items())
             log(
@@ -220,6 +220,8 @@ def report(results: list[Round], patroni: PatroniResult | None = None) -> None:
     false_total = missed_total = 0
     for fault in FAULTS:
         rs = [r for r in results if r.fault == fault]
+        if not rs:
+            continue
         outages = [r.outage_s for r in rs if r.outage_s is not None]
         false = sum(r.runs for r in rs) if fault in HARMLESS else sum(max(0, r.runs - 1) for r in rs)
         missed = 0 if fault in HARMLESS else sum(1 for r in rs if r.runs == 0)
@@ -296,7 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         "--patroni", action="store_true", help="then the same kill against Patroni (bench/patroni.py)"
     )
     parser.add_argument("--patroni-runs", type=int, default=1, help="Patroni's rounds (default 1)")
+    parser.add_argument(
+        "--faults",
+        default=",".join(FAULTS),
+        help=f"which faults, comma-separated (default all: {','.join(FAULTS)})",
+    )
     args = parser.parse_args(argv)
+    faults = tuple(f.strip() for f in args.faults.split(",") if f.strip())
+    if not faults or any(f not in FAULTS for f in faults):
+        parser.error(f"--faults: a comma-separated subset of {','.join(FAULTS)}, got {args.faults!r}")
     if args.runs < 1 or args.patroni_runs < 1:
         parser.error("--runs, --patroni-runs: at least 1")
     tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-detection-", dir="/tmp"))
@@ -313,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         if not lab.monitoring_running():
             print("error: the lab's monitoring did not start (Prometheus, Alertmanager installed?)")
             return 2
-        results = asyncio.run(bench(lab, inv, args.runs))
+        results = asyncio.run(bench(lab, inv, args.runs, faults))
     finally:
         log("lab down")
         try:
