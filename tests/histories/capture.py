@@ -210,6 +210,23 @@ async def test_failover_alert_resolved(client: Client, lab: Lab, run_workers: An
     await save(handle, lab)
 
 
+async def test_failover_isolated_at_once(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Patch failover-isolate-with-mark: as the detection alert starts it, onprem's host
+    killed, placement ``queues``: onprem isolated at once while its agent's mark runs beside
+    the promotion, and ends before the run does."""
+    inv = lab_inventory(lab, placement=Placement.QUEUES)
+    await run_workers(client, inv)
+    at = lab.break_site("onprem")
+    inp = FailoverInput(
+        requested_by="alert:primary-not-taking-writes",
+        reason="alert HybridOpsPrimaryNotTakingWrites",
+        incident_started_at=at,
+        only_if_primary_down=True,
+        target=TargetChoice.GCP,
+    )
+    await save(await start(client, inv, inp, "failover-isolated-at-once"), lab)
+
+
 async def test_failover_split_brain_fenced(client: Client, lab: Lab, run_workers: Any) -> None:
     """Two writable servers at the start: the one DNS points at is kept, the other fenced."""
     inv = lab_inventory(lab)

@@ -102,6 +102,15 @@ async def test_a_hung_primary_is_failed_over_once_and_its_server_isolated(
             pass  # isolated: its server was killed, as it must be
     assert result.status == RunStatus.SUCCEEDED, result.error
     assert result.fence is not None and result.fence.isolated, result.fence
+    assert "isolated at once" in result.fence.detail, result.fence.detail
+    # Isolated at once, beside its agent's mark (which cannot connect to a frozen server):
+    # the isolation did not wait for the mark, the promotion waited for the isolation, and
+    # the mark ended before the run did.
+    step = {s.name: s for s in result.steps}
+    isolate, mark, promote = step["isolate_old_primary"], step["fence_old_primary"], step["promote"]
+    assert mark.ended_at is not None and isolate.ended_at is not None
+    assert isolate.started_at < mark.ended_at, (isolate, mark)
+    assert promote.started_at >= isolate.ended_at, (isolate, promote)
     assert role(lab, "onprem") == "down"
     # Isolated as a host is: no process of the frozen server is left to wake and write, or to
     # hold a client's connection hung (the writer moves to the new primary).
