@@ -123,6 +123,10 @@ NO_LIVE_RESTORE_PATCH = "failover-no-restore-over-live-primary"
 """The patch from which a primary the run finds writable rules out restore mode: a planned
 failover whose standby is momentarily unfit (reconnecting after a restart) holds instead of
 restoring a backup over a live primary's newer writes."""
+APPS_WITH_DNS_PATCH = "failover-apps-with-dns"
+"""From this patch (issue 21) the apps are repointed while DNS moves, instead of before: both
+send clients to the promoted target, neither is safer first, and an apps' GitOps sync (minutes
+at worst) no longer holds the DNS clients' outage open. Before it, DNS waited for the apps."""
 ISOLATE_WITH_MARK_PATCH = "failover-isolate-with-mark"
 """From this patch (issue 21) an old primary that did not answer the assessment, in a run the
 detection alert started (most observers saw it take no write past the blip tolerance), is
@@ -783,13 +787,19 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         measure RTO and RPO."""
         target = d.target
         self._phase = Phase.REPOINT_APPS
-        repoint = RepointAppsInput(site=target, run_id=workflow.info().workflow_id)
-        await self._step("repoint_apps", steps.REPOINT, repoint)
-
-        self._phase = Phase.DNS_CUTOVER
-        await self._guarded(
+        repoint = self._step(
+            "repoint_apps", steps.REPOINT, RepointAppsInput(site=target, run_id=workflow.info().workflow_id)
+        )
+        cutover = self._guarded(
             "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), d.policy, res.blocked_by
         )
+        if workflow.patched(APPS_WITH_DNS_PATCH):
+            # The phase stays "repoint apps": what to do by hand after a failure names both.
+            await steps.together(repoint, cutover)
+        else:
+            await repoint
+            self._phase = Phase.DNS_CUTOVER
+            await cutover
 
         self._phase = Phase.VERIFY
         verify = await self._step("verify", steps.VERIFY, VerifyInput(site=target))
