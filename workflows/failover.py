@@ -12,8 +12,10 @@ whatever its ending, writes its evidence.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -81,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.runbook import refuse_missing
     from workflows.saga import LeasedSaga, Saga
 
+T = TypeVar("T")
 
 RESTORE_PATCH = "failover-restore-mode"
 """Restore mode (issue 17): a run whose decision is ``restore`` restores the newest backup onto
@@ -794,8 +797,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             "dns_cutover", steps.DNS_CUTOVER, DnsCutoverInput(site=target), d.policy, res.blocked_by
         )
         if workflow.patched(APPS_WITH_DNS_PATCH):
-            # The phase stays "repoint apps": what to do by hand after a failure names both.
-            await steps.together(repoint, cutover)
+            # Where a failure stops the run: the cutover, unless the apps failed (what to
+            # finish by hand then names both).
+            self._phase = Phase.DNS_CUTOVER
+            await steps.together(self._failing_in(Phase.REPOINT_APPS, repoint), cutover)
         else:
             await repoint
             self._phase = Phase.DNS_CUTOVER
@@ -821,6 +826,15 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         except ActivityError:
             res.rpo = RpoMeasure(seconds=lag, method="lag")  # recorded as a failed step
         self._measure_rto(res, d.policy, verify.first_write_at, measured)
+
+    async def _failing_in(self, phase: Phase, work: Awaitable[T]) -> T:
+        """``work``, one of steps run at once: its failure sets the run's phase to ``phase``
+        (where the run stopped, what to finish by hand)."""
+        try:
+            return await work
+        except BaseException:
+            self._phase = phase
+            raise
 
     def _measure_rto(
         self, res: FailoverResult, policy: Policy, first_write_at: datetime, measured: RpoResult | None

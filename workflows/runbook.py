@@ -226,11 +226,16 @@ class RunbookBase:
                 if answer is None:
                     raise
                 if answer.action == OperatorAction.SKIP:
-                    rec = self._steps[-1]
+                    rec = self._record_of(name)
                     rec.outcome = StepOutcome.SKIPPED
                     rec.detail = f"skipped by {answer.by}: {answer.comment} (it failed: {rec.detail})"
                     return step.result()
                 # A retry: the failed attempt stays in the records, the step runs again.
+
+    def _record_of(self, name: str) -> StepRecord:
+        """The newest record of the step ``name`` (not the newest record: steps run at once
+        record in the order they start)."""
+        return next(r for r in reversed(self._steps) if r.name == name)
 
     async def _pause_point(self, name: str) -> None:
         """A step boundary: while the run is paused, wait here (recorded as a step)."""
@@ -258,7 +263,11 @@ class RunbookBase:
         wait_s = (self._policy or Policy()).operator.wait_after_failure_s
         if wait_s <= 0 or not workflow.patched(OPERATOR_PATCH):
             return None
-        rec, now = self._steps[-1], workflow.now()
+        rec = self._record_of(name)
+        # One wait at a time: of two steps run at once (steps.together) that both failed, the
+        # second waits for the first's answer before its own wait begins.
+        await workflow.wait_condition(lambda: self._waiting is None)
+        now = workflow.now()
         self._waiting = OperatorWait(
             step=name, error=rec.detail, since=now, until=now + timedelta(seconds=wait_s)
         )

@@ -215,10 +215,11 @@ async def test_only_a_signed_retry_or_skip_for_this_run_action_and_step_counts(
     ]
     for record, why in expected:
         assert record.refused and why in record.refused, (why, record.refused)
-    # Nothing changed: the same wait, the same steps; azure promoted, DNS not moved yet.
+    # Nothing changed: the same wait, the same steps; azure promoted, and DNS moved beside the
+    # apps' failed repoint (patch failover-apps-with-dns): the clients are served meanwhile.
     now = await progress(started)
     assert now.waiting_for_operator == prog.waiting_for_operator and len(now.steps) == len(prog.steps)
-    assert dns_points_at(lab) == "onprem"
+    assert dns_points_at(lab) == "azure"
 
     taken = await act(
         bob,
