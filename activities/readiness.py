@@ -240,28 +240,52 @@ class ReadinessActivities(Activities):
             ):
                 newest = execution
         if newest is None:
-            return LatestReadinessResult(runbook=runbook, detail="no readiness evaluation on this queue")
+            none = "no readiness evaluation on this queue"
+            return LatestReadinessResult(
+                runbook=runbook,
+                detail=none,
+                per_target=[
+                    LatestReadinessResult(runbook=f"failover to {t}", detail=none) for t in inp.targets
+                ],
+            )
         handle = self.client.get_workflow_handle(newest.id, run_id=newest.run_id, result_type=ReadinessResult)
         result: ReadinessResult = await handle.result()
         checked = result.checked_at or newest.close_time
         age = (datetime.now(UTC) - checked).total_seconds() if checked else None
-        mine = [c for c in result.checks if runbook in c.runbooks]
-        worst = max((c.status for c in mine), key=SEVERITY.__getitem__, default=CheckStatus.UNKNOWN)
-        failing = [c for c in mine if c.status == CheckStatus.FAIL]
-        stale = age is None or age > inp.max_age_s
-        return LatestReadinessResult(
-            found=True,
-            workflow_id=newest.id,
-            checked_at=checked,
-            age_s=round(age, 1) if age is not None else None,
-            stale=stale,
-            runbook=runbook,
-            status=worst,
-            failing=failing,
-            detail=f"{runbook}: {worst.value} ({len(failing)} failing)"
-            + (f", {age:.0f} s old" if age is not None else "")
-            + (" (stale)" if stale else ""),
-        )
+        out = _for_runbook(result, runbook, newest.id, checked, age, inp.max_age_s)
+        out.per_target = [
+            _for_runbook(result, f"failover to {t}", newest.id, checked, age, inp.max_age_s)
+            for t in inp.targets
+        ]
+        return out
+
+
+def _for_runbook(
+    result: ReadinessResult,
+    runbook: str,
+    workflow_id: str,
+    checked: datetime | None,
+    age: float | None,
+    max_age_s: float,
+) -> LatestReadinessResult:
+    """What one evaluation says of ``runbook``: its checks' worst status and the failing ones."""
+    mine = [c for c in result.checks if runbook in c.runbooks]
+    worst = max((c.status for c in mine), key=SEVERITY.__getitem__, default=CheckStatus.UNKNOWN)
+    failing = [c for c in mine if c.status == CheckStatus.FAIL]
+    stale = age is None or age > max_age_s
+    return LatestReadinessResult(
+        found=True,
+        workflow_id=workflow_id,
+        checked_at=checked,
+        age_s=round(age, 1) if age is not None else None,
+        stale=stale,
+        runbook=runbook,
+        status=worst,
+        failing=failing,
+        detail=f"{runbook}: {worst.value} ({len(failing)} failing)"
+        + (f", {age:.0f} s old" if age is not None else "")
+        + (" (stale)" if stale else ""),
+    )
 
 
 def _reading(lock: StateLock) -> StateLockReading:

@@ -62,6 +62,8 @@ from hybridops.contracts.sites import (
     RpoMethod,
     RpoResult,
     SiteInput,
+    SiteState,
+    Topology,
     UnfenceInput,
     UnfenceResult,
     VerifyInput,
@@ -85,13 +87,10 @@ WRITER_ALIVE_WINDOW = timedelta(seconds=60)
 writer behind it: nobody waits for its first write on the new primary."""
 
 
-async def promotion_rules(
-    topology: TopologyReader, inp: PromoteInput, sites: list[str] | None = None
-) -> None:
-    """The safety rules of promoting ``inp.site``, on the servers ``sites`` (all: None), minus
-    the overridden ones; raises ``SafetyRuleViolated`` naming each. A site this run fenced that
+def check_promotion_on(seen: Topology, inp: PromoteInput) -> None:
+    """The safety rules of promoting ``inp.site`` on the servers in ``seen``, minus the
+    overridden ones; raises ``SafetyRuleViolated`` naming each. A site this run fenced that
     does not answer counts as fenced: its mark may be unreadable from here (a dead host)."""
-    seen = await topology.read(sites)
     fenced = set(inp.fenced)
     seen.servers = [
         s.model_copy(update={"fenced": True}) if s.site in fenced and not s.reachable else s
@@ -100,6 +99,17 @@ async def promotion_rules(
     violations = check_promotion(seen, inp.site, inp.fence, inp.overrides)
     if violations:
         raise refuse(violations, f"promotion of {inp.site}")
+
+
+def promoted_by_run(state: SiteState | None, run_id: str) -> bool:
+    """Whether ``state`` is a server this run promoted already (a retry after a crash)."""
+    return (
+        state is not None
+        and state.reachable
+        and state.in_recovery is False
+        and bool(run_id)
+        and state.promoted_by == run_id
+    )
 
 
 async def restore_rules(topology: TopologyReader, inp: RestorePrimaryInput) -> None:
@@ -131,11 +141,11 @@ async def promote_checked(
     the WAL archive, or holds (``PromotionIncomplete``: writable on its old timeline). A site
     ``agent`` sees its own server only: the rules across sites ran right before, as the step's
     guard (workflows/steps.py); here it checks its own server against the fencing proof."""
-    state = await pg.assess(inp.site)
-    ours = state.reachable and state.in_recovery is False and bool(inp.run_id)
-    ours = ours and state.promoted_by == inp.run_id
-    if not ours:
-        await promotion_rules(topology, inp, [inp.site] if agent else None)
+    # One reading for both: the target's server as the rules' topology has it (one round
+    # trip to the target fewer before pg_promote, on the RTO's path).
+    seen = await topology.read([inp.site] if agent else None, dns=False)
+    if not promoted_by_run(seen.state(inp.site), inp.run_id):
+        check_promotion_on(seen, inp)
     wait_for = inp.wait_for_lsn
     if inp.fence is not None:
         # The replay position is the end of the last record replayed: past the shutdown
@@ -288,10 +298,12 @@ class SiteActivities(Activities):
     async def check_promotion(self, inp: PromoteInput) -> CheckResult:
         """Read-only: the safety rules of a promotion, on every server (the guard of the
         agent's promote step). Converged already (this run promoted it): nothing to check."""
-        state = await self.pg.assess(inp.site)
-        if state.reachable and state.in_recovery is False and state.promoted_by == inp.run_id and inp.run_id:
+        # One reading of every server (the target's among them), not the target's first, and
+        # not of DNS: no promotion rule looks at it (hybridops/topology.py:check_promotion).
+        seen = await self.topology.read(dns=False)
+        if promoted_by_run(seen.state(inp.site), inp.run_id):
             return CheckResult(detail=f"already promoted by {inp.run_id}")
-        await promotion_rules(self.topology, inp)
+        check_promotion_on(seen, inp)
         return CheckResult(detail=f"{inp.site} may be promoted")
 
     @step_activity(ActivityName.CHECK_UNFENCE)

@@ -126,6 +126,9 @@ class Measure:
     """Between one step's end and the next one's start, summed."""
     tail_ms: float | None = None
     """From the last step's end to the result (the workflow's evidence step is in here)."""
+    timeline: list[str] = field(default_factory=list)
+    """Workflow only: its history's events up to the verify step, as ms since the start call:
+    where the time between steps goes (workflow tasks, dispatch to a queue, markers)."""
 
     @property
     def steps_ms(self) -> float:
@@ -192,6 +195,34 @@ def _breakdown(
 
 def log(message: str) -> None:
     print(f"# {message}", flush=True)
+
+
+def _timeline(events: Any, started: datetime) -> list[str]:
+    """The history's events to the verify step's completion, each as ``+ms NAME`` since the start
+    call; an activity's events name it (by its scheduled event), a marker its patch or step."""
+    names: dict[int, str] = {}
+    out: list[str] = []
+    for e in events:
+        kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()
+        at = _ms(started, e.event_time.ToDatetime().replace(tzinfo=UTC)) or 0.0
+        what = ""
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            a = e.activity_task_scheduled_event_attributes
+            names[e.event_id] = what = f"{a.activity_type.name} on {a.task_queue.name}"
+        elif e.HasField("activity_task_started_event_attributes"):
+            what = names.get(e.activity_task_started_event_attributes.scheduled_event_id, "")
+        elif e.HasField("activity_task_completed_event_attributes"):
+            what = names.get(e.activity_task_completed_event_attributes.scheduled_event_id, "")
+        elif e.HasField("marker_recorded_event_attributes"):
+            details = e.marker_recorded_event_attributes.details
+            what = ",".join(k for k in ("patch_id", "activity_type") if k in details)
+            for k in ("patch_id", "activity_type"):
+                if k in details and details[k].payloads:
+                    what = details[k].payloads[0].data.decode(errors="replace").strip('"')
+        out.append(f"{at:+8.1f} ms  {kind}  {what}".rstrip())
+        if kind == "activity_task_completed" and what.startswith("verify_writes"):
+            break
+    return out
 
 
 # --------------------------------------------------------------------------- lab helpers
@@ -276,6 +307,7 @@ async def run_workflow(client: Client, inv: Inventory, lab: Lab, wf_id: str) -> 
         )
         + f", {kinds['EVENT_TYPE_MARKER_RECORDED']} markers"
     )
+    measure.timeline = _timeline(history.events, started)
     if desc.close_time is not None:
         measure.client_ms = wall_ms - (desc.close_time - desc.start_time).total_seconds() * 1000
         if result.ended_at is not None:
@@ -560,6 +592,11 @@ def print_report(results: list[Run], lab: Lab) -> None:
             f"  run {r.number} workflow tasks: {w.history}"
             + (f"; gaps: {'; '.join(w.gaps)}" if w.gaps else "")
         )
+    last = ok[-1].workflow if ok else None
+    if last is not None and last.timeline:
+        print(f"  run {ok[-1].number}'s history to the verify step (ms since the start call):")
+        for line in last.timeline:
+            print(f"    {line}")
     print("  head: start call to the first step; gaps: between steps;")
     print("  tail: last step to the result, including the workflow's evidence step (history fetch).")
     print("  evidence: result closed to workflow closed (server time): the evidence step, completion.")

@@ -27,12 +27,16 @@ class TopologyReader:
         self.pg = postgres
         self.dns = dns
 
-    async def read(self, sites: list[str] | None = None) -> Topology:
+    async def read(self, sites: list[str] | None = None, dns: bool = True) -> Topology:
         """The topology of ``sites`` (every site of the inventory when None). Never raises for
-        an unreachable server or a DNS error: they are in the states and the findings."""
+        an unreachable server or a DNS error: they are in the states and the findings.
+        ``dns`` False: DNS is not asked (a check that only needs the servers, such as a
+        promotion's rules, spares the DNS API's round trip); the topology then says nothing
+        of DNS, as on a worker without a DNS driver."""
         names = sites if sites is not None else list(self.inventory.sites)
         states, (value, dns_error) = await asyncio.gather(
-            asyncio.gather(*(self.pg.assess(s) for s in names)), self._dns()
+            asyncio.gather(*(self.pg.assess(s) for s in names)),
+            self._dns() if dns else _no_dns(),
         )
         record = self.inventory.dns.record
         site = self.inventory.site_by_host(value) if value else None
@@ -61,6 +65,10 @@ class TopologyReader:
         except HybridOpsError as err:
             return None, str(err)
         return (rec.values[0] if rec and rec.values else None), ""
+
+
+async def _no_dns() -> tuple[str | None, str]:
+    return None, "DNS not asked"
 
 
 def refuse(violations: list[RuleViolation], step: str) -> SafetyRuleViolated:

@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         SignalsResult,
     )
     from hybridops.contracts.failover import FailoverInput, FailoverResult
-    from hybridops.contracts.readiness import LatestReadinessInput
+    from hybridops.contracts.readiness import LatestReadinessInput, LatestReadinessResult
     from hybridops.contracts.sites import (
         AssessInput,
         AssessResult,
@@ -116,6 +116,17 @@ checkpoint run at once (issue 21). Both are queued activities the server records
 checkpoint need not wait for the reading to make it durable. Colocated, the reading is a local
 activity whose marker only the next workflow task's completion records: the checkpoint still
 comes after it there, and the patch is not asked."""
+READINESS_WITH_ASSESS_PATCH = "failover-readiness-with-assess"
+"""From this patch, with placement ``queues`` (and a plan that carries the policy, as every
+plan since the policy moved into it does), the readiness reading runs while the servers are
+read (issue 21): for every cloud site, since which of them is the target is decided after. The
+decide phase then schedules no ``decided`` checkpoint: under ``queues`` every step before the
+first change is a queued activity the server records (the plan's local activity was recorded
+when the task that scheduled the assessment completed), and the task that decides is the one
+that schedules the first change (prepare, fence), so no worker can act on a decision the
+history does not hold. Asked only under ``queues``, at the assessment, and first, so that runs
+recorded before it (no marker) replay the reading after the decision, with the checkpoint.
+Histories: tests/histories/README.md."""
 PREPARE_WITH_FENCE_PATCH = "failover-prepare-with-fence"
 """From this patch the target is prepared while the old primary is fenced (issue 21), when the
 assessment found the old primary down and no workloads are to be synced first. A live primary
@@ -221,6 +232,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         self._restoring: bool | None = None
         """Restore mode: whether the restore step has begun (None: promote mode)."""
         self._readiness_asks_approval = False
+        self._read_readiness_early = False
+        """Whether the readiness was read with the servers (patch ``READINESS_WITH_ASSESS_PATCH``)."""
+        self._early_readiness: LatestReadinessResult | None = None
+        """That reading (None: it failed, and the run goes on without it)."""
         self._old: str | None = None
         """The primary the run moves away from (once decided)."""
         self._record: str | None = None
@@ -331,10 +346,21 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if workflow.patched(SIGNALS_WITH_ASSESS_PATCH):
             # No site is known to be the current primary yet: every cloud site's signals.
             every_cloud = signal_targets(DecisionRequest(current_primary=""), plan.sites)
-            assessed, gathered = await steps.together(
-                self._step("assess", steps.ASSESS, assess_in),
-                self._step("gather_signals", steps.SIGNALS, every_cloud),
-            )
+            assess = self._step("assess", steps.ASSESS, assess_in)
+            signals = self._step("gather_signals", steps.SIGNALS, every_cloud)
+            if (
+                self._where.placement != "colocated"
+                and plan.policy is not None
+                and workflow.patched(READINESS_WITH_ASSESS_PATCH)
+            ):
+                # The readiness of a failover to each site the decision may choose, meanwhile.
+                self._read_readiness_early = True
+                read = self._read_readiness([s.name for s in every_cloud.sites], plan.policy)
+                assessed, (gathered, self._early_readiness) = await steps.together(
+                    assess, steps.together(signals, read)
+                )
+            else:
+                assessed, gathered = await steps.together(assess, signals)
         else:
             assessed = await self._step("assess", steps.ASSESS, assess_in)
         topology = topology_of(plan, assessed.states)
@@ -435,7 +461,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
                 PickBackupInput(backup=inp.restore_backup, target_time=inp.restore_to),
             )
             res.backup_picked = backup
-        if self._where.placement != "colocated" and workflow.patched(READINESS_WITH_CHECKPOINT_PATCH):
+        if self._read_readiness_early:
+            # Read with the servers; no checkpoint (see READINESS_WITH_ASSESS_PATCH).
+            await self._weigh_early_readiness(policy, decision.target, res)
+        elif self._where.placement != "colocated" and workflow.patched(READINESS_WITH_CHECKPOINT_PATCH):
             await steps.together(
                 self._started_from(policy, decision.target, res), steps.checkpoint("decided")
             )
@@ -514,6 +543,39 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             seen = await self._step("readiness", steps.READY_LATEST, inp, optional=True)
         except ActivityError:
             return
+        self._weigh_readiness(policy, seen, res)
+
+    async def _read_readiness(self, targets: list[str], policy: Policy) -> LatestReadinessResult | None:
+        """The newest readiness evaluation, for a failover to each of ``targets`` (patch
+        ``READINESS_WITH_ASSESS_PATCH``); None when the reading failed (recorded as a failed
+        step: it never blocks a failover)."""
+        inp = LatestReadinessInput(
+            queue=workflow.info().task_queue,
+            target="",
+            targets=targets,
+            max_age_s=policy.readiness.max_age_s,
+        )
+        try:
+            return await self._step("readiness", steps.READY_LATEST, inp, optional=True)
+        except ActivityError:
+            return None
+
+    async def _weigh_early_readiness(self, policy: Policy, target: str, res: FailoverResult) -> None:
+        """The readiness read with the servers, for the target decided since. A target it did not
+        cover (none is expected: the decision chooses among the cloud sites read) is read now,
+        as before the patch."""
+        if self._early_readiness is None:
+            return
+        runbook = f"failover to {target}"
+        seen = next((r for r in self._early_readiness.per_target if r.runbook == runbook), None)
+        if seen is None:
+            await self._started_from(policy, target, res)
+            return
+        self._weigh_readiness(policy, seen, res)
+
+    def _weigh_readiness(self, policy: Policy, seen: LatestReadinessResult, res: FailoverResult) -> None:
+        """Record the readiness the run starts from; a ``fail`` in a fresh one holds the run or
+        asks for approval, as the policy says."""
         res.readiness = seen
         if not seen.found or seen.stale or not seen.failing:
             return

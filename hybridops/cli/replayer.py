@@ -27,5 +27,5 @@ def make_replayer(workflows: Sequence[type] | None = None, data_converter: Any =
         workflows=list(workflows) if workflows is not None else current_workflows(),
         data_converter=data_converter,
         interceptors=[IdentityInterceptor()],
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(strict=True),
     )

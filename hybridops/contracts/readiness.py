@@ -138,6 +138,10 @@ class LatestReadinessInput(Contract):
     """The site the failover chose: the checks that matter to ``failover to TARGET`` count."""
     max_age_s: Seconds = 7200.0
     """An evaluation older than this is recorded but not acted on (``stale``)."""
+    targets: list[str] = []
+    """Also what the evaluation says of a failover to each of these sites (``per_target``): a
+    failover reads it while it reads the servers, before it has chosen among them (patch
+    ``failover-readiness-with-assess``). ``target`` may then be empty."""
 
 
 class LatestReadinessResult(ActivityResult):
@@ -157,6 +161,9 @@ class LatestReadinessResult(ActivityResult):
     """The worst status of the checks that matter to ``runbook`` (unknown: none found)."""
     failing: list[ReadinessCheck] = []
     """The checks that matter to ``runbook`` and failed."""
+    per_target: list[LatestReadinessResult] = []
+    """For each of the input's ``targets``, in its order: the same reading for ``failover to
+    TARGET`` (its own ``per_target`` empty)."""
 
 
 class WalContinuityInput(Contract):

@@ -144,6 +144,20 @@ async def test_failover_steps_at_once_colocated(client: Client, lab: Lab, run_wo
     )
 
 
+async def test_failover_readiness_with_assess(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Patch ``failover-readiness-with-assess``: onprem killed, placement ``queues``; the readiness
+    reading (of a failover to each cloud site) with the assessment and the signals, and no
+    ``decided`` checkpoint after the decision."""
+    await _after_kill(
+        client,
+        lab,
+        run_workers,
+        "failover-readiness-with-assess",
+        TargetChoice.GCP,
+        placement=Placement.QUEUES,
+    )
+
+
 async def test_failover_compensated(client: Client, lab: Lab, run_workers: Any) -> None:
     inv = lab_inventory(lab, faults={"promote_standby": "fail"})
     await run_workers(client, inv)

@@ -47,7 +47,6 @@ FAILOVER_STEPS = (
     "assess_sites",
     "gather_signals",
     "latest_readiness",
-    "checkpoint",
     "prepare_target",
     "fence_primary",
     "isolate_site",
@@ -61,7 +60,10 @@ FAILOVER_STEPS = (
     "write_evidence",
 )
 """Every activity a failover with a reachable second standby runs, in order (onprem's server
-dead, its agent alive: the fence is unverified and the control worker isolates the site)."""
+dead, its agent alive: the fence is unverified and the control worker isolates the site). On
+placement ``queues`` it schedules no ``decided`` checkpoint since patch
+``failover-readiness-with-assess`` (workflows/failover.py): the readiness is read with the
+servers, and the task that decides schedules the first change."""
 FAILBACK_STEPS = (
     "plan_failover",
     "assess_sites",

@@ -82,7 +82,9 @@ async def test_a_policy_that_holds_changes_nothing(
     assert details["status"] == "held"  # ended before changing anything: nothing was compensated
     assert details["decision"]["decision_type"] == DecisionType.HOLD.value
     assert details["compensations"] == [] and not details["point_of_no_return_passed"]
-    assert [s["name"] for s in details["steps"]] == ["plan", "assess", "gather_signals"]
+    # Read-only steps only; on placement queues the readiness is read with the servers (patch
+    # failover-readiness-with-assess).
+    assert [s["name"] for s in details["steps"]] == ["plan", "assess", "gather_signals", "readiness"]
     assert dns_points_at(lab) == "onprem" and role(lab, "azure") == "standby"
     assert not (lab.root / "clusters" / "azure.json").exists()
     evidence = json.loads(

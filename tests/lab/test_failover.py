@@ -54,7 +54,8 @@ async def test_failover_to_each_target(client: Client, lab: Lab, run_workers, ta
     names = [s.name for s in result.steps]
     # onprem's server is dead, its agent (its host) alive: the agent marks its data directory
     # (an unverified fence), and the control worker isolates it (the agent holds no infra
-    # credentials). The readiness it starts from is read after deciding (none ran here).
+    # credentials). The readiness it starts from is read with the servers on placement queues
+    # (patch failover-readiness-with-assess; none ran here).
     assert names[:8] == [
         "plan",
         "assess",

@@ -70,10 +70,11 @@ async def test_stale_dns_with_a_healthy_primary_is_repaired_not_failed_over(
     assert "PrimaryHealthy" in details["error"] and "repaired" in details["error"]
     assert details["dns_repaired"] is True
     assert any(f["kind"] == "dns_disagrees" for f in details["findings"])
-    # The signals are read while the servers are assessed (patch failover-signals-with-assess);
-    # nothing else ran before the repair.
+    # The signals (patch failover-signals-with-assess) and, on placement queues, the readiness
+    # (patch failover-readiness-with-assess) are read while the servers are assessed; nothing
+    # else ran before the repair.
     names = [s["name"] for s in details["steps"]]
-    assert names[0] == "plan" and sorted(names[1:-1]) == ["assess", "gather_signals"], names
+    assert names[0] == "plan" and sorted(names[1:-1]) == ["assess", "gather_signals", "readiness"], names
     assert names[-1] == "dns_repair", names
     assert assert_one_writer(lab) == "azure" and timeline(lab, "azure") == 2
 
