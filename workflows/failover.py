@@ -697,17 +697,20 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if name == "fence_old_primary":
             res.fence = fence
         if fence.token is None:
-            res.findings.append(
-                Finding(
-                    kind=FindingKind.FENCE_UNVERIFIED,
-                    sites=[old],
-                    detail=f"{old} did not answer when it was fenced: {fence.detail}"
-                    + (
-                        f"; {fence.isolated}" if fence.isolated and fence.isolated not in fence.detail else ""
-                    ),
-                )
-            )
+            self._unverified(old, fence, res)
         return fence
+
+    @staticmethod
+    def _unverified(old: str, fence: FenceResult, res: FailoverResult) -> None:
+        """The finding of a fence without its proof: ``old`` did not answer."""
+        res.findings.append(
+            Finding(
+                kind=FindingKind.FENCE_UNVERIFIED,
+                sites=[old],
+                detail=f"{old} did not answer when it was fenced: {fence.detail}"
+                + (f"; {fence.isolated}" if fence.isolated and fence.isolated not in fence.detail else ""),
+            )
+        )
 
     async def _isolate_marking(self, old: str, res: FailoverResult, saga: Saga) -> FenceResult:
         """An old primary that did not answer, in a run the detection alert started: isolated
@@ -736,13 +739,7 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             detail=f"isolated at once ({why}); its agent marks it meanwhile",
         )
         res.fence = fence
-        res.findings.append(
-            Finding(
-                kind=FindingKind.FENCE_UNVERIFIED,
-                sites=[old],
-                detail=f"{old} did not answer when it was fenced: {fence.detail}; {fence.isolated}",
-            )
-        )
+        self._unverified(old, fence, res)
         return fence
 
     async def _marked(self, res: FailoverResult) -> None:

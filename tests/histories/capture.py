@@ -200,19 +200,43 @@ async def test_failover_policy_hold(client: Client, lab: Lab, run_workers: Any, 
     await save(handle, lab)
 
 
-async def test_failover_alert_resolved(client: Client, lab: Lab, run_workers: Any) -> None:
-    """As the alert receiver starts it, and the ``alert`` signal when the alert resolves."""
-    inv = lab_inventory(lab)
+async def _alert_started(
+    client: Client,
+    lab: Lab,
+    run_workers: Any,
+    inv: Any,
+    wf_id: str,
+    route: str,
+    alertname: str,
+    **fields: Any,
+) -> WorkflowHandle[Any, Any]:
+    """onprem's host killed, then a failover as the alert receiver starts it: ``route`` the
+    receiver's route, ``alertname`` the alert that fired."""
     await run_workers(client, inv)
     at = lab.break_site("onprem")
     inp = FailoverInput(
-        requested_by="alert:postgres-primary-down",
-        reason="alert PostgresPrimaryDown",
+        requested_by=f"alert:{route}",
+        reason=f"alert {alertname}",
         incident_started_at=at,
         only_if_primary_down=True,
+        **fields,
+    )
+    return await start(client, inv, inp, wf_id)
+
+
+async def test_failover_alert_resolved(client: Client, lab: Lab, run_workers: Any) -> None:
+    """As the alert receiver starts it, and the ``alert`` signal when the alert resolves."""
+    inv = lab_inventory(lab)
+    handle = await _alert_started(
+        client,
+        lab,
+        run_workers,
+        inv,
+        "failover-alert-resolved",
+        "postgres-primary-down",
+        "PostgresPrimaryDown",
         await_alert_resolve_s=120,
     )
-    handle = await start(client, inv, inp, "failover-alert-resolved")
 
     async def resolving() -> bool:
         prog = await handle.query(PROGRESS_QUERY, result_type=Progress)
@@ -229,16 +253,17 @@ async def test_failover_isolated_at_once(client: Client, lab: Lab, run_workers: 
     killed, placement ``queues``: onprem isolated at once while its agent's mark runs beside
     the promotion, and ends before the run does."""
     inv = lab_inventory(lab, placement=Placement.QUEUES)
-    await run_workers(client, inv)
-    at = lab.break_site("onprem")
-    inp = FailoverInput(
-        requested_by="alert:primary-not-taking-writes",
-        reason="alert HybridOpsPrimaryNotTakingWrites",
-        incident_started_at=at,
-        only_if_primary_down=True,
+    handle = await _alert_started(
+        client,
+        lab,
+        run_workers,
+        inv,
+        "failover-isolated-at-once",
+        "primary-not-taking-writes",
+        "HybridOpsPrimaryNotTakingWrites",
         target=TargetChoice.GCP,
     )
-    await save(await start(client, inv, inp, "failover-isolated-at-once"), lab)
+    await save(handle, lab)
 
 
 async def test_failover_split_brain_fenced(client: Client, lab: Lab, run_workers: Any) -> None:
