@@ -48,7 +48,7 @@ from typing import TypeVar
 
 from temporalio.client import Client
 
-from bench.failover import _ledger, log, poll
+from bench.failover import _ledger, _timeline, log, poll
 from bench.patroni import DEFAULT as PATRONI_DEFAULT
 from bench.patroni import PatroniResult, PatroniRound
 from bench.patroni import measure as measure_patroni
@@ -168,6 +168,10 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
             for st in result.steps:
                 end = f"{(st.ended_at - at).total_seconds():7.3f}" if st.ended_at else "      -"
                 log(f"  {(st.started_at - at).total_seconds():7.3f} {end}  {st.name} {st.outcome or ''}")
+            history = await handle.fetch_history()
+            log(f"{fault} {number}: its history to the verify step (ms from the fault):")
+            for line in _timeline(history.events, at):
+                log(f"  {line}")
         if result.rto_split is not None:
             r.split = result.rto_split.model_dump()
         if result.target:
