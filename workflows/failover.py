@@ -150,6 +150,12 @@ step) and a hung server's its connect timeout (its agent cannot connect either),
 an isolation anyway: a server that does not answer is always isolated. Asked only where it
 applies (the infra driver can isolate); the mark ends before the run does. Before it, the
 isolation came after the mark."""
+PLAN_WITH_LEASE_PATCH = "failover-plan-with-lease"
+"""From this patch (issue 21) the plan (the inventory, the policy, where DNS points) is read
+while the lease is asked for, as a queued activity on the run's own queue: the two ran one
+after the other (the plan, a local activity, waited for the task that asked for the lease),
+about 100 ms on an alert's path. A lease another run holds is asked for again, waiting, and
+the plan read again under it. Before it, the plan came after the lease."""
 CLIENTS_WAIT_S = 10.0
 """How long the RPO step waits for the workload's first acknowledged write on the new primary
 (the end of the outage clients saw), when a live writer keeps a ledger."""
@@ -301,7 +307,12 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             started_at=started,
             incident_started_at=inp.incident_started_at or started,
         )
-        failure = await self._saga(res, inp.lease_wait_s, lambda saga: self._failover(inp, res, saga))
+        failure = await self._saga(
+            res,
+            inp.lease_wait_s,
+            lambda saga: self._failover(inp, res, saga),
+            (lambda: self._plan_beside_lease(inp)) if workflow.patched(PLAN_WITH_LEASE_PATCH) else None,
+        )
         self._collect(res)
         res.alerts = self._alerts
         return await self._end(res, failure)
@@ -328,6 +339,12 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if apps is not None:
             res.health = [apps, alert_check(inp.requested_by, inp.await_alert_resolve_s, self._alerts)]
 
+    async def _plan_beside_lease(self, inp: FailoverInput) -> PlanResult:
+        """The plan, read while the lease is asked for (not by a run that began too late:
+        that one looks at nothing)."""
+        self._refuse_late_start(inp.max_start_delay_s, "deciding")
+        return await self._step("plan", steps.PLAN_BESIDE_LEASE, PlanInput())
+
     async def _establish(
         self, inp: FailoverInput, res: FailoverResult
     ) -> tuple[PlanResult, Seen, str, SignalsResult | None]:
@@ -338,7 +355,10 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         (patch ``failover-signals-with-assess``)."""
         self._phase = Phase.DECIDE
         self._refuse_late_start(inp.max_start_delay_s, "deciding")
-        plan = await self._step("plan", steps.PLAN, PlanInput())
+        if self._beside is not None and self._leased_at_once:
+            plan: PlanResult = self._beside.result()  # read while the lease was asked for
+        else:
+            plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed_by(plan)
         self._record = plan.dns_record
         assess_in = AssessInput(sites=[s.name for s in plan.sites])

@@ -81,6 +81,13 @@ class LeasedSaga(RunbookBase):
 
     PROMOTED_CHECK: ClassVar[str] = "assess_target"
     """The name the look before undoing is recorded under."""
+    _beside: asyncio.Future[Any] | None = None
+    """The step run while the lease was asked for (:meth:`_lease`), once started."""
+    _leased_at_once: bool = False
+    """Whether the lease was free when first asked for. Then no other run changed anything
+    while ``_beside`` read, unless one released the lease in the few ms between that read and
+    the ask (a run ends with several steps after its last change, and each change is checked
+    against the servers when it is made)."""
 
     def _promotion_site(self) -> str | None:
         """The site this run may have promoted (looked at before undoing anything); None:
@@ -88,20 +95,26 @@ class LeasedSaga(RunbookBase):
         return self._target
 
     async def _saga(
-        self, res: Any, lease_wait_s: float, body: Callable[[Saga], Awaitable[None]]
+        self,
+        res: Any,
+        lease_wait_s: float,
+        body: Callable[[Saga], Awaitable[None]],
+        beside: Callable[[], Awaitable[Any]] | None = None,
     ) -> BaseException | None:
         """Hold the topology lease, run ``body``; on a failure before the point of no return,
         look (has the target been promoted after all?), then compensate in reverse. Sets the
         result's status and error; returns the failure (None: success). Every ending gives the
-        lease back: success, compensation, failure, cancellation."""
+        lease back: success, compensation, failure, cancellation.
+
+        ``beside``: a read-only step that runs while the lease is asked for (the body reads
+        its outcome, and whether :attr:`_leased_at_once`)."""
         saga = Saga()
         failure: BaseException | None = None
         # Every run is on the patch now; its marker stays where ``patched`` was, so histories
         # recorded on the patch replay (tests/histories/README.md).
         workflow.deprecate_patch(SAFETY_PATCH)
         try:
-            lease: LeaseGrant = await acquire_lease(self.RUNBOOK, lease_wait_s)
-            res.lease = lease
+            lease = await self._lease(res, lease_wait_s, beside)
             if not lease.granted:
                 raise lease_refused(lease)
             await body(saga)
@@ -138,6 +151,29 @@ class LeasedSaga(RunbookBase):
         if res.lease is not None and res.lease.granted:
             await asyncio.shield(asyncio.ensure_future(release_lease(res.lease)))
         return failure
+
+    async def _lease(
+        self, res: Any, wait_s: float, beside: Callable[[], Awaitable[Any]] | None
+    ) -> LeaseGrant:
+        """Ask for the lease (in ``res.lease`` as soon as it is answered, so that every ending
+        gives back a lease that was granted). With ``beside``, that step runs meanwhile and
+        the first ask does not wait: a lease held by another run is asked for again, waiting
+        up to ``wait_s``, once the step ended, and then :attr:`_leased_at_once` stays False
+        (the holder may have changed what the step read)."""
+        if beside is None:
+            lease: LeaseGrant = await acquire_lease(self.RUNBOOK, wait_s)
+            res.lease = lease
+            return lease
+        ask = asyncio.ensure_future(acquire_lease(self.RUNBOOK, 0.0))
+        self._beside = asyncio.ensure_future(beside())
+        await asyncio.wait([ask, self._beside])
+        self._beside.exception()  # its failure is the body's to raise (a refused run has none)
+        lease = res.lease = ask.result()
+        if lease.granted:
+            self._leased_at_once = True
+        elif wait_s > 0:
+            lease = res.lease = await acquire_lease(self.RUNBOOK, wait_s)
+        return lease
 
     def _by_hand(self, phase: Phase) -> list[str]:
         """What an operator does, in order, to finish this run by hand when it failed past the

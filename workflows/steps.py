@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
@@ -109,6 +109,10 @@ class Step(Generic[In, Out]):
     irreversible: bool = False
     local_only: bool = False
     """Always a local activity: a plan step, which reads the placement the rest follows."""
+    own_queue: bool = False
+    """A queued activity on the run's own task queue, whatever the placement (the server hands
+    it to this worker with the task that schedules it): a plan step run beside another step,
+    before the plan says where the rest go."""
     on_site: bool = False
     """Touches the server or files of the site its input names (``site``): with placement
     ``queues`` it runs on that site's agent queue."""
@@ -151,6 +155,10 @@ PLAN = Step(
     READ_RETRY,
     local_only=True,
 )
+PLAN_BESIDE_LEASE = replace(PLAN, local_only=False, own_queue=True)
+"""The plan, queued beside the lease's request (patch ``failover-plan-with-lease``): a local
+activity would wait for the task that schedules the request to end, and the two would run one
+after the other."""
 ASSESS = Step(
     ActivityName.ASSESS_SITES,
     sites.AssessInput,
@@ -744,6 +752,15 @@ def _guard_in_history(guard: Step[Any, Any]) -> bool:
 async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
     """Run ``step`` as a local activity (colocated) or on its task queue (queues), after its
     guard (queues)."""
+    if step.own_queue:
+        return await workflow.execute_activity(
+            step.activity,
+            arg,
+            result_type=step.result,
+            task_queue=workflow.info().task_queue,
+            start_to_close_timeout=step.timeout,
+            retry_policy=step.retry,
+        )
     if where.placement == "colocated" or step.local_only:
         return await workflow.execute_local_activity(
             step.activity,

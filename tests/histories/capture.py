@@ -252,16 +252,66 @@ async def test_failover_isolated_at_once(client: Client, lab: Lab, run_workers: 
     """Patch failover-isolate-with-mark: as the detection alert starts it, onprem's host
     killed, placement ``queues``: onprem isolated at once while its agent's mark runs beside
     the promotion, and ends before the run does."""
+    await _detected(client, lab, run_workers, "failover-isolated-at-once")
+
+
+async def test_failover_plan_with_lease(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Patch failover-plan-with-lease: the same, the plan read while the lease is asked for."""
+    await _detected(client, lab, run_workers, "failover-plan-with-lease")
+
+
+async def _detected(client: Client, lab: Lab, run_workers: Any, wf_id: str) -> None:
     inv = lab_inventory(lab, placement=Placement.QUEUES)
     handle = await _alert_started(
         client,
         lab,
         run_workers,
         inv,
-        "failover-isolated-at-once",
+        wf_id,
         "primary-not-taking-writes",
         "HybridOpsPrimaryNotTakingWrites",
         target=TargetChoice.GCP,
+    )
+    await save(handle, lab)
+
+
+async def test_failover_lease_waited(client: Client, lab: Lab, run_workers: Any) -> None:
+    """Patch failover-plan-with-lease: a planned run holds the lease at its approval gate; the
+    detection alert's run (onprem's host killed, placement ``queues``) reads the plan while it
+    asks, is refused at once, asks again waiting; the first is rejected, and the alert's run
+    gets the lease, reads the plan again under it and fails over."""
+    inv = lab_inventory(lab, placement=Placement.QUEUES)
+    await run_workers(client, inv)
+    holder = await start(
+        client,
+        inv,
+        _input(require_approval=True, only_if_primary_down=False),
+        "failover-lease-holder",
+    )
+    await eventually("the holder's approval gate", lambda: _waiting(holder), timeout=60)
+
+    async def started_already(*_: Any) -> None:
+        pass
+
+    handle = await _alert_started(
+        client,
+        lab,
+        started_already,
+        inv,
+        "failover-lease-waited",
+        "primary-not-taking-writes",
+        "HybridOpsPrimaryNotTakingWrites",
+        target=TargetChoice.GCP,
+        lease_wait_s=120,
+    )
+
+    async def asking_again() -> bool:  # the first ask, the plan, the ask that waits
+        history = await handle.fetch_history()
+        return sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")) >= 3
+
+    await eventually("the alert's run waiting for the lease", asking_again, timeout=60)
+    await holder.execute_update(
+        APPROVE_UPDATE, ApprovalInput(by="carol", approve=False, comment="an alert came")
     )
     await save(handle, lab)
 

@@ -51,7 +51,9 @@ async def test_a_second_run_is_refused_while_the_first_waits(
         await second.result()
     details = failure.value.cause.details[0]  # type: ignore[union-attr]
     assert "LeaseHeld" in details["error"] and first.id in details["error"]
-    assert details["steps"] == [] and details["lease"]["granted"] is False
+    assert details["lease"]["granted"] is False
+    # It read the plan while it asked for the lease (patch failover-plan-with-lease), no more.
+    assert [(s["name"], s["outcome"]) for s in details["steps"]] == [("plan", "unchanged")]
     assert role(lab, "gcp") == "standby" and role(lab, "azure") == "standby"
 
     # A failback is refused too: one lease for every runbook that changes the topology.
@@ -106,7 +108,10 @@ async def test_every_ending_releases_the_lease(client: Client, lab: Lab, run_wor
     await eventually("the waiting run to get the lease", holds, timeout=60)
     await _at_gate(waiting)
     await waiting.execute_update(APPROVE_UPDATE, ApprovalInput(by="carol", approve=False, comment="done"))
-    with pytest.raises(WorkflowFailureError):
+    with pytest.raises(WorkflowFailureError) as failure:
         await waiting.result()
+    # Its plan, read while the lease was held by another, was read again under the lease.
+    steps = [s["name"] for s in failure.value.cause.details[0]["steps"]]  # type: ignore[union-attr]
+    assert steps[:2] == ["plan", "plan"], steps
     assert await _holder(client, inv) is None
     assert assert_one_writer(lab) == "onprem"
