@@ -432,13 +432,22 @@ class SiteActivities(Activities):
         """Point the record at the site, once the servers confirm it is the one writer."""
         dns = self.inventory.dns
         host = self.inventory.site(inp.site).host
-        violations = check_dns(await self.topology.read(), inp.site, inp.overrides)
+        # The servers, and the record as it is (for the change), read at once; a rule the
+        # servers break is said before any DNS error.
+        servers, read = await asyncio.gather(
+            self.topology.read(dns=False), self.dns.get_record(dns.record, "A"), return_exceptions=True
+        )
+        if isinstance(servers, BaseException):
+            raise servers
+        violations = check_dns(servers, inp.site, inp.overrides)
         if violations:
             if all(v.rule == Rule.TARGET_WRITABLE for v in violations):
                 # The new primary may be restarting (a host reboot): worth retrying.
                 raise DatabaseUnreachable(violations[0].detail, site=inp.site)
             raise refuse(violations, f"DNS cutover to {inp.site}")
-        change = await self.dns.ensure_record(dns.record, "A", [host], dns.ttl)
+        if isinstance(read, BaseException):
+            raise read
+        change = await self.dns.ensure_record(dns.record, "A", [host], dns.ttl, read)
         previous = change.previous.values[0] if change.previous and change.previous.values else None
         return DnsResult(changed=change.changed, record=dns.record, value=host, previous=previous)
 

@@ -165,6 +165,9 @@ async def one_round(client: Client, lab: Lab, inv: Inventory, fault: str, number
         r.rto_s = result.rto_seconds
         if STEPS:
             log(f"{fault} {number}: {started[0]}, steps (from the fault, seconds):")
+            if result.input.incident_started_at is not None:
+                fired = (result.input.incident_started_at - at).total_seconds()
+                log(f"  {fired:7.3f}          the alert fired (its startsAt)")
             for st in result.steps:
                 end = f"{(st.ended_at - at).total_seconds():7.3f}" if st.ended_at else "      -"
                 log(f"  {(st.started_at - at).total_seconds():7.3f} {end}  {st.name} {st.outcome or ''}")

@@ -52,6 +52,13 @@ def normalise(name: str) -> str:
     return name.rstrip(".").lower()
 
 
+class Unread:
+    """No record was read (the default of :meth:`DnsDriver.ensure_record`'s ``read``)."""
+
+
+UNREAD = Unread()
+
+
 class DnsDriver(abc.ABC):
     """One hosted zone at one provider."""
 
@@ -110,15 +117,19 @@ class DnsDriver(abc.ABC):
             log.info("dns zone %s created", self.zone)
         return created
 
-    async def ensure_record(self, name: str, type: str, values: list[str], ttl: int) -> RecordChange:
+    async def ensure_record(
+        self, name: str, type: str, values: list[str], ttl: int, read: Record | Unread | None = UNREAD
+    ) -> RecordChange:
         """Make ``name``/``type`` hold exactly ``values`` with ``ttl``. Idempotent: when it
         already does, nothing is sent (``changed`` false). Done when the provider reports
-        the change applied (Route53: INSYNC), which may take up to a minute in production."""
+        the change applied (Route53: INSYNC), which may take up to a minute in production.
+        ``read``: the record as :meth:`get_record` gave it moments before (a caller that read
+        it while it checked something else), instead of a read here."""
         name = self._check_name(name)
         if not values:
             raise DnsRecordInvalid("no values given", zone=self.zone, record=name)
         wanted = Record(name, type, ttl, tuple(sorted(values)))
-        previous = await self._get_record(name, type)
+        previous = await self._get_record(name, type) if isinstance(read, Unread) else read
         if previous is not None and previous.values == wanted.values and previous.ttl == ttl:
             return RecordChange(False, previous, previous)
         log.info("dns %s %s: %s -> %s", name, type, previous and previous.values, wanted.values)
