@@ -8,7 +8,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
@@ -23,6 +23,7 @@ from hybridops.lab import Lab
 from hybridops.lab.monitoring import QUERIES
 from hybridops.lab.processes import wait_until
 from tests.lab.helpers import agents_watching, role, writable_sites
+from tests.unit.test_signals import PerQueryDriver, count_requests
 
 CLOUDS = {"azure": "azure", "gcp": "gcp"}
 
@@ -55,7 +56,9 @@ def substitute(template: str, site: str, cloud: str) -> str:
     return template.replace("{site}", site).replace("{cloud}", cloud)
 
 
-def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
+def test_federation_signals_and_the_failover_alert(
+    monitored_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lab = monitored_lab
     inv = lab.inventory()
     (source,) = inv.signals.sources
@@ -108,6 +111,15 @@ def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
     assert set(reading.values["azure"]) == per_candidate == set(reading.values["gcp"])
     assert reading.values["gcp"][SignalName.STANDBY_UP].value == 1
     assert reading.values["gcp"][SignalName.CREDITS].value == 3000
+    # All in one request, with the same answer as one query each, at one evaluation time (3 s
+    # ago: every federated sample from before then is stored).
+    sent = count_requests(monkeypatch)
+    at = datetime.now(UTC) - timedelta(seconds=3)
+    combined = asyncio.run(PrometheusDriver(source).collect(standbys, at))
+    assert sent == ["POST"]
+    assert set(combined.values["azure"]) == per_candidate
+    assert asyncio.run(PerQueryDriver(source).collect(standbys, at)) == combined
+    assert len(sent) == 1 + 2 * len(standbys) * len(source.queries)
     # The primary is not a standby.
     standby_up = query(lab, substitute(QUERIES[SignalName.STANDBY_UP], "onprem", "onprem"))
     assert [float(s["value"][1]) for s in standby_up] == [0.0]
