@@ -3,11 +3,13 @@ candidates read with the driver's one combined query, and with one query (and it
 ``timestamp()``) per signal per candidate, as the driver did before and still does when
 Prometheus refuses the combined one. Figures, never assertions.
 
-    PYTHONPATH=. .venv/bin/python bench/signals.py [--runs 200]
+    .venv/bin/python bench/signals.py [--runs 200] [--incident]   (make bench-signals)
 
 Brings up a lab of its own (its own addresses, ports and temp directory) with its monitoring,
 the worker and the writer, as ``bench/detection.py`` does, and times the two ways interleaved,
-each call as the activity makes it (:func:`collect_signals`, a fresh HTTP session each).
+each call as the activity makes it (:func:`collect_signals`, a fresh HTTP session each), beside
+a floor: the same call with one trivial query. With ``--incident``, again for the seconds after
+onprem's server is killed, while the lab's alert starts a failover.
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ from drivers.signals import collect_signals
 from drivers.signals.http import HttpSource, SourceError
 from drivers.signals.prometheus import PrometheusDriver
 from hybridops.contracts.base import Cloud
-from hybridops.contracts.decision import Signal
+from hybridops.contracts.decision import Signal, SignalName
 from hybridops.contracts.sites import SiteRef
 from hybridops.inventory import HOME_ENV, Inventory
 from hybridops.lab import Lab, LabPorts
 
 PORTS = LabPorts(net="127.76.0", pg=24432, dns=24353, temporal=27533, ui=28533)
 """Apart from the demo lab's, the other benches' and the tests'."""
+SETTLE_S = 10.0
+"""A lab's first seconds (its first scrapes and federations, the writer's start) are busier
+than the rest: measured after them."""
+INCIDENT_S = 20.0
 CANDIDATES = [SiteRef(name="azure", cloud=Cloud.AZURE), SiteRef(name="gcp", cloud=Cloud.GCP)]
 
 
@@ -53,26 +59,46 @@ def _ms(values: list[float]) -> str:
     return f"median {statistics.median(ordered):6.1f} ms  p90 {p90:6.1f} ms  max {ordered[-1]:6.1f} ms"
 
 
-async def bench(inv: Inventory, runs: int) -> None:
-    (source,) = inv.signals.sources
-    ways = {"combined query": PrometheusDriver(source), "per query (before)": PerQueryDriver(source)}
+async def measure(inv: Inventory, ways: dict[str, PrometheusDriver], runs: int, seconds: float) -> None:
+    """``runs`` collections each way, interleaved, or as many as fit in ``seconds``."""
     times: dict[str, list[float]] = {name: [] for name in ways}
-    for run in range(runs + 5):
+    errors: dict[str, set[str]] = {name: set() for name in ways}
+    stop = time.monotonic() + seconds
+    while len(times[next(iter(ways))]) < runs and time.monotonic() < stop:
         for name, driver in ways.items():
             started = time.perf_counter()
             snapshot = await collect_signals([driver], inv.signals.static, CANDIDATES, datetime.now(UTC))
-            took = (time.perf_counter() - started) * 1000
-            if run >= 5:  # the first few warm up imports and connections
-                times[name].append(took)
-    print(f"{len(source.queries)} signals x {len(CANDIDATES)} candidates, {runs} runs each")
-    print(f"last snapshot's errors: {snapshot.errors}")
+            times[name].append((time.perf_counter() - started) * 1000)
+            errors[name].update(snapshot.errors)
     for name, values in times.items():
-        print(f"  {name:20} {_ms(values)}")
+        print(f"  {name:24} {_ms(values)}  ({len(values)} runs)")
+        for line in sorted(errors[name]):
+            print(f"    an error seen: {line[:150]}")
+
+
+async def bench(lab: Lab, inv: Inventory, runs: int, incident: bool) -> None:
+    (source,) = inv.signals.sources
+    await asyncio.sleep(SETTLE_S)
+    floor = source.model_copy(update={"queries": {SignalName.STANDBY_UP: "vector(1)"}})
+    ways = {
+        "combined query": PrometheusDriver(source),
+        "per query (before)": PerQueryDriver(source),
+        "floor: vector(1) only": PrometheusDriver(floor),
+    }
+    for driver in ways.values():  # imports, first connections
+        await collect_signals([driver], inv.signals.static, CANDIDATES, datetime.now(UTC))
+    print(f"{len(source.queries)} signals x {len(CANDIDATES)} candidates; the lab steady:")
+    await measure(inv, ways, runs, float("inf"))
+    if incident:
+        lab.kill_site("onprem")
+        print(f"the {INCIDENT_S:g} s after onprem's server is killed (the alert, a failover):")
+        await measure(inv, ways, runs, INCIDENT_S)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=200, help="collections each way (default 200)")
+    parser.add_argument("--incident", action="store_true", help="then again while onprem is killed")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-signals-", dir="/tmp"))
     tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
@@ -86,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if not lab.monitoring_running():
             print("error: the lab's monitoring did not start (Prometheus, Alertmanager installed?)")
             return 2
-        asyncio.run(bench(inv, args.runs))
+        asyncio.run(bench(lab, inv, args.runs, args.incident))
     finally:
         try:
             lab.down()

@@ -20,14 +20,14 @@ staleness markers such as federated or remote-written ones). So each query is pa
 scalar) ``timestamp()`` gives the evaluation time, which is then what ``observed_at`` says.
 
 One request per collection: every (candidate, signal) query and its ``timestamp()`` go in one
-instant query (POSTed: it is long), each tagged with a ``hybridops_signal`` label that says
-which pair and which half (``3``, ``3t``), joined with ``or`` (which matches label sets without
-the metric name, so the distinct tags keep every sample). The answer is split by tag and each
-pair read by the rules above. A query request costs Prometheus well under a millisecond; 2 per
-signal per candidate made a collection take 100-180 ms on a busy lab. When Prometheus refuses
-the combined query (one template is invalid PromQL or gives a scalar, which ``label_replace``
-does not take, ...), each query is sent on its own as before, so each error names its query.
-When Prometheus does not answer at all, that is the one error.
+instant query, each wrapped in ``label_replace`` to tag it with a ``hybridops_signal`` label
+naming the pair and the half (``3``, ``3t``), joined with ``or`` (which matches label sets without
+the metric name, so the distinct tags keep every sample), and POSTed (it is long). The answer is
+split by tag and each pair read by the rules above. Two requests per pair made a collection of
+the lab's 10 signals for 2 candidates take 5 to 7 times as long (bench/signals.py). When
+Prometheus refuses the combined query (a template that is invalid PromQL, gives a scalar, which
+``label_replace`` does not take, ...), each query goes on its own as before, so each error names
+its query. When Prometheus does not answer at all, that is the collection's one error.
 """
 
 from __future__ import annotations
