@@ -8,7 +8,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psutil
@@ -104,21 +104,23 @@ def test_federation_signals_and_the_failover_alert(
         )
     # The signals driver reads them all through the inventory's source.
     standbys = [SiteRef(name="azure", cloud=Cloud.AZURE), SiteRef(name="gcp", cloud=Cloud.GCP)]
-    reading = asyncio.run(PrometheusDriver(source).collect(standbys, datetime.now(UTC)))
+    sent = count_requests(monkeypatch)
+    now = datetime.now(UTC)
+    reading = asyncio.run(PrometheusDriver(source).collect(standbys, now))
+    assert sent == ["POST"], "one request for the collection"
     assert all("primary_silent_s" in e for e in reading.errors), reading.errors  # no agent yet
     # load is the on-prem site's (bursts); no agent watches yet, so no primary_silent_s.
     per_candidate = set(SignalName) - {SignalName.LOAD, SignalName.PRIMARY_SILENT_S}
     assert set(reading.values["azure"]) == per_candidate == set(reading.values["gcp"])
     assert reading.values["gcp"][SignalName.STANDBY_UP].value == 1
     assert reading.values["gcp"][SignalName.CREDITS].value == 3000
-    # All in one request, with the same answer as one query each, at one evaluation time (3 s
-    # ago: every federated sample from before then is stored).
-    sent = count_requests(monkeypatch)
-    at = datetime.now(UTC) - timedelta(seconds=3)
-    combined = asyncio.run(PrometheusDriver(source).collect(standbys, at))
-    assert sent == ["POST"]
-    assert set(combined.values["azure"]) == per_candidate
-    assert asyncio.run(PerQueryDriver(source).collect(standbys, at)) == combined
+    # The same answer as one query each, both evaluated at that time a few seconds on (by then
+    # every federated sample from before it is stored).
+    time.sleep(3)
+    sent.clear()
+    combined = asyncio.run(PrometheusDriver(source).collect(standbys, now))
+    assert sent == ["POST"] and set(combined.values["azure"]) == per_candidate
+    assert asyncio.run(PerQueryDriver(source).collect(standbys, now)) == combined
     assert len(sent) == 1 + 2 * len(standbys) * len(source.queries)
     # The primary is not a standby.
     standby_up = query(lab, substitute(QUERIES[SignalName.STANDBY_UP], "onprem", "onprem"))
