@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-patroni bench-alerts bench-drill bench-chaos bench-replay bench-metrics bench-readiness down install deps clean
+.PHONY: demo test lint dashboards evidence-schema bench bench-detection bench-patroni bench-alerts bench-drill bench-chaos bench-replay bench-metrics bench-readiness bench-signals down install deps clean
 
 $(STAMP): pyproject.toml
 	-scripts/debian-deps
@@ -86,6 +86,10 @@ bench-metrics: $(STAMP)
 ## Readiness: one evaluation's time on the lab, and each reading its checks rest on.
 bench-readiness: $(STAMP)
 	$(BIN)/python bench/readiness.py
+
+## Signals: one collection from the lab's Prometheus, one combined query against one per signal.
+bench-signals: $(STAMP)
+	$(BIN)/python bench/signals.py --incident
 
 down: $(STAMP)
 	$(BIN)/hybridops lab down

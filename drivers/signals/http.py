@@ -38,6 +38,11 @@ class SourceError(Exception):
     """One reading failed; the message is the reason, ready for ``SourceReading.errors``."""
 
 
+class Unreachable(SourceError):
+    """No answer at all (timed out, refused, cut off): another request to the same server now
+    would fare no better, so a driver reports it instead of trying another way."""
+
+
 async def guarded(reading: Awaitable[T]) -> T | SourceError:
     """What ``reading`` returns, or the :class:`SourceError` it failed with. An answer shaped
     otherwise than the API documents (a list where an object should be, ...) is such an error
@@ -148,20 +153,29 @@ class HttpSource:
     async def get_json(self, url: str, params: Mapping[str, str]) -> Any:
         """GET ``url`` and decode its JSON answer. Every failure (timeout, refused connection,
         an HTTP error, an error the API reports, a body that is not JSON) raises
-        :class:`SourceError` with a one-line reason."""
+        :class:`SourceError` with a one-line reason; :class:`Unreachable` when there was no
+        answer at all."""
+        return await self._json("GET", url, params=params)
+
+    async def post_json(self, url: str, form: Mapping[str, str]) -> Any:
+        """POST ``form`` (URL-encoded) to ``url``, as :meth:`get_json` otherwise: for a request
+        too long for a URL."""
+        return await self._json("POST", url, data=form)
+
+    async def _json(self, method: str, url: str, **request: Any) -> Any:
         assert self._session is not None, "use HttpSource as an async context manager"
         try:
-            async with self._session.get(url, params=params) as resp:
+            async with self._session.request(method, url, **request) as resp:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError:
-            raise SourceError(f"no answer within {self.source.timeout_s:g} s") from None
+            raise Unreachable(f"no answer within {self.source.timeout_s:g} s") from None
         except aiohttp.ClientConnectorError as err:
             # os_error's own text repeats the address: its errno says it better.
             reason = os.strerror(err.os_error.errno) if err.os_error.errno else str(err.os_error)
-            raise SourceError(self.redact(f"cannot connect to {err.host}:{err.port}: {reason}")) from None
+            raise Unreachable(self.redact(f"cannot connect to {err.host}:{err.port}: {reason}")) from None
         except aiohttp.ClientError as err:
-            raise SourceError(self.redact(f"{type(err).__name__}: {err}")) from None
+            raise Unreachable(self.redact(f"{type(err).__name__}: {err}")) from None
         try:
             body = json.loads(raw)
         except ValueError:

@@ -23,6 +23,7 @@ from hybridops.lab import Lab
 from hybridops.lab.monitoring import QUERIES
 from hybridops.lab.processes import wait_until
 from tests.lab.helpers import agents_watching, role, writable_sites
+from tests.unit.test_signals import PerQueryDriver, count_requests
 
 CLOUDS = {"azure": "azure", "gcp": "gcp"}
 
@@ -55,7 +56,9 @@ def substitute(template: str, site: str, cloud: str) -> str:
     return template.replace("{site}", site).replace("{cloud}", cloud)
 
 
-def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
+def test_federation_signals_and_the_failover_alert(
+    monitored_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lab = monitored_lab
     inv = lab.inventory()
     (source,) = inv.signals.sources
@@ -101,13 +104,24 @@ def test_federation_signals_and_the_failover_alert(monitored_lab: Lab) -> None:
         )
     # The signals driver reads them all through the inventory's source.
     standbys = [SiteRef(name="azure", cloud=Cloud.AZURE), SiteRef(name="gcp", cloud=Cloud.GCP)]
-    reading = asyncio.run(PrometheusDriver(source).collect(standbys, datetime.now(UTC)))
+    sent = count_requests(monkeypatch)
+    now = datetime.now(UTC)
+    reading = asyncio.run(PrometheusDriver(source).collect(standbys, now))
+    assert sent == ["POST"], "one request for the collection"
     assert all("primary_silent_s" in e for e in reading.errors), reading.errors  # no agent yet
     # load is the on-prem site's (bursts); no agent watches yet, so no primary_silent_s.
     per_candidate = set(SignalName) - {SignalName.LOAD, SignalName.PRIMARY_SILENT_S}
     assert set(reading.values["azure"]) == per_candidate == set(reading.values["gcp"])
     assert reading.values["gcp"][SignalName.STANDBY_UP].value == 1
     assert reading.values["gcp"][SignalName.CREDITS].value == 3000
+    # The same answer as one query each, both evaluated at that time a few seconds on (by then
+    # every federated sample from before it is stored).
+    time.sleep(3)
+    sent.clear()
+    combined = asyncio.run(PrometheusDriver(source).collect(standbys, now))
+    assert sent == ["POST"] and set(combined.values["azure"]) == per_candidate
+    assert asyncio.run(PerQueryDriver(source).collect(standbys, now)) == combined
+    assert len(sent) == 1 + 2 * len(standbys) * len(source.queries)
     # The primary is not a standby.
     standby_up = query(lab, substitute(QUERIES[SignalName.STANDBY_UP], "onprem", "onprem"))
     assert [float(s["value"][1]) for s in standby_up] == [0.0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -29,6 +30,7 @@ from google.cloud.monitoring_v3 import ListTimeSeriesRequest, ListTimeSeriesResp
 from drivers.signals import SignalsDriver, SourceReading, collect_signals, make_signal_drivers
 from drivers.signals.azure_monitor import AzureMonitorDriver
 from drivers.signals.gcp_monitoring import GcpMonitoringDriver
+from drivers.signals.http import HttpSource, SourceError
 from drivers.signals.prometheus import PrometheusDriver
 from hybridops.contracts.base import Cloud
 from hybridops.contracts.decision import Signal, SignalName
@@ -54,7 +56,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Seen:
     path: str
     query: dict[str, str]
+    """The query string's parameters, and a POSTed form's."""
     auth: str | None
+    method: str = "GET"
+
+
+PARAMS = web.RequestKey("params", dict[str, str])
+"""What the fake received as parameters (query string, and a POSTed form)."""
+
+
+def params(request: web.Request) -> dict[str, str]:
+    return request[PARAMS]
 
 
 @dataclass
@@ -72,7 +84,12 @@ class FakeApi:
     """Set at teardown: frees handlers that hold their answer back (timeout tests)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(Seen(request.path, dict(request.query), request.headers.get("Authorization")))
+        received = dict(request.query)
+        if request.method == "POST":
+            received |= {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        request[PARAMS] = received
+        auth = request.headers.get("Authorization")
+        self.seen.append(Seen(request.path, received, auth, request.method))
         assert self.handler is not None, "the test sets the fake's handler"
         wrong = self.misaddressed(request)
         if wrong is not None:
@@ -82,15 +99,17 @@ class FakeApi:
     @staticmethod
     def misaddressed(request: web.Request) -> str | None:
         """Whatever the test's answer, a request must be one of the APIs' documented ones:
-        Prometheus's instant query, ARM's Metrics - List on a resource, each with its required
-        query parameters, and a bearer token when it carries authorization at all (ARM: always,
-        and over HTTPS)."""
-        path, query = request.path, set(request.query)
+        Prometheus's instant query (GET, or POST with a form), ARM's Metrics - List on a resource
+        (GET), each with its required parameters, and a bearer token when it carries
+        authorization at all (ARM: always, and over HTTPS)."""
+        path, query = request.path, set(params(request))
         auth = request.headers.get("Authorization")
         if auth is not None and not (auth.startswith("Bearer ") and len(auth) > len("Bearer ")):
             return f"malformed Authorization {auth[:12]!r}"
         if path == "/api/v1/query":
             need = {"query", "time"}
+        elif request.method != "GET":
+            return f"{request.method} {path}: ARM's Metrics - List is a GET"
         elif path.startswith("/subscriptions/") and path.endswith("/providers/Microsoft.Insights/metrics"):
             need = {"api-version", "metricnames", "timespan", "interval", "aggregation"}
             if auth is None or request.scheme != "https":
@@ -125,6 +144,7 @@ async def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     api = FakeApi()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", api.handle)
+    app.router.add_route("POST", "/{tail:.*}", api.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -192,20 +212,82 @@ def prometheus(url: str, token_ref: str | None = None, **queries: str) -> Promet
 
 LAG_Q = 'hybridops_lag_seconds{site="{site}",cloud="{cloud}"}'
 
+PromAnswer = Callable[[str], Any]
+"""A fake Prometheus's answer to one plain query: a body, or (body, HTTP status)."""
+TAGGED = re.compile(r'label_replace\((.*?), "hybridops_signal", "(\d+t?)", "", ""\)')
+"""A part of the driver's combined query: the query, its tag."""
 
-async def test_prometheus_reads_one_sample_per_target_with_scrape_time(fake: FakeApi, token: str) -> None:
+
+def tagged(query: str, tag: str) -> str:
+    return f'label_replace({query}, "hybridops_signal", "{tag}", "", "")'
+
+
+def bad_data(error: str) -> tuple[dict[str, Any], int]:
+    return {"status": "error", "errorType": "bad_data", "error": error}, 400
+
+
+def _reply(answer: Any) -> web.Response:
+    body, status = answer if isinstance(answer, tuple) else (answer, 200)
+    return web.json_response(body, status=status)
+
+
+def promql(answer: PromAnswer, combined: bool = True) -> Handler:
+    """A fake Prometheus: each plain query answered by ``answer``; the driver's combined query,
+    when ``combined``, as Prometheus evaluates it (every part's samples with its tag, or the
+    first part's error; a part whose result is not a vector refused, as ``label_replace``
+    refuses it), else refused as a parse error, which sends the driver to one query each."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        query = params(request)["query"]
+        parts = TAGGED.findall(query)
+        if not parts:
+            return _reply(answer(query))
+        if not combined or " or ".join(tagged(q, t) for q, t in parts) != query:
+            return _reply(bad_data("1:1: parse error: refused by the test"))
+        result = []
+        for part, tag in parts:
+            body, status = got if isinstance(got := answer(part), tuple) else (got, 200)
+            if status != 200:
+                return _reply((body, status))
+            kind = body["data"]["resultType"]
+            if kind != "vector":
+                return _reply(
+                    bad_data(f'expected type instant vector in call to "label_replace", got {kind}')
+                )
+            result += [
+                {"metric": s["metric"] | {"hybridops_signal": tag}, "value": s["value"]}
+                for s in body["data"]["result"]
+            ]
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    return handler
+
+
+def requests_for(pairs: int, combined: bool) -> int:
+    """A collection's requests: the combined query; when it is refused, each (candidate,
+    signal) pair's query and its ``timestamp()`` besides."""
+    return 1 if combined else 1 + 2 * pairs
+
+
+BOTH_PATHS = pytest.mark.parametrize("combined", [True, False], ids=["combined", "per-query"])
+"""The same rules, whether Prometheus answers the combined query or refuses it."""
+
+
+@BOTH_PATHS
+async def test_prometheus_reads_one_sample_per_target_with_scrape_time(
+    fake: FakeApi, token: str, combined: bool
+) -> None:
     evaluated = NOW.timestamp()
     scraped = evaluated - 7.25
     values = {"onprem": "0", "azure": "1.5"}
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        query = request.query["query"]
+    def answer(query: str) -> Any:
         site = "azure" if '"azure"' in query else "onprem"
         if query.startswith("timestamp("):
-            return web.json_response(prom_vector(({"site": site}, evaluated, str(scraped))))
-        return web.json_response(prom_vector(({"site": site}, evaluated, values[site])))
+            return prom_vector(({"site": site}, evaluated, str(scraped)))
+        return prom_vector(({"site": site}, evaluated, values[site]))
 
-    fake.handler = handler
+    fake.handler = promql(answer, combined)
     driver = prometheus(fake.url, token, lag_seconds=LAG_Q)
     reading = await driver.collect([ONPREM, AZURE], NOW)
 
@@ -219,50 +301,90 @@ async def test_prometheus_reads_one_sample_per_target_with_scrape_time(fake: Fak
     assert {s.query["time"] for s in fake.seen} == {f"{evaluated:.3f}"}
     onprem_q = 'hybridops_lag_seconds{site="onprem",cloud="onprem"}'
     azure_q = 'hybridops_lag_seconds{site="azure",cloud="azure"}'
-    assert sorted(s.query["query"] for s in fake.seen) == sorted(
-        [onprem_q, azure_q, f"timestamp({onprem_q})", f"timestamp({azure_q})"]
+    first, *rest = fake.seen
+    assert (first.method, first.query["query"]) == (
+        "POST",
+        " or ".join(
+            [
+                tagged(onprem_q, "0"),
+                tagged(f"timestamp({onprem_q})", "0t"),
+                tagged(azure_q, "1"),
+                tagged(f"timestamp({azure_q})", "1t"),
+            ]
+        ),
+    )
+    assert len(fake.seen) == requests_for(2, combined)
+    assert sorted((s.method, s.query["query"]) for s in rest) == (
+        []
+        if combined
+        else sorted(
+            ("GET", q) for q in [onprem_q, azure_q, f"timestamp({onprem_q})", f"timestamp({azure_q})"]
+        )
     )
 
 
-async def test_prometheus_without_timestamp_uses_evaluation_time(fake: FakeApi) -> None:
+@BOTH_PATHS
+async def test_prometheus_without_timestamp_uses_evaluation_time(fake: FakeApi, combined: bool) -> None:
     """An aggregation has no scrape time: ``timestamp()`` fails or says nothing, the evaluation
     time stands. No token configured: no Authorization header."""
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if request.query["query"].startswith("timestamp("):
-            return web.json_response(prom_vector())
-        return web.json_response(prom_vector(({}, NOW.timestamp(), "3")))
+    def answer(query: str) -> Any:
+        if query.startswith("timestamp("):
+            return prom_vector()
+        return prom_vector(({}, NOW.timestamp(), "3"))
 
-    fake.handler = handler
+    fake.handler = promql(answer, combined)
     reading = await prometheus(fake.url, capacity='max(free_nodes{site="{site}"})').collect([GCP], NOW)
     assert reading.errors == []
     assert reading.values["gcp"][SignalName.CAPACITY].observed_at == NOW
     assert {s.auth for s in fake.seen} == {None}
+    assert len(fake.seen) == requests_for(1, combined)
 
 
-async def test_prometheus_empty_result_leaves_signal_missing(fake: FakeApi, token: str) -> None:
-    fake.answer(prom_vector())
+@BOTH_PATHS
+async def test_prometheus_empty_result_leaves_signal_missing(
+    fake: FakeApi, token: str, combined: bool
+) -> None:
+    fake.handler = promql(lambda query: prom_vector(), combined)
     reading = await prometheus(fake.url, token, lag_seconds=LAG_Q).collect([AZURE], NOW)
     assert reading.values == {}
     assert errors_of(reading) == [
         'query \'hybridops_lag_seconds{site="azure",cloud="azure"}\' (site azure, lag_seconds): '
         "returned nothing"
     ]
+    assert len(fake.seen) == requests_for(1, combined)
 
 
-async def test_prometheus_several_series_is_an_error_naming_the_count(fake: FakeApi) -> None:
-    fake.answer(prom_vector(({"pod": "a"}, NOW.timestamp(), "1"), ({"pod": "b"}, NOW.timestamp(), "2")))
-    reading = await prometheus(fake.url, error_rate='rate(x{site="{site}"}[1m])').collect([AZURE], NOW)
+@BOTH_PATHS
+async def test_prometheus_several_series_is_an_error_naming_the_count(fake: FakeApi, combined: bool) -> None:
+    two = prom_vector(({"pod": "a"}, NOW.timestamp(), "1"), ({"pod": "b"}, NOW.timestamp(), "2"))
+    fake.handler = promql(lambda query: two, combined)
+    reading = await prometheus(fake.url, error_rate='rate(x{site="{site}"}[1m])', lag_seconds=LAG_Q).collect(
+        [AZURE], NOW
+    )
     assert reading.values == {}
-    [line] = reading.errors
-    assert 'rate(x{site="azure"}[1m])' in line and "2 series, expected one" in line
+    assert reading.errors == [
+        "query 'rate(x{site=\"azure\"}[1m])' (site azure, error_rate): "
+        "2 series, expected one (aggregate them)",
+        'query \'hybridops_lag_seconds{site="azure",cloud="azure"}\' (site azure, lag_seconds): '
+        "2 series, expected one (aggregate them)",
+    ]
+    assert len(fake.seen) == requests_for(2, combined)
 
 
-async def test_prometheus_nan_is_an_error(fake: FakeApi) -> None:
-    fake.answer(prom_vector(({}, NOW.timestamp(), "NaN")))
-    reading = await prometheus(fake.url, slo_score="slo").collect([AZURE], NOW)
-    assert reading.values == {}
+@BOTH_PATHS
+async def test_prometheus_nan_is_an_error(fake: FakeApi, combined: bool) -> None:
+    def answer(query: str) -> Any:
+        # A NaN scrape time is ignored (the evaluation time stands); a NaN value is an error.
+        return prom_vector(({}, NOW.timestamp(), "NaN" if query in ("slo", "timestamp(lag)") else "1"))
+
+    fake.handler = promql(answer, combined)
+    reading = await prometheus(fake.url, slo_score="slo", lag_seconds="lag").collect([AZURE], NOW)
+    assert reading.values == {
+        "azure": {SignalName.LAG_SECONDS: Signal(value=1, source="prometheus", observed_at=NOW)}
+    }
     assert reading.errors == ["query 'slo' (site azure, slo_score): sample: value is NaN"]
+    assert len(fake.seen) == requests_for(2, combined)
 
 
 async def test_prometheus_error_body_names_type_and_query(fake: FakeApi, token: str) -> None:
@@ -274,6 +396,65 @@ async def test_prometheus_error_body_names_type_and_query(fake: FakeApi, token: 
     assert errors_of(reading) == [
         "query 'lag{' (site onprem, lag_bytes): HTTP 400: bad_data: parse error: unexpected \"}\""
     ]
+    assert len(fake.seen) == requests_for(1, combined=False)
+
+
+async def test_prometheus_one_invalid_template_costs_one_query_each(fake: FakeApi) -> None:
+    """Prometheus refuses the whole combined query for one bad template: the driver asks each
+    query on its own, so the good ones are read and the error names the bad one."""
+
+    def answer(query: str) -> Any:
+        if "lag{" in query:
+            return bad_data("1:5: parse error: unexpected end of input inside braces")
+        return prom_vector(({}, NOW.timestamp(), "2"))
+
+    fake.handler = promql(answer)
+    reading = await prometheus(fake.url, lag_seconds=LAG_Q, lag_bytes="lag{").collect([AZURE, GCP], NOW)
+    assert {site: set(signals) for site, signals in reading.values.items()} == {
+        "azure": {SignalName.LAG_SECONDS},
+        "gcp": {SignalName.LAG_SECONDS},
+    }
+    assert reading.errors == [
+        f"query 'lag{{' (site {site}, lag_bytes): HTTP 400: bad_data: "
+        "1:5: parse error: unexpected end of input inside braces"
+        for site in ("azure", "gcp")
+    ]
+    assert len(fake.seen) == requests_for(4, combined=False)
+
+
+async def test_prometheus_scalar_template_is_read_one_query_each(fake: FakeApi) -> None:
+    """``label_replace`` takes no scalar, so a template that gives one makes Prometheus refuse
+    the combined query; on its own the scalar reads as before (at the evaluation time, since
+    ``timestamp()`` takes no scalar either)."""
+
+    def answer(query: str) -> Any:
+        if query.startswith("timestamp("):
+            return bad_data('expected type instant vector in call to function "timestamp", got scalar')
+        return {"status": "success", "data": {"resultType": "scalar", "result": [NOW.timestamp(), "4"]}}
+
+    fake.handler = promql(answer)
+    reading = await prometheus(fake.url, capacity="scalar(free_nodes)").collect([AZURE], NOW)
+    assert reading.errors == []
+    assert reading.values == {
+        "azure": {SignalName.CAPACITY: Signal(value=4, source="prometheus", observed_at=NOW)}
+    }
+    assert len(fake.seen) == requests_for(1, combined=False)
+
+
+async def test_prometheus_unreachable_is_one_error_and_no_second_try(
+    fake: FakeApi, refused_port: int
+) -> None:
+    """No answer to the combined query: one error for the collection; asking each query on its
+    own would only take longer to fail."""
+    queries = {"lag_seconds": LAG_Q, "lag_bytes": "lag"}
+    refused = await prometheus(f"http://127.0.0.1:{refused_port}", **queries).collect([AZURE, GCP], NOW)
+    assert refused.values == {}
+    assert refused.errors == [f"cannot connect to 127.0.0.1:{refused_port}: Connection refused"]
+
+    fake.hang()
+    silent = await prometheus(fake.url, **queries).collect([AZURE, GCP], NOW)
+    assert silent.errors == ["no answer within 0.5 s"]
+    assert [s.method for s in fake.seen] == ["POST"]
 
 
 async def test_prometheus_query_time_out_is_an_error(fake: FakeApi) -> None:
@@ -837,6 +1018,28 @@ def test_make_signal_drivers_in_inventory_order() -> None:
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
+class PerQueryDriver(PrometheusDriver):
+    """The Prometheus driver with its combined query refused: one query (and its
+    ``timestamp()``) per pair, to compare the two ways against one server."""
+
+    async def _read_all(self, http: HttpSource, queries: list[str], at: str) -> list[Signal | str]:
+        raise SourceError("refused by the test")
+
+
+def count_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The method of every request the signal drivers' HTTP sessions send from now on in the
+    test, in order."""
+    sent: list[str] = []
+    send = HttpSource._json
+
+    async def counted(self: HttpSource, method: str, url: str, **request: Any) -> Any:
+        sent.append(method)
+        return await send(self, method, url, **request)
+
+    monkeypatch.setattr(HttpSource, "_json", counted)
+    return sent
+
+
 async def _poll(check: Callable[[], Awaitable[bool]], deadline_s: float, what: str, log: Path) -> None:
     """Call ``check`` until it is true, or fail after ``deadline_s`` showing Prometheus' log."""
     loop = asyncio.get_running_loop()
@@ -849,7 +1052,7 @@ async def _poll(check: Callable[[], Awaitable[bool]], deadline_s: float, what: s
 
 
 @pytest.mark.skipif(not os.access(PROMETHEUS, os.X_OK), reason="prometheus is not installed")
-async def test_prometheus_driver_against_a_real_prometheus() -> None:
+async def test_prometheus_driver_against_a_real_prometheus(monkeypatch: pytest.MonkeyPatch) -> None:
     # A tiny exporter: what Prometheus scrapes.
     async def metrics(request: web.Request) -> web.Response:
         text = "# TYPE hybridops_test_lag_seconds gauge\nhybridops_test_lag_seconds 4.5\n"
@@ -903,18 +1106,22 @@ async def test_prometheus_driver_against_a_real_prometheus() -> None:
             await _poll(ready, 30, "/-/ready", log)
             await _poll(scraped, 30, "the exporter's series", log)
 
+        def source(**queries: str) -> SignalSource:
+            return SignalSource(
+                driver=SignalsKind.PROMETHEUS, url=url, queries={SignalName(k): v for k, v in queries.items()}
+            )
+
         driver = PrometheusDriver(
-            SignalSource(
-                driver=SignalsKind.PROMETHEUS,
-                url=url,
-                queries={
-                    SignalName.LAG_SECONDS: 'hybridops_test_lag_seconds{site="{site}"}',
-                    SignalName.STANDBY_UP: 'up{job="hybridops-signals",cloud="{cloud}"}',
-                },
+            source(
+                lag_seconds='hybridops_test_lag_seconds{site="{site}"}',
+                standby_up='up{job="hybridops-signals",cloud="{cloud}"}',
             )
         )
+        sent = count_requests(monkeypatch)
         now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what the query's time says
         reading = await driver.collect([AZURE, GCP], now)
+        assert sent == ["POST"], ("one request for the collection", reading)
 
         lag = reading.values["azure"][SignalName.LAG_SECONDS]
         assert (lag.value, lag.source) == (4.5, "prometheus")
@@ -931,6 +1138,35 @@ async def test_prometheus_driver_against_a_real_prometheus() -> None:
         later = datetime.now(UTC) + timedelta(seconds=30)
         lag_later = (await driver.collect([AZURE], later)).values["azure"][SignalName.LAG_SECONDS]
         assert lag_later.observed_at is not None and lag_later.observed_at < later - timedelta(seconds=25)
+
+        # One query each gives the same values and times, evaluated at the same time (a second
+        # on: by then every sample scraped before it is stored).
+        await asyncio.sleep(1)
+        sent.clear()
+        combined = await driver.collect([AZURE, GCP], now)
+        assert sent == ["POST"]
+        assert await PerQueryDriver(driver.source).collect([AZURE, GCP], now) == combined
+        assert sent == ["POST"] + ["GET"] * 8
+        assert combined.values["azure"][SignalName.LAG_SECONDS] == lag
+
+        # What Prometheus will not combine, read one query each: a scalar (label_replace takes
+        # none; nor does timestamp(), so the evaluation time stands), and a selector of two
+        # metrics with one label set once timestamp() drops their names.
+        scalar = PrometheusDriver(source(lag_seconds='scalar(hybridops_test_lag_seconds{site="{site}"})'))
+        sent.clear()
+        assert await scalar.collect([AZURE], now) == SourceReading(
+            values={
+                "azure": {SignalName.LAG_SECONDS: Signal(value=4.5, source="prometheus", observed_at=now)}
+            }
+        )
+        assert sent == ["POST", "GET", "GET"]
+        two = '{__name__=~"hybridops_test_lag_seconds|up",site="{site}"}'
+        sent.clear()
+        assert (await PrometheusDriver(source(standby_up=two)).collect([AZURE], now)).errors == [
+            f"query {two.replace('{site}', 'azure')!r} (site azure, standby_up): 2 series, expected one "
+            "(aggregate them)"
+        ]
+        assert sent == ["POST", "GET", "GET"]
     finally:
         if proc is not None and proc.returncode is None:
             proc.kill()
