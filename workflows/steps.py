@@ -760,6 +760,8 @@ async def run_step(step: Step[In, Out], arg: In, where: Where = Where()) -> Out:
             task_queue=workflow.info().task_queue,
             start_to_close_timeout=step.timeout,
             retry_policy=step.retry,
+            # Before the plan, the policy's heartbeat timeout is not known: the default one.
+            heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S),
         )
     if where.placement == "colocated" or step.local_only:
         return await workflow.execute_local_activity(
