@@ -225,7 +225,7 @@ class SiteActivities(Activities):
     async def assess_sites(self, inp: AssessInput) -> AssessResult:
         """Read-only: the state of each site's server, assessed concurrently (a server that
         answers sets its fenced gauge as read: marks an agent made or retired show here too)."""
-        states = await self.drivers.assess(inp.sites)
+        states = await self.drivers.assess(inp.sites, inp.deadlines)
         for state in states:
             if state.reachable:
                 metrics.SITE_FENCED.labels(state.site).set(1 if state.fenced else 0)

@@ -141,10 +141,12 @@ class Drivers:
         record = await self.dns.get_record(self.inventory.dns.record, "A")
         return record.values[0] if record and record.values else None
 
-    async def assess(self, sites: list[str]) -> list[SiteState]:
+    async def assess(self, sites: list[str], deadlines: dict[str, float] | None = None) -> list[SiteState]:
         """Read-only: each server's own account of itself, read concurrently (each at most
-        the connect timeout; an unreachable one says so, never raises)."""
-        return list(await asyncio.gather(*(self.postgres.assess(s) for s in sites)))
+        the connect timeout, or its deadline in ``deadlines``; an unreachable one says so,
+        never raises)."""
+        within = deadlines or {}
+        return list(await asyncio.gather(*(self.postgres.assess(s, within.get(s)) for s in sites)))
 
     async def gather_signals(self, sites: list[SiteRef]) -> SignalSnapshot:
         """Read-only: every signal source's readings for ``sites``, now."""

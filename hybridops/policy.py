@@ -138,6 +138,12 @@ class Detection(Strict):
     """How long one probe write (or connect) may take before the observer gives up on it and
     opens a new connection; the silence is counted from the last write that succeeded either
     way."""
+    confirm_timeout_s: float = Field(default=0.25, gt=0, le=60.0)
+    """In a run the detection alert started: how long the assessment waits for the server DNS
+    points at (the primary the agents found silent) to answer before it counts as down. The
+    agents have waited out the blip tolerance already, and a healthy primary answers in
+    milliseconds; without it, a hung primary cost the run ``postgres.connect_timeout_s``.
+    Every other server gets the connect timeout as before."""
     worker_heartbeat_timeout_s: float = Field(default=15.0, ge=2.0, le=600.0)
     """How long a worker running a queued step may go without a heartbeat before it counts as
     dead and the step runs again on another worker (its heartbeat comes every quarter of this).
@@ -356,6 +362,8 @@ class Policy(Strict):
             name: True for name, default in LATER_SECTIONS.items() if getattr(self, name) == default
         }
         for section, later in LATER_FIELDS.items():
+            if out.get(section) is True:
+                continue  # the whole section holds its defaults: left out already
             fields = {f for f, default in later.items() if getattr(getattr(self, section), f) == default}
             if fields:
                 out[section] = fields
@@ -372,9 +380,11 @@ LATER_SECTIONS: dict[str, BaseModel] = {
 LATER_FIELDS: dict[str, dict[str, object]] = {
     "approvers": {"signers": {}, "require_signature": False, "signature_max_age_s": 900.0},
     "safety": {"agent_restart_timeout_s": 60.0},
+    "detection": {"confirm_timeout_s": 0.25},
 }
 """Fields added to a section after runs were recorded, with their defaults: approvers' (signed
-approvals), safety's (the wait for a restarting agent)."""
+approvals), safety's (the wait for a restarting agent), detection's (the silent primary's
+shorter deadline)."""
 
 
 def _describe(err: ValidationError) -> str:

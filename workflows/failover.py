@@ -339,6 +339,19 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
         if apps is not None:
             res.health = [apps, alert_check(inp.requested_by, inp.await_alert_resolve_s, self._alerts)]
 
+    @staticmethod
+    def _silent_deadline(inp: FailoverInput, plan: PlanResult) -> dict[str, float]:
+        """In a run the detection alert started for a primary that is down: the server DNS
+        points at (the primary its agents found silent past the tolerance) answers within the
+        policy's ``detection.confirm_timeout_s`` or counts as down. A healthy primary answers
+        in ms, so a stale alert still stops the run; a hung one no longer holds the decision
+        for the whole connect timeout."""
+        if not (inp.only_if_primary_down and inp.requested_by.startswith(ALERT_REQUESTER)):
+            return {}
+        if plan.policy is None or plan.dns_site not in {s.name for s in plan.sites}:
+            return {}
+        return {plan.dns_site: plan.policy.detection.confirm_timeout_s}
+
     async def _plan_beside_lease(self, inp: FailoverInput) -> PlanResult:
         """The plan, read while the lease is asked for (not by a run that began too late:
         that one looks at nothing)."""
@@ -361,7 +374,9 @@ class FailoverWorkflow(BreakGlass, LeasedSaga):
             plan = await self._step("plan", steps.PLAN, PlanInput())
         self._placed_by(plan)
         self._record = plan.dns_record
-        assess_in = AssessInput(sites=[s.name for s in plan.sites])
+        assess_in = AssessInput(
+            sites=[s.name for s in plan.sites], deadlines=self._silent_deadline(inp, plan)
+        )
         gathered: SignalsResult | None = None
         if workflow.patched(SIGNALS_WITH_ASSESS_PATCH):
             # No site is known to be the current primary yet: every cloud site's signals.

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 
 from drivers.backup.base import BackupDriver
+from drivers.postgres.connect import CONNECT_WITHIN
 from drivers.postgres.types import CaughtUp, Fenced, Paused, Promoted, Rejoined, Restored
 from hybridops.capabilities import Capability
 from hybridops.contracts.sites import RejoinMethod, SiteState
@@ -40,12 +41,20 @@ class PostgresDriver(abc.ABC):
         """Whether this process controls ``site``'s server and files."""
         return self.local_sites is None or site in self.local_sites
 
-    async def assess(self, site: str) -> SiteState:
+    async def assess(self, site: str, within_s: float | None = None) -> SiteState:
         """Read-only. What the server at ``site`` is: reachable, primary or standby, its
         positions and fencing. Never raises for an unreachable server: says so instead.
-        Takes at most the connect timeout."""
+        Takes at most the connect timeout to connect, or ``within_s`` for a server whose
+        marks this process does not read from its disk (a site agent's own server keeps the
+        full look)."""
         self.inventory.site(site)
-        return await self._assess(site)
+        if within_s is None or self.local_sites is None or site in self.local_sites:
+            return await self._assess(site)
+        token = CONNECT_WITHIN.set(within_s)
+        try:
+            return await self._assess(site)
+        finally:
+            CONNECT_WITHIN.reset(token)
 
     async def fence(self, site: str, run_id: str) -> Fenced:
         """Make sure ``site`` never accepts writes again, reachable or not.

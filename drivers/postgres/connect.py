@@ -5,6 +5,7 @@ its reference for this connection only, the inventory's connect timeout, autocom
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -13,6 +14,10 @@ from drivers.secrets import resolve_secret
 from hybridops.errors import DatabaseUnreachable
 from hybridops.inventory import Inventory
 
+CONNECT_WITHIN: ContextVar[float | None] = ContextVar("hybridops_connect_within", default=None)
+"""A shorter deadline than the inventory's connect timeout, for the connections the current
+task opens (:meth:`PostgresDriver.assess` sets it for a server the detection found silent)."""
+
 
 async def connect_site(
     inventory: Inventory, site: str, host: str | None = None, application_name: str = "hybridops"
@@ -20,7 +25,7 @@ async def connect_site(
     """A connection to ``site`` (at ``host`` when given: a scratch or replica address);
     :class:`DatabaseUnreachable` naming the site when the server does not answer."""
     cfg = inventory.site(site)
-    timeout = inventory.postgres.connect_timeout_s
+    timeout = min(inventory.postgres.connect_timeout_s, CONNECT_WITHIN.get() or float("inf"))
     try:
         # Our own deadline: libpq's is whole seconds, never under 2, and a hung server (its
         # port open, its processes stopped) is only told from a busy one by it.

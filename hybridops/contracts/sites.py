@@ -264,6 +264,9 @@ class PlanResult(ActivityResult):
 
 class AssessInput(Contract):
     sites: list[str]
+    deadlines: dict[str, float] = {}
+    """A shorter deadline (seconds) for some sites' answer than the connect timeout: the
+    primary the detection's agents found silent (``detection.confirm_timeout_s``)."""
 
 
 class AssessResult(ActivityResult):

@@ -20,6 +20,7 @@ from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.base import RunStatus, TargetChoice
 from hybridops.contracts.decision import DecisionType, DrMode
 from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.inventory import Placement
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
@@ -94,12 +95,20 @@ async def test_a_policy_that_holds_changes_nothing(
     assert_nothing_promoted(lab)
 
 
+@pytest.mark.parametrize(
+    ("requested_by", "placement"),
+    [("unknown", Placement.COLOCATED), ("alert:primary-not-taking-writes", Placement.QUEUES)],
+    ids=["a-page", "the-detection-alert"],
+)
 async def test_a_stale_alert_finds_the_primary_healthy_and_changes_nothing(
-    client: Client, lab: Lab, run_workers
+    client: Client, lab: Lab, run_workers: Any, requested_by: str, placement: Placement
 ) -> None:
-    inv = lab_inventory(lab)
+    """The detection alert's run gives the primary DNS points at only the policy's
+    ``detection.confirm_timeout_s`` to answer: a healthy one does, and the run holds."""
+    inv = lab_inventory(lab, placement=placement)
     await run_workers(client, inv)
-    details = await failed(await start(client, inv, FailoverInput(only_if_primary_down=True)))
+    inp = FailoverInput(only_if_primary_down=True, requested_by=requested_by)
+    details = await failed(await start(client, inv, inp))
     assert "PrimaryHealthy" in details["error"] and "onprem" in details["error"]
     assert details["status"] == "held"
     untouched(lab)

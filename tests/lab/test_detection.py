@@ -101,6 +101,13 @@ async def test_a_hung_primary_is_failed_over_once_and_its_server_isolated(
         except HybridOpsError:
             pass  # isolated: its server was killed, as it must be
     assert result.status == RunStatus.SUCCEEDED, result.error
+    # The assessment gave the frozen server the policy's confirm deadline, not the connect
+    # timeout: the agents had found it silent already.
+    assert result.topology is not None
+    frozen = result.topology.state("onprem")
+    assert frozen is not None and not frozen.reachable, frozen
+    deadline = load_policy(lab.inventory().policy).detection.confirm_timeout_s
+    assert f"no answer within {deadline:g} s" in frozen.error, frozen.error
     assert result.fence is not None and result.fence.isolated, result.fence
     assert "isolated at once" in result.fence.detail, result.fence.detail
     # Isolated at once, beside its agent's mark (which cannot connect to a frozen server):
