@@ -97,6 +97,10 @@ class Recorded:
                 self.inputs[name] = json.loads(given.data)
 
 
+LATER: dict[str, Any] = {"deadlines": {}}
+"""Input fields added after the stored histories were recorded, with their defaults."""
+
+
 @pytest.mark.parametrize("name", DECIDED)
 def test_the_command_decides_as_the_workflow_did(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     recorded = Recorded(name)
@@ -119,6 +123,8 @@ def test_the_command_decides_as_the_workflow_did(name: str, monkeypatch: pytest.
     assert decision["decision_id"].startswith("dec-")
     assert set(asked) == set(TYPES)
     for activity, given in recorded.inputs.items():
-        assert asked[activity] == given, activity
+        # A field added after the history was recorded, at its default, was not there to record.
+        mine = {k: v for k, v in asked[activity].items() if k in given or k not in LATER or LATER[k] != v}
+        assert mine == given, activity
     if name == "succeeded-queues":
         assert {ActivityName.ASSESS_SITES, ActivityName.GATHER_SIGNALS} <= set(recorded.inputs)
