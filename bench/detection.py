@@ -34,21 +34,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
 from temporalio.client import Client
 
 from bench.failover import _ledger, _timeline, log, poll
+from bench.lab import bench_lab
 from bench.patroni import DEFAULT as PATRONI_DEFAULT
 from bench.patroni import PatroniResult, PatroniRound
 from bench.patroni import measure as measure_patroni
@@ -56,7 +52,7 @@ from hybridops.client import connect
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
 from hybridops.errors import HybridOpsError
-from hybridops.inventory import HOME_ENV, Inventory
+from hybridops.inventory import Inventory
 from hybridops.lab import Lab, LabPorts
 from hybridops.policy import load_policy
 
@@ -330,29 +326,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--faults: a comma-separated subset of {','.join(FAULTS)}, got {args.faults!r}")
     if args.runs < 1 or args.patroni_runs < 1:
         parser.error("--runs, --patroni-runs: at least 1")
-    tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-detection-", dir="/tmp"))
-    tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
-    (tmp / "home").mkdir()
-    os.environ[HOME_ENV] = str(tmp / "home")
-    lab = Lab(tmp / "lab", PORTS, queue_suffix=f"-bench-detection-{uuid.uuid4().hex[:8]}")
-    saved = dict(os.environ)
-    os.environ.update(lab.env())
     results: list[Round] = []
-    try:
+    with bench_lab("detection", PORTS) as lab:
         log(f"lab up in {lab.root} (monitoring, worker and agents as processes, writer)")
         inv = lab.up(temporal=True, worker=True, writer=True, monitoring=True)
         if not lab.monitoring_running():
             print("error: the lab's monitoring did not start (Prometheus, Alertmanager installed?)")
             return 2
         results = asyncio.run(bench(lab, inv, args.runs, faults))
-    finally:
         log("lab down")
-        try:
-            lab.down()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            shutil.rmtree(tmp, ignore_errors=True)
     patroni = None
     if args.patroni:  # after the lab is down: the two never share the machine's two cores
         log(f"Patroni: {args.patroni_runs} leader kill(s), each on a fresh cluster (about a minute each)")

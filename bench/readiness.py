@@ -22,10 +22,8 @@ import argparse
 import asyncio
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +39,7 @@ from temporalio.worker import Worker
 from activities.decide import DecideActivities
 from activities.readiness import ReadinessActivities
 from activities.sites import SiteActivities
+from bench.lab import bench_lab
 from drivers.lazy import Drivers
 from hybridops.client import connect
 from hybridops.constants import READINESS_ID_PREFIX, TaskQueue, WorkflowType
@@ -193,22 +192,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-readiness-"))
-    tmp.chmod(0o755)  # the PostgreSQL user must traverse it
-    lab = Lab(tmp / "lab", PORTS, queue_suffix="-bench-readiness")
-    saved = dict(os.environ)
-    os.environ.update(lab.env())
-    try:
+    with bench_lab("readiness", PORTS) as lab:
         lab.up(temporal=True, worker=False, writer=False, monitoring=False)
         lab.ensure_backup()  # a healthy lab: every check can pass
         asyncio.run(bench(lab, args.runs))
-    finally:
-        try:
-            lab.down()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

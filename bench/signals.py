@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.lab import bench_lab
 from drivers.signals import collect_signals
 from drivers.signals.http import HttpSource, SourceError
 from drivers.signals.prometheus import PrometheusDriver
 from hybridops.contracts.base import Cloud
 from hybridops.contracts.decision import Signal, SignalName
 from hybridops.contracts.sites import SiteRef
-from hybridops.inventory import HOME_ENV, Inventory
+from hybridops.inventory import Inventory
 from hybridops.lab import Lab, LabPorts
 
 PORTS = LabPorts(net="127.76.0", pg=24432, dns=24353, temporal=27533, ui=28533)
@@ -100,26 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="collections each way (default 200)")
     parser.add_argument("--incident", action="store_true", help="then again while onprem is killed")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="hybridops-bench-signals-", dir="/tmp"))
-    tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
-    (tmp / "home").mkdir()
-    os.environ[HOME_ENV] = str(tmp / "home")
-    lab = Lab(tmp / "lab", PORTS, queue_suffix=f"-bench-signals-{uuid.uuid4().hex[:8]}")
-    saved = dict(os.environ)
-    os.environ.update(lab.env())
-    try:
+    with bench_lab("signals", PORTS) as lab:
         inv = lab.up(temporal=True, worker=True, writer=True, monitoring=True)
         if not lab.monitoring_running():
             print("error: the lab's monitoring did not start (Prometheus, Alertmanager installed?)")
             return 2
         asyncio.run(bench(lab, inv, args.runs, args.incident))
-    finally:
-        try:
-            lab.down()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
