@@ -20,7 +20,7 @@ from hybridops.contracts.lease import LeaseHolder
 from hybridops.inventory import Inventory, LeaseSettings
 from hybridops.lab import Lab
 from tests.conftest import lab_inventory
-from tests.lab.helpers import assert_one_writer, eventually, role, start
+from tests.lab.helpers import assert_one_writer, dns_points_at, eventually, role, start
 
 
 async def _holder(client: Client, inv: Inventory) -> LeaseHolder | None:
@@ -71,7 +71,7 @@ async def test_a_second_run_is_refused_while_the_first_waits(
     result: FailoverResult = await first.result()
     assert result.status == RunStatus.SUCCEEDED and result.lease is not None and result.lease.granted
     assert await _holder(client, inv) is None, "released when the run ended"
-    assert assert_one_writer(lab) == result.target
+    assert assert_one_writer(lab) == result.target and dns_points_at(lab) == result.target
 
 
 async def test_every_ending_releases_the_lease(client: Client, lab: Lab, run_workers: Any) -> None:
@@ -114,4 +114,4 @@ async def test_every_ending_releases_the_lease(client: Client, lab: Lab, run_wor
     steps = [s["name"] for s in failure.value.cause.details[0]["steps"]]  # type: ignore[union-attr]
     assert steps[:2] == ["plan", "plan"], steps
     assert await _holder(client, inv) is None
-    assert assert_one_writer(lab) == "onprem"
+    assert assert_one_writer(lab) == "onprem" and dns_points_at(lab) == "onprem"
