@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from hybridops.inventory import Inventory
 from hybridops.lab import Lab
 from hybridops.lab.layout import SITES
 from hybridops.workload import Ack, read_ledger
-from tests.lab.helpers import ask, dns_points_at, eventually, role, spawn_worker, timeline
+from tests.lab.helpers import ask, dns_points_at, eventually, polling, role, spawn_worker, timeline
 from tests.lab.sampler import WritableSampler
 
 PROMOTE_MARK = "hybridops.promoted.json"
@@ -231,6 +231,11 @@ class WorkerKeeper:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
+    async def polling(self, since: datetime) -> None:
+        """Wait until each worker started at ``since`` polls its queue (see
+        :func:`tests.lab.helpers.polling`)."""
+        await polling(self.lab, self.names(), since)
+
     async def _watch(self) -> None:
         while True:
             for name, proc in list(self.procs.items()):
@@ -259,8 +264,10 @@ class WorkerKeeper:
 @contextlib.asynccontextmanager
 async def kept_worker(lab: Lab) -> AsyncIterator[WorkerKeeper]:
     keeper = WorkerKeeper(lab)
+    since = datetime.now(UTC)
     keeper.start()
     try:
+        await keeper.polling(since)
         yield keeper
     finally:
         keeper.stop()

@@ -10,12 +10,14 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 from temporalio.client import Client, WorkflowHandle
 
 from drivers.dns import make_dns_driver
+from hybridops.client import connect, queue_pollers
 from hybridops.constants import TaskQueue, WorkflowType
 from hybridops.contracts.failover import FailoverResult
 from hybridops.inventory import DnsKind, Inventory
@@ -248,6 +250,26 @@ def spawn_worker(lab: Lab, site: str | None = None) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+async def polling(lab: Lab, names: list[str | None], since: datetime, timeout: float = 60) -> None:
+    """Wait until each worker started at ``since`` polls its queue (None: the control worker's;
+    a site: its agent's), as a supervisor's workers do long before an incident. Without it a
+    test races its own start: on a loaded machine an agent still importing when its step is
+    scheduled misses the policy's agent start timeout, and the run takes it for a dead host
+    (isolates instead of fencing; a crash fault in its step never fires). Temporal keeps a
+    killed worker listed for a while, so only a poll after ``since`` counts."""
+    inv = lab.inventory()
+    client = await connect(inv.temporal)
+    for name in names:
+        queue = inv.site_queue(name) if name else inv.queue(TaskQueue.CONTROL)
+
+        async def fresh(queue: str = queue) -> bool:
+            now = datetime.now(UTC)
+            polls = await queue_pollers(client, queue)
+            return any(now - timedelta(seconds=p.seconds_ago) >= since for p in polls)
+
+        await eventually(f"{name or 'the control worker'} polling {queue}", fresh, timeout)
 
 
 def spawn_agents(lab: Lab) -> list[subprocess.Popen[bytes]]:

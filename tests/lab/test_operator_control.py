@@ -29,6 +29,7 @@ from hybridops.contracts.base import (
 )
 from hybridops.contracts.failover import FailoverInput, FailoverResult
 from hybridops.lab import Lab
+from hybridops.lab.layout import SITES
 from hybridops.signing import operator_message
 from hybridops.sshkeygen import make_key, sign
 from tests.conftest import identified_client, lab_inventory
@@ -36,6 +37,7 @@ from tests.lab.helpers import (
     assert_failed_over,
     dns_points_at,
     eventually,
+    polling,
     spawn_agents,
     spawn_worker,
     start,
@@ -72,10 +74,12 @@ async def test_pause_holds_across_a_worker_kill_and_a_failed_step_waits_for_retr
     # prepare_target is slow, so the pause lands while it runs; repoint_apps (past the point
     # of no return) fails once in the worker that runs it: the cause is gone for the retry.
     inv = lab_inventory(lab, faults={"prepare_target": "delay:2", "repoint_apps": "fail:1"})
+    since = datetime.now(UTC)
     agents = spawn_agents(lab)  # the site agents live on: the control worker dies
     first = spawn_worker(lab)
     second = None
     try:
+        await polling(lab, [None, *SITES], since)
         lab.break_site("onprem")
         handle = await start(client, inv, FailoverInput(target="azure"))
 
@@ -293,8 +297,10 @@ async def test_a_run_nobody_retries_ends_in_a_named_state_with_the_steps_to_fini
         yaml.safe_dump({"approval": {"failover": False}, "operator": {"wait_after_failure_s": 1}})
     )
     inv = lab_inventory(lab, policy=policy, faults={"dns_cutover": "fail:1000"})
+    since = datetime.now(UTC)
     workers = [*spawn_agents(lab), spawn_worker(lab)]
     try:
+        await polling(lab, [None, *SITES], since)
         lab.break_site("onprem")
         handle = await start(client, inv, FailoverInput(target="azure"))
         with pytest.raises(WorkflowFailureError) as failed:
@@ -317,8 +323,10 @@ async def test_a_run_nobody_retries_ends_in_a_named_state_with_the_steps_to_fini
 
     # The by-hand step: the DNS API answers again, the failover runs again and repairs DNS.
     fixed = lab_inventory(lab, policy=policy)
+    since = datetime.now(UTC)
     workers = [*spawn_agents(lab), spawn_worker(lab)]
     try:
+        await polling(lab, [None, *SITES], since)
         again = await start(client, fixed, FailoverInput(target="azure"))
         with pytest.raises(WorkflowFailureError) as err:
             await again.result()

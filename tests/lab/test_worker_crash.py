@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from datetime import UTC, datetime
 
 from temporalio.client import Client
 
 from hybridops.contracts.base import RunStatus
 from hybridops.contracts.failover import FailoverInput
 from hybridops.lab import Lab
+from hybridops.lab.layout import SITES
 from tests.conftest import lab_inventory
 from tests.lab.helpers import (
     assert_failed_over,
     dns_changes,
     dns_points_at,
     eventually,
+    polling,
     spawn_agents,
     spawn_worker,
     start,
@@ -29,10 +32,12 @@ async def test_worker_killed_after_promotion_and_dns(client: Client, lab: Lab) -
     # verify_writes is held for 4 s, so the kill lands after promotion and DNS cutover ran.
     inv = lab_inventory(lab, faults={"verify_writes": "delay:4"})
     before = dns_changes(lab)
+    since = datetime.now(UTC)
     agents = spawn_agents(lab)  # the site agents live on: the control worker dies
     first = spawn_worker(lab)
     second: subprocess.Popen[bytes] | None = None
     try:
+        await polling(lab, [None, *SITES], since)
         lab.break_site("onprem")
         handle = await start(client, inv, FailoverInput(target="azure"))
 

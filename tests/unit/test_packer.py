@@ -7,6 +7,8 @@ is parsed and checked against what the runner passes."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,9 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def runner(state: Path, tmp_path: Path, fail: str = "", **kwargs: Any) -> PackerRunner:
     env = {
+        # The fake's `#!/usr/bin/env python3` finds this interpreter, not a slower one (a pyenv
+        # shim starts a shell first): a timeout test's SIGINT must meet the fake, not its launcher.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "FAKE_PACKER_DIR": str(state),
         "FAKE_PACKER_EXPECT_ENV": "PKR_VAR_azure_client_secret",
         "FAKE_PACKER_SECRET_ENV": "PKR_VAR_azure_client_secret",
