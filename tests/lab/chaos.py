@@ -231,11 +231,6 @@ class WorkerKeeper:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
-    async def polling(self, since: datetime) -> None:
-        """Wait until each worker started at ``since`` polls its queue (see
-        :func:`tests.lab.helpers.polling`)."""
-        await polling(self.lab, self.names(), since)
-
     async def _watch(self) -> None:
         while True:
             for name, proc in list(self.procs.items()):
@@ -267,7 +262,7 @@ async def kept_worker(lab: Lab) -> AsyncIterator[WorkerKeeper]:
     since = datetime.now(UTC)
     keeper.start()
     try:
-        await keeper.polling(since)
+        await polling(lab, keeper.names(), since)
         yield keeper
     finally:
         keeper.stop()
