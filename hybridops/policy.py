@@ -140,10 +140,12 @@ class Detection(Strict):
     way."""
     confirm_timeout_s: float = Field(default=0.25, gt=0, le=60.0)
     """In a run the detection alert started: how long the assessment waits for the server DNS
-    points at (the primary the agents found silent) to answer before it counts as down. The
-    agents have waited out the blip tolerance already, and a healthy primary answers in
-    milliseconds; without it, a hung primary cost the run ``postgres.connect_timeout_s``.
-    Every other server gets the connect timeout as before."""
+    points at (the primary the agents found silent) to answer the protocol (its reply to an
+    SSLRequest, before any authentication: two round trips from the control worker and a
+    fork) before it counts as down. The agents have waited out the blip tolerance already, and
+    a healthy primary answers in milliseconds; without it, a hung primary cost the run
+    ``postgres.connect_timeout_s``. One that answers gets the connect timeout for the rest of
+    the connect; every other server gets the connect timeout as before."""
     worker_heartbeat_timeout_s: float = Field(default=15.0, ge=2.0, le=600.0)
     """How long a worker running a queued step may go without a heartbeat before it counts as
     dead and the step runs again on another worker (its heartbeat comes every quarter of this).

@@ -154,6 +154,10 @@ def write_policy(layout: LabLayout) -> None:
     # An agent killed mid-step is restarted by its supervisor (the tests' WorkerKeeper) within
     # seconds, more on a loaded machine: wait for it longer than for a dead host's.
     policy.safety.agent_restart_timeout_s = 20.0
+    # The silent primary's confirm is its answer to an SSLRequest (drivers/postgres/connect.py:
+    # answers): on loopback a healthy server's comes within 20 ms with both cores saturated, so
+    # 0.1 s, not the 0.25 s runbooks/policy.yaml leaves for a control worker regions away.
+    policy.detection.confirm_timeout_s = 0.1
     # A step that fails past the point of no return waits for `hybridops retry` or `skip`: long
     # enough for someone at the lab to read `hybridops status` and act, short enough that a run
     # nobody answers (a test's, a demo left alone) ends within minutes, not the hour production's
