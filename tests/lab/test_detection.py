@@ -5,9 +5,10 @@ write past the policy's 2 s blip tolerance; the alert receiver starts the failov
 
 A frozen primary (every process SIGSTOPped: its port still accepts connections) is told from a
 2 s blip; a hung one is failed over and its server isolated (killed, so it cannot wake and
-write); a dead one is failed over, and the run's RTO is the writer's own outage. One agent cut
-off from the primary (its link's relay partitioned: hybridops/lab/link.py) is one view: it
-starts nothing, whatever the length of the cut, and reaches people as HybridOpsAgentCutOff."""
+write); a dead one is failed over, and the run's RTO is the writer's own outage; a dead host
+(its agent gone too) is failed over on its two peers' views. One agent cut off from the
+primary (its link's relay partitioned: hybridops/lab/link.py) is one view: it starts nothing,
+whatever the length of the cut, and reaches people as HybridOpsAgentCutOff."""
 
 from __future__ import annotations
 
@@ -157,6 +158,26 @@ async def test_a_killed_primary_is_failed_over_once_and_the_rto_is_the_writers_o
     assert result.rto_seconds is not None and "ledger" in result.rto_counted_from, result.rto_counted_from
     assert abs(result.rto_seconds - outage) <= 0.1, (result.rto_seconds, outage)
     print(f"kill: writer outage {outage:.3f} s, run RTO {result.rto_seconds:.3f} s, {result.rto_split}")
+    assert [w.id for w in await runs(client, lab)] == [result.workflow_id]
+    writer = assert_one_writer(lab)
+    assert writer == result.target and dns_points_at(lab) == writer
+
+
+async def test_a_dead_host_is_failed_over_once_its_agent_counted_in_the_quorum(
+    client: Client, monitored_lab: Lab, run_workers: object
+) -> None:
+    """The primary's host dies, its agent with it: the two agents left are two of the three the
+    liveness job scrapes (the dead one's ``up`` is 0, its view gone), a majority: one run. The
+    quorum counts every agent, not only those that answer (one view is never a majority)."""
+    lab = monitored_lab
+    await watched(client, lab, run_workers)
+    lab.break_site("onprem")
+    result = await the_one_run(client, lab)
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    assert "onprem sees" not in result.input.reason, result.input.reason
+    assert "azure sees onprem" in result.input.reason and "gcp sees onprem" in result.input.reason
+    assert lab.monitoring.query_scalar('count(up{job="liveness"})') == 3
+    assert lab.monitoring.query_scalar('count(up{job="liveness"} == 1)') == 2
     assert [w.id for w in await runs(client, lab)] == [result.workflow_id]
     writer = assert_one_writer(lab)
     assert writer == result.target and dns_points_at(lab) == writer
