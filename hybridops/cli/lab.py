@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +26,7 @@ from hybridops.cli.failover import print_summary
 from hybridops.cli.failures import command_group
 from hybridops.constants import WorkflowType
 from hybridops.contracts.failover import FailoverInput, FailoverResult
+from hybridops.errors import HybridOpsError
 from hybridops.inventory import INVENTORY_ENV, DnsKind
 
 if TYPE_CHECKING:
@@ -141,10 +143,51 @@ def lab_break(
 def lab_stop_server(site: str) -> None:
     """Stop SITE's database server cleanly; its host and agent stay up. A stopped standby is
     not fit to promote (restore mode: the failover restores a backup there instead)."""
-    if site not in ("onprem", "azure", "gcp"):
-        fail(f"site: unknown site {site!r} (onprem, azure or gcp)")
-    _lab().postgres.stop_server(site)
+    _lab().postgres.stop_server(_site(site))
     console.print(f"{site}'s server stopped")
+
+
+def _site(site: str, field: str = "site") -> str:
+    if site not in ("onprem", "azure", "gcp"):
+        fail(f"{field}: unknown site {site!r} (onprem, azure or gcp)")
+    return site
+
+
+@lab_app.command("freeze")
+def lab_freeze(
+    site: Annotated[str, typer.Argument(help="The site whose server hangs: onprem, azure, gcp")],
+    seconds: Annotated[
+        float | None,
+        typer.Option("--for", min=0.0, help="Thaw it after this many seconds (a blip); default: stay frozen"),
+    ] = None,
+) -> None:
+    """A hung server: every process of SITE's server stopped (SIGSTOP), as a stuck disk or a
+    paused VM leaves it: its port still accepts connections, nothing answers, its agent lives.
+    Frozen past the policy's blip tolerance (2 s), the primary's agents find it silent and the
+    failover alert starts a run, which isolates it; ``--for 2`` is a blip: it must start
+    nothing. ``lab thaw`` wakes it."""
+    lab = _lab()
+    at = lab.freeze_site(_site(site))
+    console.print(f"{site}'s server frozen at {at.isoformat()}")
+    if seconds is None:
+        return
+    try:
+        time.sleep(seconds)  # the freeze's length is the command's point
+    finally:  # an interrupted blip is thawed too: nothing left frozen behind the command
+        try:
+            at = lab.thaw_site(site)
+        except HybridOpsError:
+            console.print(f"{site}'s server is not running now (a failover isolated it): nothing to thaw")
+        else:
+            console.print(f"{site}'s server thawed at {at.isoformat()}")
+
+
+@lab_app.command("thaw")
+def lab_thaw(site: Annotated[str, typer.Argument(help="The frozen site: onprem, azure, gcp")]) -> None:
+    """Wake the server ``lab freeze`` stopped (SIGCONT). A failover may have isolated it
+    meanwhile: then there is nothing to wake, and it says so."""
+    at = _lab().thaw_site(_site(site))
+    console.print(f"{site}'s server thawed at {at.isoformat()}")
 
 
 @lab_app.command("cut")

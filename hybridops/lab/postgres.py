@@ -5,6 +5,7 @@ address. Starting, stopping and killing them, and reading who is writable.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -300,9 +301,13 @@ class LabPostgres:
         self._pg("pg_ctl", "-D", str(self.layout.data_dir(site)), "-m", mode, "-w", "-t", "30", "stop")
 
     def stop(self, mode: str = "fast") -> None:
-        """Stop every server (``pg_ctl`` ``mode``), killing one that does not stop in 30 s."""
+        """Stop every server (``pg_ctl`` ``mode``), killing one that does not stop in 30 s. A
+        frozen one (``lab freeze``) is thawed first: stopped processes would not hear pg_ctl's
+        signal, and ``lab down`` or ``reset`` would wait those 30 s and then kill it."""
         for site in SITES:
             if self.running(site):
+                with contextlib.suppress(HybridOpsError):
+                    self.thaw(site)
                 try:
                     self.stop_server(site, mode)
                 except HybridOpsError:

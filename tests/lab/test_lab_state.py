@@ -7,6 +7,7 @@ import json
 import os
 import signal
 
+import psutil
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -160,3 +161,39 @@ def test_a_cut_link_black_holes_one_agents_path_and_a_reset_heals_it(lab: Lab) -
     assert lab.links.cut_links() == [] and _reaches(lab, "azure", "onprem")
     lab.down()
     assert lab.pid("links") is None
+
+
+def test_lab_freeze_blips_thaws_and_never_holds_up_a_stop(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lab freeze SITE --for S` is a blip: frozen, then answering again; without `--for` the
+    server stays frozen (its processes stopped) until `lab thaw`, a failover's isolation, or a
+    stop, which thaws it first and so stops it cleanly (pg_ctl's signal heard, not a kill after
+    its 30 s)."""
+    monkeypatch.setattr(lab_commands, "_lab", lambda: lab)
+
+    def postmaster() -> psutil.Process:
+        pid_file = lab.postgres.layout.data_dir("onprem") / "postmaster.pid"
+        return psutil.Process(int(pid_file.read_text().split("\n", 1)[0]))
+
+    blip = CliRunner().invoke(app, ["lab", "freeze", "onprem", "--for", "0.5"])
+    assert blip.exit_code == 0, blip.output
+    assert "onprem's server frozen at" in blip.output and "onprem's server thawed at" in blip.output
+    assert postmaster().status() != psutil.STATUS_STOPPED
+    assert writable_sites(lab) == ["onprem"]  # a write on each server: onprem takes it again
+
+    unknown = CliRunner().invoke(app, ["lab", "freeze", "aws"])
+    assert unknown.exit_code == 2 and "site: unknown site 'aws'" in unknown.output, unknown.output
+
+    frozen = CliRunner().invoke(app, ["lab", "freeze", "onprem"])
+    assert frozen.exit_code == 0 and "thawed" not in frozen.output, frozen.output
+    assert postmaster().status() == psutil.STATUS_STOPPED
+    log = lab.postgres.layout.data_dir("onprem") / "log" / "server.log"
+    before = log.stat().st_size
+    lab.stop_postgres()
+    with log.open() as f:
+        f.seek(before)
+        assert "received fast shutdown request" in f.read()
+    thaw = CliRunner().invoke(app, ["lab", "thaw", "onprem"])
+    assert thaw.exit_code == 2 and "onprem's server is not running" in thaw.output, thaw.output
+
+    lab.up(**QUIET)
+    assert assert_one_writer(lab) == "onprem" and dns_points_at(lab) == "onprem"
