@@ -31,8 +31,8 @@ async def answers(host: str, port: int, within_s: float) -> bool:
     (two round trips and a fork; no credentials, no TLS or SCRAM round trips). A frozen server
     (its processes stopped, a stuck host) has the kernel accept the connection and never
     answers: False. Refused, reset or closed count as an answer here: the connect that follows
-    says what it was, in libpq's words. The server logs nothing for a client that leaves
-    after the reply without a TLS server (ssl=on logs one failed handshake)."""
+    says what it was, in libpq's words. A server without TLS logs nothing for a client that
+    leaves after the reply; one with ``ssl=on`` logs one failed handshake."""
     writer: asyncio.StreamWriter | None = None
 
     async def reply() -> None:
