@@ -34,16 +34,12 @@ async def answers(host: str, port: int, within_s: float) -> bool:
     says what it was, in libpq's words. A server without TLS logs nothing for a client that
     leaves after the reply; one with ``ssl=on`` logs one failed handshake."""
     writer: asyncio.StreamWriter | None = None
-
-    async def reply() -> None:
-        nonlocal writer
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(SSL_REQUEST)
-        await writer.drain()
-        await reader.read(1)
-
     try:
-        await asyncio.wait_for(reply(), within_s)
+        async with asyncio.timeout(within_s):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(SSL_REQUEST)
+            await writer.drain()
+            await reader.read(1)
     except TimeoutError:
         return False
     except OSError:

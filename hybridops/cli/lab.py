@@ -120,6 +120,12 @@ def lab_status(json_out: Annotated[bool, typer.Option("--json")] = False) -> Non
     _print_lab_warnings(status["warnings"])
 
 
+def _site(site: str, field: str = "site") -> str:
+    if site not in ("onprem", "azure", "gcp"):
+        fail(f"{field}: unknown site {site!r} (onprem, azure or gcp)")
+    return site
+
+
 @lab_app.command("break")
 def lab_break(
     sites: Annotated[list[str], typer.Argument(help="The sites whose hosts die: onprem, azure, gcp")],
@@ -129,8 +135,7 @@ def lab_break(
     and no standby is fit to promote, so the failover restores from the archive."""
     lab = _lab()
     for site in sites:
-        if site not in ("onprem", "azure", "gcp"):
-            fail(f"sites: unknown site {site!r} (onprem, azure or gcp)")
+        _site(site, "sites")
     if len(set(sites)) != len(sites):
         fail("sites: a site is named twice")
     # The first one named is the incident's (its time is where the RTO counts from).
@@ -145,12 +150,6 @@ def lab_stop_server(site: str) -> None:
     not fit to promote (restore mode: the failover restores a backup there instead)."""
     _lab().postgres.stop_server(_site(site))
     console.print(f"{site}'s server stopped")
-
-
-def _site(site: str, field: str = "site") -> str:
-    if site not in ("onprem", "azure", "gcp"):
-        fail(f"{field}: unknown site {site!r} (onprem, azure or gcp)")
-    return site
 
 
 @lab_app.command("freeze")
